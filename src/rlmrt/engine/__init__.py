@@ -1,0 +1,1 @@
+"""The recursion engine: run loop, budgets, prompts, reply parsing."""

@@ -1,0 +1,83 @@
+"""Host-side budgets of one run tree.
+
+One `Budget` is shared by every run in the tree. It reads the tree's usage from the
+`UsageLedger` (which is fed by events), so a child's spending is the parent's
+spending, and a child simply draws on whatever the tree has left.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+
+from rlmrt.errors import BudgetExceededError
+from rlmrt.observe.usage import UsageLedger
+
+WARN_FRACTION = 0.8
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class BudgetLimits:
+    max_model_calls: int | None = None
+    max_input_tokens: int | None = None
+    max_output_tokens: int | None = None
+    max_cost_usd: float | None = None
+    max_wall_time_s: float | None = None
+
+
+class Budget:
+    """Checks the tree-wide limits before each model call and sub-call."""
+
+    def __init__(
+        self,
+        limits: BudgetLimits,
+        ledger: UsageLedger,
+        *,
+        warn: Callable[[str, str], None] | None = None,
+        clock: Callable[[], float] = time.monotonic,
+    ) -> None:
+        self.limits = limits
+        self._ledger = ledger
+        self._clock = clock
+        self._started = clock()
+        self._warn = warn
+        self._warned: set[str] = set()
+
+    def elapsed_s(self) -> float:
+        return self._clock() - self._started
+
+    def remaining_time_s(self) -> float | None:
+        if self.limits.max_wall_time_s is None:
+            return None
+        return max(0.0, self.limits.max_wall_time_s - self.elapsed_s())
+
+    def _readings(self) -> list[tuple[str, float, float | None]]:
+        used = self._ledger.total()
+        return [
+            ("max_model_calls", used.model_calls, self.limits.max_model_calls),
+            ("max_input_tokens", used.input_tokens, self.limits.max_input_tokens),
+            ("max_output_tokens", used.output_tokens, self.limits.max_output_tokens),
+            ("max_cost_usd", used.cost_usd, self.limits.max_cost_usd),
+            ("max_wall_time_s", self.elapsed_s(), self.limits.max_wall_time_s),
+        ]
+
+    def exceeded(self) -> BudgetExceededError | None:
+        """The first limit reached, as an error to raise or report; None if all is well."""
+        for name, value, limit in self._readings():
+            if limit is None:
+                continue
+            if value >= limit:
+                return BudgetExceededError(
+                    name, f"budget exhausted: {name}={limit:g} reached (used {value:g})"
+                )
+            if value >= WARN_FRACTION * limit and name not in self._warned:
+                self._warned.add(name)
+                if self._warn is not None:
+                    self._warn(name, f"{name}: {value:g} of {limit:g} used")
+        return None
+
+    def check(self) -> None:
+        error = self.exceeded()
+        if error is not None:
+            raise error

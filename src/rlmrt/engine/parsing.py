@@ -1,0 +1,71 @@
+"""Reading the root model's replies: code blocks and FINAL markers."""
+
+from __future__ import annotations
+
+import ast
+import re
+from dataclasses import dataclass
+from typing import Literal
+
+# ```repl, ```python and ```py fences all count (small models often write ```python).
+_FENCE = re.compile(r"```[ \t]*(?:repl|python|py|python3)[ \t]*\r?\n(.*?)(?:```|\Z)", re.DOTALL)
+_ANY_FENCE = re.compile(r"```.*?(?:```|\Z)", re.DOTALL)
+_FINAL_START = re.compile(r"^[ \t>*_#`-]*(FINAL_VAR|FINAL)\(", re.MULTILINE)
+
+
+@dataclass(frozen=True, slots=True)
+class FinalMarker:
+    kind: Literal["FINAL", "FINAL_VAR"]
+    argument: str
+
+
+def find_code_blocks(text: str) -> list[str]:
+    """The code of every ```repl / ```python block, in order (a last unclosed block counts)."""
+    return [
+        block for block in (m.group(1).strip("\n") for m in _FENCE.finditer(text)) if block.strip()
+    ]
+
+
+def find_final(text: str) -> FinalMarker | None:
+    """A FINAL(...) or FINAL_VAR(...) written as text, outside any fenced block."""
+    prose = _ANY_FENCE.sub("", text)
+    match = _FINAL_START.search(prose)
+    if match is None:
+        return None
+    kind: Literal["FINAL", "FINAL_VAR"] = "FINAL_VAR" if match.group(1) == "FINAL_VAR" else "FINAL"
+    inner = _balanced(prose, match.end())
+    argument = _unquote(inner.strip())
+    return FinalMarker(kind, argument)
+
+
+def _balanced(text: str, start: int) -> str:
+    """Text from `start` up to the parenthesis that closes the one before it."""
+    depth = 1
+    quote: str | None = None
+    for index in range(start, len(text)):
+        char = text[index]
+        if quote:
+            if char == quote and text[index - 1] != "\\":
+                quote = None
+        elif char in "\"'":
+            quote = char
+        elif char == "(":
+            depth += 1
+        elif char == ")":
+            depth -= 1
+            if depth == 0:
+                return text[start:index]
+    # Unbalanced (an answer with a stray parenthesis or quote): up to the last ")".
+    end = text.rfind(")", start)
+    return text[start:end] if end != -1 else text[start:]
+
+
+def _unquote(argument: str) -> str:
+    if len(argument) >= 2 and argument[0] == argument[-1] and argument[0] in "\"'":
+        try:
+            value = ast.literal_eval(argument)
+        except (ValueError, SyntaxError):
+            return argument[1:-1]
+        if isinstance(value, str):
+            return value
+    return argument

@@ -1,0 +1,85 @@
+"""The words the engine says to the root model."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from typing import Any
+
+from rlmrt.engine.context_input import describe_for_prompt
+from rlmrt.llm.base import Message
+
+SYSTEM_PROMPT = """\
+You are answering a question about a context that is too large to read directly. \
+The context is loaded in a Python REPL as the variable `context`; you see only its \
+metadata. Work by writing Python code in ```repl fenced blocks; the code runs and you \
+see what it prints. Variables persist between blocks.
+
+Functions available in the REPL:
+- llm_query(prompt, model=None) -> str: ask a language model one question. Its \
+window holds about {sub_window} characters, so send it chunks of the context, not all of it.
+- llm_query_batched(prompts, model=None) -> list[str]: many llm_query calls at once, \
+run concurrently (much faster than a loop). Failed items are Exception objects: check \
+with isinstance(r, Exception).
+- rlm_query(prompt, context=None) -> str: start a recursive sub-run that has its own \
+REPL with `context` loaded (use it for sub-problems that are themselves large).
+- rlm_query_batched(prompts, contexts=None) -> list[str]: many rlm_query calls at once.
+- FINAL(value): give the final answer and end the run.
+- FINAL_VAR(name): give the value of the variable called `name` (a string) as the \
+final answer.
+- SHOW_VARS(): list the variables you have defined.
+
+How to work:
+1. Look at the context first (its type, its length, a few slices); print what you need \
+to see. Output longer than {max_output_chars} characters is truncated.
+2. Use Python (slicing, re, counting) where it is exact; use llm_query on chunks where \
+understanding is needed; combine the results in code.
+3. When the answer is known, call FINAL(answer) or FINAL_VAR("name") inside a ```repl \
+block. Do not guess the answer in the same reply as code whose output you have not seen.
+
+Example:
+```repl
+chunks = [context[i:i + 50000] for i in range(0, len(context), 50000)]
+answers = llm_query_batched([f"List the dates mentioned in:\\n{{c}}" for c in chunks])
+print(answers[:2])
+```
+"""
+
+NO_CODE_FEEDBACK = (
+    "Your reply had no ```repl code block and no FINAL(...). Write Python code in a "
+    "```repl block to work on `context`, or give the answer with FINAL(answer)."
+)
+
+DEFERRED_FINAL_NOTE = (
+    "Note: your FINAL(...) was not accepted because it was written in the same reply as "
+    "code, before you saw the code's output. Check the output above; if the answer "
+    "stands, give FINAL(...) again."
+)
+
+EMPTY_OUTPUT_NOTE = "(the code ran and printed nothing; use print() to see values)"
+
+BEST_EFFORT_PROMPT = (
+    "The run has reached a limit ({reason}) and cannot execute more code. From what you "
+    "have learned so far, give your best final answer now, as FINAL(your answer), "
+    "without any code."
+)
+
+
+def system_prompt(*, max_output_chars: int, sub_window_chars: int = 400_000) -> str:
+    return SYSTEM_PROMPT.format(
+        sub_window=f"{sub_window_chars:,}", max_output_chars=max_output_chars
+    )
+
+
+def first_messages(
+    prompt: str, metadata: Mapping[str, Any], *, max_output_chars: int, depth: int
+) -> list[Message]:
+    where = "" if depth == 0 else f" (this is a recursive sub-run at depth {depth})"
+    user = (
+        f"Metadata of `context`{where}:\n{describe_for_prompt(metadata)}\n\n"
+        f"Question: {prompt}\n\n"
+        "Start by exploring `context` in a ```repl block."
+    )
+    return [
+        {"role": "system", "content": system_prompt(max_output_chars=max_output_chars)},
+        {"role": "user", "content": user},
+    ]

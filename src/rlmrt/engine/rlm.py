@@ -1,0 +1,208 @@
+"""`RLM`: the public entry point. Every front (Python, CLI, servers) drives this."""
+
+from __future__ import annotations
+
+import asyncio
+import secrets
+from collections.abc import AsyncGenerator, AsyncIterator, Iterator
+from dataclasses import dataclass
+from datetime import datetime, timezone
+from pathlib import Path
+from typing import Any, TypeVar
+
+from rlmrt._loop import LoopThread
+from rlmrt.config import RLMConfig, load_config
+from rlmrt.engine.context_input import load_context
+from rlmrt.engine.run import Run
+from rlmrt.engine.tree import RunTree
+from rlmrt.errors import ConfigError
+from rlmrt.events import Event, EventBus, EventHandler
+from rlmrt.llm.base import ModelClient
+from rlmrt.observe.trajectory import SUFFIX, TrajectoryWriter
+from rlmrt.observe.usage import Usage
+
+T = TypeVar("T")
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class RunResult:
+    """The outcome of a run.
+
+    `answer` is the final answer as text (None only when a limit stopped the run and
+    even the best-effort call failed). `partial` is True when a limit ended the run;
+    `stop_reason` names it ("final" when the model answered). `usage` covers the whole
+    run tree.
+    """
+
+    answer: str | None
+    partial: bool
+    stop_reason: str
+    usage: Usage
+    run_id: str
+    trajectory_path: Path | None
+    iterations: int
+
+
+def new_run_id() -> str:
+    """Sortable by time, unique enough for one user's runs."""
+    stamp = datetime.now(timezone.utc).strftime("%Y%m%d-%H%M%S")
+    return f"{stamp}-{secrets.token_hex(4)}"
+
+
+class RLM:
+    """A Recursive Language Model runtime.
+
+    ```python
+    rlm = RLM(model="openai/gpt-4o-mini", sandbox="local", max_depth=2)
+    result = rlm.completion("How many invoices are overdue?", context=Path("ledger.txt"))
+    ```
+
+    Settings are the fields of `RLMConfig`, given as keyword arguments; they override
+    `RLM_*` environment variables, which override `rlm.toml`. Pass `config=` to use a
+    ready `RLMConfig` as is, and `client=` to use your own `ModelClient`.
+    """
+
+    def __init__(
+        self,
+        model: str | None = None,
+        *,
+        config: RLMConfig | None = None,
+        client: ModelClient | None = None,
+        **settings: Any,
+    ) -> None:
+        if config is not None:
+            if settings or model is not None:
+                config = config.model_copy(
+                    update={**settings, **({"model": model} if model is not None else {})}
+                )
+                config = RLMConfig.model_validate(config.model_dump())
+        else:
+            config = load_config(model=model, **settings)
+        self.config = config
+        if client is None:
+            from rlmrt.llm import create_client
+
+            if not config.model:
+                raise ConfigError(
+                    "no model configured: pass model='provider/name' "
+                    "(e.g. 'openai/gpt-4o-mini'), set RLM_MODEL, or set model in rlm.toml"
+                )
+            client = create_client(config)
+        self.client = client
+        self._subscribers: list[EventHandler] = []
+        self._sync = LoopThread("rlmrt-rlm")
+
+    def subscribe(self, handler: EventHandler) -> None:
+        """Call `handler` with every event of every later run."""
+        self._subscribers.append(handler)
+
+    # -- async core --------------------------------------------------------------
+    async def acompletion(
+        self, prompt: str, context: Any = None, *, on_event: EventHandler | None = None
+    ) -> RunResult:
+        return await self._run(prompt, context, on_event=on_event, stream_root=False)
+
+    async def _run(
+        self,
+        prompt: str,
+        context: Any,
+        *,
+        on_event: EventHandler | None,
+        stream_root: bool,
+    ) -> RunResult:
+        if not isinstance(prompt, str) or not prompt.strip():
+            raise ConfigError("the prompt must be a non-empty string")
+        loaded = load_context(context)
+        run_id = new_run_id()
+        bus = EventBus()
+        writer: TrajectoryWriter | None = None
+        if self.config.save_trajectory:
+            writer = TrajectoryWriter(self.config.trajectory_dir / f"{run_id}{SUFFIX}")
+            bus.subscribe(writer)
+        for handler in self._subscribers:
+            bus.subscribe(handler)
+        if on_event is not None:
+            bus.subscribe(on_event)
+        tree = RunTree(
+            config=self.config, client=self.client, bus=bus, run_id=run_id, stream_root=stream_root
+        )
+        root = Run(
+            tree, prompt=prompt, context=loaded, depth=0, call_id=run_id, parent_call_id=None
+        )
+        try:
+            outcome = await root.execute()
+        finally:
+            if writer is not None:
+                writer.close()
+        return RunResult(
+            answer=outcome.answer,
+            partial=outcome.partial,
+            stop_reason=outcome.stop_reason,
+            usage=tree.ledger.total(),
+            run_id=run_id,
+            trajectory_path=writer.path if writer else None,
+            iterations=outcome.iterations,
+        )
+
+    async def astream(
+        self, prompt: str, context: Any = None
+    ) -> AsyncGenerator[Event | RunResult, None]:
+        """Yield the run's events as they happen (root-model token deltas included),
+        then the `RunResult`."""
+        queue: asyncio.Queue[Event] = asyncio.Queue()
+        task = asyncio.ensure_future(
+            self._run(prompt, context, on_event=queue.put_nowait, stream_root=True)
+        )
+        try:
+            while True:
+                getter = asyncio.ensure_future(queue.get())
+                done, _ = await asyncio.wait({getter, task}, return_when=asyncio.FIRST_COMPLETED)
+                if getter in done:
+                    yield getter.result()
+                    continue
+                getter.cancel()
+                while not queue.empty():
+                    yield queue.get_nowait()
+                yield task.result()
+                return
+        finally:
+            if not task.done():
+                task.cancel()
+                await asyncio.gather(task, return_exceptions=True)
+
+    async def aclose(self) -> None:
+        await self.client.aclose()
+
+    # -- sync facade ----------------------------------------------------------------
+    def completion(self, prompt: str, context: Any = None) -> RunResult:
+        """Synchronous form of `acompletion`."""
+        return self._sync.run(self.acompletion(prompt, context))
+
+    def stream(self, prompt: str, context: Any = None) -> Iterator[Event | RunResult]:
+        """Synchronous form of `astream`: events as they happen, then the result."""
+        agen = self.astream(prompt, context)
+        try:
+            while True:
+                try:
+                    yield self._sync.run(_anext(agen))
+                except StopAsyncIteration:
+                    return
+        finally:
+            self._sync.run(agen.aclose())
+
+    def close(self) -> None:
+        """Close the model client and stop the facade's loop."""
+        try:
+            self._sync.run(self.aclose())
+        finally:
+            self._sync.stop()
+
+    def __enter__(self) -> RLM:
+        return self
+
+    def __exit__(self, *exc_info: object) -> None:
+        self.close()
+
+
+async def _anext(agen: AsyncIterator[T]) -> T:
+    return await agen.__anext__()

@@ -1,0 +1,432 @@
+"""One run of the recursion: the loop of model reply -> code -> output -> reply.
+
+A `Run` is a node of the run tree (the root, or a child started by `rlm_query`). It
+owns its sandbox and conversation; everything it spends goes through its `RunTree`.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from collections.abc import Awaitable, Callable, Sequence
+from dataclasses import dataclass
+from typing import Any
+
+from rlmrt.engine.context_input import LoadedContext, load_context
+from rlmrt.engine.parsing import FinalMarker, find_code_blocks, find_final
+from rlmrt.engine.prompts import (
+    BEST_EFFORT_PROMPT,
+    DEFERRED_FINAL_NOTE,
+    EMPTY_OUTPUT_NOTE,
+    NO_CODE_FEEDBACK,
+    first_messages,
+)
+from rlmrt.engine.tree import RunTree
+from rlmrt.errors import BudgetExceededError, ModelError, RLMError
+from rlmrt.events import (
+    Answer,
+    CodeExecuted,
+    RunErrored,
+    RunFinished,
+    RunStarted,
+    SubCallFinished,
+    SubCallKind,
+    SubCallStarted,
+)
+from rlmrt.llm.base import Message
+from rlmrt.observe.usage import Usage
+from rlmrt.sandbox.base import ExecResult, QueryFailed, SandboxBackend
+from rlmrt.sandbox.facade import create_backend
+
+PROMPT_PREVIEW_CHARS = 2_000
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class RunOutcome:
+    answer: str | None
+    partial: bool
+    stop_reason: str
+    iterations: int
+    usage: Usage
+
+
+class Run:
+    def __init__(
+        self,
+        tree: RunTree,
+        *,
+        prompt: str,
+        context: LoadedContext,
+        depth: int,
+        call_id: str,
+        parent_call_id: str | None,
+    ) -> None:
+        self.tree = tree
+        self.prompt = prompt
+        self.context = context
+        self.depth = depth
+        self.call_id = call_id
+        self.parent_call_id = parent_call_id
+        self.config = tree.config
+        self.iterations = 0
+        self._bridge = RunBridge(self)
+
+    # -- events -----------------------------------------------------------------
+    def _ids(self) -> dict[str, Any]:
+        return {
+            "run_id": self.tree.run_id,
+            "call_id": self.call_id,
+            "parent_call_id": self.parent_call_id,
+            "depth": self.depth,
+        }
+
+    # -- the loop -----------------------------------------------------------------
+    async def execute(self) -> RunOutcome:
+        self.tree.emit(
+            RunStarted(
+                **self._ids(),
+                prompt=self.prompt,
+                model=self.tree.client.model,
+                sandbox=self.config.sandbox,
+                context_metadata=self.context.metadata,
+            )
+        )
+        try:
+            answer, partial, reason = await self._loop()
+        except BaseException as exc:
+            self.tree.emit(
+                RunErrored(**self._ids(), error_type=type(exc).__name__, message=str(exc))
+            )
+            self._finish(None, partial=True, reason="error")
+            raise
+        return self._finish(answer, partial=partial, reason=reason)
+
+    def _finish(self, answer: str | None, *, partial: bool, reason: str) -> RunOutcome:
+        usage = self.tree.ledger.usage(self.call_id)
+        usage.wall_time_s = time.time() - self._started
+        self.tree.emit(
+            RunFinished(
+                **self._ids(),
+                answer=answer,
+                partial=partial,
+                stop_reason=reason,
+                iterations=self.iterations,
+                usage=usage.to_dict(),
+            )
+        )
+        return RunOutcome(
+            answer=answer,
+            partial=partial,
+            stop_reason=reason,
+            iterations=self.iterations,
+            usage=self.tree.ledger.usage(self.call_id),
+        )
+
+    async def _loop(self) -> tuple[str | None, bool, str]:
+        self._started = time.time()
+        sandbox = create_backend(
+            self.config.sandbox, limits=self.config.limits, bridge=self._bridge
+        )
+        try:
+            await sandbox.start()
+            await sandbox.load_context(self.context.value)
+            messages = first_messages(
+                self.prompt,
+                self.context.metadata,
+                max_output_chars=self.config.max_output_chars,
+                depth=self.depth,
+            )
+            stop_reason = await self._iterate(sandbox, messages)
+            if isinstance(stop_reason, _Done):
+                return stop_reason.answer, False, "final"
+        finally:
+            await sandbox.aclose()
+        answer = await self._best_effort(messages, stop_reason)
+        return answer, True, stop_reason
+
+    async def _iterate(self, sandbox: SandboxBackend, messages: list[Message]) -> _Done | str:
+        """Returns the answer, or the name of the limit that stopped the run."""
+        while True:
+            if self.iterations >= self.config.max_iterations:
+                return "max_iterations"
+            exceeded = self.tree.budget.exceeded()
+            if exceeded is not None:
+                return exceeded.limit
+            self.iterations += 1
+            try:
+                reply = await self.tree.model_call(
+                    messages, parent_call_id=self.call_id, depth=self.depth, purpose="root"
+                )
+            except BudgetExceededError as exc:
+                return exc.limit
+            text = reply.text
+            messages.append({"role": "assistant", "content": text})
+            blocks = find_code_blocks(text)
+            if not blocks:
+                done = await self._final_from_text(sandbox, find_final(text))
+                if done is not None:
+                    return done
+                messages.append({"role": "user", "content": self._no_final_feedback(text)})
+                continue
+            outputs: list[str] = []
+            for index, code in enumerate(blocks, start=1):
+                result = await sandbox.execute(code)
+                self._emit_exec(code, result)
+                outputs.append(self._format_output(index, len(blocks), result))
+                if result.final_set:
+                    self._emit_answer(result.final_answer or "", "code")
+                    return _Done(result.final_answer or "")
+            if find_final(text) is not None:
+                outputs.append(DEFERRED_FINAL_NOTE)
+            messages.append({"role": "user", "content": "\n\n".join(outputs)})
+
+    def _no_final_feedback(self, text: str) -> str:
+        marker = find_final(text)
+        if marker is not None and marker.kind == "FINAL_VAR":
+            return (
+                f"FINAL_VAR({marker.argument!r}) names no variable of the REPL. "
+                "Define it in a ```repl block first, or use FINAL(answer)."
+            )
+        return NO_CODE_FEEDBACK
+
+    async def _final_from_text(
+        self, sandbox: SandboxBackend, marker: FinalMarker | None
+    ) -> _Done | None:
+        if marker is None:
+            return None
+        if marker.kind == "FINAL":
+            self._emit_answer(marker.argument, "text")
+            return _Done(marker.argument)
+        name = marker.argument.strip().strip("\"'")
+        result = await sandbox.execute(f"FINAL_VAR({name!r})")
+        self._emit_exec(f"FINAL_VAR({name!r})", result)
+        if not result.final_set:
+            return None
+        self._emit_answer(result.final_answer or "", "text")
+        return _Done(result.final_answer or "")
+
+    def _emit_exec(self, code: str, result: ExecResult) -> None:
+        self.tree.emit(
+            CodeExecuted(
+                run_id=self.tree.run_id,
+                call_id=self.tree.new_call_id(),
+                parent_call_id=self.call_id,
+                depth=self.depth,
+                iteration=self.iterations,
+                code=code,
+                stdout=result.stdout,
+                stderr=result.stderr,
+                error=result.error,
+                duration_s=result.duration_s,
+            )
+        )
+
+    def _emit_answer(self, answer: str, source: str, *, partial: bool = False) -> None:
+        self.tree.emit(
+            Answer(**self._ids(), answer=answer, partial=partial, source=source)  # type: ignore[arg-type]
+        )
+
+    def _format_output(self, index: int, count: int, result: ExecResult) -> str:
+        head = "Output:" if count == 1 else f"Output of block {index} of {count}:"
+        parts = []
+        if result.stdout:
+            parts.append(_truncate(result.stdout, self.config.max_output_chars))
+        if result.error:
+            parts.append(_truncate(result.error, self.config.max_output_chars // 2))
+        elif result.stderr:
+            parts.append("stderr:\n" + _truncate(result.stderr, self.config.max_output_chars // 2))
+        if not parts:
+            parts.append(EMPTY_OUTPUT_NOTE)
+        return head + "\n" + "\n".join(parts)
+
+    async def _best_effort(self, messages: list[Message], reason: str) -> str | None:
+        """One last call for the best answer from what is known; the work is kept."""
+        request = [*messages, {"role": "user", "content": BEST_EFFORT_PROMPT.format(reason=reason)}]
+        try:
+            reply = await self.tree.model_call(
+                request,  # type: ignore[arg-type]
+                parent_call_id=self.call_id,
+                depth=self.depth,
+                purpose="final",
+                check_budget=False,
+            )
+        except (ModelError, BudgetExceededError) as exc:
+            self.tree.emit(
+                RunErrored(
+                    **self._ids(),
+                    error_type=type(exc).__name__,
+                    message=f"the best-effort answer call failed: {exc}",
+                )
+            )
+            return None
+        marker = find_final(reply.text)
+        answer = (
+            marker.argument if marker is not None and marker.kind == "FINAL" else reply.text.strip()
+        )
+        self._emit_answer(answer, "best_effort", partial=True)
+        return answer
+
+    # -- sub-calls (called by the bridge) ----------------------------------------
+    async def sub_llm(self, prompt: str, model: str | None) -> str:
+        return await self._sub_call("llm", prompt, model, lambda cid: self._llm(prompt, model, cid))
+
+    async def _llm(self, prompt: str, model: str | None, call_id: str) -> str:
+        messages: list[Message] = []
+        if self.config.sub_system_prompt:
+            messages.append({"role": "system", "content": self.config.sub_system_prompt})
+        messages.append({"role": "user", "content": prompt})
+        reply = await self.tree.model_call(
+            messages, parent_call_id=call_id, depth=self.depth + 1, purpose="sub", model=model
+        )
+        return reply.text
+
+    async def sub_rlm(self, prompt: str, context: Any) -> str:
+        if self.depth + 1 > self.config.max_depth:
+            text = prompt if context is None else f"{prompt}\n\n{_as_text(context)}"
+            return await self._sub_call("llm", text, None, lambda cid: self._llm(text, None, cid))
+        return await self._sub_call(
+            "rlm", prompt, None, lambda cid: self._child(prompt, context, cid)
+        )
+
+    async def _child(self, prompt: str, context: Any, call_id: str) -> str:
+        loaded = load_context(prompt if context is None else context)
+        child = Run(
+            self.tree,
+            prompt=prompt,
+            context=loaded,
+            depth=self.depth + 1,
+            call_id=self.tree.new_call_id(),
+            parent_call_id=call_id,
+        )
+        outcome = await child.execute()
+        if outcome.answer is None:
+            raise BudgetExceededError(
+                outcome.stop_reason,
+                f"the sub-run stopped ({outcome.stop_reason}) without an answer",
+            )
+        return outcome.answer
+
+    async def _sub_call(
+        self,
+        kind: SubCallKind,
+        prompt: str,
+        model: str | None,
+        work: Callable[[str], Awaitable[str]],
+    ) -> str:
+        """Wrap a sub-call in its events; `work(call_id)` does it."""
+        call_id = self.tree.new_call_id()
+        self.tree.emit(
+            SubCallStarted(
+                run_id=self.tree.run_id,
+                call_id=call_id,
+                parent_call_id=self.call_id,
+                depth=self.depth,
+                sub_kind=kind,
+                prompt=prompt[:PROMPT_PREVIEW_CHARS],
+                model=model,
+            )
+        )
+        started = time.perf_counter()
+        try:
+            self.tree.budget.check()
+            result = await work(call_id)
+        except RLMError as exc:
+            self.tree.emit(
+                SubCallFinished(
+                    run_id=self.tree.run_id,
+                    call_id=call_id,
+                    parent_call_id=self.call_id,
+                    depth=self.depth,
+                    sub_kind=kind,
+                    ok=False,
+                    response=None,
+                    error=f"{type(exc).__name__}: {exc}",
+                    duration_s=time.perf_counter() - started,
+                )
+            )
+            raise
+        self.tree.emit(
+            SubCallFinished(
+                run_id=self.tree.run_id,
+                call_id=call_id,
+                parent_call_id=self.call_id,
+                depth=self.depth,
+                sub_kind=kind,
+                ok=True,
+                response=result,
+                error=None,
+                duration_s=time.perf_counter() - started,
+            )
+        )
+        return result
+
+
+@dataclass(frozen=True, slots=True)
+class _Done:
+    answer: str
+
+
+def _truncate(text: str, limit: int) -> str:
+    if len(text) <= limit:
+        return text
+    return text[:limit] + f"\n... [output truncated: {len(text) - limit:,} more characters]"
+
+
+def _as_text(value: Any) -> str:
+    loaded = load_context(value).value
+    return loaded if isinstance(loaded, str) else repr(loaded)
+
+
+class RunBridge:
+    """The HostBridge of one run: what its sandboxed code may ask of the host."""
+
+    def __init__(self, run: Run) -> None:
+        self._run = run
+
+    async def llm_query(self, prompt: str, model: str | None = None) -> str:
+        return await self._run.sub_llm(_require_str(prompt, "llm_query"), model)
+
+    async def rlm_query(self, prompt: str, context: Any = None) -> str:
+        return await self._run.sub_rlm(_require_str(prompt, "rlm_query"), context)
+
+    async def llm_query_batched(
+        self, prompts: Sequence[str], model: str | None = None
+    ) -> list[str | QueryFailed]:
+        items = _require_list(prompts, "llm_query_batched")
+        return await _gather([self.llm_query(p, model) for p in items])
+
+    async def rlm_query_batched(
+        self, prompts: Sequence[str], contexts: Sequence[Any] | None = None
+    ) -> list[str | QueryFailed]:
+        items = _require_list(prompts, "rlm_query_batched")
+        if contexts is not None and len(contexts) != len(items):
+            raise ValueError(
+                f"rlm_query_batched got {len(items)} prompts but {len(contexts)} contexts"
+            )
+        ctx = list(contexts) if contexts is not None else [None] * len(items)
+        return await _gather([self.rlm_query(p, c) for p, c in zip(items, ctx, strict=True)])
+
+
+async def _gather(calls: list[Any]) -> list[str | QueryFailed]:
+    results = await asyncio.gather(*calls, return_exceptions=True)
+    out: list[str | QueryFailed] = []
+    for item in results:
+        if isinstance(item, BaseException):
+            if not isinstance(item, (RLMError, ValueError, TypeError)):
+                raise item
+            out.append(QueryFailed(f"{type(item).__name__}: {item}"))
+        else:
+            out.append(item)
+    return out
+
+
+def _require_str(value: Any, where: str) -> str:
+    if not isinstance(value, str):
+        raise TypeError(f"{where} takes a str prompt, got {type(value).__name__}")
+    return value
+
+
+def _require_list(value: Any, where: str) -> list[str]:
+    if isinstance(value, str) or not isinstance(value, Sequence):
+        raise TypeError(f"{where} takes a list of str prompts, got {type(value).__name__}")
+    return [_require_str(item, where) for item in value]

@@ -1,0 +1,197 @@
+"""What one run tree shares: config, model client, event bus, ledger, budget, semaphore.
+
+Every model call of the tree goes through `RunTree.model_call`, which checks the
+budget, holds the tree's concurrency semaphore, and emits the events that the ledger
+(and every other consumer) reads.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import itertools
+import time
+from collections.abc import Sequence
+
+from rlmrt.config import RLMConfig
+from rlmrt.engine.budget import Budget, BudgetLimits
+from rlmrt.errors import BudgetExceededError, ModelError
+from rlmrt.events import (
+    BudgetWarning,
+    CostWarning,
+    Event,
+    EventBus,
+    ModelCallFailed,
+    ModelCallFinished,
+    ModelCallPurpose,
+    ModelCallStarted,
+    TokenDelta,
+)
+from rlmrt.llm.base import DeltaCallback, Message, ModelClient, ModelReply
+from rlmrt.llm.pricing import cost_usd
+from rlmrt.observe.usage import UsageLedger
+
+
+class RunTree:
+    def __init__(
+        self,
+        *,
+        config: RLMConfig,
+        client: ModelClient,
+        bus: EventBus,
+        run_id: str,
+        stream_root: bool = False,
+    ) -> None:
+        self.config = config
+        self.client = client
+        self.bus = bus
+        self.run_id = run_id
+        self.stream_root = stream_root
+        self.ledger = UsageLedger()
+        bus.subscribe(self.ledger)
+        self.budget = Budget(
+            BudgetLimits(
+                max_model_calls=config.max_model_calls,
+                max_input_tokens=config.max_input_tokens,
+                max_output_tokens=config.max_output_tokens,
+                max_cost_usd=config.max_cost_usd,
+                max_wall_time_s=config.max_wall_time_s,
+            ),
+            self.ledger,
+            warn=self._budget_warning,
+        )
+        self.semaphore = asyncio.Semaphore(config.max_concurrency)
+        self._ids = itertools.count(1)
+        self._cost_warned: set[str] = set()
+
+    def new_call_id(self) -> str:
+        return f"c{next(self._ids)}"
+
+    def emit(self, event: Event) -> None:
+        self.bus.emit(event)
+
+    def _budget_warning(self, limit: str, message: str) -> None:
+        self.emit(
+            BudgetWarning(
+                run_id=self.run_id,
+                call_id=self.run_id,
+                parent_call_id=None,
+                depth=0,
+                limit=limit,
+                message=message,
+            )
+        )
+
+    async def model_call(
+        self,
+        messages: Sequence[Message],
+        *,
+        parent_call_id: str,
+        depth: int,
+        purpose: ModelCallPurpose,
+        model: str | None = None,
+        check_budget: bool = True,
+    ) -> ModelReply:
+        """One model call of the tree, with budget check, semaphore and events."""
+        if check_budget:
+            self.budget.check()
+        call_id = self.new_call_id()
+        model_name = (
+            model or (self.config.sub_model if purpose == "sub" else None) or self.client.model
+        )
+        self.emit(
+            ModelCallStarted(
+                run_id=self.run_id,
+                call_id=call_id,
+                parent_call_id=parent_call_id,
+                depth=depth,
+                model=model_name,
+                purpose=purpose,
+                message_count=len(messages),
+            )
+        )
+        on_delta: DeltaCallback | None = None
+        if self.stream_root and depth == 0 and purpose != "sub":
+
+            def emit_delta(text: str) -> None:
+                self.emit(
+                    TokenDelta(
+                        run_id=self.run_id,
+                        call_id=call_id,
+                        parent_call_id=parent_call_id,
+                        depth=depth,
+                        text=text,
+                    )
+                )
+
+            on_delta = emit_delta
+
+        started = time.perf_counter()
+        try:
+            async with self.semaphore:
+                reply = await self._complete(messages, model_name, on_delta)
+        except (ModelError, BudgetExceededError) as exc:
+            self.emit(
+                ModelCallFailed(
+                    run_id=self.run_id,
+                    call_id=call_id,
+                    parent_call_id=parent_call_id,
+                    depth=depth,
+                    model=model_name,
+                    purpose=purpose,
+                    error_type=type(exc).__name__,
+                    message=str(exc),
+                    duration_s=time.perf_counter() - started,
+                )
+            )
+            raise
+        cost, known = cost_usd(
+            reply.model or model_name, reply.input_tokens, reply.output_tokens, self.config.prices
+        )
+        if not known and model_name not in self._cost_warned:
+            self._cost_warned.add(model_name)
+            self.emit(
+                CostWarning(
+                    run_id=self.run_id,
+                    call_id=call_id,
+                    parent_call_id=parent_call_id,
+                    depth=depth,
+                    model=model_name,
+                    message=(
+                        f"no price known for model {model_name!r}: its cost counts as 0; "
+                        "set prices in rlm.toml to track it"
+                    ),
+                )
+            )
+        self.emit(
+            ModelCallFinished(
+                run_id=self.run_id,
+                call_id=call_id,
+                parent_call_id=parent_call_id,
+                depth=depth,
+                model=model_name,
+                purpose=purpose,
+                response=reply.text,
+                input_tokens=reply.input_tokens,
+                output_tokens=reply.output_tokens,
+                cost_usd=cost,
+                duration_s=time.perf_counter() - started,
+            )
+        )
+        return reply
+
+    async def _complete(
+        self, messages: Sequence[Message], model_name: str, on_delta: DeltaCallback | None
+    ) -> ModelReply:
+        model = None if model_name == self.client.model else model_name
+        call = self.client.complete(messages, model=model, on_delta=on_delta)
+        remaining = self.budget.remaining_time_s()
+        if remaining is None:
+            return await call
+        try:
+            return await asyncio.wait_for(call, timeout=max(remaining, 0.001))
+        except asyncio.TimeoutError as exc:
+            raise BudgetExceededError(
+                "max_wall_time_s",
+                f"budget exhausted: max_wall_time_s={self.config.max_wall_time_s:g} "
+                "reached during a model call",
+            ) from exc

@@ -1,0 +1,96 @@
+"""The rlmrt exception hierarchy.
+
+```
+RLMError                         every error rlmrt raises
+├── UsageError                   misuse: the caller must change something
+│   ├── ConfigError              bad setting, unknown sandbox/model kind, bad rlm.toml
+│   ├── ContextError             the context cannot be read or has an unsupported type
+│   └── MissingDependencyError   an optional extra is not installed
+└── RunError                     a failure while running
+    ├── ModelError               the model call failed (carries status and body)
+    │   ├── ModelAuthError       missing or rejected API key
+    │   ├── ModelNotFoundError   the provider does not know the model
+    │   ├── ModelConnectionError server unreachable or timed out (after retries)
+    │   └── ModelResponseError   the reply could not be understood
+    ├── SandboxError             the sandbox failed (not the user's code)
+    │   └── SandboxClosedError   the sandbox was used after close()
+    └── BudgetExceededError      a limit of the run tree was reached (names it)
+```
+
+Errors raised by sandboxed code are not exceptions on the host: they are data in
+`ExecResult.error`, shown to the model, because fixing them is the model's job.
+"""
+
+from __future__ import annotations
+
+
+class RLMError(Exception):
+    """Base class of every error raised by rlmrt."""
+
+
+class UsageError(RLMError):
+    """The caller used rlmrt wrongly; the message says what to change."""
+
+
+class ConfigError(UsageError):
+    """A setting is invalid (argument, environment variable or rlm.toml)."""
+
+
+class ContextError(UsageError):
+    """The context cannot be loaded (unreadable path, unsupported type)."""
+
+
+class MissingDependencyError(UsageError):
+    """An optional dependency is missing; the message names the extra to install."""
+
+    def __init__(self, package: str, extra: str) -> None:
+        self.package = package
+        self.extra = extra
+        super().__init__(
+            f"{package} is not installed; install it with: pip install 'rlmrt[{extra}]'"
+        )
+
+
+class RunError(RLMError):
+    """Something failed while a run was under way."""
+
+
+class ModelError(RunError):
+    """A model call failed. `status` and `body` come from the provider when known."""
+
+    def __init__(self, message: str, *, status: int | None = None, body: str | None = None) -> None:
+        self.status = status
+        self.body = body
+        super().__init__(message)
+
+
+class ModelAuthError(ModelError):
+    """The API key is missing or was rejected."""
+
+
+class ModelNotFoundError(ModelError):
+    """The provider does not know the requested model."""
+
+
+class ModelConnectionError(ModelError):
+    """The model server could not be reached or did not answer in time (after retries)."""
+
+
+class ModelResponseError(ModelError):
+    """The model server answered with something that is not a usable completion."""
+
+
+class SandboxError(RunError):
+    """The sandbox itself failed (as opposed to the code run in it)."""
+
+
+class SandboxClosedError(SandboxError):
+    """The sandbox was used after it was closed."""
+
+
+class BudgetExceededError(RunError):
+    """A limit of the run tree was reached. `limit` names it (e.g. "max_tokens")."""
+
+    def __init__(self, limit: str, message: str) -> None:
+        self.limit = limit
+        super().__init__(message)

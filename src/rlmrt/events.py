@@ -1,0 +1,217 @@
+"""Typed, versioned events of a run, and the per-run-tree event bus.
+
+Every observable thing in a run is one of these events. The recursion tree is rebuilt
+from `call_id` / `parent_call_id`: a run node (`RunStarted`) has the id of the
+sub-call that spawned it as parent (None for the root); model calls, code executions
+and sub-calls have the id of their run node as parent; the model call made by an
+`llm_query` has the sub-call's id as parent.
+
+Consumers (streaming, trajectory files, usage accounting, the CLI's live view)
+subscribe to the bus; none of them keeps its own bookkeeping of the run.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import Any, ClassVar, Literal
+
+EVENT_SCHEMA_VERSION = 1
+
+SubCallKind = Literal["llm", "rlm"]
+ModelCallPurpose = Literal["root", "sub", "final"]
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class Event:
+    """Fields shared by every event."""
+
+    kind: ClassVar[str] = "event"
+    run_id: str
+    call_id: str
+    parent_call_id: str | None
+    depth: int
+    ts: float = field(default_factory=time.time)
+
+    def to_dict(self) -> dict[str, Any]:
+        data = {f.name: getattr(self, f.name) for f in dataclasses.fields(self)}
+        data["kind"] = self.kind
+        data["v"] = EVENT_SCHEMA_VERSION
+        return data
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class RunStarted(Event):
+    kind: ClassVar[str] = "run_started"
+    prompt: str
+    model: str
+    sandbox: str
+    context_metadata: dict[str, Any]
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class RunFinished(Event):
+    kind: ClassVar[str] = "run_finished"
+    answer: str | None
+    partial: bool
+    stop_reason: str
+    iterations: int
+    usage: dict[str, Any]
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class ModelCallStarted(Event):
+    kind: ClassVar[str] = "model_call_started"
+    model: str
+    purpose: ModelCallPurpose
+    message_count: int
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class TokenDelta(Event):
+    """A piece of a root model reply as it streams in (call_id is the model call's)."""
+
+    kind: ClassVar[str] = "token_delta"
+    text: str
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class ModelCallFinished(Event):
+    kind: ClassVar[str] = "model_call_finished"
+    model: str
+    purpose: ModelCallPurpose
+    response: str
+    input_tokens: int
+    output_tokens: int
+    cost_usd: float
+    duration_s: float
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class ModelCallFailed(Event):
+    kind: ClassVar[str] = "model_call_failed"
+    model: str
+    purpose: ModelCallPurpose
+    error_type: str
+    message: str
+    duration_s: float
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class CodeExecuted(Event):
+    kind: ClassVar[str] = "code_executed"
+    iteration: int
+    code: str
+    stdout: str
+    stderr: str
+    error: str | None
+    duration_s: float
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class SubCallStarted(Event):
+    kind: ClassVar[str] = "sub_call_started"
+    sub_kind: SubCallKind
+    prompt: str
+    model: str | None
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class SubCallFinished(Event):
+    kind: ClassVar[str] = "sub_call_finished"
+    sub_kind: SubCallKind
+    ok: bool
+    response: str | None
+    error: str | None
+    duration_s: float
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class BudgetWarning(Event):
+    kind: ClassVar[str] = "budget_warning"
+    limit: str
+    message: str
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class CostWarning(Event):
+    """The cost of a model is unknown: it is counted as 0."""
+
+    kind: ClassVar[str] = "cost_warning"
+    model: str
+    message: str
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class Answer(Event):
+    kind: ClassVar[str] = "answer"
+    answer: str
+    partial: bool
+    source: Literal["code", "text", "best_effort"]
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class RunErrored(Event):
+    kind: ClassVar[str] = "error"
+    error_type: str
+    message: str
+
+
+EVENT_TYPES: dict[str, type[Event]] = {
+    cls.kind: cls
+    for cls in (
+        RunStarted,
+        RunFinished,
+        ModelCallStarted,
+        TokenDelta,
+        ModelCallFinished,
+        ModelCallFailed,
+        CodeExecuted,
+        SubCallStarted,
+        SubCallFinished,
+        BudgetWarning,
+        CostWarning,
+        Answer,
+        RunErrored,
+    )
+}
+
+
+def event_from_dict(data: dict[str, Any]) -> Event:
+    """Rebuild an event from its `to_dict()` form (e.g. a trajectory line)."""
+    kind = data.get("kind")
+    cls = EVENT_TYPES.get(kind) if isinstance(kind, str) else None
+    if cls is None:
+        raise ValueError(f"unknown event kind: {kind!r}")
+    names = {f.name for f in dataclasses.fields(cls)}
+    return cls(**{k: v for k, v in data.items() if k in names})
+
+
+EventHandler = Callable[[Event], None]
+
+
+class EventBus:
+    """Delivers each event, in order, to every subscriber of one run tree.
+
+    Handlers run synchronously in the emitting thread; they must be quick (append to
+    a file, put on a queue). A failing handler is a bug in that consumer, so its
+    exception propagates instead of being hidden.
+    """
+
+    def __init__(self) -> None:
+        self._handlers: list[EventHandler] = []
+
+    def subscribe(self, handler: EventHandler) -> Callable[[], None]:
+        self._handlers.append(handler)
+
+        def unsubscribe() -> None:
+            if handler in self._handlers:
+                self._handlers.remove(handler)
+
+        return unsubscribe
+
+    def emit(self, event: Event) -> None:
+        for handler in tuple(self._handlers):
+            handler(event)

@@ -1,0 +1,67 @@
+"""The one async protocol every model client implements."""
+
+from __future__ import annotations
+
+from abc import ABC, abstractmethod
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from types import TracebackType
+from typing import Literal, TypedDict
+
+Role = Literal["system", "user", "assistant"]
+
+
+class Message(TypedDict):
+    role: Role
+    content: str
+
+
+DeltaCallback = Callable[[str], None]
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class ModelReply:
+    """A finished completion. Token counts come from the provider (0 when it gave none)."""
+
+    text: str
+    model: str
+    input_tokens: int = 0
+    output_tokens: int = 0
+    finish_reason: str | None = None
+
+
+class ModelClient(ABC):
+    """Base of every model client: one required method, `complete`.
+
+    `model` selects a model other than the client's default for this call (the
+    `model=` argument of `llm_query`). With `on_delta`, the client streams and calls
+    it with each piece of text as it arrives; the reply is the same either way.
+    Errors are raised as `rlmrt.errors.ModelError` subclasses, never returned as text.
+    """
+
+    def __init__(self, *, model: str) -> None:
+        self.model = model
+
+    @abstractmethod
+    async def complete(
+        self,
+        messages: Sequence[Message],
+        *,
+        model: str | None = None,
+        on_delta: DeltaCallback | None = None,
+    ) -> ModelReply:
+        """Return the completion of `messages`."""
+
+    async def aclose(self) -> None:
+        """Release connections. Idempotent."""
+
+    async def __aenter__(self) -> ModelClient:
+        return self
+
+    async def __aexit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        await self.aclose()

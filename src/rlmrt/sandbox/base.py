@@ -1,0 +1,140 @@
+"""The sandbox protocol every backend implements.
+
+A backend runs Python code with persistent variables and gives back an `ExecResult`.
+Code inside the sandbox reaches models only through the `HostBridge` the host hands
+to the backend: the host owns credentials, depth and budgets, so sandboxed code can
+ask for a sub-call but cannot change what it is allowed to spend.
+"""
+
+from __future__ import annotations
+
+from abc import ABC, abstractmethod
+from collections.abc import Sequence
+from dataclasses import dataclass
+from types import TracebackType
+from typing import Any, Protocol
+
+from rlmrt.errors import ConfigError
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class Limits:
+    """Resource limits of one sandbox. `None` means "no limit of this kind".
+
+    `timeout_s` bounds each execute; `memory_mb` the memory the code may grow;
+    `output_bytes` how much stdout/stderr one execute may return (the rest is cut
+    with a marker).
+    """
+
+    timeout_s: float | None = 30.0
+    memory_mb: int | None = 1024
+    output_bytes: int = 1_000_000
+
+    def __post_init__(self) -> None:
+        if self.timeout_s is not None and self.timeout_s <= 0:
+            raise ConfigError(f"timeout_s must be > 0, got {self.timeout_s}")
+        if self.memory_mb is not None and self.memory_mb <= 0:
+            raise ConfigError(f"memory_mb must be > 0, got {self.memory_mb}")
+        if self.output_bytes <= 0:
+            raise ConfigError(f"output_bytes must be > 0, got {self.output_bytes}")
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class ExecResult:
+    """What one `execute` produced.
+
+    `error` is the formatted exception of the user's code (None on success): it is
+    data for the model, not a host-side failure. `final_answer` is set when the code
+    called FINAL(...) or FINAL_VAR(...), rendered as a string.
+    """
+
+    stdout: str = ""
+    stderr: str = ""
+    error: str | None = None
+    duration_s: float = 0.0
+    final_answer: str | None = None
+    final_set: bool = False
+    display: str | None = None  # repr of the block's last bare expression, notebook style
+
+    @property
+    def ok(self) -> bool:
+        return self.error is None
+
+
+class QueryFailed(Exception):
+    """The value of a failed item in `llm_query_batched` / `rlm_query_batched` results.
+
+    Returned, not raised: one failed item does not fail the batch. Code checks for it
+    with `isinstance(r, Exception)`; it carries only the error message (no traceback,
+    nothing of the host).
+    """
+
+
+class HostBridge(Protocol):
+    """What sandboxed code may ask of the host. Implemented by the engine.
+
+    These are coroutines run on the host's event loop; backends call them from
+    wherever the code runs (a worker thread, a kernel message loop).
+    """
+
+    async def llm_query(self, prompt: str, model: str | None = None) -> str: ...
+
+    async def llm_query_batched(
+        self, prompts: Sequence[str], model: str | None = None
+    ) -> list[str | QueryFailed]: ...
+
+    async def rlm_query(self, prompt: str, context: Any = None) -> str: ...
+
+    async def rlm_query_batched(
+        self, prompts: Sequence[str], contexts: Sequence[Any] | None = None
+    ) -> list[str | QueryFailed]: ...
+
+
+class SandboxBackend(ABC):
+    """Base of every sandbox backend: one required method, `execute`.
+
+    Backends are async; `Sandbox` is the synchronous facade for users. Variables set
+    by code persist between executions for the life of the backend.
+    """
+
+    kind: str = "abstract"
+
+    def __init__(self, *, limits: Limits | None = None, bridge: HostBridge | None = None) -> None:
+        self.limits = limits or Limits()
+        self.bridge = bridge
+
+    @abstractmethod
+    async def execute(self, code: str) -> ExecResult:
+        """Run `code`; never raises for errors of the code itself."""
+
+    async def start(self) -> None:
+        """Acquire what the backend needs (process, container). Idempotent."""
+
+    async def load_context(self, context: Any, *, name: str = "context") -> None:
+        """Make `context` available to code as the variable `name`."""
+        await self.set_variable(name, context)
+
+    async def set_variable(self, name: str, value: Any) -> None:
+        raise NotImplementedError(f"{type(self).__name__} does not support set_variable")
+
+    async def get_variable(self, name: str) -> Any:
+        raise NotImplementedError(f"{type(self).__name__} does not support get_variable")
+
+    async def list_variables(self) -> dict[str, str]:
+        """Names of the user's variables and their type names."""
+        raise NotImplementedError(f"{type(self).__name__} does not support list_variables")
+
+    async def aclose(self) -> None:
+        """Release everything the backend holds. Idempotent."""
+
+    async def __aenter__(self) -> SandboxBackend:
+        await self.start()
+        return self
+
+    async def __aexit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        await self.aclose()

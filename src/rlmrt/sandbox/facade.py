@@ -1,0 +1,113 @@
+"""`Sandbox(...)`: the synchronous, user-facing way to use any backend."""
+
+from __future__ import annotations
+
+from collections.abc import Coroutine
+from types import TracebackType
+from typing import Any, TypeVar
+
+from rlmrt._loop import LoopThread
+from rlmrt._registry import LazyRegistry
+from rlmrt.errors import SandboxClosedError
+from rlmrt.sandbox.base import ExecResult, HostBridge, Limits, SandboxBackend
+
+SANDBOXES: LazyRegistry[SandboxBackend] = LazyRegistry(
+    "sandbox",
+    {
+        "local": "rlmrt.sandbox.local:LocalSandbox",
+    },
+)
+
+T = TypeVar("T")
+
+
+def create_backend(
+    kind: str, *, limits: Limits | None = None, bridge: HostBridge | None = None
+) -> SandboxBackend:
+    """Build (not start) the backend registered as `kind`."""
+    return SANDBOXES.load(kind)(limits=limits, bridge=bridge)
+
+
+class Sandbox:
+    """A sandbox usable from synchronous code.
+
+    ```python
+    with Sandbox("local", timeout_s=5, memory_mb=512) as sb:
+        sb.execute("print(1+1)").stdout  # "2\\n"
+    ```
+
+    The backend runs on a private event loop in a helper thread, so the facade also
+    works where an event loop is already running (notebooks).
+    """
+
+    def __init__(
+        self,
+        kind: str = "local",
+        *,
+        limits: Limits | None = None,
+        timeout_s: float | None = None,
+        memory_mb: int | None = None,
+        output_bytes: int | None = None,
+    ) -> None:
+        base = limits or Limits()
+        overrides: dict[str, Any] = {
+            key: value
+            for key, value in (
+                ("timeout_s", timeout_s),
+                ("memory_mb", memory_mb),
+                ("output_bytes", output_bytes),
+            )
+            if value is not None
+        }
+        self.limits = Limits(
+            timeout_s=overrides.get("timeout_s", base.timeout_s),
+            memory_mb=overrides.get("memory_mb", base.memory_mb),
+            output_bytes=overrides.get("output_bytes", base.output_bytes),
+        )
+        self.kind = kind
+        self._backend = create_backend(kind, limits=self.limits)
+        self._loop = LoopThread(f"rlmrt-sandbox-{kind}")
+        self._closed = False
+        try:
+            self._run(self._backend.start())
+        except BaseException:
+            self.close()
+            raise
+
+    def _run(self, coro: Coroutine[Any, Any, T]) -> T:
+        if self._closed:
+            coro.close()
+            raise SandboxClosedError(f"the {self.kind} sandbox is closed")
+        return self._loop.run(coro)
+
+    def execute(self, code: str) -> ExecResult:
+        return self._run(self._backend.execute(code))
+
+    def set_variable(self, name: str, value: Any) -> None:
+        self._run(self._backend.set_variable(name, value))
+
+    def get_variable(self, name: str) -> Any:
+        return self._run(self._backend.get_variable(name))
+
+    def list_variables(self) -> dict[str, str]:
+        return self._run(self._backend.list_variables())
+
+    def close(self) -> None:
+        if self._closed:
+            return
+        try:
+            self._loop.run(self._backend.aclose())
+        finally:
+            self._closed = True
+            self._loop.stop()
+
+    def __enter__(self) -> Sandbox:
+        return self
+
+    def __exit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        self.close()

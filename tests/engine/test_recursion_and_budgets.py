@@ -1,0 +1,244 @@
+"""Depth, batching, concurrency, budgets and model faults in whole runs."""
+
+from __future__ import annotations
+
+import re
+import threading
+
+import pytest
+
+from rlmrt.errors import ModelAuthError
+from rlmrt.events import BudgetWarning, Event, RunErrored, RunStarted
+from rlmrt.observe.trajectory import read_events
+from rlmrt.testing import ChatRequest, Reply, scripted
+
+
+def repl(code: str) -> str:
+    return f"```repl\n{code}\n```"
+
+
+def _question(request: ChatRequest) -> str:
+    match = re.search(r"Question: (.*)", request.messages[1]["content"])
+    assert match is not None
+    return match.group(1)
+
+
+def _turn(request: ChatRequest) -> int:
+    return sum(1 for m in request.messages if m["role"] == "assistant")
+
+
+def test_depth_two_with_batched_children_and_their_own_sandboxes(serve, make_rlm) -> None:
+    """Root -> rlm_query_batched (depth 1 runs) -> rlm_query at depth 2 -> llm_query."""
+
+    def handler(request: ChatRequest) -> str:
+        if not request.is_rlm_root:
+            return f"leaf({request.last_user_text})"
+        question, turn = _question(request), _turn(request)
+        if question == "top":
+            if turn == 0:
+                return repl(
+                    "secret = 'root-only'\n"
+                    "parts = rlm_query_batched(['part A', 'part B'], ['aaa', 'bbbb'])\n"
+                    "print(parts)"
+                )
+            return repl("FINAL(' + '.join(parts))")
+        if question.startswith("part"):
+            if turn == 0:
+                return repl(
+                    "print('secret' in SHOW_VARS())\n"
+                    "deeper = rlm_query('inner ' + context, context=context)\n"
+                    "FINAL(f'{len(context)}:{deeper}')"
+                )
+        if question.startswith("inner"):
+            return repl("FINAL(llm_query('leaf for ' + context))")
+        raise AssertionError(f"unexpected call: {question} turn {turn}")
+
+    server = serve(handler)
+    events: list[Event] = []
+    rlm = make_rlm(server, max_depth=2)
+    rlm.subscribe(events.append)
+    result = rlm.completion("top", context="ctx")
+
+    assert result.answer == "3:leaf(leaf for aaa) + 4:leaf(leaf for bbbb)"
+    runs = [e for e in events if isinstance(e, RunStarted)]
+    assert sorted(e.depth for e in runs) == [0, 1, 1, 2, 2]
+    # the model calls of the children count in the root's usage
+    assert result.usage.model_calls == len(server.requests) == 2 + 2 + 2 + 2
+    # a child's SHOW_VARS does not see the root's variables
+    child_outputs = [
+        r.messages[-1]["content"] for r in server.requests if r.is_rlm_root and _turn(r) == 1
+    ]
+    assert all("secret" not in out for out in child_outputs if "False" in out)
+
+
+def test_rlm_query_at_max_depth_degrades_to_llm_query(serve, make_rlm) -> None:
+    server = serve(scripted(root=[repl("FINAL(rlm_query('sub question', context='data'))")], sub="plain"))
+    result = make_rlm(server, max_depth=0).completion("q", context="c")
+    assert result.answer == "plain"
+    sub = [r for r in server.requests if not r.is_rlm_root]
+    assert len(sub) == 1
+    assert sub[0].messages == [{"role": "user", "content": "sub question\n\ndata"}]
+
+
+def test_batched_calls_run_concurrently_and_one_failure_does_not_fail_the_batch(
+    serve, make_rlm
+) -> None:
+    def sub(request: ChatRequest) -> Reply | str:
+        if request.last_user_text == "bad":
+            return Reply(status=400, text="bad request")
+        return request.last_user_text.upper()
+
+    code = (
+        "prompts = ['p%d' % i for i in range(7)] + ['bad']\n"
+        "out = llm_query_batched(prompts)\n"
+        "failed = [str(r) for r in out if isinstance(r, Exception)]\n"
+        "print(len(failed), failed[0][:40])\n"
+        "FINAL(','.join(r for r in out if not isinstance(r, Exception)))"
+    )
+    server = serve(scripted(root=[repl(code)], sub=sub), latency_s=0.2)
+    result = make_rlm(server).completion("q", context="c")
+    assert result.answer == "P0,P1,P2,P3,P4,P5,P6"
+    assert server.max_in_flight == 8
+
+
+def test_concurrency_is_bounded_by_one_semaphore_per_tree(serve, make_rlm) -> None:
+    code = "FINAL(len(llm_query_batched(['x'] * 6)))"
+    server = serve(scripted(root=[repl(code)], sub="y"), latency_s=0.1)
+    result = make_rlm(server, max_concurrency=2).completion("q", context="c")
+    assert result.answer == "6"
+    assert server.max_in_flight == 2
+
+
+def test_max_iterations_asks_for_a_best_answer_and_marks_it_partial(serve, make_rlm) -> None:
+    server = serve(
+        scripted(root=[repl("print(1)"), repl("print(2)"), "Best guess:\nFINAL(about 3)"])
+    )
+    result = make_rlm(server, max_iterations=2).completion("q", context="c")
+    assert result.partial is True
+    assert result.stop_reason == "max_iterations"
+    assert result.answer == "about 3"
+    last = server.requests[-1].messages[-1]["content"]
+    assert "max_iterations" in last and "best final answer" in last
+
+
+def test_best_effort_reply_without_final_is_taken_as_the_answer(serve, make_rlm) -> None:
+    server = serve(scripted(root=[repl("print(1)"), "  It is probably 3.  "]))
+    result = make_rlm(server, max_iterations=1).completion("q", context="c")
+    assert (result.answer, result.partial) == ("It is probably 3.", True)
+
+
+def test_model_call_budget_stops_sub_calls_and_the_run(serve, make_rlm) -> None:
+    code = (
+        "try:\n"
+        "    for i in range(10):\n"
+        "        llm_query('q%d' % i)\n"
+        "except Exception as exc:\n"
+        "    print('stopped:', exc)\n"
+    )
+    server = serve(scripted(root=[repl(code), "FINAL(partial count)"], sub="ok"))
+    events: list[Event] = []
+    rlm = make_rlm(server, max_model_calls=4)
+    rlm.subscribe(events.append)
+    result = rlm.completion("q", context="c")
+    assert (result.partial, result.stop_reason) == (True, "max_model_calls")
+    assert result.answer == "partial count"
+    # 1 root + 3 sub-calls, then the one best-effort call
+    assert len(server.requests) == 5
+    assert any(isinstance(e, BudgetWarning) and e.limit == "max_model_calls" for e in events)
+
+
+def test_output_token_budget(serve, make_rlm) -> None:
+    server = serve(
+        scripted(
+            root=[
+                Reply(text=repl("print(1)"), completion_tokens=600),
+                Reply(text=repl("print(2)"), completion_tokens=600),
+                "FINAL(best)",
+            ]
+        )
+    )
+    result = make_rlm(server, max_output_tokens=1000).completion("q", context="c")
+    assert (result.stop_reason, result.answer, result.partial) == ("max_output_tokens", "best", True)
+
+
+def test_input_token_and_cost_budgets(serve, make_rlm) -> None:
+    server = serve(
+        scripted(
+            root=[Reply(text=repl("print(1)"), prompt_tokens=5000), "FINAL(best)"]
+        )
+    )
+    result = make_rlm(server, max_input_tokens=100).completion("q", context="c")
+    assert result.stop_reason == "max_input_tokens"
+
+    server = serve(scripted(root=[Reply(text=repl("print(1)"), prompt_tokens=1_000_000), "FINAL(b)"]))
+    result = make_rlm(
+        server,
+        max_cost_usd=0.5,
+        prices={"openai/test-model": {"input_per_mtok": 1.0, "output_per_mtok": 1.0}},
+    ).completion("q", context="c")
+    assert (result.stop_reason, result.answer) == ("max_cost_usd", "b")
+    assert result.usage.cost_usd > 0.5
+
+
+def test_wall_time_budget_interrupts_a_slow_model_call(serve, make_rlm) -> None:
+    server = serve(scripted(root=[Reply(text="FINAL(late)", delay_s=5), "FINAL(in time)"]))
+    result = make_rlm(server, max_wall_time_s=0.5).completion("q", context="c")
+    assert (result.stop_reason, result.partial, result.answer) == (
+        "max_wall_time_s",
+        True,
+        "in time",
+    )
+
+
+def test_child_run_limits_its_own_iterations(serve, make_rlm) -> None:
+    def handler(request: ChatRequest) -> str:
+        if _question(request) == "top":
+            return repl("FINAL(rlm_query('child', context='x'))")
+        if request.messages[-1]["content"].startswith("The run has reached a limit"):
+            return "FINAL(child best effort)"
+        return repl("print('working')")
+
+    result = make_rlm(serve(handler), max_iterations=2).completion("top", context="c")
+    assert result.answer == "child best effort"
+    assert result.partial is False  # the root itself answered
+
+
+def test_auth_error_is_raised_recorded_and_never_an_answer(serve, make_rlm) -> None:
+    server = serve(scripted(root=[Reply(status=401, text="bad key")]))
+    rlm = make_rlm(server)
+    events: list[Event] = []
+    rlm.subscribe(events.append)
+    with pytest.raises(ModelAuthError):
+        rlm.completion("q", context="c")
+    errored = [e for e in events if isinstance(e, RunErrored)]
+    assert errored and errored[0].error_type == "ModelAuthError"
+    path = next((rlm.config.trajectory_dir).glob("*.jsonl"))
+    assert any(isinstance(e, RunErrored) for e in read_events(path))
+
+
+def test_server_errors_are_retried(serve, make_rlm) -> None:
+    count = {"n": 0}
+    lock = threading.Lock()
+
+    def handler(request: ChatRequest) -> Reply | str:
+        with lock:
+            count["n"] += 1
+            if count["n"] <= 2:
+                return Reply(status=500, text="boom")
+        return "FINAL(after retries)"
+
+    result = make_rlm(serve(handler), max_retries=3).completion("q", context="c")
+    assert result.answer == "after retries"
+    assert count["n"] == 3
+
+
+def test_sub_call_errors_surface_in_code(serve, make_rlm) -> None:
+    code = (
+        "try:\n"
+        "    llm_query('x')\n"
+        "except Exception as exc:\n"
+        "    FINAL('caught ' + repr(exc).split('(')[0])\n"
+    )
+    server = serve(scripted(root=[repl(code)], sub=Reply(status=404, text="no such model")))
+    result = make_rlm(server).completion("q", context="c")
+    assert result.answer == "caught ModelNotFoundError"
