@@ -32,7 +32,9 @@ def serve() -> Iterator[ServerFactory]:
     """Start scripted servers on 127.0.0.1; all are stopped at the end of the test."""
     started: list[ScriptedOpenAIServer] = []
 
-    def factory(handler: Callable[[ChatRequest], Reply | str], **kwargs: Any) -> ScriptedOpenAIServer:
+    def factory(
+        handler: Callable[[ChatRequest], Reply | str], **kwargs: Any
+    ) -> ScriptedOpenAIServer:
         server = ScriptedOpenAIServer(handler, **kwargs)
         server.start()
         started.append(server)
@@ -44,7 +46,7 @@ def serve() -> Iterator[ServerFactory]:
 
 
 @pytest.fixture
-def make_rlm(tmp_path: Path) -> Iterator[Callable[..., "RLM"]]:
+def make_rlm(tmp_path: Path) -> Iterator[Callable[..., RLM]]:
     """An RLM pointed at a scripted server, writing trajectories under tmp_path."""
     made: list[RLM] = []
 

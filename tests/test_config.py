@@ -9,7 +9,9 @@ from rlmrt.errors import ConfigError
 
 
 def test_precedence_file_then_env_then_arguments(tmp_path: Path) -> None:
-    (tmp_path / "rlm.toml").write_text('model = "openai/from-file"\nmax_depth = 3\nmax_iterations = 7\n')
+    (tmp_path / "rlm.toml").write_text(
+        'model = "openai/from-file"\nmax_depth = 3\nmax_iterations = 7\n'
+    )
     env = {"RLM_MAX_DEPTH": "4", "RLM_MODEL": "openai/from-env", "OTHER": "x"}
     config = load_config(env=env, model="openai/from-arg")
     assert config.model == "openai/from-arg"
@@ -32,7 +34,9 @@ def test_errors_name_the_setting_and_its_source(tmp_path: Path) -> None:
         load_config(env={}, max_depth=-1)
     with pytest.raises(ConfigError, match="environment variable RLM_MAX_ITERATIONS"):
         load_config(env={"RLM_MAX_ITERATIONS": "many"})
-    with pytest.raises(ConfigError, match=r"sandbox .*unknown sandbox 'lokal'.*Did you mean 'local'"):
+    with pytest.raises(
+        ConfigError, match=r"sandbox .*unknown sandbox 'lokal'.*Did you mean 'local'"
+    ):
         load_config(env={}, sandbox="lokal")
     bad = tmp_path / "bad.toml"
     bad.write_text("model = \n")

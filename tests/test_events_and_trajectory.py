@@ -38,7 +38,9 @@ def _model(call_id: str, parent: str, tokens: int) -> ModelCallFinished:
 
 
 def _run(call_id: str, parent: str | None) -> RunStarted:
-    return RunStarted(**_ids(call_id, parent), prompt="p", model="m", sandbox="local", context_metadata={})
+    return RunStarted(
+        **_ids(call_id, parent), prompt="p", model="m", sandbox="local", context_metadata={}
+    )
 
 
 def test_every_event_round_trips_and_is_versioned() -> None:
@@ -79,7 +81,16 @@ def test_ledger_counts_a_child_in_its_parents() -> None:
     assert ledger.usage("k").input_tokens == 6
     assert ledger.usage("k").cost_usd == 1.0
     assert ledger.usage("unknown").model_calls == 0
-    ledger(RunFinished(**_ids("k", "s1"), answer="a", partial=False, stop_reason="final", iterations=1, usage={}))
+    ledger(
+        RunFinished(
+            **_ids("k", "s1"),
+            answer="a",
+            partial=False,
+            stop_reason="final",
+            iterations=1,
+            usage={},
+        )
+    )
     assert ledger.usage("k").wall_time_s >= 0
     assert UsageLedger().total().model_calls == 0
 
@@ -101,10 +112,14 @@ def test_a_killed_writer_leaves_a_readable_file(tmp_path: Path) -> None:
 
 def test_listing_and_finding_runs(tmp_path: Path) -> None:
     assert list_runs(tmp_path / "none") == []
-    for name in ("20260101-000000-aaaa1111", "20260102-000000-bbbb2222", "20260102-000000-bbbb3333"):
+    for name in (
+        "20260101-000000-aaaa1111",
+        "20260102-000000-bbbb2222",
+        "20260102-000000-bbbb3333",
+    ):
         (tmp_path / f"{name}.jsonl").write_text("")
     runs = list_runs(tmp_path)
-    assert [r.run_id for r in runs][0] == "20260102-000000-bbbb3333"
+    assert runs[0].run_id == "20260102-000000-bbbb3333"
     assert find_run(tmp_path, "20260101-000000-aaaa1111").run_id.endswith("aaaa1111")
     assert find_run(tmp_path, "aaaa1111").run_id.endswith("aaaa1111")
     with pytest.raises(UsageError, match="no run 'zzz'"):

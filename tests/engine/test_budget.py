@@ -1,5 +1,7 @@
 from __future__ import annotations
 
+import pytest
+
 from rlmrt.engine.budget import Budget, BudgetLimits
 from rlmrt.errors import BudgetExceededError
 from rlmrt.observe.usage import UsageLedger
@@ -22,12 +24,8 @@ def test_wall_time_warning_then_exceeded_with_a_fake_clock() -> None:
     error = budget.exceeded()
     assert isinstance(error, BudgetExceededError) and error.limit == "max_wall_time_s"
     assert budget.remaining_time_s() == 0.0
-    try:
+    with pytest.raises(BudgetExceededError, match="max_wall_time_s=10 reached"):
         budget.check()
-    except BudgetExceededError as exc:
-        assert "max_wall_time_s=10 reached" in str(exc)
-    else:  # pragma: no cover - the assertion above must hold
-        raise AssertionError("check() did not raise")
 
 
 def test_unlimited_budget_never_stops() -> None:

@@ -37,10 +37,10 @@ def test_paths(tmp_path: Path) -> None:
 
 
 def test_bad_contexts_name_the_problem(tmp_path: Path) -> None:
-    with pytest.raises(ContextError, match="does not exist: .*missing.txt"):
+    with pytest.raises(ContextError, match=r"does not exist: .*missing\.txt"):
         load_context(tmp_path / "missing.txt")
     (tmp_path / "bin.dat").write_bytes(b"\xff\xfe\x00")
-    with pytest.raises(ContextError, match="not UTF-8 text: .*bin.dat"):
+    with pytest.raises(ContextError, match=r"not UTF-8 text: .*bin\.dat"):
         load_context(tmp_path / "bin.dat")
     (tmp_path / "empty").mkdir()
     with pytest.raises(ContextError, match="no files"):
@@ -51,7 +51,7 @@ def test_bad_contexts_name_the_problem(tmp_path: Path) -> None:
         load_context(["a", 1])
     (tmp_path / "dangling").mkdir()
     (tmp_path / "dangling" / "link.txt").symlink_to(tmp_path / "nowhere")
-    with pytest.raises(ContextError, match="cannot read context file .*link.txt"):
+    with pytest.raises(ContextError, match=r"cannot read context file .*link\.txt"):
         load_context(tmp_path / "dangling")
 
 

@@ -99,9 +99,7 @@ def test_final_as_text_without_code(serve, make_rlm) -> None:
 
 
 def test_final_var_in_text_reads_the_variable(serve, make_rlm) -> None:
-    server = serve(
-        scripted(root=[repl("result = {'count': 3}"), "FINAL_VAR(result)"])
-    )
+    server = serve(scripted(root=[repl("result = {'count': 3}"), "FINAL_VAR(result)"]))
     result = make_rlm(server).completion("q", context="c")
     assert result.answer == '{"count": 3}'
 
@@ -115,9 +113,7 @@ def test_final_var_of_a_missing_variable_gets_feedback(serve, make_rlm) -> None:
 
 
 def test_final_guessed_with_code_is_deferred(serve, make_rlm) -> None:
-    server = serve(
-        scripted(root=[repl("n = len(context)\nprint(n)") + "\nFINAL(999)", "FINAL(4)"])
-    )
+    server = serve(scripted(root=[repl("n = len(context)\nprint(n)") + "\nFINAL(999)", "FINAL(4)"]))
     result = make_rlm(server).completion("how long?", context="abcd")
     assert result.answer == "4"
     assert result.iterations == 2
@@ -186,7 +182,9 @@ def test_events_rebuild_the_tree_and_the_trajectory_matches(serve, make_rlm) -> 
     subs = [e for e in events if isinstance(e, SubCallStarted)]
     assert len(subs) == 2
     sub_models = [
-        e for e in events if isinstance(e, ModelCallFinished) and e.parent_call_id in {s.call_id for s in subs}
+        e
+        for e in events
+        if isinstance(e, ModelCallFinished) and e.parent_call_id in {s.call_id for s in subs}
     ]
     assert len(sub_models) == 2 and all(e.depth == 1 for e in sub_models)
     assert sum(isinstance(e, SubCallFinished) and e.ok for e in events) == 2
@@ -194,9 +192,7 @@ def test_events_rebuild_the_tree_and_the_trajectory_matches(serve, make_rlm) -> 
 
     assert result.trajectory_path is not None
     recorded = read_events(result.trajectory_path)
-    assert [e.to_dict() for e in recorded] == [
-        json.loads(json.dumps(e.to_dict())) for e in events
-    ]
+    assert [e.to_dict() for e in recorded] == [json.loads(json.dumps(e.to_dict())) for e in events]
 
 
 def test_trajectory_goes_to_rlmrt_home_by_default(serve, tmp_path: Path) -> None:
@@ -254,7 +250,9 @@ def test_unknown_model_cost_warns_once_and_counts_zero(serve, make_rlm) -> None:
 
 
 def test_custom_prices_give_cost(serve, make_rlm) -> None:
-    server = serve(scripted(root=[Reply(text="FINAL(ok)", prompt_tokens=1000, completion_tokens=500)]))
+    server = serve(
+        scripted(root=[Reply(text="FINAL(ok)", prompt_tokens=1000, completion_tokens=500)])
+    )
     rlm = make_rlm(
         server, prices={"openai/test-model": {"input_per_mtok": 2.0, "output_per_mtok": 10.0}}
     )

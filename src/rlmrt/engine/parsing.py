@@ -26,9 +26,14 @@ def find_code_blocks(text: str) -> list[str]:
     ]
 
 
+def strip_code(text: str) -> str:
+    """The reply without its fenced blocks."""
+    return _ANY_FENCE.sub("", text)
+
+
 def find_final(text: str) -> FinalMarker | None:
     """A FINAL(...) or FINAL_VAR(...) written as text, outside any fenced block."""
-    prose = _ANY_FENCE.sub("", text)
+    prose = strip_code(text)
     match = _FINAL_START.search(prose)
     if match is None:
         return None

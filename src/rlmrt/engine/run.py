@@ -13,7 +13,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from rlmrt.engine.context_input import LoadedContext, load_context
-from rlmrt.engine.parsing import FinalMarker, find_code_blocks, find_final
+from rlmrt.engine.parsing import FinalMarker, find_code_blocks, find_final, strip_code
 from rlmrt.engine.prompts import (
     BEST_EFFORT_PROMPT,
     DEFERRED_FINAL_NOTE,
@@ -139,10 +139,10 @@ class Run:
             stop_reason = await self._iterate(sandbox, messages)
             if isinstance(stop_reason, _Done):
                 return stop_reason.answer, False, "final"
+            answer = await self._best_effort(sandbox, messages, stop_reason)
+            return answer, True, stop_reason
         finally:
             await sandbox.aclose()
-        answer = await self._best_effort(messages, stop_reason)
-        return answer, True, stop_reason
 
     async def _iterate(self, sandbox: SandboxBackend, messages: list[Message]) -> _Done | str:
         """Returns the answer, or the name of the limit that stopped the run."""
@@ -190,19 +190,19 @@ class Run:
         return NO_CODE_FEEDBACK
 
     async def _final_from_text(
-        self, sandbox: SandboxBackend, marker: FinalMarker | None
+        self, sandbox: SandboxBackend, marker: FinalMarker | None, *, partial: bool = False
     ) -> _Done | None:
         if marker is None:
             return None
         if marker.kind == "FINAL":
-            self._emit_answer(marker.argument, "text")
+            self._emit_answer(marker.argument, "text", partial=partial)
             return _Done(marker.argument)
         name = marker.argument.strip().strip("\"'")
         result = await sandbox.execute(f"FINAL_VAR({name!r})")
         self._emit_exec(f"FINAL_VAR({name!r})", result)
         if not result.final_set:
             return None
-        self._emit_answer(result.final_answer or "", "text")
+        self._emit_answer(result.final_answer or "", "text", partial=partial)
         return _Done(result.final_answer or "")
 
     def _emit_exec(self, code: str, result: ExecResult) -> None:
@@ -239,32 +239,39 @@ class Run:
             parts.append(EMPTY_OUTPUT_NOTE)
         return head + "\n" + "\n".join(parts)
 
-    async def _best_effort(self, messages: list[Message], reason: str) -> str | None:
+    async def _best_effort(
+        self, sandbox: SandboxBackend, messages: list[Message], reason: str
+    ) -> str | None:
         """One last call for the best answer from what is known; the work is kept."""
-        request = [*messages, {"role": "user", "content": BEST_EFFORT_PROMPT.format(reason=reason)}]
+        request: list[Message] = [
+            *messages,
+            {"role": "user", "content": BEST_EFFORT_PROMPT.format(reason=reason)},
+        ]
         try:
             reply = await self.tree.model_call(
-                request,  # type: ignore[arg-type]
+                request,
                 parent_call_id=self.call_id,
                 depth=self.depth,
                 purpose="final",
                 check_budget=False,
             )
         except (ModelError, BudgetExceededError) as exc:
-            self.tree.emit(
-                RunErrored(
-                    **self._ids(),
-                    error_type=type(exc).__name__,
-                    message=f"the best-effort answer call failed: {exc}",
-                )
-            )
+            self._report(f"the best-effort answer call failed: {exc}", type(exc).__name__)
             return None
         marker = find_final(reply.text)
-        answer = (
-            marker.argument if marker is not None and marker.kind == "FINAL" else reply.text.strip()
-        )
+        if marker is not None and marker.kind == "FINAL_VAR":
+            done = await self._final_from_text(sandbox, marker, partial=True)
+            return done.answer if done is not None else None
+        # Without FINAL, the reply's prose is the answer: code it wrote cannot run now.
+        answer = marker.argument if marker is not None else strip_code(reply.text).strip()
+        if not answer:
+            self._report("the best-effort reply held no answer", "NoAnswer")
+            return None
         self._emit_answer(answer, "best_effort", partial=True)
         return answer
+
+    def _report(self, message: str, error_type: str) -> None:
+        self.tree.emit(RunErrored(**self._ids(), error_type=error_type, message=message))
 
     # -- sub-calls (called by the bridge) ----------------------------------------
     async def sub_llm(self, prompt: str, model: str | None) -> str:

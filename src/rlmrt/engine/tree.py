@@ -128,7 +128,7 @@ class RunTree:
         started = time.perf_counter()
         try:
             async with self.semaphore:
-                reply = await self._complete(messages, model_name, on_delta)
+                reply = await self._complete(messages, model_name, on_delta, bounded=check_budget)
         except (ModelError, BudgetExceededError) as exc:
             self.emit(
                 ModelCallFailed(
@@ -180,12 +180,19 @@ class RunTree:
         return reply
 
     async def _complete(
-        self, messages: Sequence[Message], model_name: str, on_delta: DeltaCallback | None
+        self,
+        messages: Sequence[Message],
+        model_name: str,
+        on_delta: DeltaCallback | None,
+        *,
+        bounded: bool,
     ) -> ModelReply:
+        """The call itself; `bounded` cuts it off when the tree's wall time runs out
+        (the best-effort call after a limit is not bounded by the spent budget)."""
         model = None if model_name == self.client.model else model_name
         call = self.client.complete(messages, model=model, on_delta=on_delta)
         remaining = self.budget.remaining_time_s()
-        if remaining is None:
+        if remaining is None or not bounded:
             return await call
         try:
             return await asyncio.wait_for(call, timeout=max(remaining, 0.001))

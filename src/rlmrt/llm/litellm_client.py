@@ -1,0 +1,125 @@
+"""`LiteLLMClient`: any provider LiteLLM supports, behind the `ModelClient` protocol.
+
+Model ids are LiteLLM's: "provider/model" (``"openai/gpt-4o-mini"``,
+``"anthropic/claude-sonnet-4-5"``, ``"ollama/llama3"``). LiteLLM is imported on the
+first call, with its bundled price map (no network at import). LiteLLM's own
+retries are turned off; ours (`rlmrt.llm._retry`) apply, with the same error
+mapping as the OpenAI-compatible client.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import TYPE_CHECKING, Any
+
+from rlmrt.llm._chat import collect_stream, reply_from_completion
+from rlmrt.llm._litellm import import_litellm
+from rlmrt.llm._retry import LIBRARY_ERRORS, RetryPolicy, Target, with_retries
+from rlmrt.llm.base import DeltaCallback, Message, ModelClient, ModelReply
+
+if TYPE_CHECKING:
+    from rlmrt.config import RLMConfig
+
+
+class LiteLLMClient(ModelClient):
+    """A model client on `litellm.acompletion`.
+
+    `api_base` sends every call to that server; `api_key` overrides the provider's
+    environment variable (e.g. OPENAI_API_KEY). `request_timeout_s` applies to each
+    attempt; `retry` sets how transient failures are retried.
+    """
+
+    def __init__(
+        self,
+        *,
+        model: str,
+        api_base: str | None = None,
+        api_key: str | None = None,
+        request_timeout_s: float = 120.0,
+        temperature: float | None = None,
+        seed: int | None = None,
+        retry: RetryPolicy | None = None,
+    ) -> None:
+        super().__init__(model=model)
+        self.api_base = api_base
+        self.api_key = api_key
+        self.request_timeout_s = request_timeout_s
+        self.temperature = temperature
+        self.seed = seed
+        self.retry = retry or RetryPolicy()
+
+    @classmethod
+    def from_config(cls, config: RLMConfig, *, retry: RetryPolicy | None = None) -> LiteLLMClient:
+        """A client for `config.model` with the config's server, key, timeout and retries."""
+        from rlmrt.llm import require_model
+
+        return cls(
+            model=require_model(config),
+            api_base=config.api_base,
+            api_key=config.api_key_value(),
+            request_timeout_s=config.request_timeout_s,
+            temperature=config.temperature,
+            seed=config.seed,
+            retry=retry or RetryPolicy(max_retries=config.max_retries),
+        )
+
+    async def complete(
+        self,
+        messages: Sequence[Message],
+        *,
+        model: str | None = None,
+        on_delta: DeltaCallback | None = None,
+    ) -> ModelReply:
+        name = model or self.model
+        litellm = import_litellm()
+        kwargs: dict[str, Any] = {
+            "model": name,
+            "messages": list(messages),
+            "timeout": self.request_timeout_s,
+            "max_retries": 0,  # ours, not LiteLLM's nor the OpenAI SDK's
+        }
+        if self.api_base is not None:
+            kwargs["api_base"] = self.api_base
+        if self.api_key is not None:
+            kwargs["api_key"] = self.api_key
+        if self.temperature is not None:
+            kwargs["temperature"] = self.temperature
+        if self.seed is not None:
+            kwargs["seed"] = self.seed
+        target = self._target(name)
+
+        async def call() -> ModelReply:
+            if on_delta is None:
+                return reply_from_completion(await litellm.acompletion(**kwargs), name)
+            stream = await litellm.acompletion(
+                **kwargs, stream=True, stream_options={"include_usage": True}
+            )
+            return await collect_stream(
+                stream, model=name, on_delta=on_delta, where=target.where, close=stream.aclose
+            )
+
+        return await with_retries(call, policy=self.retry, target=target)
+
+    def _target(self, name: str) -> Target:
+        provider, sep, _ = name.partition("/")
+        if self.api_base is not None:
+            where = f"the model server at {self.api_base}"
+        elif sep:
+            where = f"provider {provider!r}"
+        else:
+            where = "the provider LiteLLM chose"
+
+        def key_hint() -> str:
+            names: list[str] = []
+            try:
+                names = list(import_litellm().validate_environment(model=name)["missing_keys"])
+            except LIBRARY_ERRORS:  # unknown provider: no variable to name
+                names = []
+            env = (
+                " or ".join(names)
+                if names
+                else f"{(provider if sep else 'OPENAI').upper()}_API_KEY"
+            )
+            return f"Set {env} (or RLM_API_KEY), or pass api_key=..."
+
+        return Target(model=name, where=where, key_hint=key_hint, timeout_s=self.request_timeout_s)

@@ -1,0 +1,37 @@
+"""Test helpers shipped with rlmrt, for rlmrt's own tests and for users' tests.
+
+`ScriptedOpenAIServer` is a real OpenAI-compatible HTTP server on 127.0.0.1 whose
+replies come from a handler you write (see `rlmrt.testing.server`). Names are
+imported on first use, so `import rlmrt.testing` stays cheap.
+"""
+
+from __future__ import annotations
+
+import importlib
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from rlmrt.testing.scripts import ChatRequest, Handler, Reply, ScriptedReplies, scripted
+    from rlmrt.testing.server import ScriptedOpenAIServer
+
+__all__ = [
+    "ChatRequest",
+    "Handler",
+    "Reply",
+    "ScriptedOpenAIServer",
+    "ScriptedReplies",
+    "scripted",
+]
+
+_LAZY = {name: "rlmrt.testing.scripts" for name in __all__}
+_LAZY["ScriptedOpenAIServer"] = "rlmrt.testing.server"
+
+
+def __getattr__(name: str) -> Any:
+    # Lazy so that `python -m rlmrt.testing.server` does not import the module twice.
+    module = _LAZY.get(name)
+    if module is None:
+        raise AttributeError(f"module 'rlmrt.testing' has no attribute {name!r}")
+    value = getattr(importlib.import_module(module), name)
+    globals()[name] = value
+    return value
