@@ -119,7 +119,7 @@ def test_factory_copies_the_config() -> None:
 
 
 def test_factory_without_model() -> None:
-    with pytest.raises(ConfigError, match="no model set"):
+    with pytest.raises(ConfigError, match="no model configured"):
         create_client(RLMConfig())
 
 

@@ -82,11 +82,6 @@ class RLM:
         if client is None:
             from rlmrt.llm import create_client
 
-            if not config.model:
-                raise ConfigError(
-                    "no model configured: pass model='provider/name' "
-                    "(e.g. 'openai/gpt-4o-mini'), set RLM_MODEL, or set model in rlm.toml"
-                )
             client = create_client(config)
         self.client = client
         self._subscribers: list[EventHandler] = []

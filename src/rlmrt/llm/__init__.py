@@ -63,7 +63,7 @@ def require_model(config: RLMConfig) -> str:
     """The configured model id, or a ConfigError saying how to set one."""
     if not config.model:
         raise ConfigError(
-            "no model set: pass model=... (e.g. 'openai/gpt-4o-mini'), "
+            "no model configured: pass model=... (e.g. 'openai/gpt-4o-mini'), "
             "set RLM_MODEL, or add model = ... to rlm.toml"
         )
     return config.model

@@ -10,7 +10,7 @@ from collections.abc import AsyncIterable, Awaitable, Callable
 from typing import Any
 
 from rlmrt.errors import ModelResponseError
-from rlmrt.llm._retry import LIBRARY_ERRORS
+from rlmrt.llm._retry import library_errors
 from rlmrt.llm.base import DeltaCallback, ModelReply
 
 
@@ -49,7 +49,7 @@ async def collect_stream(
                     parts.append(text)
                     on_delta(text)
                 finish = choice.finish_reason or finish
-    except LIBRARY_ERRORS as exc:
+    except library_errors() as exc:
         if not parts:
             raise
         raise ModelResponseError(

@@ -1,8 +1,8 @@
 """Retries with backoff, and the mapping of client-library errors to `rlmrt.errors`.
 
-Shared by every HTTP model client (LiteLLM and the OpenAI SDK raise the same
-`openai` exception classes; LiteLLM subclasses them), so a failure means the same
-thing whichever client met it:
+Shared by every HTTP model client (LiteLLM raises the `openai` SDK's exception
+classes; `OpenAICompatibleClient` raises aiohttp's and `HTTPStatusFailure`), so a
+failure means the same thing whichever client met it:
 
 | failure                                   | retried | raised after the last try |
 |-------------------------------------------|---------|---------------------------|
@@ -24,13 +24,11 @@ import email.utils
 import json
 import random
 import re
+import sys
 import time
-from collections.abc import Awaitable, Callable, Iterator
+from collections.abc import Awaitable, Callable, Iterator, Mapping
 from dataclasses import dataclass
-from typing import Literal, TypeVar
-
-import httpx
-import openai
+from typing import Any, Literal, TypeVar
 
 from rlmrt.errors import (
     ModelAuthError,
@@ -43,9 +41,46 @@ from rlmrt.errors import (
 T = TypeVar("T")
 Kind = Literal["auth", "not_found", "no_provider", "timeout", "connection", "response", "status"]
 
-# The errors a client library raises for a failed call; anything else is a bug and
-# propagates unchanged.
-LIBRARY_ERRORS = (openai.OpenAIError, httpx.HTTPError, json.JSONDecodeError)
+
+class HTTPStatusFailure(Exception):
+    """A reply with an HTTP status other than 200, as met by a client of our own."""
+
+    def __init__(self, status: int, body: str, headers: Mapping[str, str]) -> None:
+        self.status_code = status
+        self.body = body
+        self.headers = {k.lower(): v for k, v in headers.items()}
+        super().__init__(f"HTTP {status}: {body[:200]}")
+
+
+def library_errors() -> tuple[type[BaseException], ...]:
+    """The errors a client library raises for a failed call; anything else is a bug
+    and propagates unchanged. Libraries that are not imported cannot have raised."""
+    errors: list[type[BaseException]] = [
+        HTTPStatusFailure,
+        json.JSONDecodeError,
+        asyncio.TimeoutError,
+        ConnectionError,
+    ]
+    for module, names in _LIBRARY_ERROR_NAMES.items():
+        loaded = sys.modules.get(module)
+        if loaded is not None:
+            errors.extend(getattr(loaded, name) for name in names)
+    return tuple(errors)
+
+
+_LIBRARY_ERROR_NAMES = {
+    "aiohttp": ("ClientError",),
+    "openai": ("OpenAIError",),
+    "httpx": ("HTTPError",),
+}
+
+
+def _library_types(module: str, *names: str) -> tuple[type[BaseException], ...]:
+    loaded = sys.modules.get(module)
+    if loaded is None:
+        return ()
+    return tuple(getattr(loaded, name) for name in names)
+
 
 _RETRY_STATUSES = frozenset({408, 409, 429})
 _MISSING_KEY = re.compile(
@@ -152,7 +187,7 @@ async def with_retries(
     while True:
         try:
             return await call()
-        except LIBRARY_ERRORS as exc:
+        except library_errors() as exc:
             failure = classify(exc)
             if not failure.retryable or retry >= policy.max_retries:
                 raise failure.to_error(target, retry + 1) from exc
@@ -170,14 +205,32 @@ def classify(exc: BaseException) -> Failure:
         return Failure("no_provider", _NO_PROVIDER, status, body)
     if status in (401, 403) or _MISSING_KEY.search(messages):
         return Failure("auth", _detail(chain), status, body)
+    response_errors: tuple[type[BaseException], ...] = (
+        json.JSONDecodeError,
+        *_library_types("openai", "APIResponseValidationError"),
+        *_library_types("aiohttp", "ContentTypeError"),
+    )
+    timeout_errors: tuple[type[BaseException], ...] = (
+        TimeoutError,
+        asyncio.TimeoutError,
+        *_library_types("openai", "APITimeoutError"),
+        *_library_types("httpx", "TimeoutException"),
+        *_library_types("aiohttp", "ServerTimeoutError"),
+    )
+    connection_errors: tuple[type[BaseException], ...] = (
+        ConnectionError,
+        *_library_types("openai", "APIConnectionError"),
+        *_library_types("httpx", "TransportError"),
+        *_library_types("aiohttp", "ClientConnectionError", "ClientPayloadError"),
+    )
     for e in chain:
-        if isinstance(e, (json.JSONDecodeError, openai.APIResponseValidationError)):
+        if isinstance(e, response_errors):
             return Failure("response", f"{type(e).__name__}: {e}", status, body)
     for e in chain:
-        if isinstance(e, (openai.APITimeoutError, httpx.TimeoutException, TimeoutError)):
+        if isinstance(e, timeout_errors):
             return Failure("timeout", _innermost(chain), None, None)
     for e in chain:
-        if isinstance(e, (openai.APIConnectionError, httpx.TransportError, ConnectionError)):
+        if isinstance(e, connection_errors):
             return Failure("connection", _innermost(chain), None, None)
     if status == 404:
         return Failure("not_found", _detail(chain), status, body)
@@ -201,7 +254,11 @@ def _status(chain: list[BaseException]) -> int | None:
     return None
 
 
-def _responses(chain: list[BaseException]) -> Iterator[httpx.Response]:
+def _responses(chain: list[BaseException]) -> Iterator[Any]:
+    """httpx responses carried by the exceptions (LiteLLM / OpenAI SDK errors)."""
+    httpx = sys.modules.get("httpx")
+    if httpx is None:
+        return
     for e in chain:
         response = getattr(e, "response", None)
         if isinstance(response, httpx.Response):
@@ -209,13 +266,16 @@ def _responses(chain: list[BaseException]) -> Iterator[httpx.Response]:
 
 
 def _body(chain: list[BaseException]) -> str | None:
+    for e in chain:
+        if isinstance(e, HTTPStatusFailure) and e.body:
+            return e.body
     for response in _responses(chain):
         try:
             text = response.text
-        except httpx.ResponseNotRead:
+        except sys.modules["httpx"].ResponseNotRead:
             continue
         if text:
-            return text
+            return str(text)
     return None
 
 
@@ -243,11 +303,13 @@ def _innermost(chain: list[BaseException]) -> str:
 
 
 def _retry_after_s(chain: list[BaseException]) -> float | None:
-    for response in _responses(chain):
-        millis = _float(response.headers.get("retry-after-ms"))
+    headers = [e.headers for e in chain if isinstance(e, HTTPStatusFailure)]
+    headers += [r.headers for r in _responses(chain)]
+    for header in headers:
+        millis = _float(header.get("retry-after-ms"))
         if millis is not None:
             return millis / 1000
-        value = response.headers.get("retry-after")
+        value = header.get("retry-after")
         seconds = _float(value)
         if seconds is not None:
             return seconds

@@ -14,7 +14,7 @@ from typing import TYPE_CHECKING, Any
 
 from rlmrt.llm._chat import collect_stream, reply_from_completion
 from rlmrt.llm._litellm import import_litellm
-from rlmrt.llm._retry import LIBRARY_ERRORS, RetryPolicy, Target, with_retries
+from rlmrt.llm._retry import RetryPolicy, Target, library_errors, with_retries
 from rlmrt.llm.base import DeltaCallback, Message, ModelClient, ModelReply
 
 if TYPE_CHECKING:
@@ -113,7 +113,7 @@ class LiteLLMClient(ModelClient):
             names: list[str] = []
             try:
                 names = list(import_litellm().validate_environment(model=name)["missing_keys"])
-            except LIBRARY_ERRORS:  # unknown provider: no variable to name
+            except library_errors():  # unknown provider: no variable to name
                 names = []
             env = (
                 " or ".join(names)
