@@ -1,0 +1,244 @@
+"""`rlm doctor`: what is installed, configured and reachable.
+
+A check that fails means runs cannot work (exit 1); a warning means something a run
+may need is missing (no model configured, no API key) and does not change the exit
+code.
+"""
+
+from __future__ import annotations
+
+import importlib
+import json
+import os
+import sys
+import tempfile
+import time
+from dataclasses import asdict, dataclass
+from importlib import metadata
+from pathlib import Path
+from typing import TYPE_CHECKING, Annotated, Literal
+
+import typer
+from rich.console import Console
+from rich.table import Table
+
+from rlmrt.cli._errors import EXIT_RUN_ERROR
+
+if TYPE_CHECKING:
+    from rlmrt.config import RLMConfig
+
+Level = Literal["ok", "warn", "fail"]
+
+# Names only: values are never read into the report.
+PROVIDER_KEYS = {
+    "openai": ("OPENAI_API_KEY",),
+    "anthropic": ("ANTHROPIC_API_KEY",),
+    "gemini": ("GEMINI_API_KEY", "GOOGLE_API_KEY"),
+    "vertex_ai": ("GOOGLE_APPLICATION_CREDENTIALS",),
+    "mistral": ("MISTRAL_API_KEY",),
+    "groq": ("GROQ_API_KEY",),
+    "deepseek": ("DEEPSEEK_API_KEY",),
+    "openrouter": ("OPENROUTER_API_KEY",),
+    "together_ai": ("TOGETHERAI_API_KEY", "TOGETHER_API_KEY"),
+    "cohere": ("COHERE_API_KEY",),
+    "xai": ("XAI_API_KEY",),
+    "fireworks_ai": ("FIREWORKS_API_KEY",),
+    "azure": ("AZURE_API_KEY",),
+}
+SANDBOX_PROBE_TIMEOUT_S = 10.0
+API_BASE_TIMEOUT_S = 2.0
+
+
+@dataclass(frozen=True, slots=True)
+class Check:
+    name: str
+    level: Level
+    detail: str
+
+
+def doctor(
+    as_json: Annotated[bool, typer.Option("--json", help="Print JSON instead.")] = False,
+) -> None:
+    """Check the installation, the settings and the model server."""
+    checks = run_checks()
+    failed = any(c.level == "fail" for c in checks)
+    if as_json:
+        print(json.dumps({"ok": not failed, "checks": [asdict(c) for c in checks]}))
+    else:
+        _print(checks)
+    if failed:
+        raise typer.Exit(EXIT_RUN_ERROR)
+
+
+def run_checks() -> list[Check]:
+    checks = [_python(), _rlmrt(), _import("RestrictedPython"), _import("litellm", timed=True)]
+    checks.append(_sandbox())
+    config, config_check = _config()
+    checks.append(config_check)
+    checks.append(_trajectories(config))
+    checks.append(_model(config))
+    checks.append(_keys(config))
+    if config.api_base:
+        checks.append(_api_base(config))
+    return checks
+
+
+def _python() -> Check:
+    version = ".".join(str(part) for part in sys.version_info[:3])
+    return Check("python", "ok", f"{version} ({sys.executable})")
+
+
+def _rlmrt() -> Check:
+    import rlmrt
+
+    return Check("rlmrt", "ok", f"{rlmrt.__version__} ({Path(rlmrt.__file__).parent})")
+
+
+def _import(module: str, *, timed: bool = False) -> Check:
+    started = time.perf_counter()
+    try:
+        if module == "litellm":
+            # the engine's way: offline price map (a plain import fetches it from GitHub)
+            from rlmrt.llm._litellm import import_litellm
+
+            import_litellm()
+        else:
+            importlib.import_module(module)
+    except ImportError as exc:
+        return Check(module, "fail", f"cannot import: {exc}; reinstall rlmrt")
+    took = time.perf_counter() - started
+    try:
+        version = metadata.version(module)
+    except metadata.PackageNotFoundError:
+        version = "installed"
+    detail = f"{version}, imported in {took:.2f}s" if timed else version
+    return Check(module, "ok", detail)
+
+
+def _sandbox() -> Check:
+    from rlmrt.errors import RLMError
+    from rlmrt.sandbox.facade import Sandbox
+
+    started = time.perf_counter()
+    try:
+        with Sandbox("local", timeout_s=SANDBOX_PROBE_TIMEOUT_S) as sandbox:
+            result = sandbox.execute("print(1+1)")
+    except (RLMError, ImportError, OSError) as exc:
+        return Check("local sandbox", "fail", f"{type(exc).__name__}: {exc}")
+    took = time.perf_counter() - started
+    if result.error or result.stdout.strip() != "2":
+        got = result.error or repr(result.stdout)
+        return Check("local sandbox", "fail", f"print(1+1) gave {got}")
+    return Check("local sandbox", "ok", f"print(1+1) -> 2 in {took:.2f}s")
+
+
+def _config() -> tuple[RLMConfig, Check]:
+    from rlmrt.config import RLMConfig, find_config_file, load_config
+    from rlmrt.errors import ConfigError
+
+    path = find_config_file()
+    try:
+        config = load_config()
+    except ConfigError as exc:
+        return RLMConfig(), Check("settings", "fail", str(exc))
+    if path is None:
+        return config, Check("settings", "ok", "no rlm.toml found (defaults and RLM_* variables)")
+    return config, Check("settings", "ok", f"{path} is valid")
+
+
+def _trajectories(config: RLMConfig) -> Check:
+    folder = config.trajectory_dir
+    if not config.save_trajectory:
+        return Check("trajectories", "ok", "saving is off (save_trajectory = false)")
+    if folder.is_dir():
+        try:
+            with tempfile.NamedTemporaryFile(dir=folder, prefix=".doctor-"):
+                pass
+        except OSError as exc:
+            return Check("trajectories", "fail", f"cannot write in {folder}: {exc.strerror}")
+        return Check("trajectories", "ok", f"{folder} is writable")
+    if folder.exists():
+        return Check("trajectories", "fail", f"{folder} is not a folder")
+    parent = next((p for p in folder.parents if p.exists()), None)
+    if parent is None or not os.access(parent, os.W_OK | os.X_OK):
+        return Check("trajectories", "fail", f"cannot create {folder}")
+    return Check("trajectories", "ok", f"{folder} will be created on the first run")
+
+
+def _model(config: RLMConfig) -> Check:
+    if not config.model:
+        return Check(
+            "model",
+            "warn",
+            "no model configured: set model in rlm.toml, RLM_MODEL, or pass --model",
+        )
+    sub = f", sub-calls: {config.sub_model}" if config.sub_model else ""
+    return Check("model", "ok", f"{config.model}{sub}")
+
+
+def _provider(model: str | None) -> str | None:
+    if not model or "/" not in model:
+        return None
+    return model.split("/", 1)[0]
+
+
+def _keys(config: RLMConfig) -> Check:
+    present = sorted(
+        {name for names in PROVIDER_KEYS.values() for name in names if os.environ.get(name)}
+    )
+    if config.api_key is not None:
+        present.insert(0, "api_key (settings)")
+    listed = ", ".join(present) if present else "none"
+    needed: list[str] = []
+    for model in (config.model, config.sub_model):
+        provider = _provider(model)
+        if provider in PROVIDER_KEYS and config.api_key is None and not config.api_base:
+            names = PROVIDER_KEYS[provider]
+            if not any(os.environ.get(name) for name in names):
+                needed.append(f"{model} needs {' or '.join(names)}")
+    if needed:
+        return Check("API keys", "warn", "; ".join(needed) + f" (found: {listed})")
+    if not present and not config.api_base:
+        return Check("API keys", "warn", "no provider API key found in the environment")
+    return Check("API keys", "ok", f"found: {listed}")
+
+
+def _api_base(config: RLMConfig) -> Check:
+    import httpx
+
+    url = (config.api_base or "").rstrip("/") + "/models"
+    headers = {}
+    key = config.api_key_value()
+    if key:
+        headers["Authorization"] = f"Bearer {key}"
+    started = time.perf_counter()
+    try:
+        response = httpx.get(url, headers=headers, timeout=API_BASE_TIMEOUT_S)
+    except httpx.HTTPError as exc:
+        return Check("api_base", "fail", f"{url}: {type(exc).__name__}: {exc}")
+    took = time.perf_counter() - started
+    if response.is_success:
+        return Check("api_base", "ok", f"{url} answered in {took:.2f}s")
+    if response.status_code in (401, 403):
+        return Check("api_base", "warn", f"{url} answered {response.status_code}: check the key")
+    return Check("api_base", "warn", f"{url} answered {response.status_code}")
+
+
+_STYLES: dict[Level, str] = {"ok": "green", "warn": "yellow", "fail": "bold red"}
+
+
+def _print(checks: list[Check]) -> None:
+    from rich.text import Text
+
+    table = Table(title="rlm doctor", title_justify="left")
+    table.add_column("check", no_wrap=True)
+    table.add_column("status", no_wrap=True)
+    table.add_column("detail", overflow="fold")
+    for check in checks:
+        table.add_row(check.name, Text(check.level, style=_STYLES[check.level]), Text(check.detail))
+    console = Console()
+    console.print(table)
+    fails = sum(c.level == "fail" for c in checks)
+    warns = sum(c.level == "warn" for c in checks)
+    summary = "all good" if not fails and not warns else f"{fails} failed, {warns} warnings"
+    console.print(summary, markup=False, highlight=False)

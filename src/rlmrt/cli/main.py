@@ -1,0 +1,57 @@
+"""The `rlm` command: wiring of the sub-commands (each in its own module).
+
+Engine modules are imported inside the commands, so `rlm --help` stays fast.
+"""
+
+from __future__ import annotations
+
+from typing import Annotated
+
+import typer
+
+from rlmrt.cli._errors import ErrorHandlingGroup
+from rlmrt.cli.config_cmd import config_app
+from rlmrt.cli.doctor_cmd import doctor
+from rlmrt.cli.init_cmd import init
+from rlmrt.cli.logs_cmd import logs
+from rlmrt.cli.run_cmd import run
+
+app = typer.Typer(
+    name="rlm",
+    help="rlmrt: run Recursive Language Models over large inputs.",
+    cls=ErrorHandlingGroup,
+    no_args_is_help=True,
+    add_completion=False,
+    pretty_exceptions_enable=False,
+    context_settings={"help_option_names": ["-h", "--help"]},
+)
+
+
+def _version(value: bool) -> None:
+    if value:
+        import rlmrt
+
+        print(f"rlm (rlmrt) {rlmrt.__version__}")
+        raise typer.Exit()
+
+
+@app.callback()
+def _main(
+    version: Annotated[
+        bool,
+        typer.Option(
+            "--version", help="Show the version and exit.", callback=_version, is_eager=True
+        ),
+    ] = False,
+) -> None:
+    """rlmrt: run Recursive Language Models over large inputs."""
+
+
+app.command("run")(run)
+app.command("logs")(logs)
+app.command("init")(init)
+app.command("doctor")(doctor)
+app.add_typer(config_app, name="config")
+
+if __name__ == "__main__":  # pragma: no cover - `python -m rlmrt.cli.main`
+    app()

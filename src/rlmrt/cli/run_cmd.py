@@ -1,0 +1,151 @@
+"""`rlm run`: one RLM run from the command line."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import sys
+from pathlib import Path
+from typing import TYPE_CHECKING, Annotated, Any
+
+import typer
+from rich.console import Console
+
+from rlmrt.cli import _options as opt
+from rlmrt.cli._errors import EXIT_RUN_ERROR, CLIUsageError, fail
+
+if TYPE_CHECKING:
+    from rlmrt.engine.rlm import RLM, RunResult
+    from rlmrt.events import EventHandler
+
+STDIN = "-"
+
+
+def run(
+    prompt: Annotated[str, typer.Argument(help="What to ask.", show_default=False)],
+    context: Annotated[
+        list[str] | None,
+        typer.Option(
+            "--context",
+            "-c",
+            help="File or folder to load as `context` (repeatable; `-` reads stdin).",
+            show_default=False,
+        ),
+    ] = None,
+    as_json: Annotated[
+        bool, typer.Option("--json", help="Print one JSON object with the result on stdout.")
+    ] = False,
+    quiet: Annotated[bool, typer.Option("--quiet", "-q", help="No progress on stderr.")] = False,
+    config_file: opt.ConfigFile = None,
+    model: opt.Model = None,
+    sub_model: opt.SubModel = None,
+    api_base: opt.ApiBase = None,
+    api_key: opt.ApiKey = None,
+    sandbox: opt.Sandbox = None,
+    max_depth: opt.MaxDepth = None,
+    max_iterations: opt.MaxIterations = None,
+    max_cost: opt.MaxCost = None,
+    max_input_tokens: opt.MaxInputTokens = None,
+    max_output_tokens: opt.MaxOutputTokens = None,
+    max_model_calls: opt.MaxModelCalls = None,
+    timeout: opt.Timeout = None,
+    trajectory_dir: opt.TrajectoryDir = None,
+) -> None:
+    """Run PROMPT over the context; the answer goes to stdout, progress to stderr."""
+    config = opt.load_settings(
+        config_file,
+        {
+            "model": model,
+            "sub_model": sub_model,
+            "api_base": api_base,
+            "api_key": api_key,
+            "sandbox": sandbox,
+            "max_depth": max_depth,
+            "max_iterations": max_iterations,
+            "max_cost_usd": max_cost,
+            "max_input_tokens": max_input_tokens,
+            "max_output_tokens": max_output_tokens,
+            "max_model_calls": max_model_calls,
+            "max_wall_time_s": timeout,
+            "trajectory_dir": trajectory_dir,
+        },
+    )
+    value = _read_context(context or [])
+
+    from rlmrt.engine.rlm import RLM
+
+    rlm = RLM(config=config)
+    result = _execute(rlm, prompt, value, quiet=quiet)
+    _report(result, as_json=as_json)
+
+
+def _read_context(paths: list[str]) -> Any:
+    """None, stdin text, one Path, or a list of Paths (the engine loads those)."""
+    if not paths:
+        return None
+    if STDIN in paths:
+        if len(paths) > 1:
+            raise CLIUsageError(
+                "`--context -` (stdin) cannot be combined with other --context paths",
+                hint="save stdin to a file, or put the files in one folder",
+            )
+        if sys.stdin.isatty():
+            print("reading the context from stdin (end with Ctrl-D)…", file=sys.stderr)
+        data = sys.stdin.buffer.read()
+        try:
+            return data.decode("utf-8")
+        except UnicodeDecodeError:
+            return data
+    if len(paths) == 1:
+        return Path(paths[0])
+    return [Path(p) for p in paths]
+
+
+def _execute(rlm: RLM, prompt: str, context: Any, *, quiet: bool) -> RunResult:
+    from rlmrt.cli.live import LiveTree, PlainProgress
+
+    console = Console(stderr=True)
+    progress: LiveTree | PlainProgress | None = None
+    if not quiet:
+        progress = LiveTree(console) if console.is_terminal else PlainProgress()
+
+    handler: EventHandler | None = progress
+
+    async def main() -> RunResult:
+        try:
+            return await rlm.acompletion(prompt, context, on_event=handler)
+        finally:
+            await rlm.aclose()
+
+    if progress is None:
+        return asyncio.run(main())
+    with progress:
+        return asyncio.run(main())
+
+
+def _report(result: RunResult, *, as_json: bool) -> None:
+    if as_json:
+        data = {
+            "answer": result.answer,
+            "partial": result.partial,
+            "stop_reason": result.stop_reason,
+            "usage": result.usage.to_dict(),
+            "run_id": result.run_id,
+            "trajectory_path": str(result.trajectory_path) if result.trajectory_path else None,
+            "iterations": result.iterations,
+        }
+        print(json.dumps(data, ensure_ascii=False))
+    elif result.answer is not None:
+        print(result.answer)
+    if result.answer is None:
+        raise fail(
+            f"the run stopped ({result.stop_reason}) without an answer",
+            hint=f"`rlm logs {result.run_id}` shows what happened",
+            code=EXIT_RUN_ERROR,
+        )
+    if result.partial:
+        print(
+            f"note: the answer is partial: the run stopped at a limit ({result.stop_reason}) "
+            "and answered from what it had found",
+            file=sys.stderr,
+        )
