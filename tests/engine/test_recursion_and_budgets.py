@@ -246,3 +246,25 @@ def test_sub_call_errors_surface_in_code(serve, make_rlm) -> None:
     server = serve(scripted(root=[repl(code)], sub=Reply(status=404, text="no such model")))
     result = make_rlm(server).completion("q", context="c")
     assert result.answer == "caught ModelNotFoundError"
+
+
+async def test_a_cancelled_run_closes_its_open_model_call(serve, make_rlm) -> None:
+    import asyncio
+
+    from rlmrt.events import ModelCallFailed
+
+    server = serve(scripted(root=[Reply(fault="hang")]))
+    rlm = make_rlm(server)
+    events: list[Event] = []
+    task = asyncio.ensure_future(rlm.acompletion("q", context="c", on_event=events.append))
+    while not server.requests:
+        await asyncio.sleep(0.01)
+    task.cancel()
+    with pytest.raises(asyncio.CancelledError):
+        await task
+    failed = [e for e in events if isinstance(e, ModelCallFailed)]
+    assert [(e.error_type, e.message) for e in failed] == [("CancelledError", "cancelled")]
+    errored = [e for e in events if isinstance(e, RunErrored)]
+    assert [(e.error_type, e.message) for e in errored] == [("CancelledError", "CancelledError")]
+    assert events[-1].kind == "run_finished"
+    await rlm.aclose()

@@ -130,3 +130,10 @@ def test_importing_rlmrt_llm_loads_no_client_library() -> None:
         "assert not heavy, heavy\n"
     )
     subprocess.run([sys.executable, "-c", code], check=True, timeout=60)
+
+
+async def test_prompts_with_lone_surrogates_are_still_sent(server: ScriptedOpenAIServer) -> None:
+    """orjson refuses lone surrogates; the body falls back to escaped JSON."""
+    async with OpenAICompatibleClient(model="m", api_base=server.url, api_key="k") as client:
+        await client.complete([{"role": "user", "content": "bad \udc80 byte"}])
+    assert server.requests[0].last_user_text == "bad \udc80 byte"

@@ -45,8 +45,8 @@ class RunResult:
 
 def new_run_id() -> str:
     """Sortable by time, unique enough for one user's runs."""
-    stamp = datetime.now(timezone.utc).strftime("%Y%m%d-%H%M%S")
-    return f"{stamp}-{secrets.token_hex(4)}"
+    now = datetime.now(timezone.utc)
+    return f"{now:%Y%m%d-%H%M%S}{now.microsecond // 1000:03d}-{secrets.token_hex(4)}"
 
 
 class RLM:

@@ -95,7 +95,11 @@ class Run:
             answer, partial, reason = await self._loop()
         except BaseException as exc:
             self.tree.emit(
-                RunErrored(**self._ids(), error_type=type(exc).__name__, message=str(exc))
+                RunErrored(
+                    **self._ids(),
+                    error_type=type(exc).__name__,
+                    message=str(exc) or type(exc).__name__,
+                )
             )
             self._finish(None, partial=True, reason="error")
             raise

