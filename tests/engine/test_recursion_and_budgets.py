@@ -256,9 +256,15 @@ async def test_a_cancelled_run_closes_its_open_model_call(serve, make_rlm) -> No
     server = serve(scripted(root=[Reply(fault="hang")]))
     rlm = make_rlm(server)
     events: list[Event] = []
-    task = asyncio.ensure_future(rlm.acompletion("q", context="c", on_event=events.append))
-    while not server.requests:
-        await asyncio.sleep(0.01)
+    calling = asyncio.Event()
+
+    def record(event: Event) -> None:
+        events.append(event)
+        if event.kind == "model_call_started":
+            calling.set()
+
+    task = asyncio.ensure_future(rlm.acompletion("q", context="c", on_event=record))
+    await calling.wait()
     task.cancel()
     with pytest.raises(asyncio.CancelledError):
         await task
