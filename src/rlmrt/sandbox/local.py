@@ -1,0 +1,644 @@
+"""`LocalSandbox`: sandboxed Python in this process, under RestrictedPython.
+
+Code is compiled with RestrictedPython plus the additions of `_policy` and runs on one
+long-lived worker thread per sandbox, with a namespace that persists between
+executes. The host's event loop stays free while code runs; `llm_query` and friends
+call the `HostBridge` coroutines on that loop and wait for them.
+
+Security measures (details in `_guards`, `_safe_modules`, `_limits`):
+
+- no names or attributes starting with `_`, no frame/code/traceback attributes, no
+  module objects: allowed modules are read-only proxies holding vetted attributes;
+- builtins without `open`, `exec`, `eval`, `compile`, `globals`, `locals`, `vars`,
+  `input`, `breakpoint`, `help`, `memoryview`; `type()` has one argument only;
+  `getattr`/`setattr` go through the guards; `str.format` cannot walk attributes;
+- writes only to plain containers and to instances of classes the code defined;
+- a time limit checked by ticks inserted in every loop, comprehension and function,
+  backed by a watchdog that raises into the worker thread; a memory limit enforced
+  by size estimates before big one-shot allocations and by watching the process RSS.
+
+Residual risks, stated plainly: in-process isolation is best effort. The process
+sandbox is the real isolation boundary; use it for untrusted code.
+
+- A single long C call holds the GIL and cannot be interrupted: catastrophic regex
+  backtracking, sorting or hashing huge data, `x in range(10**15)` with a non-int.
+  It freezes the host's threads (the event loop too) until it returns; the timeout
+  is reported afterwards. C calls whose output is a large multiple of an input
+  already in memory (e.g. splitting a 100 MB string into 10**8 pieces) are not all
+  estimated; the RSS watchdog only acts when control returns to Python.
+- Memory is measured as growth of the whole process's RSS during an execute, so
+  other threads of the host count against it, and memory kept between executes is
+  not counted. Big integers are capped at 1 MB per result because their arithmetic
+  cannot be interrupted.
+- After a timeout the worker thread is abandoned if it does not stop within the
+  grace period (a fresh one serves the next execute); an abandoned thread keeps
+  running until its next tick or bytecode boundary and shares the namespace.
+- RestrictedPython and the guards are a policy on top of CPython: a CPython bug or a
+  reachable object we did not vet could still lead out. The allow-list is kept
+  small for that reason. Known soft spots: special methods the code defines
+  (`__eq__`, `__init__`, ...) run when host code touches its objects (still as
+  restricted code); mutable state reachable through public attributes of allowed
+  objects (beyond module-level containers, which are handed out as copies) can be
+  changed by their methods.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import keyword
+import queue
+import threading
+import time
+import traceback
+import types
+from collections import OrderedDict
+from collections.abc import Callable, Coroutine, Sequence
+from typing import Any
+
+from rlmrt.errors import SandboxClosedError, UsageError
+from rlmrt.sandbox._guards import SANDBOX_MODULE, Guards, TypeShim
+from rlmrt.sandbox._limits import (
+    Clock,
+    SandboxMemoryExceeded,
+    SandboxTimeout,
+    human_bytes,
+    inject,
+)
+from rlmrt.sandbox._policy import CellRestrictionError, compile_cell
+from rlmrt.sandbox._safe_modules import ModuleProxy
+from rlmrt.sandbox.base import ExecResult, HostBridge, Limits, QueryFailed, SandboxBackend
+from rlmrt.sandbox.render import render_value
+
+__all__ = ["LocalSandbox"]
+
+_GRACE_S = 0.7  # after the deadline, how long the worker gets to unwind before it is abandoned
+_POLL_S = 0.02  # how often the watchdog reads the RSS while code runs
+_REINJECT_S = 0.1
+_COMPILE_CACHE = 256
+_HELPERS = ("llm_query", "llm_query_batched", "rlm_query", "rlm_query_batched")
+_HELPERS_ALL = (*_HELPERS, "FINAL", "FINAL_VAR", "SHOW_VARS")
+
+
+class _Output:
+    """The captured stdout of one execute, cut at `limit` bytes."""
+
+    __slots__ = ("dropped", "limit", "parts", "size")
+
+    def __init__(self, limit: int) -> None:
+        self.parts: list[str] = []
+        self.size = 0
+        self.dropped = 0
+        self.limit = limit
+
+    def write(self, text: str) -> None:
+        n = len(text) if text.isascii() else len(text.encode("utf-8", "surrogatepass"))
+        room = self.limit - self.size
+        if n <= room:
+            self.parts.append(text)
+            self.size += n
+        elif room <= 0:
+            self.dropped += n
+        else:
+            head = text.encode("utf-8", "surrogatepass")[:room].decode("utf-8", "ignore")
+            self.parts.append(head)
+            self.size = self.limit
+            self.dropped += n - len(head.encode("utf-8", "surrogatepass"))
+
+    def getvalue(self) -> str:
+        text = "".join(self.parts)
+        if self.dropped:
+            text += f"\n... [output truncated: {self.dropped} more bytes]"
+        return text
+
+
+class _ExecState:
+    """One execute, shared by the host coroutine and the worker thread."""
+
+    def __init__(self, code: types.CodeType, loop: asyncio.AbstractEventLoop, limit: int) -> None:
+        self.code = code
+        self.loop = loop
+        self.future: asyncio.Future[None] = loop.create_future()
+        self.out = _Output(limit)
+        self.exc: BaseException | None = None
+        self.final_answer: str | None = None
+        self.final_set = False
+        self.display: str | None = None
+        self.in_user = False
+        self.injected = False
+        self.posted = False
+        self.timed_out = False
+        self.memory_exceeded = False
+        self.memory_growth = 0
+
+
+class _Worker:
+    """The long-lived thread that runs the code of one sandbox."""
+
+    def __init__(self, run: Callable[[_ExecState], None], finish: Callable[..., None]) -> None:
+        self.jobs: queue.SimpleQueue[_ExecState | None] = queue.SimpleQueue()
+        self._run = run
+        self._finish = finish
+        self.thread = threading.Thread(target=self._main, name="rlmrt-local-sandbox", daemon=True)
+        self.thread.start()
+        assert self.thread.ident is not None
+        self.ident: int = self.thread.ident
+
+    def _main(self) -> None:
+        while True:
+            job: _ExecState | None = None
+            try:
+                job = self.jobs.get()
+                if job is None:
+                    return
+                self._run(job)
+            except BaseException as exc:  # noqa: BLE001 - a late asynchronous interrupt
+                self._recover(job, exc)
+
+    def _recover(self, job: _ExecState | None, exc: BaseException) -> None:
+        while True:
+            try:
+                if job is not None and not job.posted:
+                    self._finish(job, exc)
+                return
+            except BaseException as again:  # noqa: BLE001 - yet another interrupt
+                exc = again
+
+
+class _Printer:
+    """What `print` writes to inside the sandbox (RestrictedPython's `_print_` hook)."""
+
+    __slots__ = ("_sandbox",)
+
+    def __init__(self, sandbox: LocalSandbox) -> None:
+        self._sandbox = sandbox
+
+    def _call_print(
+        self,
+        *objects: Any,
+        sep: str | None = " ",
+        end: str | None = "\n",
+        file: Any = None,
+        flush: bool = False,
+    ) -> None:
+        sandbox = self._sandbox
+        state = sandbox._current()
+        text = (" " if sep is None else sep).join([str(o) for o in objects])
+        text += "\n" if end is None else end
+        if file is None:
+            state.out.write(text)
+        else:
+            sandbox._guards.getattr_(file, "write")(text)
+
+    def __call__(self) -> str:
+        return "".join(self._sandbox._current().out.parts)
+
+
+class LocalSandbox(SandboxBackend):
+    """Runs code in this process under RestrictedPython (see the module docstring)."""
+
+    kind = "local"
+
+    def __init__(self, *, limits: Limits | None = None, bridge: HostBridge | None = None) -> None:
+        super().__init__(limits=limits, bridge=bridge)
+        self._closed = False
+        self._clock = Clock(self.limits.memory_mb)
+        self._guards = Guards(self._clock, self._write_output)
+        self._state: _ExecState | None = None
+        self._worker: _Worker | None = None
+        self._inject_lock = threading.Lock()
+        self._lock: asyncio.Lock | None = None
+        self._lock_loop: asyncio.AbstractEventLoop | None = None
+        self._cells = 0
+        self._sources: dict[str, list[str]] = {}
+        self._compiled: OrderedDict[str, types.CodeType] = OrderedDict()
+        self._helpers = self._make_helpers()
+        printer = _Printer(self)
+        self._globals: dict[str, Any] = {
+            "__builtins__": self._guards.builtins(self._guards.modules.import_),
+            "__name__": SANDBOX_MODULE,
+            "__metaclass__": type,
+            "_tick_": self._clock.tick,
+            "_print_": lambda _getattr=None: printer,
+            "_display_": self._display,
+        }
+
+    # -- lifecycle ----------------------------------------------------------------------
+
+    async def start(self) -> None:
+        self._check_open()
+        self._ensure_worker()
+
+    async def aclose(self) -> None:
+        if self._closed:
+            return
+        self._closed = True
+        worker, self._worker = self._worker, None
+        if worker is not None:
+            worker.jobs.put(None)
+
+    def _check_open(self) -> None:
+        if self._closed:
+            raise SandboxClosedError("the local sandbox is closed")
+
+    def _ensure_worker(self) -> _Worker:
+        if self._worker is None:
+            self._worker = _Worker(self._run, self._finish)
+        return self._worker
+
+    def _get_lock(self) -> asyncio.Lock:
+        loop = asyncio.get_running_loop()
+        if self._lock is None or self._lock_loop is not loop:
+            self._lock, self._lock_loop = asyncio.Lock(), loop
+        return self._lock
+
+    # -- variables ----------------------------------------------------------------------
+
+    async def set_variable(self, name: str, value: Any) -> None:
+        self._check_open()
+        if not isinstance(name, str) or not name.isidentifier() or keyword.iskeyword(name):
+            raise UsageError(f"{name!r} is not a valid variable name")
+        if name.startswith("_") or name in _HELPERS_ALL:
+            raise UsageError(f"{name!r} is reserved in the sandbox; choose another name")
+        if isinstance(value, types.ModuleType):
+            raise UsageError("modules cannot be put into the sandbox")
+        async with self._get_lock():
+            self._globals[name] = value
+
+    async def get_variable(self, name: str) -> Any:
+        self._check_open()
+        async with self._get_lock():
+            names = self._user_variables()
+            if name not in names:
+                raise UsageError(
+                    f"no variable named {name!r} in the sandbox;"
+                    f" variables: {', '.join(names) or '(none)'}"
+                )
+            return names[name]
+
+    async def list_variables(self) -> dict[str, str]:
+        self._check_open()
+        async with self._get_lock():
+            return {name: _type_name(v) for name, v in self._user_variables().items()}
+
+    def _user_variables(self) -> dict[str, Any]:
+        helpers = self._helpers
+        return {
+            name: value
+            for name, value in self._globals.items()
+            if not name.startswith("_")
+            and helpers.get(name) is not value
+            and not isinstance(value, ModuleProxy)
+        }
+
+    # -- execute ------------------------------------------------------------------------
+
+    async def execute(self, code: str) -> ExecResult:
+        self._check_open()
+        if not isinstance(code, str):
+            raise UsageError(f"code must be a str, got {type(code).__name__}")
+        async with self._get_lock():
+            self._check_open()
+            return await self._execute(code)
+
+    async def _execute(self, code: str) -> ExecResult:
+        started = time.perf_counter()
+        try:
+            compiled = self._compile(code)
+        except SyntaxError as exc:
+            message = "".join(traceback.format_exception_only(type(exc), exc)).rstrip("\n")
+            return _failed(message, started)
+        except CellRestrictionError as exc:
+            return _failed(f"SyntaxError: code not allowed in the sandbox:\n{exc}", started)
+        worker = self._ensure_worker()
+        state = _ExecState(compiled, asyncio.get_running_loop(), self.limits.output_bytes)
+        self._globals.update(self._helpers)
+        self._clock.arm(self.limits.timeout_s, worker.ident)
+        self._state = state
+        worker.jobs.put(state)
+        await self._supervise(state, worker)
+        return self._result(state, started)
+
+    def _compile(self, code: str) -> types.CodeType:
+        compiled = self._compiled.get(code)
+        if compiled is not None:
+            self._compiled.move_to_end(code)
+            return compiled
+        self._cells += 1
+        filename = f"<cell {self._cells}>"
+        compiled = compile_cell(code, filename)
+        self._sources[filename] = code.splitlines()
+        self._compiled[code] = compiled
+        if len(self._compiled) > _COMPILE_CACHE:
+            self._compiled.popitem(last=False)
+        return compiled
+
+    def _run(self, state: _ExecState) -> None:
+        """Worker thread: run one cell."""
+        exc: BaseException | None = None
+        try:
+            state.in_user = True
+            exec(state.code, self._globals)
+        except BaseException as caught:  # noqa: BLE001 - becomes ExecResult.error
+            exc = caught
+        self._finish(state, exc)
+
+    def _finish(self, state: _ExecState, exc: BaseException | None) -> None:
+        with self._inject_lock:
+            state.in_user = False
+            if state.injected:
+                _absorb_pending_interrupt()
+        if state.posted:
+            return
+        state.exc = exc
+        state.posted = True
+        try:
+            state.loop.call_soon_threadsafe(_resolve, state.future)
+        except RuntimeError:  # the host loop is gone; nobody waits for this result
+            return
+
+    async def _supervise(self, state: _ExecState, worker: _Worker) -> None:
+        """Host side: wait for the worker; enforce the deadline and the memory limit."""
+        timeout, watch_memory = self.limits.timeout_s, bool(self._clock.rss_limit)
+        if timeout is None and not watch_memory:
+            await state.future
+            return
+        loop = state.loop
+        deadline = loop.time() + timeout if timeout is not None else None
+        kill_at: float | None = None
+        interrupt: type[BaseException] = SandboxTimeout
+        while not state.future.done():
+            now = loop.time()
+            wait = _POLL_S if watch_memory else 3600.0
+            if kill_at is not None:
+                wait = min(wait, _REINJECT_S, max(0.0, kill_at - now))
+            elif deadline is not None:
+                wait = min(wait, max(0.0, deadline - now))
+            await asyncio.wait((state.future,), timeout=wait)
+            if state.future.done():
+                break
+            now = loop.time()
+            if kill_at is None and watch_memory and self._clock.over_memory():
+                state.memory_exceeded = True
+                state.memory_growth = self._clock.growth()
+                self._clock.memory_exceeded = True
+                self._clock.n = 0
+                interrupt, kill_at = SandboxMemoryExceeded, now + _GRACE_S
+            elif kill_at is None and deadline is not None and now >= deadline:
+                state.timed_out = True
+                self._clock.expire()
+                interrupt, kill_at = SandboxTimeout, now + _GRACE_S
+            if kill_at is not None:
+                self._interrupt(state, worker, interrupt)
+                if now >= kill_at:
+                    self._abandon(worker)
+                    return
+
+    def _interrupt(self, state: _ExecState, worker: _Worker, exc: type[BaseException]) -> None:
+        with self._inject_lock:
+            if state.in_user:
+                state.injected = True
+                inject(worker.ident, exc)
+
+    def _abandon(self, worker: _Worker) -> None:
+        """Give up on a worker stuck past the grace period; the next execute gets a new one."""
+        if self._worker is worker:
+            self._worker = None
+        worker.jobs.put(None)
+        self._state = None
+
+    def _result(self, state: _ExecState, started: float) -> ExecResult:
+        exc = state.exc
+        error: str | None = None
+        if state.timed_out or isinstance(exc, SandboxTimeout):
+            error = self._format_error(
+                exc, f"TimeoutError: execution exceeded the {self.limits.timeout_s:g} s time limit"
+            )
+        elif state.memory_exceeded or isinstance(exc, SandboxMemoryExceeded):
+            growth = state.memory_growth or self._clock.growth()
+            error = self._format_error(
+                exc,
+                f"MemoryError: execution exceeded the memory limit"
+                f" (memory_mb={self.limits.memory_mb}); the process grew by {human_bytes(growth)}",
+            )
+        elif exc is not None:
+            error = self._format_error(exc)
+        if error is not None and len(error) > self.limits.output_bytes:
+            error = error[: self.limits.output_bytes] + "\n... [error truncated]"
+        return ExecResult(
+            stdout=state.out.getvalue(),
+            stderr=error or "",
+            error=error,
+            duration_s=time.perf_counter() - started,
+            final_answer=state.final_answer,
+            final_set=state.final_set,
+            display=state.display,
+        )
+
+    def _format_error(self, exc: BaseException | None, last_line: str | None = None) -> str:
+        """A short traceback with only the frames of the user's code."""
+        frames: list[tuple[str, int, str]] = []
+        if exc is not None:
+            for frame, lineno in traceback.walk_tb(exc.__traceback__):
+                filename = frame.f_code.co_filename
+                if filename in self._sources:
+                    frames.append((filename, lineno, frame.f_code.co_name))
+        lines = ["Traceback (most recent call last):"] if frames else []
+        shown: list[tuple[str, int, str] | None] = list(frames)
+        if len(frames) > 12:
+            shown = [*frames[:4], None, *frames[-6:]]
+        for entry in shown:
+            if entry is None:
+                lines.append(f"  ... {len(frames) - 10} more frames ...")
+                continue
+            filename, lineno, name = entry
+            lines.append(f'  File "{filename}", line {lineno}, in {name}')
+            source = self._sources[filename]
+            if 0 < lineno <= len(source) and source[lineno - 1].strip():
+                lines.append(f"    {source[lineno - 1].strip()}")
+        lines.append(last_line or _exception_line(exc))
+        return "\n".join(lines)
+
+    # -- what the code sees -------------------------------------------------------------
+
+    def _current(self) -> _ExecState:
+        state = self._state
+        if state is None or threading.get_ident() != self._clock.owner:
+            raise SandboxTimeout  # an abandoned worker: stop it
+        return state
+
+    def _write_output(self, text: str) -> None:
+        self._current().out.write(text)
+
+    def _display(self, value: Any) -> None:
+        if value is None:
+            return
+        state = self._current()
+        text = repr(value)
+        limit = self.limits.output_bytes
+        state.display = text if len(text) <= limit else text[:limit] + " ... [truncated]"
+        state.out.write(text + "\n")
+
+    def _call_bridge(
+        self, name: str, make: Callable[[HostBridge], Coroutine[Any, Any, Any]]
+    ) -> Any:
+        state = self._current()
+        bridge = self.bridge
+        if bridge is None:
+            raise RuntimeError(
+                f"{name} is only available inside an RLM run (this sandbox has no host bridge)"
+            )
+        future = asyncio.run_coroutine_threadsafe(make(bridge), state.loop)
+        error: BaseException
+        while True:
+            try:
+                return future.result(timeout=_POLL_S)
+            except TimeoutError as exc:
+                if future.done():
+                    error = exc
+                    break
+                try:
+                    self._clock.tick()
+                except BaseException:
+                    future.cancel()
+                    raise
+            except BaseException as exc:
+                if not future.done():  # interrupted by the watchdog while waiting
+                    future.cancel()
+                    raise
+                error = exc
+                break
+        # the host's exception, without the host frames that raised it
+        raise error.with_traceback(None)
+
+    def _make_helpers(self) -> dict[str, Any]:
+        call = self._call_bridge
+
+        def llm_query(prompt: str, model: str | None = None) -> str:
+            """Ask a language model `prompt`; returns its reply."""
+            _check_str("llm_query", "prompt", prompt)
+            _check_optional_str("llm_query", "model", model)
+            return call("llm_query", lambda b: b.llm_query(prompt, model))  # type: ignore[no-any-return]
+
+        def llm_query_batched(
+            prompts: Sequence[str], model: str | None = None
+        ) -> list[str | QueryFailed]:
+            """Ask several prompts concurrently; replies in order (failed items: QueryFailed)."""
+            items = _check_prompts("llm_query_batched", prompts)
+            _check_optional_str("llm_query_batched", "model", model)
+            return list(call("llm_query_batched", lambda b: b.llm_query_batched(items, model)))
+
+        def rlm_query(prompt: str, context: Any = None) -> str:
+            """Run a recursive RLM one level deeper on `context`; returns its answer."""
+            _check_str("rlm_query", "prompt", prompt)
+            return call("rlm_query", lambda b: b.rlm_query(prompt, context))  # type: ignore[no-any-return]
+
+        def rlm_query_batched(
+            prompts: Sequence[str], contexts: Sequence[Any] | None = None
+        ) -> list[str | QueryFailed]:
+            """Run several recursive RLMs concurrently; answers in order (or QueryFailed)."""
+            items = _check_prompts("rlm_query_batched", prompts)
+            ctxs = None
+            if contexts is not None:
+                if not isinstance(contexts, (list, tuple)):
+                    raise TypeError("rlm_query_batched() contexts must be a list or None")
+                if len(contexts) != len(items):
+                    raise ValueError(
+                        f"rlm_query_batched() got {len(items)} prompts but {len(contexts)} contexts"
+                    )
+                ctxs = list(contexts)
+            return list(call("rlm_query_batched", lambda b: b.rlm_query_batched(items, ctxs)))
+
+        def FINAL(value: Any) -> None:
+            """Mark `value` as the final answer."""
+            answer = render_value(value)
+            state = self._current()
+            state.final_answer, state.final_set = answer, True
+
+        def FINAL_VAR(name: str) -> None:
+            """Mark the variable called `name` as the final answer."""
+            if not isinstance(name, str):
+                raise TypeError(
+                    'FINAL_VAR() takes the name of a variable as a string, e.g. FINAL_VAR("answer")'
+                )
+            variables = self._user_variables()
+            if name not in variables:
+                available = ", ".join(sorted(variables)) or "(none)"
+                raise NameError(
+                    f"FINAL_VAR: no variable named {name!r}; available variables: {available}"
+                )
+            FINAL(variables[name])
+
+        def SHOW_VARS() -> None:
+            """Print the variables defined in the sandbox and their types."""
+            variables = self._user_variables()
+            if not variables:
+                self._write_output("No variables defined yet.\n")
+                return
+            lines = [f"  {n}: {_type_name(v)}" for n, v in sorted(variables.items())]
+            self._write_output("Variables:\n" + "\n".join(lines) + "\n")
+
+        return {
+            "llm_query": llm_query,
+            "llm_query_batched": llm_query_batched,
+            "rlm_query": rlm_query,
+            "rlm_query_batched": rlm_query_batched,
+            "FINAL": FINAL,
+            "FINAL_VAR": FINAL_VAR,
+            "SHOW_VARS": SHOW_VARS,
+        }
+
+
+def _absorb_pending_interrupt() -> None:
+    """Let an interrupt that arrived after the user's code ended land here, harmlessly.
+
+    (Clearing it with PyThreadState_SetAsyncExc(id, NULL) would leave the
+    interpreter's "async exception pending" flag set, slowing every thread.)
+    """
+    try:
+        for _ in range(8):  # backward jumps are where pending interrupts are raised
+            pass
+    except BaseException:  # noqa: BLE001, S110 - the interrupt is expected and meant to end here
+        pass
+
+
+def _resolve(future: asyncio.Future[None]) -> None:
+    if not future.done():
+        future.set_result(None)
+
+
+def _failed(message: str, started: float) -> ExecResult:
+    return ExecResult(stderr=message, error=message, duration_s=time.perf_counter() - started)
+
+
+def _exception_line(exc: BaseException | None) -> str:
+    if exc is None:
+        return "Error"
+    try:
+        message = str(exc)
+    except Exception:  # noqa: BLE001 - a broken __str__ must not hide the error
+        message = "<unprintable message>"
+    name = type(exc).__name__
+    return f"{name}: {message}" if message else name
+
+
+def _type_name(value: Any) -> str:
+    return "type" if isinstance(value, TypeShim) else type(value).__name__
+
+
+def _check_str(func: str, arg: str, value: Any) -> None:
+    if not isinstance(value, str):
+        raise TypeError(f"{func}() {arg} must be a str, got {type(value).__name__}")
+
+
+def _check_optional_str(func: str, arg: str, value: Any) -> None:
+    if value is not None:
+        _check_str(func, arg, value)
+
+
+def _check_prompts(func: str, prompts: Any) -> list[str]:
+    if not isinstance(prompts, (list, tuple)):
+        raise TypeError(f"{func}() prompts must be a list of str, got {type(prompts).__name__}")
+    for i, prompt in enumerate(prompts):
+        if not isinstance(prompt, str):
+            raise TypeError(f"{func}() prompts[{i}] must be a str, got {type(prompt).__name__}")
+    return list(prompts)
