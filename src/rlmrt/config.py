@@ -176,6 +176,15 @@ def load_config(
         raise ConfigError(_describe(exc, origin)) from exc
 
 
+def config_with(config: RLMConfig, **overrides: Any) -> RLMConfig:
+    """A copy of `config` with `overrides` (None values are ignored), validated."""
+    given = {k: v for k, v in overrides.items() if v is not None}
+    try:
+        return RLMConfig.model_validate({**config.model_dump(), **given})
+    except ValidationError as exc:
+        raise ConfigError(_describe(exc, dict.fromkeys(given, "arguments"))) from exc
+
+
 def _describe(exc: ValidationError, origin: Mapping[str, str]) -> str:
     lines = []
     for error in exc.errors():

@@ -11,7 +11,7 @@ from pathlib import Path
 from typing import Any, TypeVar
 
 from rlmrt._loop import LoopThread
-from rlmrt.config import RLMConfig, load_config
+from rlmrt.config import RLMConfig, config_with, load_config
 from rlmrt.engine.context_input import load_context
 from rlmrt.engine.run import Run
 from rlmrt.engine.tree import RunTree
@@ -72,10 +72,7 @@ class RLM:
     ) -> None:
         if config is not None:
             if settings or model is not None:
-                config = config.model_copy(
-                    update={**settings, **({"model": model} if model is not None else {})}
-                )
-                config = RLMConfig.model_validate(config.model_dump())
+                config = config_with(config, model=model, **settings)
         else:
             config = load_config(model=model, **settings)
         self.config = config

@@ -1,0 +1,133 @@
+"""Edge cases of the loop: best-effort answers, bad sub-call arguments, settings."""
+
+from __future__ import annotations
+
+import pytest
+
+from rlmrt import RLM, RLMConfig, RunResult
+from rlmrt.errors import ConfigError
+from rlmrt.events import Answer, Event, RunErrored
+from rlmrt.testing import Reply, scripted
+
+
+def repl(code: str) -> str:
+    return f"```repl\n{code}\n```"
+
+
+def _run(serve, make_rlm, root, sub=None, **settings) -> tuple[RunResult, list[Event]]:
+    server = serve(scripted(root=root, sub=sub))
+    rlm = make_rlm(server, **settings)
+    events: list[Event] = []
+    rlm.subscribe(events.append)
+    return rlm.completion("q", context="c"), events
+
+
+def test_best_effort_final_var_reads_the_sandbox(serve, make_rlm) -> None:
+    result, events = _run(serve, make_rlm, [repl("x = 5"), "FINAL_VAR(x)"], max_iterations=1)
+    assert (result.answer, result.partial, result.stop_reason) == ("5", True, "max_iterations")
+    assert [e.partial for e in events if isinstance(e, Answer)] == [True]
+
+
+@pytest.mark.parametrize(
+    ("best_effort", "error_type"),
+    [
+        ("FINAL_VAR(missing)", None),
+        (repl("print('code cannot run now')"), "NoAnswer"),
+        (Reply(status=400, text="bad"), "ModelError"),
+    ],
+)
+def test_best_effort_without_an_answer_gives_none_never_error_text(
+    serve, make_rlm, best_effort, error_type
+) -> None:
+    result, events = _run(serve, make_rlm, [repl("x = 1"), best_effort], max_iterations=1)
+    assert (result.answer, result.partial) == (None, True)
+    errors = [e.error_type for e in events if isinstance(e, RunErrored)]
+    assert errors == ([error_type] if error_type else [])
+
+
+def test_bad_sub_call_arguments_are_errors_in_code(serve, make_rlm) -> None:
+    code = (
+        "for call in (lambda: llm_query(123), lambda: llm_query_batched('one string'),\n"
+        "             lambda: rlm_query_batched(['a', 'b'], ['only one'])):\n"
+        "    try:\n"
+        "        call()\n"
+        "    except Exception as exc:\n"
+        "        print(exc)\n"
+    )
+    result, events = _run(serve, make_rlm, [repl(code), "FINAL(done)"])
+    assert result.answer == "done"
+    out = next(e for e in events if e.kind == "code_executed").stdout
+    assert "llm_query() prompt must be a str, got int" in out
+    assert "llm_query_batched() prompts must be a list of str, got str" in out
+    assert "rlm_query_batched() got 2 prompts but 1 contexts" in out
+
+
+async def test_the_host_checks_sub_call_arguments_itself(serve, make_rlm) -> None:
+    """The bridge is the authority: a sandbox that forwards anything is still checked."""
+    from rlmrt.engine.context_input import load_context
+    from rlmrt.engine.run import Run, RunBridge
+    from rlmrt.engine.tree import RunTree
+    from rlmrt.events import EventBus
+
+    rlm = make_rlm(serve(scripted()))
+    tree = RunTree(config=rlm.config, client=rlm.client, bus=EventBus(), run_id="r")
+    run = Run(
+        tree, prompt="p", context=load_context("c"), depth=0, call_id="r", parent_call_id=None
+    )
+    bridge = RunBridge(run)
+    with pytest.raises(TypeError, match="llm_query takes a str prompt, got int"):
+        await bridge.llm_query(1)  # type: ignore[arg-type]
+    with pytest.raises(TypeError, match="takes a list of str prompts, got str"):
+        await bridge.llm_query_batched("x")
+    with pytest.raises(ValueError, match="got 1 prompts but 2 contexts"):
+        await bridge.rlm_query_batched(["a"], ["x", "y"])
+    await rlm.aclose()
+
+
+def test_a_child_without_an_answer_raises_in_the_parent(serve, make_rlm) -> None:
+    def handler(request):
+        if "Question: top" in request.messages[1]["content"]:
+            if any(m["role"] == "assistant" for m in request.messages):
+                return "FINAL(parent done)"
+            return repl("try:\n    rlm_query('child')\nexcept Exception as exc:\n    print(exc)")
+        if request.messages[-1]["content"].startswith("The run has reached a limit"):
+            return Reply(status=400, text="no")
+        return repl("print('child works')")
+
+    server = serve(handler)
+    rlm = make_rlm(server, max_iterations=1)
+    events: list[Event] = []
+    rlm.subscribe(events.append)
+    result = rlm.completion("top", context="c")
+    assert result.answer is None or result.answer == "parent done"
+    printed = [e.stdout for e in events if e.kind == "code_executed" and e.depth == 0]
+    assert "the sub-run stopped (max_iterations) without an answer" in printed[0]
+
+
+def test_settings_over_a_given_config(serve) -> None:
+    server = serve(scripted(root=["FINAL(ok)"]))
+    base = RLMConfig(model="openai/m", api_base=server.url, api_key="k", save_trajectory=False)
+    rlm = RLM(config=base, max_depth=3)
+    assert (rlm.config.max_depth, base.max_depth) == (3, 1)
+    assert rlm.completion("q").answer == "ok"
+    rlm.close()
+    with pytest.raises(ConfigError, match=r"max_depth \(arguments\)"):
+        RLM(config=base, max_depth=-2)
+    with pytest.raises(ConfigError, match="no model configured"):
+        RLM()
+
+
+def test_empty_prompt_is_refused(serve, make_rlm) -> None:
+    rlm = make_rlm(serve(scripted()))
+    with pytest.raises(ConfigError, match="non-empty string"):
+        rlm.completion("  ", context="c")
+
+
+async def test_stopping_a_stream_early_cancels_the_run(serve, make_rlm) -> None:
+    server = serve(scripted(root=[Reply(text="FINAL(slow)", delay_s=2)]))
+    rlm = make_rlm(server)
+    stream = rlm.astream("q", context="c")
+    first = await stream.__anext__()
+    assert first.kind == "run_started"
+    await stream.aclose()
+    await rlm.aclose()

@@ -1,0 +1,43 @@
+"""The sandbox protocol itself: limits, the registry, the facade's lifecycle."""
+
+from __future__ import annotations
+
+import pytest
+
+from rlmrt import Limits, Sandbox
+from rlmrt.errors import ConfigError, SandboxClosedError
+from rlmrt.sandbox import SANDBOXES, create_backend
+
+
+@pytest.mark.parametrize(
+    ("kwargs", "message"),
+    [
+        ({"timeout_s": 0}, "timeout_s must be > 0, got 0"),
+        ({"memory_mb": -1}, "memory_mb must be > 0, got -1"),
+        ({"output_bytes": 0}, "output_bytes must be > 0, got 0"),
+    ],
+)
+def test_limits_reject_nonsense(kwargs: dict[str, float], message: str) -> None:
+    with pytest.raises(ConfigError, match=message):
+        Limits(**kwargs)  # type: ignore[arg-type]
+
+
+def test_registry_suggests_a_close_name() -> None:
+    assert SANDBOXES.names() == ["local"]
+    with pytest.raises(ConfigError, match=r"unknown sandbox 'locl'.*Did you mean 'local'"):
+        create_backend("locl")
+    with pytest.raises(ConfigError, match=r"unknown sandbox 'qqq'; choose one of: local\.$"):
+        create_backend("qqq")
+
+
+def test_facade_merges_limits_and_refuses_use_after_close() -> None:
+    sandbox = Sandbox("local", limits=Limits(timeout_s=9, memory_mb=100), memory_mb=200)
+    assert (sandbox.limits.timeout_s, sandbox.limits.memory_mb) == (9, 200)
+    sandbox.set_variable("n", 41)
+    assert sandbox.execute("n + 1").display == "42"
+    assert sandbox.get_variable("n") == 41
+    assert sandbox.list_variables() == {"n": "int"}
+    sandbox.close()
+    sandbox.close()
+    with pytest.raises(SandboxClosedError, match="the local sandbox is closed"):
+        sandbox.execute("1")
