@@ -338,10 +338,16 @@ class Run:
             )
         )
         started = time.perf_counter()
+        result: str | None = None
+        error: str | None = None
         try:
             self.tree.budget.check()
             result = await work(call_id)
-        except RLMError as exc:
+            return result
+        except BaseException as exc:  # recorded, then raised on
+            error = f"{type(exc).__name__}: {exc}" if str(exc) else type(exc).__name__
+            raise
+        finally:
             self.tree.emit(
                 SubCallFinished(
                     run_id=self.tree.run_id,
@@ -349,27 +355,12 @@ class Run:
                     parent_call_id=self.call_id,
                     depth=self.depth,
                     sub_kind=kind,
-                    ok=False,
-                    response=None,
-                    error=f"{type(exc).__name__}: {exc}",
+                    ok=error is None,
+                    response=result,
+                    error=error,
                     duration_s=time.perf_counter() - started,
                 )
             )
-            raise
-        self.tree.emit(
-            SubCallFinished(
-                run_id=self.tree.run_id,
-                call_id=call_id,
-                parent_call_id=self.call_id,
-                depth=self.depth,
-                sub_kind=kind,
-                ok=True,
-                response=result,
-                error=None,
-                duration_s=time.perf_counter() - started,
-            )
-        )
-        return result
 
 
 @dataclass(frozen=True, slots=True)
