@@ -62,6 +62,9 @@ class RLMConfig(BaseModel):
     timeout_s: float | None = Field(default=30.0, gt=0)
     memory_mb: int | None = Field(default=1024, gt=0)
     output_bytes: int = Field(default=1_000_000, gt=0)
+    cpu_s: float | None = Field(default=None, gt=0)
+    processes: int | None = Field(default=None, gt=0)
+    file_bytes: int | None = Field(default=None, gt=0)
 
     # recursion and budgets
     max_depth: int = Field(default=1, ge=0, le=16)
@@ -96,7 +99,12 @@ class RLMConfig(BaseModel):
     @property
     def limits(self) -> Limits:
         return Limits(
-            timeout_s=self.timeout_s, memory_mb=self.memory_mb, output_bytes=self.output_bytes
+            timeout_s=self.timeout_s,
+            memory_mb=self.memory_mb,
+            output_bytes=self.output_bytes,
+            cpu_s=self.cpu_s,
+            processes=self.processes,
+            file_bytes=self.file_bytes,
         )
 
     def api_key_value(self) -> str | None:

@@ -41,3 +41,13 @@ def test_facade_merges_limits_and_refuses_use_after_close() -> None:
     sandbox.close()
     with pytest.raises(SandboxClosedError, match="the local sandbox is closed"):
         sandbox.execute("1")
+
+
+def test_limits_a_backend_cannot_enforce_are_reported() -> None:
+    from rlmrt.sandbox.local import LocalSandbox
+
+    backend = LocalSandbox(limits=Limits(cpu_s=2, processes=4, file_bytes=10))
+    assert backend.unenforced_limits() == ["cpu_s"]
+    assert Limits(timeout_s=None, memory_mb=None).set_names() == ["output_bytes"]
+    with pytest.raises(ConfigError, match="processes must be > 0, got 0"):
+        Limits(processes=0)

@@ -21,22 +21,33 @@ from rlmrt.errors import ConfigError
 class Limits:
     """Resource limits of one sandbox. `None` means "no limit of this kind".
 
-    `timeout_s` bounds each execute; `memory_mb` the memory the code may grow;
-    `output_bytes` how much stdout/stderr one execute may return (the rest is cut
-    with a marker).
+    `timeout_s` bounds the wall time of each execute; `memory_mb` the memory the code
+    may use; `output_bytes` how much stdout/stderr one execute may return (the rest is
+    cut with a marker); `cpu_s` the CPU seconds of each execute; `processes` how many
+    processes/threads the code may run at once; `file_bytes` the largest file it may
+    write. A backend that cannot enforce a limit that is set reports it
+    (`SandboxBackend.unenforced_limits()`) instead of ignoring it silently.
     """
 
     timeout_s: float | None = 30.0
     memory_mb: int | None = 1024
     output_bytes: int = 1_000_000
+    cpu_s: float | None = None
+    processes: int | None = None
+    file_bytes: int | None = None
 
     def __post_init__(self) -> None:
-        if self.timeout_s is not None and self.timeout_s <= 0:
-            raise ConfigError(f"timeout_s must be > 0, got {self.timeout_s}")
-        if self.memory_mb is not None and self.memory_mb <= 0:
-            raise ConfigError(f"memory_mb must be > 0, got {self.memory_mb}")
-        if self.output_bytes <= 0:
-            raise ConfigError(f"output_bytes must be > 0, got {self.output_bytes}")
+        for name in LIMIT_NAMES:
+            value = getattr(self, name)
+            if value is not None and value <= 0:
+                raise ConfigError(f"{name} must be > 0, got {value}")
+
+    def set_names(self) -> list[str]:
+        """The names of the limits that are set (not None)."""
+        return [name for name in LIMIT_NAMES if getattr(self, name) is not None]
+
+
+LIMIT_NAMES = ("timeout_s", "memory_mb", "output_bytes", "cpu_s", "processes", "file_bytes")
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -98,10 +109,16 @@ class SandboxBackend(ABC):
     """
 
     kind: str = "abstract"
+    #: The limits this backend enforces; any other limit that is set is reported.
+    enforces: frozenset[str] = frozenset()
 
     def __init__(self, *, limits: Limits | None = None, bridge: HostBridge | None = None) -> None:
         self.limits = limits or Limits()
         self.bridge = bridge
+
+    def unenforced_limits(self) -> list[str]:
+        """Limits that are set but that this backend cannot enforce."""
+        return [name for name in self.limits.set_names() if name not in self.enforces]
 
     @abstractmethod
     async def execute(self, code: str) -> ExecResult:

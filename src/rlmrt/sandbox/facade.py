@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 from collections.abc import Coroutine
 from types import TracebackType
 from typing import Any, TypeVar
@@ -48,22 +49,23 @@ class Sandbox:
         timeout_s: float | None = None,
         memory_mb: int | None = None,
         output_bytes: int | None = None,
+        cpu_s: float | None = None,
+        processes: int | None = None,
+        file_bytes: int | None = None,
     ) -> None:
-        base = limits or Limits()
         overrides: dict[str, Any] = {
             key: value
             for key, value in (
                 ("timeout_s", timeout_s),
                 ("memory_mb", memory_mb),
                 ("output_bytes", output_bytes),
+                ("cpu_s", cpu_s),
+                ("processes", processes),
+                ("file_bytes", file_bytes),
             )
             if value is not None
         }
-        self.limits = Limits(
-            timeout_s=overrides.get("timeout_s", base.timeout_s),
-            memory_mb=overrides.get("memory_mb", base.memory_mb),
-            output_bytes=overrides.get("output_bytes", base.output_bytes),
-        )
+        self.limits = dataclasses.replace(limits or Limits(), **overrides)
         self.kind = kind
         self._backend = create_backend(kind, limits=self.limits)
         self._loop = LoopThread(f"rlmrt-sandbox-{kind}")

@@ -197,6 +197,9 @@ class LocalSandbox(SandboxBackend):
     """Runs code in this process under RestrictedPython (see the module docstring)."""
 
     kind = "local"
+    # Code here can start no process and open no file, so those limits hold a fortiori;
+    # CPU time is not measured per thread (the wall-time limit bounds it).
+    enforces = frozenset({"timeout_s", "memory_mb", "output_bytes", "processes", "file_bytes"})
 
     def __init__(self, *, limits: Limits | None = None, bridge: HostBridge | None = None) -> None:
         super().__init__(limits=limits, bridge=bridge)
