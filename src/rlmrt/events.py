@@ -145,6 +145,16 @@ class CostWarning(Event):
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
+class LimitNotEnforced(Event):
+    """A sandbox limit is set but the run's sandbox kind cannot enforce it."""
+
+    kind: ClassVar[str] = "limit_not_enforced"
+    sandbox: str
+    limits: list[str]
+    message: str
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
 class Answer(Event):
     kind: ClassVar[str] = "answer"
     answer: str
@@ -173,6 +183,7 @@ EVENT_TYPES: dict[str, type[Event]] = {
         SubCallFinished,
         BudgetWarning,
         CostWarning,
+        LimitNotEnforced,
         Answer,
         RunErrored,
     )

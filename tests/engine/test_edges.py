@@ -131,3 +131,15 @@ async def test_stopping_a_stream_early_cancels_the_run(serve, make_rlm) -> None:
     assert first.kind == "run_started"
     await stream.aclose()
     await rlm.aclose()
+
+
+def test_limits_the_sandbox_cannot_enforce_are_reported(serve, make_rlm) -> None:
+    from rlmrt.events import LimitNotEnforced
+
+    result, events = _run(serve, make_rlm, ["FINAL(ok)"], cpu_s=5)
+    assert result.answer == "ok"
+    notices = [e for e in events if isinstance(e, LimitNotEnforced)]
+    assert [(n.sandbox, n.limits) for n in notices] == [("local", ["cpu_s"])]
+    assert "cannot enforce cpu_s" in notices[0].message
+    _, quiet = _run(serve, make_rlm, ["FINAL(ok)"])
+    assert not any(isinstance(e, LimitNotEnforced) for e in quiet)

@@ -26,6 +26,7 @@ from rlmrt.errors import BudgetExceededError, ModelError, RLMError
 from rlmrt.events import (
     Answer,
     CodeExecuted,
+    LimitNotEnforced,
     RunErrored,
     RunFinished,
     RunStarted,
@@ -133,6 +134,7 @@ class Run:
         )
         try:
             await sandbox.start()
+            self._report_unenforced(sandbox)
             await sandbox.load_context(self.context.value)
             messages = first_messages(
                 self.prompt,
@@ -273,6 +275,21 @@ class Run:
             return None
         self._emit_answer(answer, "best_effort", partial=True)
         return answer
+
+    def _report_unenforced(self, sandbox: SandboxBackend) -> None:
+        missing = sandbox.unenforced_limits()
+        if missing:
+            self.tree.emit(
+                LimitNotEnforced(
+                    **self._ids(),
+                    sandbox=sandbox.kind,
+                    limits=missing,
+                    message=(
+                        f"the {sandbox.kind} sandbox cannot enforce {', '.join(missing)}; "
+                        "these limits are not applied in this run"
+                    ),
+                )
+            )
 
     def _report(self, message: str, error_type: str) -> None:
         self.tree.emit(RunErrored(**self._ids(), error_type=error_type, message=message))
