@@ -152,7 +152,13 @@ async def test_output_is_truncated_with_marker() -> None:
         result = await sandbox.execute("x = 'y' * 500\nx")
         assert result.display is not None and result.display.endswith("[truncated]")
         result = await sandbox.execute("raise ValueError('e' * 500)")
-        assert result.error is not None and result.error.endswith("[error truncated]")
+        assert result.error is not None
+        assert result.error.startswith("[error truncated] ...\n")
+        assert "ValueError: eeee" in result.error and result.error.endswith("e ... [truncated]")
+        deep = "def f(n):\n    return f(n - 1) if n else 1 / 0\nf(30)"
+        result = await sandbox.execute(deep)
+        assert result.error is not None and len(result.error) < 200
+        assert result.error.endswith("ZeroDivisionError: division by zero")
     finally:
         await sandbox.aclose()
 

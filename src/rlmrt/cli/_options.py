@@ -103,6 +103,32 @@ TrajectoryDir = Annotated[
     ),
 ]
 
+QUOTAS = "Sandbox quotas (per execute; override RLM_* variables and rlm.toml)"
+ExecTimeout = Annotated[
+    float | None,
+    typer.Option("--exec-timeout", help="Wall seconds per code block.", rich_help_panel=QUOTAS),
+]
+MemoryMb = Annotated[
+    int | None,
+    typer.Option("--memory-mb", help="Memory the code may use, in MB.", rich_help_panel=QUOTAS),
+]
+CpuS = Annotated[
+    float | None,
+    typer.Option("--cpu-s", help="CPU seconds per code block.", rich_help_panel=QUOTAS),
+]
+Processes = Annotated[
+    int | None,
+    typer.Option("--processes", help="Processes the code may run at once.", rich_help_panel=QUOTAS),
+]
+FileBytes = Annotated[
+    int | None,
+    typer.Option("--file-bytes", help="Largest file the code may write.", rich_help_panel=QUOTAS),
+]
+OutputBytes = Annotated[
+    int | None,
+    typer.Option("--output-bytes", help="Output kept per code block.", rich_help_panel=QUOTAS),
+]
+
 # setting name -> the flag that sets it, for messages and `rlm config show`
 FLAG_NAMES = {
     "model": "--model",
@@ -118,6 +144,12 @@ FLAG_NAMES = {
     "max_model_calls": "--max-model-calls",
     "max_wall_time_s": "--timeout",
     "trajectory_dir": "--trajectory-dir",
+    "timeout_s": "--exec-timeout",
+    "memory_mb": "--memory-mb",
+    "cpu_s": "--cpu-s",
+    "processes": "--processes",
+    "file_bytes": "--file-bytes",
+    "output_bytes": "--output-bytes",
 }
 
 

@@ -50,6 +50,12 @@ def run(
     max_model_calls: opt.MaxModelCalls = None,
     timeout: opt.Timeout = None,
     trajectory_dir: opt.TrajectoryDir = None,
+    exec_timeout: opt.ExecTimeout = None,
+    memory_mb: opt.MemoryMb = None,
+    cpu_s: opt.CpuS = None,
+    processes: opt.Processes = None,
+    file_bytes: opt.FileBytes = None,
+    output_bytes: opt.OutputBytes = None,
 ) -> None:
     """Run PROMPT over the context; the answer goes to stdout, progress to stderr."""
     config = opt.load_settings(
@@ -68,6 +74,12 @@ def run(
             "max_model_calls": max_model_calls,
             "max_wall_time_s": timeout,
             "trajectory_dir": trajectory_dir,
+            "timeout_s": exec_timeout,
+            "memory_mb": memory_mb,
+            "cpu_s": cpu_s,
+            "processes": processes,
+            "file_bytes": file_bytes,
+            "output_bytes": output_bytes,
         },
     )
     value = _read_context(context or [])

@@ -426,7 +426,7 @@ class LocalSandbox(SandboxBackend):
         elif exc is not None:
             error = self._format_error(exc)
         if error is not None and len(error) > self.limits.output_bytes:
-            error = error[: self.limits.output_bytes] + "\n... [error truncated]"
+            error = _shorten_error(error, self.limits.output_bytes)
         return ExecResult(
             stdout=state.out.getvalue(),
             stderr=error or "",
@@ -645,3 +645,15 @@ def _check_prompts(func: str, prompts: Any) -> list[str]:
         if not isinstance(prompt, str):
             raise TypeError(f"{func}() prompts[{i}] must be a str, got {type(prompt).__name__}")
     return list(prompts)
+
+
+def _shorten_error(error: str, limit: int) -> str:
+    """Cut a long error to about `limit` characters, keeping the start of its last
+    line (the exception type and message say what went wrong) and the frames just
+    before it."""
+    *frames, last = error.rstrip("\n").split("\n")
+    if len(last) > limit:
+        last = last[:limit] + " ... [truncated]"
+    room = limit - len(last)
+    before = "\n".join(frames)[-room:] if room > 0 and frames else ""
+    return "[error truncated] ...\n" + (before + "\n" if before else "") + last
