@@ -77,6 +77,11 @@ class RLMConfig(BaseModel):
     max_concurrency: int = Field(default=64, ge=1, le=4096)
     max_output_chars: int = Field(default=20_000, ge=200)
 
+    # compaction of the root conversation (None: the model's window from LiteLLM when
+    # it knows the model, else no compaction)
+    context_window_tokens: int | None = Field(default=None, ge=1)
+    compact_at: float = Field(default=0.8, gt=0, le=1)
+
     # trajectories
     trajectory_dir: Path = Field(default_factory=lambda: default_home() / "runs")
     save_trajectory: bool = True

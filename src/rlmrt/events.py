@@ -21,7 +21,7 @@ from typing import Any, ClassVar, Literal
 EVENT_SCHEMA_VERSION = 1
 
 SubCallKind = Literal["llm", "rlm"]
-ModelCallPurpose = Literal["root", "sub", "final"]
+ModelCallPurpose = Literal["root", "sub", "final", "compact"]
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -49,6 +49,7 @@ class RunStarted(Event):
     model: str
     sandbox: str
     context_metadata: dict[str, Any]
+    max_depth: int | None = None  # the tree's setting, so a replay recurses alike
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -155,6 +156,21 @@ class LimitNotEnforced(Event):
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
+class Compacted(Event):
+    """The root conversation neared the model's window and restarted from a summary.
+
+    `tokens_before` is the input-token count of the call that crossed the threshold;
+    the whole earlier conversation went to the sandbox variable `conversation_log`.
+    """
+
+    kind: ClassVar[str] = "compacted"
+    tokens_before: int
+    window_tokens: int
+    messages_before: int
+    summary_chars: int
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
 class Answer(Event):
     kind: ClassVar[str] = "answer"
     answer: str
@@ -184,6 +200,7 @@ EVENT_TYPES: dict[str, type[Event]] = {
         BudgetWarning,
         CostWarning,
         LimitNotEnforced,
+        Compacted,
         Answer,
         RunErrored,
     )

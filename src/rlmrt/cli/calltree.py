@@ -172,7 +172,12 @@ class CallTree:
         parent = self._nodes.get(event.parent_call_id or "")
         if parent is None:
             return
-        title = {"root": "model", "sub": "model", "final": "best-effort answer"}[event.purpose]
+        title = {
+            "root": "model",
+            "sub": "model",
+            "final": "best-effort answer",
+            "compact": "compaction",
+        }[event.purpose]
         node = Node(
             id=event.call_id, kind="model", title=f"{title} {event.model}", started=event.ts
         )

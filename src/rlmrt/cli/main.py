@@ -10,10 +10,12 @@ from typing import Annotated
 import typer
 
 from rlmrt.cli._errors import ErrorHandlingGroup
+from rlmrt.cli.chat_cmd import chat
 from rlmrt.cli.config_cmd import config_app
 from rlmrt.cli.doctor_cmd import doctor
 from rlmrt.cli.init_cmd import init
 from rlmrt.cli.logs_cmd import logs
+from rlmrt.cli.replay_cmd import replay
 from rlmrt.cli.run_cmd import run
 
 app = typer.Typer(
@@ -49,6 +51,8 @@ def _main(
 
 app.command("run")(run)
 app.command("logs")(logs)
+app.command("replay")(replay)
+app.command("chat")(chat)
 app.command("init")(init)
 app.command("doctor")(doctor)
 app.add_typer(config_app, name="config")

@@ -64,6 +64,21 @@ BEST_EFFORT_PROMPT = (
 )
 
 
+COMPACT_PROMPT = (
+    "This conversation is about to outgrow your context window, so it will be restarted. "
+    "Summarise your progress so far: what you have found (with exact values), which "
+    "REPL variables hold your intermediate results, and what remains to do. Write only "
+    "the summary, no code."
+)
+
+COMPACTED_NOTE = (
+    "The conversation was compacted to fit your context window. Your summary of the "
+    "work so far is above; the full earlier conversation is in the REPL variable "
+    "`conversation_log` (a list of {'role', 'content'} dicts), and every variable you "
+    "defined still exists. Continue from here."
+)
+
+
 def system_prompt(*, max_output_chars: int, sub_window_chars: int = 400_000) -> str:
     return SYSTEM_PROMPT.format(
         sub_window=f"{sub_window_chars:,}", max_output_chars=max_output_chars
@@ -71,11 +86,18 @@ def system_prompt(*, max_output_chars: int, sub_window_chars: int = 400_000) -> 
 
 
 def first_messages(
-    prompt: str, metadata: Mapping[str, Any], *, max_output_chars: int, depth: int
+    prompt: str,
+    metadata: Mapping[str, Any],
+    *,
+    max_output_chars: int,
+    depth: int,
+    session_note: str | None = None,
 ) -> list[Message]:
     where = "" if depth == 0 else f" (this is a recursive sub-run at depth {depth})"
+    note = f"{session_note}\n\n" if session_note else ""
     user = (
         f"Metadata of `context`{where}:\n{describe_for_prompt(metadata)}\n\n"
+        f"{note}"
         f"Question: {prompt}\n\n"
         "Start by exploring `context` in a ```repl block."
     )
@@ -83,3 +105,25 @@ def first_messages(
         {"role": "system", "content": system_prompt(max_output_chars=max_output_chars)},
         {"role": "user", "content": user},
     ]
+
+
+def compacted_messages(first: list[Message], summary: str) -> list[Message]:
+    """The restarted conversation: system prompt, metadata and question, the summary."""
+    return [
+        *first[:2],
+        {"role": "assistant", "content": summary},
+        {"role": "user", "content": COMPACTED_NOTE},
+    ]
+
+
+def session_note(contexts: Mapping[str, Mapping[str, Any]], exchanges: int) -> str:
+    """What a session's root model is told about its REPL beyond `context`."""
+    lines = ["This run is part of a session; the REPL keeps its variables between questions."]
+    lines.append("Contexts available:")
+    for name, meta in contexts.items():
+        lines.append(f"- {name}: {meta['type']}, {meta['total_length']:,} characters")
+    lines.append(
+        f"`history` is a list of the {exchanges} earlier exchange(s) of this session, "
+        "each a dict with keys prompt, answer, partial, run_id."
+    )
+    return "\n".join(lines)

@@ -8,18 +8,21 @@ from collections.abc import AsyncGenerator, AsyncIterator, Iterator
 from dataclasses import dataclass
 from datetime import datetime, timezone
 from pathlib import Path
-from typing import Any, TypeVar
+from typing import TYPE_CHECKING, Any, TypeVar
 
 from rlmrt._loop import LoopThread
 from rlmrt.config import RLMConfig, config_with, load_config
-from rlmrt.engine.context_input import load_context
-from rlmrt.engine.run import Run
+from rlmrt.engine.context_input import LoadedContext, load_context
+from rlmrt.engine.run import Run, SharedSandbox
 from rlmrt.engine.tree import RunTree
 from rlmrt.errors import ConfigError
 from rlmrt.events import Event, EventBus, EventHandler
 from rlmrt.llm.base import ModelClient
 from rlmrt.observe.trajectory import SUFFIX, TrajectoryWriter
 from rlmrt.observe.usage import Usage
+
+if TYPE_CHECKING:
+    from rlmrt.engine.session import RLMSession
 
 T = TypeVar("T")
 
@@ -102,9 +105,21 @@ class RLM:
         on_event: EventHandler | None,
         stream_root: bool,
     ) -> RunResult:
-        if not isinstance(prompt, str) or not prompt.strip():
-            raise ConfigError("the prompt must be a non-empty string")
-        loaded = load_context(context)
+        check_prompt(prompt)
+        return await self._run_loaded(
+            prompt, load_context(context), on_event=on_event, stream_root=stream_root
+        )
+
+    async def _run_loaded(
+        self,
+        prompt: str,
+        loaded: LoadedContext,
+        *,
+        on_event: EventHandler | None,
+        stream_root: bool,
+        shared: SharedSandbox | None = None,
+        session_note: str | None = None,
+    ) -> RunResult:
         run_id = new_run_id()
         bus = EventBus()
         writer: TrajectoryWriter | None = None
@@ -119,7 +134,14 @@ class RLM:
             config=self.config, client=self.client, bus=bus, run_id=run_id, stream_root=stream_root
         )
         root = Run(
-            tree, prompt=prompt, context=loaded, depth=0, call_id=run_id, parent_call_id=None
+            tree,
+            prompt=prompt,
+            context=loaded,
+            depth=0,
+            call_id=run_id,
+            parent_call_id=None,
+            shared=shared,
+            session_note=session_note,
         )
         try:
             outcome = await root.execute()
@@ -162,6 +184,17 @@ class RLM:
                 task.cancel()
                 await asyncio.gather(task, return_exceptions=True)
 
+    def session(self, context: Any = None) -> RLMSession:
+        """A conversation of several completions over one persistent sandbox.
+
+        `context` is loaded as `context`; later contexts as `context_1`, `context_2`...
+        and earlier exchanges are in `history`. Use the session's sync methods or its
+        async ones, not both: its sandbox lives on the event loop that first used it.
+        """
+        from rlmrt.engine.session import RLMSession
+
+        return RLMSession(self, context)
+
     async def aclose(self) -> None:
         await self.client.aclose()
 
@@ -194,6 +227,11 @@ class RLM:
 
     def __exit__(self, *exc_info: object) -> None:
         self.close()
+
+
+def check_prompt(prompt: object) -> None:
+    if not isinstance(prompt, str) or not prompt.strip():
+        raise ConfigError("the prompt must be a non-empty string")
 
 
 async def _anext(agen: AsyncIterator[T]) -> T:

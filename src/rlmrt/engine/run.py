@@ -1,7 +1,8 @@
 """One run of the recursion: the loop of model reply -> code -> output -> reply.
 
 A `Run` is a node of the run tree (the root, or a child started by `rlm_query`). It
-owns its sandbox and conversation; everything it spends goes through its `RunTree`.
+owns its conversation and, unless it is given a `SharedSandbox` (a session's), its
+sandbox; everything it spends goes through its `RunTree`.
 """
 
 from __future__ import annotations
@@ -12,20 +13,24 @@ from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass
 from typing import Any
 
+from rlmrt.config import RLMConfig
 from rlmrt.engine.context_input import LoadedContext, load_context
 from rlmrt.engine.parsing import FinalMarker, find_code_blocks, find_final, strip_code
 from rlmrt.engine.prompts import (
     BEST_EFFORT_PROMPT,
+    COMPACT_PROMPT,
     DEFERRED_FINAL_NOTE,
     EMPTY_OUTPUT_NOTE,
     NO_CODE_FEEDBACK,
+    compacted_messages,
     first_messages,
 )
 from rlmrt.engine.tree import RunTree
-from rlmrt.errors import BudgetExceededError, ModelError, RLMError
+from rlmrt.errors import BudgetExceededError, ModelError, RLMError, SandboxError
 from rlmrt.events import (
     Answer,
     CodeExecuted,
+    Compacted,
     LimitNotEnforced,
     RunErrored,
     RunFinished,
@@ -51,6 +56,18 @@ class RunOutcome:
     usage: Usage
 
 
+class SharedSandbox:
+    """A sandbox that outlives the runs using it (a session's).
+
+    Each run binds the bridge to itself while it runs, so sub-calls made by code go to
+    the run in progress; runs never start, load or close it: its owner does.
+    """
+
+    def __init__(self, config: RLMConfig) -> None:
+        self.bridge = RunBridge(None)
+        self.backend = create_backend(config.sandbox, limits=config.limits, bridge=self.bridge)
+
+
 class Run:
     def __init__(
         self,
@@ -61,6 +78,8 @@ class Run:
         depth: int,
         call_id: str,
         parent_call_id: str | None,
+        shared: SharedSandbox | None = None,
+        session_note: str | None = None,
     ) -> None:
         self.tree = tree
         self.prompt = prompt
@@ -70,7 +89,10 @@ class Run:
         self.parent_call_id = parent_call_id
         self.config = tree.config
         self.iterations = 0
+        self._shared = shared
+        self._session_note = session_note
         self._bridge = RunBridge(self)
+        self._last_input_tokens = 0
 
     # -- events -----------------------------------------------------------------
     def _ids(self) -> dict[str, Any]:
@@ -90,6 +112,7 @@ class Run:
                 model=self.tree.client.model,
                 sandbox=self.config.sandbox,
                 context_metadata=self.context.metadata,
+                max_depth=self.config.max_depth,
             )
         )
         try:
@@ -129,6 +152,14 @@ class Run:
 
     async def _loop(self) -> tuple[str | None, bool, str]:
         self._started = time.time()
+        if self._shared is not None:
+            # The owner started it and loaded the contexts; this run only borrows it.
+            self._shared.bridge.bind(self)
+            self._report_unenforced(self._shared.backend)
+            try:
+                return await self._work(self._shared.backend)
+            finally:
+                self._shared.bridge.bind(None)
         sandbox = create_backend(
             self.config.sandbox, limits=self.config.limits, bridge=self._bridge
         )
@@ -136,19 +167,23 @@ class Run:
             await sandbox.start()
             self._report_unenforced(sandbox)
             await sandbox.load_context(self.context.value)
-            messages = first_messages(
-                self.prompt,
-                self.context.metadata,
-                max_output_chars=self.config.max_output_chars,
-                depth=self.depth,
-            )
-            stop_reason = await self._iterate(sandbox, messages)
-            if isinstance(stop_reason, _Done):
-                return stop_reason.answer, False, "final"
-            answer = await self._best_effort(sandbox, messages, stop_reason)
-            return answer, True, stop_reason
+            return await self._work(sandbox)
         finally:
             await sandbox.aclose()
+
+    async def _work(self, sandbox: SandboxBackend) -> tuple[str | None, bool, str]:
+        messages = first_messages(
+            self.prompt,
+            self.context.metadata,
+            max_output_chars=self.config.max_output_chars,
+            depth=self.depth,
+            session_note=self._session_note,
+        )
+        stop_reason = await self._iterate(sandbox, messages)
+        if isinstance(stop_reason, _Done):
+            return stop_reason.answer, False, "final"
+        answer = await self._best_effort(sandbox, messages, stop_reason)
+        return answer, True, stop_reason
 
     async def _iterate(self, sandbox: SandboxBackend, messages: list[Message]) -> _Done | str:
         """Returns the answer, or the name of the limit that stopped the run."""
@@ -158,6 +193,10 @@ class Run:
             exceeded = self.tree.budget.exceeded()
             if exceeded is not None:
                 return exceeded.limit
+            try:
+                await self._compact_if_needed(sandbox, messages)
+            except BudgetExceededError as exc:
+                return exc.limit
             self.iterations += 1
             try:
                 reply = await self.tree.model_call(
@@ -165,6 +204,7 @@ class Run:
                 )
             except BudgetExceededError as exc:
                 return exc.limit
+            self._last_input_tokens = reply.input_tokens
             text = reply.text
             messages.append({"role": "assistant", "content": text})
             blocks = find_code_blocks(text)
@@ -185,6 +225,34 @@ class Run:
             if find_final(text) is not None:
                 outputs.append(DEFERRED_FINAL_NOTE)
             messages.append({"role": "user", "content": "\n\n".join(outputs)})
+
+    async def _compact_if_needed(self, sandbox: SandboxBackend, messages: list[Message]) -> None:
+        """Restart the conversation from a summary when the last root call's input
+        neared the window. The earlier messages go to `conversation_log` in the REPL."""
+        window = self.tree.context_window()
+        tokens = self._last_input_tokens
+        if window is None or tokens < self.config.compact_at * window or len(messages) <= 2:
+            return
+        request: list[Message] = [*messages, {"role": "user", "content": COMPACT_PROMPT}]
+        reply = await self.tree.model_call(
+            request, parent_call_id=self.call_id, depth=self.depth, purpose="compact"
+        )
+        summary = strip_code(reply.text).strip() or reply.text
+        log = await _get_log(sandbox)
+        log.extend({"role": m["role"], "content": m["content"]} for m in messages)
+        await sandbox.set_variable("conversation_log", log)
+        before = len(messages)
+        messages[:] = compacted_messages(messages, summary)
+        self._last_input_tokens = 0
+        self.tree.emit(
+            Compacted(
+                **self._ids(),
+                tokens_before=tokens,
+                window_tokens=window,
+                messages_before=before,
+                summary_chars=len(summary),
+            )
+        )
 
     def _no_final_feedback(self, text: str) -> str:
         marker = find_final(text)
@@ -396,11 +464,30 @@ def _as_text(value: Any) -> str:
     return loaded if isinstance(loaded, str) else repr(loaded)
 
 
-class RunBridge:
-    """The HostBridge of one run: what its sandboxed code may ask of the host."""
+async def _get_log(sandbox: SandboxBackend) -> list[dict[str, str]]:
+    """The REPL's `conversation_log` so far (a session's earlier runs may have one)."""
+    if "conversation_log" not in await sandbox.list_variables():
+        return []
+    value = await sandbox.get_variable("conversation_log")
+    return list(value) if isinstance(value, list) else []
 
-    def __init__(self, run: Run) -> None:
-        self._run = run
+
+class RunBridge:
+    """The HostBridge of one run: what its sandboxed code may ask of the host.
+
+    A session's bridge is re-bound to each run in turn (`bind`)."""
+
+    def __init__(self, run: Run | None) -> None:
+        self._bound = run
+
+    def bind(self, run: Run | None) -> None:
+        self._bound = run
+
+    @property
+    def _run(self) -> Run:
+        if self._bound is None:
+            raise SandboxError("no run is in progress in this sandbox")
+        return self._bound
 
     async def llm_query(self, prompt: str, model: str | None = None) -> str:
         return await self._run.sub_llm(_require_str(prompt, "llm_query"), model)

@@ -62,6 +62,17 @@ class RunTree:
         self.semaphore = asyncio.Semaphore(config.max_concurrency)
         self._ids = itertools.count(1)
         self._cost_warned: set[str] = set()
+        self._window: int | bool | None = False  # False: not looked up yet
+
+    def context_window(self) -> int | None:
+        """The root model's window in tokens, for compaction (None: do not compact).
+
+        `context_window_tokens` when set; otherwise LiteLLM's model info, asked only for
+        models that go through LiteLLM (the OpenAI-compatible fast path never imports
+        it: there, an unset window means no compaction)."""
+        if self._window is False:
+            self._window = self.config.context_window_tokens or _litellm_window(self.config)
+        return self._window if isinstance(self._window, int) else None
 
     def new_call_id(self) -> str:
         return f"c{next(self._ids)}"
@@ -202,3 +213,19 @@ class RunTree:
                 f"budget exhausted: max_wall_time_s={self.config.max_wall_time_s:g} "
                 "reached during a model call",
             ) from exc
+
+
+def _litellm_window(config: RLMConfig) -> int | None:
+    from rlmrt.llm import uses_openai_fast_path
+
+    model = config.model
+    if not model or uses_openai_fast_path(model, config.api_base):
+        return None
+    from rlmrt.llm._litellm import import_litellm
+
+    try:
+        info = import_litellm().get_model_info(model)
+    except Exception:  # noqa: BLE001 - LiteLLM raises a bare Exception for unknown models
+        return None
+    window = info.get("max_input_tokens") or info.get("max_tokens")
+    return window if isinstance(window, int) and window > 0 else None

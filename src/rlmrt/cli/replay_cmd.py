@@ -1,0 +1,159 @@
+"""`rlm replay`: re-run a recorded run, with its recorded replies or on another model."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import TYPE_CHECKING, Annotated, Any
+
+import typer
+from rich.console import Console
+from rich.table import Table
+
+from rlmrt.cli import _options as opt
+from rlmrt.cli._errors import EXIT_RUN_ERROR
+from rlmrt.cli.run_cmd import _read_context
+
+if TYPE_CHECKING:
+    from rlmrt.config import RLMConfig
+    from rlmrt.engine.replay import Recording, ReplayReport
+
+PREVIEW = 300
+
+
+def replay(
+    run_id: Annotated[
+        str, typer.Argument(help="The run's id (or a unique prefix or suffix).", show_default=False)
+    ],
+    context: Annotated[
+        list[str] | None,
+        typer.Option(
+            "--context",
+            "-c",
+            help="The run's context again (repeatable; `-` reads stdin): the recording "
+            "holds only its metadata.",
+            show_default=False,
+        ),
+    ] = None,
+    model: Annotated[
+        str | None,
+        typer.Option(
+            "--model",
+            "-m",
+            help="Re-run the prompt on this model (a normal run) and compare the answers.",
+            show_default=False,
+        ),
+    ] = None,
+    directory: Annotated[
+        Path | None,
+        typer.Option(
+            "--dir", help="Folder of trajectory files (default: trajectory_dir).", file_okay=False
+        ),
+    ] = None,
+    as_json: Annotated[
+        bool, typer.Option("--json", help="Print one JSON object with the comparison.")
+    ] = False,
+    config_file: opt.ConfigFile = None,
+) -> None:
+    """Replay RUN_ID: its code runs again with the recorded model replies, and every
+    output that differs is shown (exit 1 if any). With --model, run it on that model."""
+    from rlmrt.engine.replay import Recording
+    from rlmrt.observe.trajectory import find_run
+
+    config = opt.load_settings(config_file, {"trajectory_dir": directory})
+    found = find_run(config.trajectory_dir, run_id)
+    recording = Recording.read(found.path)
+    value = recording.check_context(_read_context(context or []))
+    if model is not None:
+        _compare_models(recording, value, config, model, as_json=as_json)
+        return
+    from rlmrt.engine.replay import replay_run
+
+    report = replay_run(found.path, value, config=config)
+    _print_report(report, as_json=as_json)
+    if not report.identical:
+        raise typer.Exit(EXIT_RUN_ERROR)
+
+
+def _print_report(report: ReplayReport, *, as_json: bool) -> None:
+    if as_json:
+        data = {
+            "run_id": report.run_id,
+            "identical": report.identical,
+            "executions": report.executions,
+            "recorded_answer": report.recorded_answer,
+            "replayed_answer": report.replayed_answer,
+            "differences": [
+                {
+                    "prompt": d.prompt,
+                    "depth": d.depth,
+                    "index": d.index,
+                    "field": d.field,
+                    "code": d.code,
+                    "recorded": d.recorded,
+                    "replayed": d.replayed,
+                }
+                for d in report.differences
+            ],
+        }
+        print(json.dumps(data, ensure_ascii=False))
+        return
+    for d in report.differences:
+        print(f"difference in {d.field} of execution {d.index} (depth {d.depth}, {d.prompt!r}):")
+        print(f"  code:     {_short(d.code)}")
+        print(f"  recorded: {_short(d.recorded)}")
+        print(f"  replayed: {_short(d.replayed)}")
+    if report.recorded_answer != report.replayed_answer:
+        print(f"answer recorded: {_short(report.recorded_answer)}")
+        print(f"answer replayed: {_short(report.replayed_answer)}")
+    verdict = "identical" if report.identical else f"{len(report.differences)} difference(s)"
+    print(f"replayed {report.run_id}: {report.executions} code execution(s), {verdict}")
+
+
+def _compare_models(
+    recording: Recording, value: Any, config: RLMConfig, model: str, *, as_json: bool
+) -> None:
+    from rlmrt.config import config_with
+    from rlmrt.engine.rlm import RLM
+
+    rlm = RLM(config=config_with(config, model=model))
+    try:
+        result = rlm.completion(recording.root.prompt, value)
+    finally:
+        rlm.close()
+    finished = recording.finished
+    old_usage: dict[str, Any] = finished.usage if finished else {}
+    new_usage = result.usage.to_dict()
+    if as_json:
+        data = {
+            "prompt": recording.root.prompt,
+            "recorded": {
+                "run_id": recording.root.run_id,
+                "model": recording.root.model,
+                "answer": finished.answer if finished else None,
+                "usage": old_usage,
+            },
+            "replayed": {
+                "run_id": result.run_id,
+                "model": model,
+                "answer": result.answer,
+                "usage": new_usage,
+            },
+        }
+        print(json.dumps(data, ensure_ascii=False, default=str))
+        return
+    table = Table(title=f"Prompt: {_short(recording.root.prompt, 80)}")
+    table.add_column("")
+    table.add_column(f"recorded ({recording.root.model})", overflow="fold")
+    table.add_column(f"replayed ({model})", overflow="fold")
+    table.add_row("answer", _short(finished.answer if finished else None), _short(result.answer))
+    for name in ("model_calls", "input_tokens", "output_tokens", "cost_usd"):
+        table.add_row(name, str(old_usage.get(name, "?")), str(new_usage.get(name, "?")))
+    table.add_row("run id", recording.root.run_id, result.run_id)
+    Console(width=120).print(table)
+
+
+def _short(text: str | None, limit: int = PREVIEW) -> str:
+    if text is None:
+        return "(none)"
+    return text if len(text) <= limit else text[:limit] + "…"
