@@ -23,10 +23,12 @@ def test_limits_reject_nonsense(kwargs: dict[str, float], message: str) -> None:
 
 
 def test_registry_suggests_a_close_name() -> None:
-    assert SANDBOXES.names() == ["local"]
+    assert SANDBOXES.names() == ["local", "process"]
     with pytest.raises(ConfigError, match=r"unknown sandbox 'locl'.*Did you mean 'local'"):
         create_backend("locl")
-    with pytest.raises(ConfigError, match=r"unknown sandbox 'qqq'; choose one of: local\.$"):
+    with pytest.raises(
+        ConfigError, match=r"unknown sandbox 'qqq'; choose one of: local, process\.$"
+    ):
         create_backend("qqq")
 
 

@@ -16,6 +16,7 @@ SANDBOXES: LazyRegistry[SandboxBackend] = LazyRegistry(
     "sandbox",
     {
         "local": "rlmrt.sandbox.local:LocalSandbox",
+        "process": "rlmrt.sandbox.process:ProcessSandbox",
     },
 )
 

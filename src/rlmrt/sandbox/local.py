@@ -289,7 +289,7 @@ class LocalSandbox(SandboxBackend):
             name: value
             for name, value in self._globals.items()
             if not name.startswith("_")
-            and helpers.get(name) is not value
+            and (name not in helpers or helpers[name] is not value)
             and not isinstance(value, ModuleProxy)
         }
 

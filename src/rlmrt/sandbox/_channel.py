@@ -1,0 +1,201 @@
+"""The host end of the kernel protocol (see `rlmrt.sandbox.kernel` for the messages).
+
+`KernelChannel` only needs an `asyncio.StreamReader` / `StreamWriter` pair, so every
+out-of-process backend (subprocess, container attach, pod exec, WebSocket) reuses it:
+the backend decides how the kernel starts and how bytes travel, nothing more.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import json
+import struct
+from collections.abc import Awaitable, Callable
+from typing import Any
+
+from rlmrt.errors import SandboxError
+from rlmrt.sandbox.base import HostBridge
+
+__all__ = ["MAX_FRAME", "KernelChannel", "KernelTimeout", "encode_frame"]
+
+MAX_FRAME = 256 << 20
+_HEADER = struct.Struct(">I")
+
+
+class KernelTimeout(SandboxError):
+    """The kernel did not answer a request in time (the channel is unusable after it)."""
+
+
+def encode_frame(msg: dict[str, Any]) -> bytes:
+    data = json.dumps(msg, ensure_ascii=False).encode("utf-8", "surrogatepass")
+    if len(data) > MAX_FRAME:
+        raise SandboxError(f"a message of {len(data)} bytes is over the {MAX_FRAME} byte frame cap")
+    return _HEADER.pack(len(data)) + data
+
+
+class KernelChannel:
+    """Requests to one kernel, serving the kernel's calls to the host while they wait.
+
+    `exit_status`, when given, describes how the kernel ended (exit code, signal) for
+    the error raised when the stream closes.
+    """
+
+    def __init__(
+        self,
+        reader: asyncio.StreamReader,
+        writer: asyncio.StreamWriter,
+        bridge: HostBridge | None,
+        *,
+        max_frame: int = MAX_FRAME,
+        exit_status: Callable[[], Awaitable[str]] | None = None,
+    ) -> None:
+        self.reader = reader
+        self.writer = writer
+        self.bridge = bridge
+        self.max_frame = max_frame
+        self._exit_status = exit_status
+        self._next_id = 0
+        self._lock = asyncio.Lock()
+        self._broken: str | None = None
+        self._calls: set[asyncio.Task[None]] = set()
+
+    @property
+    def broken(self) -> bool:
+        return self._broken is not None
+
+    async def receive(self, *, timeout: float | None = None) -> dict[str, Any]:
+        """One frame from the kernel (used for its first `ready` message)."""
+        return await self._read(asyncio.get_running_loop().time() + timeout if timeout else None)
+
+    async def request(self, msg: dict[str, Any], *, timeout: float | None = None) -> dict[str, Any]:
+        """Send `msg` (an `id` is added) and return the kernel's reply to it."""
+        async with self._lock:
+            if self._broken is not None:
+                raise SandboxError(f"the kernel channel is unusable: {self._broken}")
+            self._next_id += 1
+            mid = self._next_id
+            deadline = asyncio.get_running_loop().time() + timeout if timeout else None
+            try:
+                await self.send({**msg, "id": mid})
+                while True:
+                    frame = await self._read(deadline)
+                    if frame.get("op") == "call":
+                        task = asyncio.create_task(self._serve_call(frame))
+                        self._calls.add(task)
+                        task.add_done_callback(self._calls.discard)
+                    elif frame.get("id") == mid:
+                        return frame
+                    else:
+                        raise await self._fail(
+                            f"unexpected message from the kernel: {frame!r:.200}"
+                        )
+            finally:
+                for task in list(self._calls):
+                    task.cancel()
+
+    async def send(self, msg: dict[str, Any]) -> None:
+        if self._broken is not None:
+            raise SandboxError(f"the kernel channel is unusable: {self._broken}")
+        try:
+            self.writer.write(encode_frame(msg))
+            await self.writer.drain()
+        except (ConnectionError, OSError) as exc:
+            raise await self._fail(f"could not write to the kernel ({exc})") from exc
+
+    async def aclose(self) -> None:
+        for task in list(self._calls):
+            task.cancel()
+        if self._broken is None:
+            with contextlib.suppress(Exception):
+                self.writer.write(encode_frame({"op": "shutdown"}))
+        self._broken = self._broken or "closed"
+        with contextlib.suppress(Exception):
+            self.writer.close()
+
+    # -- internals ------------------------------------------------------------------------
+
+    async def _read(self, deadline: float | None) -> dict[str, Any]:
+        try:
+            header = await self._within(self.reader.readexactly(4), deadline)
+            (size,) = _HEADER.unpack(header)
+            if size > self.max_frame:
+                raise await self._fail(
+                    f"the kernel sent a frame of {size} bytes, over the {self.max_frame} byte cap"
+                )
+            data = await self._within(self.reader.readexactly(size), deadline)
+        except asyncio.IncompleteReadError as exc:
+            raise await self._fail("the kernel closed the channel", died=True) from exc
+        except (ConnectionError, OSError) as exc:
+            raise await self._fail(f"the kernel channel failed ({exc})", died=True) from exc
+        try:
+            msg = json.loads(data.decode("utf-8"))
+        except (UnicodeDecodeError, ValueError) as exc:
+            raise await self._fail(f"the kernel sent garbage: {data[:80]!r}") from exc
+        if not isinstance(msg, dict):
+            raise await self._fail(f"the kernel sent garbage: {data[:80]!r}")
+        return msg
+
+    async def _within(self, aw: Awaitable[bytes], deadline: float | None) -> bytes:
+        if deadline is None:
+            return await aw
+        remaining = deadline - asyncio.get_running_loop().time()
+        try:
+            return await asyncio.wait_for(aw, max(remaining, 0.0))
+        except asyncio.TimeoutError as exc:
+            self._broken = "a request timed out"
+            raise KernelTimeout("the kernel did not answer in time") from exc
+
+    async def _fail(self, what: str, *, died: bool = False) -> SandboxError:
+        self._broken = what
+        if self._exit_status is not None:
+            with contextlib.suppress(Exception):
+                what = f"{what}: {await self._exit_status()}"
+        elif died:
+            what = f"{what} (the kernel died)"
+        return SandboxError(what)
+
+    async def _serve_call(self, frame: dict[str, Any]) -> None:
+        fn = str(frame.get("fn"))
+        try:
+            value = await self._dispatch(fn, frame.get("args") or {})
+            reply: dict[str, Any] = {
+                "op": "result",
+                "id": frame.get("id"),
+                "ok": True,
+                "value": value,
+            }
+        except asyncio.CancelledError:
+            raise
+        except Exception as exc:  # noqa: BLE001 - goes back to the user's code as its error
+            reply = {
+                "op": "result",
+                "id": frame.get("id"),
+                "ok": False,
+                "error": f"{type(exc).__name__}: {exc}",
+            }
+        with contextlib.suppress(SandboxError):
+            await self.send(reply)
+
+    async def _dispatch(self, fn: str, args: dict[str, Any]) -> Any:
+        bridge = self.bridge
+        if fn not in ("llm_query", "llm_query_batched", "rlm_query", "rlm_query_batched"):
+            raise ValueError(f"unknown host function {fn!r}")
+        if bridge is None:
+            raise RuntimeError(
+                f"{fn} is only available inside an RLM run (this sandbox has no host bridge)"
+            )
+        if fn == "llm_query":
+            return await bridge.llm_query(args["prompt"], args.get("model"))
+        if fn == "rlm_query":
+            return await bridge.rlm_query(args["prompt"], args.get("context"))
+        if fn == "llm_query_batched":
+            items = await bridge.llm_query_batched(args["prompts"], args.get("model"))
+        else:
+            items = await bridge.rlm_query_batched(args["prompts"], args.get("contexts"))
+        return [
+            {"ok": False, "error": str(item)}
+            if isinstance(item, BaseException)
+            else {"ok": True, "value": item}
+            for item in items
+        ]

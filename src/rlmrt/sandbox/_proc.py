@@ -1,0 +1,169 @@
+"""Host-side process accounting for the process sandbox: cgroup v1 and /proc reads."""
+
+from __future__ import annotations
+
+import contextlib
+import functools
+import os
+import signal
+import time
+from pathlib import Path
+
+CGROUP_ROOT = Path("/sys/fs/cgroup")
+_TICK = os.sysconf("SC_CLK_TCK") if hasattr(os, "sysconf") else 100
+
+
+def _own_path(controller: str) -> str | None:
+    """Our cgroup path in the v1 hierarchy holding `controller` (from /proc/self/cgroup)."""
+    try:
+        lines = Path("/proc/self/cgroup").read_text().splitlines()
+    except OSError:
+        return None
+    for line in lines:
+        parts = line.split(":", 2)
+        if len(parts) == 3 and controller in parts[1].split(","):
+            return parts[2]
+    return None
+
+
+def _base(controller: str) -> Path | None:
+    own = _own_path(controller)
+    folder = CGROUP_ROOT / controller
+    if own is None or not (folder / "cgroup.procs").exists():
+        return None
+    return folder / own.lstrip("/")
+
+
+@functools.cache
+def cgroup_writable(controller: str) -> bool:
+    """Whether we can make a child cgroup under our own in the v1 `controller` hierarchy."""
+    base = _base(controller)
+    if base is None:
+        return False
+    probe = base / f"rlmrt-probe-{os.getpid()}"
+    try:
+        probe.mkdir()
+    except OSError:
+        return False
+    with contextlib.suppress(OSError):
+        probe.rmdir()
+    return True
+
+
+class CgroupSet:
+    """Child cgroups (memory, pids) for one sandbox; processes join them before exec."""
+
+    def __init__(self, name: str, *, memory_bytes: int | None, pids_max: int | None) -> None:
+        self.dirs: list[Path] = []
+        self.memory: Path | None = None
+        self.pids: Path | None = None
+        wanted = (("memory", memory_bytes, "memory.limit_in_bytes"), ("pids", pids_max, "pids.max"))
+        for controller, value, knob in wanted:
+            if value is None or not cgroup_writable(controller):
+                continue
+            base = _base(controller)
+            assert base is not None
+            folder = base / name
+            try:
+                folder.mkdir()
+                self.dirs.append(folder)
+                (folder / knob).write_text(str(value))
+            except OSError:
+                continue
+            if controller == "memory":
+                self.memory = folder
+            else:
+                self.pids = folder
+
+    def procs_files(self) -> list[str]:
+        """The `cgroup.procs` files a new process writes its pid into to join."""
+        return [
+            str(folder / "cgroup.procs")
+            for folder in (self.memory, self.pids)
+            if folder is not None
+        ]
+
+    def oom_killed(self) -> bool:
+        if self.memory is None:
+            return False
+        try:
+            control = (self.memory / "memory.oom_control").read_text()
+            failcnt = int((self.memory / "memory.failcnt").read_text() or 0)
+        except (OSError, ValueError):
+            return False
+        for line in control.splitlines():
+            key, _, value = line.partition(" ")
+            if key == "oom_kill" and value.strip() not in ("", "0"):
+                return True
+        return failcnt > 0
+
+    def kill_all(self) -> None:
+        """SIGKILL every process left in our cgroups (all started by this sandbox)."""
+        for folder in self.dirs:
+            with contextlib.suppress(OSError, ValueError):
+                for pid in (folder / "cgroup.procs").read_text().split():
+                    with contextlib.suppress(ProcessLookupError, PermissionError):
+                        os.kill(int(pid), signal.SIGKILL)
+
+    def remove(self, wait_s: float = 2.0) -> None:
+        deadline = time.monotonic() + wait_s
+        for folder in self.dirs:
+            while True:
+                try:
+                    folder.rmdir()
+                    break
+                except FileNotFoundError:
+                    break
+                except OSError:
+                    if time.monotonic() > deadline:
+                        break
+                    self.kill_all()
+                    time.sleep(0.01)
+        self.dirs = []
+
+
+def descendants(pid: int) -> list[int]:
+    """`pid` and every process below it, from the parent links in /proc."""
+    children: dict[int, list[int]] = {}
+    for entry in os.scandir("/proc"):
+        if not entry.name.isdigit():
+            continue
+        try:
+            with open(f"/proc/{entry.name}/stat", "rb") as f:
+                stat = f.read()
+        except OSError:
+            continue
+        fields = stat[stat.rfind(b")") + 2 :].split()
+        children.setdefault(int(fields[1]), []).append(int(entry.name))
+    found, todo = [], [pid]
+    while todo:
+        current = todo.pop()
+        found.append(current)
+        todo.extend(children.get(current, ()))
+    return found
+
+
+def cpu_seconds(pids: list[int]) -> float:
+    """User + system CPU of `pids` and of their reaped children."""
+    total = 0
+    for pid in pids:
+        try:
+            with open(f"/proc/{pid}/stat", "rb") as f:
+                stat = f.read()
+        except OSError:
+            continue
+        fields = stat[stat.rfind(b")") + 2 :].split()
+        total += sum(int(x) for x in fields[11:15])  # utime stime cutime cstime
+    return total / _TICK
+
+
+def status_field(pid: int, name: str) -> list[str]:
+    """A field of /proc/<pid>/status split into words ([] if unreadable)."""
+    try:
+        for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+            key, _, value = line.partition(":")
+            if key == name:
+                return value.split()
+    except OSError:
+        pass
+    return []

@@ -1,0 +1,620 @@
+"""The sandbox kernel: a persistent Python REPL speaking framed JSON over two fds.
+
+Plain stdlib Python, no rlmrt imports: every out-of-process backend runs this file as
+``python -I -S kernel.py CONFIG_JSON`` with its protocol on stdin/stdout. It is also
+importable on the host, where `render_value` is the one rendering of final answers.
+
+Frames are a 4-byte big-endian length then a UTF-8 JSON object.
+
+host -> kernel: ``execute`` {id, code}; ``set`` {id, name, value}; ``get`` {id, name};
+``list`` {id}; ``load_context`` {id, name, path}; ``result`` {id, ok, value | error}
+(the answer to a kernel ``call``); ``shutdown``.
+
+kernel -> host: ``ready`` {pid} once; ``call`` {id, fn, args} while code runs (the
+kernel then reads frames until the ``result`` of that id); ``done`` {id, stdout,
+stderr, error, final, final_set, display, duration_s}; ``value`` {id, value};
+``error`` {id, error}.
+
+At start the kernel moves the protocol to duplicated descriptors and points fds 0/1/2
+at /dev/null and two capture files, so nothing user code writes (print, os.write,
+child processes) can reach the channel.
+"""
+
+from __future__ import annotations
+
+import builtins
+import json
+import keyword
+import os
+import select
+import signal
+import struct
+import sys
+import time
+import types
+from typing import Any
+
+__all__ = ["QueryFailed", "render_value"]
+
+_JSON_TYPES = (dict, list, tuple, int, float, bool)
+_HEADER = struct.Struct(">I")
+_MAX_FRAME = 256 << 20
+_HELPERS = ("llm_query", "llm_query_batched", "rlm_query", "rlm_query_batched")
+_HELPERS_ALL = (*_HELPERS, "FINAL", "FINAL_VAR", "SHOW_VARS")
+_SIGNALS = (signal.SIGALRM, signal.SIGPROF)
+
+
+def render_value(value: object) -> str:
+    """Render `value` for `FINAL(...)` / `FINAL_VAR(...)`.
+
+    Strings are returned as they are; dicts, lists, tuples, numbers, booleans and None
+    as JSON (`ensure_ascii=False`) when they serialise; anything else as its `repr`.
+    """
+    if isinstance(value, str):
+        return str(value)
+    if value is None or isinstance(value, _JSON_TYPES):
+        try:
+            return json.dumps(value, ensure_ascii=False)
+        except (TypeError, ValueError, RecursionError):
+            pass
+    try:
+        return repr(value)
+    except ValueError:
+        # ints past the str-conversion digit limit refuse repr()
+        if isinstance(value, int):
+            return f"<int with {value.bit_length()} bits>"
+        raise
+
+
+class QueryFailed(Exception):
+    """A failed item of `llm_query_batched` / `rlm_query_batched` (returned, not raised)."""
+
+
+class _Interrupt(BaseException):
+    """Raised into user code by a timer; a BaseException so `except Exception` misses it."""
+
+    def __init__(self, limit: str) -> None:
+        super().__init__(limit)
+        self.limit = limit
+
+
+class _Channel:
+    """Blocking frame I/O on two fds; reads and writes run with the timer signals blocked
+    so an interrupt can never land halfway through a frame."""
+
+    def __init__(self, rfd: int, wfd: int) -> None:
+        self.rfd, self.wfd = rfd, wfd
+        self.buf = b""
+
+    def send(self, msg: dict[str, Any]) -> None:
+        data = json.dumps(msg, ensure_ascii=False, default=repr).encode("utf-8", "surrogatepass")
+        frame = _HEADER.pack(len(data)) + data
+        old = signal.pthread_sigmask(signal.SIG_BLOCK, _SIGNALS)
+        try:
+            view = memoryview(frame)
+            while view:
+                view = view[os.write(self.wfd, view) :]
+        finally:
+            signal.pthread_sigmask(signal.SIG_SETMASK, old)
+
+    def _take(self) -> dict[str, Any] | None:
+        if len(self.buf) < 4:
+            return None
+        (size,) = _HEADER.unpack_from(self.buf)
+        if size > _MAX_FRAME:
+            raise SystemExit(f"kernel: frame of {size} bytes is over the cap")
+        if len(self.buf) < 4 + size:
+            return None
+        data, self.buf = self.buf[4 : 4 + size], self.buf[4 + size :]
+        msg = json.loads(data.decode("utf-8"))
+        if not isinstance(msg, dict):
+            raise SystemExit("kernel: a frame is not a JSON object")
+        return msg
+
+    def poll(self, timeout: float | None) -> dict[str, Any] | None:
+        """The next frame, or None if none completed within `timeout` seconds."""
+        old = signal.pthread_sigmask(signal.SIG_BLOCK, _SIGNALS)
+        try:
+            msg = self._take()
+            while msg is None:
+                ready, _, _ = select.select([self.rfd], [], [], timeout)
+                if not ready:
+                    return None
+                chunk = os.read(self.rfd, 1 << 16)  # small: memory may be nearly exhausted
+                if not chunk:
+                    raise SystemExit(0)  # the host went away
+                self.buf += chunk
+                msg = self._take()
+            return msg
+        finally:
+            signal.pthread_sigmask(signal.SIG_SETMASK, old)
+
+
+class _Stream:
+    """Python-level stdout/stderr of user code: writes through to fd 1/2 (the capture
+    files, so output stays in order with C-level writes) until `limit` bytes."""
+
+    encoding = "utf-8"
+    errors = "backslashreplace"
+
+    def __init__(self, fd: int, limit: int) -> None:
+        self.fd, self.limit = fd, limit
+        self.written = 0
+        self.dropped = 0
+
+    def write(self, text: str) -> int:
+        if not isinstance(text, str):
+            raise TypeError(f"write() argument must be str, not {type(text).__name__}")
+        data = text.encode("utf-8", "backslashreplace")
+        room = self.limit - self.written
+        if len(data) > room:
+            self.dropped += len(data) - max(room, 0)
+            data = data[: max(room, 0)]
+        if data:
+            view = memoryview(data)
+            while view:
+                view = view[os.write(self.fd, view) :]
+            self.written += len(data)
+        return len(text)
+
+    def writelines(self, lines: Any) -> None:
+        for line in lines:
+            self.write(line)
+
+    def flush(self) -> None:
+        pass
+
+    def fileno(self) -> int:
+        return self.fd
+
+    def isatty(self) -> bool:
+        return False
+
+    def readable(self) -> bool:
+        return False
+
+    def writable(self) -> bool:
+        return True
+
+    def collect(self) -> str:
+        """What was written to the capture file during this execute; resets it."""
+        size = os.fstat(self.fd).st_size
+        data = os.pread(self.fd, min(size, self.limit), 0)
+        os.ftruncate(self.fd, 0)
+        dropped = self.dropped + max(0, size - self.limit)
+        self.written = self.dropped = 0
+        text = data.decode("utf-8", "ignore" if dropped else "replace")
+        if dropped:
+            text += f"\n... [output truncated: {dropped} more bytes]"
+        return text
+
+
+class Kernel:
+    def __init__(self, channel: _Channel, config: dict[str, Any], capture_dir: str) -> None:
+        self.channel = channel
+        self.timeout_s: float | None = config.get("timeout_s")
+        self.cpu_s: float | None = config.get("cpu_s")
+        self.memory_mb: int | None = config.get("memory_mb")
+        self.limit: int = int(config.get("output_bytes") or 1_000_000)
+        self.out = _Stream(_capture_fd(1, capture_dir, "stdout"), self.limit)
+        self.err = _Stream(_capture_fd(2, capture_dir, "stderr"), self.limit)
+        sys.stdout = sys.__stdout__ = self.out  # type: ignore[assignment,misc]
+        sys.stderr = sys.__stderr__ = self.err  # type: ignore[assignment,misc]
+        self.cells = 0
+        self.calls = 0
+        self.sources: dict[str, list[str]] = {}
+        self.globals: dict[str, Any] = {"__name__": "__main__", "__builtins__": builtins}
+        self.helpers = self._make_helpers()
+        self.final: str | None = None
+        self.final_set = False
+        self.display: str | None = None
+        self.interrupt: str | None = None
+
+    # -- the loop -----------------------------------------------------------------------
+
+    def serve(self) -> None:
+        self.channel.send({"op": "ready", "pid": os.getpid()})
+        # the slowest import, done while the host prepares its first request
+        import ast  # noqa: F401
+
+        while True:
+            msg = self.channel.poll(None)
+            if msg is None:
+                continue
+            op, mid = msg.get("op"), msg.get("id")
+            if op == "shutdown":
+                return
+            if op == "execute":
+                try:
+                    done = self.execute(str(msg["code"]))
+                except MemoryError:  # memory held by user variables leaves no room to answer
+                    done = {
+                        "error": f"MemoryError: out of memory (memory_mb={self.memory_mb} limit)"
+                    }
+                self.channel.send({"op": "done", "id": mid, **done})
+                continue
+            try:
+                value = self.handle(op, msg)
+            except Exception as exc:  # noqa: BLE001 - reported to the host as data
+                self.channel.send({"op": "error", "id": mid, "error": _exception_line(exc)})
+            else:
+                self.channel.send({"op": "value", "id": mid, "value": value})
+
+    def handle(self, op: Any, msg: dict[str, Any]) -> Any:
+        if op == "set":
+            self.globals[_check_name(msg["name"])] = msg.get("value")
+            return None
+        if op == "get":
+            names = self.user_variables()
+            name = msg["name"]
+            if name not in names:
+                raise LookupError(
+                    f"no variable named {name!r} in the sandbox;"
+                    f" variables: {', '.join(names) or '(none)'}"
+                )
+            found = names[name]
+            json.dumps(found)  # refuse what cannot travel, with a TypeError naming the type
+            return found
+        if op == "list":
+            return {name: type(v).__name__ for name, v in self.user_variables().items()}
+        if op == "load_context":
+            path = str(msg["path"])
+            with open(path, "rb") as f:
+                data = f.read()
+            if path.endswith(".json"):
+                value: Any = json.loads(data.decode("utf-8"))
+            elif path.endswith(".txt"):
+                value = data.decode("utf-8", "surrogateescape")
+            else:
+                value = data
+            self.globals[_check_name(msg.get("name", "context"))] = value
+            return None
+        if op == "result":
+            return None  # the late answer of a call that was interrupted: ignored
+        raise ValueError(f"unknown op {op!r}")
+
+    def user_variables(self) -> dict[str, Any]:
+        helpers = self.helpers
+        return {
+            name: value
+            for name, value in self.globals.items()
+            if not name.startswith("_")
+            and (name not in helpers or helpers[name] is not value)
+            and not isinstance(value, types.ModuleType)
+        }
+
+    # -- execute --------------------------------------------------------------------------
+
+    def execute(self, code: str) -> dict[str, Any]:
+        started = time.perf_counter()
+        self.final, self.final_set, self.display, self.interrupt = None, False, None, None
+        error: str | None = None
+        try:
+            compiled = self._compile(code)
+        except (SyntaxError, ValueError) as exc:
+            import traceback
+
+            error = "".join(traceback.format_exception_only(type(exc), exc)).rstrip("\n")
+        except (MemoryError, RecursionError) as exc:  # a huge or deeply nested cell
+            error = self._format_error(exc)
+        else:
+            self.globals.update(self.helpers)
+            self.globals["_display_"] = self._display
+            error = self._run(compiled)
+        if error is not None and len(error) > self.limit:
+            error = error[: self.limit] + "\n... [error truncated]"
+        return {
+            "stdout": self.out.collect(),
+            "stderr": self.err.collect(),
+            "error": error,
+            "final": self.final,
+            "final_set": self.final_set,
+            "display": self.display,
+            "duration_s": time.perf_counter() - started,
+        }
+
+    def _compile(self, code: str) -> types.CodeType:
+        self.cells += 1
+        filename = f"<cell {self.cells}>"
+        import ast  # imported once, after `ready` (see `serve`)
+
+        tree = ast.parse(code, filename)
+        if tree.body and isinstance(tree.body[-1], ast.Expr):
+            last = tree.body[-1]
+            call = ast.Call(ast.Name("_display_", ast.Load()), [last.value], [])
+            tree.body[-1] = ast.copy_location(ast.Expr(ast.copy_location(call, last)), last)
+            ast.fix_missing_locations(tree)
+        compiled = compile(tree, filename, "exec")
+        self.sources[filename] = code.splitlines()
+        return compiled
+
+    def _run(self, compiled: types.CodeType) -> str | None:
+        exc: BaseException | None = None
+        try:
+            self._arm()
+            try:
+                exec(compiled, self.globals)
+            finally:
+                self._disarm()
+        except BaseException as caught:  # noqa: BLE001 - becomes the execute's error
+            exc = caught
+        if exc is None:
+            return None
+        return self._format_error(exc)
+
+    def _arm(self) -> None:
+        def on_timer(signum: int, frame: Any) -> None:
+            limit = "timeout_s" if signum == signal.SIGALRM else "cpu_s"
+            self.interrupt = limit
+            raise _Interrupt(limit)
+
+        if self.timeout_s:
+            signal.signal(signal.SIGALRM, on_timer)
+            signal.setitimer(signal.ITIMER_REAL, self.timeout_s)
+        if self.cpu_s:
+            signal.signal(signal.SIGPROF, on_timer)
+            signal.setitimer(signal.ITIMER_PROF, self.cpu_s)
+
+    def _disarm(self) -> None:
+        signal.setitimer(signal.ITIMER_REAL, 0)
+        signal.setitimer(signal.ITIMER_PROF, 0)
+
+    def _format_error(self, exc: BaseException) -> str:
+        """A short traceback with only the frames of the user's code."""
+        frames = []
+        tb = exc.__traceback__
+        while tb is not None:
+            code = tb.tb_frame.f_code
+            if code.co_filename in self.sources:
+                frames.append((code.co_filename, tb.tb_lineno, code.co_name))
+            tb = tb.tb_next
+        lines = ["Traceback (most recent call last):"] if frames else []
+        shown: list[tuple[str, int, str] | None] = list(frames)
+        if len(frames) > 12:
+            shown = [*frames[:4], None, *frames[-6:]]
+        for entry in shown:
+            if entry is None:
+                lines.append(f"  ... {len(frames) - 10} more frames ...")
+                continue
+            filename, lineno, name = entry
+            lines.append(f'  File "{filename}", line {lineno}, in {name}')
+            source = self.sources[filename]
+            if 0 < lineno <= len(source) and source[lineno - 1].strip():
+                lines.append(f"    {source[lineno - 1].strip()}")
+        if isinstance(exc, _Interrupt) and exc.limit == "timeout_s":
+            last = (
+                f"TimeoutError: execution exceeded the {self.timeout_s:g} s time limit (timeout_s)"
+            )
+        elif isinstance(exc, _Interrupt):
+            last = f"TimeoutError: execution used more than {self.cpu_s:g} s of CPU (cpu_s limit)"
+        elif isinstance(exc, MemoryError):
+            detail = str(exc) or "out of memory"
+            last = f"MemoryError: {detail} (memory_mb={self.memory_mb} limit)"
+        else:
+            last = _exception_line(exc)
+        lines.append(last)
+        return "\n".join(lines)
+
+    def _display(self, value: Any) -> None:
+        if value is None:
+            return
+        text = repr(value)
+        self.display = text if len(text) <= self.limit else text[: self.limit] + " ... [truncated]"
+        self.out.write(text + "\n")
+
+    # -- calls to the host ----------------------------------------------------------------
+
+    def call(self, fn: str, args: dict[str, Any]) -> Any:
+        self.calls += 1
+        cid = self.calls
+        self.channel.send({"op": "call", "id": cid, "fn": fn, "args": args})
+        while True:
+            # between polls the timer signals are unblocked: an interrupt lands here
+            msg = self.channel.poll(0.05)
+            if msg is None:
+                continue
+            if msg.get("op") == "shutdown":
+                raise SystemExit(0)
+            if msg.get("op") == "result" and msg.get("id") == cid:
+                break
+        if not msg.get("ok"):
+            raise _remote_error(str(msg.get("error") or "the host call failed"))
+        value = msg.get("value")
+        if fn.endswith("_batched"):
+            return [
+                item.get("value") if item.get("ok") else QueryFailed(str(item.get("error")))
+                for item in value or ()
+            ]
+        return value
+
+    def _make_helpers(self) -> dict[str, Any]:
+        call = self.call
+
+        def llm_query(prompt: str, model: str | None = None) -> str:
+            """Ask a language model `prompt`; returns its reply."""
+            _check_str("llm_query", "prompt", prompt)
+            _check_optional_str("llm_query", "model", model)
+            return call("llm_query", {"prompt": prompt, "model": model})  # type: ignore[no-any-return]
+
+        def llm_query_batched(prompts: Any, model: str | None = None) -> list[Any]:
+            """Ask several prompts concurrently; replies in order (failed items: QueryFailed)."""
+            items = _check_prompts("llm_query_batched", prompts)
+            _check_optional_str("llm_query_batched", "model", model)
+            return call("llm_query_batched", {"prompts": items, "model": model})  # type: ignore[no-any-return]
+
+        def rlm_query(prompt: str, context: Any = None) -> str:
+            """Run a recursive RLM one level deeper on `context`; returns its answer."""
+            _check_str("rlm_query", "prompt", prompt)
+            return call("rlm_query", {"prompt": prompt, "context": context})  # type: ignore[no-any-return]
+
+        def rlm_query_batched(prompts: Any, contexts: Any = None) -> list[Any]:
+            """Run several recursive RLMs concurrently; answers in order (or QueryFailed)."""
+            items = _check_prompts("rlm_query_batched", prompts)
+            if contexts is not None:
+                if not isinstance(contexts, (list, tuple)):
+                    raise TypeError("rlm_query_batched() contexts must be a list or None")
+                if len(contexts) != len(items):
+                    raise ValueError(
+                        f"rlm_query_batched() got {len(items)} prompts but {len(contexts)} contexts"
+                    )
+                contexts = list(contexts)
+            return call("rlm_query_batched", {"prompts": items, "contexts": contexts})  # type: ignore[no-any-return]
+
+        def FINAL(value: Any) -> None:
+            """Mark `value` as the final answer."""
+            self.final, self.final_set = render_value(value), True
+
+        def FINAL_VAR(name: str) -> None:
+            """Mark the variable called `name` as the final answer."""
+            if not isinstance(name, str):
+                raise TypeError(
+                    'FINAL_VAR() takes the name of a variable as a string, e.g. FINAL_VAR("answer")'
+                )
+            variables = self.user_variables()
+            if name not in variables:
+                available = ", ".join(sorted(variables)) or "(none)"
+                raise NameError(
+                    f"FINAL_VAR: no variable named {name!r}; available variables: {available}"
+                )
+            FINAL(variables[name])
+
+        def SHOW_VARS() -> None:
+            """Print the variables defined in the sandbox and their types."""
+            variables = self.user_variables()
+            if not variables:
+                self.out.write("No variables defined yet.\n")
+                return
+            lines = [f"  {n}: {type(v).__name__}" for n, v in sorted(variables.items())]
+            self.out.write("Variables:\n" + "\n".join(lines) + "\n")
+
+        return {
+            "llm_query": llm_query,
+            "llm_query_batched": llm_query_batched,
+            "rlm_query": rlm_query,
+            "rlm_query_batched": rlm_query_batched,
+            "FINAL": FINAL,
+            "FINAL_VAR": FINAL_VAR,
+            "SHOW_VARS": SHOW_VARS,
+        }
+
+
+def _remote_error(message: str) -> BaseException:
+    """The host's "<Type>: <message>" as an exception of that name in user code."""
+    name, sep, text = message.partition(": ")
+    if not sep or not name.isidentifier():
+        return RuntimeError(message)
+    builtin = getattr(builtins, name, None)
+    if isinstance(builtin, type) and issubclass(builtin, Exception):
+        return builtin(text)
+    named: type[Exception] = type(name, (Exception,), {"__module__": "builtins"})
+    return named(text)
+
+
+def _check_name(name: Any) -> str:
+    if not isinstance(name, str) or not name.isidentifier() or keyword.iskeyword(name):
+        raise ValueError(f"{name!r} is not a valid variable name")
+    if name.startswith("_") or name in _HELPERS_ALL:
+        raise ValueError(f"{name!r} is reserved in the sandbox; choose another name")
+    return name
+
+
+def _exception_line(exc: BaseException) -> str:
+    try:
+        message = str(exc)
+    except Exception:  # noqa: BLE001 - a broken __str__ must not hide the error
+        message = "<unprintable message>"
+    name = type(exc).__name__
+    return f"{name}: {message}" if message else name
+
+
+def _check_str(func: str, arg: str, value: Any) -> None:
+    if not isinstance(value, str):
+        raise TypeError(f"{func}() {arg} must be a str, got {type(value).__name__}")
+
+
+def _check_optional_str(func: str, arg: str, value: Any) -> None:
+    if value is not None:
+        _check_str(func, arg, value)
+
+
+def _check_prompts(func: str, prompts: Any) -> list[str]:
+    if not isinstance(prompts, (list, tuple)):
+        raise TypeError(f"{func}() prompts must be a list of str, got {type(prompts).__name__}")
+    for i, prompt in enumerate(prompts):
+        if not isinstance(prompt, str):
+            raise TypeError(f"{func}() prompts[{i}] must be a str, got {type(prompt).__name__}")
+    return list(prompts)
+
+
+def _capture_fd(target: int, folder: str, name: str) -> int:
+    path = os.path.join(folder, name)
+    fd = os.open(path, os.O_RDWR | os.O_CREAT | os.O_TRUNC | os.O_APPEND, 0o600)
+    os.unlink(path)  # nothing is left behind, whatever way the kernel ends
+    os.dup2(fd, target)
+    os.close(fd)
+    return target
+
+
+def _limit_self(config: dict[str, Any]) -> None:
+    """Drop to an unprivileged uid (when started as root) and set the rlimits."""
+    import resource
+
+    for name, value in (config.get("rlimits") or {}).items():
+        which = getattr(resource, name)
+        resource.setrlimit(which, (int(value), int(value)))
+    uid, gid = config.get("uid"), config.get("gid")
+    if uid is not None and os.getuid() == 0:
+        os.setgroups([])
+        os.setgid(int(gid if gid is not None else uid))
+        os.setuid(int(uid))
+    # a write past RLIMIT_FSIZE fails with EFBIG instead of killing the kernel
+    signal.signal(signal.SIGXFSZ, signal.SIG_IGN)
+
+
+def _private_dir() -> str:
+    """A new 0700 folder for the capture files (tempfile is slow to import)."""
+    base = os.environ.get("TMPDIR") or "/tmp"
+    for n in range(1000):
+        path = os.path.join(base, f"rlmrt-kernel-{os.getpid()}-{time.monotonic_ns()}-{n}")
+        try:
+            os.mkdir(path, 0o700)
+        except FileExistsError:
+            continue
+        return path
+    raise FileExistsError(f"no free folder name in {base}")
+
+
+def _report(fd: int) -> None:
+    import traceback
+
+    os.write(fd, traceback.format_exc().encode("utf-8", "replace"))
+
+
+def main(argv: list[str]) -> int:
+    config: dict[str, Any] = json.loads(argv[1]) if len(argv) > 1 else {}
+    rfd, wfd = os.dup(0), os.dup(1)  # dup'ed fds are not inherited by child processes
+    errfd = os.dup(2)
+    try:
+        null = os.open(os.devnull, os.O_RDONLY)
+        os.dup2(null, 0)
+        os.close(null)
+        _limit_self(config)
+        capture_dir = _private_dir()
+        kernel = Kernel(_Channel(rfd, wfd), config, capture_dir)
+        os.rmdir(capture_dir)
+    except BaseException:  # noqa: BLE001 - reported on the kernel's stderr
+        # the host shows this (the kernel's own stderr) in its error
+        _report(errfd)
+        return 1
+    try:
+        kernel.serve()
+    except SystemExit as exc:
+        return exc.code if isinstance(exc.code, int) else 1
+    except BaseException:  # noqa: BLE001 - reported on the kernel's stderr
+        _report(errfd)
+        return 1
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main(sys.argv))

@@ -1,0 +1,97 @@
+"""Whole RLM runs with every run's code in a bubblewrap process sandbox."""
+
+from __future__ import annotations
+
+import re
+
+import pytest
+
+from rlmrt.events import CodeExecuted, Event, RunStarted
+from rlmrt.sandbox.process import bubblewrap_available
+from rlmrt.testing import ChatRequest, Reply, scripted
+
+pytestmark = pytest.mark.skipif(not bubblewrap_available(), reason="bubblewrap is not installed")
+
+
+def repl(code: str) -> str:
+    return f"```repl\n{code}\n```"
+
+
+def _question(request: ChatRequest) -> str:
+    match = re.search(r"Question: (.*)", request.messages[1]["content"])
+    assert match is not None
+    return match.group(1)
+
+
+def _turn(request: ChatRequest) -> int:
+    return sum(1 for m in request.messages if m["role"] == "assistant")
+
+
+def test_depth_two_with_batched_children_in_process_sandboxes(serve, make_rlm) -> None:
+    def handler(request: ChatRequest) -> str:
+        if not request.is_rlm_root:
+            return f"leaf({request.last_user_text})"
+        question, turn = _question(request), _turn(request)
+        if question == "top":
+            if turn == 0:
+                return repl(
+                    "import os\n"
+                    "secret = 'root-only'\n"
+                    "print(sorted(os.environ), os.getuid())\n"
+                    "parts = rlm_query_batched(['part A', 'part B'], ['aaa', 'bbbb'])\n"
+                    "print(parts)"
+                )
+            return repl("FINAL(' + '.join(parts))")
+        if question.startswith("part") and turn == 0:
+            return repl(
+                "SHOW_VARS()\n"
+                "deeper = rlm_query('inner ' + context, context=context)\n"
+                "FINAL(f'{len(context)}:{deeper}')"
+            )
+        if question.startswith("inner"):
+            return repl("FINAL(llm_query('leaf for ' + context))")
+        raise AssertionError(f"unexpected call: {question} turn {turn}")
+
+    server = serve(handler)
+    events: list[Event] = []
+    rlm = make_rlm(server, max_depth=2, sandbox="process")
+    rlm.subscribe(events.append)
+    result = rlm.completion("top", context="ctx")
+
+    assert result.answer == "3:leaf(leaf for aaa) + 4:leaf(leaf for bbbb)"
+    runs = [e for e in events if isinstance(e, RunStarted)]
+    assert sorted(e.depth for e in runs) == [0, 1, 1, 2, 2]
+    assert {e.sandbox for e in runs} == {"process"}
+    assert result.usage.model_calls == len(server.requests) == 8
+    executed = [e for e in events if isinstance(e, CodeExecuted)]
+    first = next(e for e in executed if e.code.startswith("import os"))
+    # no API key or other host variable in the sandbox, and not root
+    assert first.stdout.startswith("['HOME', 'LANG', 'PATH', 'PWD'] ")
+    assert not first.stdout.split("\n")[0].endswith(" 0")
+    shown = [e.stdout for e in executed if e.code.startswith("SHOW_VARS")]
+    assert len(shown) == 2
+    assert all("context" in out and "secret" not in out for out in shown)
+
+
+def test_llm_query_batched_with_one_failure_in_a_process_sandbox(serve, make_rlm) -> None:
+    def sub(request: ChatRequest) -> Reply | str:
+        if request.last_user_text == "bad":
+            return Reply(status=400, text="bad request")
+        return request.last_user_text.upper()
+
+    code = (
+        "prompts = ['p%d' % i for i in range(5)] + ['bad']\n"
+        "out = llm_query_batched(prompts)\n"
+        "failed = [r for r in out if isinstance(r, Exception)]\n"
+        "print(len(failed), type(failed[0]).__name__)\n"
+        "FINAL(','.join(r for r in out if not isinstance(r, Exception)))"
+    )
+    server = serve(scripted(root=[repl(code)], sub=sub), latency_s=0.2)
+    events: list[Event] = []
+    rlm = make_rlm(server, sandbox="process")
+    rlm.subscribe(events.append)
+    result = rlm.completion("q", context="c")
+    assert result.answer == "P0,P1,P2,P3,P4"
+    assert server.max_in_flight == 6  # the batch ran concurrently on the host
+    executed = [e for e in events if isinstance(e, CodeExecuted)]
+    assert executed[0].stdout == "1 QueryFailed\n"
