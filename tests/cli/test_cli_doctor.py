@@ -2,8 +2,12 @@
 
 from __future__ import annotations
 
+import importlib
 import json
+import sys
+from dataclasses import dataclass
 from pathlib import Path
+from types import ModuleType
 
 import pytest
 
@@ -96,3 +100,91 @@ def test_trajectory_folder_not_writable(rlm_cli, tmp_path: Path, monkeypatch) ->
     found = checks(rlm_cli, 1)
     assert found["trajectories"]["level"] == "fail"
     assert "not a folder" in found["trajectories"]["detail"]
+
+
+# -- the process sandbox row ---------------------------------------------------------------
+
+PROCESS_MODULE = "rlmrt.sandbox.process"
+
+
+@dataclass(frozen=True)
+class FakeQuota:
+    name: str
+    enforced: bool
+    how: str
+
+
+def fake_process_module(*, bubblewrap: bool, report: list[FakeQuota] | Exception) -> ModuleType:
+    module = ModuleType(PROCESS_MODULE)
+
+    def quota_report() -> list[FakeQuota]:
+        if isinstance(report, Exception):
+            raise report
+        return report
+
+    module.quota_report = quota_report  # type: ignore[attr-defined]
+    module.bubblewrap_available = lambda: bubblewrap  # type: ignore[attr-defined]
+    return module
+
+
+QUOTAS = [
+    FakeQuota("timeout_s", True, "host watchdog"),
+    FakeQuota("memory_mb", True, "RLIMIT_AS"),
+    FakeQuota("cpu_s", False, "no cgroup delegation"),
+]
+
+
+def test_process_sandbox_quotas_are_listed(rlm_cli, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setitem(
+        sys.modules, PROCESS_MODULE, fake_process_module(bubblewrap=True, report=QUOTAS)
+    )
+    row = checks(rlm_cli, 0)["process sandbox"]
+    assert row["level"] == "ok"
+    assert row["detail"] == (
+        "bubblewrap available; enforced: timeout_s (host watchdog), memory_mb (RLIMIT_AS);"
+        " not enforced: cpu_s (no cgroup delegation)"
+    )
+
+
+def test_process_sandbox_without_bubblewrap_warns(rlm_cli, monkeypatch) -> None:
+    monkeypatch.setitem(
+        sys.modules, PROCESS_MODULE, fake_process_module(bubblewrap=False, report=QUOTAS[:1])
+    )
+    row = checks(rlm_cli, 0)["process sandbox"]
+    assert row["level"] == "warn"
+    assert "install bubblewrap (apt-get install bubblewrap)" in row["detail"]
+    assert "enforced: timeout_s (host watchdog); not enforced: none" in row["detail"]
+
+
+def test_process_sandbox_missing_module_warns(rlm_cli, monkeypatch) -> None:
+    monkeypatch.setitem(sys.modules, PROCESS_MODULE, None)  # import fails: ModuleNotFoundError
+    row = checks(rlm_cli, 0)["process sandbox"]
+    assert row["level"] == "warn"
+    assert row["detail"].startswith("not available in this rlmrt")
+    assert PROCESS_MODULE in row["detail"]
+
+
+def test_process_sandbox_import_crash_warns(rlm_cli, monkeypatch) -> None:
+    def broken_import(name: str, package: str | None = None) -> ModuleType:
+        if name == PROCESS_MODULE:
+            raise RuntimeError("kernel file missing")
+        return real_import(name, package)
+
+    real_import = importlib.import_module
+    monkeypatch.setattr(importlib, "import_module", broken_import)
+    row = checks(rlm_cli, 0)["process sandbox"]
+    assert row == {
+        "name": "process sandbox",
+        "level": "warn",
+        "detail": "cannot import rlmrt.sandbox.process: RuntimeError: kernel file missing",
+    }
+
+
+def test_process_sandbox_report_error_warns(rlm_cli, monkeypatch) -> None:
+    module = fake_process_module(bubblewrap=True, report=OSError("no /proc"))
+    monkeypatch.setitem(sys.modules, PROCESS_MODULE, module)
+    result = rlm_cli("doctor")  # the table, too, survives it
+    assert result.exit_code == 0, result.output
+    row = checks(rlm_cli, 0)["process sandbox"]
+    assert row["level"] == "warn"
+    assert row["detail"] == "cannot inspect the process sandbox: OSError: no /proc"

@@ -73,6 +73,7 @@ def doctor(
 def run_checks() -> list[Check]:
     checks = [_python(), _rlmrt(), _import("RestrictedPython"), _import("litellm", timed=True)]
     checks.append(_sandbox())
+    checks.append(_process_sandbox())
     config, config_check = _config()
     checks.append(config_check)
     checks.append(_trajectories(config))
@@ -130,6 +131,40 @@ def _sandbox() -> Check:
         got = result.error or repr(result.stdout)
         return Check("local sandbox", "fail", f"print(1+1) gave {got}")
     return Check("local sandbox", "ok", f"print(1+1) -> 2 in {took:.2f}s")
+
+
+def _process_sandbox() -> Check:
+    """Whether bubblewrap is there and which quotas the process sandbox enforces."""
+    name = "process sandbox"
+    try:
+        process = importlib.import_module("rlmrt.sandbox.process")
+    except ImportError as exc:
+        return Check(name, "warn", f"not available in this rlmrt ({exc})")
+    # Doctor reports and never crashes: a backend that breaks on import or while
+    # inspecting the machine is a finding for the table, whatever it raised.
+    except Exception as exc:  # noqa: BLE001
+        return Check(name, "warn", f"cannot import rlmrt.sandbox.process: {_describe(exc)}")
+    try:
+        available = bool(process.bubblewrap_available())
+        quotas = list(process.quota_report())
+        enforced = [f"{q.name} ({q.how})" for q in quotas if q.enforced]
+        missing = [f"{q.name} ({q.how})" for q in quotas if not q.enforced]
+    except Exception as exc:  # noqa: BLE001 - see above
+        return Check(name, "warn", f"cannot inspect the process sandbox: {_describe(exc)}")
+    quota_text = (
+        f"enforced: {', '.join(enforced) or 'none'}; not enforced: {', '.join(missing) or 'none'}"
+    )
+    if not available:
+        return Check(
+            name,
+            "warn",
+            f"bubblewrap not found: install bubblewrap (apt-get install bubblewrap); {quota_text}",
+        )
+    return Check(name, "ok", f"bubblewrap available; {quota_text}")
+
+
+def _describe(exc: BaseException) -> str:
+    return f"{type(exc).__name__}: {exc}" if str(exc) else type(exc).__name__
 
 
 def _config() -> tuple[RLMConfig, Check]:

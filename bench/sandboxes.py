@@ -1,0 +1,80 @@
+"""Latency of every registered sandbox backend: cold start, trivial execute, pooled acquire.
+
+For each kind in `SANDBOXES`:
+
+- cold start: from `Sandbox(kind)` until its first `execute("x = 1")` returns, then
+  close (not timed). The first sample of the process also pays the backend's imports
+  and is shown apart; the median is over the next `--starts` samples.
+- execute: the median of `--executes` runs of `x = 1` on one started sandbox, through
+  the synchronous facade (what a user pays per call).
+- pooled acquire: no backend has a pool yet, so it is "n/a".
+
+A kind whose backend cannot start here (a missing extra) is listed with the reason.
+
+    .venv/bin/python bench/sandboxes.py [--starts 20] [--executes 200]
+"""
+
+from __future__ import annotations
+
+import argparse
+import statistics
+import time
+
+from rlmrt.errors import RLMError
+from rlmrt.sandbox import SANDBOXES, Sandbox
+
+
+def cold_start(kind: str) -> float:
+    started = time.perf_counter()
+    sandbox = Sandbox(kind)
+    try:
+        result = sandbox.execute("x = 1")
+        took = time.perf_counter() - started
+    finally:
+        sandbox.close()
+    if not result.ok:
+        raise RuntimeError(f"{kind}: x = 1 failed: {result.error}")
+    return took
+
+
+def execute_latency(kind: str, runs: int) -> float:
+    with Sandbox(kind) as sandbox:
+        sandbox.execute("x = 1")  # warm: first-execute costs are in the cold start
+        times = []
+        for _ in range(runs):
+            started = time.perf_counter()
+            sandbox.execute("x = 1")
+            times.append(time.perf_counter() - started)
+    return statistics.median(times)
+
+
+def ms(seconds: float) -> str:
+    return f"{seconds * 1000:.2f}"
+
+
+def measure(kind: str, starts: int, executes: int) -> str:
+    try:
+        first = cold_start(kind)
+    except RLMError as exc:
+        return f"| {kind} | cannot start here: {exc} | | | |"
+    median_start = statistics.median(cold_start(kind) for _ in range(starts))
+    execute = execute_latency(kind, executes)
+    return f"| {kind} | {ms(first)} | {ms(median_start)} | {ms(execute)} | n/a |"
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--starts", type=int, default=20, help="cold starts per kind")
+    parser.add_argument("--executes", type=int, default=200, help="trivial executes per kind")
+    args = parser.parse_args()
+    print(
+        f"| kind | first start ms (with imports) | cold start ms (median of {args.starts})"
+        f" | execute `x = 1` ms (median of {args.executes}) | pooled acquire ms |"
+    )
+    print("|---|---|---|---|---|")
+    for kind in SANDBOXES.names():
+        print(measure(kind, args.starts, args.executes), flush=True)
+
+
+if __name__ == "__main__":
+    main()
