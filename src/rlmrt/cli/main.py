@@ -13,6 +13,7 @@ from rlmrt.cli._errors import ErrorHandlingGroup
 from rlmrt.cli.chat_cmd import chat
 from rlmrt.cli.config_cmd import config_app
 from rlmrt.cli.doctor_cmd import doctor
+from rlmrt.cli.index_cmd import index, search
 from rlmrt.cli.init_cmd import init
 from rlmrt.cli.logs_cmd import logs
 from rlmrt.cli.replay_cmd import replay
@@ -55,6 +56,8 @@ app.command("replay")(replay)
 app.command("chat")(chat)
 app.command("init")(init)
 app.command("doctor")(doctor)
+app.command("index")(index)
+app.command("search")(search)
 app.add_typer(config_app, name="config")
 
 if __name__ == "__main__":  # pragma: no cover - `python -m rlmrt.cli.main`
