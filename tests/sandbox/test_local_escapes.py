@@ -403,7 +403,10 @@ async def test_memory_bombs_fail_without_host_allocation(code: str) -> None:
     ],
 )
 async def test_gradual_memory_growth_is_stopped(code: str) -> None:
-    sandbox = LocalSandbox(limits=Limits(timeout_s=10, memory_mb=64))
+    # The memory limit must end these, not the clock: under coverage tracing the
+    # item-by-item consumption of list(iter(int, 1)) takes ~12 s (1 s untraced), so
+    # the time limit is set well above that.
+    sandbox = LocalSandbox(limits=Limits(timeout_s=60, memory_mb=64))
     try:
         packer = zlib.compressobj()
         chunks = [packer.compress(bytes(2**20)) for _ in range(100)]
