@@ -161,6 +161,23 @@ async def test_garbage_on_fd_1_does_not_break_the_channel(k: Kernel) -> None:
     assert (await k.execute("print(2 + 2)"))["stdout"] == "4\n"
 
 
+async def test_user_code_cannot_break_the_kernels_json(k: Kernel) -> None:
+    """The kernel's codec is private: sabotaging the shared json module changes
+    nothing for the channel, and the variables survive."""
+    await k.execute("keep = {'a': [1, 2]}")
+    sabotage = (
+        "import json\n"
+        "json.dumps = json.loads = None\n"
+        "json.JSONEncoder.item_separator = '!!'\n"
+        "json.JSONEncoder.encode = None\n"
+        "json.decoder.JSONDecoder.decode = None"
+    )
+    assert (await k.execute(sabotage))["error"] is None
+    result = await k.execute("FINAL(keep)")
+    assert result["final"] == '{"a": [1, 2]}'
+    assert (await k.execute("print(sorted(keep))"))["stdout"] == "['a']\n"
+
+
 async def test_output_is_truncated_with_marker() -> None:
     kernel, _ = await start_kernel(config={"output_bytes": 100})
     try:

@@ -39,6 +39,51 @@ __all__ = ["QueryFailed", "render_value"]
 _JSON_TYPES = (dict, list, tuple, int, float, bool)
 _HEADER = struct.Struct(">I")
 _MAX_FRAME = 256 << 20
+
+
+def _refuse(value: Any) -> Any:
+    raise TypeError(f"Object of type {type(value).__name__} is not JSON serializable")
+
+
+def _private_json() -> tuple[Any, Any, Any]:
+    """(encode, encode_strict, decode) that user code cannot reach.
+
+    User code shares the `json` module with the kernel: `json.dumps = None` or a new
+    `JSONEncoder.item_separator` would otherwise break the channel and force a restart
+    that loses every variable. The C accelerators are captured here, before any user
+    code runs; the objects they make copy their settings at creation.
+    """
+    from json import decoder as json_decoder
+    from json import encoder as json_encoder
+    from json import scanner as json_scanner
+
+    # Not in the type stubs: the C accelerators, None when _json is missing.
+    make_encoder = getattr(json_encoder, "c_make_encoder", None)
+    make_scanner = getattr(json_scanner, "c_make_scanner", None)
+    if make_encoder is None or make_scanner is None:  # pragma: no cover - no _json
+        dumps, loads = json.dumps, json.loads
+        return (
+            lambda v: dumps(v, ensure_ascii=False, default=repr),
+            lambda v: dumps(v, ensure_ascii=False),
+            loads,
+        )
+    basestring = getattr(json_encoder, "c_encode_basestring", None)
+    lenient = make_encoder(None, repr, basestring, None, ":", ",", False, False, True)
+    # json.dumps's own separators: final answers render as users expect.
+    strict = make_encoder(None, _refuse, basestring, None, ": ", ", ", False, False, True)
+    scan = make_scanner(json_decoder.JSONDecoder())
+    join = "".join
+
+    def decode(text: str) -> Any:
+        value, end = scan(text, 0)
+        if end != len(text):
+            raise ValueError(f"extra data after the JSON value at {end}")
+        return value
+
+    return (lambda v: join(lenient(v, 0)), lambda v: join(strict(v, 0)), decode)
+
+
+_encode, _encode_strict, _decode = _private_json()
 _HELPERS = ("llm_query", "llm_query_batched", "rlm_query", "rlm_query_batched")
 _HELPERS_ALL = (*_HELPERS, "FINAL", "FINAL_VAR", "SHOW_VARS")
 _SIGNALS = (signal.SIGALRM, signal.SIGPROF)
@@ -54,7 +99,7 @@ def render_value(value: object) -> str:
         return str(value)
     if value is None or isinstance(value, _JSON_TYPES):
         try:
-            return json.dumps(value, ensure_ascii=False)
+            return str(_encode_strict(value))
         except (TypeError, ValueError, RecursionError):
             pass
     try:
@@ -87,7 +132,7 @@ class _Channel:
         self.buf = b""
 
     def send(self, msg: dict[str, Any]) -> None:
-        data = json.dumps(msg, ensure_ascii=False, default=repr).encode("utf-8", "surrogatepass")
+        data = _encode(msg).encode("utf-8", "surrogatepass")
         frame = _HEADER.pack(len(data)) + data
         old = signal.pthread_sigmask(signal.SIG_BLOCK, _SIGNALS)
         try:
@@ -106,7 +151,7 @@ class _Channel:
         if len(self.buf) < 4 + size:
             return None
         data, self.buf = self.buf[4 : 4 + size], self.buf[4 + size :]
-        msg = json.loads(data.decode("utf-8"))
+        msg = _decode(data.decode("utf-8"))
         if not isinstance(msg, dict):
             raise SystemExit("kernel: a frame is not a JSON object")
         return msg
@@ -253,7 +298,7 @@ class Kernel:
                     f" variables: {', '.join(names) or '(none)'}"
                 )
             found = names[name]
-            json.dumps(found)  # refuse what cannot travel, with a TypeError naming the type
+            _encode_strict(found)  # refuse what cannot travel, with a TypeError naming the type
             return found
         if op == "list":
             return {name: type(v).__name__ for name, v in self.user_variables().items()}
@@ -262,7 +307,7 @@ class Kernel:
             with open(path, "rb") as f:
                 data = f.read()
             if path.endswith(".json"):
-                value: Any = json.loads(data.decode("utf-8"))
+                value: Any = _decode(data.decode("utf-8"))
             elif path.endswith(".txt"):
                 value = data.decode("utf-8", "surrogateescape")
             else:
