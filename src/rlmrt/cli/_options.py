@@ -153,6 +153,34 @@ FLAG_NAMES = {
 }
 
 
+def model_flags(
+    *,
+    model: str | None,
+    sub_model: str | None,
+    api_base: str | None,
+    api_key: str | None,
+    sandbox: str | None,
+    max_depth: int | None,
+    max_iterations: int | None,
+    max_cost: float | None,
+    timeout: float | None,
+    trajectory_dir: Path | None,
+) -> dict[str, Any]:
+    """The settings flags every run-like command shares, keyed by setting name."""
+    return {
+        "model": model,
+        "sub_model": sub_model,
+        "api_base": api_base,
+        "api_key": api_key,
+        "sandbox": sandbox,
+        "max_depth": max_depth,
+        "max_iterations": max_iterations,
+        "max_cost_usd": max_cost,
+        "max_wall_time_s": timeout,
+        "trajectory_dir": trajectory_dir,
+    }
+
+
 def given(**flags: Any) -> dict[str, Any]:
     """The flags that were given (not None), keyed by setting name."""
     return {name: value for name, value in flags.items() if value is not None}

@@ -40,18 +40,18 @@ def chat(
     /exit or end of input. Each question is a run of its own, with its own budgets."""
     config = opt.load_settings(
         config_file,
-        {
-            "model": model,
-            "sub_model": sub_model,
-            "api_base": api_base,
-            "api_key": api_key,
-            "sandbox": sandbox,
-            "max_depth": max_depth,
-            "max_iterations": max_iterations,
-            "max_cost_usd": max_cost,
-            "max_wall_time_s": timeout,
-            "trajectory_dir": trajectory_dir,
-        },
+        opt.model_flags(
+            model=model,
+            sub_model=sub_model,
+            api_base=api_base,
+            api_key=api_key,
+            sandbox=sandbox,
+            max_depth=max_depth,
+            max_iterations=max_iterations,
+            max_cost=max_cost,
+            timeout=timeout,
+            trajectory_dir=trajectory_dir,
+        ),
     )
     if "-" in (context or []):
         raise typer.BadParameter("stdin holds the prompts in `rlm chat`", param_hint="--context")

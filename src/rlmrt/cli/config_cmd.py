@@ -44,18 +44,18 @@ def show(
     """
     from rlmrt.config import ENV_PREFIX, find_config_file, read_config_file, read_env
 
-    flags = {
-        "model": model,
-        "sub_model": sub_model,
-        "api_base": api_base,
-        "api_key": api_key,
-        "sandbox": sandbox,
-        "max_depth": max_depth,
-        "max_iterations": max_iterations,
-        "max_cost_usd": max_cost,
-        "max_wall_time_s": timeout,
-        "trajectory_dir": trajectory_dir,
-    }
+    flags = opt.model_flags(
+        model=model,
+        sub_model=sub_model,
+        api_base=api_base,
+        api_key=api_key,
+        sandbox=sandbox,
+        max_depth=max_depth,
+        max_iterations=max_iterations,
+        max_cost=max_cost,
+        timeout=timeout,
+        trajectory_dir=trajectory_dir,
+    )
     config = opt.load_settings(config_file, flags)
     path = config_file or find_config_file()
     from_file = read_config_file(path) if path is not None else {}
