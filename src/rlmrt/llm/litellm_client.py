@@ -13,55 +13,22 @@ from collections.abc import Sequence
 from typing import TYPE_CHECKING, Any
 
 from rlmrt.llm._chat import collect_stream, reply_from_completion
+from rlmrt.llm._configured import ConfiguredClient
 from rlmrt.llm._litellm import import_litellm
-from rlmrt.llm._retry import RetryPolicy, Target, library_errors, with_retries
-from rlmrt.llm.base import DeltaCallback, Message, ModelClient, ModelReply
+from rlmrt.llm._retry import Target, library_errors, with_retries
+from rlmrt.llm.base import DeltaCallback, Message, ModelReply
 
 if TYPE_CHECKING:
-    from rlmrt.config import RLMConfig
+    pass
 
 
-class LiteLLMClient(ModelClient):
+class LiteLLMClient(ConfiguredClient):
     """A model client on `litellm.acompletion`.
 
     `api_base` sends every call to that server; `api_key` overrides the provider's
     environment variable (e.g. OPENAI_API_KEY). `request_timeout_s` applies to each
     attempt; `retry` sets how transient failures are retried.
     """
-
-    def __init__(
-        self,
-        *,
-        model: str,
-        api_base: str | None = None,
-        api_key: str | None = None,
-        request_timeout_s: float = 120.0,
-        temperature: float | None = None,
-        seed: int | None = None,
-        retry: RetryPolicy | None = None,
-    ) -> None:
-        super().__init__(model=model)
-        self.api_base = api_base
-        self.api_key = api_key
-        self.request_timeout_s = request_timeout_s
-        self.temperature = temperature
-        self.seed = seed
-        self.retry = retry or RetryPolicy()
-
-    @classmethod
-    def from_config(cls, config: RLMConfig, *, retry: RetryPolicy | None = None) -> LiteLLMClient:
-        """A client for `config.model` with the config's server, key, timeout and retries."""
-        from rlmrt.llm import require_model
-
-        return cls(
-            model=require_model(config),
-            api_base=config.api_base,
-            api_key=config.api_key_value(),
-            request_timeout_s=config.request_timeout_s,
-            temperature=config.temperature,
-            seed=config.seed,
-            retry=retry or RetryPolicy(max_retries=config.max_retries),
-        )
 
     async def complete(
         self,

@@ -24,8 +24,9 @@ import aiohttp
 import orjson
 
 from rlmrt.errors import ModelAuthError, ModelResponseError
+from rlmrt.llm._configured import ConfiguredClient
 from rlmrt.llm._retry import HTTPStatusFailure, RetryPolicy, Target, with_retries
-from rlmrt.llm.base import DeltaCallback, Message, ModelClient, ModelReply
+from rlmrt.llm.base import DeltaCallback, Message, ModelReply
 
 if TYPE_CHECKING:
     from rlmrt.config import RLMConfig
@@ -38,7 +39,7 @@ def wire_model_name(model: str) -> str:
     return model.removeprefix("openai/")
 
 
-class OpenAICompatibleClient(ModelClient):
+class OpenAICompatibleClient(ConfiguredClient):
     """A model client for any server speaking the OpenAI chat-completions API.
 
     `api_key` defaults to OPENAI_API_KEY; a server that needs no key still needs a
@@ -54,42 +55,25 @@ class OpenAICompatibleClient(ModelClient):
         *,
         model: str,
         api_base: str | None = None,
-        api_key: str | None = None,
-        request_timeout_s: float = 120.0,
-        temperature: float | None = None,
-        seed: int | None = None,
-        retry: RetryPolicy | None = None,
         max_connections: int = 128,
+        **settings: Any,
     ) -> None:
-        super().__init__(model=model)
-        self.api_base = (api_base or DEFAULT_API_BASE).rstrip("/")
-        self.api_key = api_key
-        self.request_timeout_s = request_timeout_s
-        self.temperature = temperature
-        self.seed = seed
-        self.retry = retry or RetryPolicy()
+        super().__init__(
+            model=model, api_base=(api_base or DEFAULT_API_BASE).rstrip("/"), **settings
+        )
         self.max_connections = max_connections
         self._session: aiohttp.ClientSession | None = None
         self._loop: asyncio.AbstractEventLoop | None = None
+        self._headers: dict[str, str] = {}
         self._url = f"{self.api_base}/chat/completions"
 
     @classmethod
-    def from_config(
+    def config_arguments(
         cls, config: RLMConfig, *, retry: RetryPolicy | None = None
-    ) -> OpenAICompatibleClient:
-        """A client for `config.model` with the config's server, key, timeout and retries."""
-        from rlmrt.llm import require_model
-
-        return cls(
-            model=require_model(config),
-            api_base=config.api_base,
-            api_key=config.api_key_value(),
-            request_timeout_s=config.request_timeout_s,
-            temperature=config.temperature,
-            seed=config.seed,
-            retry=retry or RetryPolicy(max_retries=config.max_retries),
-            max_connections=max(64, config.max_concurrency),
-        )
+    ) -> dict[str, Any]:
+        arguments = super().config_arguments(config, retry=retry)
+        arguments["max_connections"] = max(64, config.max_concurrency)
+        return arguments
 
     async def complete(
         self,
