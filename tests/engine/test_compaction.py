@@ -3,16 +3,13 @@
 from __future__ import annotations
 
 import pytest
+from scripting import repl
 
 from rlmrt.config import RLMConfig
 from rlmrt.engine.prompts import COMPACT_PROMPT, COMPACTED_NOTE
 from rlmrt.engine.tree import _litellm_window
 from rlmrt.events import Compacted, Event, ModelCallStarted
 from rlmrt.testing import Reply, scripted
-
-
-def repl(code: str) -> str:
-    return f"```repl\n{code}\n```"
 
 
 def test_a_full_window_restarts_the_conversation_from_a_summary(serve, make_rlm) -> None:

@@ -3,15 +3,12 @@
 from __future__ import annotations
 
 import pytest
+from scripting import repl
 
 from rlmrt import RLM, RLMConfig, RunResult
 from rlmrt.errors import ConfigError
 from rlmrt.events import Answer, Event, RunErrored
 from rlmrt.testing import Reply, scripted
-
-
-def repl(code: str) -> str:
-    return f"```repl\n{code}\n```"
 
 
 def _run(serve, make_rlm, root, sub=None, **settings) -> tuple[RunResult, list[Event]]:

@@ -2,9 +2,8 @@
 
 from __future__ import annotations
 
-import re
-
 import pytest
+from scripting import question, repl, turn
 
 from rlmrt.events import CodeExecuted, Event, RunStarted
 from rlmrt.sandbox.process import bubblewrap_available
@@ -13,27 +12,13 @@ from rlmrt.testing import ChatRequest, Reply, scripted
 pytestmark = pytest.mark.skipif(not bubblewrap_available(), reason="bubblewrap is not installed")
 
 
-def repl(code: str) -> str:
-    return f"```repl\n{code}\n```"
-
-
-def _question(request: ChatRequest) -> str:
-    match = re.search(r"Question: (.*)", request.messages[1]["content"])
-    assert match is not None
-    return match.group(1)
-
-
-def _turn(request: ChatRequest) -> int:
-    return sum(1 for m in request.messages if m["role"] == "assistant")
-
-
 def test_depth_two_with_batched_children_in_process_sandboxes(serve, make_rlm) -> None:
     def handler(request: ChatRequest) -> str:
         if not request.is_rlm_root:
             return f"leaf({request.last_user_text})"
-        question, turn = _question(request), _turn(request)
-        if question == "top":
-            if turn == 0:
+        asked, turns = question(request), turn(request)
+        if asked == "top":
+            if turns == 0:
                 return repl(
                     "import os\n"
                     "secret = 'root-only'\n"
@@ -42,15 +27,15 @@ def test_depth_two_with_batched_children_in_process_sandboxes(serve, make_rlm) -
                     "print(parts)"
                 )
             return repl("FINAL(' + '.join(parts))")
-        if question.startswith("part") and turn == 0:
+        if asked.startswith("part") and turns == 0:
             return repl(
                 "SHOW_VARS()\n"
                 "deeper = rlm_query('inner ' + context, context=context)\n"
                 "FINAL(f'{len(context)}:{deeper}')"
             )
-        if question.startswith("inner"):
+        if asked.startswith("inner"):
             return repl("FINAL(llm_query('leaf for ' + context))")
-        raise AssertionError(f"unexpected call: {question} turn {turn}")
+        raise AssertionError(f"unexpected call: {asked} turn {turns}")
 
     server = serve(handler)
     events: list[Event] = []

@@ -2,29 +2,15 @@
 
 from __future__ import annotations
 
-import re
 import threading
 
 import pytest
+from scripting import question, repl, turn
 
 from rlmrt.errors import ModelAuthError
 from rlmrt.events import BudgetWarning, CodeExecuted, Event, RunErrored, RunStarted
 from rlmrt.observe.trajectory import read_events
 from rlmrt.testing import ChatRequest, Reply, scripted
-
-
-def repl(code: str) -> str:
-    return f"```repl\n{code}\n```"
-
-
-def _question(request: ChatRequest) -> str:
-    match = re.search(r"Question: (.*)", request.messages[1]["content"])
-    assert match is not None
-    return match.group(1)
-
-
-def _turn(request: ChatRequest) -> int:
-    return sum(1 for m in request.messages if m["role"] == "assistant")
 
 
 def test_depth_two_with_batched_children_and_their_own_sandboxes(serve, make_rlm) -> None:
@@ -33,24 +19,24 @@ def test_depth_two_with_batched_children_and_their_own_sandboxes(serve, make_rlm
     def handler(request: ChatRequest) -> str:
         if not request.is_rlm_root:
             return f"leaf({request.last_user_text})"
-        question, turn = _question(request), _turn(request)
-        if question == "top":
-            if turn == 0:
+        asked, turns = question(request), turn(request)
+        if asked == "top":
+            if turns == 0:
                 return repl(
                     "secret = 'root-only'\n"
                     "parts = rlm_query_batched(['part A', 'part B'], ['aaa', 'bbbb'])\n"
                     "print(parts)"
                 )
             return repl("FINAL(' + '.join(parts))")
-        if question.startswith("part") and turn == 0:
+        if asked.startswith("part") and turns == 0:
             return repl(
                 "SHOW_VARS()\n"
                 "deeper = rlm_query('inner ' + context, context=context)\n"
                 "FINAL(f'{len(context)}:{deeper}')"
             )
-        if question.startswith("inner"):
+        if asked.startswith("inner"):
             return repl("FINAL(llm_query('leaf for ' + context))")
-        raise AssertionError(f"unexpected call: {question} turn {turn}")
+        raise AssertionError(f"unexpected call: {asked} turn {turns}")
 
     server = serve(handler)
     events: list[Event] = []
@@ -196,7 +182,7 @@ def test_wall_time_budget_interrupts_a_slow_model_call(serve, make_rlm) -> None:
 
 def test_child_run_limits_its_own_iterations(serve, make_rlm) -> None:
     def handler(request: ChatRequest) -> str:
-        if _question(request) == "top":
+        if question(request) == "top":
             return repl("FINAL(rlm_query('child', context='x'))")
         if request.messages[-1]["content"].startswith("The run has reached a limit"):
             return "FINAL(child best effort)"

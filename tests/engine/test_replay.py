@@ -6,6 +6,7 @@ import json
 from pathlib import Path
 
 import pytest
+from scripting import repl
 
 from rlmrt.engine.replay import replay_run
 from rlmrt.errors import ModelError, UsageError
@@ -15,10 +16,6 @@ from rlmrt.observe.trajectory import read_events
 from rlmrt.testing import ChatRequest, scripted
 
 CONTEXT = "alpha beta gamma delta " * 20
-
-
-def repl(code: str) -> str:
-    return f"```repl\n{code}\n```"
 
 
 def _record_batched(serve, make_rlm) -> Path:

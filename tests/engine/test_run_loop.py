@@ -6,6 +6,7 @@ import json
 from pathlib import Path
 
 import pytest
+from scripting import repl
 
 from rlmrt import RLM, RunResult
 from rlmrt.engine.prompts import DEFERRED_FINAL_NOTE, EMPTY_OUTPUT_NOTE, NO_CODE_FEEDBACK
@@ -22,10 +23,6 @@ from rlmrt.events import (
 )
 from rlmrt.observe.trajectory import read_events
 from rlmrt.testing import ChatRequest, Reply, scripted
-
-
-def repl(code: str) -> str:
-    return f"```repl\n{code}\n```"
 
 
 def test_depth_one_run_with_sub_call_and_final_in_code(serve, make_rlm) -> None:

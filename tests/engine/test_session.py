@@ -3,15 +3,12 @@
 from __future__ import annotations
 
 import pytest
+from scripting import repl
 
 from rlmrt.errors import SandboxClosedError
 from rlmrt.events import CodeExecuted, RunStarted
 from rlmrt.observe.trajectory import read_events
 from rlmrt.testing import scripted
-
-
-def repl(code: str) -> str:
-    return f"```repl\n{code}\n```"
 
 
 def test_variables_contexts_and_history_persist_across_completions(serve, make_rlm) -> None:
