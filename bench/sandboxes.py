@@ -7,21 +7,25 @@ For each kind in `SANDBOXES`:
   and is shown apart; the median is over the next `--starts` samples.
 - execute: the median of `--executes` runs of `x = 1` on one started sandbox, through
   the synchronous facade (what a user pays per call).
-- pooled acquire: no backend has a pool yet, so it is "n/a".
+- pooled acquire: the median time `SandboxPool.acquire` takes when the pool holds a
+  started sandbox (what a run pays for its sandbox with `sandbox_pool` > 0), over
+  `--acquires` samples; "not pooled" for kinds that start fast (local).
 
 A kind whose backend cannot start here (a missing extra) is listed with the reason.
 
-    .venv/bin/python bench/sandboxes.py [--starts 20] [--executes 200]
+    .venv/bin/python bench/sandboxes.py [--starts 20] [--executes 200] [--acquires 20]
 """
 
 from __future__ import annotations
 
 import argparse
+import asyncio
 import statistics
 import time
 
 from rlmrt.errors import RLMError
-from rlmrt.sandbox import SANDBOXES, Sandbox
+from rlmrt.sandbox import SANDBOXES, Limits, Sandbox
+from rlmrt.sandbox.pool import SandboxPool
 
 
 def cold_start(kind: str) -> float:
@@ -48,24 +52,46 @@ def execute_latency(kind: str, runs: int) -> float:
     return statistics.median(times)
 
 
+async def _pooled_acquires(kind: str, runs: int) -> list[float]:
+    pool, limits, times = SandboxPool(1), Limits(), []
+    try:
+        for _ in range(runs):
+            await pool.warm(kind, limits)
+            started = time.perf_counter()
+            sandbox = await pool.acquire(kind, limits, None)
+            times.append(time.perf_counter() - started)
+            await sandbox.aclose()
+    finally:
+        await pool.aclose()
+    return times
+
+
+def pooled_acquire(kind: str, runs: int) -> str:
+    if not SandboxPool(1).pooled(kind):
+        return "not pooled"
+    return ms(statistics.median(asyncio.run(_pooled_acquires(kind, runs))))
+
+
 def ms(seconds: float) -> str:
     return f"{seconds * 1000:.2f}"
 
 
-def measure(kind: str, starts: int, executes: int) -> str:
+def measure(kind: str, starts: int, executes: int, acquires: int) -> str:
     try:
         first = cold_start(kind)
     except RLMError as exc:
         return f"| {kind} | cannot start here: {exc} | | | |"
     median_start = statistics.median(cold_start(kind) for _ in range(starts))
     execute = execute_latency(kind, executes)
-    return f"| {kind} | {ms(first)} | {ms(median_start)} | {ms(execute)} | n/a |"
+    pooled = pooled_acquire(kind, acquires)
+    return f"| {kind} | {ms(first)} | {ms(median_start)} | {ms(execute)} | {pooled} |"
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--starts", type=int, default=20, help="cold starts per kind")
     parser.add_argument("--executes", type=int, default=200, help="trivial executes per kind")
+    parser.add_argument("--acquires", type=int, default=20, help="pooled acquires per kind")
     args = parser.parse_args()
     print(
         f"| kind | first start ms (with imports) | cold start ms (median of {args.starts})"
@@ -73,7 +99,7 @@ def main() -> None:
     )
     print("|---|---|---|---|---|")
     for kind in SANDBOXES.names():
-        print(measure(kind, args.starts, args.executes), flush=True)
+        print(measure(kind, args.starts, args.executes, args.acquires), flush=True)
 
 
 if __name__ == "__main__":

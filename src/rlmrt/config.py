@@ -75,6 +75,8 @@ class RLMConfig(BaseModel):
     max_cost_usd: float | None = Field(default=None, gt=0)
     max_wall_time_s: float | None = Field(default=None, gt=0)
     max_concurrency: int = Field(default=64, ge=1, le=4096)
+    # started sandboxes kept ready for slow-starting kinds (docker, wasm, process); 0: off
+    sandbox_pool: int = Field(default=2, ge=0, le=64)
     max_output_chars: int = Field(default=20_000, ge=200)
 
     # compaction of the root conversation (None: the model's window from LiteLLM when

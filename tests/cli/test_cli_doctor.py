@@ -188,3 +188,34 @@ def test_process_sandbox_report_error_warns(rlm_cli, monkeypatch) -> None:
     row = checks(rlm_cli, 0)["process sandbox"]
     assert row["level"] == "warn"
     assert row["detail"] == "cannot inspect the process sandbox: OSError: no /proc"
+
+
+# -- the docker sandbox row ----------------------------------------------------------------
+
+
+def test_docker_sandbox_ready(rlm_cli) -> None:
+    row = checks(rlm_cli, 0)["docker sandbox"]
+    assert row["level"] == "ok"
+    assert "image rlmrt-sandbox:bookworm; no network, read-only root" in row["detail"]
+    assert (
+        "enforced: cpu_s, file_bytes, memory_mb, output_bytes, processes, timeout_s"
+        in (row["detail"])
+    )
+
+
+def test_docker_sandbox_without_engine_warns(rlm_cli, monkeypatch, tmp_path: Path) -> None:
+    from rlmrt.sandbox import docker as docker_sandbox
+
+    monkeypatch.setattr(docker_sandbox, "_client", None)
+    monkeypatch.setenv("DOCKER_HOST", f"unix://{tmp_path}/none.sock")
+    row = checks(rlm_cli, 0)["docker sandbox"]
+    assert row["level"] == "warn"
+    assert row["detail"].startswith("not available: SandboxError: cannot reach the Docker engine")
+    assert row["detail"].endswith("run scripts/setup-docker (as root)")
+
+
+def test_docker_sandbox_without_image_warns(rlm_cli, monkeypatch) -> None:
+    monkeypatch.setenv("RLMRT_DOCKER_IMAGE", "rlmrt-sandbox:not-built")
+    row = checks(rlm_cli, 0)["docker sandbox"]
+    assert row["level"] == "warn"
+    assert "image rlmrt-sandbox:not-built missing; run scripts/setup-docker" in row["detail"]

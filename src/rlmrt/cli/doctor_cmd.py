@@ -74,6 +74,7 @@ def run_checks() -> list[Check]:
     checks = [_python(), _rlmrt(), _import("RestrictedPython"), _import("litellm", timed=True)]
     checks.append(_sandbox())
     checks.append(_process_sandbox())
+    checks.append(_docker_sandbox())
     config, config_check = _config()
     checks.append(config_check)
     checks.append(_trajectories(config))
@@ -161,6 +162,31 @@ def _process_sandbox() -> Check:
             f"bubblewrap not found: install bubblewrap (apt-get install bubblewrap); {quota_text}",
         )
     return Check(name, "ok", f"bubblewrap available; {quota_text}")
+
+
+def _docker_sandbox() -> Check:
+    """Whether the Docker SDK, a reachable engine and the sandbox image are there."""
+    name = "docker sandbox"
+    fix = "run scripts/setup-docker (as root)"
+    try:
+        from rlmrt.sandbox import docker as docker_sandbox
+        from rlmrt.sandbox.docker_image import image_present
+
+        client = docker_sandbox.docker_client()
+        version = client.version().get("Version", "?")
+        image = os.environ.get("RLMRT_DOCKER_IMAGE") or docker_sandbox.DEFAULT_IMAGE
+        present = image_present(image)
+    except Exception as exc:  # noqa: BLE001 - doctor reports, never crashes
+        return Check(name, "warn", f"not available: {_describe(exc)}; {fix}")
+    if not present:
+        return Check(name, "warn", f"engine {version} reachable, image {image} missing; {fix}")
+    enforced = ", ".join(sorted(docker_sandbox.DockerSandbox.enforces))
+    return Check(
+        name,
+        "ok",
+        f"engine {version}, image {image}; no network, read-only root, uid 65534,"
+        f" no capabilities; enforced: {enforced}",
+    )
 
 
 def _describe(exc: BaseException) -> str:

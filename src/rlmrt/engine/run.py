@@ -160,11 +160,10 @@ class Run:
                 return await self._work(self._shared.backend)
             finally:
                 self._shared.bridge.bind(None)
-        sandbox = create_backend(
-            self.config.sandbox, limits=self.config.limits, bridge=self._bridge
+        sandbox = await self.tree.sandboxes.acquire(
+            self.config.sandbox, self.config.limits, self._bridge
         )
         try:
-            await sandbox.start()
             self._report_unenforced(sandbox)
             await sandbox.load_context(self.context.value)
             return await self._work(sandbox)

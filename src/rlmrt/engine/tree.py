@@ -29,6 +29,7 @@ from rlmrt.events import (
 from rlmrt.llm.base import DeltaCallback, Message, ModelClient, ModelReply
 from rlmrt.llm.pricing import cost_usd
 from rlmrt.observe.usage import UsageLedger
+from rlmrt.sandbox.pool import SandboxPool
 
 
 class RunTree:
@@ -40,8 +41,10 @@ class RunTree:
         bus: EventBus,
         run_id: str,
         stream_root: bool = False,
+        sandboxes: SandboxPool | None = None,
     ) -> None:
         self.config = config
+        self.sandboxes = sandboxes or SandboxPool(0)
         self.client = client
         self.bus = bus
         self.run_id = run_id

@@ -109,6 +109,9 @@ class SandboxBackend(ABC):
     """
 
     kind: str = "abstract"
+    #: Whether starting takes long enough that runs should get started ones from a
+    #: `SandboxPool` (a container, a Pyodide, a process) rather than wait.
+    slow_start: bool = False
     #: The limits this backend enforces; any other limit that is set is reported.
     enforces: frozenset[str] = frozenset()
 

@@ -1,18 +1,24 @@
-"""Whole RLM runs with every run's code in a bubblewrap process sandbox."""
+"""Whole RLM runs with every run's code in an isolated sandbox: a bubblewrap process
+or a Docker container (both need their real part: the set-up installs them)."""
 
 from __future__ import annotations
+
+import ast
+import os
 
 import pytest
 from scripting import question, repl, turn
 
 from rlmrt.events import CodeExecuted, Event, RunStarted
-from rlmrt.sandbox.process import bubblewrap_available
 from rlmrt.testing import ChatRequest, Reply, scripted
 
-pytestmark = pytest.mark.skipif(not bubblewrap_available(), reason="bubblewrap is not installed")
+ISOLATED = ["process", "docker"]
 
 
-def test_depth_two_with_batched_children_in_process_sandboxes(serve, make_rlm) -> None:
+@pytest.mark.parametrize("kind", ISOLATED)
+def test_depth_two_with_batched_children(serve, make_rlm, monkeypatch, kind) -> None:
+    monkeypatch.setenv("RLMRT_TEST_HOST_SECRET", "do-not-leak")
+
     def handler(request: ChatRequest) -> str:
         if not request.is_rlm_root:
             return f"leaf({request.last_user_text})"
@@ -39,26 +45,28 @@ def test_depth_two_with_batched_children_in_process_sandboxes(serve, make_rlm) -
 
     server = serve(handler)
     events: list[Event] = []
-    rlm = make_rlm(server, max_depth=2, sandbox="process")
+    rlm = make_rlm(server, max_depth=2, sandbox=kind)
     rlm.subscribe(events.append)
     result = rlm.completion("top", context="ctx")
 
     assert result.answer == "3:leaf(leaf for aaa) + 4:leaf(leaf for bbbb)"
     runs = [e for e in events if isinstance(e, RunStarted)]
     assert sorted(e.depth for e in runs) == [0, 1, 1, 2, 2]
-    assert {e.sandbox for e in runs} == {"process"}
+    assert {e.sandbox for e in runs} == {kind}
     assert result.usage.model_calls == len(server.requests) == 8
     executed = [e for e in events if isinstance(e, CodeExecuted)]
     first = next(e for e in executed if e.code.startswith("import os"))
     # no API key or other host variable in the sandbox, and not root
-    assert first.stdout.startswith("['HOME', 'LANG', 'PATH', 'PWD'] ")
-    assert not first.stdout.split("\n")[0].endswith(" 0")
+    names, uid = first.stdout.split("\n")[0].rsplit(" ", 1)
+    assert set(ast.literal_eval(names)) <= {"HOME", "HOSTNAME", "LANG", "PATH", "PWD"}
+    assert uid == "65534" if kind == "docker" or os.getuid() == 0 else uid != "0"
     shown = [e.stdout for e in executed if e.code.startswith("SHOW_VARS")]
     assert len(shown) == 2
     assert all("context" in out and "secret" not in out for out in shown)
 
 
-def test_llm_query_batched_with_one_failure_in_a_process_sandbox(serve, make_rlm) -> None:
+@pytest.mark.parametrize("kind", ISOLATED)
+def test_llm_query_batched_with_one_failure(serve, make_rlm, kind) -> None:
     def sub(request: ChatRequest) -> Reply | str:
         if request.last_user_text == "bad":
             return Reply(status=400, text="bad request")
@@ -73,7 +81,7 @@ def test_llm_query_batched_with_one_failure_in_a_process_sandbox(serve, make_rlm
     )
     server = serve(scripted(root=[repl(code)], sub=sub), latency_s=0.2)
     events: list[Event] = []
-    rlm = make_rlm(server, sandbox="process")
+    rlm = make_rlm(server, sandbox=kind)
     rlm.subscribe(events.append)
     result = rlm.completion("q", context="c")
     assert result.answer == "P0,P1,P2,P3,P4"

@@ -1,0 +1,326 @@
+"""`KernelBackend`: what every out-of-process sandbox does with its kernel.
+
+A backend that runs `rlmrt.sandbox.kernel` somewhere else (a bubblewrap process, a
+container, later a pod) only says how the kernel starts, how it is killed, and how
+its CPU and memory are watched. Everything on the kernel protocol is here, once:
+requests and their timeouts, contexts passed as a file in the sandbox's private
+folder (never as a JSON string per step), the wall-time and CPU limits with
+kill-and-replace, and the message naming the limit that was hit.
+
+The sandbox's private folder holds the kernel and the contexts; the backend makes it
+visible to the kernel read-only at `inside_root`.
+"""
+
+from __future__ import annotations
+
+import abc
+import asyncio
+import json
+import keyword
+import shutil
+import tempfile
+import time
+import types
+from pathlib import Path
+from typing import Any
+
+from rlmrt.errors import SandboxClosedError, SandboxError, UsageError
+from rlmrt.sandbox._channel import KernelChannel, KernelTimeout
+from rlmrt.sandbox.base import ExecResult, HostBridge, Limits, SandboxBackend
+
+__all__ = ["GRACE_S", "START_TIMEOUT_S", "KernelBackend"]
+
+GRACE_S = 1.0  # after a limit, how long the kernel gets to answer before it is killed
+START_TIMEOUT_S = 15.0
+_HELPERS_ALL = ("llm_query", "llm_query_batched", "rlm_query", "rlm_query_batched")
+_RESERVED = (*_HELPERS_ALL, "FINAL", "FINAL_VAR", "SHOW_VARS")
+
+
+class KernelBackend(SandboxBackend):
+    """Base of the backends whose code runs in a kernel reached over a `KernelChannel`."""
+
+    #: where the private folder appears to the kernel (None: at its host path)
+    inside_root: str | None = "/rlmrt"
+
+    def __init__(self, *, limits: Limits | None = None, bridge: HostBridge | None = None) -> None:
+        self._channel: KernelChannel | None = None
+        super().__init__(limits=limits, bridge=bridge)
+        self.start_latency_s: float | None = None
+        self._closed = False
+        self._dir: Path | None = None
+        self._lock: asyncio.Lock | None = None
+        self._lock_loop: asyncio.AbstractEventLoop | None = None
+        self._context: tuple[str, str] | None = None  # (name, path in the sandbox)
+        self._killed_for: str | None = None
+
+    @property
+    def bridge(self) -> HostBridge | None:
+        return self._bridge
+
+    @bridge.setter
+    def bridge(self, bridge: HostBridge | None) -> None:
+        # a pooled sandbox is started before the run that uses it exists
+        self._bridge = bridge
+        if self._channel is not None:
+            self._channel.bridge = bridge
+
+    # -- what a backend provides ------------------------------------------------------
+
+    @abc.abstractmethod
+    async def _launch(self, folder: Path) -> KernelChannel:
+        """Start the kernel (its private folder is `folder`) and return its channel."""
+
+    @abc.abstractmethod
+    async def _terminate(self) -> None:
+        """Kill the kernel and everything it started, and wait for it to be gone."""
+
+    async def _on_ready(self, ready: dict[str, Any]) -> None:
+        """Called with the kernel's `ready` message."""
+
+    def _cpu_seconds(self) -> float | None:
+        """CPU seconds the kernel and its children used so far (None: not measurable)."""
+        return None
+
+    def _oom_killed(self) -> bool:
+        """Whether the last kernel was killed for memory."""
+        return False
+
+    def _after_kill(self) -> None:
+        """Reset per-kernel quota state before a replacement kernel starts."""
+
+    def _release(self) -> None:
+        """Free what the backend holds beyond the kernel (on close)."""
+
+    def _new_folder(self) -> Path:
+        folder = Path(tempfile.mkdtemp(prefix=f"rlmrt-{self.kind}-"))
+        folder.chmod(0o755)
+        (folder / "kernel.py").write_bytes(Path(__file__).with_name("kernel.py").read_bytes())
+        return folder
+
+    def _kernel_config(self) -> dict[str, Any]:
+        limits = self.limits
+        return {
+            "timeout_s": limits.timeout_s,
+            "cpu_s": limits.cpu_s,
+            "memory_mb": limits.memory_mb,
+            "output_bytes": limits.output_bytes,
+            "rlimits": {"RLIMIT_CORE": 0},
+        }
+
+    # -- lifecycle ----------------------------------------------------------------------
+
+    async def start(self) -> None:
+        self._check_open()
+        async with self._get_lock():
+            await self._ensure_started()
+
+    async def aclose(self) -> None:
+        if self._closed:
+            return
+        self._closed = True
+        await self._stop()
+        self._release()
+        if self._dir is not None:
+            shutil.rmtree(self._dir, ignore_errors=True)
+            self._dir = None
+
+    @property
+    def closed(self) -> bool:
+        return self._closed
+
+    def _check_open(self) -> None:
+        if self._closed:
+            raise SandboxClosedError(f"the {self.kind} sandbox is closed")
+
+    def _get_lock(self) -> asyncio.Lock:
+        loop = asyncio.get_running_loop()
+        if self._lock is None or self._lock_loop is not loop:
+            self._lock, self._lock_loop = asyncio.Lock(), loop
+        return self._lock
+
+    def _folder(self) -> Path:
+        if self._dir is None:
+            self._dir = self._new_folder()
+        return self._dir
+
+    def _path_inside(self, filename: str) -> str:
+        if self.inside_root is None:
+            return str(self._folder() / filename)
+        return f"{self.inside_root}/{filename}"
+
+    async def _ensure_started(self) -> KernelChannel:
+        if self._channel is None or self._channel.broken:
+            await self._stop()
+            await self._spawn()
+        assert self._channel is not None
+        return self._channel
+
+    async def _spawn(self) -> None:
+        started = time.perf_counter()
+        self._channel = await self._launch(self._folder())
+        try:
+            ready = await self._channel.receive(timeout=START_TIMEOUT_S)
+            if ready.get("op") != "ready":
+                raise SandboxError(f"the kernel did not start properly: {ready!r:.200}")
+            await self._on_ready(ready)
+        except BaseException:
+            await self._stop()
+            raise
+        self.start_latency_s = time.perf_counter() - started
+        if self._context is not None:
+            name, path = self._context
+            await self._request({"op": "load_context", "name": name, "path": path})
+
+    async def _stop(self) -> None:
+        channel, self._channel = self._channel, None
+        if channel is not None:
+            await channel.aclose()
+        await self._terminate()
+
+    # -- requests -------------------------------------------------------------------------
+
+    async def _request(self, msg: dict[str, Any]) -> Any:
+        channel = await self._ensure_started()
+        reply = await channel.request(msg, timeout=START_TIMEOUT_S)
+        if reply.get("op") == "error":
+            raise UsageError(str(reply.get("error")))
+        return reply.get("value")
+
+    async def load_context(self, context: Any, *, name: str = "context") -> None:
+        self._check_open()
+        _check_name(name)
+        if isinstance(context, str):
+            data, suffix = context.encode("utf-8", "surrogateescape"), ".txt"
+        elif isinstance(context, (bytes, bytearray)):
+            data, suffix = bytes(context), ".bin"
+        else:
+            data, suffix = _to_json(context, "a context", self.kind).encode("utf-8"), ".json"
+        async with self._get_lock():
+            filename = f"{name}{suffix}"
+            target = self._folder() / filename
+            target.write_bytes(data)
+            target.chmod(0o644)
+            path = self._path_inside(filename)
+            self._context = (name, path)
+            await self._request({"op": "load_context", "name": name, "path": path})
+
+    async def set_variable(self, name: str, value: Any) -> None:
+        self._check_open()
+        _check_name(name)
+        if isinstance(value, types.ModuleType):
+            raise UsageError("modules cannot be put into the sandbox")
+        json.loads(_to_json(value, "a variable", self.kind))
+        async with self._get_lock():
+            await self._request({"op": "set", "name": name, "value": value})
+
+    async def get_variable(self, name: str) -> Any:
+        self._check_open()
+        async with self._get_lock():
+            return await self._request({"op": "get", "name": name})
+
+    async def list_variables(self) -> dict[str, str]:
+        self._check_open()
+        async with self._get_lock():
+            return dict(await self._request({"op": "list"}))
+
+    # -- execute --------------------------------------------------------------------------
+
+    async def execute(self, code: str) -> ExecResult:
+        self._check_open()
+        if not isinstance(code, str):
+            raise UsageError(f"code must be a str, got {type(code).__name__}")
+        async with self._get_lock():
+            self._check_open()
+            return await self._execute(code)
+
+    async def _execute(self, code: str) -> ExecResult:
+        channel = await self._ensure_started()
+        started = time.perf_counter()
+        timeout = self.limits.timeout_s
+        self._killed_for = None
+        watcher = asyncio.create_task(self._watch_cpu()) if self.limits.cpu_s else None
+        try:
+            reply = await channel.request(
+                {"op": "execute", "code": code},
+                timeout=timeout + GRACE_S if timeout is not None else None,
+            )
+        except KernelTimeout:
+            return await self._restart("timeout_s", None, started)
+        except SandboxError as exc:
+            return await self._restart(self._killed_for, exc, started)
+        finally:
+            if watcher is not None:
+                watcher.cancel()
+        error = reply.get("error")
+        stderr = str(reply.get("stderr") or "") + (str(error) if error else "")
+        return ExecResult(
+            stdout=str(reply.get("stdout") or ""),
+            stderr=stderr,
+            error=error,
+            duration_s=time.perf_counter() - started,
+            final_answer=reply.get("final"),
+            final_set=bool(reply.get("final_set")),
+            display=reply.get("display"),
+        )
+
+    async def _watch_cpu(self) -> None:
+        """Kill the kernel when it used `cpu_s` (+ grace) CPU seconds in this execute.
+
+        The kernel's own ITIMER_PROF stops plain Python first; this catches code that
+        blocks the timer (C calls, child processes).
+        """
+        cpu_s = self.limits.cpu_s
+        base = self._cpu_seconds()
+        if cpu_s is None or base is None:
+            return
+        while True:
+            await asyncio.sleep(0.1)
+            used = self._cpu_seconds()
+            if used is not None and used - base > cpu_s + GRACE_S:
+                self._killed_for = "cpu_s"
+                await self._terminate()
+                return
+
+    async def _restart(
+        self, reason: str | None, exc: SandboxError | None, started: float
+    ) -> ExecResult:
+        limits = self.limits
+        if reason == "timeout_s":
+            message = (
+                f"TimeoutError: execution exceeded the {limits.timeout_s:g} s time limit"
+                " (timeout_s) and did not stop"
+            )
+        elif reason == "cpu_s":
+            message = (
+                f"TimeoutError: execution used more than {limits.cpu_s:g} s of CPU (cpu_s limit)"
+            )
+        elif self._oom_killed():
+            message = (
+                f"MemoryError: the sandbox ran out of memory (memory_mb={limits.memory_mb} limit)"
+            )
+        else:
+            message = f"SandboxError: {exc}"
+        await self._stop()
+        self._after_kill()
+        await self._spawn()
+        message += "; the sandbox was restarted and its variables were lost"
+        if self._context is not None:
+            message += f" (`{self._context[0]}` was loaded again)"
+        return ExecResult(stderr=message, error=message, duration_s=time.perf_counter() - started)
+
+
+def _check_name(name: Any) -> None:
+    if not isinstance(name, str) or not name.isidentifier() or keyword.iskeyword(name):
+        raise UsageError(f"{name!r} is not a valid variable name")
+    if name.startswith("_") or name in _RESERVED:
+        raise UsageError(f"{name!r} is reserved in the sandbox; choose another name")
+
+
+def _to_json(value: Any, what: str, kind: str) -> str:
+    try:
+        return json.dumps(value, ensure_ascii=False)
+    except (TypeError, ValueError) as exc:
+        raise UsageError(
+            f"{what} put into the {kind} sandbox must be JSON data"
+            f" (str, number, bool, None, list, dict): {exc}"
+        ) from exc
