@@ -333,6 +333,10 @@ MEMORY_MB = 128
 @pytest.mark.slow
 @params(probes.MEMORY)
 def test_memory_bomb_hits_the_memory_limit(kind: str, make: MakeSandbox, code: str) -> None:
+    if kind == "wasm" and code == probes.MEMORY["one-shot"]:
+        # wasm32 has a 4 GiB address space: 10**10 does not fit a size, so CPython
+        # refuses it with OverflowError before any allocation is tried
+        pytest.skip("a 10 GB request is not expressible in wasm32")
     sandbox = make(memory_mb=MEMORY_MB, timeout_s=20)
     before = rss()
     result = sandbox.execute(code)

@@ -478,7 +478,9 @@ async def test_code_runs_off_the_event_loop(sb: LocalSandbox) -> None:
 
     task = asyncio.create_task(ticker())
     try:
-        result = await run(sb, "n = 0\nwhile n < 1500000:\n    n += 1")
+        # busy for 0.3 s of wall time, however loaded the machine is
+        code = "import time\nend = time.monotonic() + 0.3\nwhile time.monotonic() < end:\n    pass"
+        result = await run(sb, code)
     finally:
         task.cancel()
     assert result.ok

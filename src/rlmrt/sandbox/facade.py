@@ -17,6 +17,7 @@ SANDBOXES: LazyRegistry[SandboxBackend] = LazyRegistry(
     {
         "local": "rlmrt.sandbox.local:LocalSandbox",
         "process": "rlmrt.sandbox.process:ProcessSandbox",
+        "wasm": "rlmrt.sandbox.wasm:WasmSandbox",
         "docker": "rlmrt.sandbox.docker:DockerSandbox",
     },
 )

@@ -3,6 +3,8 @@
 Plain stdlib Python, no rlmrt imports: every out-of-process backend runs this file as
 ``python -I -S kernel.py CONFIG_JSON`` with its protocol on stdin/stdout. It is also
 importable on the host, where `render_value` is the one rendering of final answers.
+The wasm sandbox runs the same file inside Pyodide through `serve_embedded`, with the
+frames and the timer carried by its Deno runner instead of fds and itimers.
 
 Frames are a 4-byte big-endian length then a UTF-8 JSON object.
 
@@ -84,7 +86,9 @@ def _private_json() -> tuple[Any, Any, Any]:
 
 
 _encode, _encode_strict, _decode = _private_json()
-_HELPERS = ("llm_query", "llm_query_batched", "rlm_query", "rlm_query_batched")
+_HELPERS = (
+    "llm_query", "llm_query_batched", "rlm_query", "rlm_query_batched", "context_search",
+)  # fmt: skip
 _HELPERS_ALL = (*_HELPERS, "FINAL", "FINAL_VAR", "SHOW_VARS")
 _SIGNALS = (signal.SIGALRM, signal.SIGPROF)
 
@@ -175,6 +179,57 @@ class _Channel:
             signal.pthread_sigmask(signal.SIG_SETMASK, old)
 
 
+class _CallbackChannel:
+    """Frames through an embedding runtime's functions (the wasm runner's JavaScript):
+    `write(text)` sends one frame holding `text`; `read()` returns the next frame's text,
+    blocking (the runtime ends the process when the host goes away). `poll` cannot time
+    out, so a timer that fires while the kernel waits for the host lands once the frame
+    is in."""
+
+    def __init__(self, read: Any, write: Any) -> None:
+        self.read, self.write = read, write
+
+    def send(self, msg: dict[str, Any]) -> None:
+        self.write(_encode(msg))
+
+    def poll(self, timeout: float | None) -> dict[str, Any] | None:
+        msg = _decode(str(self.read()))
+        if not isinstance(msg, dict):
+            raise SystemExit("kernel: a frame is not a JSON object")
+        return msg
+
+
+class _Timers:
+    """The per-execute limits of the process kernel: itimers delivering SIGALRM
+    (wall time) and SIGPROF (CPU time) to the kernel's handlers."""
+
+    def start(self, timeout_s: float | None, cpu_s: float | None) -> None:
+        if timeout_s:
+            signal.setitimer(signal.ITIMER_REAL, timeout_s)
+        if cpu_s:
+            signal.setitimer(signal.ITIMER_PROF, cpu_s)
+
+    def stop(self) -> None:
+        signal.setitimer(signal.ITIMER_REAL, 0)
+        signal.setitimer(signal.ITIMER_PROF, 0)
+
+
+class _CallbackTimers(_Timers):
+    """Timers of an embedding runtime with no itimers (Pyodide): `arm(seconds)` makes
+    the runtime raise SIGALRM in the interpreter after `seconds`, `disarm()` cancels it.
+    CPU time is bounded by the host, which sees the runtime's process."""
+
+    def __init__(self, arm: Any, disarm: Any) -> None:
+        self.arm, self.disarm = arm, disarm
+
+    def start(self, timeout_s: float | None, cpu_s: float | None) -> None:
+        if timeout_s:
+            self.arm(timeout_s)
+
+    def stop(self) -> None:
+        self.disarm()
+
+
 class _Stream:
     """Python-level stdout/stderr of user code: writes through to fd 1/2 (the capture
     files, so output stays in order with C-level writes) until `limit` bytes."""
@@ -235,8 +290,16 @@ class _Stream:
 
 
 class Kernel:
-    def __init__(self, channel: _Channel, config: dict[str, Any], capture_dir: str) -> None:
+    def __init__(
+        self,
+        channel: _Channel | _CallbackChannel,
+        config: dict[str, Any],
+        capture_dir: str,
+        timers: _Timers | None = None,
+    ) -> None:
         self.channel = channel
+        self.timers = timers or _Timers()
+        self.armed = False
         self.timeout_s: float | None = config.get("timeout_s")
         self.cpu_s: float | None = config.get("cpu_s")
         self.memory_mb: int | None = config.get("memory_mb")
@@ -385,24 +448,31 @@ class Kernel:
             exc = caught
         if exc is None:
             return None
-        return self._format_error(exc)
+        try:
+            return self._format_error(exc)
+        finally:
+            # the traceback holds this frame: a cycle that would keep the code's memory
+            # (say, what it grew until a MemoryError) until the next garbage collection
+            exc = None
 
     def _arm(self) -> None:
         def on_timer(signum: int, frame: Any) -> None:
+            if not self.armed:
+                return  # a late signal of a finished execute
             limit = "timeout_s" if signum == signal.SIGALRM else "cpu_s"
             self.interrupt = limit
             raise _Interrupt(limit)
 
         if self.timeout_s:
             signal.signal(signal.SIGALRM, on_timer)
-            signal.setitimer(signal.ITIMER_REAL, self.timeout_s)
         if self.cpu_s:
             signal.signal(signal.SIGPROF, on_timer)
-            signal.setitimer(signal.ITIMER_PROF, self.cpu_s)
+        self.armed = True
+        self.timers.start(self.timeout_s, self.cpu_s)
 
     def _disarm(self) -> None:
-        signal.setitimer(signal.ITIMER_REAL, 0)
-        signal.setitimer(signal.ITIMER_PROF, 0)
+        self.armed = False
+        self.timers.stop()
 
     def _format_error(self, exc: BaseException) -> str:
         """A short traceback with only the frames of the user's code."""
@@ -497,13 +567,21 @@ class Kernel:
             items = _check_prompts("rlm_query_batched", prompts)
             if contexts is not None:
                 if not isinstance(contexts, (list, tuple)):
-                    raise TypeError("rlm_query_batched() contexts must be a list or None")
+                    raise TypeError(
+                        "rlm_query_batched() contexts must be a list (one context per"
+                        " prompt: rlm_query_batched([p1, p2], [c1, c2])) or None"
+                    )
                 if len(contexts) != len(items):
                     raise ValueError(
                         f"rlm_query_batched() got {len(items)} prompts but {len(contexts)} contexts"
                     )
                 contexts = list(contexts)
             return call("rlm_query_batched", {"prompts": items, "contexts": contexts})  # type: ignore[no-any-return]
+
+        def context_search(query: str, max_tokens: int = 2000) -> list[Any]:
+            """The parts of the project's corpus that matter for `query`, within a budget."""
+            _check_search("context_search", query, max_tokens)
+            return call("context_search", {"query": query, "max_tokens": max_tokens})  # type: ignore[no-any-return]
 
         def FINAL(value: Any) -> None:
             """Mark `value` as the final answer."""
@@ -537,6 +615,7 @@ class Kernel:
             "llm_query_batched": llm_query_batched,
             "rlm_query": rlm_query,
             "rlm_query_batched": rlm_query_batched,
+            "context_search": context_search,
             "FINAL": FINAL,
             "FINAL_VAR": FINAL_VAR,
             "SHOW_VARS": SHOW_VARS,
@@ -582,9 +661,20 @@ def _check_optional_str(func: str, arg: str, value: Any) -> None:
         _check_str(func, arg, value)
 
 
+def _check_search(func: str, query: Any, max_tokens: Any) -> None:
+    _check_str(func, "query", query)
+    if isinstance(max_tokens, bool) or not isinstance(max_tokens, int):
+        raise TypeError(f"{func}() max_tokens must be an int, got {type(max_tokens).__name__}")
+    if max_tokens < 1:
+        raise ValueError(f"{func}() max_tokens must be >= 1, got {max_tokens}")
+
+
 def _check_prompts(func: str, prompts: Any) -> list[str]:
     if not isinstance(prompts, (list, tuple)):
-        raise TypeError(f"{func}() prompts must be a list of str, got {type(prompts).__name__}")
+        raise TypeError(
+            f"{func}() prompts must be a list of str, got {type(prompts).__name__}"
+            f" (one call for many prompts: {func}(['first', 'second']))"
+        )
     for i, prompt in enumerate(prompts):
         if not isinstance(prompt, str):
             raise TypeError(f"{func}() prompts[{i}] must be a str, got {type(prompt).__name__}")
@@ -633,6 +723,19 @@ def _report(fd: int) -> None:
     import traceback
 
     os.write(fd, traceback.format_exc().encode("utf-8", "replace"))
+
+
+def serve_embedded(config: str, read: Any, write: Any, arm: Any, disarm: Any) -> None:
+    """Run the kernel inside an embedding runtime (Pyodide under Deno, see
+    `rlmrt.sandbox.wasm`): frames and the wall-time timer come from the runtime's
+    functions (`_CallbackChannel`, `_CallbackTimers`); `config` is the JSON `main` takes.
+    fds 1/2 become the capture files as in `main`, so nothing user code prints reaches
+    the runtime's own output."""
+    capture_dir = _private_dir()
+    channel = _CallbackChannel(read, write)
+    kernel = Kernel(channel, _decode(config), capture_dir, _CallbackTimers(arm, disarm))
+    os.rmdir(capture_dir)
+    kernel.serve()
 
 
 def main(argv: list[str]) -> int:
