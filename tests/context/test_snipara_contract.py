@@ -233,3 +233,30 @@ def test_missing_configuration_names_the_variables(
     monkeypatch.setenv("SNIPARA_PROJECT_SLUG", SLUG)
     monkeypatch.setenv("SNIPARA_BASE_URL", "http://127.0.0.1:9/mcp/")
     assert SniparaProvider().url == f"http://127.0.0.1:9/mcp/{SLUG}"
+
+
+async def test_context_search_in_the_repl_uses_snipara(
+    fake: tuple[FakeSnipara, str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """`context_provider = "snipara"`: code in a sandbox gets Snipara's sections."""
+    from rlmrt.config import load_config
+    from rlmrt.context.search import ContextSearch
+    from rlmrt.mcp.sessions import SessionBridge
+    from rlmrt.sandbox.local import LocalSandbox
+
+    server, url = fake
+    monkeypatch.setenv("SNIPARA_API_KEY", KEY)
+    monkeypatch.setenv("SNIPARA_PROJECT_SLUG", SLUG)
+    monkeypatch.setenv("SNIPARA_BASE_URL", url)
+    searcher = ContextSearch(load_config(env={"RLM_CONTEXT_PROVIDER": "snipara"}))
+    try:
+        async with LocalSandbox(bridge=SessionBridge(searcher)) as sandbox:
+            result = await sandbox.execute(
+                "hits = context_search('budget', max_tokens=100)\n"
+                "print(hits[0]['source'], hits[0]['start_line'], hits[0]['title'])"
+            )
+        assert result.error is None, result.error
+        assert result.stdout == "docs/budget.md 10 Budgets\n"
+        assert server.requests[0]["params"]["arguments"] == {"query": "budget", "max_tokens": 100}
+    finally:
+        await searcher.aclose()

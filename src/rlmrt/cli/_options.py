@@ -25,6 +25,15 @@ ConfigFile = Annotated[
         show_default=False,
     ),
 ]
+ProjectName = Annotated[
+    str | None,
+    typer.Option(
+        "--project",
+        help="Use this project's settings, runs and index (default: RLM_PROJECT, else the"
+        " current project of `rlm project use`).",
+        show_default=False,
+    ),
+]
 Model = Annotated[
     str | None,
     typer.Option(
@@ -186,13 +195,18 @@ def given(**flags: Any) -> dict[str, Any]:
     return {name: value for name, value in flags.items() if value is not None}
 
 
-def load_settings(config_file: Path | None, flags: dict[str, Any]) -> RLMConfig:
-    """`load_config` with the given flags; errors name the flag, not "arguments"."""
-    from rlmrt.config import load_config
+def load_settings(
+    config_file: Path | None, flags: dict[str, Any], project: str | None = None
+) -> RLMConfig:
+    """`load_config` with the given flags inside the active project (see
+    `rlmrt.projects`); errors name the flag, not "arguments"."""
     from rlmrt.errors import ConfigError
+    from rlmrt.projects import active_project, load_project_config
 
     try:
-        return load_config(config_file=config_file, **given(**flags))
+        return load_project_config(
+            active_project(project), config_file=config_file, **given(**flags)
+        )
     except ConfigError as exc:
         message = str(exc)
         for name, flag in FLAG_NAMES.items():

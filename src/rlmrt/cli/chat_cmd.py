@@ -34,6 +34,7 @@ def chat(
     max_cost: opt.MaxCost = None,
     timeout: opt.Timeout = None,
     trajectory_dir: opt.TrajectoryDir = None,
+    project: opt.ProjectName = None,
 ) -> None:
     """Ask questions one line at a time over one context; the REPL keeps its
     variables between questions (`history` holds the earlier answers). End with
@@ -52,6 +53,7 @@ def chat(
             timeout=timeout,
             trajectory_dir=trajectory_dir,
         ),
+        project,
     )
     if "-" in (context or []):
         raise typer.BadParameter("stdin holds the prompts in `rlm chat`", param_hint="--context")

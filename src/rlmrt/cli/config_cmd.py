@@ -36,6 +36,7 @@ def show(
     max_cost: opt.MaxCost = None,
     timeout: opt.Timeout = None,
     trajectory_dir: opt.TrajectoryDir = None,
+    project: opt.ProjectName = None,
 ) -> None:
     """Show the effective settings (flags > RLM_* variables > rlm.toml > defaults).
 
@@ -56,9 +57,17 @@ def show(
         timeout=timeout,
         trajectory_dir=trajectory_dir,
     )
-    config = opt.load_settings(config_file, flags)
-    path = config_file or find_config_file()
+    config = opt.load_settings(config_file, flags, project)
+    from rlmrt.projects import active_project
+
+    active = active_project(project)
+    path = config_file
+    if path is None and active is None:
+        path = find_config_file()
+    elif path is None and active is not None and active.config_file.is_file():
+        path = active.config_file
     from_file = read_config_file(path) if path is not None else {}
+    from_project = active.defaults() if active is not None else {}
     from_env = read_env(os.environ)
     from_flags = opt.given(**flags)
 
@@ -70,12 +79,18 @@ def show(
             source, where = "env", f"{ENV_PREFIX}{name.upper()}"
         elif name in from_file:
             source, where = "file", str(path)
+        elif name in from_project and active is not None:
+            source, where = "project", active.name
         else:
             source, where = "default", ""
         settings[name] = {"value": value, "source": source, "from": where}
 
     if as_json:
-        data = {"config_file": str(path) if path else None, "settings": settings}
+        data = {
+            "config_file": str(path) if path else None,
+            "project": active.name if active is not None else None,
+            "settings": settings,
+        }
         print(json.dumps(data, ensure_ascii=False))
         return
     console = Console()
@@ -90,7 +105,7 @@ def show(
         value = item["value"]
         shown = "-" if value is None else json.dumps(value) if isinstance(value, dict) else value
         source = item["source"]
-        if source in ("env", "flag"):
+        if source in ("env", "flag", "project"):
             source += f" ({item['from']})"
         table.add_row(name, str(shown), source, style="dim" if item["source"] == "default" else "")
     console.print(table)

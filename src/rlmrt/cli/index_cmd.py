@@ -10,20 +10,37 @@ from typing import TYPE_CHECKING, Annotated
 import typer
 from rich.console import Console
 
+from rlmrt.cli import _options as opt
+
 if TYPE_CHECKING:
     from rlmrt.context.local_index import IndexStats, LocalIndex
 
 PathArg = Annotated[
-    Path,
-    typer.Argument(help="The project folder (default: the working folder).", show_default=False),
+    Path | None,
+    typer.Argument(
+        help="The folder to index (default: the project's root, else context_root of the"
+        " settings, else the working folder).",
+        show_default=False,
+    ),
 ]
 JsonOpt = Annotated[bool, typer.Option("--json", help="Print JSON instead.")]
+ProjectOpt = opt.ProjectName
 
 
-def _refresh(folder: Path, *, rebuild: bool, console: Console) -> tuple[LocalIndex, IndexStats]:
+def _open(path: Path | None, project: str | None) -> LocalIndex:
+    """The index of `path`, or the settings' (the active project's) folder and index."""
     from rlmrt.context.local_index import LocalIndex
 
-    index = LocalIndex(folder)
+    if path is not None:
+        return LocalIndex(path)
+    config = opt.load_settings(None, {}, project)
+    return LocalIndex(config.context_root or Path.cwd(), index_path=config.context_index)
+
+
+def _refresh(
+    path: Path | None, project: str | None, *, rebuild: bool, console: Console
+) -> tuple[LocalIndex, IndexStats]:
+    index = _open(path, project)
     if not console.is_terminal:
         return index, index.refresh(rebuild=rebuild)
     from rich.progress import BarColumn, MofNCompleteColumn, Progress, TimeElapsedColumn
@@ -45,14 +62,15 @@ def _refresh(folder: Path, *, rebuild: bool, console: Console) -> tuple[LocalInd
 
 
 def index(
-    path: PathArg = Path("."),
+    path: PathArg = None,
     rebuild: Annotated[
         bool, typer.Option("--rebuild", help="Drop the index and build it anew.")
     ] = False,
     as_json: JsonOpt = False,
+    project: ProjectOpt = None,
 ) -> None:
     """Build or refresh the local search index of a folder (only changed files are read)."""
-    idx, stats = _refresh(path, rebuild=rebuild, console=Console(stderr=True))
+    idx, stats = _refresh(path, project, rebuild=rebuild, console=Console(stderr=True))
     idx.close()
     if as_json:
         print(json.dumps({"root": str(idx.root), "index": str(idx.index_path), **asdict(stats)}))
@@ -67,17 +85,18 @@ def index(
 
 def search(
     query: Annotated[str, typer.Argument(help="What to look for (free text).", show_default=False)],
-    path: PathArg = Path("."),
+    path: PathArg = None,
     max_tokens: Annotated[
         int, typer.Option("--max-tokens", min=1, help="Token budget of all hits together.")
     ] = 2000,
     as_json: JsonOpt = False,
+    project: ProjectOpt = None,
 ) -> None:
     """Search a folder's local index (refreshed first) and print the hits with file:lines."""
     from rlmrt.context.local_index import fts_query
 
     fts_query(query)  # an empty query fails before any indexing
-    idx, _ = _refresh(path, rebuild=False, console=Console(stderr=True))
+    idx, _ = _refresh(path, project, rebuild=False, console=Console(stderr=True))
     try:
         hits = idx.search_sync(query, max_tokens=max_tokens)
     finally:

@@ -13,6 +13,7 @@ from rich.console import Console
 from rich.table import Table
 
 from rlmrt.cli import _format as fmt
+from rlmrt.cli import _options as opt
 from rlmrt.cli._errors import CLIUsageError
 
 if TYPE_CHECKING:
@@ -75,15 +76,14 @@ def logs(
     ] = None,
     limit: Annotated[int, typer.Option("--limit", "-n", help="How many runs to list.", min=1)] = 20,
     as_json: Annotated[bool, typer.Option("--json", help="Print JSON instead.")] = False,
+    project: opt.ProjectName = None,
 ) -> None:
     """List past runs, newest first, or show one run as a tree of calls."""
     from rlmrt.errors import UsageError
     from rlmrt.observe.trajectory import find_run, list_runs
 
     if folder is None:
-        from rlmrt.config import load_config
-
-        folder = load_config().trajectory_dir
+        folder = opt.load_settings(None, {}, project).trajectory_dir
     if run_id is None:
         _print_list(_newest(list_runs(folder), limit), folder, as_json=as_json)
         return

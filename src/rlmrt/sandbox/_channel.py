@@ -179,7 +179,9 @@ class KernelChannel:
 
     async def _dispatch(self, fn: str, args: dict[str, Any]) -> Any:
         bridge = self.bridge
-        if fn not in ("llm_query", "llm_query_batched", "rlm_query", "rlm_query_batched"):
+        if fn not in (
+            "llm_query", "llm_query_batched", "rlm_query", "rlm_query_batched", "context_search",
+        ):  # fmt: skip
             raise ValueError(f"unknown host function {fn!r}")
         if bridge is None:
             raise RuntimeError(
@@ -189,6 +191,8 @@ class KernelChannel:
             return await bridge.llm_query(args["prompt"], args.get("model"))
         if fn == "rlm_query":
             return await bridge.rlm_query(args["prompt"], args.get("context"))
+        if fn == "context_search":
+            return await bridge.context_search(args["query"], args.get("max_tokens", 2000))
         if fn == "llm_query_batched":
             items = await bridge.llm_query_batched(args["prompts"], args.get("model"))
         else:

@@ -100,6 +100,11 @@ class HostBridge(Protocol):
         self, prompts: Sequence[str], contexts: Sequence[Any] | None = None
     ) -> list[str | QueryFailed]: ...
 
+    async def context_search(self, query: str, max_tokens: int = 2000) -> list[dict[str, Any]]:
+        """Hits of the configured context provider as plain dicts (source, start_line,
+        end_line, title, text, score, tokens)."""
+        ...
+
 
 class SandboxBackend(ABC):
     """Base of every sandbox backend: one required method, `execute`.

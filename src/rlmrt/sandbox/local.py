@@ -75,7 +75,9 @@ _GRACE_S = 0.7  # after the deadline, how long the worker gets to unwind before 
 _POLL_S = 0.02  # how often the watchdog reads the RSS while code runs
 _REINJECT_S = 0.1
 _COMPILE_CACHE = 256
-_HELPERS = ("llm_query", "llm_query_batched", "rlm_query", "rlm_query_batched")
+_HELPERS = (
+    "llm_query", "llm_query_batched", "rlm_query", "rlm_query_batched", "context_search",
+)  # fmt: skip
 _HELPERS_ALL = (*_HELPERS, "FINAL", "FINAL_VAR", "SHOW_VARS")
 
 
@@ -543,13 +545,21 @@ class LocalSandbox(SandboxBackend):
             ctxs = None
             if contexts is not None:
                 if not isinstance(contexts, (list, tuple)):
-                    raise TypeError("rlm_query_batched() contexts must be a list or None")
+                    raise TypeError(
+                        "rlm_query_batched() contexts must be a list (one context per"
+                        " prompt: rlm_query_batched([p1, p2], [c1, c2])) or None"
+                    )
                 if len(contexts) != len(items):
                     raise ValueError(
                         f"rlm_query_batched() got {len(items)} prompts but {len(contexts)} contexts"
                     )
                 ctxs = list(contexts)
             return list(call("rlm_query_batched", lambda b: b.rlm_query_batched(items, ctxs)))
+
+        def context_search(query: str, max_tokens: int = 2000) -> list[dict[str, Any]]:
+            """The parts of the project's corpus that matter for `query`, within a budget."""
+            _check_search("context_search", query, max_tokens)
+            return list(call("context_search", lambda b: b.context_search(query, max_tokens)))
 
         def FINAL(value: Any) -> None:
             """Mark `value` as the final answer."""
@@ -585,6 +595,7 @@ class LocalSandbox(SandboxBackend):
             "llm_query_batched": llm_query_batched,
             "rlm_query": rlm_query,
             "rlm_query_batched": rlm_query_batched,
+            "context_search": context_search,
             "FINAL": FINAL,
             "FINAL_VAR": FINAL_VAR,
             "SHOW_VARS": SHOW_VARS,
@@ -638,9 +649,20 @@ def _check_optional_str(func: str, arg: str, value: Any) -> None:
         _check_str(func, arg, value)
 
 
+def _check_search(func: str, query: Any, max_tokens: Any) -> None:
+    _check_str(func, "query", query)
+    if isinstance(max_tokens, bool) or not isinstance(max_tokens, int):
+        raise TypeError(f"{func}() max_tokens must be an int, got {type(max_tokens).__name__}")
+    if max_tokens < 1:
+        raise ValueError(f"{func}() max_tokens must be >= 1, got {max_tokens}")
+
+
 def _check_prompts(func: str, prompts: Any) -> list[str]:
     if not isinstance(prompts, (list, tuple)):
-        raise TypeError(f"{func}() prompts must be a list of str, got {type(prompts).__name__}")
+        raise TypeError(
+            f"{func}() prompts must be a list of str, got {type(prompts).__name__}"
+            f" (one call for many prompts: {func}(['first', 'second']))"
+        )
     for i, prompt in enumerate(prompts):
         if not isinstance(prompt, str):
             raise TypeError(f"{func}() prompts[{i}] must be a str, got {type(prompt).__name__}")
