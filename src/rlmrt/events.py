@@ -18,7 +18,9 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any, ClassVar, Literal
 
-EVENT_SCHEMA_VERSION = 1
+# 2: `RunStarted.session` (a run made in a session). Readers take any version: a field
+# a newer version added is ignored, one an older version lacks keeps its default.
+EVENT_SCHEMA_VERSION = 2
 
 SubCallKind = Literal["llm", "rlm"]
 ModelCallPurpose = Literal["root", "sub", "final", "compact"]
@@ -50,6 +52,9 @@ class RunStarted(Event):
     sandbox: str
     context_metadata: dict[str, Any]
     max_depth: int | None = None  # the tree's setting, so a replay recurses alike
+    # root runs of a session: {"id", "index", "previous_runs", "contexts",
+    # "added_context"} (see RLMSession), so a replay can rebuild the REPL state first
+    session: dict[str, Any] | None = None
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)

@@ -1,7 +1,8 @@
 """The run tree rebuilt from events, rendered as a Rich tree.
 
 One model serves the live view of `rlm run` (fed events as they happen, rendered by
-Rich's refresh thread) and `rlm logs RUN_ID` (fed the events of a trajectory file).
+Rich's refresh thread), `rlm logs RUN_ID` (fed the events of a trajectory file) and the
+visualizer (`rlmrt.visualize`, which also reads the full texts kept on the nodes).
 Run totals come from `UsageLedger`, so they match what the engine reported; the
 totals of iterations, code blocks and sub-calls add up the model calls below them.
 
@@ -66,7 +67,14 @@ class Node:
     output_tokens: int = 0
     cost_usd: float = 0.0
     children: list[Node] = field(default_factory=list)
+    # full texts: a model call's reply; a code block's code and what it printed
+    response: str = ""
+    code: str = ""
+    stdout: str = ""
+    stderr: str = ""
+    error: str | None = None
     # run nodes only
+    depth: int = 0
     prompt: str = ""
     model: str = ""
     answer: str | None = None
@@ -115,6 +123,8 @@ class CallTree:
                 node.output_tokens = event.output_tokens
                 node.cost_usd = event.cost_usd
                 node.duration_s = event.duration_s
+                node.ended = event.ts
+                node.response = event.response
                 node.detail = "→ " + fmt.preview(event.response, 50)
                 self._touch_iteration(node, event.ts)
         elif isinstance(event, ModelCallFailed):
@@ -122,6 +132,7 @@ class CallTree:
             if node is not None:
                 node.status = "error"
                 node.duration_s = event.duration_s
+                node.ended = event.ts
                 node.detail = f"{event.error_type}: {fmt.preview(event.message, 80)}"
                 self._touch_iteration(node, event.ts)
         elif isinstance(event, CodeExecuted):
@@ -133,6 +144,8 @@ class CallTree:
             if node is not None:
                 node.status = "ok" if event.ok else "error"
                 node.duration_s = event.duration_s
+                node.ended = event.ts
+                node.response = event.response or ""
                 if event.ok:
                     node.detail += " → " + fmt.preview(event.response, 40)
                 else:
@@ -158,6 +171,7 @@ class CallTree:
             title="run" if event.parent_call_id is None else f"child run (depth {event.depth})",
             detail=f'"{fmt.preview(event.prompt, 50)}" [{fmt.context(event.context_metadata)}]',
             started=event.ts,
+            depth=event.depth,
             prompt=event.prompt,
             model=event.model,
         )
@@ -239,6 +253,13 @@ class CallTree:
         iteration, code = found
         del self._open_code[iteration.id]
         code.duration_s = event.duration_s
+        code.ended = event.ts
+        code.code, code.stdout, code.stderr, code.error = (
+            event.code,
+            event.stdout,
+            event.stderr,
+            event.error,
+        )
         code.status = "error" if event.error else "ok"
         shown = fmt.preview("; ".join(x.strip() for x in event.code.splitlines() if x.strip()), 50)
         if event.error:
@@ -279,10 +300,16 @@ class CallTree:
         run = self._nodes.get(event.call_id)
         if run is None:
             return
+        cut: set[str] = set()
         for node in run.walk():
-            if node is not run and node.status == "running":  # cancelled (Ctrl-C) or lost
-                node.status = "error"
-                node.detail = (node.detail + " (did not finish)").strip()
+            if node is run or node.status != "running" or node.kind == "iteration":
+                continue
+            node.status = "error"  # cancelled (Ctrl-C) or lost
+            node.detail = (node.detail + " (did not finish)").strip()
+            cut.add(node.id)
+        for node in run.walk():  # the last iteration of each run is still open
+            if node.kind == "iteration" and node.status == "running":
+                node.status = "error" if any(d.id in cut for d in node.walk()) else "ok"
         self._finish_iteration(run.id)
         run.ended = event.ts
         run.answer = event.answer if event.answer is not None else run.answer
@@ -370,14 +397,19 @@ class CallTree:
             text.append(" " + node.detail, style="red" if node.status == "error" else "dim")
         if node.kind == "note":
             return text
-        usage = self.usage(node)
-        stats: list[str] = []
-        if node.kind == "model" and usage.model_calls:
-            stats.append(f"in {usage.input_tokens:,} / out {usage.output_tokens:,} tok")
-        elif usage.total_tokens or node.kind == "run":
-            stats.append(fmt.tokens(usage.total_tokens))
-        if usage.model_calls or node.kind == "run":
-            stats.append(fmt.cost(usage.cost_usd))
-        stats.append(fmt.duration(self.elapsed(node, now)))
-        text.append("  " + " · ".join(stats), style="cyan")
+        numbers = node_stats(node.kind, self.usage(node), self.elapsed(node, now))
+        text.append("  " + numbers, style="cyan")
         return text
+
+
+def node_stats(kind: NodeKind, usage: Usage, seconds: float | None) -> str:
+    """The numbers shown on a node: tokens (in / out for a model call), cost, time."""
+    stats: list[str] = []
+    if kind == "model" and usage.model_calls:
+        stats.append(f"in {usage.input_tokens:,} / out {usage.output_tokens:,} tok")
+    elif usage.total_tokens or kind == "run":
+        stats.append(fmt.tokens(usage.total_tokens))
+    if usage.model_calls or kind == "run":
+        stats.append(fmt.cost(usage.cost_usd))
+    stats.append(fmt.duration(seconds))
+    return " · ".join(stats)

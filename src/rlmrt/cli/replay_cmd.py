@@ -35,6 +35,15 @@ def replay(
             show_default=False,
         ),
     ] = None,
+    session_context: Annotated[
+        list[str] | None,
+        typer.Option(
+            "--session-context",
+            help="For a run made in a session: the contexts its session's completions "
+            "added (context_1, context_2, ... in order; repeatable, one path each).",
+            show_default=False,
+        ),
+    ] = None,
     model: Annotated[
         str | None,
         typer.Option(
@@ -54,22 +63,28 @@ def replay(
         bool, typer.Option("--json", help="Print one JSON object with the comparison.")
     ] = False,
     config_file: opt.ConfigFile = None,
+    project: opt.ProjectName = None,
 ) -> None:
     """Replay RUN_ID: its code runs again with the recorded model replies, and every
-    output that differs is shown (exit 1 if any). With --model, run it on that model."""
+    output that differs is shown (exit 1 if any). With --model, run it on that model.
+
+    A run made in a session is replayed after the session's earlier runs (from the same
+    folder), which rebuild its REPL state."""
     from rlmrt.engine.replay import Recording
     from rlmrt.observe.trajectory import find_run
 
-    config = opt.load_settings(config_file, {"trajectory_dir": directory})
+    config = opt.load_settings(config_file, {"trajectory_dir": directory}, project)
     found = find_run(config.trajectory_dir, run_id)
     recording = Recording.read(found.path)
+    recording.earlier_runs()  # a missing earlier trajectory is named before any work
     value = recording.check_context(_read_context(context or []))
+    added = recording.check_session_contexts([_read_context([p]) for p in session_context or []])
     if model is not None:
-        _compare_models(recording, value, config, model, as_json=as_json)
+        _compare_models(recording, value, list(added.values()), config, model, as_json=as_json)
         return
     from rlmrt.engine.replay import replay_run
 
-    report = replay_run(found.path, value, config=config)
+    report = replay_run(found.path, value, config=config, session_contexts=list(added.values()))
     _print_report(report, as_json=as_json)
     if not report.identical:
         raise typer.Exit(EXIT_RUN_ERROR)
@@ -79,12 +94,14 @@ def _print_report(report: ReplayReport, *, as_json: bool) -> None:
     if as_json:
         data = {
             "run_id": report.run_id,
+            "session_runs": report.session_runs,
             "identical": report.identical,
             "executions": report.executions,
             "recorded_answer": report.recorded_answer,
             "replayed_answer": report.replayed_answer,
             "differences": [
                 {
+                    "run_id": d.run_id,
                     "prompt": d.prompt,
                     "depth": d.depth,
                     "index": d.index,
@@ -98,8 +115,17 @@ def _print_report(report: ReplayReport, *, as_json: bool) -> None:
         }
         print(json.dumps(data, ensure_ascii=False))
         return
+    if report.session_runs:
+        print(
+            f"rebuilt the session's REPL state: replayed {len(report.session_runs)} earlier "
+            f"run(s) ({', '.join(report.session_runs)})"
+        )
     for d in report.differences:
-        print(f"difference in {d.field} of execution {d.index} (depth {d.depth}, {d.prompt!r}):")
+        where = f"run {d.run_id}, " if d.run_id != report.run_id else ""
+        print(
+            f"difference in {d.field} of execution {d.index} ({where}depth {d.depth}, "
+            f"{d.prompt!r}):"
+        )
         print(f"  code:     {_short(d.code)}")
         print(f"  recorded: {_short(d.recorded)}")
         print(f"  replayed: {_short(d.replayed)}")
@@ -111,16 +137,19 @@ def _print_report(report: ReplayReport, *, as_json: bool) -> None:
 
 
 def _compare_models(
-    recording: Recording, value: Any, config: RLMConfig, model: str, *, as_json: bool
+    recording: Recording,
+    value: Any,
+    added: list[Any],
+    config: RLMConfig,
+    model: str,
+    *,
+    as_json: bool,
 ) -> None:
-    from rlmrt.config import config_with
-    from rlmrt.engine.rlm import RLM
+    from rlmrt.engine.replay import rerun_on_model
 
-    rlm = RLM(config=config_with(config, model=model))
-    try:
-        result = rlm.completion(recording.root.prompt, value)
-    finally:
-        rlm.close()
+    result = rerun_on_model(
+        recording.path, value, model=model, config=config, session_contexts=added
+    )
     finished = recording.finished
     old_usage: dict[str, Any] = finished.usage if finished else {}
     new_usage = result.usage.to_dict()

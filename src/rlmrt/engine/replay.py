@@ -4,14 +4,20 @@ The trajectory holds every model reply and every code output but not the context
 (only its metadata), so the caller passes the context again. `replay_run` re-executes
 the run's code in a fresh sandbox with `ReplayClient` as the model and reports each
 code execution whose stdout or error differs from the recording.
+
+A run made in a session started with the REPL state of the session's earlier
+completions. Its `RunStarted.session` names them; their trajectories (in the same
+folder) are replayed first, in one session with the recorded run ids, so the variables,
+`context_1`... and `history` are what the run saw. Their outputs are compared too.
 """
 
 from __future__ import annotations
 
+import dataclasses
 import itertools
 from collections import defaultdict
-from collections.abc import Sequence
-from dataclasses import dataclass
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -20,8 +26,9 @@ from rlmrt.engine.context_input import load_context
 from rlmrt.engine.rlm import RLM, RunResult
 from rlmrt.errors import UsageError
 from rlmrt.events import CodeExecuted, Event, RunFinished, RunStarted
+from rlmrt.llm.base import ModelClient
 from rlmrt.llm.replay import ReplayClient
-from rlmrt.observe.trajectory import read_events
+from rlmrt.observe.trajectory import SUFFIX, read_events
 
 COMPARED = ("stdout", "error")
 
@@ -38,6 +45,7 @@ class ExecDifference:
     field: str
     recorded: str | None
     replayed: str | None
+    run_id: str = ""  # the recorded run (a session's earlier run, or the one replayed)
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -49,6 +57,7 @@ class ReplayReport:
     executions: int  # recorded code executions compared
     differences: list[ExecDifference]
     result: RunResult
+    session_runs: list[str] = field(default_factory=list)  # earlier runs replayed first
 
     @property
     def identical(self) -> bool:
@@ -62,6 +71,12 @@ class Recording:
     events: list[Event]
     root: RunStarted
     finished: RunFinished | None
+    path: Path
+
+    @property
+    def session(self) -> dict[str, Any] | None:
+        """Where the run sits in its session (None for a run of its own)."""
+        return self.root.session
 
     @classmethod
     def read(cls, path: Path) -> Recording:
@@ -73,23 +88,54 @@ class Recording:
         finished = next(
             (e for e in events if isinstance(e, RunFinished) and e.call_id == root.call_id), None
         )
-        return cls(events, root, finished)
+        return cls(events, root, finished, path)
 
     def check_context(self, context: Any) -> Any:
         """The context loaded, or a UsageError when it is not the recorded one."""
-        loaded = load_context(context)
-        recorded = self.root.context_metadata
-        given = loaded.metadata
-        if (recorded.get("type"), recorded.get("total_length")) != (
-            given.get("type"),
-            given.get("total_length"),
-        ):
+        return _checked(context, self.root.context_metadata, "the context", "--context")
+
+    def check_session_contexts(self, given: Sequence[Any]) -> dict[str, Any]:
+        """The contexts a session added before or in this run (`context_1`...), loaded
+        and checked against the recording, by name."""
+        names = [n for n in (self.session or {}).get("contexts", {}) if n != "context"]
+        if len(given) > len(names):
             raise UsageError(
-                "the context does not match the recording: recorded "
-                f"{_describe(recorded)}, given {_describe(given)}; pass the run's context "
-                "with --context (or context=)"
+                f"{len(given)} session context(s) given, but the run's session had "
+                f"{len(names)} beyond `context`"
             )
-        return loaded.value
+        if len(given) < len(names):
+            missing = names[len(given)]
+            meta = self.session["contexts"][missing] if self.session else {}
+            raise UsageError(
+                f"the run's session also had `{missing}` ({_describe(meta)}): pass the "
+                "session's later contexts in order with --session-context (or "
+                "session_contexts=)"
+            )
+        contexts = self.session["contexts"] if self.session else {}
+        return {
+            name: _checked(value, contexts[name], f"`{name}`", "--session-context")
+            for name, value in zip(names, given, strict=True)
+        }
+
+    def earlier_runs(self) -> list[Recording]:
+        """The recordings of the session's earlier completions, from this file's folder."""
+        if self.session is None:
+            return []
+        previous = [str(r) for r in self.session.get("previous_runs", [])]
+        found: list[Recording] = []
+        for number, run_id in enumerate(previous, start=1):
+            path = self.path.parent / f"{run_id}{SUFFIX}"
+            if not path.is_file():
+                raise UsageError(
+                    f"run {self.root.run_id} is completion {len(previous) + 1} of a session; "
+                    f"replaying it needs the session's completion {number}, run {run_id}, "
+                    f"whose trajectory is missing from {self.path.parent}"
+                )
+            earlier = Recording.read(path)
+            if (earlier.session or {}).get("id") != self.session.get("id"):
+                raise UsageError(f"{path} is not a run of the session of {self.root.run_id}")
+            found.append(earlier)
+        return found
 
     def max_depth(self) -> int:
         if self.root.max_depth is not None:
@@ -97,10 +143,21 @@ class Recording:
         return max(e.depth for e in self.events if isinstance(e, RunStarted))
 
 
-def replay_run(path: Path, context: Any = None, *, config: RLMConfig | None = None) -> ReplayReport:
-    """Re-run the recorded run at `path` over `context` with the recorded replies."""
+def replay_run(
+    path: Path,
+    context: Any = None,
+    *,
+    config: RLMConfig | None = None,
+    session_contexts: Sequence[Any] = (),
+) -> ReplayReport:
+    """Re-run the recorded run at `path` over `context` with the recorded replies.
+
+    For a run made in a session, `session_contexts` are the contexts its session's
+    completions added (`context_1`, `context_2`, ... in order)."""
     recording = Recording.read(path)
+    earlier = recording.earlier_runs()
     value = recording.check_context(context)
+    added = recording.check_session_contexts(session_contexts)
     base = config or load_config()
     settings = config_with(
         base,
@@ -108,24 +165,121 @@ def replay_run(path: Path, context: Any = None, *, config: RLMConfig | None = No
         sandbox=recording.root.sandbox,
         max_depth=recording.max_depth(),
     ).model_copy(update={"save_trajectory": False})
-    replayed: list[Event] = []
+    replayed: dict[str, list[Event]] = defaultdict(list)
     rlm = RLM(config=settings, client=ReplayClient(recording.events))
-    rlm.subscribe(replayed.append)
     try:
-        result = rlm.completion(recording.root.prompt, value)
+        if recording.session is None:
+            rlm.subscribe(replayed[recording.root.run_id].append)
+            result = rlm.completion(recording.root.prompt, value)
+        else:
+            result = _replay_session(
+                rlm,
+                [*earlier, recording],
+                value,
+                added,
+                client=lambda rec: ReplayClient(rec.events),
+                sink=lambda rec, events: replayed[rec.root.run_id].extend(events),
+            )
     finally:
         rlm.close()
-    recorded_execs = _executions(recording.events)
-    differences = _compare(recorded_execs, _executions(replayed))
+    executions = 0
+    differences: list[ExecDifference] = []
+    for rec in [*earlier, recording]:
+        recorded_execs = _executions(rec.events)
+        executions += sum(len(v) for v in recorded_execs.values())
+        found = _compare(recorded_execs, _executions(replayed[rec.root.run_id]))
+        differences += [dataclasses.replace(d, run_id=rec.root.run_id) for d in found]
     return ReplayReport(
         run_id=recording.root.run_id,
         prompt=recording.root.prompt,
         recorded_answer=recording.finished.answer if recording.finished else None,
         replayed_answer=result.answer,
-        executions=sum(len(v) for v in recorded_execs.values()),
+        executions=executions,
         differences=differences,
         result=result,
+        session_runs=[e.root.run_id for e in earlier],
     )
+
+
+def rerun_on_model(
+    path: Path,
+    context: Any,
+    *,
+    model: str,
+    config: RLMConfig | None = None,
+    session_contexts: Sequence[Any] = (),
+) -> RunResult:
+    """The recorded run's prompt and context, run for real on `model`.
+
+    A session's run first gets its REPL state back from the recorded replies of the
+    session's earlier completions; only the run itself goes to `model`."""
+    recording = Recording.read(path)
+    earlier = recording.earlier_runs()
+    value = recording.check_context(context)
+    added = recording.check_session_contexts(session_contexts)
+    settings = config_with(config or load_config(), model=model)
+    rlm = RLM(config=settings)
+    real = rlm.client
+    try:
+        if recording.session is None:
+            return rlm.completion(recording.root.prompt, value)
+        return _replay_session(
+            rlm,
+            [*earlier, recording],
+            value,
+            added,
+            client=lambda rec: real if rec is recording else ReplayClient(rec.events),
+            sink=lambda rec, events: None,
+            rerun_last=True,
+        )
+    finally:
+        rlm.client = real
+        rlm.close()
+
+
+def _replay_session(
+    rlm: RLM,
+    chain: list[Recording],
+    first: Any,
+    added: dict[str, Any],
+    *,
+    client: Callable[[Recording], ModelClient],
+    sink: Callable[[Recording, list[Event]], None],
+    rerun_last: bool = False,
+) -> RunResult:
+    """Run the chain's prompts in order in one session; each run answered by
+    `client(recording)`. Replayed runs keep their recorded ids (code may have seen
+    them in `history`) and write no trajectory; a re-run last run (`rerun_last`) is a
+    new run with the RLM's own settings."""
+    settings = rlm.config
+    quiet = settings.model_copy(update={"save_trajectory": False})
+
+    async def run_all() -> RunResult:
+        result: RunResult | None = None
+        async with rlm.session(context=first) as session:
+            for rec in chain:
+                fresh = rerun_last and rec is chain[-1]
+                rlm.client = client(rec)
+                # a replayed run recurses as deep as it did when recorded
+                rlm.config = settings if fresh else config_with(quiet, max_depth=rec.max_depth())
+                place = rec.session or {}
+                name = place.get("added_context")
+                events: list[Event] = []
+                result = await session._complete(
+                    rec.root.prompt,
+                    added[name] if name else None,
+                    on_event=events.append,
+                    stream_root=False,
+                    run_id=None if fresh else rec.root.run_id,
+                )
+                sink(rec, events)
+        assert result is not None  # the chain ends with the run itself
+        return result
+
+    try:
+        return rlm._sync.run(run_all())
+    finally:
+        rlm.config = settings
 
 
 NodeKey = tuple[int, str, int]  # depth, prompt, n-th node with that depth and prompt
@@ -184,6 +338,22 @@ def _compare(
                         )
                     )
     return out
+
+
+def _checked(context: Any, recorded: dict[str, Any], what: str, option: str) -> Any:
+    """`context` loaded, or a UsageError when its type or length is not the recorded."""
+    loaded = load_context(context)
+    given = loaded.metadata
+    if (recorded.get("type"), recorded.get("total_length")) != (
+        given.get("type"),
+        given.get("total_length"),
+    ):
+        raise UsageError(
+            f"{what} does not match the recording: recorded {_describe(recorded)}, given "
+            f"{_describe(given)}; pass the run's context with {option} (or "
+            f"{option.lstrip('-').replace('-', '_')}=)"
+        )
+    return loaded.value
 
 
 def _describe(meta: dict[str, Any]) -> str:

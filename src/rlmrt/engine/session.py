@@ -3,11 +3,17 @@
 Each completion is its own run (own run id, trajectory and budgets); what carries over
 is the REPL: variables the code defined, every context given so far (`context`, then
 `context_1`, `context_2`, ...) and `history`, the list of earlier exchanges.
+
+The root `RunStarted` of each completion records its place in the session (session id,
+index, the run ids of the earlier completions, the contexts loaded so far and the one
+this completion added), so `rlm replay` can rebuild the REPL state before replaying it.
 """
 
 from __future__ import annotations
 
 import asyncio
+import secrets
+from collections.abc import AsyncGenerator, Iterator
 from types import TracebackType
 from typing import TYPE_CHECKING, Any
 
@@ -18,7 +24,7 @@ from rlmrt.errors import SandboxClosedError
 
 if TYPE_CHECKING:
     from rlmrt.engine.rlm import RLM, RunResult
-    from rlmrt.events import EventHandler
+    from rlmrt.events import Event, EventHandler
 
 
 class RLMSession:
@@ -26,6 +32,7 @@ class RLMSession:
 
     def __init__(self, rlm: RLM, context: Any = None) -> None:
         self._rlm = rlm
+        self.id = secrets.token_hex(6)
         self._first = load_context(context)
         self._shared: SharedSandbox | None = None
         self._contexts: dict[str, dict[str, Any]] = {}
@@ -41,6 +48,28 @@ class RLMSession:
         self, prompt: str, context: Any = None, *, on_event: EventHandler | None = None
     ) -> RunResult:
         """Run `prompt` in the session; a `context` given here becomes `context_N`."""
+        return await self._complete(prompt, context, on_event=on_event, stream_root=False)
+
+    def astream(self, prompt: str, context: Any = None) -> AsyncGenerator[Event | RunResult, None]:
+        """Like `RLM.astream`: the completion's events as they happen (root-model token
+        deltas included), then its `RunResult`."""
+        from rlmrt.engine.rlm import stream_run
+
+        return stream_run(
+            lambda on_event: self._complete(prompt, context, on_event=on_event, stream_root=True)
+        )
+
+    async def _complete(
+        self,
+        prompt: str,
+        context: Any,
+        *,
+        on_event: EventHandler | None,
+        stream_root: bool,
+        run_id: str | None = None,
+    ) -> RunResult:
+        """One completion; `run_id` is given by a replay, which reuses the recorded ids
+        (code may have seen them in `history`)."""
         from rlmrt.engine.rlm import check_prompt
 
         self._check_open()
@@ -51,17 +80,27 @@ class RLMSession:
         async with self._lock:  # one run at a time: the sandbox's bridge serves one
             self._check_open()
             shared = await self._sandbox()
+            added: str | None = None
             if loaded is not None:
-                name = f"context_{len(self._contexts)}"
-                await shared.backend.load_context(loaded.value, name=name)
-                self._contexts[name] = loaded.metadata
+                added = f"context_{len(self._contexts)}"
+                await shared.backend.load_context(loaded.value, name=added)
+                self._contexts[added] = loaded.metadata
+            place = {
+                "id": self.id,
+                "index": len(self.history),
+                "previous_runs": [h["run_id"] for h in self.history],
+                "contexts": dict(self._contexts),
+                "added_context": added,
+            }
             result = await self._rlm._run_loaded(
                 prompt,
                 self._first,
                 on_event=on_event,
-                stream_root=False,
+                stream_root=stream_root,
                 shared=shared,
                 session_note=session_note(self._contexts, len(self.history)),
+                session=place,
+                run_id=run_id,
             )
             self.history.append(
                 {
@@ -103,6 +142,10 @@ class RLMSession:
     def completion(self, prompt: str, context: Any = None) -> RunResult:
         """Synchronous form of `acompletion` (runs on the RLM's helper loop)."""
         return self._rlm._sync.run(self.acompletion(prompt, context))
+
+    def stream(self, prompt: str, context: Any = None) -> Iterator[Event | RunResult]:
+        """Synchronous form of `astream`: events as they happen, then the result."""
+        return self._rlm._iterate(self.astream(prompt, context))
 
     def close(self) -> None:
         if self._shared is None:

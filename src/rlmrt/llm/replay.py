@@ -6,8 +6,8 @@ metadata of its context and its question, rebuilt from the node's `RunStarted`),
 child run started by `rlm_query` gets the replies of the recorded child with the same
 prompt and context. Sub-calls (`llm_query`) are answered by their prompt, matched on
 the first 2,000 characters recorded in `SubCallStarted`; equal prompts take their
-replies in recorded order. Runs of a session are not replayable (their first message
-also lists the session's contexts).
+replies in recorded order. The first message of a session's run also lists the
+session's contexts, rebuilt from `RunStarted.session`.
 """
 
 from __future__ import annotations
@@ -16,7 +16,7 @@ from collections import defaultdict, deque
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 
-from rlmrt.engine.prompts import first_messages
+from rlmrt.engine.prompts import first_messages, session_note
 from rlmrt.errors import ModelError
 from rlmrt.events import Event, ModelCallFinished, RunStarted, SubCallStarted
 from rlmrt.llm.base import DeltaCallback, Message, ModelClient, ModelReply
@@ -68,6 +68,7 @@ class ReplayClient(ModelClient):
         *,
         model: str | None = None,
         on_delta: DeltaCallback | None = None,
+        temperature: float | None = None,
     ) -> ModelReply:
         recorded = self._root_reply(messages) if _is_root(messages) else self._sub_reply(messages)
         if on_delta is not None:
@@ -112,8 +113,14 @@ class ReplayClient(ModelClient):
 
 def _first_user_message(started: RunStarted) -> str:
     # max_output_chars only shapes the system prompt, not this message
+    place = started.session
+    note = session_note(place["contexts"], int(place["index"])) if place else None
     messages = first_messages(
-        started.prompt, started.context_metadata, max_output_chars=200, depth=started.depth
+        started.prompt,
+        started.context_metadata,
+        max_output_chars=200,
+        depth=started.depth,
+        session_note=note,
     )
     return messages[1]["content"]
 
