@@ -78,6 +78,9 @@ class RLMConfig(BaseModel):
     # started sandboxes kept ready for slow-starting kinds (docker, wasm, process); 0: off
     sandbox_pool: int = Field(default=2, ge=0, le=64)
     max_output_chars: int = Field(default=20_000, ge=200)
+    # extra prompt rules for a family of models: "auto" (by the model's name), "small"
+    # (models of <= 4B parameters), "default"
+    prompt_profile: str = "auto"
 
     # compaction of the root conversation (None: the model's window from LiteLLM when
     # it knows the model, else no compaction)
@@ -87,6 +90,13 @@ class RLMConfig(BaseModel):
     # trajectories
     trajectory_dir: Path = Field(default_factory=lambda: default_home() / "runs")
     save_trajectory: bool = True
+
+    # context search (`context_search()` in the REPL): "local" indexes `context_root`
+    # (default: the working folder, or the project's root) into `context_index`
+    # (default: a file under RLMRT_HOME/index); "snipara" uses SNIPARA_* variables
+    context_provider: str | None = None
+    context_root: Path | None = None
+    context_index: Path | None = None
 
     @field_validator("sandbox")
     @classmethod
@@ -98,10 +108,38 @@ class RLMConfig(BaseModel):
         except ConfigError as exc:
             raise ValueError(str(exc)) from exc
 
+    @field_validator("prompt_profile")
+    @classmethod
+    def _known_profile(cls, value: str) -> str:
+        from rlmrt.engine.profiles import profile_for
+
+        try:
+            profile_for(None, value)
+        except ConfigError as exc:
+            raise ValueError(str(exc)) from exc
+        return value
+
     @field_validator("trajectory_dir")
     @classmethod
     def _expand(cls, value: Path) -> Path:
         return value.expanduser()
+
+    @field_validator("context_provider")
+    @classmethod
+    def _known_provider(cls, value: str | None) -> str | None:
+        from rlmrt.context.base import PROVIDERS
+
+        if value is None or value.strip().lower() in ("", "none"):
+            return None
+        try:
+            return PROVIDERS.check(value)
+        except ConfigError as exc:
+            raise ValueError(str(exc)) from exc
+
+    @field_validator("context_root", "context_index")
+    @classmethod
+    def _expand_optional(cls, value: Path | None) -> Path | None:
+        return None if value is None else value.expanduser()
 
     @property
     def limits(self) -> Limits:
@@ -167,10 +205,13 @@ def load_config(
     config_file: Path | None = None,
     env: Mapping[str, str] | None = None,
     search: bool = True,
+    defaults: Mapping[str, Any] | None = None,
+    defaults_source: str = "defaults",
     **overrides: Any,
 ) -> RLMConfig:
-    """Merge rlm.toml, RLM_* variables and `overrides` (None values are ignored)."""
-    sources: list[tuple[str, dict[str, Any]]] = []
+    """Merge `defaults` (a project's), rlm.toml, RLM_* variables and `overrides`
+    (None values are ignored), later sources winning."""
+    sources: list[tuple[str, dict[str, Any]]] = [(defaults_source, dict(defaults or {}))]
     path = config_file or (find_config_file() if search else None)
     if config_file is not None and not config_file.is_file():
         raise ConfigError(f"config file not found: {config_file}")

@@ -72,7 +72,10 @@ def test_missing_config_file_flag(rlm_cli, tmp_path: Path) -> None:
     assert "config file not found" in one_error_line(result.stderr)
 
 
-def test_no_model(rlm_cli) -> None:
+def test_no_model(rlm_cli, monkeypatch) -> None:
+    # a provider key but no model: nothing says which model (without a key, the
+    # local model is used: tests/cli/test_cli_model.py)
+    monkeypatch.setenv("OPENAI_API_KEY", "sk-test")
     result = rlm_cli("run", "q")
     assert result.exit_code == 2
     assert "no model" in one_error_line(result.stderr)

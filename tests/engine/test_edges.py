@@ -101,7 +101,7 @@ def test_a_child_without_an_answer_raises_in_the_parent(serve, make_rlm) -> None
     assert "the sub-run stopped (max_iterations) without an answer" in printed[0]
 
 
-def test_settings_over_a_given_config(serve) -> None:
+def test_settings_over_a_given_config(serve, monkeypatch) -> None:
     server = serve(scripted(root=["FINAL(ok)"]))
     base = RLMConfig(model="openai/m", api_base=server.url, api_key="k", save_trajectory=False)
     rlm = RLM(config=base, max_depth=3)
@@ -110,6 +110,8 @@ def test_settings_over_a_given_config(serve) -> None:
     rlm.close()
     with pytest.raises(ConfigError, match=r"max_depth \(arguments\)"):
         RLM(config=base, max_depth=-2)
+    # with a provider key but no model, nothing says which model to use
+    monkeypatch.setenv("OPENAI_API_KEY", "sk-test")
     with pytest.raises(ConfigError, match="no model configured"):
         RLM()
 

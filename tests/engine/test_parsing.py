@@ -13,7 +13,8 @@ from rlmrt.engine.parsing import FinalMarker, find_code_blocks, find_final
         ("```py\na\n```\nand\n```repl\nb\n```", ["a", "b"]),
         ("```repl\nunclosed = True\n", ["unclosed = True"]),
         ("```json\n{}\n```", []),
-        ("```\nplain fence\n```", []),
+        ("```\nplain fence\n```", ["plain fence"]),  # small models fence FINAL(...) so
+        ("```text\nother language\n```", []),
         ("```repl\n\n```", []),
         ("no code at all", []),
     ],

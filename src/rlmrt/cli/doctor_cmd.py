@@ -22,29 +22,15 @@ import typer
 from rich.console import Console
 from rich.table import Table
 
+from rlmrt.cli import _options as opt
 from rlmrt.cli._errors import EXIT_RUN_ERROR
+from rlmrt.llm.provider_keys import PROVIDER_KEYS, keys_present
 
 if TYPE_CHECKING:
     from rlmrt.config import RLMConfig
 
 Level = Literal["ok", "warn", "fail"]
 
-# Names only: values are never read into the report.
-PROVIDER_KEYS = {
-    "openai": ("OPENAI_API_KEY",),
-    "anthropic": ("ANTHROPIC_API_KEY",),
-    "gemini": ("GEMINI_API_KEY", "GOOGLE_API_KEY"),
-    "vertex_ai": ("GOOGLE_APPLICATION_CREDENTIALS",),
-    "mistral": ("MISTRAL_API_KEY",),
-    "groq": ("GROQ_API_KEY",),
-    "deepseek": ("DEEPSEEK_API_KEY",),
-    "openrouter": ("OPENROUTER_API_KEY",),
-    "together_ai": ("TOGETHERAI_API_KEY", "TOGETHER_API_KEY"),
-    "cohere": ("COHERE_API_KEY",),
-    "xai": ("XAI_API_KEY",),
-    "fireworks_ai": ("FIREWORKS_API_KEY",),
-    "azure": ("AZURE_API_KEY",),
-}
 SANDBOX_PROBE_TIMEOUT_S = 10.0
 API_BASE_TIMEOUT_S = 2.0
 
@@ -58,9 +44,10 @@ class Check:
 
 def doctor(
     as_json: Annotated[bool, typer.Option("--json", help="Print JSON instead.")] = False,
+    project: opt.ProjectName = None,
 ) -> None:
     """Check the installation, the settings and the model server."""
-    checks = run_checks()
+    checks = run_checks(project)
     failed = any(c.level == "fail" for c in checks)
     if as_json:
         print(json.dumps({"ok": not failed, "checks": [asdict(c) for c in checks]}))
@@ -70,15 +57,17 @@ def doctor(
         raise typer.Exit(EXIT_RUN_ERROR)
 
 
-def run_checks() -> list[Check]:
+def run_checks(project: str | None = None) -> list[Check]:
     checks = [_python(), _rlmrt(), _import("RestrictedPython"), _import("litellm", timed=True)]
     checks.append(_sandbox())
     checks.append(_process_sandbox())
+    checks.append(_wasm_sandbox())
     checks.append(_docker_sandbox())
-    config, config_check = _config()
+    config, config_check = _config(project)
     checks.append(config_check)
     checks.append(_trajectories(config))
     checks.append(_model(config))
+    checks.append(_local_model(config))
     checks.append(_keys(config))
     if config.api_base:
         checks.append(_api_base(config))
@@ -189,18 +178,43 @@ def _docker_sandbox() -> Check:
     )
 
 
+def _wasm_sandbox() -> Check:
+    """Whether Deno and Pyodide are installed for Sandbox("wasm"), and what it enforces."""
+    name = "wasm sandbox"
+    try:
+        wasm = importlib.import_module("rlmrt.sandbox.wasm")
+        _deno, pyodide = wasm.find_runtime()
+        quotas = wasm.quota_report()
+    except ImportError as exc:
+        return Check(name, "warn", f"not available in this rlmrt ({exc})")
+    except Exception as exc:  # noqa: BLE001 - doctor reports, never crashes
+        return Check(name, "warn", f"not ready: {_describe(exc)}")
+    enforced = ", ".join(q for q, ok, _ in quotas if ok)
+    missing = ", ".join(f"{q} ({how})" for q, ok, how in quotas if not ok) or "none"
+    return Check(
+        name,
+        "ok",
+        f"Deno {wasm.DENO_VERSION} and Pyodide {wasm.PYODIDE_VERSION} in"
+        f" {pyodide.parent.parent}; enforced: {enforced}; not enforced: {missing}",
+    )
+
+
 def _describe(exc: BaseException) -> str:
     return f"{type(exc).__name__}: {exc}" if str(exc) else type(exc).__name__
 
 
-def _config() -> tuple[RLMConfig, Check]:
-    from rlmrt.config import RLMConfig, find_config_file, load_config
-    from rlmrt.errors import ConfigError
+def _config(project: str | None = None) -> tuple[RLMConfig, Check]:
+    from rlmrt.config import RLMConfig, find_config_file
+    from rlmrt.errors import UsageError
+    from rlmrt.projects import active_project, load_project_config
 
-    path = find_config_file()
     try:
-        config = load_config()
-    except ConfigError as exc:
+        active = active_project(project)
+        path = find_config_file() if active is None else None
+        if active is not None and active.config_file.is_file():
+            path = active.config_file
+        config = load_project_config(active)
+    except UsageError as exc:
         return RLMConfig(), Check("settings", "fail", str(exc))
     if path is None:
         return config, Check("settings", "ok", "no rlm.toml found (defaults and RLM_* variables)")
@@ -237,6 +251,29 @@ def _model(config: RLMConfig) -> Check:
     return Check("model", "ok", f"{config.model}{sub}")
 
 
+def _local_model(config: RLMConfig) -> Check:
+    """Whether the embedded local model can serve runs, and whether runs will use it."""
+    from rlmrt.local import store
+    from rlmrt.local.catalog import get_model
+    from rlmrt.local.default import local_default_reason
+    from rlmrt.local.server import llama_server_installed, running_server
+
+    model = get_model(None)
+    used = local_default_reason(config)
+    missing = []
+    if not llama_server_installed():
+        missing.append("pip install 'rlmrt[local]'")
+    if not store.verified(model):
+        missing.append(f"rlm model pull ({model.size_gb:.1f} GB)")
+    if missing:
+        level: Level = "warn" if used else "ok"
+        return Check("local model", level, f"{model.name} not ready: {'; '.join(missing)}")
+    server = running_server()
+    state = f"server running at {server.base_url}" if server else "server starts on first use"
+    role = "runs use it (no model, no key)" if used else "used when no model or key is set"
+    return Check("local model", "ok", f"{model.name} ready; {state}; {role}")
+
+
 def _provider(model: str | None) -> str | None:
     if not model or "/" not in model:
         return None
@@ -244,9 +281,7 @@ def _provider(model: str | None) -> str | None:
 
 
 def _keys(config: RLMConfig) -> Check:
-    present = sorted(
-        {name for names in PROVIDER_KEYS.values() for name in names if os.environ.get(name)}
-    )
+    present = keys_present()
     if config.api_key is not None:
         present.insert(0, "api_key (settings)")
     listed = ", ".join(present) if present else "none"

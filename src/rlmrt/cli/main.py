@@ -16,8 +16,12 @@ from rlmrt.cli.doctor_cmd import doctor
 from rlmrt.cli.index_cmd import index, search
 from rlmrt.cli.init_cmd import init
 from rlmrt.cli.logs_cmd import logs
+from rlmrt.cli.mcp_cmd import mcp_app
+from rlmrt.cli.model_cmd import model_app
+from rlmrt.cli.project_cmd import project_app
 from rlmrt.cli.replay_cmd import replay
 from rlmrt.cli.run_cmd import run
+from rlmrt.cli.visualize_cmd import visualize
 
 app = typer.Typer(
     name="rlm",
@@ -58,7 +62,11 @@ app.command("init")(init)
 app.command("doctor")(doctor)
 app.command("index")(index)
 app.command("search")(search)
+app.command("visualize")(visualize)
 app.add_typer(config_app, name="config")
+app.add_typer(model_app, name="model")
+app.add_typer(mcp_app, name="mcp")
+app.add_typer(project_app, name="project")
 
 if __name__ == "__main__":  # pragma: no cover - `python -m rlmrt.cli.main`
     app()

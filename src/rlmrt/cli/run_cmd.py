@@ -56,6 +56,7 @@ def run(
     processes: opt.Processes = None,
     file_bytes: opt.FileBytes = None,
     output_bytes: opt.OutputBytes = None,
+    project: opt.ProjectName = None,
 ) -> None:
     """Run PROMPT over the context; the answer goes to stdout, progress to stderr."""
     config = opt.load_settings(
@@ -83,11 +84,18 @@ def run(
             "file_bytes": file_bytes,
             "output_bytes": output_bytes,
         },
+        project,
     )
     value = _read_context(context or [])
 
     from rlmrt.engine.rlm import RLM
+    from rlmrt.local.default import local_default_reason
 
+    reason = local_default_reason(config)
+    if reason is not None:
+        from rlmrt.local.catalog import DEFAULT_LOCAL_MODEL
+
+        print(f"rlm: using the local model {DEFAULT_LOCAL_MODEL} ({reason})", file=sys.stderr)
     rlm = RLM(config=config)
     result = _execute(rlm, prompt, value, quiet=quiet)
     _report(result, as_json=as_json)

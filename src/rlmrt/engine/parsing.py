@@ -7,8 +7,9 @@ import re
 from dataclasses import dataclass
 from typing import Literal
 
-# ```repl, ```python and ```py fences all count (small models often write ```python).
-_FENCE = re.compile(r"```[ \t]*(?:repl|python|py|python3)[ \t]*\r?\n(.*?)(?:```|\Z)", re.DOTALL)
+# ```repl, ```python, ```py and bare ``` fences all count (small models often write
+# ```python, or a bare fence around FINAL(...)); other languages (```json...) do not.
+_FENCE = re.compile(r"```[ \t]*(?:repl|python|py|python3)?[ \t]*\r?\n(.*?)(?:```|\Z)", re.DOTALL)
 _ANY_FENCE = re.compile(r"```.*?(?:```|\Z)", re.DOTALL)
 _FINAL_START = re.compile(r"^[ \t>*_#`-]*(FINAL_VAR|FINAL)\(", re.MULTILINE)
 

@@ -23,7 +23,7 @@ with isinstance(r, Exception).
 - rlm_query(prompt, context=None) -> str: start a recursive sub-run that has its own \
 REPL with `context` loaded (use it for sub-problems that are themselves large).
 - rlm_query_batched(prompts, contexts=None) -> list[str]: many rlm_query calls at once.
-- FINAL(value): give the final answer and end the run.
+{context_search}- FINAL(value): give the final answer and end the run.
 - FINAL_VAR(name): give the value of the variable called `name` (a string) as the \
 final answer.
 - SHOW_VARS(): list the variables you have defined.
@@ -57,6 +57,24 @@ DEFERRED_FINAL_NOTE = (
 
 EMPTY_OUTPUT_NOTE = "(the code ran and printed nothing; use print() to see values)"
 
+REPEATED_FAILURE_NOTE = (
+    "Note: you ran exactly this code before (iteration {iteration}) and it failed the same "
+    "way. Running it again cannot help: find the cause in the error and change the code."
+)
+
+REPEATED_CODE_NOTE = (
+    "Note: you ran exactly this code before (iteration {iteration}). Use its output to "
+    "make progress, or give FINAL(answer) if you know the answer."
+)
+
+QUESTION_REMINDER = "(The question: {prompt})"
+
+UNSEEN_FINAL_NOTE = (
+    "Your code called FINAL({answer}) before you saw that value, so the run goes on. "
+    "Do not call FINAL in code yet: print the value and a few of the lines of `context` "
+    "it comes from, check them against the question, then reply FINAL(value)."
+)
+
 BEST_EFFORT_PROMPT = (
     "The run has reached a limit ({reason}) and cannot execute more code. From what you "
     "have learned so far, give your best final answer now, as FINAL(your answer), "
@@ -79,9 +97,30 @@ COMPACTED_NOTE = (
 )
 
 
-def system_prompt(*, max_output_chars: int, sub_window_chars: int = 400_000) -> str:
-    return SYSTEM_PROMPT.format(
-        sub_window=f"{sub_window_chars:,}", max_output_chars=max_output_chars
+CONTEXT_SEARCH_LINE = """\
+- context_search(query, max_tokens=2000) -> list[dict]: search the project's files (an \
+index outside `context`) for the passages that matter to `query`, best first, within \
+about `max_tokens` tokens in all. Each hit is a dict with keys source, start_line, \
+end_line, title, text, score.
+"""
+
+
+def system_prompt(
+    *,
+    max_output_chars: int,
+    sub_window_chars: int = 400_000,
+    context_search: bool = False,
+    extra_rules: str = "",
+) -> str:
+    """The root model's instructions; `context_search` lists that REPL function (only
+    when a context provider is configured); `extra_rules` come from the prompt profile."""
+    return (
+        SYSTEM_PROMPT.format(
+            sub_window=f"{sub_window_chars:,}",
+            max_output_chars=max_output_chars,
+            context_search=CONTEXT_SEARCH_LINE if context_search else "",
+        )
+        + extra_rules
     )
 
 
@@ -92,6 +131,8 @@ def first_messages(
     max_output_chars: int,
     depth: int,
     session_note: str | None = None,
+    context_search: bool = False,
+    extra_rules: str = "",
 ) -> list[Message]:
     where = "" if depth == 0 else f" (this is a recursive sub-run at depth {depth})"
     note = f"{session_note}\n\n" if session_note else ""
@@ -102,7 +143,14 @@ def first_messages(
         "Start by exploring `context` in a ```repl block."
     )
     return [
-        {"role": "system", "content": system_prompt(max_output_chars=max_output_chars)},
+        {
+            "role": "system",
+            "content": system_prompt(
+                max_output_chars=max_output_chars,
+                context_search=context_search,
+                extra_rules=extra_rules,
+            ),
+        },
         {"role": "user", "content": user},
     ]
 

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import secrets
-from collections.abc import AsyncGenerator, AsyncIterator, Iterator
+from collections.abc import AsyncGenerator, AsyncIterator, Awaitable, Callable, Iterator
 from dataclasses import dataclass
 from datetime import datetime, timezone
 from pathlib import Path
@@ -12,14 +12,17 @@ from typing import TYPE_CHECKING, Any, TypeVar
 
 from rlmrt._loop import LoopThread
 from rlmrt.config import RLMConfig, config_with, load_config
+from rlmrt.context.search import ContextSearch
 from rlmrt.engine.context_input import LoadedContext, load_context
 from rlmrt.engine.run import Run, SharedSandbox
 from rlmrt.engine.tree import RunTree
 from rlmrt.errors import ConfigError
 from rlmrt.events import Event, EventBus, EventHandler
 from rlmrt.llm.base import ModelClient
+from rlmrt.local.default import local_default_reason, use_local_model
 from rlmrt.observe.trajectory import SUFFIX, TrajectoryWriter
 from rlmrt.observe.usage import Usage
+from rlmrt.sandbox.pool import SandboxPool
 
 if TYPE_CHECKING:
     from rlmrt.engine.session import RLMSession
@@ -78,6 +81,8 @@ class RLM:
                 config = config_with(config, model=model, **settings)
         else:
             config = load_config(model=model, **settings)
+        if client is None and local_default_reason(config) is not None:
+            config = use_local_model(config)
         self.config = config
         if client is None:
             from rlmrt.llm import create_client
@@ -85,7 +90,9 @@ class RLM:
             client = create_client(config)
         self.client = client
         self._subscribers: list[EventHandler] = []
+        self._searcher = ContextSearch(config)
         self._sync = LoopThread("rlmrt-rlm")
+        self._sandboxes = SandboxPool(config.sandbox_pool)
 
     def subscribe(self, handler: EventHandler) -> None:
         """Call `handler` with every event of every later run."""
@@ -119,8 +126,10 @@ class RLM:
         stream_root: bool,
         shared: SharedSandbox | None = None,
         session_note: str | None = None,
+        session: dict[str, Any] | None = None,
+        run_id: str | None = None,
     ) -> RunResult:
-        run_id = new_run_id()
+        run_id = run_id or new_run_id()
         bus = EventBus()
         writer: TrajectoryWriter | None = None
         if self.config.save_trajectory:
@@ -131,7 +140,12 @@ class RLM:
         if on_event is not None:
             bus.subscribe(on_event)
         tree = RunTree(
-            config=self.config, client=self.client, bus=bus, run_id=run_id, stream_root=stream_root
+            config=self.config,
+            client=self.client,
+            bus=bus,
+            run_id=run_id,
+            stream_root=stream_root,
+            sandboxes=self._sandboxes,
         )
         root = Run(
             tree,
@@ -142,6 +156,8 @@ class RLM:
             parent_call_id=None,
             shared=shared,
             session_note=session_note,
+            session=session,
+            searcher=self._searcher,
         )
         try:
             outcome = await root.execute()
@@ -158,31 +174,12 @@ class RLM:
             iterations=outcome.iterations,
         )
 
-    async def astream(
-        self, prompt: str, context: Any = None
-    ) -> AsyncGenerator[Event | RunResult, None]:
+    def astream(self, prompt: str, context: Any = None) -> AsyncGenerator[Event | RunResult, None]:
         """Yield the run's events as they happen (root-model token deltas included),
         then the `RunResult`."""
-        queue: asyncio.Queue[Event] = asyncio.Queue()
-        task = asyncio.ensure_future(
-            self._run(prompt, context, on_event=queue.put_nowait, stream_root=True)
+        return stream_run(
+            lambda on_event: self._run(prompt, context, on_event=on_event, stream_root=True)
         )
-        try:
-            while True:
-                getter = asyncio.ensure_future(queue.get())
-                done, _ = await asyncio.wait({getter, task}, return_when=asyncio.FIRST_COMPLETED)
-                if getter in done:
-                    yield getter.result()
-                    continue
-                getter.cancel()
-                while not queue.empty():
-                    yield queue.get_nowait()
-                yield task.result()
-                return
-        finally:
-            if not task.done():
-                task.cancel()
-                await asyncio.gather(task, return_exceptions=True)
 
     def session(self, context: Any = None) -> RLMSession:
         """A conversation of several completions over one persistent sandbox.
@@ -195,17 +192,36 @@ class RLM:
 
         return RLMSession(self, context)
 
+    async def awarm(self) -> int:
+        """Start the pooled sandboxes now rather than at the first run; how many are ready.
+
+        Only slow-starting sandbox kinds (docker, wasm, process) are pooled, up to the
+        `sandbox_pool` setting.
+        """
+        return await self._sandboxes.warm(self.config.sandbox, self.config.limits)
+
     async def aclose(self) -> None:
-        await self.client.aclose()
+        try:
+            await self._sandboxes.aclose()
+            await self._searcher.aclose()
+        finally:
+            await self.client.aclose()
 
     # -- sync facade ----------------------------------------------------------------
     def completion(self, prompt: str, context: Any = None) -> RunResult:
         """Synchronous form of `acompletion`."""
         return self._sync.run(self.acompletion(prompt, context))
 
+    def warm(self) -> int:
+        """Synchronous form of `awarm`."""
+        return self._sync.run(self.awarm())
+
     def stream(self, prompt: str, context: Any = None) -> Iterator[Event | RunResult]:
         """Synchronous form of `astream`: events as they happen, then the result."""
-        agen = self.astream(prompt, context)
+        return self._iterate(self.astream(prompt, context))
+
+    def _iterate(self, agen: AsyncGenerator[T, None]) -> Iterator[T]:
+        """An async generator driven from sync code, on the facade's loop."""
         try:
             while True:
                 try:
@@ -227,6 +243,32 @@ class RLM:
 
     def __exit__(self, *exc_info: object) -> None:
         self.close()
+
+
+async def stream_run(
+    start: Callable[[EventHandler], Awaitable[RunResult]],
+) -> AsyncGenerator[Event | RunResult, None]:
+    """Run `start(on_event)` as a task; yield its events as they arrive, then its result.
+
+    Leaving the loop early (break, an error) cancels the run."""
+    queue: asyncio.Queue[Event] = asyncio.Queue()
+    task = asyncio.ensure_future(start(queue.put_nowait))
+    try:
+        while True:
+            getter = asyncio.ensure_future(queue.get())
+            done, _ = await asyncio.wait({getter, task}, return_when=asyncio.FIRST_COMPLETED)
+            if getter in done:
+                yield getter.result()
+                continue
+            getter.cancel()
+            while not queue.empty():
+                yield queue.get_nowait()
+            yield task.result()
+            return
+    finally:
+        if not task.done():
+            task.cancel()
+            await asyncio.gather(task, return_exceptions=True)
 
 
 def check_prompt(prompt: object) -> None:

@@ -7,6 +7,7 @@ sandbox; everything it spends goes through its `RunTree`.
 
 from __future__ import annotations
 
+import ast
 import asyncio
 import time
 from collections.abc import Awaitable, Callable, Sequence
@@ -14,19 +15,25 @@ from dataclasses import dataclass
 from typing import Any
 
 from rlmrt.config import RLMConfig
+from rlmrt.context.search import NOT_CONFIGURED, ContextSearch
 from rlmrt.engine.context_input import LoadedContext, load_context
 from rlmrt.engine.parsing import FinalMarker, find_code_blocks, find_final, strip_code
+from rlmrt.engine.profiles import profile_for
 from rlmrt.engine.prompts import (
     BEST_EFFORT_PROMPT,
     COMPACT_PROMPT,
     DEFERRED_FINAL_NOTE,
     EMPTY_OUTPUT_NOTE,
     NO_CODE_FEEDBACK,
+    QUESTION_REMINDER,
+    REPEATED_CODE_NOTE,
+    REPEATED_FAILURE_NOTE,
+    UNSEEN_FINAL_NOTE,
     compacted_messages,
     first_messages,
 )
 from rlmrt.engine.tree import RunTree
-from rlmrt.errors import BudgetExceededError, ModelError, RLMError, SandboxError
+from rlmrt.errors import BudgetExceededError, ConfigError, ModelError, RLMError, SandboxError
 from rlmrt.events import (
     Answer,
     CodeExecuted,
@@ -80,8 +87,11 @@ class Run:
         parent_call_id: str | None,
         shared: SharedSandbox | None = None,
         session_note: str | None = None,
+        session: dict[str, Any] | None = None,
+        searcher: ContextSearch | None = None,
     ) -> None:
         self.tree = tree
+        self.searcher = searcher  # context_search(); None: no provider
         self.prompt = prompt
         self.context = context
         self.depth = depth
@@ -91,8 +101,16 @@ class Run:
         self.iterations = 0
         self._shared = shared
         self._session_note = session_note
+        self._session = session
         self._bridge = RunBridge(self)
         self._last_input_tokens = 0
+        self._profile = profile_for(tree.client.model, tree.config.prompt_profile)
+        self._ran: dict[str, tuple[int, str | None]] = {}  # code -> (iteration, error)
+        self._same_output: dict[str, tuple[str, int]] = {}  # code -> (stdout, runs in a row)
+        self._seen: list[str] = []  # what the model was shown of each execute
+        # after a repeated block, the next call samples warmer: at temperature 0 a model
+        # that repeated itself once repeats itself forever
+        self._unstick: float | None = None
 
     # -- events -----------------------------------------------------------------
     def _ids(self) -> dict[str, Any]:
@@ -113,6 +131,7 @@ class Run:
                 sandbox=self.config.sandbox,
                 context_metadata=self.context.metadata,
                 max_depth=self.config.max_depth,
+                session=self._session,
             )
         )
         try:
@@ -177,6 +196,8 @@ class Run:
             max_output_chars=self.config.max_output_chars,
             depth=self.depth,
             session_note=self._session_note,
+            context_search=self.searcher is not None and self.searcher.enabled,
+            extra_rules=self._profile.extra_rules,
         )
         stop_reason = await self._iterate(sandbox, messages)
         if isinstance(stop_reason, _Done):
@@ -199,7 +220,11 @@ class Run:
             self.iterations += 1
             try:
                 reply = await self.tree.model_call(
-                    messages, parent_call_id=self.call_id, depth=self.depth, purpose="root"
+                    messages,
+                    parent_call_id=self.call_id,
+                    depth=self.depth,
+                    purpose="root",
+                    temperature=self._unstick,
                 )
             except BudgetExceededError as exc:
                 return exc.limit
@@ -207,6 +232,10 @@ class Run:
             text = reply.text
             messages.append({"role": "assistant", "content": text})
             blocks = find_code_blocks(text)
+            answer = self._seen_value_as_answer(blocks)
+            if answer is not None:
+                self._emit_answer(answer, "text")
+                return _Done(answer)
             if not blocks:
                 done = await self._final_from_text(sandbox, find_final(text))
                 if done is not None:
@@ -214,16 +243,78 @@ class Run:
                 messages.append({"role": "user", "content": self._no_final_feedback(text)})
                 continue
             outputs: list[str] = []
+            self._unstick = None
             for index, code in enumerate(blocks, start=1):
                 result = await sandbox.execute(code)
                 self._emit_exec(code, result)
                 outputs.append(self._format_output(index, len(blocks), result))
                 if result.final_set:
-                    self._emit_answer(result.final_answer or "", "code")
-                    return _Done(result.final_answer or "")
+                    answer = result.final_answer or ""
+                    if self._profile.checked_final and not self._was_seen(answer):
+                        outputs.append(UNSEEN_FINAL_NOTE.format(answer=_brief(answer)))
+                        break
+                    self._emit_answer(answer, "code")
+                    return _Done(answer)
+                self._seen.append(result.stdout + (result.error or ""))
+                outputs.extend(self._repeat_note(code, result))
+                pointed = self._pointed_answer(code, result, len(blocks))
+                if pointed is not None:
+                    self._emit_answer(pointed, "text")
+                    return _Done(pointed)
             if find_final(text) is not None:
                 outputs.append(DEFERRED_FINAL_NOTE)
+            if self._profile.remind_question:
+                outputs.append(QUESTION_REMINDER.format(prompt=self.prompt))
             messages.append({"role": "user", "content": "\n\n".join(outputs)})
+
+    def _was_seen(self, value: str) -> bool:
+        value = value.strip()
+        return bool(value) and any(value in output for output in self._seen)
+
+    def _seen_value_as_answer(self, blocks: list[str]) -> str | None:
+        """With `checked_final`: a reply whose one block is only a literal the model saw
+        printed (small models answer "```repl\n138") is taken as its answer."""
+        if not self._profile.checked_final or len(blocks) != 1:
+            return None
+        try:
+            tree = ast.parse(blocks[0])
+        except SyntaxError:
+            return None
+        if len(tree.body) != 1 or not isinstance(tree.body[0], ast.Expr):
+            return None
+        node = tree.body[0].value
+        if not isinstance(node, ast.Constant) or isinstance(node.value, (bool, type(None))):
+            return None
+        value = str(node.value)
+        return value if self._was_seen(value) else None
+
+    def _pointed_answer(self, code: str, result: ExecResult, blocks: int) -> str | None:
+        """With `checked_final`: a block run a third time with the same one-line output
+        (small models point at an answer they do not know how to give) is taken as the
+        answer: that output."""
+        key, output = code.strip(), result.stdout.strip()
+        before, runs = self._same_output.get(key, ("", 0))
+        runs = runs + 1 if before == output else 1
+        self._same_output[key] = (output, runs)
+        if not self._profile.checked_final or blocks != 1 or result.error is not None:
+            return None
+        if runs < POINTED_RUNS or not output or "\n" in output or len(output) > 200:
+            return None
+        return output
+
+    def _repeat_note(self, code: str, result: ExecResult) -> list[str]:
+        """A note when the model runs a block it ran before: it is looping."""
+        key = code.strip()
+        before = self._ran.get(key)
+        self._ran[key] = (self.iterations, result.error)
+        if before is None:
+            return []
+        iteration, error = before
+        configured = self.config.temperature or 0.0
+        self._unstick = max(configured, UNSTICK_TEMPERATURE)
+        if result.error is not None and result.error == error:
+            return [REPEATED_FAILURE_NOTE.format(iteration=iteration)]
+        return [REPEATED_CODE_NOTE.format(iteration=iteration)]
 
     async def _compact_if_needed(self, sandbox: SandboxBackend, messages: list[Message]) -> None:
         """Restart the conversation from a summary when the last root call's input
@@ -392,6 +483,7 @@ class Run:
             depth=self.depth + 1,
             call_id=self.tree.new_call_id(),
             parent_call_id=call_id,
+            searcher=self.searcher,
         )
         outcome = await child.execute()
         if outcome.answer is None:
@@ -452,6 +544,16 @@ class _Done:
     answer: str
 
 
+UNSTICK_TEMPERATURE = 0.7
+POINTED_RUNS = 3
+
+
+def _brief(value: str, limit: int = 200) -> str:
+    """`value` as the model would write it in FINAL(...), cut to `limit` characters."""
+    text = value if len(value) <= limit else value[:limit] + "..."
+    return text if text.replace(".", "", 1).replace("-", "", 1).isdigit() else repr(text)
+
+
 def _truncate(text: str, limit: int) -> str:
     if len(text) <= limit:
         return text
@@ -510,6 +612,12 @@ class RunBridge:
             )
         ctx = list(contexts) if contexts is not None else [None] * len(items)
         return await _gather([self.rlm_query(p, c) for p, c in zip(items, ctx, strict=True)])
+
+    async def context_search(self, query: str, max_tokens: int = 2000) -> list[dict[str, Any]]:
+        searcher = self._run.searcher
+        if searcher is None:
+            raise ConfigError(NOT_CONFIGURED)
+        return await searcher.search(query, max_tokens)
 
 
 async def _gather(calls: list[Any]) -> list[str | QueryFailed]:

@@ -104,6 +104,7 @@ class RunTree:
         purpose: ModelCallPurpose,
         model: str | None = None,
         check_budget: bool = True,
+        temperature: float | None = None,
     ) -> ModelReply:
         """One model call of the tree, with budget check, semaphore and events."""
         if check_budget:
@@ -142,7 +143,9 @@ class RunTree:
         started = time.perf_counter()
         try:
             async with self.semaphore:
-                reply = await self._complete(messages, model_name, on_delta, bounded=check_budget)
+                reply = await self._complete(
+                    messages, model_name, on_delta, bounded=check_budget, temperature=temperature
+                )
         except (ModelError, BudgetExceededError, asyncio.CancelledError) as exc:
             self.emit(
                 ModelCallFailed(
@@ -200,11 +203,14 @@ class RunTree:
         on_delta: DeltaCallback | None,
         *,
         bounded: bool,
+        temperature: float | None = None,
     ) -> ModelReply:
         """The call itself; `bounded` cuts it off when the tree's wall time runs out
         (the best-effort call after a limit is not bounded by the spent budget)."""
         model = None if model_name == self.client.model else model_name
-        call = self.client.complete(messages, model=model, on_delta=on_delta)
+        call = self.client.complete(
+            messages, model=model, on_delta=on_delta, temperature=temperature
+        )
         remaining = self.budget.remaining_time_s()
         if remaining is None or not bounded:
             return await call

@@ -49,8 +49,10 @@ class ModelClient(ABC):
         *,
         model: str | None = None,
         on_delta: DeltaCallback | None = None,
+        temperature: float | None = None,
     ) -> ModelReply:
-        """Return the completion of `messages`."""
+        """Return the completion of `messages`; `temperature` overrides the client's
+        own for this call (the engine raises it to break a model's loop)."""
 
     async def aclose(self) -> None:
         """Release connections. Idempotent."""

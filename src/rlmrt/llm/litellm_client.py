@@ -36,6 +36,7 @@ class LiteLLMClient(ConfiguredClient):
         *,
         model: str | None = None,
         on_delta: DeltaCallback | None = None,
+        temperature: float | None = None,
     ) -> ModelReply:
         name = model or self.model
         litellm = import_litellm()
@@ -49,8 +50,9 @@ class LiteLLMClient(ConfiguredClient):
             kwargs["api_base"] = self.api_base
         if self.api_key is not None:
             kwargs["api_key"] = self.api_key
-        if self.temperature is not None:
-            kwargs["temperature"] = self.temperature
+        temperature = self.temperature if temperature is None else temperature
+        if temperature is not None:
+            kwargs["temperature"] = temperature
         if self.seed is not None:
             kwargs["seed"] = self.seed
         target = self._target(name)

@@ -81,6 +81,7 @@ class OpenAICompatibleClient(ConfiguredClient):
         *,
         model: str | None = None,
         on_delta: DeltaCallback | None = None,
+        temperature: float | None = None,
     ) -> ModelReply:
         name = model or self.model
         session = self._http_session()
@@ -91,8 +92,9 @@ class OpenAICompatibleClient(ConfiguredClient):
             timeout_s=self.request_timeout_s,
         )
         payload: dict[str, Any] = {"model": wire_model_name(name), "messages": list(messages)}
-        if self.temperature is not None:
-            payload["temperature"] = self.temperature
+        temperature = self.temperature if temperature is None else temperature
+        if temperature is not None:
+            payload["temperature"] = temperature
         if self.seed is not None:
             payload["seed"] = self.seed
         if on_delta is not None:

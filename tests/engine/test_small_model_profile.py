@@ -1,0 +1,110 @@
+"""The "small" prompt profile: what the engine does for 1-3B models that drift, loop or
+answer before they look. Driven by a scripted model whose replies are the failure modes
+seen on Qwen2.5-Coder-1.5B."""
+
+from __future__ import annotations
+
+import pytest
+from scripting import repl, turn
+
+from rlmrt.engine.profiles import PROFILES, profile_for
+from rlmrt.errors import ConfigError
+from rlmrt.testing import ChatRequest
+
+
+def small(make_rlm, server, **settings):
+    return make_rlm(server, prompt_profile="small", **settings)
+
+
+def test_profiles_are_picked_by_model_size_or_named() -> None:
+    assert profile_for("openai/qwen2.5-coder-1.5b").name == "small"
+    assert profile_for("ollama/llama3.2:3b").name == "small"
+    assert profile_for("openai/gpt-4o-mini").name == "default"
+    assert profile_for("qwen2.5-72b-instruct").name == "default"
+    assert profile_for("openai/gpt-4o-mini", "small") is PROFILES["small"]
+    with pytest.raises(ConfigError, match="unknown prompt_profile 'tiny'; choose one of: auto"):
+        profile_for(None, "tiny")
+
+
+def test_a_bare_value_the_model_saw_printed_is_its_answer(serve, make_rlm) -> None:
+    replies = [repl("print(len(context.splitlines()))"), "```repl\n3"]
+    server = serve(lambda r: replies[turn(r)])
+    result = small(make_rlm, server).completion("How many lines?", context="a\nb\nc")
+    assert result.answer == "3" and not result.partial
+    rules = server.requests[0].system_text
+    assert "Only FINAL a value you saw printed" in rules
+    assert server.requests[1].last_user_text.endswith("(The question: How many lines?)")
+
+
+def test_a_bare_value_never_printed_is_run_as_code(serve, make_rlm) -> None:
+    replies = [repl("x = 1"), "```\n42\n```", "FINAL(x is 1)"]
+    server = serve(lambda r: replies[turn(r)])
+    result = small(make_rlm, server).completion("q", context="c")
+    assert result.answer == "x is 1"  # 42 ran as code (a display value), not an answer
+    assert "42" in server.requests[2].last_user_text
+
+
+def test_final_from_code_waits_until_the_value_was_seen(serve, make_rlm) -> None:
+    replies = [
+        repl("code = context.split()[-1]\nFINAL(code)"),  # answers before looking
+        repl("print(code)"),
+        repl("FINAL(code)"),
+    ]
+    server = serve(lambda r: replies[turn(r)])
+    result = small(make_rlm, server).completion("The code?", context="the code is 7391-KQ")
+    assert result.answer == "7391-KQ"
+    note = server.requests[1].last_user_text
+    assert "Your code called FINAL('7391-KQ') before you saw that value" in note
+    assert len(server.requests) == 3
+
+
+def test_the_default_profile_takes_final_from_code_at_once(serve, make_rlm) -> None:
+    server = serve(lambda r: repl("FINAL(context.split()[-1])"))
+    result = make_rlm(server).completion("The code?", context="the code is 7391-KQ")
+    assert result.answer == "7391-KQ" and len(server.requests) == 1
+    assert "Rules (follow them exactly)" not in server.requests[0].system_text
+
+
+def test_a_repeated_failing_block_is_named_and_the_next_call_samples_warmer(
+    serve, make_rlm
+) -> None:
+    failing = repl("rlm_query_batched('one prompt', 'one context')")
+
+    def reply(request: ChatRequest) -> str:
+        return [failing, failing, "FINAL(fixed)"][turn(request)]
+
+    server = serve(reply)
+    result = small(make_rlm, server, temperature=0).completion("q", context="c")
+    assert result.answer == "fixed"
+    temperatures = [r.body.get("temperature") for r in server.requests]
+    assert temperatures == [0, 0, 0.7]  # warmer only after the repeat
+    second = server.requests[2].last_user_text
+    assert "you ran exactly this code before (iteration 1) and it failed the same way" in second
+    assert "rlm_query_batched([p1, p2], [c1, c2])" not in second  # prompts fail first
+    assert "one call for many prompts: rlm_query_batched(['first', 'second'])" in second
+
+
+def test_a_repeated_working_block_gets_a_progress_note(serve, make_rlm) -> None:
+    again = repl("print(len(context))")
+    replies = [again, again, repl("FINAL('done')")]
+    server = serve(lambda r: replies[turn(r)])
+    result = make_rlm(server).completion("q", context="abc")
+    assert result.answer == "done"
+    assert "Note: you ran exactly this code before (iteration 1). Use its output" in (
+        server.requests[2].last_user_text
+    )
+
+
+def test_a_block_run_three_times_with_one_line_of_output_points_at_the_answer(
+    serve, make_rlm
+) -> None:
+    server = serve(lambda r: repl("len(context)"))
+    result = small(make_rlm, server).completion("How long is it?", context="x" * 1234)
+    assert result.answer == "1234" and len(server.requests) == 3
+    assert not result.partial
+
+
+def test_repeats_with_changing_or_long_output_are_not_answers(serve, make_rlm) -> None:
+    server = serve(lambda r: repl("import time\nprint(time.monotonic_ns())"))
+    result = small(make_rlm, server, max_iterations=4).completion("q", context="c")
+    assert result.partial and result.stop_reason == "max_iterations"
