@@ -123,15 +123,17 @@ def _answers(port: int, timeout: float = 2.0) -> bool:
 
 
 def running_server() -> ServerInfo | None:
-    """The recorded server, if it is alive and answers."""
+    """The recorded server, if it is alive (and was answering when it was recorded).
+
+    A busy server may not answer a probe at once (it serves one request at a time):
+    alive is enough, or a second server would start beside it.
+    """
     try:
         data = json.loads(_state_file().read_text())
         info = ServerInfo(pid=int(data["pid"]), port=int(data["port"]), model=str(data["model"]))
     except (OSError, ValueError, KeyError, TypeError):
         return None
-    if not _ours(info.pid) or not _answers(info.port):
-        return None
-    return info
+    return info if _ours(info.pid) else None
 
 
 def ensure_server(model: LocalModel) -> ServerInfo:
