@@ -39,6 +39,9 @@ __all__ = [
 
 START_TIMEOUT_S = 300.0
 _MARKER = "llama_cpp.server"
+# servers this process started: kept so they are not reported as leaked while they
+# run on purpose after a command ends, and reaped when stopped from here
+_STARTED: dict[int, subprocess.Popen[bytes]] = {}
 
 
 class ServerError(RLMError):
@@ -172,6 +175,7 @@ def _start(model: LocalModel) -> ServerInfo:
             stderr=subprocess.STDOUT,
             start_new_session=True,  # outlives this command: later runs reuse it
         )
+    _STARTED[proc.pid] = proc
     info = ServerInfo(pid=proc.pid, port=port, model=model.name)
     deadline = time.monotonic() + START_TIMEOUT_S
     while not _answers(port, timeout=1.0):
@@ -216,5 +220,6 @@ def _stop(info: ServerInfo) -> None:
 
 def _reap(pid: int) -> None:
     """Collect the server if this process started it (else it is not our child)."""
-    with contextlib.suppress(ChildProcessError, OSError):
-        os.waitpid(pid, os.WNOHANG)
+    proc = _STARTED.get(pid)
+    if proc is not None and proc.poll() is not None:
+        del _STARTED[pid]
