@@ -8,6 +8,7 @@ price map from GitHub on import. rlmrt never lets it do that.
 
 from __future__ import annotations
 
+import contextlib
 import os
 import threading
 import warnings
@@ -49,3 +50,7 @@ def _prebuild_models(litellm: ModuleType) -> None:
         litellm.ModelResponse()
         ModelResponseStream()
         Delta(content="")
+        # LiteLLM >= 1.110 imports this on every call, building a TypedDict with
+        # `ReadOnly` items (the same pydantic warning): import it now, silenced
+        with contextlib.suppress(ImportError):
+            import litellm.llms.github_copilot.per_user_auth
