@@ -225,7 +225,13 @@ class ProcessSandbox(KernelBackend):
         return [*args, python, "-I", "-S", "/rlmrt/kernel.pyc", config]
 
     async def _launch(self, folder: Path) -> KernelChannel:
-        argv = self._argv(folder)
+        env = {"PATH": "/usr/local/bin:/usr/bin:/bin", "HOME": str(folder), "LANG": "C.UTF-8"}
+        return await self._start_process(self._argv(folder), env, folder, "the sandbox kernel")
+
+    async def _start_process(
+        self, argv: list[str], env: dict[str, str], folder: Path, what: str
+    ) -> KernelChannel:
+        """Start `argv` in the sandbox's cgroups, its own session, pipes for the channel."""
         procs_files = self._cgroup_set().procs_files()
         if procs_files:
             # a tiny shell joins the cgroups and then execs: every process the kernel
@@ -240,7 +246,6 @@ class ProcessSandbox(KernelBackend):
                 *procs_files,
                 *argv,
             ]
-        env = {"PATH": "/usr/local/bin:/usr/bin:/bin", "HOME": str(folder), "LANG": "C.UTF-8"}
         try:
             proc = await asyncio.create_subprocess_exec(
                 *argv,
@@ -252,7 +257,7 @@ class ProcessSandbox(KernelBackend):
                 cwd=str(folder),
             )
         except OSError as exc:
-            raise SandboxError(f"could not start the sandbox kernel: {exc}") from exc
+            raise SandboxError(f"could not start {what}: {exc}") from exc
         assert proc.stdout is not None and proc.stdin is not None
         self._proc = proc
         return KernelChannel(

@@ -52,7 +52,7 @@ from rlmrt.sandbox import _proc
 from rlmrt.sandbox._channel import KernelChannel
 from rlmrt.sandbox._kernel_backend import KernelBackend
 from rlmrt.sandbox.base import ExecResult, HostBridge, Limits
-from rlmrt.sandbox.process import _JOIN_AND_EXEC, ProcessSandbox, _exit_status
+from rlmrt.sandbox.process import ProcessSandbox
 
 __all__ = ["WasmRuntimeMissing", "WasmSandbox", "find_runtime", "quota_report", "runtime_dir"]
 
@@ -201,33 +201,8 @@ class WasmSandbox(ProcessSandbox):
 
     async def _launch(self, folder: Path) -> KernelChannel:
         argv = self._argv(folder, await ensure_snapshot(self.deno, self.pyodide))
-        procs_files = self._cgroup_set().procs_files()
-        if procs_files:  # join the cgroup before exec, as the process sandbox does
-            argv = [
-                "/bin/sh",
-                "-c",
-                _JOIN_AND_EXEC,
-                "sh",
-                str(len(procs_files)),
-                *procs_files,
-                *argv,
-            ]
-        try:
-            proc = await asyncio.create_subprocess_exec(
-                *argv,
-                stdin=asyncio.subprocess.PIPE,
-                stdout=asyncio.subprocess.PIPE,
-                stderr=asyncio.subprocess.PIPE,
-                start_new_session=True,
-                env=_deno_env(folder),
-                cwd=str(folder),
-            )
-        except OSError as exc:
-            raise SandboxError(f"could not start Deno for the wasm sandbox: {exc}") from exc
-        assert proc.stdout is not None and proc.stdin is not None
-        self._proc = proc
-        return KernelChannel(
-            proc.stdout, proc.stdin, self.bridge, exit_status=lambda: _exit_status(proc)
+        return await self._start_process(
+            argv, _deno_env(folder), folder, "Deno for the wasm sandbox"
         )
 
     async def _on_ready(self, ready: dict[str, Any]) -> None:
