@@ -255,7 +255,8 @@ class Run:
                         break
                     self._emit_answer(answer, "code")
                     return _Done(answer)
-                self._seen.append(result.stdout + (result.error or ""))
+                if self._profile.checked_final:  # kept only where it is read
+                    self._seen.append(result.stdout + (result.error or ""))
                 outputs.extend(self._repeat_note(code, result))
                 pointed = self._pointed_answer(code, result, len(blocks))
                 if pointed is not None:
@@ -292,11 +293,13 @@ class Run:
         """With `checked_final`: a block run a third time with the same one-line output
         (small models point at an answer they do not know how to give) is taken as the
         answer: that output."""
+        if not self._profile.checked_final:
+            return None
         key, output = code.strip(), result.stdout.strip()
         before, runs = self._same_output.get(key, ("", 0))
         runs = runs + 1 if before == output else 1
         self._same_output[key] = (output, runs)
-        if not self._profile.checked_final or blocks != 1 or result.error is not None:
+        if blocks != 1 or result.error is not None:
             return None
         if runs < POINTED_RUNS or not output or "\n" in output or len(output) > 200:
             return None
