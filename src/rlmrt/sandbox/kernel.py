@@ -24,17 +24,22 @@ child processes) can reach the channel.
 
 from __future__ import annotations
 
+import _ast
 import builtins
-import json
 import keyword
 import os
 import select
-import signal
 import struct
 import sys
 import time
 import types
-from typing import Any
+
+TYPE_CHECKING = False  # `typing` (and the `re` it imports) would cost ~5 ms of each start
+if TYPE_CHECKING:
+    import signal
+    from typing import Any
+else:
+    import _signal as signal  # signal.py would import enum (and re): ~3 ms of each start
 
 __all__ = ["QueryFailed", "render_value"]
 
@@ -47,33 +52,44 @@ def _refuse(value: Any) -> Any:
     raise TypeError(f"Object of type {type(value).__name__} is not JSON serializable")
 
 
+class _DecoderSettings:
+    """What the C scanner reads from a `json.JSONDecoder`: the decoder's defaults, without
+    importing `json` (its decoder imports `re`, a third of the kernel's start)."""
+
+    strict = True
+    object_hook = None
+    object_pairs_hook = None
+    parse_float = float
+    parse_int = int
+    parse_constant = {
+        "-Infinity": float("-inf"), "Infinity": float("inf"), "NaN": float("nan")
+    }.__getitem__  # fmt: skip
+
+
 def _private_json() -> tuple[Any, Any, Any]:
     """(encode, encode_strict, decode) that user code cannot reach.
 
-    User code shares the `json` module with the kernel: `json.dumps = None` or a new
-    `JSONEncoder.item_separator` would otherwise break the channel and force a restart
-    that loses every variable. The C accelerators are captured here, before any user
-    code runs; the objects they make copy their settings at creation.
+    User code could change the `json` module (`json.dumps = None`, a new
+    `JSONEncoder.item_separator`) and break the channel, forcing a restart that loses
+    every variable; the kernel therefore builds its own encoders and scanner from the C
+    accelerators of `_json`, whose objects copy their settings at creation.
     """
-    from json import decoder as json_decoder
-    from json import encoder as json_encoder
-    from json import scanner as json_scanner
+    try:
+        import _json
+    except ImportError:  # pragma: no cover - a Python without the accelerators
+        import json
 
-    # Not in the type stubs: the C accelerators, None when _json is missing.
-    make_encoder = getattr(json_encoder, "c_make_encoder", None)
-    make_scanner = getattr(json_scanner, "c_make_scanner", None)
-    if make_encoder is None or make_scanner is None:  # pragma: no cover - no _json
         dumps, loads = json.dumps, json.loads
         return (
             lambda v: dumps(v, ensure_ascii=False, default=repr),
             lambda v: dumps(v, ensure_ascii=False),
             loads,
         )
-    basestring = getattr(json_encoder, "c_encode_basestring", None)
+    make_encoder, basestring = _json.make_encoder, _json.encode_basestring
     lenient = make_encoder(None, repr, basestring, None, ":", ",", False, False, True)
     # json.dumps's own separators: final answers render as users expect.
     strict = make_encoder(None, _refuse, basestring, None, ": ", ", ", False, False, True)
-    scan = make_scanner(json_decoder.JSONDecoder())
+    scan = _json.make_scanner(_DecoderSettings())  # type: ignore[arg-type]  # duck-typed
     join = "".join
 
     def decode(text: str) -> Any:
@@ -322,9 +338,6 @@ class Kernel:
 
     def serve(self) -> None:
         self.channel.send({"op": "ready", "pid": os.getpid()})
-        # the slowest import, done while the host prepares its first request
-        import ast  # noqa: F401
-
         while True:
             msg = self.channel.poll(None)
             if msg is None:
@@ -424,14 +437,16 @@ class Kernel:
     def _compile(self, code: str) -> types.CodeType:
         self.cells += 1
         filename = f"<cell {self.cells}>"
-        import ast  # imported once, after `ready` (see `serve`)
-
-        tree = ast.parse(code, filename)
-        if tree.body and isinstance(tree.body[-1], ast.Expr):
-            last = tree.body[-1]
-            call = ast.Call(ast.Name("_display_", ast.Load()), [last.value], [])
-            tree.body[-1] = ast.copy_location(ast.Expr(ast.copy_location(call, last)), last)
-            ast.fix_missing_locations(tree)
+        tree = compile(code, filename, "exec", _ast.PyCF_ONLY_AST)
+        assert isinstance(tree, _ast.Module)
+        last = tree.body[-1] if tree.body else None
+        if isinstance(last, _ast.Expr):
+            # `ast` itself would cost ~4 ms of the first execute; the C nodes suffice
+            call = _located(
+                _ast.Call(_located(_ast.Name("_display_", _ast.Load()), last), [last.value], []),
+                last,
+            )
+            tree.body[-1] = _located(_ast.Expr(call), last)
         compiled = compile(tree, filename, "exec")
         self.sources[filename] = code.splitlines()
         return compiled
@@ -681,6 +696,13 @@ def _check_prompts(func: str, prompts: Any) -> list[str]:
     return list(prompts)
 
 
+def _located(node: Any, where: Any) -> Any:
+    """`node` with the source position of `where` (what `ast.copy_location` does)."""
+    for field in ("lineno", "col_offset", "end_lineno", "end_col_offset"):
+        setattr(node, field, getattr(where, field))
+    return node
+
+
 def _capture_fd(target: int, folder: str, name: str) -> int:
     path = os.path.join(folder, name)
     fd = os.open(path, os.O_RDWR | os.O_CREAT | os.O_TRUNC | os.O_APPEND, 0o600)
@@ -739,7 +761,7 @@ def serve_embedded(config: str, read: Any, write: Any, arm: Any, disarm: Any) ->
 
 
 def main(argv: list[str]) -> int:
-    config: dict[str, Any] = json.loads(argv[1]) if len(argv) > 1 else {}
+    config: dict[str, Any] = _decode(argv[1]) if len(argv) > 1 else {}
     rfd, wfd = os.dup(0), os.dup(1)  # dup'ed fds are not inherited by child processes
     errfd = os.dup(2)
     try:

@@ -143,7 +143,8 @@ class ProcessSandbox(KernelBackend):
         self.enforces = frozenset(enforced)
         self.isolated = bubblewrap_available()
         self.inside_root = "/rlmrt" if self.isolated else None
-        self.kernel_host_pid: int | None = None
+        self._kernel_host_pid: int | None = None
+        self._kernel_ns_pid = 0
         self._proc: asyncio.subprocess.Process | None = None
         self._cgroups: _proc.CgroupSet | None = None
 
@@ -265,8 +266,19 @@ class ProcessSandbox(KernelBackend):
         )
 
     async def _on_ready(self, ready: dict[str, Any]) -> None:
-        assert self._proc is not None
-        self.kernel_host_pid = _find_kernel(self._proc.pid, int(ready.get("pid", 0)), self.isolated)
+        self._kernel_ns_pid = int(ready.get("pid", 0))
+
+    @property
+    def kernel_host_pid(self) -> int | None:
+        """The kernel's pid on the host, found when first asked (a scan of /proc would
+        add ~2 ms to every start)."""
+        if self._kernel_host_pid is None and self._proc is not None:
+            self._kernel_host_pid = _find_kernel(self._proc.pid, self._kernel_ns_pid, self.isolated)
+        return self._kernel_host_pid
+
+    @kernel_host_pid.setter
+    def kernel_host_pid(self, pid: int | None) -> None:
+        self._kernel_host_pid = pid
 
     async def _terminate(self) -> None:
         proc, self._proc = self._proc, None
