@@ -19,7 +19,7 @@ Q4_K_M, llama-cpp-python, temperature 0, seed 0):
 An answer is right when the expected value appears in it as a whole word (numbers
 compared without thousands separators). The same check for all three.
 
-    .venv/bin/python bench/quality.py [--sizes 100000,300000,1000000] [--systems ...]
+    .venv/bin/python bench/quality.py [--sizes 100000,300000,1000000] [--systems ...] [--tasks ...]
 """
 
 from __future__ import annotations
@@ -296,6 +296,7 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--sizes", default="100000,300000,1000000")
     parser.add_argument("--systems", default="rlmrt,rlms,direct")
+    parser.add_argument("--tasks", default="count,needle,aggregate", help="task kinds to run")
     parser.add_argument("--seed", type=int, default=7)
     parser.add_argument("--out", type=Path, default=BENCH / "results" / "quality.json")
     args = parser.parse_args()
@@ -304,7 +305,9 @@ def main() -> None:
 
     model = get_model(None)
     url = ensure_server(model).base_url
+    kinds = set(args.tasks.split(","))
     tasks = make_tasks([int(s) for s in args.sizes.split(",")], args.seed)
+    tasks = [task for task in tasks if task.name.split("-")[0] in kinds]
     outcomes: list[Outcome] = []
     for task in tasks:
         for system in args.systems.split(","):

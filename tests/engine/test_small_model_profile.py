@@ -9,7 +9,6 @@ from scripting import repl, turn
 
 from rlmrt.engine.profiles import PROFILES, profile_for
 from rlmrt.errors import ConfigError
-from rlmrt.testing import ChatRequest
 
 
 def small(make_rlm, server, **settings):
@@ -69,16 +68,19 @@ def test_a_repeated_failing_block_is_named_and_the_next_call_samples_warmer(
     serve, make_rlm
 ) -> None:
     failing = repl("rlm_query_batched('one prompt', 'one context')")
-
-    def reply(request: ChatRequest) -> str:
-        return [failing, failing, "FINAL(fixed)"][turn(request)]
-
-    server = serve(reply)
+    replies = iter([failing, failing, "FINAL(fixed)"])
+    server = serve(lambda r: next(replies))
     result = small(make_rlm, server, temperature=0).completion("q", context="c")
     assert result.answer == "fixed"
     temperatures = [r.body.get("temperature") for r in server.requests]
     assert temperatures == [0, 0, 0.7]  # warmer only after the repeat
+    # the repeat is dropped from the conversation (a small model copies its own
+    # replies); its note goes on the output the model saw the first time
+    assert [m["role"] for m in server.requests[2].messages] == [
+        "system", "user", "assistant", "user"
+    ]  # fmt: skip
     second = server.requests[2].last_user_text
+    assert "The question: q" in second
     assert "you ran exactly this code before (iteration 1) and it failed the same way" in second
     assert "rlm_query_batched([p1, p2], [c1, c2])" not in second  # prompts fail first
     assert "one call for many prompts: rlm_query_batched(['first', 'second'])" in second
@@ -108,3 +110,56 @@ def test_repeats_with_changing_or_long_output_are_not_answers(serve, make_rlm) -
     server = serve(lambda r: repl("import time\nprint(time.monotonic_ns())"))
     result = small(make_rlm, server, max_iterations=4).completion("q", context="c")
     assert result.partial and result.stop_reason == "max_iterations"
+
+
+def test_only_the_first_block_of_a_reply_runs_and_the_rest_is_dropped(serve, make_rlm) -> None:
+    """Small models go on to write the output they expect, then code built on it."""
+    invented = "```repl\nprint(len(context))\n```\nOutput:\n99\n```repl\nFINAL(99)\n```"
+    replies = [invented, "```repl\n5"]
+    server = serve(lambda r: replies[turn(r)])
+    result = small(make_rlm, server).completion("How long?", context="abcde")
+    assert result.answer == "5"
+    kept = server.requests[1].messages[2]["content"]
+    assert kept == "```repl\nprint(len(context))\n```"
+    assert "Output:\n5" in server.requests[1].last_user_text
+
+
+def test_a_value_printed_from_a_literal_of_the_same_code_is_not_seen(serve, make_rlm) -> None:
+    replies = [
+        repl("FINAL(context.split()[-1])"),
+        repl("print('the code is safe.')"),  # the model echoes the refused value
+        repl("FINAL('safe.')"),
+        repl("print(context)"),
+        repl("FINAL('safe.')"),
+    ]
+    server = serve(lambda r: replies[turn(r)])
+    result = small(make_rlm, server).completion("The code?", context="code 7391-KQ, keep it safe.")
+    assert result.answer == "safe." and len(server.requests) == 5  # seen only in context
+
+
+def test_the_first_prompt_shows_lines_that_share_rare_words_with_the_question(
+    serve, make_rlm
+) -> None:
+    filler = [f"INV-{n:04d} | customer: Globex | amount: {n} USD" for n in range(200)]
+    filler.insert(120, "INV-0120 | customer: Initech | amount: 777 USD")
+    server = serve(lambda r: "```repl\n777")
+    result = small(make_rlm, server).completion(
+        "What is the amount of the Initech invoice?", context="\n".join(filler)
+    )
+    first = server.requests[0].messages[1]["content"]
+    assert "line 121: INV-0120 | customer: Initech | amount: 777 USD" in first
+    assert "line 1:" not in first  # every line has "amount": no weight
+    assert result.answer == "777" and len(server.requests) == 1  # seen in the peek
+
+
+def test_a_final_that_is_part_of_a_seen_token_is_named_as_partial(serve, make_rlm) -> None:
+    replies = [
+        repl("import re\nFINAL(re.search(r'is (\\d+)', context).group(1))"),
+        repl("FINAL(re.search(r'is (\\S+)\\.', context).group(1))"),
+    ]
+    server = serve(lambda r: replies[turn(r)])
+    context = "filler\nThe access code for vault Vega is 3591-JS. Keep it safe.\nfiller"
+    result = small(make_rlm, server).completion("Access code of vault Vega?", context=context)
+    assert result.answer == "3591-JS"
+    note = server.requests[1].last_user_text
+    assert "called FINAL(3591), but what you saw has it only as part of '3591-JS'" in note

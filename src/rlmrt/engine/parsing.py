@@ -27,6 +27,12 @@ def find_code_blocks(text: str) -> list[str]:
     ]
 
 
+def first_block_reply(text: str) -> str:
+    """The reply up to the end of its first code block (all of it when it has none)."""
+    match = _FENCE.search(text)
+    return text if match is None else text[: match.end()]
+
+
 def strip_code(text: str) -> str:
     """The reply without its fenced blocks."""
     return _ANY_FENCE.sub("", text)

@@ -24,6 +24,12 @@ class PromptProfile:
     # FINAL(x) from code ends the run only once x was in an output the model saw; a
     # block that is only a value the model saw printed is taken as its answer
     checked_final: bool = False
+    # the first prompt shows this many lines of a text `context` that share the most
+    # rare words with the question (`evidence.peek_lines`)
+    peek_lines: int = 0
+    # only a reply's first code block runs, and the reply is kept only up to it: small
+    # models go on to write the "output" they expect, and more blocks built on it
+    first_block_only: bool = False
 
 
 SMALL_RULES = """
@@ -31,6 +37,8 @@ Rules (follow them exactly):
 - Reply with one ```repl block of Python, or with FINAL(answer) once you know the answer.
 - Use the simplest code: to count or find lines, filter context.splitlines() with `in` \
 or a regex and print the count or the lines. Do not parse every field.
+- To take a value out of a line, match the words next to it, e.g. \
+re.search(r"price: (\\d+)", line), never a position like line.split()[-1].
 - print() every value you need and read the output before you answer.
 - If code fails, print a few raw lines of `context` to see its real format, then fix \
 the code. Never run the same code twice.
@@ -40,7 +48,12 @@ the code. Never run the same code twice.
 PROFILES = {
     "default": PromptProfile("default"),
     "small": PromptProfile(
-        "small", extra_rules=SMALL_RULES, remind_question=True, checked_final=True
+        "small",
+        extra_rules=SMALL_RULES,
+        remind_question=True,
+        checked_final=True,
+        peek_lines=5,
+        first_block_only=True,
     ),
 }
 # a parameter count of at most 4B in the model's name: "qwen2.5-coder-1.5b", "phi-3b"

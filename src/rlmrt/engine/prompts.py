@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from typing import Any
 
 from rlmrt.engine.context_input import describe_for_prompt
@@ -65,6 +65,17 @@ REPEATED_FAILURE_NOTE = (
 REPEATED_CODE_NOTE = (
     "Note: you ran exactly this code before (iteration {iteration}). Use its output to "
     "make progress, or give FINAL(answer) if you know the answer."
+)
+
+PARTIAL_FINAL_NOTE = (
+    "Your code called FINAL({answer}), but what you saw has it only as part of {whole}, "
+    "so the run goes on. Check that your code takes the whole value, then reply "
+    "FINAL(value)."
+)
+
+PEEK_NOTE = (
+    "Some lines of `context` that share words with the question (found by the runtime; "
+    "they show the format, and may or may not hold the answer):\n"
 )
 
 QUESTION_REMINDER = "(The question: {prompt})"
@@ -133,9 +144,12 @@ def first_messages(
     session_note: str | None = None,
     context_search: bool = False,
     extra_rules: str = "",
+    peek: Sequence[str] = (),
 ) -> list[Message]:
     where = "" if depth == 0 else f" (this is a recursive sub-run at depth {depth})"
     note = f"{session_note}\n\n" if session_note else ""
+    if peek:
+        note += PEEK_NOTE + "\n".join(peek) + "\n\n"
     user = (
         f"Metadata of `context`{where}:\n{describe_for_prompt(metadata)}\n\n"
         f"{note}"

@@ -7,7 +7,6 @@ sandbox; everything it spends goes through its `RunTree`.
 
 from __future__ import annotations
 
-import ast
 import asyncio
 import time
 from collections.abc import Awaitable, Callable, Sequence
@@ -17,7 +16,14 @@ from typing import Any
 from rlmrt.config import RLMConfig
 from rlmrt.context.search import NOT_CONFIGURED, ContextSearch
 from rlmrt.engine.context_input import LoadedContext, load_context
-from rlmrt.engine.parsing import FinalMarker, find_code_blocks, find_final, strip_code
+from rlmrt.engine.evidence import Evidence, peek_lines
+from rlmrt.engine.parsing import (
+    FinalMarker,
+    find_code_blocks,
+    find_final,
+    first_block_reply,
+    strip_code,
+)
 from rlmrt.engine.profiles import profile_for
 from rlmrt.engine.prompts import (
     BEST_EFFORT_PROMPT,
@@ -25,6 +31,7 @@ from rlmrt.engine.prompts import (
     DEFERRED_FINAL_NOTE,
     EMPTY_OUTPUT_NOTE,
     NO_CODE_FEEDBACK,
+    PARTIAL_FINAL_NOTE,
     QUESTION_REMINDER,
     REPEATED_CODE_NOTE,
     REPEATED_FAILURE_NOTE,
@@ -106,8 +113,7 @@ class Run:
         self._last_input_tokens = 0
         self._profile = profile_for(tree.client.model, tree.config.prompt_profile)
         self._ran: dict[str, tuple[int, str | None]] = {}  # code -> (iteration, error)
-        self._same_output: dict[str, tuple[str, int]] = {}  # code -> (stdout, runs in a row)
-        self._seen: list[str] = []  # what the model was shown of each execute
+        self._evidence = Evidence()  # read only with the profile's checked_final
         # after a repeated block, the next call samples warmer: at temperature 0 a model
         # that repeated itself once repeats itself forever
         self._unstick: float | None = None
@@ -190,6 +196,12 @@ class Run:
             await sandbox.aclose()
 
     async def _work(self, sandbox: SandboxBackend) -> tuple[str | None, bool, str]:
+        peek: list[str] = []
+        if self._profile.peek_lines and isinstance(self.context.value, str):
+            peek = await asyncio.to_thread(
+                peek_lines, self.prompt, self.context.value, self._profile.peek_lines
+            )
+            self._evidence.show("\n".join(peek))
         messages = first_messages(
             self.prompt,
             self.context.metadata,
@@ -198,6 +210,7 @@ class Run:
             session_note=self._session_note,
             context_search=self.searcher is not None and self.searcher.enabled,
             extra_rules=self._profile.extra_rules,
+            peek=peek,
         )
         stop_reason = await self._iterate(sandbox, messages)
         if isinstance(stop_reason, _Done):
@@ -207,6 +220,7 @@ class Run:
 
     async def _iterate(self, sandbox: SandboxBackend, messages: list[Message]) -> _Done | str:
         """Returns the answer, or the name of the limit that stopped the run."""
+        checked = self._profile.checked_final
         while True:
             if self.iterations >= self.config.max_iterations:
                 return "max_iterations"
@@ -232,7 +246,10 @@ class Run:
             text = reply.text
             messages.append({"role": "assistant", "content": text})
             blocks = find_code_blocks(text)
-            answer = self._seen_value_as_answer(blocks)
+            if self._profile.first_block_only and len(blocks) > 1:
+                blocks, text = blocks[:1], first_block_reply(text)
+                messages[-1]["content"] = text
+            answer = self._evidence.literal_answer(blocks) if checked else None
             if answer is not None:
                 self._emit_answer(answer, "text")
                 return _Done(answer)
@@ -243,6 +260,7 @@ class Run:
                 messages.append({"role": "user", "content": self._no_final_feedback(text)})
                 continue
             outputs: list[str] = []
+            repeats: list[str] = []
             self._unstick = None
             for index, code in enumerate(blocks, start=1):
                 result = await sandbox.execute(code)
@@ -250,60 +268,35 @@ class Run:
                 outputs.append(self._format_output(index, len(blocks), result))
                 if result.final_set:
                     answer = result.final_answer or ""
-                    if self._profile.checked_final and not self._was_seen(answer):
-                        outputs.append(UNSEEN_FINAL_NOTE.format(answer=_brief(answer)))
+                    if checked and not self._evidence.was_seen(answer):
+                        outputs.append(self._refused_final_note(answer))
                         break
                     self._emit_answer(answer, "code")
                     return _Done(answer)
-                if self._profile.checked_final:  # kept only where it is read
-                    self._seen.append(result.stdout + (result.error or ""))
-                outputs.extend(self._repeat_note(code, result))
-                pointed = self._pointed_answer(code, result, len(blocks))
+                if checked:
+                    self._evidence.record(code, result)
+                repeats = self._repeat_note(code, result)
+                outputs.extend(repeats)
+                pointed = (
+                    self._evidence.pointed_answer(code, result, len(blocks)) if checked else None
+                )
                 if pointed is not None:
                     self._emit_answer(pointed, "text")
                     return _Done(pointed)
+            if repeats and self._profile.first_block_only:
+                _forget_repeat(messages, repeats[0])
+                continue
             if find_final(text) is not None:
                 outputs.append(DEFERRED_FINAL_NOTE)
             if self._profile.remind_question:
                 outputs.append(QUESTION_REMINDER.format(prompt=self.prompt))
             messages.append({"role": "user", "content": "\n\n".join(outputs)})
 
-    def _was_seen(self, value: str) -> bool:
-        value = value.strip()
-        return bool(value) and any(value in output for output in self._seen)
-
-    def _seen_value_as_answer(self, blocks: list[str]) -> str | None:
-        """With `checked_final`: a reply whose one block is only a literal the model saw
-        printed (small models answer "```repl\n138") is taken as its answer."""
-        if not self._profile.checked_final or len(blocks) != 1:
-            return None
-        try:
-            tree = ast.parse(blocks[0])
-        except SyntaxError:
-            return None
-        if len(tree.body) != 1 or not isinstance(tree.body[0], ast.Expr):
-            return None
-        node = tree.body[0].value
-        if not isinstance(node, ast.Constant) or isinstance(node.value, (bool, type(None))):
-            return None
-        value = str(node.value)
-        return value if self._was_seen(value) else None
-
-    def _pointed_answer(self, code: str, result: ExecResult, blocks: int) -> str | None:
-        """With `checked_final`: a block run a third time with the same one-line output
-        (small models point at an answer they do not know how to give) is taken as the
-        answer: that output."""
-        if not self._profile.checked_final:
-            return None
-        key, output = code.strip(), result.stdout.strip()
-        before, runs = self._same_output.get(key, ("", 0))
-        runs = runs + 1 if before == output else 1
-        self._same_output[key] = (output, runs)
-        if blocks != 1 or result.error is not None:
-            return None
-        if runs < POINTED_RUNS or not output or "\n" in output or len(output) > 200:
-            return None
-        return output
+    def _refused_final_note(self, answer: str) -> str:
+        whole = self._evidence.whole_of(answer)
+        if whole is not None:
+            return PARTIAL_FINAL_NOTE.format(answer=_brief(answer), whole=_brief(whole))
+        return UNSEEN_FINAL_NOTE.format(answer=_brief(answer))
 
     def _repeat_note(self, code: str, result: ExecResult) -> list[str]:
         """A note when the model runs a block it ran before: it is looping."""
@@ -548,7 +541,16 @@ class _Done:
 
 
 UNSTICK_TEMPERATURE = 0.7
-POINTED_RUNS = 3
+
+
+def _forget_repeat(messages: list[Message], note: str) -> None:
+    """Drop a reply that repeated an earlier block; its note goes on the last output.
+    A small model copies its own earlier replies: each repeat kept in the conversation
+    makes the next one likelier, even when sampled warmer."""
+    messages.pop()
+    last = messages[-1]
+    if note not in last["content"]:
+        last["content"] = f"{last['content']}\n\n{note}"
 
 
 def _brief(value: str, limit: int = 200) -> str:

@@ -1,0 +1,137 @@
+"""What a small model has seen, and the answers that evidence supports.
+
+The "small" prompt profile (`checked_final`) accepts an answer only when the model was
+shown it: in an output of its code, not echoed from a literal of that same code (a
+1.5B model told its FINAL was refused prints `"the code is 'safe.'"` and then answers
+'safe.'), or in the lines the runtime showed it at the start (`peek_lines`).
+"""
+
+from __future__ import annotations
+
+import ast
+import math
+import re
+from collections.abc import Sequence
+
+from rlmrt.sandbox.base import ExecResult
+
+__all__ = ["Evidence", "peek_lines"]
+
+POINTED_RUNS = 3  # a block run this many times with the same one-line output answers
+_WORD = re.compile(r"[a-z0-9]+")
+_STOP_WORDS = frozenset((
+    "the", "and", "what", "how", "many", "much", "with", "answer", "number", "whose",
+    "which", "that", "this", "are", "is", "was", "for", "from", "have", "has", "had",
+    "does", "did", "all", "any", "each", "its", "their", "there", "than", "then", "into",
+    "only", "give", "write", "written", "tell", "find", "return", "value", "values", "text",
+    "document", "context", "line", "lines", "please", "word", "words",
+))  # fmt: skip
+_PEEK_LINE_CHARS = 240
+
+
+class Evidence:
+    """The outputs one run showed its model, and the answers they support."""
+
+    def __init__(self) -> None:
+        self._shown: list[tuple[str, str]] = []  # (code that printed it, what it printed)
+        self._same_output: dict[str, tuple[str, int]] = {}  # code -> (stdout, runs in a row)
+
+    def show(self, text: str, code: str = "") -> None:
+        """The model was shown `text`, printed by `code` ("" for the runtime's own)."""
+        self._shown.append((code, text))
+
+    def record(self, code: str, result: ExecResult) -> None:
+        self.show(result.stdout + (result.error or ""), code)
+
+    def was_seen(self, value: str) -> bool:
+        """Whether `value` was shown as a whole (not as the start of "3591-JS"), by the
+        runtime or by code that did not hold it as a literal."""
+        value = value.strip()
+        if not value:
+            return False
+        whole = re.compile(rf"(?<![\w-]){re.escape(value)}(?![\w-])")
+        return any(value not in code and whole.search(text) for code, text in self._shown)
+
+    def whole_of(self, value: str) -> str | None:
+        """The longer token `value` was shown only a part of ("3591-JS" for "3591")."""
+        value = value.strip()
+        if not value:
+            return None
+        around = re.compile(rf"[\w-]*{re.escape(value)}[\w-]*")
+        for code, text in self._shown:
+            if value in code:
+                continue
+            for match in around.finditer(text):
+                if match.group() != value:
+                    return match.group()
+        return None
+
+    def literal_answer(self, blocks: Sequence[str]) -> str | None:
+        """A reply whose one block is only a literal the model saw printed (small models
+        answer "```repl\\n138") is taken as its answer."""
+        if len(blocks) != 1:
+            return None
+        try:
+            tree = ast.parse(blocks[0])
+        except SyntaxError:
+            return None
+        if len(tree.body) != 1 or not isinstance(tree.body[0], ast.Expr):
+            return None
+        node = tree.body[0].value
+        if not isinstance(node, ast.Constant) or isinstance(node.value, (bool, type(None))):
+            return None
+        value = str(node.value)
+        return value if self.was_seen(value) else None
+
+    def pointed_answer(self, code: str, result: ExecResult, blocks: int) -> str | None:
+        """A block run a third time with the same one-line output (small models point at
+        an answer they do not know how to give) is taken as the answer: that output."""
+        key, output = code.strip(), result.stdout.strip()
+        before, runs = self._same_output.get(key, ("", 0))
+        runs = runs + 1 if before == output else 1
+        self._same_output[key] = (output, runs)
+        if blocks != 1 or result.error is not None:
+            return None
+        if runs < POINTED_RUNS or not output or "\n" in output or len(output) > 200:
+            return None
+        return output
+
+
+def peek_lines(question: str, text: str, limit: int) -> list[str]:
+    """Up to `limit` lines of `text` that hold the most of the question's rarer words
+    (each word weighted by how rare it is among the lines), as "line N: ..." in text
+    order. A small model that sees a few relevant lines writes code for their real
+    format, and can read a looked-up value, instead of guessing."""
+    words = {w for w in _WORD.findall(question.lower()) if len(w) > 2 and w not in _STOP_WORDS}
+    lines = text.splitlines()
+    if not words or not lines or limit <= 0:
+        return []
+    present: list[tuple[int, frozenset[str]]] = []
+    frequency = dict.fromkeys(words, 0)
+    for number, line in enumerate(lines, start=1):
+        lowered = line.lower()
+        found = frozenset(w for w in words if w in lowered)
+        if found:
+            present.append((number, found))
+            for word in found:
+                frequency[word] += 1
+    weight = {w: math.log(len(lines) / n) for w, n in frequency.items() if n}
+    scored = [(sum(weight[w] for w in found), number) for number, found in present]
+    best = sorted((s for s in scored if s[0] > 0), key=lambda s: (-s[0], s[1]))[:limit]
+    shown = []
+    for _, number in sorted(best, key=lambda s: s[1]):
+        shown.append(f"line {number}: {_around_words(lines[number - 1], weight)}")
+    return shown
+
+
+def _around_words(line: str, weight: dict[str, float]) -> str:
+    """`line`, or the part of a long line around its rarest question word."""
+    line = line.strip()
+    if len(line) <= _PEEK_LINE_CHARS:
+        return line
+    lowered = line.lower()
+    rarest = max((w for w in weight if w in lowered), key=weight.__getitem__, default="")
+    at = max(lowered.find(rarest), 0) if rarest else 0
+    start = max(0, min(at - _PEEK_LINE_CHARS // 2, len(line) - _PEEK_LINE_CHARS))
+    part = line[start : start + _PEEK_LINE_CHARS]
+    return ("..." if start else "") + part + ("..." if start + _PEEK_LINE_CHARS < len(line) else "")
