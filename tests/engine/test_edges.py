@@ -25,6 +25,11 @@ def test_best_effort_final_var_reads_the_sandbox(serve, make_rlm) -> None:
     assert [e.partial for e in events if isinstance(e, Answer)] == [True]
 
 
+def test_a_best_effort_block_that_is_only_a_value_is_that_value(serve, make_rlm) -> None:
+    result, _ = _run(serve, make_rlm, [repl("x = 5"), "```repl\n475562\n```"], max_iterations=1)
+    assert (result.answer, result.partial) == ("475562", True)
+
+
 @pytest.mark.parametrize(
     ("best_effort", "error_type"),
     [

@@ -46,3 +46,13 @@ def test_peek_with_nothing_to_match_shows_nothing() -> None:
     assert peek_lines("How many are there?", "a\nb", 5) == []
     assert peek_lines("Zephyr?", "", 5) == []
     assert peek_lines("Zephyr?", "no match here", 5) == []
+
+
+def test_hints_back_written_answers_not_computed_ones() -> None:
+    evidence = Evidence()
+    evidence.hint("line 9: The code for vault Vega is 3591-JS. Keep it safe.")
+    assert evidence.was_seen("3591-JS") and evidence.was_seen("safe.")
+    assert not evidence.was_seen("safe.", hints=False)  # what split()[-1] would give
+    assert evidence.whole_of("3591") == "3591-JS"
+    assert evidence.whole_of("59") is None  # inside a token, not its start or end
+    assert evidence.whole_of("3591-JS") is None

@@ -126,15 +126,25 @@ def test_only_the_first_block_of_a_reply_runs_and_the_rest_is_dropped(serve, mak
 
 def test_a_value_printed_from_a_literal_of_the_same_code_is_not_seen(serve, make_rlm) -> None:
     replies = [
-        repl("FINAL(context.split()[-1])"),
-        repl("print('the code is safe.')"),  # the model echoes the refused value
-        repl("FINAL('safe.')"),
-        repl("print(context)"),
-        repl("FINAL('safe.')"),
+        repl("print('the length is 42')"),  # the model prints the answer it expects
+        "```repl\n42",  # not seen: runs as code, and its display is its own literal
+        repl("print(len(context))"),
+        "```repl\n42",
     ]
     server = serve(lambda r: replies[turn(r)])
-    result = small(make_rlm, server).completion("The code?", context="code 7391-KQ, keep it safe.")
-    assert result.answer == "safe." and len(server.requests) == 5  # seen only in context
+    result = small(make_rlm, server).completion("How long?", context="x" * 42)
+    assert result.answer == "42" and len(server.requests) == 4
+
+
+def test_a_refused_final_shows_the_lines_holding_it_and_may_be_repeated(serve, make_rlm) -> None:
+    replies = [repl("FINAL(context.split()[-1])"), "FINAL(3591-JS)"]
+    server = serve(lambda r: replies[turn(r)])
+    context = "filler\nThe code for vault Vega is 3591-JS. Keep it safe."
+    result = small(make_rlm, server).completion("The code of vault Vega?", context=context)
+    assert result.answer == "3591-JS"
+    note = server.requests[1].last_user_text
+    assert "called FINAL('safe.') before you saw that value" in note
+    assert "line 2: The code for vault Vega is 3591-JS. Keep it safe." in note
 
 
 def test_the_first_prompt_shows_lines_that_share_rare_words_with_the_question(
@@ -156,6 +166,7 @@ def test_a_final_that_is_part_of_a_seen_token_is_named_as_partial(serve, make_rl
     replies = [
         repl("import re\nFINAL(re.search(r'is (\\d+)', context).group(1))"),
         repl("FINAL(re.search(r'is (\\S+)\\.', context).group(1))"),
+        "FINAL(3591-JS)",  # computed by code: confirmed once shown
     ]
     server = serve(lambda r: replies[turn(r)])
     context = "filler\nThe access code for vault Vega is 3591-JS. Keep it safe.\nfiller"
@@ -163,3 +174,4 @@ def test_a_final_that_is_part_of_a_seen_token_is_named_as_partial(serve, make_rl
     assert result.answer == "3591-JS"
     note = server.requests[1].last_user_text
     assert "called FINAL(3591), but what you saw has it only as part of '3591-JS'" in note
+    assert "line 2: The access code" in server.requests[2].last_user_text

@@ -8,14 +8,14 @@ shown it: in an output of its code, not echoed from a literal of that same code 
 
 from __future__ import annotations
 
-import ast
 import math
 import re
 from collections.abc import Sequence
 
+from rlmrt.engine.parsing import literal_value
 from rlmrt.sandbox.base import ExecResult
 
-__all__ = ["Evidence", "peek_lines"]
+__all__ = ["Evidence", "lines_holding", "peek_lines"]
 
 POINTED_RUNS = 3  # a block run this many times with the same one-line output answers
 _WORD = re.compile(r"[a-z0-9]+")
@@ -34,36 +34,45 @@ class Evidence:
 
     def __init__(self) -> None:
         self._shown: list[tuple[str, str]] = []  # (code that printed it, what it printed)
+        self._hints: list[str] = []  # lines the runtime showed (`peek_lines`)
         self._same_output: dict[str, tuple[str, int]] = {}  # code -> (stdout, runs in a row)
 
     def show(self, text: str, code: str = "") -> None:
         """The model was shown `text`, printed by `code` ("" for the runtime's own)."""
         self._shown.append((code, text))
 
+    def hint(self, text: str) -> None:
+        """The runtime showed `text` unasked: it backs a value the model writes itself,
+        not one its code computed (`split()[-1]` of the right line is still a guess)."""
+        self._hints.append(text)
+
     def record(self, code: str, result: ExecResult) -> None:
         self.show(result.stdout + (result.error or ""), code)
 
-    def was_seen(self, value: str) -> bool:
-        """Whether `value` was shown as a whole (not as the start of "3591-JS"), by the
-        runtime or by code that did not hold it as a literal."""
+    def was_seen(self, value: str, *, hints: bool = True) -> bool:
+        """Whether `value` was shown as a whole (not as the start of "3591-JS"), by code
+        that did not hold it as a literal, or (with `hints`) in the runtime's hints."""
         value = value.strip()
         if not value:
             return False
         whole = re.compile(rf"(?<![\w-]){re.escape(value)}(?![\w-])")
+        if hints and any(whole.search(text) for text in self._hints):
+            return True
         return any(value not in code and whole.search(text) for code, text in self._shown)
 
     def whole_of(self, value: str) -> str | None:
-        """The longer token `value` was shown only a part of ("3591-JS" for "3591")."""
+        """The longer token `value` was shown only the start or end of ("3591-JS" for
+        "3591"), when it was never shown whole."""
         value = value.strip()
-        if not value:
+        if not value or self.was_seen(value):
             return None
-        around = re.compile(rf"[\w-]*{re.escape(value)}[\w-]*")
-        for code, text in self._shown:
-            if value in code:
-                continue
-            for match in around.finditer(text):
-                if match.group() != value:
-                    return match.group()
+        v = re.escape(value)
+        longer = re.compile(rf"(?<![\w-]){v}[\w-]+|[\w-]+{v}(?![\w-])")
+        texts = [*self._hints, *(text for code, text in self._shown if value not in code)]
+        for text in texts:
+            match = longer.search(text)
+            if match is not None:
+                return match.group()
         return None
 
     def literal_answer(self, blocks: Sequence[str]) -> str | None:
@@ -71,16 +80,9 @@ class Evidence:
         answer "```repl\\n138") is taken as its answer."""
         if len(blocks) != 1:
             return None
-        try:
-            tree = ast.parse(blocks[0])
-        except SyntaxError:
+        value = literal_value(blocks[0])
+        if value is None:
             return None
-        if len(tree.body) != 1 or not isinstance(tree.body[0], ast.Expr):
-            return None
-        node = tree.body[0].value
-        if not isinstance(node, ast.Constant) or isinstance(node.value, (bool, type(None))):
-            return None
-        value = str(node.value)
         return value if self.was_seen(value) else None
 
     def pointed_answer(self, code: str, result: ExecResult, blocks: int) -> str | None:
@@ -124,14 +126,33 @@ def peek_lines(question: str, text: str, limit: int) -> list[str]:
     return shown
 
 
+def lines_holding(value: str, text: str, limit: int) -> list[str]:
+    """Up to `limit` lines of `text` holding `value` as a whole token, as "line N: ..."."""
+    value = value.strip()
+    if not value:
+        return []
+    whole = re.compile(rf"(?<![\w-]){re.escape(value)}(?![\w-])")
+    shown = []
+    for number, line in enumerate(text.splitlines(), start=1):
+        match = whole.search(line)
+        if match is not None:
+            shown.append(f"line {number}: {_around(line, match.start())}")
+            if len(shown) == limit:
+                break
+    return shown
+
+
 def _around_words(line: str, weight: dict[str, float]) -> str:
     """`line`, or the part of a long line around its rarest question word."""
-    line = line.strip()
-    if len(line) <= _PEEK_LINE_CHARS:
-        return line
     lowered = line.lower()
     rarest = max((w for w in weight if w in lowered), key=weight.__getitem__, default="")
-    at = max(lowered.find(rarest), 0) if rarest else 0
+    return _around(line, max(lowered.find(rarest), 0) if rarest else 0)
+
+
+def _around(line: str, at: int) -> str:
+    """`line`, or the part of a long line around position `at`."""
+    if len(line.strip()) <= _PEEK_LINE_CHARS:
+        return line.strip()
     start = max(0, min(at - _PEEK_LINE_CHARS // 2, len(line) - _PEEK_LINE_CHARS))
     part = line[start : start + _PEEK_LINE_CHARS]
     return ("..." if start else "") + part + ("..." if start + _PEEK_LINE_CHARS < len(line) else "")

@@ -33,6 +33,20 @@ def first_block_reply(text: str) -> str:
     return text if match is None else text[: match.end()]
 
 
+def literal_value(code: str) -> str | None:
+    """The value of a block that is only a literal ("```repl\n138"), else None."""
+    try:
+        tree = ast.parse(code)
+    except SyntaxError:
+        return None
+    if len(tree.body) != 1 or not isinstance(tree.body[0], ast.Expr):
+        return None
+    node = tree.body[0].value
+    if not isinstance(node, ast.Constant) or isinstance(node.value, (bool, type(None))):
+        return None
+    return str(node.value)
+
+
 def strip_code(text: str) -> str:
     """The reply without its fenced blocks."""
     return _ANY_FENCE.sub("", text)

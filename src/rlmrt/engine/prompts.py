@@ -82,8 +82,14 @@ QUESTION_REMINDER = "(The question: {prompt})"
 
 UNSEEN_FINAL_NOTE = (
     "Your code called FINAL({answer}) before you saw that value, so the run goes on. "
-    "Do not call FINAL in code yet: print the value and a few of the lines of `context` "
-    "it comes from, check them against the question, then reply FINAL(value)."
+    "If you are sure it answers the question, reply exactly FINAL({answer}); if not, "
+    "fix the code."
+)
+
+UNSEEN_FINAL_LINES_NOTE = (
+    "Your code called FINAL({answer}) before you saw that value, so the run goes on. "
+    "It is in `context` here:\n{lines}\nIf it answers the question, reply exactly "
+    "FINAL({answer}); if not, reply FINAL(the right value) from these lines."
 )
 
 BEST_EFFORT_PROMPT = (

@@ -16,12 +16,13 @@ from typing import Any
 from rlmrt.config import RLMConfig
 from rlmrt.context.search import NOT_CONFIGURED, ContextSearch
 from rlmrt.engine.context_input import LoadedContext, load_context
-from rlmrt.engine.evidence import Evidence, peek_lines
+from rlmrt.engine.evidence import Evidence, lines_holding, peek_lines
 from rlmrt.engine.parsing import (
     FinalMarker,
     find_code_blocks,
     find_final,
     first_block_reply,
+    literal_value,
     strip_code,
 )
 from rlmrt.engine.profiles import profile_for
@@ -35,6 +36,7 @@ from rlmrt.engine.prompts import (
     QUESTION_REMINDER,
     REPEATED_CODE_NOTE,
     REPEATED_FAILURE_NOTE,
+    UNSEEN_FINAL_LINES_NOTE,
     UNSEEN_FINAL_NOTE,
     compacted_messages,
     first_messages,
@@ -201,7 +203,7 @@ class Run:
             peek = await asyncio.to_thread(
                 peek_lines, self.prompt, self.context.value, self._profile.peek_lines
             )
-            self._evidence.show("\n".join(peek))
+            self._evidence.hint("\n".join(peek))
         messages = first_messages(
             self.prompt,
             self.context.metadata,
@@ -268,7 +270,7 @@ class Run:
                 outputs.append(self._format_output(index, len(blocks), result))
                 if result.final_set:
                     answer = result.final_answer or ""
-                    if checked and not self._evidence.was_seen(answer):
+                    if checked and not self._evidence.was_seen(answer, hints=False):
                         outputs.append(self._refused_final_note(answer))
                         break
                     self._emit_answer(answer, "code")
@@ -293,9 +295,16 @@ class Run:
             messages.append({"role": "user", "content": "\n\n".join(outputs)})
 
     def _refused_final_note(self, answer: str) -> str:
+        """Why FINAL(answer) from code was refused. The model is shown the value (and the
+        lines of `context` holding it, to check it against): repeating it is accepted."""
         whole = self._evidence.whole_of(answer)
         if whole is not None:
             return PARTIAL_FINAL_NOTE.format(answer=_brief(answer), whole=_brief(whole))
+        self._evidence.show(answer)
+        value = self.context.value
+        lines = lines_holding(answer, value, 3) if isinstance(value, str) else []
+        if lines:
+            return UNSEEN_FINAL_LINES_NOTE.format(answer=_brief(answer), lines="\n".join(lines))
         return UNSEEN_FINAL_NOTE.format(answer=_brief(answer))
 
     def _repeat_note(self, code: str, result: ExecResult) -> list[str]:
@@ -422,8 +431,12 @@ class Run:
         if marker is not None and marker.kind == "FINAL_VAR":
             done = await self._final_from_text(sandbox, marker, partial=True)
             return done.answer if done is not None else None
-        # Without FINAL, the reply's prose is the answer: code it wrote cannot run now.
+        # Without FINAL, the reply's prose is the answer: code it wrote cannot run now,
+        # but a block that is only a value ("```repl\n475562") is that value.
         answer = marker.argument if marker is not None else strip_code(reply.text).strip()
+        blocks = find_code_blocks(reply.text)
+        if not answer and len(blocks) == 1:
+            answer = literal_value(blocks[0]) or ""
         if not answer:
             self._report("the best-effort reply held no answer", "NoAnswer")
             return None
