@@ -311,8 +311,8 @@ class Run:
         """A note when the model runs a block it ran before: it is looping."""
         key = code.strip()
         before = self._ran.get(key)
-        self._ran[key] = (self.iterations, result.error)
-        if before is None:
+        if before is None:  # the first run is the one notes name
+            self._ran[key] = (self.iterations, result.error)
             return []
         iteration, error = before
         configured = self.config.temperature or 0.0
