@@ -10,8 +10,8 @@ import pytest
 
 from rlmrt.config import load_config
 from rlmrt.context.search import NOT_CONFIGURED, ContextSearch, check_search_args
+from rlmrt.engine.bridge import RunBridge
 from rlmrt.engine.prompts import CONTEXT_SEARCH_LINE
-from rlmrt.engine.run import RunBridge
 from rlmrt.errors import ConfigError, MissingDependencyError, RLMError
 from rlmrt.events import CodeExecuted
 from rlmrt.mcp.sessions import SessionBridge

@@ -66,8 +66,9 @@ def test_bad_sub_call_arguments_are_errors_in_code(serve, make_rlm) -> None:
 
 async def test_the_host_checks_sub_call_arguments_itself(serve, make_rlm) -> None:
     """The bridge is the authority: a sandbox that forwards anything is still checked."""
+    from rlmrt.engine.bridge import RunBridge
     from rlmrt.engine.context_input import load_context
-    from rlmrt.engine.run import Run, RunBridge
+    from rlmrt.engine.run import Run
     from rlmrt.engine.tree import RunTree
     from rlmrt.events import EventBus
 

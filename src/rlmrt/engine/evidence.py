@@ -1,9 +1,10 @@
 """What a small model has seen, and the answers that evidence supports.
 
 The "small" prompt profile (`checked_final`) accepts an answer only when the model was
-shown it: in an output of its code, not echoed from a literal of that same code (a
-1.5B model told its FINAL was refused prints `"the code is 'safe.'"` and then answers
-'safe.'), or in the lines the runtime showed it at the start (`peek_lines`).
+shown it whole: in an output of its code, but not echoed from a literal of that same
+code (a 1.5B model told its FINAL was refused prints `"the code is 'safe.'"` and then
+answers 'safe.'), or, for a value the model writes itself, in the lines the runtime
+showed it at the start (`peek_lines`).
 """
 
 from __future__ import annotations
