@@ -13,7 +13,7 @@ For each kind in `SANDBOXES`:
 
 A kind whose backend cannot start here (a missing extra) is listed with the reason.
 
-    .venv/bin/python bench/sandboxes.py [--starts 20] [--executes 200] [--acquires 20]
+    .venv/bin/python bench/sandboxes.py [--starts 20] [--executes 200] [--acquires 20] [--kinds ...]
 """
 
 from __future__ import annotations
@@ -92,13 +92,14 @@ def main() -> None:
     parser.add_argument("--starts", type=int, default=20, help="cold starts per kind")
     parser.add_argument("--executes", type=int, default=200, help="trivial executes per kind")
     parser.add_argument("--acquires", type=int, default=20, help="pooled acquires per kind")
+    parser.add_argument("--kinds", default=",".join(SANDBOXES.names()), help="kinds to measure")
     args = parser.parse_args()
     print(
         f"| kind | first start ms (with imports) | cold start ms (median of {args.starts})"
         f" | execute `x = 1` ms (median of {args.executes}) | pooled acquire ms |"
     )
     print("|---|---|---|---|---|")
-    for kind in SANDBOXES.names():
+    for kind in args.kinds.split(","):
         print(measure(kind, args.starts, args.executes, args.acquires), flush=True)
 
 
