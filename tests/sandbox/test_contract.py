@@ -171,6 +171,11 @@ def test_final_final_var_show_vars(sb: Sandbox) -> None:
     assert "answer: list" in result.stdout and "n: int" in result.stdout
     result = sb.execute("FINAL_VAR('missing')")
     assert not result.final_set and result.error is not None and "NameError" in result.error
+    result = sb.execute("FINAL(61, 61, 61)")
+    assert not result.final_set and result.error is not None
+    assert "TypeError: FINAL() takes exactly one value, got 3; to answer with several" in (
+        result.error
+    )
 
 
 # Known contract failures, strict so that the fix is noticed: both backends tell their

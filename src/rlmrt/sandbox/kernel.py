@@ -41,7 +41,7 @@ if TYPE_CHECKING:
 else:
     import _signal as signal  # signal.py would import enum (and re): ~3 ms of each start
 
-__all__ = ["QueryFailed", "render_value"]
+__all__ = ["QueryFailed", "render_final", "render_value"]
 
 _JSON_TYPES = (dict, list, tuple, int, float, bool)
 _HEADER = struct.Struct(">I")
@@ -107,6 +107,17 @@ _HELPERS = (
 )  # fmt: skip
 _HELPERS_ALL = (*_HELPERS, "FINAL", "FINAL_VAR", "SHOW_VARS")
 _SIGNALS = (signal.SIGALRM, signal.SIGPROF)
+
+
+def render_final(values: tuple[Any, ...]) -> str:
+    """The answer string of `FINAL(*values)`: exactly one value (small models write
+    `FINAL(61, 61, 61)`; the error says how to give several)."""
+    if len(values) != 1:
+        raise TypeError(
+            f"FINAL() takes exactly one value, got {len(values)}; to answer with several, "
+            "pass one string or list, e.g. FINAL(', '.join(str(a) for a in answers))"
+        )
+    return render_value(values[0])
 
 
 def render_value(value: object) -> str:
@@ -598,9 +609,9 @@ class Kernel:
             _check_search("context_search", query, max_tokens)
             return call("context_search", {"query": query, "max_tokens": max_tokens})  # type: ignore[no-any-return]
 
-        def FINAL(value: Any) -> None:
+        def FINAL(*value: Any) -> None:
             """Mark `value` as the final answer."""
-            self.final, self.final_set = render_value(value), True
+            self.final, self.final_set = render_final(value), True
 
         def FINAL_VAR(name: str) -> None:
             """Mark the variable called `name` as the final answer."""

@@ -67,7 +67,7 @@ from rlmrt.sandbox._limits import (
 from rlmrt.sandbox._policy import CellRestrictionError, compile_cell
 from rlmrt.sandbox._safe_modules import ModuleProxy
 from rlmrt.sandbox.base import ExecResult, HostBridge, Limits, QueryFailed, SandboxBackend
-from rlmrt.sandbox.render import render_value
+from rlmrt.sandbox.render import render_final
 
 __all__ = ["LocalSandbox"]
 
@@ -561,9 +561,9 @@ class LocalSandbox(SandboxBackend):
             _check_search("context_search", query, max_tokens)
             return list(call("context_search", lambda b: b.context_search(query, max_tokens)))
 
-        def FINAL(value: Any) -> None:
+        def FINAL(*value: Any) -> None:
             """Mark `value` as the final answer."""
-            answer = render_value(value)
+            answer = render_final(value)
             state = self._current()
             state.final_answer, state.final_set = answer, True
 

@@ -6,6 +6,6 @@ inside out-of-process sandboxes; in-process backends import it from here.
 
 from __future__ import annotations
 
-from rlmrt.sandbox.kernel import render_value
+from rlmrt.sandbox.kernel import render_final, render_value
 
-__all__ = ["render_value"]
+__all__ = ["render_final", "render_value"]
