@@ -25,9 +25,19 @@ def test_best_effort_final_var_reads_the_sandbox(serve, make_rlm) -> None:
     assert [e.partial for e in events if isinstance(e, Answer)] == [True]
 
 
-def test_a_best_effort_block_that_is_only_a_value_is_that_value(serve, make_rlm) -> None:
-    result, _ = _run(serve, make_rlm, [repl("x = 5"), "```repl\n475562\n```"], max_iterations=1)
+@pytest.mark.parametrize("block", ["475562", "Final(475562)", "FINAL('475562')"])
+def test_a_best_effort_block_that_only_gives_a_value_is_that_value(serve, make_rlm, block) -> None:
+    result, _ = _run(serve, make_rlm, [repl("x = 5"), repl(block)], max_iterations=1)
     assert (result.answer, result.partial) == ("475562", True)
+
+
+def test_a_wrongly_cased_helper_gets_a_note(serve, make_rlm) -> None:
+    server = serve(scripted(root=[repl("Final(3)"), repl("final_var('x')"), "FINAL(done)"]))
+    make_rlm(server).completion("q", context="c")
+    assert "(Note: the helper is called FINAL; names are case-sensitive.)" in (
+        server.requests[1].last_user_text
+    )
+    assert "the helper is called FINAL_VAR" in server.requests[2].last_user_text
 
 
 @pytest.mark.parametrize(

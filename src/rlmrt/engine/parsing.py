@@ -35,13 +35,31 @@ def first_block_reply(text: str) -> str:
 
 def literal_value(code: str) -> str | None:
     """The value of a block that is only a literal ("```repl\n138"), else None."""
+    return _constant_text(_single_expression(code))
+
+
+def final_call_value(code: str) -> str | None:
+    """The value of a block that is only `FINAL(<literal>)`, in any case ("Final(1234)"),
+    else None: what a best-effort reply means when it can no longer run code."""
+    call = _single_expression(code)
+    if not (isinstance(call, ast.Call) and isinstance(call.func, ast.Name)):
+        return None
+    if call.func.id.upper() != "FINAL" or len(call.args) != 1 or call.keywords:
+        return None
+    return _constant_text(call.args[0])
+
+
+def _single_expression(code: str) -> ast.expr | None:
     try:
         tree = ast.parse(code)
     except SyntaxError:
         return None
     if len(tree.body) != 1 or not isinstance(tree.body[0], ast.Expr):
         return None
-    node = tree.body[0].value
+    return tree.body[0].value
+
+
+def _constant_text(node: ast.expr | None) -> str | None:
     if not isinstance(node, ast.Constant) or isinstance(node.value, (bool, type(None))):
         return None
     return str(node.value)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 from collections.abc import Mapping, Sequence
 from typing import Any
 
@@ -72,6 +73,26 @@ PARTIAL_FINAL_NOTE = (
     "so the run goes on. Check that your code takes the whole value, then reply "
     "FINAL(value)."
 )
+
+HELPER_NAMES = (
+    "FINAL", "FINAL_VAR", "SHOW_VARS", "llm_query", "llm_query_batched", "rlm_query",
+    "rlm_query_batched", "context_search",
+)  # fmt: skip
+_UNDEFINED = re.compile(r"NameError: name '(\w+)' is not defined")
+
+
+def misnamed_helper_note(error: str) -> str | None:
+    """A note when code called a REPL helper by a wrongly cased name (`Final(x)`):
+    Python's own suggestion does not reach that far."""
+    match = _UNDEFINED.search(error)
+    if match is None:
+        return None
+    name = match.group(1)
+    for helper in HELPER_NAMES:
+        if helper.lower() == name.lower() and helper != name:
+            return f"(Note: the helper is called {helper}; names are case-sensitive.)"
+    return None
+
 
 PEEK_NOTE = (
     "Some lines of `context` that share words with the question (found by the runtime; "

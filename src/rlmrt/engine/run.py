@@ -20,6 +20,7 @@ from rlmrt.engine.context_input import LoadedContext, load_context
 from rlmrt.engine.evidence import Evidence, lines_holding, peek_lines
 from rlmrt.engine.parsing import (
     FinalMarker,
+    final_call_value,
     find_code_blocks,
     find_final,
     first_block_reply,
@@ -41,6 +42,7 @@ from rlmrt.engine.prompts import (
     UNSEEN_FINAL_NOTE,
     compacted_messages,
     first_messages,
+    misnamed_helper_note,
 )
 from rlmrt.engine.tree import RunTree
 from rlmrt.errors import BudgetExceededError, ModelError
@@ -403,6 +405,9 @@ class Run:
             parts.append(_truncate(result.stdout, self.config.max_output_chars))
         if result.error:
             parts.append(_truncate(result.error, self.config.max_output_chars // 2))
+            note = misnamed_helper_note(result.error)
+            if note is not None:
+                parts.append(note)
         elif result.stderr:
             parts.append("stderr:\n" + _truncate(result.stderr, self.config.max_output_chars // 2))
         if not parts:
@@ -437,7 +442,7 @@ class Run:
         answer = marker.argument if marker is not None else strip_code(reply.text).strip()
         blocks = find_code_blocks(reply.text)
         if not answer and len(blocks) == 1:
-            answer = literal_value(blocks[0]) or ""
+            answer = literal_value(blocks[0]) or final_call_value(blocks[0]) or ""
         if not answer:
             self._report("the best-effort reply held no answer", "NoAnswer")
             return None
