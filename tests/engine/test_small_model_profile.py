@@ -121,6 +121,17 @@ def test_only_the_first_block_of_a_reply_runs_and_the_rest_is_dropped(serve, mak
     assert result.answer == "5"
     kept = server.requests[1].messages[2]["content"]
     assert kept == "```repl\nprint(len(context))\n```"
+
+
+def test_an_empty_fence_before_the_first_block_is_kept_with_it(serve, make_rlm) -> None:
+    replies = [
+        "```\n\n```\n```repl\nprint(len(context))\n```\n```repl\nFINAL(9)\n```",
+        "```repl\n5",
+    ]
+    server = serve(lambda r: replies[turn(r)])
+    assert small(make_rlm, server).completion("How long?", context="abcde").answer == "5"
+    kept = server.requests[1].messages[2]["content"]
+    assert kept == "```\n\n```\n```repl\nprint(len(context))\n```"
     assert "Output:\n5" in server.requests[1].last_user_text
 
 

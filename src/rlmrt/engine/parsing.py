@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import ast
 import re
+from collections.abc import Iterator
 from dataclasses import dataclass
 from typing import Literal
 
@@ -22,15 +23,18 @@ class FinalMarker:
 
 def find_code_blocks(text: str) -> list[str]:
     """The code of every ```repl / ```python block, in order (a last unclosed block counts)."""
-    return [
-        block for block in (m.group(1).strip("\n") for m in _FENCE.finditer(text)) if block.strip()
-    ]
+    return [match.group(1).strip("\n") for match in _code_fences(text)]
 
 
 def first_block_reply(text: str) -> str:
     """The reply up to the end of its first code block (all of it when it has none)."""
-    match = _FENCE.search(text)
-    return text if match is None else text[: match.end()]
+    first = next(_code_fences(text), None)
+    return text if first is None else text[: first.end()]
+
+
+def _code_fences(text: str) -> Iterator[re.Match[str]]:
+    """The fenced blocks that hold code (an empty fence is not a block)."""
+    return (match for match in _FENCE.finditer(text) if match.group(1).strip())
 
 
 def literal_value(code: str) -> str | None:
