@@ -15,7 +15,7 @@ from rlmrt.errors import BudgetExceededError, SandboxError
 from rlmrt.sandbox import kernel as kernel_module
 from rlmrt.sandbox._channel import KernelChannel, encode_frame
 from rlmrt.sandbox.base import QueryFailed
-from rlmrt.sandbox.render import render_value
+from rlmrt.sandbox.kernel import render_value
 
 KERNEL = Path(kernel_module.__file__)
 

@@ -12,8 +12,8 @@ import pytest
 from rlmrt.errors import BudgetExceededError, SandboxClosedError, UsageError
 from rlmrt.sandbox import ExecResult, Limits, Sandbox, create_backend
 from rlmrt.sandbox.base import QueryFailed
+from rlmrt.sandbox.kernel import render_value
 from rlmrt.sandbox.local import LocalSandbox
-from rlmrt.sandbox.render import render_value
 
 
 class FakeBridge:

@@ -8,6 +8,7 @@ from typing import Any
 
 from rlmrt.engine.context_input import describe_for_prompt
 from rlmrt.llm.base import Message
+from rlmrt.sandbox.kernel import HELPER_NAMES
 
 SYSTEM_PROMPT = """\
 You are answering a question about a context that is too large to read directly. \
@@ -74,10 +75,6 @@ PARTIAL_FINAL_NOTE = (
     "FINAL(value)."
 )
 
-HELPER_NAMES = (
-    "FINAL", "FINAL_VAR", "SHOW_VARS", "llm_query", "llm_query_batched", "rlm_query",
-    "rlm_query_batched", "context_search",
-)  # fmt: skip
 _UNDEFINED = re.compile(r"NameError: name '(\w+)' is not defined")
 
 

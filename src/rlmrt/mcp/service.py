@@ -27,7 +27,7 @@ from rlmrt.events import (
 )
 from rlmrt.mcp.sessions import SessionPool
 from rlmrt.projects import Project, ProjectRegistry, load_project_config
-from rlmrt.sandbox.render import render_value
+from rlmrt.sandbox.kernel import render_value
 
 Progress = Callable[[str], Awaitable[None]]
 NO_PROJECT = ""  # the pool key of sessions made without a project

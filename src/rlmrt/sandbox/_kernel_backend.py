@@ -16,7 +16,6 @@ from __future__ import annotations
 import abc
 import asyncio
 import json
-import keyword
 import shutil
 import tempfile
 import time
@@ -27,13 +26,12 @@ from typing import Any
 from rlmrt.errors import SandboxClosedError, SandboxError, UsageError
 from rlmrt.sandbox._channel import KernelChannel, KernelTimeout
 from rlmrt.sandbox.base import ExecResult, HostBridge, Limits, SandboxBackend
+from rlmrt.sandbox.kernel import variable_name_problem
 
 __all__ = ["GRACE_S", "START_TIMEOUT_S", "KernelBackend"]
 
 GRACE_S = 1.0  # after a limit, how long the kernel gets to answer before it is killed
 START_TIMEOUT_S = 15.0
-_HELPERS_ALL = ("llm_query", "llm_query_batched", "rlm_query", "rlm_query_batched")
-_RESERVED = (*_HELPERS_ALL, "FINAL", "FINAL_VAR", "SHOW_VARS")
 
 
 class KernelBackend(SandboxBackend):
@@ -310,10 +308,9 @@ class KernelBackend(SandboxBackend):
 
 
 def _check_name(name: Any) -> None:
-    if not isinstance(name, str) or not name.isidentifier() or keyword.iskeyword(name):
-        raise UsageError(f"{name!r} is not a valid variable name")
-    if name.startswith("_") or name in _RESERVED:
-        raise UsageError(f"{name!r} is reserved in the sandbox; choose another name")
+    problem = variable_name_problem(name)
+    if problem is not None:
+        raise UsageError(problem)
 
 
 def _to_json(value: Any, what: str, kind: str) -> str:

@@ -2,7 +2,9 @@
 
 Plain stdlib Python, no rlmrt imports: every out-of-process backend runs this file as
 ``python -I -S kernel.py CONFIG_JSON`` with its protocol on stdin/stdout. It is also
-importable on the host, where `render_value` is the one rendering of final answers.
+importable on the host, where the in-process sandbox and the host side of every backend
+share its one rendering of final answers (`render_value`, `render_final`), its checks
+of helper arguments and variable names, and `HELPER_NAMES`.
 The wasm sandbox runs the same file inside Pyodide through `serve_embedded`, with the
 frames and the timer carried by its Deno runner instead of fds and itimers.
 
@@ -41,7 +43,17 @@ if TYPE_CHECKING:
 else:
     import _signal as signal  # signal.py would import enum (and re): ~3 ms of each start
 
-__all__ = ["QueryFailed", "render_final", "render_value"]
+__all__ = [
+    "HELPER_NAMES",
+    "QueryFailed",
+    "check_optional_str",
+    "check_prompts",
+    "check_search",
+    "check_str",
+    "render_final",
+    "render_value",
+    "variable_name_problem",
+]
 
 _JSON_TYPES = (dict, list, tuple, int, float, bool)
 _HEADER = struct.Struct(">I")
@@ -102,10 +114,11 @@ def _private_json() -> tuple[Any, Any, Any]:
 
 
 _encode, _encode_strict, _decode = _private_json()
-_HELPERS = (
+# what every sandbox's REPL defines (the engine names them in its notes)
+HELPER_NAMES = (
     "llm_query", "llm_query_batched", "rlm_query", "rlm_query_batched", "context_search",
+    "FINAL", "FINAL_VAR", "SHOW_VARS",
 )  # fmt: skip
-_HELPERS_ALL = (*_HELPERS, "FINAL", "FINAL_VAR", "SHOW_VARS")
 _SIGNALS = (signal.SIGALRM, signal.SIGPROF)
 
 
@@ -573,24 +586,24 @@ class Kernel:
 
         def llm_query(prompt: str, model: str | None = None) -> str:
             """Ask a language model `prompt`; returns its reply."""
-            _check_str("llm_query", "prompt", prompt)
-            _check_optional_str("llm_query", "model", model)
+            check_str("llm_query", "prompt", prompt)
+            check_optional_str("llm_query", "model", model)
             return call("llm_query", {"prompt": prompt, "model": model})  # type: ignore[no-any-return]
 
         def llm_query_batched(prompts: Any, model: str | None = None) -> list[Any]:
             """Ask several prompts concurrently; replies in order (failed items: QueryFailed)."""
-            items = _check_prompts("llm_query_batched", prompts)
-            _check_optional_str("llm_query_batched", "model", model)
+            items = check_prompts("llm_query_batched", prompts)
+            check_optional_str("llm_query_batched", "model", model)
             return call("llm_query_batched", {"prompts": items, "model": model})  # type: ignore[no-any-return]
 
         def rlm_query(prompt: str, context: Any = None) -> str:
             """Run a recursive RLM one level deeper on `context`; returns its answer."""
-            _check_str("rlm_query", "prompt", prompt)
+            check_str("rlm_query", "prompt", prompt)
             return call("rlm_query", {"prompt": prompt, "context": context})  # type: ignore[no-any-return]
 
         def rlm_query_batched(prompts: Any, contexts: Any = None) -> list[Any]:
             """Run several recursive RLMs concurrently; answers in order (or QueryFailed)."""
-            items = _check_prompts("rlm_query_batched", prompts)
+            items = check_prompts("rlm_query_batched", prompts)
             if contexts is not None:
                 if not isinstance(contexts, (list, tuple)):
                     raise TypeError(
@@ -606,7 +619,7 @@ class Kernel:
 
         def context_search(query: str, max_tokens: int = 2000) -> list[Any]:
             """The parts of the project's corpus that matter for `query`, within a budget."""
-            _check_search("context_search", query, max_tokens)
+            check_search("context_search", query, max_tokens)
             return call("context_search", {"query": query, "max_tokens": max_tokens})  # type: ignore[no-any-return]
 
         def FINAL(*value: Any) -> None:
@@ -660,12 +673,20 @@ def _remote_error(message: str) -> BaseException:
     return named(text)
 
 
-def _check_name(name: Any) -> str:
+def variable_name_problem(name: Any) -> str | None:
+    """Why `name` cannot be set as a sandbox variable, or None."""
     if not isinstance(name, str) or not name.isidentifier() or keyword.iskeyword(name):
-        raise ValueError(f"{name!r} is not a valid variable name")
-    if name.startswith("_") or name in _HELPERS_ALL:
-        raise ValueError(f"{name!r} is reserved in the sandbox; choose another name")
-    return name
+        return f"{name!r} is not a valid variable name"
+    if name.startswith("_") or name in HELPER_NAMES:
+        return f"{name!r} is reserved in the sandbox; choose another name"
+    return None
+
+
+def _check_name(name: Any) -> str:
+    problem = variable_name_problem(name)
+    if problem is not None:
+        raise ValueError(problem)
+    return str(name)
 
 
 def _exception_line(exc: BaseException) -> str:
@@ -677,25 +698,25 @@ def _exception_line(exc: BaseException) -> str:
     return f"{name}: {message}" if message else name
 
 
-def _check_str(func: str, arg: str, value: Any) -> None:
+def check_str(func: str, arg: str, value: Any) -> None:
     if not isinstance(value, str):
         raise TypeError(f"{func}() {arg} must be a str, got {type(value).__name__}")
 
 
-def _check_optional_str(func: str, arg: str, value: Any) -> None:
+def check_optional_str(func: str, arg: str, value: Any) -> None:
     if value is not None:
-        _check_str(func, arg, value)
+        check_str(func, arg, value)
 
 
-def _check_search(func: str, query: Any, max_tokens: Any) -> None:
-    _check_str(func, "query", query)
+def check_search(func: str, query: Any, max_tokens: Any) -> None:
+    check_str(func, "query", query)
     if isinstance(max_tokens, bool) or not isinstance(max_tokens, int):
         raise TypeError(f"{func}() max_tokens must be an int, got {type(max_tokens).__name__}")
     if max_tokens < 1:
         raise ValueError(f"{func}() max_tokens must be >= 1, got {max_tokens}")
 
 
-def _check_prompts(func: str, prompts: Any) -> list[str]:
+def check_prompts(func: str, prompts: Any) -> list[str]:
     if not isinstance(prompts, (list, tuple)):
         raise TypeError(
             f"{func}() prompts must be a list of str, got {type(prompts).__name__}"

@@ -45,7 +45,6 @@ sandbox is the real isolation boundary; use it for untrusted code.
 from __future__ import annotations
 
 import asyncio
-import keyword
 import queue
 import threading
 import time
@@ -67,7 +66,14 @@ from rlmrt.sandbox._limits import (
 from rlmrt.sandbox._policy import CellRestrictionError, compile_cell
 from rlmrt.sandbox._safe_modules import ModuleProxy
 from rlmrt.sandbox.base import ExecResult, HostBridge, Limits, QueryFailed, SandboxBackend
-from rlmrt.sandbox.render import render_final
+from rlmrt.sandbox.kernel import (
+    check_optional_str,
+    check_prompts,
+    check_search,
+    check_str,
+    render_final,
+    variable_name_problem,
+)
 
 __all__ = ["LocalSandbox"]
 
@@ -75,10 +81,6 @@ _GRACE_S = 0.7  # after the deadline, how long the worker gets to unwind before 
 _POLL_S = 0.02  # how often the watchdog reads the RSS while code runs
 _REINJECT_S = 0.1
 _COMPILE_CACHE = 256
-_HELPERS = (
-    "llm_query", "llm_query_batched", "rlm_query", "rlm_query_batched", "context_search",
-)  # fmt: skip
-_HELPERS_ALL = (*_HELPERS, "FINAL", "FINAL_VAR", "SHOW_VARS")
 
 
 class _Output:
@@ -260,10 +262,9 @@ class LocalSandbox(SandboxBackend):
 
     async def set_variable(self, name: str, value: Any) -> None:
         self._check_open()
-        if not isinstance(name, str) or not name.isidentifier() or keyword.iskeyword(name):
-            raise UsageError(f"{name!r} is not a valid variable name")
-        if name.startswith("_") or name in _HELPERS_ALL:
-            raise UsageError(f"{name!r} is reserved in the sandbox; choose another name")
+        problem = variable_name_problem(name)
+        if problem is not None:
+            raise UsageError(problem)
         if isinstance(value, types.ModuleType):
             raise UsageError("modules cannot be put into the sandbox")
         async with self._get_lock():
@@ -520,28 +521,28 @@ class LocalSandbox(SandboxBackend):
 
         def llm_query(prompt: str, model: str | None = None) -> str:
             """Ask a language model `prompt`; returns its reply."""
-            _check_str("llm_query", "prompt", prompt)
-            _check_optional_str("llm_query", "model", model)
+            check_str("llm_query", "prompt", prompt)
+            check_optional_str("llm_query", "model", model)
             return call("llm_query", lambda b: b.llm_query(prompt, model))  # type: ignore[no-any-return]
 
         def llm_query_batched(
             prompts: Sequence[str], model: str | None = None
         ) -> list[str | QueryFailed]:
             """Ask several prompts concurrently; replies in order (failed items: QueryFailed)."""
-            items = _check_prompts("llm_query_batched", prompts)
-            _check_optional_str("llm_query_batched", "model", model)
+            items = check_prompts("llm_query_batched", prompts)
+            check_optional_str("llm_query_batched", "model", model)
             return list(call("llm_query_batched", lambda b: b.llm_query_batched(items, model)))
 
         def rlm_query(prompt: str, context: Any = None) -> str:
             """Run a recursive RLM one level deeper on `context`; returns its answer."""
-            _check_str("rlm_query", "prompt", prompt)
+            check_str("rlm_query", "prompt", prompt)
             return call("rlm_query", lambda b: b.rlm_query(prompt, context))  # type: ignore[no-any-return]
 
         def rlm_query_batched(
             prompts: Sequence[str], contexts: Sequence[Any] | None = None
         ) -> list[str | QueryFailed]:
             """Run several recursive RLMs concurrently; answers in order (or QueryFailed)."""
-            items = _check_prompts("rlm_query_batched", prompts)
+            items = check_prompts("rlm_query_batched", prompts)
             ctxs = None
             if contexts is not None:
                 if not isinstance(contexts, (list, tuple)):
@@ -558,7 +559,7 @@ class LocalSandbox(SandboxBackend):
 
         def context_search(query: str, max_tokens: int = 2000) -> list[dict[str, Any]]:
             """The parts of the project's corpus that matter for `query`, within a budget."""
-            _check_search("context_search", query, max_tokens)
+            check_search("context_search", query, max_tokens)
             return list(call("context_search", lambda b: b.context_search(query, max_tokens)))
 
         def FINAL(*value: Any) -> None:
@@ -637,36 +638,6 @@ def _exception_line(exc: BaseException | None) -> str:
 
 def _type_name(value: Any) -> str:
     return "type" if isinstance(value, TypeShim) else type(value).__name__
-
-
-def _check_str(func: str, arg: str, value: Any) -> None:
-    if not isinstance(value, str):
-        raise TypeError(f"{func}() {arg} must be a str, got {type(value).__name__}")
-
-
-def _check_optional_str(func: str, arg: str, value: Any) -> None:
-    if value is not None:
-        _check_str(func, arg, value)
-
-
-def _check_search(func: str, query: Any, max_tokens: Any) -> None:
-    _check_str(func, "query", query)
-    if isinstance(max_tokens, bool) or not isinstance(max_tokens, int):
-        raise TypeError(f"{func}() max_tokens must be an int, got {type(max_tokens).__name__}")
-    if max_tokens < 1:
-        raise ValueError(f"{func}() max_tokens must be >= 1, got {max_tokens}")
-
-
-def _check_prompts(func: str, prompts: Any) -> list[str]:
-    if not isinstance(prompts, (list, tuple)):
-        raise TypeError(
-            f"{func}() prompts must be a list of str, got {type(prompts).__name__}"
-            f" (one call for many prompts: {func}(['first', 'second']))"
-        )
-    for i, prompt in enumerate(prompts):
-        if not isinstance(prompt, str):
-            raise TypeError(f"{func}() prompts[{i}] must be a str, got {type(prompt).__name__}")
-    return list(prompts)
 
 
 def _shorten_error(error: str, limit: int) -> str:
