@@ -80,8 +80,11 @@ class IterationView:
     code: list[CodeView] = field(default_factory=list)
 
 
-def _moment(tree: CallTree, now: float | None) -> float:
-    return now if now is not None else (tree.last_ts or 0.0)
+def _clock(tree: CallTree, now: float | None) -> tuple[float, float]:
+    """(the moment the views are drawn at, the run's start): times are shown from it."""
+    moment = now if now is not None else (tree.last_ts or 0.0)
+    origin = tree.root.started if tree.root is not None and tree.root.started else 0.0
+    return moment, origin
 
 
 def tree_rows(tree: CallTree, *, now: float | None = None) -> list[TreeRow]:
@@ -90,8 +93,7 @@ def tree_rows(tree: CallTree, *, now: float | None = None) -> list[TreeRow]:
         root = tree.root
         if root is None:
             return []
-        moment = _moment(tree, now)
-        origin = root.started or 0.0
+        moment, origin = _clock(tree, now)
         rows: list[TreeRow] = []
 
         def visit(node: Node, level: int) -> None:
@@ -128,8 +130,7 @@ def timeline(tree: CallTree, *, now: float | None = None) -> list[Bar]:
         root = tree.root
         if root is None:
             return []
-        moment = _moment(tree, now)
-        origin = root.started or 0.0
+        moment, origin = _clock(tree, now)
         bars: list[Bar] = []
         _collect(tree, root, root, moment, origin, bars)
     bars.sort(key=lambda b: (b.start_s, b.depth, b.id))
@@ -199,8 +200,7 @@ def run_nodes(tree: CallTree) -> list[Node]:
 def iterations(tree: CallTree, run: Node, *, now: float | None = None) -> list[IterationView]:
     """Each iteration of `run`: the model's reply, then every code block it ran."""
     with tree.lock:
-        moment = _moment(tree, now)
-        origin = tree.root.started if tree.root and tree.root.started else 0.0
+        moment, origin = _clock(tree, now)
         views: list[IterationView] = []
         for number, step in enumerate((c for c in run.children if c.kind == "iteration"), 1):
             model = next((c for c in step.children if c.kind == "model"), None)
