@@ -7,11 +7,10 @@ from pathlib import Path
 
 import pytest
 import typer
-from typer.testing import CliRunner, Result
+from typer.testing import CliRunner
 
 from rlmrt.cli._errors import ErrorHandlingGroup
 from rlmrt.cli.main import app as main_app
-from rlmrt.cli.project_cmd import project_app
 from rlmrt.config import default_home
 from rlmrt.errors import ConfigError, UsageError
 from rlmrt.projects import Project, ProjectRegistry, active_project, load_project_config
@@ -20,25 +19,6 @@ from rlmrt.testing import scripted
 
 def repl(code: str) -> str:
     return f"```repl\n{code}\n```"
-
-
-@pytest.fixture
-def cli():
-    """`rlm` with the project commands (wired here as main.py will wire them)."""
-    app = typer.Typer(cls=ErrorHandlingGroup, add_completion=False)
-    app.add_typer(project_app, name="project")
-    app.registered_commands.extend(main_app.registered_commands)
-    app.registered_groups.extend(main_app.registered_groups)
-    runner = CliRunner()
-
-    def invoke(*args: str) -> Result:
-        result = runner.invoke(app, list(args))
-        if result.exception is not None and not isinstance(result.exception, SystemExit):
-            raise AssertionError(f"the command raised {result.exception!r}") from result.exception
-        assert "Traceback" not in result.output
-        return result
-
-    return invoke
 
 
 @pytest.fixture
@@ -53,13 +33,13 @@ def two_projects(tmp_path: Path) -> tuple[Path, Path]:
     return a, b
 
 
-def test_add_list_use_rm(cli, two_projects: tuple[Path, Path]) -> None:
+def test_add_list_use_rm(rlm_cli, two_projects: tuple[Path, Path]) -> None:
     a, b = two_projects
-    assert "no projects yet" in cli("project", "list").stdout
-    assert cli("project", "add", "alpha", str(a)).exit_code == 0
-    added = cli("project", "add", "beta", str(b), "--use")
+    assert "no projects yet" in rlm_cli("project", "list").stdout
+    assert rlm_cli("project", "add", "alpha", str(a)).exit_code == 0
+    added = rlm_cli("project", "add", "beta", str(b), "--use")
     assert added.exit_code == 0 and "(current)" in added.stdout
-    data = json.loads(cli("project", "list", "--json").stdout)
+    data = json.loads(rlm_cli("project", "list", "--json").stdout)
     assert data["current"] == "beta"
     assert [(p["name"], p["current"]) for p in data["projects"]] == [
         ("alpha", False),
@@ -69,17 +49,17 @@ def test_add_list_use_rm(cli, two_projects: tuple[Path, Path]) -> None:
     assert alpha["root"] == str(a.resolve())
     assert alpha["config_file"] == str(a.resolve() / "rlm.toml")
     assert alpha["runs_dir"] == str(default_home() / "projects" / "alpha" / "runs")
-    table = cli("project", "list").stdout
+    table = rlm_cli("project", "list").stdout
     marked = [line for line in table.splitlines() if "*" in line]
     assert len(marked) == 1 and "beta" in marked[0]
 
-    assert "current project: alpha" in cli("project", "use", "alpha").stdout
+    assert "current project: alpha" in rlm_cli("project", "use", "alpha").stdout
     assert ProjectRegistry().current_name() == "alpha"
-    assert cli("project", "use", "--none").stdout.strip() == "no current project"
+    assert rlm_cli("project", "use", "--none").stdout.strip() == "no current project"
     assert ProjectRegistry().current_name() is None
 
     (default_home() / "projects" / "beta" / "runs").mkdir(parents=True)
-    removed = cli("project", "rm", "beta", "--purge")
+    removed = rlm_cli("project", "rm", "beta", "--purge")
     assert removed.exit_code == 0 and "deleted" in removed.stdout
     assert not (default_home() / "projects" / "beta").exists()
     assert b.is_dir()  # the root folder is never touched
@@ -98,26 +78,26 @@ def test_add_list_use_rm(cli, two_projects: tuple[Path, Path]) -> None:
         (["logs", "--project", "ghost"], "no project named 'ghost'"),
     ],
 )
-def test_misuse_is_one_error_line(cli, args: list[str], message: str | None) -> None:
-    result = cli(*args)
+def test_misuse_is_one_error_line(rlm_cli, args: list[str], message: str | None) -> None:
+    result = rlm_cli(*args)
     assert result.exit_code == 2
     if message is not None:
         assert result.stderr.startswith("error: ") and message in result.stderr
 
 
-def test_name_taken_and_path_not_a_folder(cli, tmp_path: Path) -> None:
-    cli("project", "add", "one", str(tmp_path))
-    taken = cli("project", "add", "one", str(tmp_path))
+def test_name_taken_and_path_not_a_folder(rlm_cli, tmp_path: Path) -> None:
+    rlm_cli("project", "add", "one", str(tmp_path))
+    taken = rlm_cli("project", "add", "one", str(tmp_path))
     assert taken.exit_code == 2 and "already exists" in taken.stderr
     (tmp_path / "f.txt").write_text("x")
-    not_dir = cli("project", "add", "two", str(tmp_path / "f.txt"))
+    not_dir = rlm_cli("project", "add", "two", str(tmp_path / "f.txt"))
     assert not_dir.exit_code == 2 and "is not a folder" in not_dir.stderr
 
 
-def test_damaged_registry_is_a_clear_error(cli) -> None:
+def test_damaged_registry_is_a_clear_error(rlm_cli) -> None:
     default_home().mkdir(parents=True)
     (default_home() / "projects.json").write_text("{not json")
-    result = cli("project", "list")
+    result = rlm_cli("project", "list")
     assert result.exit_code == 2 and "cannot read the projects file" in result.stderr
     (default_home() / "projects.json").write_text('{"projects": 3}')
     with pytest.raises(ConfigError, match="damaged"):
@@ -125,47 +105,47 @@ def test_damaged_registry_is_a_clear_error(cli) -> None:
 
 
 def test_runs_and_indexes_of_one_project_are_invisible_from_another(
-    cli, use_server, two_projects: tuple[Path, Path]
+    rlm_cli, use_server, two_projects: tuple[Path, Path]
 ) -> None:
     a, b = two_projects
-    cli("project", "add", "alpha", str(a))
-    cli("project", "add", "beta", str(b))
+    rlm_cli("project", "add", "alpha", str(a))
+    rlm_cli("project", "add", "beta", str(b))
     use_server(scripted(root=[repl("FINAL('done')")]))
 
-    ran = cli("run", "q", "--project", "alpha", "--json")
+    ran = rlm_cli("run", "q", "--project", "alpha", "--json")
     assert ran.exit_code == 0, ran.output
     run = json.loads(ran.stdout)
     assert Path(run["trajectory_path"]).parent == default_home() / "projects" / "alpha" / "runs"
 
-    seen_a = json.loads(cli("logs", "--project", "alpha", "--json").stdout)
-    seen_b = json.loads(cli("logs", "--project", "beta", "--json").stdout)
+    seen_a = json.loads(rlm_cli("logs", "--project", "alpha", "--json").stdout)
+    seen_b = json.loads(rlm_cli("logs", "--project", "beta", "--json").stdout)
     assert [r["run_id"] for r in seen_a] == [run["run_id"]]
     assert seen_b == []
-    assert cli("logs", run["run_id"], "--project", "beta").exit_code == 2
-    assert cli("replay", run["run_id"], "--project", "beta").exit_code == 2
+    assert rlm_cli("logs", run["run_id"], "--project", "beta").exit_code == 2
+    assert rlm_cli("replay", run["run_id"], "--project", "beta").exit_code == 2
 
-    indexed = json.loads(cli("index", "--project", "alpha", "--json").stdout)
+    indexed = json.loads(rlm_cli("index", "--project", "alpha", "--json").stdout)
     assert indexed["root"] == str(a.resolve())
     assert indexed["index"] == str(default_home() / "projects" / "alpha" / "index.sqlite")
-    hits_a = json.loads(cli("search", "aardvark", "--project", "alpha", "--json").stdout)
-    hits_b = json.loads(cli("search", "aardvark", "--project", "beta", "--json").stdout)
+    hits_a = json.loads(rlm_cli("search", "aardvark", "--project", "alpha", "--json").stdout)
+    hits_b = json.loads(rlm_cli("search", "aardvark", "--project", "beta", "--json").stdout)
     assert [h["source"] for h in hits_a["hits"]] == ["docs/a.md"]
     assert hits_b["hits"] == []
 
     # the current project and RLM_PROJECT choose the project when --project is not given
-    cli("project", "use", "alpha")
-    assert [r["run_id"] for r in json.loads(cli("logs", "--json").stdout)] == [run["run_id"]]
+    rlm_cli("project", "use", "alpha")
+    assert [r["run_id"] for r in json.loads(rlm_cli("logs", "--json").stdout)] == [run["run_id"]]
 
 
 def test_settings_come_from_the_project(
-    cli, monkeypatch: pytest.MonkeyPatch, two_projects: tuple[Path, Path], tmp_path: Path
+    rlm_cli, monkeypatch: pytest.MonkeyPatch, two_projects: tuple[Path, Path], tmp_path: Path
 ) -> None:
     a, b = two_projects
-    cli("project", "add", "alpha", str(a))
-    cli("project", "add", "beta", str(b))
+    rlm_cli("project", "add", "alpha", str(a))
+    rlm_cli("project", "add", "beta", str(b))
     (tmp_path / "rlm.toml").write_text("[rlm]\nmax_iterations = 3\n")  # the working folder's
 
-    shown = json.loads(cli("config", "show", "--project", "alpha", "--json").stdout)
+    shown = json.loads(rlm_cli("config", "show", "--project", "alpha", "--json").stdout)
     assert shown["project"] == "alpha"
     assert shown["config_file"] == str(a.resolve() / "rlm.toml")
     assert shown["settings"]["max_iterations"] == {
@@ -174,13 +154,13 @@ def test_settings_come_from_the_project(
         "from": str(a.resolve() / "rlm.toml"),
     }
     assert shown["settings"]["trajectory_dir"]["source"] == "project"
-    beta = json.loads(cli("config", "show", "--project", "beta", "--json").stdout)
+    beta = json.loads(rlm_cli("config", "show", "--project", "beta", "--json").stdout)
     assert beta["config_file"] is None
     assert beta["settings"]["max_iterations"]["value"] == 20  # not the working folder's 3
     assert beta["settings"]["context_root"]["value"] == str(b.resolve())
-    plain = json.loads(cli("config", "show", "--json").stdout)
+    plain = json.loads(rlm_cli("config", "show", "--json").stdout)
     assert plain["project"] is None and plain["settings"]["max_iterations"]["value"] == 3
-    table = cli("config", "show", "--project", "beta").stdout
+    table = rlm_cli("config", "show", "--project", "beta").stdout
     assert "project (beta)" in table
 
     monkeypatch.setenv("RLM_PROJECT", "alpha")
@@ -195,16 +175,16 @@ def test_settings_come_from_the_project(
     config = load_project_config(active_project(), config_file=other)
     assert config.max_depth == 3 and config.trajectory_dir.parent.name == "alpha"
 
-    doctor = json.loads(cli("doctor", "--project", "alpha", "--json").stdout)
+    doctor = json.loads(rlm_cli("doctor", "--project", "alpha", "--json").stdout)
     settings = next(c for c in doctor["checks"] if c["name"] == "settings")
     assert str(a.resolve() / "rlm.toml") in settings["detail"]
-    ghost = json.loads(cli("doctor", "--project", "ghost", "--json").stdout)
+    ghost = json.loads(rlm_cli("doctor", "--project", "ghost", "--json").stdout)
     failed = next(c for c in ghost["checks"] if c["name"] == "settings")
     assert failed["level"] == "fail" and "no project named 'ghost'" in failed["detail"]
 
 
 def test_bad_settings_in_a_project_name_their_source(
-    cli, two_projects: tuple[Path, Path], monkeypatch: pytest.MonkeyPatch
+    rlm_cli, two_projects: tuple[Path, Path], monkeypatch: pytest.MonkeyPatch
 ) -> None:
     a, _ = two_projects
     ProjectRegistry().add("alpha", a)
@@ -215,9 +195,9 @@ def test_bad_settings_in_a_project_name_their_source(
         active_project("nope")
 
 
-def test_chat_takes_the_project(cli, use_server, two_projects: tuple[Path, Path]) -> None:
+def test_chat_takes_the_project(rlm_cli, use_server, two_projects: tuple[Path, Path]) -> None:
     a, _ = two_projects
-    cli("project", "add", "alpha", str(a))
+    rlm_cli("project", "add", "alpha", str(a))
     use_server(scripted(root=[repl("FINAL('hi')")]))
     runner = CliRunner()
     app = typer.Typer(cls=ErrorHandlingGroup, add_completion=False)
