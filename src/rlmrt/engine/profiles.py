@@ -27,8 +27,10 @@ class PromptProfile:
     # the first prompt shows this many lines of a text `context` that share the most
     # rare words with the question (`evidence.peek_lines`)
     peek_lines: int = 0
-    # only a reply's first code block runs, and the reply is kept only up to it: small
-    # models go on to write the "output" they expect, and more blocks built on it
+    # of a reply with several code blocks only the first runs, and the reply is kept
+    # only up to it (small models go on to write the "output" they expect, and more
+    # blocks built on it); with one block per reply, a reply that repeats an earlier
+    # block is dropped from the conversation (`run._forget_repeat`)
     first_block_only: bool = False
 
 
