@@ -11,11 +11,11 @@ import json
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from rlmrt.cli import _format as fmt
-from rlmrt.cli.calltree import CallTree
-from rlmrt.cli.logs_cmd import RunSummary, summarize
 from rlmrt.errors import UsageError
 from rlmrt.events import Event, event_from_dict
+from rlmrt.observe import format as fmt
+from rlmrt.observe.calltree import CallTree
+from rlmrt.observe.summary import RunSummary, summarize
 from rlmrt.observe.trajectory import list_runs
 
 MAX_RUNS = 500  # runs offered by the picker (newest first)
@@ -104,7 +104,7 @@ class Follower:
 
     def summary(self) -> RunSummary:
         run_id = self.tree.root.id if self.tree.root else self.path.stem
-        return summarize(run_id, self.path, self.tree)
+        return summarize(self.events, run_id=run_id, path=self.path)
 
 
 def _parse(line: bytes) -> Event | None:
