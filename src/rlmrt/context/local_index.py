@@ -23,6 +23,7 @@ from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import TYPE_CHECKING
 
+from rlmrt._home import default_home
 from rlmrt.context._chunking import chunk_text
 from rlmrt.context.base import ContextHit, ContextProvider, estimate_tokens
 from rlmrt.errors import ConfigError, ContextError
@@ -68,8 +69,6 @@ class IndexStats:
 
 def default_index_path(root: Path) -> Path:
     """Where the index of `root` lives unless told otherwise."""
-    from rlmrt.config import default_home
-
     digest = hashlib.sha256(str(root).encode()).hexdigest()[:16]
     return default_home() / "index" / f"{digest}.sqlite"
 

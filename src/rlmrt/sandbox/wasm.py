@@ -46,7 +46,7 @@ import tempfile
 from pathlib import Path
 from typing import Any
 
-from rlmrt.config import default_home
+from rlmrt._home import default_home
 from rlmrt.errors import MissingDependencyError, SandboxError
 from rlmrt.sandbox import _proc
 from rlmrt.sandbox._channel import KernelChannel
