@@ -14,6 +14,7 @@ from typing import Any
 
 from pydantic import BaseModel, ConfigDict, Field, SecretStr, ValidationError, field_validator
 
+from rlmrt._home import default_home
 from rlmrt.errors import ConfigError
 from rlmrt.sandbox.base import Limits
 
@@ -24,11 +25,6 @@ else:  # pragma: no cover - exercised on 3.10 in CI
 
 CONFIG_FILE_NAME = "rlm.toml"
 ENV_PREFIX = "RLM_"
-
-
-def default_home() -> Path:
-    """rlmrt's own folder (`RLMRT_HOME`, default `~/.rlmrt`)."""
-    return Path(os.environ.get("RLMRT_HOME", Path.home() / ".rlmrt")).expanduser()
 
 
 class ModelPrice(BaseModel):
@@ -111,7 +107,7 @@ class RLMConfig(BaseModel):
     @field_validator("prompt_profile")
     @classmethod
     def _known_profile(cls, value: str) -> str:
-        from rlmrt.engine.profiles import profile_for
+        from rlmrt.prompt_profiles import profile_for
 
         try:
             profile_for(None, value)

@@ -22,7 +22,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from rlmrt.config import CONFIG_FILE_NAME, RLMConfig, default_home, load_config
+from rlmrt._home import default_home
+from rlmrt.config import CONFIG_FILE_NAME, RLMConfig, load_config
 from rlmrt.errors import ConfigError, UsageError
 
 REGISTRY_FILE = "projects.json"

@@ -2,14 +2,17 @@
 
 from __future__ import annotations
 
+import asyncio
 import json
 from pathlib import Path
 from typing import Any
 
 import pytest
 
-from rlmrt.config import load_config
-from rlmrt.context.search import NOT_CONFIGURED, ContextSearch, check_search_args
+from rlmrt.config import config_with, load_config
+from rlmrt.context import PROVIDERS
+from rlmrt.context.local_index import LocalIndex
+from rlmrt.context.search import NOT_CONFIGURED, ContextSearch, check_search_args, open_provider
 from rlmrt.engine.bridge import RunBridge
 from rlmrt.engine.prompts import CONTEXT_SEARCH_LINE
 from rlmrt.errors import ConfigError, MissingDependencyError, RLMError
@@ -119,6 +122,30 @@ async def test_snipara_provider_is_opened_from_the_settings(monkeypatch) -> None
     searcher = ContextSearch(load_config(context_provider="snipara"))
     with pytest.raises(ConfigError, match="Snipara is not configured"):
         await searcher.search("x")
+
+
+@pytest.mark.parametrize("name", PROVIDERS.names())
+def test_every_registered_provider_is_built_from_the_settings(
+    name: str, corpus: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("SNIPARA_API_KEY", "snp-test")
+    monkeypatch.setenv("SNIPARA_PROJECT_SLUG", "proj")
+    config = config_with(local_config(corpus, tmp_path), context_provider=name)
+    provider = open_provider(config)
+    assert type(provider) is PROVIDERS.load(name)
+    if provider.refreshable:
+        provider.refresh()
+    else:
+        with pytest.raises(NotImplementedError, match=f"{type(provider).__name__} has nothing"):
+            provider.refresh()
+    asyncio.run(provider.aclose())
+
+
+def test_the_local_index_is_built_where_the_settings_say(corpus: Path, tmp_path: Path) -> None:
+    provider = open_provider(local_config(corpus, tmp_path))
+    assert isinstance(provider, LocalIndex) and provider.refreshable
+    assert (provider.root, provider.index_path) == (corpus.resolve(), tmp_path / "ix.sqlite")
+    provider.close()
 
 
 @pytest.mark.parametrize("kind", KINDS)

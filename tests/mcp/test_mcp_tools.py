@@ -12,7 +12,7 @@ from mcp import Client
 from mcp.shared.exceptions import MCPError
 
 from rlmrt.mcp.server import build_server
-from rlmrt.mcp.service import RLMService, describe_event, plain_value
+from rlmrt.mcp.service import RLMService, plain_value, progress_message
 from rlmrt.mcp.sessions import SessionPool
 from rlmrt.sandbox.facade import SANDBOXES
 from rlmrt.testing import scripted
@@ -102,11 +102,12 @@ async def test_completion_reports_progress_and_leaves_a_run_resource(connect, mo
         assert result["usage"]["model_calls"] == 3
         assert result["project"] == "alpha"
         messages = [m for _, _, m in seen]
-        assert messages[0] == "asking the root model (root)"
-        assert "sub-call llm_query started (depth 0)" in messages
-        assert any(m and m.startswith("sub-call llm_query finished") for m in messages)
-        assert "code ran (iteration 1, depth 0)" in messages
-        assert messages[-1] == "answer ready"
+        assert messages[0] is not None and messages[0].startswith('run started: "Shout it"')
+        assert 'llm_query: "say hi"' in messages
+        assert any(m and m.startswith("llm_query done") for m in messages)
+        assert any(m and m.startswith("code ran (iteration 1, ") for m in messages)
+        assert "answer ready (code)" in messages
+        assert messages[-1] is not None and messages[-1].startswith("run finished: final")
         assert [p for p, _, _ in seen] == list(range(1, len(seen) + 1))
 
         listed = json.loads((await client.read_resource("rlm://runs")).contents[0].text)
@@ -348,17 +349,17 @@ async def test_session_pool_limit() -> None:
 
 
 def test_progress_messages_and_plain_values() -> None:
-    from rlmrt.events import Compacted, ModelCallStarted, RunStarted
+    from rlmrt.events import Compacted, ModelCallStarted, TokenDelta
 
     ids = {"run_id": "r", "call_id": "c", "parent_call_id": None, "depth": 1}
     started = ModelCallStarted(**ids, model="m", purpose="sub", message_count=1)
-    assert describe_event(started) == "asking the model at depth 1 (sub)"
+    assert progress_message(started) == "depth 1: model call (sub) to m"
     compacted = Compacted(
-        **ids, tokens_before=1, window_tokens=2, messages_before=3, summary_chars=4
+        **{**ids, "depth": 0}, tokens_before=1, window_tokens=2, messages_before=3, summary_chars=4
     )
-    assert describe_event(compacted) == "conversation compacted"
-    run = RunStarted(**ids, prompt="p", model="m", sandbox="local", context_metadata={})
-    assert describe_event(run) is None
+    assert progress_message(compacted) == "conversation compacted: 3 messages, 1 of 2 tok"
+    delta = TokenDelta(**ids, text="x")
+    assert progress_message(delta) is None
     assert plain_value({"a": [1]}) == {"a": [1]}
     assert plain_value(float("nan")) == "NaN"
     assert plain_value("x" * 200_000).endswith("... [truncated: 200,000 characters in all]")

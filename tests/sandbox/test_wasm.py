@@ -22,12 +22,12 @@ from rlmrt._loop import LoopThread
 from rlmrt.errors import MissingDependencyError, UsageError
 from rlmrt.sandbox import ExecResult, Limits, Sandbox, create_backend
 from rlmrt.sandbox import wasm as wasm_module
-from rlmrt.sandbox.wasm import WasmRuntimeMissing, WasmSandbox, find_runtime
+from rlmrt.sandbox.wasm import WasmSandbox, find_runtime
 
 try:
     find_runtime()
     MISSING = ""
-except WasmRuntimeMissing as exc:
+except MissingDependencyError as exc:
     MISSING = str(exc)
 
 needs_runtime = pytest.mark.skipif(bool(MISSING), reason=MISSING)
@@ -95,16 +95,16 @@ def test_missing_runtime_names_the_part_and_the_setup(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     monkeypatch.setenv("RLMRT_WASM_DIR", str(tmp_path / "nowhere"))
-    with pytest.raises(WasmRuntimeMissing) as caught:
+    with pytest.raises(MissingDependencyError) as caught:
         Sandbox("wasm")
     message = str(caught.value)
     assert "Deno" in message and "setup-wasm" in message and "nowhere" in message
-    assert isinstance(caught.value, MissingDependencyError)
+    assert caught.value.extra == "wasm"
     deno = tmp_path / "half" / "node_modules" / "deno" / "deno"
     deno.parent.mkdir(parents=True)
     deno.write_text("#!/bin/sh\n")
     deno.chmod(0o755)
-    with pytest.raises(WasmRuntimeMissing, match="Pyodide"):
+    with pytest.raises(MissingDependencyError, match="Pyodide"):
         find_runtime(tmp_path / "half")
 
 

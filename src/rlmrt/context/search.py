@@ -9,10 +9,9 @@ from __future__ import annotations
 
 import asyncio
 from dataclasses import asdict
-from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from rlmrt.context.base import ContextHit, ContextProvider
+from rlmrt.context.base import PROVIDERS, ContextHit, ContextProvider
 from rlmrt.errors import ConfigError
 
 if TYPE_CHECKING:
@@ -30,13 +29,7 @@ def open_provider(config: RLMConfig) -> ContextProvider:
     name = config.context_provider
     if name is None:
         raise ConfigError(NOT_CONFIGURED)
-    if name == "local":
-        from rlmrt.context.local_index import LocalIndex
-
-        return LocalIndex(config.context_root or Path.cwd(), index_path=config.context_index)
-    from rlmrt.context.snipara import SniparaProvider
-
-    return SniparaProvider()
+    return PROVIDERS.load(name).from_config(config)
 
 
 def hit_dict(hit: ContextHit) -> dict[str, Any]:
@@ -75,15 +68,13 @@ class ContextSearch:
     async def provider(self) -> ContextProvider:
         async with self._lock:
             if self._provider is None:
-                from rlmrt.context.local_index import LocalIndex
-
                 provider = open_provider(self.config)
-                if isinstance(provider, LocalIndex):
+                if provider.refreshable:
                     # picks up the files changed since the index was last built
                     try:
                         await asyncio.to_thread(provider.refresh)
                     except BaseException:
-                        provider.close()
+                        await provider.aclose()
                         raise
                 self._provider = provider
             return self._provider

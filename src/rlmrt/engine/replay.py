@@ -28,7 +28,8 @@ from rlmrt.errors import UsageError
 from rlmrt.events import CodeExecuted, Event, RunFinished, RunStarted
 from rlmrt.llm.base import ModelClient
 from rlmrt.llm.replay import ReplayClient
-from rlmrt.observe.trajectory import SUFFIX, read_events
+from rlmrt.observe.summary import read_summary
+from rlmrt.observe.trajectory import SUFFIX
 
 COMPARED = ("stdout", "error")
 
@@ -80,15 +81,10 @@ class Recording:
 
     @classmethod
     def read(cls, path: Path) -> Recording:
-        events = read_events(path)
-        roots = [e for e in events if isinstance(e, RunStarted) and e.parent_call_id is None]
-        if not roots:
+        events, summary = read_summary(path)
+        if summary.root is None:
             raise UsageError(f"{path} holds no recorded run (no run_started event)")
-        root = roots[0]
-        finished = next(
-            (e for e in events if isinstance(e, RunFinished) and e.call_id == root.call_id), None
-        )
-        return cls(events, root, finished, path)
+        return cls(events, summary.root, summary.finished, path)
 
     def check_context(self, context: Any) -> Any:
         """The context loaded, or a UsageError when it is not the recorded one."""

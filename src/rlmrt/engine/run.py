@@ -27,7 +27,6 @@ from rlmrt.engine.parsing import (
     literal_value,
     strip_code,
 )
-from rlmrt.engine.profiles import profile_for
 from rlmrt.engine.prompts import (
     BEST_EFFORT_PROMPT,
     COMPACT_PROMPT,
@@ -60,6 +59,7 @@ from rlmrt.events import (
 )
 from rlmrt.llm.base import Message
 from rlmrt.observe.usage import Usage
+from rlmrt.prompt_profiles import profile_for
 from rlmrt.sandbox.base import ExecResult, SandboxBackend
 from rlmrt.sandbox.facade import create_backend
 

@@ -24,7 +24,7 @@ from collections.abc import Iterator
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
-from rlmrt.errors import ConfigError, RLMError
+from rlmrt.errors import ConfigError, ServerError
 from rlmrt.local import store
 from rlmrt.local.catalog import LocalModel
 
@@ -42,10 +42,6 @@ _MARKER = "llama_cpp.server"
 # servers this process started: kept so they are not reported as leaked while they
 # run on purpose after a command ends, and reaped when stopped from here
 _STARTED: dict[int, subprocess.Popen[bytes]] = {}
-
-
-class ServerError(RLMError):
-    """The local model server could not be started or did not answer."""
 
 
 @dataclass(frozen=True, slots=True)

@@ -16,16 +16,9 @@ from typing import Any
 from rlmrt.config import RLMConfig, config_with
 from rlmrt.context.search import ContextSearch, check_search_args
 from rlmrt.errors import UsageError
-from rlmrt.events import (
-    Answer,
-    CodeExecuted,
-    Compacted,
-    Event,
-    ModelCallStarted,
-    SubCallFinished,
-    SubCallStarted,
-)
+from rlmrt.events import Event
 from rlmrt.mcp.sessions import SessionPool
+from rlmrt.observe.describe import describe
 from rlmrt.projects import Project, ProjectRegistry, load_project_config
 from rlmrt.sandbox.kernel import render_value
 
@@ -34,24 +27,13 @@ NO_PROJECT = ""  # the pool key of sessions made without a project
 MAX_VALUE_CHARS = 100_000
 
 
-def describe_event(event: Event) -> str | None:
-    """A progress message for the events worth one, else None."""
-    if isinstance(event, ModelCallStarted):
-        where = "root model" if event.depth == 0 else f"model at depth {event.depth}"
-        return f"asking the {where} ({event.purpose})"
-    if isinstance(event, CodeExecuted):
-        status = "failed" if event.error else "ran"
-        return f"code {status} (iteration {event.iteration}, depth {event.depth})"
-    if isinstance(event, SubCallStarted):
-        return f"sub-call {event.sub_kind}_query started (depth {event.depth})"
-    if isinstance(event, SubCallFinished):
-        state = "finished" if event.ok else "failed"
-        return f"sub-call {event.sub_kind}_query {state} in {event.duration_s:.1f} s"
-    if isinstance(event, Compacted):
-        return "conversation compacted"
-    if isinstance(event, Answer):
-        return "answer ready" + (" (partial)" if event.partial else "")
-    return None
+def progress_message(event: Event) -> str | None:
+    """The progress message of `event` (None for events not worth one): its one-line
+    description, with the depth of a sub-run's events in front."""
+    line = describe(event)
+    if line is None or event.depth == 0:
+        return line
+    return f"depth {event.depth}: {line}"
 
 
 def plain_value(value: Any) -> Any:
@@ -145,7 +127,7 @@ class RLMService:
                 if isinstance(item, RunResult):
                     result = item
                 elif progress is not None:
-                    message = describe_event(item)
+                    message = progress_message(item)
                     if message is not None:
                         await progress(message)
         finally:
@@ -279,15 +261,12 @@ class RLMService:
         ]
 
     def run(self, run_id: str) -> dict[str, Any]:
-        from rlmrt.events import RunFinished, RunStarted
-        from rlmrt.observe.trajectory import find_run, read_events
+        from rlmrt.observe.summary import read_summary
+        from rlmrt.observe.trajectory import find_run
 
         found = find_run(self.config().trajectory_dir, run_id)
-        events = read_events(found.path)
-        started = next((e for e in events if isinstance(e, RunStarted) and e.depth == 0), None)
-        finished = next(
-            (e for e in reversed(events) if isinstance(e, RunFinished) and e.depth == 0), None
-        )
+        events, summary = read_summary(found.path, run_id=found.run_id)
+        started, finished = summary.root, summary.finished
         return {
             "run_id": found.run_id,
             "prompt": started.prompt if started else None,
