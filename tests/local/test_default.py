@@ -33,16 +33,22 @@ def _no_keys(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.delenv("RLM_MODEL", raising=False)
 
 
-def test_rlm_without_a_model_asks_for_the_local_model_pieces(
+def test_rlm_without_a_model_asks_for_the_local_model_pieces_at_its_first_call(
     models_dir: Path, monkeypatch: pytest.MonkeyPatch, tmp_path: Path
 ) -> None:
     _no_keys(monkeypatch)
     monkeypatch.chdir(tmp_path)  # no rlm.toml
     monkeypatch.setattr(local_server, "llama_server_installed", lambda: True)
-    with pytest.raises(
-        ConfigError, match=r"not downloaded: run `rlm model pull qwen2.5-coder-1.5b`"
-    ):
-        RLM()
-    monkeypatch.setattr(local_server, "llama_server_installed", lambda: False)
-    with pytest.raises(ConfigError, match=r"pip install 'rlmrt\[local\]'"):
-        RLM()
+    # building the RLM starts nothing: the model is not even downloaded
+    rlm = RLM(trajectory_dir=tmp_path / "runs")
+    try:
+        assert rlm.client.model == "openai/qwen2.5-coder-1.5b"
+        with pytest.raises(
+            ConfigError, match=r"not downloaded: run `rlm model pull qwen2.5-coder-1.5b`"
+        ):
+            rlm.completion("How many lines?", context="a\nb")
+        monkeypatch.setattr(local_server, "llama_server_installed", lambda: False)
+        with pytest.raises(ConfigError, match=r"pip install 'rlmrt\[local\]'"):
+            rlm.completion("How many lines?", context="a\nb")
+    finally:
+        rlm.close()

@@ -82,7 +82,7 @@ class RLM:
         else:
             config = load_config(model=model, **settings)
         if client is None and local_default_reason(config) is not None:
-            config = use_local_model(config)
+            config, client = use_local_model(config)
         self.config = config
         if client is None:
             from rlmrt.llm import create_client
