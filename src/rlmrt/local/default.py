@@ -69,7 +69,9 @@ class LocalModelClient(ModelClient):
         on_delta: DeltaCallback | None = None,
         temperature: float | None = None,
     ) -> ModelReply:
-        client = self._client or await asyncio.to_thread(self._connect)
+        client = self._client
+        if client is None:
+            client = await asyncio.to_thread(self._connect)
         return await client.complete(
             messages, model=model, on_delta=on_delta, temperature=temperature
         )
