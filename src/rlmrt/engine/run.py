@@ -1,19 +1,22 @@
 """One run of the recursion: the loop of model reply -> code -> output -> reply.
 
 A `Run` is a node of the run tree (the root, or a child started by `rlm_query`). It
-owns its conversation and, unless it is given a `SharedSandbox` (a session's), its
-sandbox; everything it spends goes through its `RunTree`.
+owns its conversation and, unless it is a session's turn (`SessionTurn`), its sandbox;
+everything it spends goes through its `RunTree`. A child run holds one of the tree's
+run slots from before its sandbox starts until it is closed; while the run's own code
+waits on child runs, it lends its slot to them (so a tree deeper than one level cannot
+deadlock on its slots, and a waiting run's sandbox, idle, is the only one beyond them).
 """
 
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import time
-from collections.abc import Awaitable, Callable
+from collections.abc import AsyncIterator, Awaitable, Callable
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, Literal
 
-from rlmrt.config import RLMConfig
 from rlmrt.context.search import ContextSearch
 from rlmrt.engine.bridge import RunBridge
 from rlmrt.engine.context_input import LoadedContext, load_context
@@ -44,6 +47,7 @@ from rlmrt.engine.prompts import (
     first_messages,
     misnamed_helper_note,
 )
+from rlmrt.engine.shared import SharedSandbox
 from rlmrt.engine.tree import RunTree
 from rlmrt.errors import BudgetExceededError, ModelError
 from rlmrt.events import (
@@ -54,6 +58,7 @@ from rlmrt.events import (
     RunErrored,
     RunFinished,
     RunStarted,
+    RunWaited,
     SubCallFinished,
     SubCallKind,
     SubCallStarted,
@@ -61,7 +66,6 @@ from rlmrt.events import (
 from rlmrt.llm.base import Message
 from rlmrt.observe.usage import Usage
 from rlmrt.sandbox.base import ExecResult, SandboxBackend
-from rlmrt.sandbox.facade import create_backend
 
 PROMPT_PREVIEW_CHARS = 2_000
 
@@ -75,16 +79,18 @@ class RunOutcome:
     usage: Usage
 
 
-class SharedSandbox:
-    """A sandbox that outlives the runs using it (a session's).
+@dataclass(frozen=True, slots=True, kw_only=True)
+class SessionTurn:
+    """What a run made in a session takes from it: the session's sandbox (started and
+    loaded by the session), the note telling the model about its REPL, and the run's
+    place in the session (recorded in `RunStarted.session` for replays)."""
 
-    Each run binds the bridge to itself while it runs, so sub-calls made by code go to
-    the run in progress; runs never start, load or close it: its owner does.
-    """
+    sandbox: SharedSandbox
+    note: str
+    place: dict[str, Any]
 
-    def __init__(self, config: RLMConfig) -> None:
-        self.bridge = RunBridge(None)
-        self.backend = create_backend(config.sandbox, limits=config.limits, bridge=self.bridge)
+
+SlotState = Literal["none", "held", "lent", "retaking"]
 
 
 class Run:
@@ -97,13 +103,9 @@ class Run:
         depth: int,
         call_id: str,
         parent_call_id: str | None,
-        shared: SharedSandbox | None = None,
-        session_note: str | None = None,
-        session: dict[str, Any] | None = None,
-        searcher: ContextSearch | None = None,
+        turn: SessionTurn | None = None,
     ) -> None:
         self.tree = tree
-        self.searcher = searcher  # context_search(); None: no provider
         self.prompt = prompt
         self.context = context
         self.depth = depth
@@ -111,9 +113,9 @@ class Run:
         self.parent_call_id = parent_call_id
         self.config = tree.config
         self.iterations = 0
-        self._shared = shared
-        self._session_note = session_note
-        self._session = session
+        self._turn = turn
+        self._slot: SlotState = "none"  # a child run's share of the tree's run slots
+        self._children_waited = 0  # child runs this run's code is waiting on
         self._bridge = RunBridge(self)
         self._last_input_tokens = 0
         self._profile = profile_for(tree.client.model, tree.config.prompt_profile)
@@ -122,6 +124,11 @@ class Run:
         # after a repeated block, the next call samples warmer: at temperature 0 a model
         # that repeated itself once repeats itself forever
         self._unstick: float | None = None
+
+    @property
+    def searcher(self) -> ContextSearch | None:
+        """The tree's `context_search()` provider; None: no provider."""
+        return self.tree.searcher
 
     # -- events -----------------------------------------------------------------
     def _ids(self) -> dict[str, Any]:
@@ -142,7 +149,7 @@ class Run:
                 sandbox=self.config.sandbox,
                 context_metadata=self.context.metadata,
                 max_depth=self.config.max_depth,
-                session=self._session,
+                session=self._turn.place if self._turn is not None else None,
             )
         )
         try:
@@ -182,23 +189,58 @@ class Run:
 
     async def _loop(self) -> tuple[str | None, bool, str]:
         self._started = time.time()
-        if self._shared is not None:
-            # The owner started it and loaded the contexts; this run only borrows it.
-            self._shared.bridge.bind(self)
-            self._report_unenforced(self._shared.backend)
+        if self._turn is not None:
+            # The session started it and loaded the contexts; this run only borrows it.
+            shared = self._turn.sandbox
+            shared.host.bind(self)
+            self._report_unenforced(shared.backend)
             try:
-                return await self._work(self._shared.backend)
+                return await self._work(shared.backend)
             finally:
-                self._shared.bridge.bind(None)
-        sandbox = await self.tree.sandboxes.acquire(
-            self.config.sandbox, self.config.limits, self._bridge
-        )
+                shared.host.bind(None)
+        if self.depth > 0:
+            await self._take_slot()
         try:
-            self._report_unenforced(sandbox)
-            await sandbox.load_context(self.context.value)
-            return await self._work(sandbox)
+            sandbox = await self.tree.sandboxes.acquire(
+                self.config.sandbox, self.config.limits, self._bridge
+            )
+            try:
+                self._report_unenforced(sandbox)
+                await sandbox.load_context(self.context.value)
+                return await self._work(sandbox)
+            finally:
+                await sandbox.aclose()
         finally:
-            await sandbox.aclose()
+            if self._slot == "held":
+                self.tree.run_slots.release()
+            self._slot = "none"
+
+    async def _take_slot(self) -> None:
+        waited = await self.tree.take_run_slot()
+        self._slot = "held"
+        if waited > 0:
+            self.tree.emit(
+                RunWaited(**self._ids(), waited_s=waited, limit=self.config.max_concurrent_runs)
+            )
+
+    @contextlib.asynccontextmanager
+    async def _slot_lent(self) -> AsyncIterator[None]:
+        """While this run's code waits on child runs, they may use its slot; it takes
+        one back before its code goes on."""
+        self._children_waited += 1
+        if self._slot == "held":
+            self._slot = "lent"
+            self.tree.run_slots.release()
+        try:
+            yield
+        finally:
+            self._children_waited -= 1
+            if self._children_waited == 0 and self._slot == "lent":
+                self._slot = "retaking"  # a child entering meanwhile leaves it to us
+                await self._take_slot()
+                if self._children_waited > 0:  # one started while this run waited
+                    self._slot = "lent"
+                    self.tree.run_slots.release()
 
     async def _work(self, sandbox: SandboxBackend) -> tuple[str | None, bool, str]:
         peek: list[str] = []
@@ -212,7 +254,7 @@ class Run:
             self.context.metadata,
             max_output_chars=self.config.max_output_chars,
             depth=self.depth,
-            session_note=self._session_note,
+            session_note=self._turn.note if self._turn is not None else None,
             context_search=self.searcher is not None and self.searcher.enabled,
             extra_rules=self._profile.extra_rules,
             peek=peek,
@@ -498,9 +540,9 @@ class Run:
             depth=self.depth + 1,
             call_id=self.tree.new_call_id(),
             parent_call_id=call_id,
-            searcher=self.searcher,
         )
-        outcome = await child.execute()
+        async with self._slot_lent():
+            outcome = await child.execute()
         if outcome.answer is None:
             raise BudgetExceededError(
                 outcome.stop_reason,

@@ -1,8 +1,11 @@
-"""What one run tree shares: config, model client, event bus, ledger, budget, semaphore.
+"""What one run tree shares: config, model client, event bus, ledger, budget, limits,
+context search.
 
 Every model call of the tree goes through `RunTree.model_call`, which checks the
 budget, holds the tree's concurrency semaphore, and emits the events that the ledger
-(and every other consumer) reads.
+(and every other consumer) reads. Every child run holds one of the tree's run slots
+(`max_concurrent_runs`) while its sandbox lives, so a large batch queues instead of
+starting a sandbox per prompt at once.
 """
 
 from __future__ import annotations
@@ -13,6 +16,7 @@ import time
 from collections.abc import Sequence
 
 from rlmrt.config import RLMConfig
+from rlmrt.context.search import ContextSearch
 from rlmrt.engine.budget import Budget, BudgetLimits
 from rlmrt.errors import BudgetExceededError, ModelError
 from rlmrt.events import (
@@ -42,9 +46,11 @@ class RunTree:
         run_id: str,
         stream_root: bool = False,
         sandboxes: SandboxPool | None = None,
+        searcher: ContextSearch | None = None,
     ) -> None:
         self.config = config
         self.sandboxes = sandboxes or SandboxPool(0)
+        self.searcher = searcher  # what context_search() asks; None: no provider
         self.client = client
         self.bus = bus
         self.run_id = run_id
@@ -63,6 +69,7 @@ class RunTree:
             warn=self._budget_warning,
         )
         self.semaphore = asyncio.Semaphore(config.max_concurrency)
+        self.run_slots = asyncio.Semaphore(config.max_concurrent_runs)
         self._ids = itertools.count(1)
         self._cost_warned: set[str] = set()
         self._window: int | bool | None = False  # False: not looked up yet
@@ -76,6 +83,15 @@ class RunTree:
         if self._window is False:
             self._window = self.config.context_window_tokens or _litellm_window(self.config)
         return self._window if isinstance(self._window, int) else None
+
+    async def take_run_slot(self) -> float:
+        """Wait for a free run slot and take it; the seconds waited (0.0: one was free)."""
+        if not self.run_slots.locked():
+            await self.run_slots.acquire()
+            return 0.0
+        started = time.perf_counter()
+        await self.run_slots.acquire()
+        return time.perf_counter() - started
 
     def new_call_id(self) -> str:
         return f"c{next(self._ids)}"
