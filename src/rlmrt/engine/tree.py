@@ -31,6 +31,7 @@ from rlmrt.events import (
     TokenDelta,
 )
 from rlmrt.llm.base import DeltaCallback, Message, ModelClient, ModelReply
+from rlmrt.llm.call_site import MODEL_CALL
 from rlmrt.llm.pricing import cost_usd
 from rlmrt.observe.usage import UsageLedger
 from rlmrt.sandbox.pool import SandboxPool
@@ -129,17 +130,16 @@ class RunTree:
         model_name = (
             model or (self.config.sub_model if purpose == "sub" else None) or self.client.model
         )
-        self.emit(
-            ModelCallStarted(
-                run_id=self.run_id,
-                call_id=call_id,
-                parent_call_id=parent_call_id,
-                depth=depth,
-                model=model_name,
-                purpose=purpose,
-                message_count=len(messages),
-            )
+        started_event = ModelCallStarted(
+            run_id=self.run_id,
+            call_id=call_id,
+            parent_call_id=parent_call_id,
+            depth=depth,
+            model=model_name,
+            purpose=purpose,
+            message_count=len(messages),
         )
+        self.emit(started_event)
         on_delta: DeltaCallback | None = None
         if self.stream_root and depth == 0 and purpose != "sub":
 
@@ -157,6 +157,7 @@ class RunTree:
             on_delta = emit_delta
 
         started = time.perf_counter()
+        site = MODEL_CALL.set(started_event)
         try:
             async with self.semaphore:
                 reply = await self._complete(
@@ -177,6 +178,8 @@ class RunTree:
                 )
             )
             raise
+        finally:
+            MODEL_CALL.reset(site)
         cost, known = cost_usd(
             reply.model or model_name, reply.input_tokens, reply.output_tokens, self.config.prices
         )
