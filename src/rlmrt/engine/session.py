@@ -125,8 +125,8 @@ class CodeSession:
         self._check_open()
         if self._shared is None:
             shared = SharedSandbox(self.config, self._host)
-            await shared.backend.start()
             try:
+                await shared.backend.start()
                 await self._prepare(shared.backend)
             except BaseException:
                 await shared.backend.aclose()
