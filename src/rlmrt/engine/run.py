@@ -3,19 +3,16 @@
 A `Run` is a node of the run tree (the root, or a child started by `rlm_query`). It
 owns its conversation and, unless it is a session's turn (`SessionTurn`), its sandbox;
 everything it spends goes through its `RunTree`. A child run holds one of the tree's
-run slots from before its sandbox starts until it is closed; while the run's own code
-waits on child runs, it lends its slot to them (so a tree deeper than one level cannot
-deadlock on its slots, and a waiting run's sandbox, idle, is the only one beyond them).
+run slots while its sandbox lives (engine/slots.py).
 """
 
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import time
-from collections.abc import AsyncIterator, Awaitable, Callable
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
-from typing import Any, Literal
+from typing import Any
 
 from rlmrt.context.search import ContextSearch
 from rlmrt.engine.bridge import RunBridge
@@ -48,6 +45,7 @@ from rlmrt.engine.prompts import (
     misnamed_helper_note,
 )
 from rlmrt.engine.shared import SharedSandbox
+from rlmrt.engine.slots import RunSlot
 from rlmrt.engine.tree import RunTree
 from rlmrt.errors import BudgetExceededError, ModelError
 from rlmrt.events import (
@@ -90,9 +88,6 @@ class SessionTurn:
     place: dict[str, Any]
 
 
-SlotState = Literal["none", "held", "lent", "retaking"]
-
-
 class Run:
     def __init__(
         self,
@@ -114,8 +109,7 @@ class Run:
         self.config = tree.config
         self.iterations = 0
         self._turn = turn
-        self._slot: SlotState = "none"  # a child run's share of the tree's run slots
-        self._children_waited = 0  # child runs this run's code is waiting on
+        self._slot = RunSlot(tree.run_slots, self._emit_wait)
         self._bridge = RunBridge(self)
         self._last_input_tokens = 0
         self._profile = profile_for(tree.client.model, tree.config.prompt_profile)
@@ -199,7 +193,7 @@ class Run:
             finally:
                 shared.host.bind(None)
         if self.depth > 0:
-            await self._take_slot()
+            await self._slot.take()
         try:
             sandbox = await self.tree.sandboxes.acquire(
                 self.config.sandbox, self.config.limits, self._bridge
@@ -211,36 +205,10 @@ class Run:
             finally:
                 await sandbox.aclose()
         finally:
-            if self._slot == "held":
-                self.tree.run_slots.release()
-            self._slot = "none"
+            self._slot.release()
 
-    async def _take_slot(self) -> None:
-        waited = await self.tree.take_run_slot()
-        self._slot = "held"
-        if waited > 0:
-            self.tree.emit(
-                RunWaited(**self._ids(), waited_s=waited, limit=self.config.max_concurrent_runs)
-            )
-
-    @contextlib.asynccontextmanager
-    async def _slot_lent(self) -> AsyncIterator[None]:
-        """While this run's code waits on child runs, they may use its slot; it takes
-        one back before its code goes on."""
-        self._children_waited += 1
-        if self._slot == "held":
-            self._slot = "lent"
-            self.tree.run_slots.release()
-        try:
-            yield
-        finally:
-            self._children_waited -= 1
-            if self._children_waited == 0 and self._slot == "lent":
-                self._slot = "retaking"  # a child entering meanwhile leaves it to us
-                await self._take_slot()
-                if self._children_waited > 0:  # one started while this run waited
-                    self._slot = "lent"
-                    self.tree.run_slots.release()
+    def _emit_wait(self, seconds: float) -> None:
+        self.tree.emit(RunWaited(**self._ids(), waited_s=seconds, limit=self.tree.run_slots.limit))
 
     async def _work(self, sandbox: SandboxBackend) -> tuple[str | None, bool, str]:
         peek: list[str] = []
@@ -421,17 +389,14 @@ class Run:
 
     def _emit_exec(self, code: str, result: ExecResult) -> None:
         self.tree.emit(
-            CodeExecuted(
+            code_executed(
+                code,
+                result,
                 run_id=self.tree.run_id,
                 call_id=self.tree.new_call_id(),
                 parent_call_id=self.call_id,
                 depth=self.depth,
                 iteration=self.iterations,
-                code=code,
-                stdout=result.stdout,
-                stderr=result.stderr,
-                error=result.error,
-                duration_s=result.duration_s,
             )
         )
 
@@ -541,7 +506,7 @@ class Run:
             call_id=self.tree.new_call_id(),
             parent_call_id=call_id,
         )
-        async with self._slot_lent():
+        async with self._slot.lent():
             outcome = await child.execute()
         if outcome.answer is None:
             raise BudgetExceededError(
@@ -594,6 +559,31 @@ class Run:
                     duration_s=time.perf_counter() - started,
                 )
             )
+
+
+def code_executed(
+    code: str,
+    result: ExecResult,
+    *,
+    run_id: str,
+    call_id: str,
+    parent_call_id: str | None,
+    depth: int,
+    iteration: int,
+) -> CodeExecuted:
+    """The event of one execution of `code` that gave `result`."""
+    return CodeExecuted(
+        run_id=run_id,
+        call_id=call_id,
+        parent_call_id=parent_call_id,
+        depth=depth,
+        iteration=iteration,
+        code=code,
+        stdout=result.stdout,
+        stderr=result.stderr,
+        error=result.error,
+        duration_s=result.duration_s,
+    )
 
 
 @dataclass(frozen=True, slots=True)

@@ -30,11 +30,11 @@ from rlmrt.config import RLMConfig
 from rlmrt.context.search import ContextSearch
 from rlmrt.engine.context_input import load_context
 from rlmrt.engine.prompts import session_note
-from rlmrt.engine.run import SessionTurn
+from rlmrt.engine.run import SessionTurn, code_executed
 from rlmrt.engine.shared import SessionHost, SharedSandbox
 from rlmrt.engine.start import Engine, RunResult, check_prompt, iterate_on, stream_run
 from rlmrt.errors import SandboxClosedError
-from rlmrt.events import CodeExecuted, Event, EventHandler
+from rlmrt.events import Event, EventHandler
 from rlmrt.sandbox.base import ExecResult, SandboxBackend
 
 __all__ = ["CodeSession", "RLMSession"]
@@ -87,17 +87,14 @@ class CodeSession:
             backend = await self._backend()
             result = await backend.execute(code)
             self.executions += 1
-        event = CodeExecuted(
+        event = code_executed(
+            code,
+            result,
             run_id=f"session-{self.id}",
             call_id=f"x{self.executions}",
             parent_call_id=None,
             depth=0,
             iteration=self.executions,
-            code=code,
-            stdout=result.stdout,
-            stderr=result.stderr,
-            error=result.error,
-            duration_s=result.duration_s,
         )
         for handler in [*self._handlers, *([on_event] if on_event is not None else [])]:
             handler(event)

@@ -3,9 +3,8 @@ context search.
 
 Every model call of the tree goes through `RunTree.model_call`, which checks the
 budget, holds the tree's concurrency semaphore, and emits the events that the ledger
-(and every other consumer) reads. Every child run holds one of the tree's run slots
-(`max_concurrent_runs`) while its sandbox lives, so a large batch queues instead of
-starting a sandbox per prompt at once.
+(and every other consumer) reads. Its `run_slots` bound the child runs that run at
+once (`max_concurrent_runs`, engine/slots.py).
 """
 
 from __future__ import annotations
@@ -18,6 +17,7 @@ from collections.abc import Sequence
 from rlmrt.config import RLMConfig
 from rlmrt.context.search import ContextSearch
 from rlmrt.engine.budget import Budget, BudgetLimits
+from rlmrt.engine.slots import RunSlots
 from rlmrt.errors import BudgetExceededError, ModelError
 from rlmrt.events import (
     BudgetWarning,
@@ -70,7 +70,7 @@ class RunTree:
             warn=self._budget_warning,
         )
         self.semaphore = asyncio.Semaphore(config.max_concurrency)
-        self.run_slots = asyncio.Semaphore(config.max_concurrent_runs)
+        self.run_slots = RunSlots(config.max_concurrent_runs)
         self._ids = itertools.count(1)
         self._cost_warned: set[str] = set()
         self._window: int | bool | None = False  # False: not looked up yet
@@ -84,15 +84,6 @@ class RunTree:
         if self._window is False:
             self._window = self.config.context_window_tokens or _litellm_window(self.config)
         return self._window if isinstance(self._window, int) else None
-
-    async def take_run_slot(self) -> float:
-        """Wait for a free run slot and take it; the seconds waited (0.0: one was free)."""
-        if not self.run_slots.locked():
-            await self.run_slots.acquire()
-            return 0.0
-        started = time.perf_counter()
-        await self.run_slots.acquire()
-        return time.perf_counter() - started
 
     def new_call_id(self) -> str:
         return f"c{next(self._ids)}"
