@@ -37,25 +37,19 @@ def _no_keys(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.delenv("RLM_MODEL", raising=False)
 
 
-def test_rlm_without_a_model_asks_for_the_local_model_pieces_at_its_first_call(
+def test_rlm_without_a_model_asks_for_the_local_model_pieces(
     models_dir: Path, monkeypatch: pytest.MonkeyPatch, tmp_path: Path
 ) -> None:
     _no_keys(monkeypatch)
     monkeypatch.chdir(tmp_path)  # no rlm.toml
     monkeypatch.setattr(local_server, "llama_server_installed", lambda: True)
-    # building the RLM starts nothing: the model is not even downloaded
-    rlm = RLM(trajectory_dir=tmp_path / "runs")
-    try:
-        assert rlm.client.model == "openai/qwen2.5-coder-1.5b"
-        with pytest.raises(
-            ConfigError, match=r"not downloaded: run `rlm model pull qwen2.5-coder-1.5b`"
-        ):
-            rlm.completion("How many lines?", context="a\nb")
-        monkeypatch.setattr(local_server, "llama_server_installed", lambda: False)
-        with pytest.raises(ConfigError, match=r"pip install 'rlmrt\[local\]'"):
-            rlm.completion("How many lines?", context="a\nb")
-    finally:
-        rlm.close()
+    with pytest.raises(
+        ConfigError, match=r"not downloaded: run `rlm model pull qwen2.5-coder-1.5b`"
+    ):
+        RLM()
+    monkeypatch.setattr(local_server, "llama_server_installed", lambda: False)
+    with pytest.raises(ConfigError, match=r"pip install 'rlmrt\[local\]'"):
+        RLM()
 
 
 async def test_the_first_call_starts_the_server_once_off_the_event_loop(serve, monkeypatch) -> None:
@@ -70,6 +64,7 @@ async def test_the_first_call_starts_the_server_once_off_the_event_loop(serve, m
         return ServerInfo(pid=0, port=server.port, model=model.name)
 
     monkeypatch.setattr(local_server, "ensure_server", slow_start)
+    monkeypatch.setattr(local_server, "check_servable", lambda model: None)  # no file here
     config, client = use_local_model(RLMConfig(max_retries=0))
     assert config.model == client.model == "openai/qwen2.5-coder-1.5b" and not started
     ticks = 0

@@ -3,7 +3,8 @@
 A configured model always wins. With none configured and no provider API key in the
 environment (nothing else could work), runs use the default local model: its server
 is started (or reused) at the first model call, and the run talks to it on 127.0.0.1
-over the OpenAI API. Building an `RLM` starts nothing.
+over the OpenAI API. Building an `RLM` starts nothing (it only checks that the server
+package and the model file are there).
 """
 
 from __future__ import annotations
@@ -34,8 +35,12 @@ def use_local_model(
     config: RLMConfig, model: LocalModel | None = None
 ) -> tuple[RLMConfig, LocalModelClient]:
     """`config` pointed at the local model, and the client that starts its server (or
-    reuses a running one) at its first call. Nothing is started here."""
+    reuses a running one) at its first call. Nothing is started here; a missing piece
+    (the server package, the model file) is a ConfigError now, not at the first call."""
+    from rlmrt.local.server import check_servable
+
     model = model or get_model(None)
+    check_servable(model)
     settings = config_with(
         config,
         model=f"openai/{model.name}",
