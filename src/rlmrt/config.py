@@ -71,6 +71,8 @@ class RLMConfig(BaseModel):
     max_cost_usd: float | None = Field(default=None, gt=0)
     max_wall_time_s: float | None = Field(default=None, gt=0)
     max_concurrency: int = Field(default=64, ge=1, le=4096)
+    # child runs (rlm_query) of one tree running at once, each with its sandbox; more queue
+    max_concurrent_runs: int = Field(default=8, ge=1, le=1024)
     # started sandboxes kept ready for slow-starting kinds (docker, wasm, process); 0: off
     sandbox_pool: int = Field(default=2, ge=0, le=64)
     max_output_chars: int = Field(default=20_000, ge=200)

@@ -15,9 +15,10 @@ from rlmrt.context.local_index import LocalIndex
 from rlmrt.context.search import NOT_CONFIGURED, ContextSearch, check_search_args, open_provider
 from rlmrt.engine.bridge import RunBridge
 from rlmrt.engine.prompts import CONTEXT_SEARCH_LINE
+from rlmrt.engine.session import NO_RUN
+from rlmrt.engine.shared import SessionHost
 from rlmrt.errors import ConfigError, MissingDependencyError, RLMError
 from rlmrt.events import CodeExecuted
-from rlmrt.mcp.sessions import SessionBridge
 from rlmrt.observe.trajectory import read_events
 from rlmrt.sandbox.facade import SANDBOXES, create_backend
 from rlmrt.testing import scripted
@@ -153,7 +154,8 @@ async def test_context_search_in_every_sandbox_kind(
     kind: str, corpus: Path, tmp_path: Path
 ) -> None:
     searcher = ContextSearch(local_config(corpus, tmp_path))
-    backend = create_backend(kind, bridge=SessionBridge(searcher))
+    # a session's host between runs: context_search without a model run
+    backend = create_backend(kind, bridge=SessionHost(searcher, NO_RUN))
     try:
         try:
             await backend.start()

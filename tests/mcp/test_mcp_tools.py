@@ -11,6 +11,7 @@ from expected import TOOLS, repl
 from mcp import Client
 from mcp.shared.exceptions import MCPError
 
+from rlmrt.events import CodeExecuted, Event
 from rlmrt.mcp.server import build_server
 from rlmrt.mcp.service import RLMService, plain_value, progress_message
 from rlmrt.mcp.sessions import SessionPool
@@ -364,3 +365,21 @@ def test_progress_messages_and_plain_values() -> None:
     assert plain_value(float("nan")) == "NaN"
     assert plain_value("x" * 200_000).endswith("... [truncated: 200,000 characters in all]")
     assert plain_value(["x" * 100_000]).startswith('["xxx')
+
+
+async def test_session_code_runs_are_engine_events() -> None:
+    service = RLMService(overrides={"sandbox": "local"})
+    seen: list[Event] = []
+    service.handlers.append(seen.append)
+    try:
+        await service.execute("x = 2\nprint(x * 21)", session="s", sandbox=None)
+        await service.execute("1/0", session="s", sandbox=None)
+    finally:
+        await service.aclose()
+    executed = [e for e in seen if isinstance(e, CodeExecuted)]
+    assert [(e.code, e.stdout, e.iteration) for e in executed] == [
+        ("x = 2\nprint(x * 21)", "42\n", 1),
+        ("1/0", "", 2),
+    ]
+    assert executed[1].error is not None and "ZeroDivisionError" in executed[1].error
+    assert executed[0].run_id == executed[1].run_id and executed[0].run_id.startswith("session-")

@@ -15,6 +15,7 @@ from rlmrt.events import (
     Compacted,
     Event,
     RunStarted,
+    RunWaited,
     TokenDelta,
     event_from_dict,
 )
@@ -137,5 +138,7 @@ def test_the_description_of_events_a_recording_may_lack() -> None:
     partial: Event = Answer(**ids, answer="x", partial=True, source="best_effort")
     assert describe(partial) == "partial answer (best effort)"
     assert describe(TokenDelta(**ids, text="x")) is None
+    waited = RunWaited(**ids, waited_s=1.5, limit=8)
+    assert describe(waited) == "waited 1.50s for a run slot (max_concurrent_runs 8)"
     started = RunStarted(**ids, prompt="p", model="m", sandbox="local", context_metadata={})
     assert describe(started) == 'run started: "p" (model m, sandbox local, ?, 0 chars)'

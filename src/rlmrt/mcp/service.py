@@ -16,8 +16,8 @@ from typing import Any
 from rlmrt.config import RLMConfig, config_with
 from rlmrt.context.search import ContextSearch, check_search_args
 from rlmrt.errors import UsageError
-from rlmrt.events import Event
-from rlmrt.mcp.sessions import SessionPool
+from rlmrt.events import Event, EventHandler
+from rlmrt.mcp.sessions import Session, SessionPool
 from rlmrt.observe.describe import describe
 from rlmrt.projects import Project, ProjectRegistry, load_project_config
 from rlmrt.sandbox.kernel import render_value
@@ -65,6 +65,8 @@ class RLMService:
         self.config_file = config_file
         self.overrides = {k: v for k, v in (overrides or {}).items() if v is not None}
         self.sessions = SessionPool()
+        # get every event of the server's sessions (their code executions)
+        self.handlers: list[EventHandler] = []
         self._searchers: dict[str, ContextSearch] = {}
 
     # -- settings ------------------------------------------------------------------------
@@ -145,12 +147,8 @@ class RLMService:
 
     # -- sessions ------------------------------------------------------------------------
     async def execute(self, code: str, *, session: str, sandbox: str | None) -> dict[str, Any]:
-        live = await self.sessions.get_or_create(
-            self.project_key, session, self.config(), self.searcher(), sandbox
-        )
-        async with live.lock:
-            result = await live.backend.execute(code)
-            live.executions += 1
+        live = await self._session(session, sandbox)
+        result = await live.code.aexecute(code)
         return {
             "session": live.name,
             "sandbox": live.kind,
@@ -164,39 +162,38 @@ class RLMService:
 
     async def get_variables(self, *, session: str, names: list[str] | None) -> dict[str, Any]:
         live = self.sessions.find(self.project_key, session)
-        async with live.lock:
-            kinds = await live.backend.list_variables()
-            wanted = sorted(kinds) if names is None else names
-            values: dict[str, Any] = {}
-            for i, name in enumerate(wanted):
-                if name not in kinds:
-                    raise UsageError(
-                        f"names[{i}]: no variable {name!r} in session {session!r}"
-                        f" (variables: {', '.join(sorted(kinds)) or 'none'})"
-                    )
-                values[name] = plain_value(await live.backend.get_variable(name))
+        kinds = await live.code.avariables()
+        wanted = sorted(kinds) if names is None else names
+        values: dict[str, Any] = {}
+        for i, name in enumerate(wanted):
+            if name not in kinds:
+                raise UsageError(
+                    f"names[{i}]: no variable {name!r} in session {session!r}"
+                    f" (variables: {', '.join(sorted(kinds)) or 'none'})"
+                )
+            values[name] = plain_value(await live.code.aget_variable(name))
         return {"session": live.name, "types": kinds, "values": values}
 
     async def set_variable(
         self, *, session: str, name: str, value: Any, sandbox: str | None
     ) -> dict[str, Any]:
-        live = await self.sessions.get_or_create(
-            self.project_key, session, self.config(), self.searcher(), sandbox
-        )
-        async with live.lock:
-            try:
-                await live.backend.set_variable(name, value)
-            except (ValueError, UsageError) as exc:
-                raise UsageError(f"name: {exc}") from exc
-            kinds = await live.backend.list_variables()
+        live = await self._session(session, sandbox)
+        try:
+            await live.code.aset_variable(name, value)
+        except (ValueError, UsageError) as exc:
+            raise UsageError(f"name: {exc}") from exc
+        kinds = await live.code.avariables()
         return {"session": live.name, "name": name, "type": kinds.get(name)}
+
+    async def _session(self, name: str, sandbox: str | None) -> Session:
+        return await self.sessions.get_or_create(
+            self.project_key, name, self.config(), self.searcher(), sandbox, self.handlers
+        )
 
     async def clear(self, *, session: str) -> dict[str, Any]:
         """Drop the session's variables: its sandbox is replaced by a fresh one."""
         old = await self.sessions.destroy(self.project_key, session)
-        await self.sessions.get_or_create(
-            self.project_key, session, self.config(), self.searcher(), old.kind
-        )
+        await self._session(session, old.kind)
         return {"session": session, "sandbox": old.kind, "cleared": True}
 
     async def list_sessions(self) -> dict[str, Any]:

@@ -16,6 +16,7 @@ from rlmrt.events import (
     RunErrored,
     RunFinished,
     RunStarted,
+    RunWaited,
     SubCallFinished,
     SubCallStarted,
 )
@@ -57,6 +58,11 @@ def describe(event: Event) -> str | None:
         return (
             f"conversation compacted: {event.messages_before} messages, "
             f"{event.tokens_before:,} of {event.window_tokens:,} tok"
+        )
+    if isinstance(event, RunWaited):
+        return (
+            f"waited {fmt.duration(event.waited_s)} for a run slot"
+            f" (max_concurrent_runs {event.limit})"
         )
     if isinstance(event, Answer):
         return "partial answer (best effort)" if event.partial else f"answer ready ({event.source})"
