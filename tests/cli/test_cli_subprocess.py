@@ -92,8 +92,17 @@ def test_ctrl_c_and_sigterm_exit_cleanly_and_close_the_trajectory(
     env = {key: value for key, value in os.environ.items() if not key.startswith("RLM_")}
     env.update(RLMRT_HOME=str(tmp_path / "home"), RLM_API_KEY="sk-test", TMPDIR=str(temp))
     proc = subprocess.Popen(
-        [str(script), "run", "q", "--model", "openai/test-model", "--api-base", server.url]
-        + ["--sandbox", "process"],
+        [
+            str(script),
+            "run",
+            "q",
+            "--model",
+            "openai/test-model",
+            "--api-base",
+            server.url,
+            "--sandbox",
+            "process",
+        ],
         cwd=tmp_path,
         env=env,
         stdout=subprocess.PIPE,
