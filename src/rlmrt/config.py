@@ -1,29 +1,46 @@
-"""Settings: `rlm.toml` < `RLM_*` environment variables < arguments (later wins).
+"""Settings: one tree, declared once.
 
-`RLMConfig` is the one settings model for a run. `load_config()` merges the three
-sources and names the source of any bad value in its error.
+`RLMConfig` nests one model per concern (`llm`, `limits`, `budget`, `sandbox`,
+`prompt`, `trajectory`, `context`). Every field carries its default, bounds and
+description; `rlm.toml` tables, `RLM_<SECTION>__<FIELD>` variables, the `rlm run`
+flags and the MCP tool schemas are all derived from these fields, so a new setting is
+one field. `load_config()` (in `rlmrt._config_sources`) reads the sources.
+
+Every field also has a *keyword*: a name unique across the tree that says what the
+setting is on its own (`max_depth`, `trajectory_dir`, `sandbox`). Keywords are what
+`RLM(...)`, `RLMConfig(...)`, `config_with(...)` accept next to whole sections, and
+what the CLI flags are named after (`--max-depth`). A field's keyword is its name
+unless it declares another with `keyword(...)` (e.g. `trajectory.dir` is
+`trajectory_dir`).
 """
 
 from __future__ import annotations
 
 import os
-import sys
 from collections.abc import Mapping
+from functools import cache
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-from pydantic import BaseModel, ConfigDict, Field, SecretStr, ValidationError, field_validator
+from pydantic import (
+    BaseModel,
+    ConfigDict,
+    Field,
+    SecretStr,
+    ValidationError,
+    field_validator,
+    model_validator,
+)
 
 from rlmrt.errors import ConfigError
 from rlmrt.sandbox.base import Limits
 
-if sys.version_info >= (3, 11):
-    import tomllib
-else:  # pragma: no cover - exercised on 3.10 in CI
-    import tomli as tomllib
+if TYPE_CHECKING:
+    from pydantic.fields import FieldInfo
 
 CONFIG_FILE_NAME = "rlm.toml"
 ENV_PREFIX = "RLM_"
+ENV_NESTED_DELIMITER = "__"
 
 
 def default_home() -> Path:
@@ -31,74 +48,115 @@ def default_home() -> Path:
     return Path(os.environ.get("RLMRT_HOME", Path.home() / ".rlmrt")).expanduser()
 
 
+def keyword(name: str) -> dict[str, Any]:
+    """`json_schema_extra` that gives a field its keyword (see the module docs)."""
+    return {"keyword": name}
+
+
+class _Section(BaseModel):
+    model_config = ConfigDict(extra="forbid", validate_assignment=True)
+
+
 class ModelPrice(BaseModel):
     """A custom price in USD per million tokens."""
 
     model_config = ConfigDict(extra="forbid", frozen=True)
 
-    input_per_mtok: float = Field(ge=0)
-    output_per_mtok: float = Field(ge=0)
+    input_per_mtok: float = Field(ge=0, description="USD per million input tokens.")
+    output_per_mtok: float = Field(ge=0, description="USD per million output tokens.")
 
 
-class RLMConfig(BaseModel):
-    """Everything that shapes a run. Budgets left as None are unlimited."""
+class LLMSettings(_Section):
+    """The models and how to reach them."""
 
-    model_config = ConfigDict(extra="forbid", validate_assignment=True)
+    model: str | None = Field(
+        default=None, description="Root model as provider/name, e.g. openai/gpt-4o-mini."
+    )
+    sub_model: str | None = Field(
+        default=None, description="Model for llm_query sub-calls (default: the root model)."
+    )
+    api_base: str | None = Field(
+        default=None, description="URL of an OpenAI-compatible server (vLLM, Ollama, a proxy)."
+    )
+    api_key: SecretStr | None = Field(
+        default=None,
+        description="API key. Prefer RLM_LLM__API_KEY or the provider's variable: flags end"
+        " up in shell history.",
+    )
+    sub_system_prompt: str | None = Field(
+        default=None, description="System prompt of llm_query sub-calls."
+    )
+    temperature: float | None = Field(
+        default=None, ge=0, le=2, description="Sampling temperature (default: the model's)."
+    )
+    seed: int | None = Field(default=None, description="Sampling seed, for models that use one.")
+    request_timeout_s: float = Field(
+        default=120.0, gt=0, le=86_400, description="Seconds one model request may take."
+    )
+    max_retries: int = Field(
+        default=3, ge=0, le=20, description="Retries of a failed model request."
+    )
+    prices: dict[str, ModelPrice] = Field(
+        default_factory=dict,
+        description="Prices of models LiteLLM does not know, in USD per million tokens.",
+    )
 
-    # models
-    model: str | None = None
-    sub_model: str | None = None
-    api_base: str | None = None
-    api_key: SecretStr | None = None
-    sub_system_prompt: str | None = None
-    temperature: float | None = Field(default=None, ge=0, le=2)
-    seed: int | None = None
-    request_timeout_s: float = Field(default=120.0, gt=0)
-    max_retries: int = Field(default=3, ge=0, le=20)
-    prices: dict[str, ModelPrice] = Field(default_factory=dict)
 
-    # sandbox
-    sandbox: str = "local"
-    timeout_s: float | None = Field(default=30.0, gt=0)
-    memory_mb: int | None = Field(default=1024, gt=0)
-    output_bytes: int = Field(default=1_000_000, gt=0)
-    cpu_s: float | None = Field(default=None, gt=0)
-    processes: int | None = Field(default=None, gt=0)
-    file_bytes: int | None = Field(default=None, gt=0)
+class BudgetLimits(_Section):
+    """Limits of a whole run tree (None: unlimited). A child run draws on what its
+    parent's tree has left."""
 
-    # recursion and budgets
-    max_depth: int = Field(default=1, ge=0, le=16)
-    max_iterations: int = Field(default=20, ge=1)
-    max_model_calls: int | None = Field(default=None, ge=1)
-    max_input_tokens: int | None = Field(default=None, ge=1)
-    max_output_tokens: int | None = Field(default=None, ge=1)
-    max_cost_usd: float | None = Field(default=None, gt=0)
-    max_wall_time_s: float | None = Field(default=None, gt=0)
-    max_concurrency: int = Field(default=64, ge=1, le=4096)
-    # started sandboxes kept ready for slow-starting kinds (docker, wasm, process); 0: off
-    sandbox_pool: int = Field(default=2, ge=0, le=64)
-    max_output_chars: int = Field(default=20_000, ge=200)
-    # extra prompt rules for a family of models: "auto" (by the model's name), "small"
-    # (models of <= 4B parameters), "default"
-    prompt_profile: str = "auto"
+    max_depth: int = Field(default=1, ge=0, le=16, description="Deepest rlm_query recursion.")
+    max_iterations: int = Field(
+        default=20, ge=1, le=1000, description="Model/code rounds per run."
+    )
+    max_model_calls: int | None = Field(
+        default=None, ge=1, description="Model calls of the whole tree."
+    )
+    max_input_tokens: int | None = Field(
+        default=None, ge=1, description="Input tokens of the whole tree."
+    )
+    max_output_tokens: int | None = Field(
+        default=None, ge=1, description="Output tokens of the whole tree."
+    )
+    max_cost_usd: float | None = Field(
+        default=None, gt=0, description="Cost of the whole tree in USD."
+    )
+    max_wall_time_s: float | None = Field(
+        default=None,
+        gt=0,
+        description="Wall seconds of the whole run (one code execution: limits.exec_timeout_s).",
+    )
+    max_concurrency: int = Field(
+        default=64, ge=1, le=4096, description="Model calls running at once in one run tree."
+    )
+    max_concurrent_runs: int = Field(
+        default=8,
+        ge=1,
+        le=1024,
+        description="Child runs (and their sandboxes) running at once in one run tree; more"
+        " wait their turn.",
+    )
 
-    # compaction of the root conversation (None: the model's window from LiteLLM when
-    # it knows the model, else no compaction)
-    context_window_tokens: int | None = Field(default=None, ge=1)
-    compact_at: float = Field(default=0.8, gt=0, le=1)
 
-    # trajectories
-    trajectory_dir: Path = Field(default_factory=lambda: default_home() / "runs")
-    save_trajectory: bool = True
+class SandboxSettings(_Section):
+    """Where code runs. The per-execution limits are the `limits` section."""
 
-    # context search (`context_search()` in the REPL): "local" indexes `context_root`
-    # (default: the working folder, or the project's root) into `context_index`
-    # (default: a file under RLMRT_HOME/index); "snipara" uses SNIPARA_* variables
-    context_provider: str | None = None
-    context_root: Path | None = None
-    context_index: Path | None = None
+    kind: str = Field(
+        default="local",
+        description="Sandbox backend: local, process, wasm or docker.",
+        json_schema_extra=keyword("sandbox"),
+    )
+    pool: int = Field(
+        default=2,
+        ge=0,
+        le=64,
+        description="Started sandboxes kept ready for slow-starting kinds (docker, wasm,"
+        " process); 0: off.",
+        json_schema_extra=keyword("sandbox_pool"),
+    )
 
-    @field_validator("sandbox")
+    @field_validator("kind")
     @classmethod
     def _known_sandbox(cls, value: str) -> str:
         from rlmrt.sandbox.facade import SANDBOXES
@@ -108,7 +166,36 @@ class RLMConfig(BaseModel):
         except ConfigError as exc:
             raise ValueError(str(exc)) from exc
 
-    @field_validator("prompt_profile")
+
+class PromptSettings(_Section):
+    """What the model is shown: prompt rules, output cuts, compaction."""
+
+    profile: str = Field(
+        default="auto",
+        description='Extra prompt rules for a family of models: "auto" (by the model\'s'
+        ' name), "small" (models of <= 4B parameters) or "default".',
+        json_schema_extra=keyword("prompt_profile"),
+    )
+    max_output_chars: int = Field(
+        default=20_000,
+        ge=200,
+        le=10_000_000,
+        description="Characters of one execution's output shown to the model.",
+    )
+    context_window_tokens: int | None = Field(
+        default=None,
+        ge=1,
+        description="The root model's window, for compaction (default: LiteLLM's number"
+        " when it knows the model, else no compaction).",
+    )
+    compact_at: float = Field(
+        default=0.8,
+        gt=0,
+        le=1,
+        description="Compact the root conversation when it fills this share of the window.",
+    )
+
+    @field_validator("profile")
     @classmethod
     def _known_profile(cls, value: str) -> str:
         from rlmrt.engine.profiles import profile_for
@@ -119,12 +206,49 @@ class RLMConfig(BaseModel):
             raise ValueError(str(exc)) from exc
         return value
 
-    @field_validator("trajectory_dir")
+
+class TrajectorySettings(_Section):
+    """The JSON-lines record of each run, read by `rlm logs` and `rlm replay`."""
+
+    dir: Path = Field(
+        default_factory=lambda: default_home() / "runs",
+        description="Folder for trajectory files (default: RLMRT_HOME/runs).",
+        json_schema_extra=keyword("trajectory_dir"),
+    )
+    save: bool = Field(
+        default=True,
+        description="Write a trajectory file for each run.",
+        json_schema_extra=keyword("save_trajectory"),
+    )
+
+    @field_validator("dir")
     @classmethod
     def _expand(cls, value: Path) -> Path:
         return value.expanduser()
 
-    @field_validator("context_provider")
+
+class ContextSettings(_Section):
+    """`context_search()` in the REPL."""
+
+    provider: str | None = Field(
+        default=None,
+        description='Context provider: "local" indexes context_root, "snipara" uses the'
+        " SNIPARA_* variables; none: off.",
+        json_schema_extra=keyword("context_provider"),
+    )
+    root: Path | None = Field(
+        default=None,
+        description="Folder the local provider indexes (default: the working folder, or"
+        " the project's root).",
+        json_schema_extra=keyword("context_root"),
+    )
+    index: Path | None = Field(
+        default=None,
+        description="The local provider's index file (default: a file under RLMRT_HOME/index).",
+        json_schema_extra=keyword("context_index"),
+    )
+
+    @field_validator("provider")
     @classmethod
     def _known_provider(cls, value: str | None) -> str | None:
         from rlmrt.context.base import PROVIDERS
@@ -136,31 +260,158 @@ class RLMConfig(BaseModel):
         except ConfigError as exc:
             raise ValueError(str(exc)) from exc
 
-    @field_validator("context_root", "context_index")
+    @field_validator("root", "index")
     @classmethod
     def _expand_optional(cls, value: Path | None) -> Path | None:
         return None if value is None else value.expanduser()
 
-    @property
-    def limits(self) -> Limits:
-        return Limits(
-            timeout_s=self.timeout_s,
-            memory_mb=self.memory_mb,
-            output_bytes=self.output_bytes,
-            cpu_s=self.cpu_s,
-            processes=self.processes,
-            file_bytes=self.file_bytes,
-        )
+
+class RLMConfig(BaseModel):
+    """Everything that shapes a run, as one tree of sections.
+
+    Takes sections (`budget=BudgetLimits(...)` or `budget={...}`) and single settings by
+    their keyword (`max_depth=2`, `sandbox="docker"`); see `keywords()`.
+    """
+
+    model_config = ConfigDict(extra="forbid", validate_assignment=True)
+
+    llm: LLMSettings = Field(default_factory=LLMSettings, description="Models.")
+    limits: Limits = Field(default_factory=Limits, description="Limits of each code execution.")
+    budget: BudgetLimits = Field(default_factory=BudgetLimits, description="Run-tree budgets.")
+    sandbox: SandboxSettings = Field(default_factory=SandboxSettings, description="Sandbox.")
+    prompt: PromptSettings = Field(default_factory=PromptSettings, description="Prompts.")
+    trajectory: TrajectorySettings = Field(
+        default_factory=TrajectorySettings, description="Run records."
+    )
+    context: ContextSettings = Field(default_factory=ContextSettings, description="Search.")
+
+    @model_validator(mode="before")
+    @classmethod
+    def _sections_from_keywords(cls, data: Any) -> Any:
+        if isinstance(data, Mapping):
+            return nest_keywords(data)
+        return data
 
     def api_key_value(self) -> str | None:
-        return self.api_key.get_secret_value() if self.api_key else None
+        return self.llm.api_key.get_secret_value() if self.llm.api_key else None
 
     def public_dict(self) -> dict[str, Any]:
         """The settings as plain data, with the API key masked."""
         data = self.model_dump(mode="json")
-        if self.api_key is not None:
-            data["api_key"] = "***"
+        if self.llm.api_key is not None:
+            data["llm"]["api_key"] = "***"
         return data
+
+
+SECTIONS: dict[str, type[BaseModel]] = {
+    name: field.annotation  # type: ignore[misc]
+    for name, field in RLMConfig.model_fields.items()
+}
+
+# Settings whose flat name of before the tree is not their keyword now.
+RENAMED = {"timeout_s": "exec_timeout_s"}
+
+
+def field_keyword(name: str, field: FieldInfo) -> str:
+    extra = field.json_schema_extra
+    if isinstance(extra, dict) and isinstance(extra.get("keyword"), str):
+        return str(extra["keyword"])
+    return name
+
+
+@cache
+def keywords() -> dict[str, tuple[str, str]]:
+    """Each setting's keyword -> (section, field), over the whole tree."""
+    found: dict[str, tuple[str, str]] = {}
+    for section, model in SECTIONS.items():
+        for name, field in model.model_fields.items():
+            found[field_keyword(name, field)] = (section, name)
+    return found
+
+
+def setting_field(section: str, name: str) -> FieldInfo:
+    return SECTIONS[section].model_fields[name]
+
+
+def optional_setting(key: str) -> Any:
+    """`Annotated[T | None, Field(...)]` for the setting `key` (a keyword): its type,
+    bounds and description, None meaning "as configured". For schemas of fronts (MCP
+    tools, HTTP requests) that let a caller set it."""
+    from typing import Annotated
+
+    field = setting_field(*keywords()[key])
+    return Annotated[
+        field.annotation | None,  # type: ignore[operator]
+        Field(description=field.description),
+        *field.metadata,
+    ]
+
+
+def moved_hint(flat_name: str) -> str | None:
+    """Where a flat setting of before the tree lives now, e.g. "[budget] max_depth"."""
+    place = keywords().get(RENAMED.get(flat_name, flat_name))
+    return None if place is None else f"[{place[0]}] {place[1]}"
+
+
+def nest_keywords(data: Mapping[str, Any]) -> dict[str, Any]:
+    """Sections and keywords as sections: `{"max_depth": 2}` -> `{"budget": {"max_depth": 2}}`.
+
+    Keywords win over the same setting in a section given alongside. A string for
+    `sandbox` is its kind. Unknown names are left for validation to report."""
+    nested: dict[str, Any] = {}
+    leaves: list[tuple[str, str, Any]] = []
+    index = keywords()
+    for key, value in data.items():
+        if key == "sandbox" and isinstance(value, str):
+            leaves.append(("sandbox", "kind", value))
+        elif key in SECTIONS:
+            nested[key] = value
+        elif key in index:
+            leaves.append((*index[key], value))
+        else:
+            nested[key] = value
+    for section, name, value in leaves:
+        current = nested.get(section)
+        if isinstance(current, BaseModel):
+            current = current.model_dump(exclude_unset=True)
+        elif current is None:
+            current = {}
+        nested[section] = {**current, name: value}
+    return nested
+
+
+def config_with(config: RLMConfig, **overrides: Any) -> RLMConfig:
+    """A copy of `config` with `overrides` (sections or keywords; None values are
+    ignored), validated."""
+    given = nest_keywords({k: v for k, v in overrides.items() if v is not None})
+    data = config.model_dump()
+    for key, value in given.items():
+        if key in SECTIONS and isinstance(data.get(key), dict):
+            if isinstance(value, BaseModel):
+                value = value.model_dump(exclude_unset=True)
+            if isinstance(value, Mapping):
+                value = {**data[key], **value}
+        data[key] = value
+    try:
+        return RLMConfig.model_validate(data)
+    except ValidationError as exc:
+        raise ConfigError(describe_errors(exc, lambda _path: "arguments")) from exc
+
+
+def describe_errors(exc: ValidationError, origin: Any) -> str:
+    """One line per error, naming the setting and where its value came from.
+
+    `origin(path)` names the source of the value at `path` (a tuple of names)."""
+    lines = []
+    for error in exc.errors():
+        path = tuple(str(part) for part in error["loc"])
+        name = ".".join(path) or "?"
+        message = error["msg"].removeprefix("Value error, ")
+        if error["type"] == "extra_forbidden":
+            hint = moved_hint(path[-1]) if path else None
+            message = "unknown setting" + (f"; it moved to {hint}" if hint else "")
+        lines.append(f"{name} ({origin(path)}): {message}")
+    return "invalid settings: " + "; ".join(lines)
 
 
 def find_config_file(start: Path | None = None) -> Path | None:
@@ -173,33 +424,6 @@ def find_config_file(start: Path | None = None) -> Path | None:
     return None
 
 
-def read_config_file(path: Path) -> dict[str, Any]:
-    try:
-        with path.open("rb") as handle:
-            data = tomllib.load(handle)
-    except OSError as exc:  # pragma: no cover - needs a file root cannot read
-        raise ConfigError(f"cannot read {path}: {exc.strerror or exc}") from exc
-    except tomllib.TOMLDecodeError as exc:
-        raise ConfigError(f"{path} is not valid TOML: {exc}") from exc
-    table = data.get("rlm", data)
-    if not isinstance(table, dict):
-        raise ConfigError(f"{path}: [rlm] must be a table")
-    return dict(table)
-
-
-def read_env(env: Mapping[str, str]) -> dict[str, Any]:
-    """The RLM_* variables that name a setting. Values stay strings; pydantic parses them."""
-    fields = RLMConfig.model_fields
-    found: dict[str, Any] = {}
-    for key, value in env.items():
-        if not key.startswith(ENV_PREFIX):
-            continue
-        name = key[len(ENV_PREFIX) :].lower()
-        if name in fields and name != "prices":
-            found[name] = None if value.strip().lower() in ("", "none") else value
-    return found
-
-
 def load_config(
     *,
     config_file: Path | None = None,
@@ -210,46 +434,15 @@ def load_config(
     **overrides: Any,
 ) -> RLMConfig:
     """Merge `defaults` (a project's), rlm.toml, RLM_* variables and `overrides`
-    (None values are ignored), later sources winning."""
-    sources: list[tuple[str, dict[str, Any]]] = [(defaults_source, dict(defaults or {}))]
-    path = config_file or (find_config_file() if search else None)
-    if config_file is not None and not config_file.is_file():
-        raise ConfigError(f"config file not found: {config_file}")
-    if path is not None:
-        sources.append((str(path), read_config_file(path)))
-    sources.append(("environment", read_env(os.environ if env is None else env)))
-    sources.append(("arguments", {k: v for k, v in overrides.items() if v is not None}))
+    (sections or keywords; None values are ignored), later sources winning. Errors name
+    the source of each bad value."""
+    from rlmrt._config_sources import load
 
-    merged: dict[str, Any] = {}
-    origin: dict[str, str] = {}
-    for source, values in sources:
-        for key, value in values.items():
-            merged[key] = value
-            origin[key] = source
-    try:
-        return RLMConfig(**merged)
-    except ValidationError as exc:
-        raise ConfigError(_describe(exc, origin)) from exc
-
-
-def config_with(config: RLMConfig, **overrides: Any) -> RLMConfig:
-    """A copy of `config` with `overrides` (None values are ignored), validated."""
-    given = {k: v for k, v in overrides.items() if v is not None}
-    try:
-        return RLMConfig.model_validate({**config.model_dump(), **given})
-    except ValidationError as exc:
-        raise ConfigError(_describe(exc, dict.fromkeys(given, "arguments"))) from exc
-
-
-def _describe(exc: ValidationError, origin: Mapping[str, str]) -> str:
-    lines = []
-    for error in exc.errors():
-        field = str(error["loc"][0]) if error["loc"] else "?"
-        where = origin.get(field, "arguments")
-        if where == "environment":
-            where = f"environment variable {ENV_PREFIX}{field.upper()}"
-        message = error["msg"].removeprefix("Value error, ")
-        if error["type"] == "extra_forbidden":
-            message = "unknown setting"
-        lines.append(f"{field} ({where}): {message}")
-    return "invalid settings: " + "; ".join(lines)
+    return load(
+        config_file=config_file,
+        env=os.environ if env is None else env,
+        search=search,
+        defaults=defaults or {},
+        defaults_source=defaults_source,
+        overrides=overrides,
+    )

@@ -70,15 +70,15 @@ def test_config_show_precedence_file_env_flag(
     rlm_cli, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     (tmp_path / "rlm.toml").write_text('model = "file/m"\nmax_depth = 3\nmax_iterations = 7\n')
-    monkeypatch.setenv("RLM_MODEL", "env/m")
-    monkeypatch.setenv("RLM_MAX_DEPTH", "4")
+    monkeypatch.setenv("RLM_LLM__MODEL", "env/m")
+    monkeypatch.setenv("RLM_BUDGET__MAX_DEPTH", "4")
 
     data = settings(rlm_cli, "--max-depth", "5")
     found = data["settings"]
     assert data["config_file"] == str(tmp_path / "rlm.toml")
     assert found["max_iterations"]["value"] == 7
     assert found["max_iterations"]["source"] == "file"
-    assert found["model"] == {"value": "env/m", "source": "env", "from": "RLM_MODEL"}
+    assert found["model"] == {"value": "env/m", "source": "env", "from": "RLM_LLM__MODEL"}
     assert found["max_depth"] == {"value": 5, "source": "flag", "from": "--max-depth"}
     assert found["sandbox"]["source"] == "default"
 
@@ -90,14 +90,14 @@ def test_config_show_masks_the_key_and_finds_parent_config(
     sub = tmp_path / "a" / "b"
     sub.mkdir(parents=True)
     monkeypatch.chdir(sub)
-    monkeypatch.setenv("RLM_API_KEY", "sk-very-secret")
+    monkeypatch.setenv("RLM_LLM__API_KEY", "sk-very-secret")
     result = rlm_cli("config", "show")
     assert result.exit_code == 0
     assert "sk-very-secret" not in result.output
     assert "***" in result.stdout
     data = settings(rlm_cli)
     assert data["settings"]["model"]["source"] == "file"
-    assert data["settings"]["api_key"] == {"value": "***", "source": "env", "from": "RLM_API_KEY"}
+    assert data["settings"]["api_key"] == {"value": "***", "source": "env", "from": "RLM_LLM__API_KEY"}
 
 
 def test_config_show_table(rlm_cli, monkeypatch: pytest.MonkeyPatch) -> None:

@@ -27,7 +27,7 @@ def test_console_script_run_json(serve, tmp_path: Path) -> None:
         for key, value in os.environ.items()
         if not key.startswith(("RLM_", "COV_", "COVERAGE_"))
     }
-    env.update(RLMRT_HOME=str(tmp_path / "home"), RLM_API_KEY="sk-test", RLM_MAX_RETRIES="0")
+    env.update(RLMRT_HOME=str(tmp_path / "home"), RLM_LLM__API_KEY="sk-test", RLM_LLM__MAX_RETRIES="0")
     proc = subprocess.run(
         [
             str(script),
@@ -77,7 +77,7 @@ def test_ctrl_c_exits_130_and_closes_the_trajectory(serve, tmp_path: Path) -> No
     assert script.is_file(), f"{script} is missing: install the package (pip install -e .)"
     server = serve(lambda req: Reply(fault="hang"))
     env = {key: value for key, value in os.environ.items() if not key.startswith("RLM_")}
-    env.update(RLMRT_HOME=str(tmp_path / "home"), RLM_API_KEY="sk-test")
+    env.update(RLMRT_HOME=str(tmp_path / "home"), RLM_LLM__API_KEY="sk-test")
     proc = subprocess.Popen(
         [str(script), "run", "q", "--model", "openai/test-model", "--api-base", server.url],
         cwd=tmp_path,

@@ -248,7 +248,7 @@ async def test_context_search_in_the_repl_uses_snipara(
     monkeypatch.setenv("SNIPARA_API_KEY", KEY)
     monkeypatch.setenv("SNIPARA_PROJECT_SLUG", SLUG)
     monkeypatch.setenv("SNIPARA_BASE_URL", url)
-    searcher = ContextSearch(load_config(env={"RLM_CONTEXT_PROVIDER": "snipara"}))
+    searcher = ContextSearch(load_config(env={"RLM_CONTEXT__PROVIDER": "snipara"}))
     try:
         async with LocalSandbox(bridge=SessionBridge(searcher)) as sandbox:
             result = await sandbox.execute(

@@ -30,7 +30,7 @@ def _no_keys(monkeypatch: pytest.MonkeyPatch) -> None:
     for names in PROVIDER_KEYS.values():
         for name in names:
             monkeypatch.delenv(name, raising=False)
-    monkeypatch.delenv("RLM_MODEL", raising=False)
+    monkeypatch.delenv("RLM_LLM__MODEL", raising=False)
 
 
 def test_rlm_without_a_model_asks_for_the_local_model_pieces(

@@ -192,7 +192,7 @@ async def test_sessions_persist_and_are_per_name(connect) -> None:
 
 async def test_sessions_on_the_process_sandbox_with_quotas(connect, monkeypatch) -> None:
     async with connect() as client:
-        monkeypatch.setenv("RLM_TIMEOUT_S", "1")
+        monkeypatch.setenv("RLM_LIMITS__EXEC_TIMEOUT_S", "1")
         ran = await call(
             client, "execute_python", {"code": "import os\nos.getpid()", "sandbox": "process"}
         )

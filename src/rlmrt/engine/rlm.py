@@ -92,7 +92,7 @@ class RLM:
         self._subscribers: list[EventHandler] = []
         self._searcher = ContextSearch(config)
         self._sync = LoopThread("rlmrt-rlm")
-        self._sandboxes = SandboxPool(config.sandbox_pool)
+        self._sandboxes = SandboxPool(config.sandbox.pool)
 
     def subscribe(self, handler: EventHandler) -> None:
         """Call `handler` with every event of every later run."""
@@ -132,8 +132,8 @@ class RLM:
         run_id = run_id or new_run_id()
         bus = EventBus()
         writer: TrajectoryWriter | None = None
-        if self.config.save_trajectory:
-            writer = TrajectoryWriter(self.config.trajectory_dir / f"{run_id}{SUFFIX}")
+        if self.config.trajectory.save:
+            writer = TrajectoryWriter(self.config.trajectory.dir / f"{run_id}{SUFFIX}")
             bus.subscribe(writer)
         for handler in self._subscribers:
             bus.subscribe(handler)
@@ -198,7 +198,7 @@ class RLM:
         Only slow-starting sandbox kinds (docker, wasm, process) are pooled, up to the
         `sandbox_pool` setting.
         """
-        return await self._sandboxes.warm(self.config.sandbox, self.config.limits)
+        return await self._sandboxes.warm(self.config.sandbox.kind, self.config.limits)
 
     async def aclose(self) -> None:
         try:

@@ -102,7 +102,7 @@ class RLMService:
         key = self.project_key
         if key not in self._searchers:
             config = self.config()
-            if config.context_provider is None:
+            if config.context.provider is None:
                 config = config_with(config, context_provider="local")
             self._searchers[key] = ContextSearch(config)
         return self._searchers[key]
@@ -250,7 +250,7 @@ class RLMService:
         hits = await searcher.search(query, max_tokens)
         return {
             "query": query,
-            "provider": searcher.config.context_provider,
+            "provider": searcher.config.context.provider,
             "tokens": sum(hit["tokens"] for hit in hits),
             "hits": hits,
         }
@@ -261,7 +261,7 @@ class RLMService:
         from rlmrt.context.local_index import LocalIndex
 
         config = self.config()
-        index = LocalIndex(config.context_root or Path.cwd(), index_path=config.context_index)
+        index = LocalIndex(config.context.root or Path.cwd(), index_path=config.context.index)
         try:
             stats = await asyncio.to_thread(index.refresh, rebuild=rebuild)
         finally:
@@ -272,7 +272,7 @@ class RLMService:
     def runs(self, limit: int = 50) -> list[dict[str, Any]]:
         from rlmrt.observe.trajectory import list_runs
 
-        folder = self.config().trajectory_dir
+        folder = self.config().trajectory.dir
         return [
             {"run_id": run.run_id, "uri": f"rlm://runs/{run.run_id}"}
             for run in list_runs(folder)[:limit]
@@ -282,7 +282,7 @@ class RLMService:
         from rlmrt.events import RunFinished, RunStarted
         from rlmrt.observe.trajectory import find_run, read_events
 
-        found = find_run(self.config().trajectory_dir, run_id)
+        found = find_run(self.config().trajectory.dir, run_id)
         events = read_events(found.path)
         started = next((e for e in events if isinstance(e, RunStarted) and e.depth == 0), None)
         finished = next(
