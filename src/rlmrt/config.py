@@ -107,9 +107,7 @@ class BudgetLimits(_Section):
     parent's tree has left."""
 
     max_depth: int = Field(default=1, ge=0, le=16, description="Deepest rlm_query recursion.")
-    max_iterations: int = Field(
-        default=20, ge=1, le=1000, description="Model/code rounds per run."
-    )
+    max_iterations: int = Field(default=20, ge=1, le=1000, description="Model/code rounds per run.")
     max_model_calls: int | None = Field(
         default=None, ge=1, description="Model calls of the whole tree."
     )
@@ -333,6 +331,19 @@ def setting_field(section: str, name: str) -> FieldInfo:
     return SECTIONS[section].model_fields[name]
 
 
+BOUND_NAMES = ("ge", "gt", "le", "lt")
+
+
+def setting_bounds(field: FieldInfo) -> dict[str, Any]:
+    """The bounds of a setting as `Field` keywords, e.g. {"ge": 0, "le": 16}."""
+    return {
+        name: getattr(item, name)
+        for item in field.metadata
+        for name in BOUND_NAMES
+        if getattr(item, name, None) is not None
+    }
+
+
 def optional_setting(key: str) -> Any:
     """`Annotated[T | None, Field(...)]` for the setting `key` (a keyword): its type,
     bounds and description, None meaning "as configured". For schemas of fronts (MCP
@@ -340,11 +351,8 @@ def optional_setting(key: str) -> Any:
     from typing import Annotated
 
     field = setting_field(*keywords()[key])
-    return Annotated[
-        field.annotation | None,  # type: ignore[operator]
-        Field(description=field.description),
-        *field.metadata,
-    ]
+    described = Field(description=field.description, **setting_bounds(field))
+    return Annotated[field.annotation | None, described]  # type: ignore[operator]
 
 
 def moved_hint(flat_name: str) -> str | None:

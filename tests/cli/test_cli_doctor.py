@@ -198,7 +198,7 @@ def test_docker_sandbox_ready(rlm_cli) -> None:
     assert row["level"] == "ok"
     assert "image rlmrt-sandbox:bookworm; no network, read-only root" in row["detail"]
     assert (
-        "enforced: cpu_s, file_bytes, memory_mb, output_bytes, processes, timeout_s"
+        "enforced: cpu_s, exec_timeout_s, file_bytes, memory_mb, output_bytes, processes"
         in (row["detail"])
     )
 

@@ -148,18 +148,18 @@ def test_settings_come_from_the_project(
     shown = json.loads(rlm_cli("config", "show", "--project", "alpha", "--json").stdout)
     assert shown["project"] == "alpha"
     assert shown["config_file"] == str(a.resolve() / "rlm.toml")
-    assert shown["settings"]["max_iterations"] == {
+    assert shown["settings"]["budget.max_iterations"] == {
         "value": 7,
         "source": "file",
         "from": str(a.resolve() / "rlm.toml"),
     }
-    assert shown["settings"]["trajectory_dir"]["source"] == "project"
+    assert shown["settings"]["trajectory.dir"]["source"] == "project"
     beta = json.loads(rlm_cli("config", "show", "--project", "beta", "--json").stdout)
     assert beta["config_file"] is None
-    assert beta["settings"]["max_iterations"]["value"] == 20  # not the working folder's 3
-    assert beta["settings"]["context_root"]["value"] == str(b.resolve())
+    assert beta["settings"]["budget.max_iterations"]["value"] == 20  # not the working folder's 3
+    assert beta["settings"]["context.root"]["value"] == str(b.resolve())
     plain = json.loads(rlm_cli("config", "show", "--json").stdout)
-    assert plain["project"] is None and plain["settings"]["max_iterations"]["value"] == 3
+    assert plain["project"] is None and plain["settings"]["budget.max_iterations"]["value"] == 3
     table = rlm_cli("config", "show", "--project", "beta").stdout
     assert "project (beta)" in table
 

@@ -45,7 +45,7 @@ def test_serve_rejects_bad_settings_before_serving(projects: dict[str, Path]) ->
     ghost = invoke("serve", "--project", "ghost")
     assert ghost.exit_code == 2 and "no project named 'ghost'" in ghost.stderr
     sandbox = invoke("serve", "--sandbox", "dockr")
-    assert sandbox.exit_code == 2 and "sandbox (--sandbox)" in sandbox.stderr
+    assert sandbox.exit_code == 2 and "sandbox.kind (--sandbox)" in sandbox.stderr
     port = invoke("serve", "--http", "--port", "0")
     assert port.exit_code == 2
 

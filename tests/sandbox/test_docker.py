@@ -20,7 +20,9 @@ from rlmrt.sandbox import Limits
 from rlmrt.sandbox import docker as docker_module
 from rlmrt.sandbox.docker import HOST_PID_LABEL, LABEL, DockerSandbox, docker_client
 
-LIMITS = Limits(exec_timeout_s=3, memory_mb=128, output_bytes=20_000, processes=8, file_bytes=1 << 20)
+LIMITS = Limits(
+    exec_timeout_s=3, memory_mb=128, output_bytes=20_000, processes=8, file_bytes=1 << 20
+)
 
 
 @pytest.fixture

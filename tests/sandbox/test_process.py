@@ -19,7 +19,9 @@ from rlmrt.sandbox.process import ProcessSandbox, bubblewrap_available, quota_re
 
 pytestmark = pytest.mark.skipif(not bubblewrap_available(), reason="bubblewrap is not installed")
 
-LIMITS = Limits(exec_timeout_s=5, memory_mb=256, output_bytes=20_000, processes=8, file_bytes=1_000_000)
+LIMITS = Limits(
+    exec_timeout_s=5, memory_mb=256, output_bytes=20_000, processes=8, file_bytes=1_000_000
+)
 
 
 @pytest.fixture

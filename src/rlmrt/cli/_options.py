@@ -18,7 +18,7 @@ from typing import TYPE_CHECKING, Annotated, Any, TypeVar, get_args
 import typer
 from pydantic import SecretStr
 
-from rlmrt.config import keywords, setting_field
+from rlmrt.config import keywords, setting_bounds, setting_field
 
 if TYPE_CHECKING:
     from pydantic.fields import FieldInfo
@@ -70,14 +70,11 @@ def _flag_type(field: FieldInfo) -> type | None:
 
 
 def _bounds(field: FieldInfo) -> str:
-    low = high = ""
-    for item in field.metadata:
-        for name, sign in (("ge", "≥"), ("gt", ">"), ("le", "≤"), ("lt", "<")):
-            value = getattr(item, name, None)
-            if value is not None:
-                text = f"{sign} {value:,}" if isinstance(value, int) else f"{sign} {value}"
-                low, high = (text, high) if name in ("ge", "gt") else (low, text)
-    return ", ".join(b for b in (low, high) if b)
+    signs = {"ge": "≥", "gt": ">", "le": "≤", "lt": "<"}
+    return ", ".join(
+        f"{signs[name]} {value:,}" if isinstance(value, int) else f"{signs[name]} {value}"
+        for name, value in setting_bounds(field).items()
+    )
 
 
 def _panel(section: str) -> str:
@@ -109,8 +106,10 @@ def _parameter(key: str) -> inspect.Parameter:
     option = typer.Option(
         *names, help=help_text, rich_help_panel=_panel(section), show_default=False
     )
-    annotation = Annotated[kind | None, option]  # type: ignore[operator]
-    return inspect.Parameter(key, inspect.Parameter.KEYWORD_ONLY, default=None, annotation=annotation)
+    annotation = Annotated[kind | None, option]  # type: ignore[valid-type]
+    return inspect.Parameter(
+        key, inspect.Parameter.KEYWORD_ONLY, default=None, annotation=annotation
+    )
 
 
 def setting_flags(command: F) -> F:
@@ -148,4 +147,3 @@ def load_settings(
         if message == str(exc):
             raise
         raise ConfigError(message) from exc
-

@@ -164,7 +164,8 @@ def replay_run(
         model=recording.root.model,
         sandbox=recording.root.sandbox,
         max_depth=recording.max_depth(),
-    ).model_copy(update={"save_trajectory": False})
+        save_trajectory=False,
+    )
     replayed: dict[str, list[Event]] = defaultdict(list)
     rlm = RLM(config=settings, client=ReplayClient(recording.events))
     try:
@@ -252,7 +253,7 @@ def _replay_session(
     them in `history`) and write no trajectory; a re-run last run (`rerun_last`) is a
     new run with the RLM's own settings."""
     settings = rlm.config
-    quiet = settings.model_copy(update={"save_trajectory": False})
+    quiet = config_with(settings, save_trajectory=False)
 
     async def run_all() -> RunResult:
         result: RunResult | None = None

@@ -409,7 +409,9 @@ class Run:
             if note is not None:
                 parts.append(note)
         elif result.stderr:
-            parts.append("stderr:\n" + _truncate(result.stderr, self.config.prompt.max_output_chars // 2))
+            parts.append(
+                "stderr:\n" + _truncate(result.stderr, self.config.prompt.max_output_chars // 2)
+            )
         if not parts:
             parts.append(EMPTY_OUTPUT_NOTE)
         return head + "\n" + "\n".join(parts)

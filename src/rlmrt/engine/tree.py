@@ -156,7 +156,10 @@ class RunTree:
             )
             raise
         cost, known = cost_usd(
-            reply.model or model_name, reply.input_tokens, reply.output_tokens, self.config.llm.prices
+            reply.model or model_name,
+            reply.input_tokens,
+            reply.output_tokens,
+            self.config.llm.prices,
         )
         if not known and model_name not in self._cost_warned:
             self._cost_warned.add(model_name)

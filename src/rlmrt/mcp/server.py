@@ -10,7 +10,7 @@ from __future__ import annotations
 import json
 from collections.abc import AsyncIterator, Awaitable, Callable
 from contextlib import asynccontextmanager
-from typing import Annotated, Any, Literal, TypeVar
+from typing import TYPE_CHECKING, Annotated, Any, Literal, TypeAlias, TypeVar
 
 from pydantic import Field
 
@@ -41,12 +41,19 @@ Session = Annotated[
         max_length=64,
     ),
 ]
-SandboxKind = optional_setting("sandbox")
 # rlm_completion's settings: type, bounds and description come from RLMConfig's fields
-Model = optional_setting("model")
-MaxDepth = optional_setting("max_depth")
-MaxIterations = optional_setting("max_iterations")
-MaxCostUsd = optional_setting("max_cost_usd")
+if TYPE_CHECKING:
+    SandboxKind: TypeAlias = str | None
+    Model: TypeAlias = str | None
+    MaxDepth: TypeAlias = int | None
+    MaxIterations: TypeAlias = int | None
+    MaxCostUsd: TypeAlias = float | None
+else:
+    SandboxKind = optional_setting("sandbox")
+    Model = optional_setting("model")
+    MaxDepth = optional_setting("max_depth")
+    MaxIterations = optional_setting("max_iterations")
+    MaxCostUsd = optional_setting("max_cost_usd")
 
 
 async def _guard(work: Awaitable[T]) -> T:

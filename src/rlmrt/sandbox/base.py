@@ -17,7 +17,6 @@ from typing import Any, Protocol
 from pydantic import BaseModel, ConfigDict, Field
 
 
-
 class Limits(BaseModel):
     """Resource limits of one code execution in a sandbox. `None` means "no limit of
     this kind".
@@ -44,8 +43,7 @@ class Limits(BaseModel):
         default=1_000_000,
         gt=0,
         le=1_000_000_000,
-        description="Bytes of stdout/stderr one execution returns; the rest is cut with a"
-        " marker.",
+        description="Bytes of stdout/stderr one execution returns; the rest is cut with a marker.",
     )
     cpu_s: float | None = Field(
         default=None, gt=0, le=86_400, description="CPU seconds each code execution may use."

@@ -417,7 +417,8 @@ class LocalSandbox(SandboxBackend):
         error: str | None = None
         if state.timed_out or isinstance(exc, SandboxTimeout):
             error = self._format_error(
-                exc, f"TimeoutError: execution exceeded the {self.limits.exec_timeout_s:g} s time limit"
+                exc,
+                f"TimeoutError: execution exceeded the {self.limits.exec_timeout_s:g} s time limit",
             )
         elif state.memory_exceeded or isinstance(exc, SandboxMemoryExceeded):
             growth = state.memory_growth or self._clock.growth()
