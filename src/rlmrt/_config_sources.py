@@ -9,7 +9,7 @@ came from. Imported only when settings are loaded: pydantic-settings costs ~25 m
 from __future__ import annotations
 
 import sys
-from collections.abc import Callable, Mapping
+from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -32,6 +32,7 @@ from rlmrt.config import (
     describe_errors,
     find_config_file,
     keywords,
+    merge_settings,
     moved_hint,
     nest_keywords,
 )
@@ -138,6 +139,32 @@ def read_env(env: Mapping[str, str]) -> dict[str, Any]:
         raise ConfigError(f"invalid settings in the environment: {exc}") from exc
 
 
+@dataclass(frozen=True, slots=True)
+class Sources:
+    """Every source, lowest precedence first, and the rlm.toml that was read."""
+
+    sources: list[Source]
+    path: Path | None
+
+    def origin(self, path: tuple[str, ...]) -> str:
+        """Where the value at `path` came from: the latest source holding it."""
+        for source in reversed(self.sources):
+            if source.holds(path):
+                if source.name == "environment":
+                    return f"environment variable {env_variable(path)}"
+                return source.name
+        return "arguments"
+
+    def config(self) -> RLMConfig:
+        merged: dict[str, Any] = {}
+        for source in self.sources:
+            merged = merge_settings(merged, source.values)
+        try:
+            return RLMConfig.model_validate(merged)
+        except ValidationError as exc:
+            raise ConfigError(describe_errors(exc, self.origin)) from exc
+
+
 def gather(
     *,
     config_file: Path | None,
@@ -146,8 +173,7 @@ def gather(
     defaults: Mapping[str, Any],
     defaults_source: str,
     overrides: Mapping[str, Any],
-) -> tuple[list[Source], Path | None]:
-    """Every source, lowest precedence first, and the rlm.toml that was read."""
+) -> Sources:
     if config_file is not None and not config_file.is_file():
         raise ConfigError(f"config file not found: {config_file}")
     path = config_file or (find_config_file() if search else None)
@@ -156,69 +182,5 @@ def gather(
         sources.append(Source(str(path), read_file(path)))
     sources.append(Source("environment", read_env(env)))
     given = {k: v for k, v in overrides.items() if v is not None}
-    sources.append(Source("arguments", _plain(nest_keywords(given))))
-    return sources, path
-
-
-def merged(sources: list[Source]) -> dict[str, Any]:
-    result: dict[str, Any] = {}
-    for source in sources:
-        result = _deep_merge(result, source.values)
-    return result
-
-
-def origin_of(sources: list[Source]) -> Callable[[tuple[str, ...]], str]:
-    """`path -> where its value came from`, the latest source holding it winning."""
-
-    def origin(path: tuple[str, ...]) -> str:
-        for source in reversed(sources):
-            if source.holds(path):
-                if source.name == "environment":
-                    return f"environment variable {env_variable(path)}"
-                return source.name
-        return "arguments"
-
-    return origin
-
-
-def load(
-    *,
-    config_file: Path | None,
-    env: Mapping[str, str],
-    search: bool,
-    defaults: Mapping[str, Any],
-    defaults_source: str,
-    overrides: Mapping[str, Any],
-) -> RLMConfig:
-    sources, _ = gather(
-        config_file=config_file,
-        env=env,
-        search=search,
-        defaults=defaults,
-        defaults_source=defaults_source,
-        overrides=overrides,
-    )
-    try:
-        return RLMConfig.model_validate(merged(sources))
-    except ValidationError as exc:
-        raise ConfigError(describe_errors(exc, origin_of(sources))) from exc
-
-
-def _plain(values: dict[str, Any]) -> dict[str, Any]:
-    """Sections given as models, as the fields that were set (so they merge)."""
-    from pydantic import BaseModel
-
-    return {
-        key: value.model_dump(exclude_unset=True) if isinstance(value, BaseModel) else value
-        for key, value in values.items()
-    }
-
-
-def _deep_merge(base: dict[str, Any], update: Mapping[str, Any]) -> dict[str, Any]:
-    result = dict(base)
-    for key, value in update.items():
-        if isinstance(value, Mapping) and isinstance(result.get(key), Mapping):
-            result[key] = _deep_merge(result[key], value)
-        else:
-            result[key] = value
-    return result
+    sources.append(Source("arguments", merge_settings({}, nest_keywords(given))))
+    return Sources(sources, path)

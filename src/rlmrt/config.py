@@ -388,20 +388,26 @@ def nest_keywords(data: Mapping[str, Any]) -> dict[str, Any]:
     return nested
 
 
+def merge_settings(base: dict[str, Any], update: Mapping[str, Any]) -> dict[str, Any]:
+    """`update` merged into `base`, table by table (a section given as a model counts
+    with the fields that were set on it)."""
+    result = dict(base)
+    for key, value in update.items():
+        if isinstance(value, BaseModel):
+            value = value.model_dump(exclude_unset=True)
+        if isinstance(value, Mapping) and isinstance(result.get(key), Mapping):
+            result[key] = merge_settings(dict(result[key]), value)
+        else:
+            result[key] = value
+    return result
+
+
 def config_with(config: RLMConfig, **overrides: Any) -> RLMConfig:
     """A copy of `config` with `overrides` (sections or keywords; None values are
     ignored), validated."""
     given = nest_keywords({k: v for k, v in overrides.items() if v is not None})
-    data = config.model_dump()
-    for key, value in given.items():
-        if key in SECTIONS and isinstance(data.get(key), dict):
-            if isinstance(value, BaseModel):
-                value = value.model_dump(exclude_unset=True)
-            if isinstance(value, Mapping):
-                value = {**data[key], **value}
-        data[key] = value
     try:
-        return RLMConfig.model_validate(data)
+        return RLMConfig.model_validate(merge_settings(config.model_dump(), given))
     except ValidationError as exc:
         raise ConfigError(describe_errors(exc, lambda _path: "arguments")) from exc
 
@@ -444,13 +450,13 @@ def load_config(
     """Merge `defaults` (a project's), rlm.toml, RLM_* variables and `overrides`
     (sections or keywords; None values are ignored), later sources winning. Errors name
     the source of each bad value."""
-    from rlmrt._config_sources import load
+    from rlmrt._config_sources import gather
 
-    return load(
+    return gather(
         config_file=config_file,
         env=os.environ if env is None else env,
         search=search,
         defaults=defaults or {},
         defaults_source=defaults_source,
         overrides=overrides,
-    )
+    ).config()

@@ -45,7 +45,7 @@ def show(
     path = config_file
     if path is None and active is not None and active.config_file.is_file():
         path = active.config_file
-    sources, path = gather(
+    found = gather(
         config_file=path,
         env=os.environ,
         search=active is None,
@@ -53,12 +53,13 @@ def show(
         defaults_source="project",
         overrides=given,
     )
+    path = found.path
     flag_of = {(section, name): flag for flag, section, name in opt.flags().values()}
     data = config.public_dict()
     shown: dict[str, dict[str, Any]] = {}
     for section, name in keywords().values():
         place = (section, name)
-        origin = next((s for s in reversed(sources) if s.holds(place)), None)
+        origin = next((s for s in reversed(found.sources) if s.holds(place)), None)
         if origin is None:
             source, where = "default", ""
         elif origin.name == "arguments":
