@@ -155,3 +155,25 @@ def test_bad_flag_value_names_the_flag(rlm_cli) -> None:
 def test_config_without_subcommand_shows_help(rlm_cli) -> None:
     result = rlm_cli("config")
     assert "show" in result.output
+
+
+def test_every_setting_is_a_flag_derived_from_its_field(rlm_cli) -> None:
+    from rlmrt.cli._options import flags
+    from rlmrt.config import keywords
+
+    assert set(keywords()) - set(flags()) == {"prices"}  # a table, set in rlm.toml
+    found = settings(
+        rlm_cli, "--max-concurrent-runs", "3", "--no-save-trajectory", "--sandbox", "process"
+    )["settings"]
+    assert found["budget.max_concurrent_runs"] == {
+        "value": 3,
+        "source": "flag",
+        "from": "--max-concurrent-runs",
+    }
+    assert found["trajectory.save"]["value"] is False
+    assert found["sandbox.kind"]["from"] == "--sandbox"
+    help_text = rlm_cli("run", "--help").stdout
+    assert "--max-concurrent-runs" in help_text and "--max-wall-time" in help_text
+    for command in ("chat", "mcp"):
+        args = (command, "--help") if command == "chat" else ("mcp", "serve", "--help")
+        assert "--exec-timeout" in rlm_cli(*args).stdout
