@@ -27,7 +27,9 @@ def test_console_script_run_json(serve, tmp_path: Path) -> None:
         for key, value in os.environ.items()
         if not key.startswith(("RLM_", "COV_", "COVERAGE_"))
     }
-    env.update(RLMRT_HOME=str(tmp_path / "home"), RLM_API_KEY="sk-test", RLM_MAX_RETRIES="0")
+    env.update(
+        RLMRT_HOME=str(tmp_path / "home"), RLM_LLM__API_KEY="sk-test", RLM_LLM__MAX_RETRIES="0"
+    )
     proc = subprocess.run(
         [
             str(script),
@@ -90,7 +92,7 @@ def test_ctrl_c_and_sigterm_exit_cleanly_and_close_the_trajectory(
     temp = tmp_path / "tmp"
     temp.mkdir()
     env = {key: value for key, value in os.environ.items() if not key.startswith("RLM_")}
-    env.update(RLMRT_HOME=str(tmp_path / "home"), RLM_API_KEY="sk-test", TMPDIR=str(temp))
+    env.update(RLMRT_HOME=str(tmp_path / "home"), RLM_LLM__API_KEY="sk-test", TMPDIR=str(temp))
     proc = subprocess.Popen(
         [
             str(script),

@@ -113,8 +113,8 @@ async def test_unconfigured_search_says_how_to_configure() -> None:
 def test_provider_setting_is_checked() -> None:
     with pytest.raises(ConfigError, match=r"unknown context provider 'locl'.*Did you mean 'local'"):
         load_config(context_provider="locl")
-    assert load_config(context_provider="none").context_provider is None
-    assert load_config(env={"RLM_CONTEXT_PROVIDER": "snipara"}).context_provider == "snipara"
+    assert load_config(context_provider="none").context.provider is None
+    assert load_config(env={"RLM_CONTEXT__PROVIDER": "snipara"}).context.provider == "snipara"
 
 
 async def test_snipara_provider_is_opened_from_the_settings(monkeypatch) -> None:

@@ -247,7 +247,7 @@ async def test_context_search_in_the_repl_uses_snipara(
     monkeypatch.setenv("SNIPARA_API_KEY", KEY)
     monkeypatch.setenv("SNIPARA_PROJECT_SLUG", SLUG)
     monkeypatch.setenv("SNIPARA_BASE_URL", url)
-    config = load_config(env={"RLM_CONTEXT_PROVIDER": "snipara"}, sandbox="local")
+    config = load_config(env={"RLM_CONTEXT__PROVIDER": "snipara"}, sandbox="local")
     searcher = ContextSearch(config)
     try:
         async with CodeSession(config, searcher=searcher) as session:

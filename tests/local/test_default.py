@@ -34,7 +34,7 @@ def _no_keys(monkeypatch: pytest.MonkeyPatch) -> None:
     for names in PROVIDER_KEYS.values():
         for name in names:
             monkeypatch.delenv(name, raising=False)
-    monkeypatch.delenv("RLM_MODEL", raising=False)
+    monkeypatch.delenv("RLM_LLM__MODEL", raising=False)
 
 
 def test_rlm_without_a_model_asks_for_the_local_model_pieces(
@@ -66,7 +66,7 @@ async def test_the_first_call_starts_the_server_once_off_the_event_loop(serve, m
     monkeypatch.setattr(local_server, "ensure_server", slow_start)
     monkeypatch.setattr(local_server, "check_servable", lambda model: None)  # no file here
     config, client = use_local_model(RLMConfig(max_retries=0))
-    assert config.model == client.model == "openai/qwen2.5-coder-1.5b" and not started
+    assert config.llm.model == client.model == "openai/qwen2.5-coder-1.5b" and not started
     ticks = 0
 
     async def tick() -> None:

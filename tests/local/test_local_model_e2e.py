@@ -170,12 +170,12 @@ def test_rlm_without_model_or_key_uses_the_local_model(
     for names in PROVIDER_KEYS.values():
         for name in names:
             monkeypatch.delenv(name, raising=False)
-    monkeypatch.delenv("RLM_MODEL", raising=False)
+    monkeypatch.delenv("RLM_LLM__MODEL", raising=False)
     monkeypatch.chdir(tmp_path)
     rlm = RLM(trajectory_dir=tmp_path / "runs", temperature=0, seed=0, max_iterations=6)
     try:
-        assert rlm.config.model == f"openai/{MODEL.name}"
-        assert rlm.config.api_base == server.base_url  # the running server, reused
+        assert rlm.config.llm.model == f"openai/{MODEL.name}"
+        assert rlm.config.llm.api_base == server.base_url  # the running server, reused
         result = rlm.completion("How many characters long is the context?", context="x" * 1234)
     finally:
         rlm.close()

@@ -11,6 +11,7 @@ from expected import TOOLS, repl
 from mcp import Client
 from mcp.shared.exceptions import MCPError
 
+from rlmrt.config import BudgetLimits
 from rlmrt.events import CodeExecuted, Event
 from rlmrt.mcp.server import build_server
 from rlmrt.mcp.service import RLMService, plain_value, progress_message
@@ -62,6 +63,14 @@ async def test_lists_every_tool_with_a_precise_schema(connect) -> None:
         assert completion["properties"]["prompt"]["minLength"] == 1
         depth = completion["properties"]["max_depth"]["anyOf"][0]
         assert (depth["type"], depth["minimum"], depth["maximum"]) == ("integer", 0, 16)
+        # the settings' arguments carry the bounds and descriptions of RLMConfig's fields
+        budget = BudgetLimits.model_fields
+        iterations = completion["properties"]["max_iterations"]
+        assert iterations["description"] == budget["max_iterations"].description
+        assert iterations["anyOf"][0]["maximum"] == 1000
+        cost = completion["properties"]["max_cost_usd"]
+        assert cost["anyOf"][0] == {"type": "number", "exclusiveMinimum": 0}
+        assert cost["description"] == budget["max_cost_usd"].description
         search = tools["context_search"].input_schema
         assert search["required"] == ["query"]
         assert search["properties"]["max_tokens"]["default"] == 2000
@@ -194,7 +203,7 @@ async def test_sessions_persist_and_are_per_name(connect) -> None:
 
 async def test_sessions_on_the_process_sandbox_with_quotas(connect, monkeypatch) -> None:
     async with connect() as client:
-        monkeypatch.setenv("RLM_TIMEOUT_S", "1")
+        monkeypatch.setenv("RLM_LIMITS__EXEC_TIMEOUT_S", "1")
         ran = await call(
             client, "execute_python", {"code": "import os\nos.getpid()", "sandbox": "process"}
         )

@@ -47,7 +47,7 @@ def logs(
     from rlmrt.observe.trajectory import find_run, list_runs
 
     if folder is None:
-        folder = opt.load_settings(None, {}, project).trajectory_dir
+        folder = opt.load_settings(None, {}, project).trajectory.dir
     if run_id is None:
         _print_list(_newest(list_runs(folder), limit), folder, as_json=as_json)
         return

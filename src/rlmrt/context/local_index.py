@@ -215,7 +215,7 @@ class LocalIndex(ContextProvider):
     @classmethod
     def from_config(cls, config: RLMConfig) -> LocalIndex:
         """The index of `context_root` (default: the working folder) in `context_index`."""
-        return cls(config.context_root or Path.cwd(), index_path=config.context_index)
+        return cls(config.context.root or Path.cwd(), index_path=config.context.index)
 
     # -- storage ---------------------------------------------------------------
 

@@ -20,13 +20,13 @@ if TYPE_CHECKING:
 MAX_SEARCH_TOKENS = 200_000
 NOT_CONFIGURED = (
     "context_search is not available: no context provider is configured "
-    '(set context_provider = "local" or "snipara" in rlm.toml or RLM_CONTEXT_PROVIDER)'
+    '(set provider = "local" or "snipara" under [context] in rlm.toml, or RLM_CONTEXT__PROVIDER)'
 )
 
 
 def open_provider(config: RLMConfig) -> ContextProvider:
-    """A new provider of the kind `config.context_provider` names."""
-    name = config.context_provider
+    """A new provider of the kind `config.context.provider` names."""
+    name = config.context.provider
     if name is None:
         raise ConfigError(NOT_CONFIGURED)
     return PROVIDERS.load(name).from_config(config)
@@ -63,7 +63,7 @@ class ContextSearch:
 
     @property
     def enabled(self) -> bool:
-        return self.config.context_provider is not None
+        return self.config.context.provider is not None
 
     async def provider(self) -> ContextProvider:
         async with self._lock:

@@ -59,7 +59,7 @@ class RLM:
         self.client = client
         self._searcher = ContextSearch(config)
         self._sync = LoopThread("rlmrt-rlm")
-        self._sandboxes = SandboxPool(config.sandbox_pool)
+        self._sandboxes = SandboxPool(config.sandbox.pool)
         self.engine = Engine(
             client=client, config=config, sandboxes=self._sandboxes, searcher=self._searcher
         )
@@ -104,7 +104,7 @@ class RLM:
         Only slow-starting sandbox kinds (docker, wasm, process) are pooled, up to the
         `sandbox_pool` setting.
         """
-        return await self._sandboxes.warm(self.config.sandbox, self.config.limits)
+        return await self._sandboxes.warm(self.config.sandbox.kind, self.config.limits)
 
     async def aclose(self) -> None:
         try:

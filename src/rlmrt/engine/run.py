@@ -112,7 +112,7 @@ class Run:
         self._slot = RunSlot(tree.run_slots, self._emit_wait)
         self._bridge = RunBridge(self)
         self._last_input_tokens = 0
-        self._profile = profile_for(tree.client.model, tree.config.prompt_profile)
+        self._profile = profile_for(tree.client.model, tree.config.prompt.profile)
         self._ran: dict[str, tuple[int, str | None]] = {}  # code -> (iteration, error)
         self._evidence = Evidence()  # read only with the profile's checked_final
         # after a repeated block, the next call samples warmer: at temperature 0 a model
@@ -140,9 +140,9 @@ class Run:
                 **self._ids(),
                 prompt=self.prompt,
                 model=self.tree.client.model,
-                sandbox=self.config.sandbox,
+                sandbox=self.config.sandbox.kind,
                 context_metadata=self.context.metadata,
-                max_depth=self.config.max_depth,
+                max_depth=self.config.budget.max_depth,
                 session=self._turn.place if self._turn is not None else None,
             )
         )
@@ -196,7 +196,7 @@ class Run:
             await self._slot.take()
         try:
             sandbox = await self.tree.sandboxes.acquire(
-                self.config.sandbox, self.config.limits, self._bridge
+                self.config.sandbox.kind, self.config.limits, self._bridge
             )
             try:
                 self._report_unenforced(sandbox)
@@ -220,7 +220,7 @@ class Run:
         messages = first_messages(
             self.prompt,
             self.context.metadata,
-            max_output_chars=self.config.max_output_chars,
+            max_output_chars=self.config.prompt.max_output_chars,
             depth=self.depth,
             session_note=self._turn.note if self._turn is not None else None,
             context_search=self.searcher is not None and self.searcher.enabled,
@@ -237,7 +237,7 @@ class Run:
         """Returns the answer, or the name of the limit that stopped the run."""
         checked = self._profile.checked_final
         while True:
-            if self.iterations >= self.config.max_iterations:
+            if self.iterations >= self.config.budget.max_iterations:
                 return "max_iterations"
             exceeded = self.tree.budget.exceeded()
             if exceeded is not None:
@@ -328,7 +328,7 @@ class Run:
             self._ran[key] = (self.iterations, result.error)
             return []
         iteration, error = before
-        configured = self.config.temperature or 0.0
+        configured = self.config.llm.temperature or 0.0
         self._unstick = max(configured, UNSTICK_TEMPERATURE)
         if result.error is not None and result.error == error:
             return [REPEATED_FAILURE_NOTE.format(iteration=iteration)]
@@ -339,7 +339,7 @@ class Run:
         neared the window. The earlier messages go to `conversation_log` in the REPL."""
         window = self.tree.context_window()
         tokens = self._last_input_tokens
-        if window is None or tokens < self.config.compact_at * window or len(messages) <= 2:
+        if window is None or tokens < self.config.prompt.compact_at * window or len(messages) <= 2:
             return
         request: list[Message] = [*messages, {"role": "user", "content": COMPACT_PROMPT}]
         reply = await self.tree.model_call(
@@ -409,14 +409,16 @@ class Run:
         head = "Output:" if count == 1 else f"Output of block {index} of {count}:"
         parts = []
         if result.stdout:
-            parts.append(_truncate(result.stdout, self.config.max_output_chars))
+            parts.append(_truncate(result.stdout, self.config.prompt.max_output_chars))
         if result.error:
-            parts.append(_truncate(result.error, self.config.max_output_chars // 2))
+            parts.append(_truncate(result.error, self.config.prompt.max_output_chars // 2))
             note = misnamed_helper_note(result.error)
             if note is not None:
                 parts.append(note)
         elif result.stderr:
-            parts.append("stderr:\n" + _truncate(result.stderr, self.config.max_output_chars // 2))
+            parts.append(
+                "stderr:\n" + _truncate(result.stderr, self.config.prompt.max_output_chars // 2)
+            )
         if not parts:
             parts.append(EMPTY_OUTPUT_NOTE)
         return head + "\n" + "\n".join(parts)
@@ -480,8 +482,8 @@ class Run:
 
     async def _llm(self, prompt: str, model: str | None, call_id: str) -> str:
         messages: list[Message] = []
-        if self.config.sub_system_prompt:
-            messages.append({"role": "system", "content": self.config.sub_system_prompt})
+        if self.config.llm.sub_system_prompt:
+            messages.append({"role": "system", "content": self.config.llm.sub_system_prompt})
         messages.append({"role": "user", "content": prompt})
         reply = await self.tree.model_call(
             messages, parent_call_id=call_id, depth=self.depth + 1, purpose="sub", model=model
@@ -489,7 +491,7 @@ class Run:
         return reply.text
 
     async def sub_rlm(self, prompt: str, context: Any) -> str:
-        if self.depth + 1 > self.config.max_depth:
+        if self.depth + 1 > self.config.budget.max_depth:
             text = prompt if context is None else f"{prompt}\n\n{_as_text(context)}"
             return await self._sub_call("llm", text, None, lambda cid: self._llm(text, None, cid))
         return await self._sub_call(

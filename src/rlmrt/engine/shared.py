@@ -76,4 +76,4 @@ class SharedSandbox:
 
     def __init__(self, config: RLMConfig, host: SessionHost) -> None:
         self.host = host
-        self.backend = create_backend(config.sandbox, limits=config.limits, bridge=host)
+        self.backend = create_backend(config.sandbox.kind, limits=config.limits, bridge=host)

@@ -84,8 +84,8 @@ class Engine:
         run_id = run_id or new_run_id()
         bus = EventBus()
         writer: TrajectoryWriter | None = None
-        if self.config.save_trajectory:
-            writer = TrajectoryWriter(self.config.trajectory_dir / f"{run_id}{SUFFIX}")
+        if self.config.trajectory.save:
+            writer = TrajectoryWriter(self.config.trajectory.dir / f"{run_id}{SUFFIX}")
             bus.subscribe(writer)
         for handler in self.handlers:
             bus.subscribe(handler)

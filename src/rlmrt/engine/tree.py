@@ -16,7 +16,7 @@ from collections.abc import Sequence
 
 from rlmrt.config import RLMConfig
 from rlmrt.context.search import ContextSearch
-from rlmrt.engine.budget import Budget, BudgetLimits
+from rlmrt.engine.budget import Budget
 from rlmrt.engine.slots import RunSlots
 from rlmrt.errors import BudgetExceededError, ModelError
 from rlmrt.events import (
@@ -59,18 +59,12 @@ class RunTree:
         self.ledger = UsageLedger()
         bus.subscribe(self.ledger)
         self.budget = Budget(
-            BudgetLimits(
-                max_model_calls=config.max_model_calls,
-                max_input_tokens=config.max_input_tokens,
-                max_output_tokens=config.max_output_tokens,
-                max_cost_usd=config.max_cost_usd,
-                max_wall_time_s=config.max_wall_time_s,
-            ),
+            config.budget,
             self.ledger,
             warn=self._budget_warning,
         )
-        self.semaphore = asyncio.Semaphore(config.max_concurrency)
-        self.run_slots = RunSlots(config.max_concurrent_runs)
+        self.semaphore = asyncio.Semaphore(config.budget.max_concurrency)
+        self.run_slots = RunSlots(config.budget.max_concurrent_runs)
         self._ids = itertools.count(1)
         self._cost_warned: set[str] = set()
         self._window: int | bool | None = False  # False: not looked up yet
@@ -82,7 +76,7 @@ class RunTree:
         models that go through LiteLLM (the OpenAI-compatible fast path never imports
         it: there, an unset window means no compaction)."""
         if self._window is False:
-            self._window = self.config.context_window_tokens or _litellm_window(self.config)
+            self._window = self.config.prompt.context_window_tokens or _litellm_window(self.config)
         return self._window if isinstance(self._window, int) else None
 
     def new_call_id(self) -> str:
@@ -119,7 +113,7 @@ class RunTree:
             self.budget.check()
         call_id = self.new_call_id()
         model_name = (
-            model or (self.config.sub_model if purpose == "sub" else None) or self.client.model
+            model or (self.config.llm.sub_model if purpose == "sub" else None) or self.client.model
         )
         started_event = ModelCallStarted(
             run_id=self.run_id,
@@ -172,7 +166,10 @@ class RunTree:
         finally:
             MODEL_CALL.reset(site)
         cost, known = cost_usd(
-            reply.model or model_name, reply.input_tokens, reply.output_tokens, self.config.prices
+            reply.model or model_name,
+            reply.input_tokens,
+            reply.output_tokens,
+            self.config.llm.prices,
         )
         if not known and model_name not in self._cost_warned:
             self._cost_warned.add(model_name)
@@ -229,7 +226,7 @@ class RunTree:
         except asyncio.TimeoutError as exc:
             raise BudgetExceededError(
                 "max_wall_time_s",
-                f"budget exhausted: max_wall_time_s={self.config.max_wall_time_s:g} "
+                f"budget exhausted: max_wall_time_s={self.config.budget.max_wall_time_s:g} "
                 "reached during a model call",
             ) from exc
 
@@ -237,8 +234,8 @@ class RunTree:
 def _litellm_window(config: RLMConfig) -> int | None:
     from rlmrt.llm import uses_openai_fast_path
 
-    model = config.model
-    if not model or uses_openai_fast_path(model, config.api_base):
+    model = config.llm.model
+    if not model or uses_openai_fast_path(model, config.llm.api_base):
         return None
     from rlmrt.llm._litellm import import_litellm
 

@@ -66,12 +66,12 @@ def __getattr__(name: str) -> Any:
 
 def require_model(config: RLMConfig) -> str:
     """The configured model id, or a ConfigError saying how to set one."""
-    if not config.model:
+    if not config.llm.model:
         raise ConfigError(
             "no model configured: pass model=... (e.g. 'openai/gpt-4o-mini'), "
-            "set RLM_MODEL, or add model = ... to rlm.toml"
+            "set RLM_LLM__MODEL, or add model = ... under [llm] in rlm.toml"
         )
-    return config.model
+    return config.llm.model
 
 
 CLIENTS: LazyRegistry[ConfiguredClient] = LazyRegistry(
@@ -98,4 +98,4 @@ def uses_openai_fast_path(model: str, api_base: str | None) -> bool:
 def create_client(config: RLMConfig) -> ModelClient:
     """The model client for `config`, built from the settings by its class."""
     model = require_model(config)
-    return CLIENTS.load(client_kind(model, config.api_base)).from_config(config)
+    return CLIENTS.load(client_kind(model, config.llm.api_base)).from_config(config)

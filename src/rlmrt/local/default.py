@@ -26,7 +26,7 @@ log = logging.getLogger("rlmrt")
 
 def local_default_reason(config: RLMConfig, env: Mapping[str, str] | None = None) -> str | None:
     """Why a run with `config` uses the local model; None when it does not."""
-    if config.model or config.api_key is not None or keys_present(env):
+    if config.llm.model or config.llm.api_key is not None or keys_present(env):
         return None
     return "no model configured and no provider API key in the environment"
 
@@ -45,10 +45,10 @@ def use_local_model(
         config,
         model=f"openai/{model.name}",
         api_key="local",  # the server asks for none; the client wants one to send
-        context_window_tokens=config.context_window_tokens or model.context_tokens,
+        context_window_tokens=config.prompt.context_window_tokens or model.context_tokens,
         # a small model is steadier at temperature 0 (the engine breaks its loops)
-        temperature=0.0 if config.temperature is None else config.temperature,
-        seed=0 if config.seed is None else config.seed,
+        temperature=0.0 if config.llm.temperature is None else config.llm.temperature,
+        seed=0 if config.llm.seed is None else config.llm.seed,
     )
     return settings, LocalModelClient(settings, model)
 

@@ -86,7 +86,7 @@ class RLMService:
         key = self.project_key
         if key not in self._searchers:
             config = self.config()
-            if config.context_provider is None:
+            if config.context.provider is None:
                 config = config_with(config, context_provider="local")
             self._searchers[key] = ContextSearch(config)
         return self._searchers[key]
@@ -229,7 +229,7 @@ class RLMService:
         hits = await searcher.search(query, max_tokens)
         return {
             "query": query,
-            "provider": searcher.config.context_provider,
+            "provider": searcher.config.context.provider,
             "tokens": sum(hit["tokens"] for hit in hits),
             "hits": hits,
         }
@@ -240,7 +240,7 @@ class RLMService:
         from rlmrt.context.local_index import LocalIndex
 
         config = self.config()
-        index = LocalIndex(config.context_root or Path.cwd(), index_path=config.context_index)
+        index = LocalIndex(config.context.root or Path.cwd(), index_path=config.context.index)
         try:
             stats = await asyncio.to_thread(index.refresh, rebuild=rebuild)
         finally:
@@ -251,7 +251,7 @@ class RLMService:
     def runs(self, limit: int = 50) -> list[dict[str, Any]]:
         from rlmrt.observe.trajectory import list_runs
 
-        folder = self.config().trajectory_dir
+        folder = self.config().trajectory.dir
         return [
             {"run_id": run.run_id, "uri": f"rlm://runs/{run.run_id}"}
             for run in list_runs(folder)[:limit]
@@ -261,7 +261,7 @@ class RLMService:
         from rlmrt.observe.summary import read_summary
         from rlmrt.observe.trajectory import find_run
 
-        found = find_run(self.config().trajectory_dir, run_id)
+        found = find_run(self.config().trajectory.dir, run_id)
         events, summary = read_summary(found.path, run_id=found.run_id)
         started, finished = summary.root, summary.finished
         return {

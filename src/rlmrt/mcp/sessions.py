@@ -92,7 +92,7 @@ class SessionPool:
                     " destroy it first or use another session name"
                 )
             return session
-        chosen = kind or config.sandbox
+        chosen = kind or config.sandbox.kind
         if len(self._sessions) >= self.max_sessions:
             raise UsageError(f"session: {self.max_sessions} sessions are open; destroy one first")
         code = CodeSession(

@@ -104,7 +104,7 @@ class DockerSandbox(KernelBackend):
     kind = "docker"
     slow_start = True
     enforces = frozenset(
-        {"timeout_s", "cpu_s", "memory_mb", "processes", "file_bytes", "output_bytes"}
+        {"exec_timeout_s", "cpu_s", "memory_mb", "processes", "file_bytes", "output_bytes"}
     )
 
     def __init__(

@@ -203,7 +203,7 @@ class LocalSandbox(SandboxBackend):
     kind = "local"
     # Code here can start no process and open no file, so those limits hold a fortiori;
     # CPU time is not measured per thread (the wall-time limit bounds it).
-    enforces = frozenset({"timeout_s", "memory_mb", "output_bytes", "processes", "file_bytes"})
+    enforces = frozenset({"exec_timeout_s", "memory_mb", "output_bytes", "processes", "file_bytes"})
 
     def __init__(self, *, limits: Limits | None = None, bridge: HostBridge | None = None) -> None:
         super().__init__(limits=limits, bridge=bridge)
@@ -318,7 +318,7 @@ class LocalSandbox(SandboxBackend):
         worker = self._ensure_worker()
         state = _ExecState(compiled, asyncio.get_running_loop(), self.limits.output_bytes)
         self._globals.update(self._helpers)
-        self._clock.arm(self.limits.timeout_s, worker.ident)
+        self._clock.arm(self.limits.exec_timeout_s, worker.ident)
         self._state = state
         worker.jobs.put(state)
         await self._supervise(state, worker)
@@ -364,7 +364,7 @@ class LocalSandbox(SandboxBackend):
 
     async def _supervise(self, state: _ExecState, worker: _Worker) -> None:
         """Host side: wait for the worker; enforce the deadline and the memory limit."""
-        timeout, watch_memory = self.limits.timeout_s, bool(self._clock.rss_limit)
+        timeout, watch_memory = self.limits.exec_timeout_s, bool(self._clock.rss_limit)
         if timeout is None and not watch_memory:
             await state.future
             return
@@ -417,7 +417,8 @@ class LocalSandbox(SandboxBackend):
         error: str | None = None
         if state.timed_out or isinstance(exc, SandboxTimeout):
             error = self._format_error(
-                exc, f"TimeoutError: execution exceeded the {self.limits.timeout_s:g} s time limit"
+                exc,
+                f"TimeoutError: execution exceeded the {self.limits.exec_timeout_s:g} s time limit",
             )
         elif state.memory_exceeded or isinstance(exc, SandboxMemoryExceeded):
             growth = state.memory_growth or self._clock.growth()

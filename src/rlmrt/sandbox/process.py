@@ -112,7 +112,7 @@ def quota_report() -> list[QuotaStatus]:
         QuotaStatus("isolation", bwrap, isolation),
         QuotaStatus("network", bwrap, "no network namespace" if bwrap else "host network"),
         QuotaStatus("uid", bwrap or not root, uid),
-        QuotaStatus("timeout_s", True, "SIGALRM in the kernel; kill and restart 1 s later"),
+        QuotaStatus("exec_timeout_s", True, "SIGALRM in the kernel; kill and restart 1 s later"),
         QuotaStatus("cpu_s", True, "ITIMER_PROF in the kernel, host /proc tree CPU, RLIMIT_CPU"),
         QuotaStatus(
             "memory_mb",
@@ -137,7 +137,7 @@ class ProcessSandbox(KernelBackend):
 
     def __init__(self, *, limits: Limits | None = None, bridge: HostBridge | None = None) -> None:
         super().__init__(limits=limits, bridge=bridge)
-        enforced = {"timeout_s", "memory_mb", "output_bytes", "cpu_s", "file_bytes"}
+        enforced = {"exec_timeout_s", "memory_mb", "output_bytes", "cpu_s", "file_bytes"}
         if _proc.cgroup_writable("pids"):
             enforced.add("processes")
         self.enforces = frozenset(enforced)

@@ -118,7 +118,7 @@ def quota_report() -> list[tuple[str, bool, str]]:
     if _proc.cgroup_writable("memory"):
         memory += ", cgroup v1 memory.limit_in_bytes"
     return [
-        ("timeout_s", True, "interrupt from a timer thread; kill and restart 1 s later"),
+        ("exec_timeout_s", True, "interrupt from a timer thread; kill and restart 1 s later"),
         ("cpu_s", True, "host /proc CPU of the Deno process; kill and restart"),
         ("memory_mb", True, memory),
         ("processes", True, "WebAssembly has no processes and Deno refuses to run any"),

@@ -30,7 +30,7 @@ def runs_folder() -> Path:
         return Path(named)
     from rlmrt.config import load_config
 
-    return load_config().trajectory_dir
+    return load_config().trajectory.dir
 
 
 def follower(path: Path) -> Follower:
