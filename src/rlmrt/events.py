@@ -19,9 +19,11 @@ from dataclasses import dataclass, field
 from typing import Any, ClassVar, Literal
 
 # 2: `RunStarted.session` (a run made in a session). 3: `RunWaited` (a child run queued
-# for a slot). Readers take any version: a field a newer version added is ignored, one
-# an older version lacks keeps its default; an unknown kind is an error.
-EVENT_SCHEMA_VERSION = 3
+# for a slot). 4: `CodeStarted` (an execution began; its `CodeExecuted` has the same
+# call_id) and `TraceLinked` (the trace of a traced run). Readers take any version: a
+# field a newer version added is ignored, one an older version lacks keeps its default;
+# an unknown kind is an error.
+EVENT_SCHEMA_VERSION = 4
 
 SubCallKind = Literal["llm", "rlm"]
 ModelCallPurpose = Literal["root", "sub", "final", "compact"]
@@ -107,6 +109,15 @@ class ModelCallFailed(Event):
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
+class CodeStarted(Event):
+    """A code block began executing; its `CodeExecuted` has the same call_id. Sub-calls
+    emitted in between were made by this block."""
+
+    kind: ClassVar[str] = "code_started"
+    iteration: int
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
 class CodeExecuted(Event):
     kind: ClassVar[str] = "code_executed"
     iteration: int
@@ -187,6 +198,16 @@ class RunWaited(Event):
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
+class TraceLinked(Event):
+    """The OpenTelemetry trace a run's spans went to (hex ids of the trace and of the
+    run's `invoke_agent` span), so a trajectory leads to its trace."""
+
+    kind: ClassVar[str] = "trace_linked"
+    trace_id: str
+    span_id: str
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
 class Answer(Event):
     kind: ClassVar[str] = "answer"
     answer: str
@@ -210,6 +231,7 @@ EVENT_TYPES: dict[str, type[Event]] = {
         TokenDelta,
         ModelCallFinished,
         ModelCallFailed,
+        CodeStarted,
         CodeExecuted,
         SubCallStarted,
         SubCallFinished,
@@ -218,6 +240,7 @@ EVENT_TYPES: dict[str, type[Event]] = {
         LimitNotEnforced,
         Compacted,
         RunWaited,
+        TraceLinked,
         Answer,
         RunErrored,
     )

@@ -17,6 +17,7 @@ from rlmrt.events import (
     RunStarted,
     RunWaited,
     TokenDelta,
+    TraceLinked,
     event_from_dict,
 )
 from rlmrt.observe.calltree import CallTree
@@ -142,3 +143,5 @@ def test_the_description_of_events_a_recording_may_lack() -> None:
     assert describe(waited) == "waited 1.50s for a run slot (max_concurrent_runs 8)"
     started = RunStarted(**ids, prompt="p", model="m", sandbox="local", context_metadata={})
     assert describe(started) == 'run started: "p" (model m, sandbox local, ?, 0 chars)'
+    linked = TraceLinked(**ids, trace_id="ab" * 16, span_id="cd" * 8)
+    assert describe(linked) == f"trace {'ab' * 16}"

@@ -1,7 +1,7 @@
 """Settings: one tree, declared once.
 
 `RLMConfig` nests one model per concern (`llm`, `limits`, `budget`, `sandbox`,
-`prompt`, `trajectory`, `context`). Every field carries its default, bounds and
+`prompt`, `trajectory`, `context`, `observe`). Every field carries its default, bounds and
 description; `rlm.toml` tables, `RLM_<SECTION>__<FIELD>` variables, the `rlm run`
 flags and the MCP tool schemas are all derived from these fields, so a new setting is
 one field. `load_config()` (in `rlmrt.config._sources`) reads the sources.
@@ -260,6 +260,45 @@ class ContextSettings(_Section):
         return None if value is None else value.expanduser()
 
 
+class ObserveSettings(_Section):
+    """Telemetry of runs: OpenTelemetry traces (the `otel` extra). The standard `OTEL_*`
+    variables (headers, timeout, sampler, ...) apply as well; these settings win."""
+
+    trace: bool | None = Field(
+        default=None,
+        description="Send OpenTelemetry spans of each run. Default: only when the process"
+        " already has a tracer provider (then the spans join its current trace).",
+    )
+    trace_content: bool = Field(
+        default=False,
+        description="Put prompts, replies and code on the spans (also"
+        " OTEL_INSTRUMENTATION_GENAI_CAPTURE_MESSAGE_CONTENT=true).",
+    )
+    otlp_endpoint: str | None = Field(
+        default=None,
+        description="OTLP endpoint of rlmrt's own tracer provider (default:"
+        " OTEL_EXPORTER_OTLP_ENDPOINT, else localhost).",
+    )
+    otlp_protocol: str | None = Field(
+        default=None,
+        description='OTLP protocol: "http/protobuf" or "grpc" (default:'
+        " OTEL_EXPORTER_OTLP_PROTOCOL, else http/protobuf).",
+    )
+    service_name: str | None = Field(
+        default=None, description="service.name of the spans (default: OTEL_SERVICE_NAME, rlmrt)."
+    )
+
+    @field_validator("otlp_protocol")
+    @classmethod
+    def _known_protocol(cls, value: str | None) -> str | None:
+        if value is not None and value not in OTLP_PROTOCOLS:
+            raise ValueError(f"unknown OTLP protocol {value!r}: use {' or '.join(OTLP_PROTOCOLS)}")
+        return value
+
+
+OTLP_PROTOCOLS = ("http/protobuf", "grpc")
+
+
 class RLMConfig(BaseModel):
     """Everything that shapes a run, as one tree of sections.
 
@@ -278,6 +317,7 @@ class RLMConfig(BaseModel):
         default_factory=TrajectorySettings, description="Run records."
     )
     context: ContextSettings = Field(default_factory=ContextSettings, description="Search.")
+    observe: ObserveSettings = Field(default_factory=ObserveSettings, description="Telemetry.")
 
     @model_validator(mode="before")
     @classmethod

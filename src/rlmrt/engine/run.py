@@ -50,6 +50,7 @@ from rlmrt.errors import BudgetExceededError, ModelError
 from rlmrt.events import (
     Answer,
     CodeExecuted,
+    CodeStarted,
     Compacted,
     LimitNotEnforced,
     RunErrored,
@@ -278,8 +279,18 @@ class Run:
             repeats: list[str] = []
             self._unstick = None
             for index, code in enumerate(blocks, start=1):
+                exec_id = self.tree.new_call_id()
+                self.tree.emit(
+                    CodeStarted(
+                        run_id=self.tree.run_id,
+                        call_id=exec_id,
+                        parent_call_id=self.call_id,
+                        depth=self.depth,
+                        iteration=self.iterations,
+                    )
+                )
                 result = await sandbox.execute(code)
-                self._emit_exec(code, result)
+                self._emit_exec(code, result, call_id=exec_id)
                 outputs.append(self._format_output(index, len(blocks), result))
                 if result.final_set:
                     answer = result.final_answer or ""
@@ -387,13 +398,13 @@ class Run:
         self._emit_answer(result.final_answer or "", "text", partial=partial)
         return _Done(result.final_answer or "")
 
-    def _emit_exec(self, code: str, result: ExecResult) -> None:
+    def _emit_exec(self, code: str, result: ExecResult, *, call_id: str | None = None) -> None:
         self.tree.emit(
             code_executed(
                 code,
                 result,
                 run_id=self.tree.run_id,
-                call_id=self.tree.new_call_id(),
+                call_id=call_id or self.tree.new_call_id(),
                 parent_call_id=self.call_id,
                 depth=self.depth,
                 iteration=self.iterations,

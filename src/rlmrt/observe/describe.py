@@ -7,6 +7,7 @@ from rlmrt.events import (
     Answer,
     BudgetWarning,
     CodeExecuted,
+    CodeStarted,
     Compacted,
     CostWarning,
     Event,
@@ -19,6 +20,7 @@ from rlmrt.events import (
     RunWaited,
     SubCallFinished,
     SubCallStarted,
+    TraceLinked,
 )
 from rlmrt.observe import format as fmt
 
@@ -40,6 +42,10 @@ def describe(event: Event) -> str | None:
         )
     if isinstance(event, ModelCallFailed):
         return f"model call ({event.purpose}) failed: {event.error_type}: {event.message}"
+    if isinstance(event, CodeStarted):
+        return f"code running (iteration {event.iteration})"
+    if isinstance(event, TraceLinked):
+        return f"trace {event.trace_id}"
     if isinstance(event, CodeExecuted):
         if event.error:
             lines = event.error.strip().splitlines()
