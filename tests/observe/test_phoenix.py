@@ -1,0 +1,151 @@
+"""A real OTLP backend receives a run's spans: Arize Phoenix on 127.0.0.1 (from its own
+venv, see scripts/setup-observe, with its storage in a temp folder), queried back
+through Phoenix's own client for the run's spans, their parents and token counts."""
+
+from __future__ import annotations
+
+import json
+import os
+import socket
+import subprocess
+import time
+from collections.abc import Iterator
+from pathlib import Path
+
+import httpx
+import pytest
+
+from rlmrt.config import ObserveSettings
+from rlmrt.observe.otel import own_provider
+from rlmrt.testing import ChatRequest
+
+PHOENIX_VENV = Path(
+    os.environ.get("RLMRT_PHOENIX_VENV")
+    or Path(os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache") / "rlmrt" / "phoenix"
+)
+PHOENIX = PHOENIX_VENV / "bin" / "phoenix"
+
+pytestmark = [
+    pytest.mark.slow,
+    pytest.mark.timeout(300),  # Phoenix takes 20-80 s to start on a busy machine
+    pytest.mark.skipif(not PHOENIX.exists(), reason="needs Phoenix: scripts/setup-observe"),
+]
+
+# Phoenix's own client, run in Phoenix's venv: the spans of one trace as JSON
+QUERY = """
+import json, sys
+from phoenix.client import Client
+spans = Client(base_url=sys.argv[1]).spans.get_spans(
+    project_identifier="default", trace_ids=[sys.argv[2]], limit=1000
+)
+print(json.dumps(spans, default=str))
+"""
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+@pytest.fixture(scope="module")
+def phoenix(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
+    folder = tmp_path_factory.mktemp("phoenix")
+    port = free_port()
+    env = {
+        **os.environ,
+        "PHOENIX_WORKING_DIR": str(folder),
+        "PHOENIX_HOST": "127.0.0.1",
+        "PHOENIX_PORT": str(port),
+        "PHOENIX_GRPC_PORT": str(free_port()),
+    }
+    log = (folder / "phoenix.log").open("wb")
+    process = subprocess.Popen(
+        [str(PHOENIX), "serve"], env=env, stdout=log, stderr=subprocess.STDOUT
+    )
+    url = f"http://127.0.0.1:{port}"
+    try:
+        deadline = time.monotonic() + 90
+        while not healthy(f"{url}/healthz"):
+            if process.poll() is not None or time.monotonic() > deadline:
+                output = (folder / "phoenix.log").read_text()
+                raise RuntimeError(f"phoenix did not start:\n{output}")
+            time.sleep(0.5)
+        yield url
+    finally:
+        process.terminate()
+        try:
+            process.wait(timeout=20)
+        except subprocess.TimeoutExpired:
+            process.kill()
+            process.wait()
+        log.close()
+
+
+def healthy(url: str) -> bool:
+    try:
+        return httpx.get(url, timeout=1).status_code == 200
+    except httpx.TransportError:
+        return False
+
+
+def reply(request: ChatRequest) -> str:
+    if not request.is_rlm_root:
+        return "hi"
+    if "depth 1" in request.messages[1]["content"]:
+        return "FINAL(low)"
+    if any(m["role"] == "assistant" for m in request.messages):
+        return "```repl\nFINAL(context.upper())\n```"
+    return "```repl\nprint(llm_query('say hi'), rlm_query('look', context=context[:3]))\n```"
+
+
+def spans_of(url: str, trace_id: str, count: int) -> list[dict[str, object]]:
+    """The trace's spans once Phoenix has stored `count` of them (it ingests in the
+    background)."""
+    deadline = time.monotonic() + 30
+    while True:
+        found = subprocess.run(
+            [str(PHOENIX_VENV / "bin" / "python"), "-c", QUERY, url, trace_id],
+            capture_output=True,
+            text=True,
+            check=True,
+            timeout=60,
+        )
+        spans: list[dict[str, object]] = json.loads(found.stdout)
+        if len(spans) >= count or time.monotonic() > deadline:
+            return spans
+        time.sleep(0.5)
+
+
+def test_phoenix_receives_the_spans_of_a_run(phoenix: str, serve, make_rlm) -> None:
+    server = serve(reply)
+    settings = {"trace": True, "otlp_endpoint": phoenix, "service_name": "rlmrt-test"}
+    with make_rlm(server, max_depth=1, **settings) as rlm:
+        result = rlm.completion("Shout it", context="quiet words")
+    own_provider(ObserveSettings(**settings)).force_flush()
+    assert result.trajectory_path is not None
+    events = [json.loads(line) for line in result.trajectory_path.read_text().splitlines()]
+    root_link = next(e for e in events if e["kind"] == "trace_linked" and e["depth"] == 0)
+
+    spans = spans_of(phoenix, root_link["trace_id"], 10)
+    # 2 runs, 4 model calls, 2 executions, 2 sub-calls
+    assert len(spans) == 10
+    by_id = {s["context"]["span_id"]: s for s in spans}  # type: ignore[index]
+    root = by_id[root_link["span_id"]]
+    assert root["name"] == "invoke_agent rlm" and root["parent_id"] is None
+    assert root["attributes"]["rlm.run_id"] == result.run_id  # type: ignore[index]
+    for span in spans:
+        if span is not root:
+            assert span["parent_id"] in by_id
+    chats = [s for s in spans if s["name"] == "chat openai/test-model"]
+    assert len(chats) == 4
+    assert sum(s["attributes"]["gen_ai.usage.input_tokens"] for s in chats) == (  # type: ignore[index]
+        result.usage.input_tokens
+    )
+    assert sum(s["attributes"]["gen_ai.usage.output_tokens"] for s in chats) == (  # type: ignore[index]
+        result.usage.output_tokens
+    )
+    child = next(s for s in spans if s["name"] == "invoke_agent rlm" and s is not root)
+    parent = by_id[child["parent_id"]]  # type: ignore[index]
+    assert parent["name"] == "execute_tool rlm_query"
+    assert by_id[parent["parent_id"]]["name"] == "execute_tool repl"  # type: ignore[index]
