@@ -61,6 +61,7 @@ class Project:
             "context_provider": "local",
             "context_root": self.root,
             "context_index": self.index_path,
+            "project_name": self.name,
         }
 
     def to_dict(self, *, current: bool = False) -> dict[str, Any]:

@@ -17,6 +17,7 @@ from rlmrt.cli.index_cmd import index, search
 from rlmrt.cli.init_cmd import init
 from rlmrt.cli.logs_cmd import logs
 from rlmrt.cli.mcp_cmd import mcp_app
+from rlmrt.cli.metrics_cmd import metrics_app
 from rlmrt.cli.model_cmd import model_app
 from rlmrt.cli.project_cmd import project_app
 from rlmrt.cli.replay_cmd import replay
@@ -67,6 +68,7 @@ app.add_typer(config_app, name="config")
 app.add_typer(model_app, name="model")
 app.add_typer(mcp_app, name="mcp")
 app.add_typer(project_app, name="project")
+app.add_typer(metrics_app, name="metrics")
 
 if __name__ == "__main__":  # pragma: no cover - `python -m rlmrt.cli.main`
     app()

@@ -261,8 +261,9 @@ class ContextSettings(_Section):
 
 
 class ObserveSettings(_Section):
-    """Telemetry of runs: OpenTelemetry traces (the `otel` extra). The standard `OTEL_*`
-    variables (headers, timeout, sampler, ...) apply as well; these settings win."""
+    """Telemetry of runs: OpenTelemetry traces (the `otel` extra) and Prometheus metrics
+    (the `metrics` extra). The standard `OTEL_*` variables (headers, timeout, sampler,
+    ...) apply as well; these settings win."""
 
     trace: bool | None = Field(
         default=None,
@@ -286,6 +287,16 @@ class ObserveSettings(_Section):
     )
     service_name: str | None = Field(
         default=None, description="service.name of the spans (default: OTEL_SERVICE_NAME, rlmrt)."
+    )
+    metrics: bool | None = Field(
+        default=None,
+        description="Count runs in Prometheus metrics (rlm_*). Default: when prometheus-client"
+        " is installed (the metrics extra).",
+    )
+    project: str | None = Field(
+        default=None,
+        description="The project label of metrics (set by the active project).",
+        json_schema_extra=keyword("project_name"),
     )
 
     @field_validator("otlp_protocol")

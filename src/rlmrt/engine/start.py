@@ -25,9 +25,9 @@ from rlmrt.engine.tree import RunTree
 from rlmrt.errors import ConfigError
 from rlmrt.events import Event, EventBus, EventHandler
 from rlmrt.llm.base import ModelClient
-from rlmrt.observe.otel import span_recorder
 from rlmrt.observe.trajectory import SUFFIX, TrajectoryWriter
 from rlmrt.observe.usage import Usage
+from rlmrt.observe.watchers import run_watchers
 from rlmrt.sandbox.pool import SandboxPool
 
 __all__ = ["Engine", "RunResult", "check_prompt", "iterate_on", "new_run_id", "stream_run"]
@@ -84,7 +84,7 @@ class Engine:
         check_prompt(prompt)
         run_id = run_id or new_run_id()
         bus = EventBus()
-        spans = span_recorder(self.config, bus.emit)
+        watchers = run_watchers(self.config, bus.emit)
         writer: TrajectoryWriter | None = None
         if self.config.trajectory.save:
             writer = TrajectoryWriter(self.config.trajectory.dir / f"{run_id}{SUFFIX}")
@@ -93,8 +93,8 @@ class Engine:
             bus.subscribe(handler)
         if on_event is not None:
             bus.subscribe(on_event)
-        if spans is not None:  # last: every consumer sees a run start before its trace link
-            bus.subscribe(spans)
+        for watcher in watchers:  # last: spans link each run to its trace after its start
+            bus.subscribe(watcher)
         tree = RunTree(
             config=self.config,
             client=self.client,
@@ -116,8 +116,8 @@ class Engine:
         try:
             outcome = await root.execute()
         finally:
-            if spans is not None:
-                spans.close()
+            for watcher in watchers:
+                watcher.close()
             if writer is not None:
                 writer.close()
         return RunResult(

@@ -1,0 +1,45 @@
+"""The telemetry consumers of one run tree, as the settings ask for them: metrics,
+then spans (last, so every other consumer sees a run start before its trace link).
+
+`Engine.run` subscribes each to the tree's bus and closes them when the run ends,
+however it ends."""
+
+from __future__ import annotations
+
+import importlib.util
+from collections.abc import Callable
+from typing import TYPE_CHECKING, Protocol
+
+from rlmrt.errors import MissingDependencyError
+from rlmrt.observe.otel import span_recorder
+
+if TYPE_CHECKING:
+    from rlmrt.config import ObserveSettings, RLMConfig
+    from rlmrt.events import Event
+
+
+class RunWatcher(Protocol):
+    def __call__(self, event: Event) -> None: ...
+
+    def close(self) -> None:
+        """The run ended: release what it left open (spans, in-flight gauges)."""
+
+
+def metrics_enabled(settings: ObserveSettings) -> bool:
+    if settings.metrics is not None:
+        if settings.metrics and importlib.util.find_spec("prometheus_client") is None:
+            raise MissingDependencyError("prometheus-client", "metrics")
+        return settings.metrics
+    return importlib.util.find_spec("prometheus_client") is not None
+
+
+def run_watchers(config: RLMConfig, emit: Callable[[Event], None]) -> list[RunWatcher]:
+    found: list[RunWatcher] = []
+    if metrics_enabled(config.observe):
+        from rlmrt.observe.metrics import run_metrics
+
+        found.append(run_metrics().watch(config.observe.project))
+    spans = span_recorder(config, emit)
+    if spans is not None:
+        found.append(spans)
+    return found
