@@ -192,3 +192,11 @@ def load_project_config(
         defaults_source=f"project {project.name}",
         **overrides,
     )
+
+
+def run_folders() -> dict[str, Path]:
+    """Every default trajectory folder, by project ("" for runs made outside one)."""
+    found = {"": default_home() / "runs"}
+    for project in ProjectRegistry().list():
+        found[project.name] = project.runs_dir
+    return found

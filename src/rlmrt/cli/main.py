@@ -12,6 +12,7 @@ import typer
 from rlmrt.cli._errors import ErrorHandlingGroup
 from rlmrt.cli.chat_cmd import chat
 from rlmrt.cli.config_cmd import config_app
+from rlmrt.cli.costs_cmd import costs
 from rlmrt.cli.doctor_cmd import doctor
 from rlmrt.cli.index_cmd import index, search
 from rlmrt.cli.init_cmd import init
@@ -57,6 +58,7 @@ def _main(
 
 app.command("run")(run)
 app.command("logs")(logs)
+app.command("costs")(costs)
 app.command("replay")(replay)
 app.command("chat")(chat)
 app.command("init")(init)

@@ -44,8 +44,9 @@ def serve(
     except ImportError as exc:
         raise CLIUsageError(str(MissingDependencyError("prometheus-client", "metrics"))) from exc
     from rlmrt.observe.follow import TrajectoryFollower
+    from rlmrt.projects import run_folders
 
-    folders = {"": folder} if folder is not None else _run_folders()
+    folders = {"": folder} if folder is not None else run_folders()
     try:
         server, thread = serve_metrics(port, host)
     except OSError as exc:
@@ -64,13 +65,3 @@ def serve(
         server.shutdown()
         server.server_close()
         thread.join(timeout=5)
-
-
-def _run_folders() -> dict[str, Path]:
-    from rlmrt._home import default_home
-    from rlmrt.projects import ProjectRegistry
-
-    found = {"": default_home() / "runs"}
-    for project in ProjectRegistry().list():
-        found[project.name] = project.runs_dir
-    return found

@@ -121,6 +121,13 @@ class BudgetLimits(_Section):
         gt=0,
         description="Wall seconds of the whole run (one code execution: limits.exec_timeout_s).",
     )
+    daily_usd: float | None = Field(
+        default=None,
+        gt=0,
+        description="USD the project's recorded runs may spend per UTC day, checked before a"
+        " run starts and during it (needs trajectories: the day's spending is read from"
+        " them).",
+    )
     max_concurrency: int = Field(
         default=64, ge=1, le=4096, description="Model calls running at once in one run tree."
     )

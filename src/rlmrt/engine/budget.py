@@ -27,8 +27,11 @@ class Budget:
         *,
         warn: Callable[[str, str], None] | None = None,
         clock: Callable[[], float] = time.monotonic,
+        spent_today_usd: float = 0.0,
     ) -> None:
+        """`spent_today_usd`: what the project's other runs spent today, for `daily_usd`."""
         self.limits = limits
+        self._spent_today = spent_today_usd
         self._ledger = ledger
         self._clock = clock
         self._started = clock()
@@ -51,6 +54,7 @@ class Budget:
             ("max_output_tokens", used.output_tokens, self.limits.max_output_tokens),
             ("max_cost_usd", used.cost_usd, self.limits.max_cost_usd),
             ("max_wall_time_s", self.elapsed_s(), self.limits.max_wall_time_s),
+            ("daily_usd", self._spent_today + used.cost_usd, self.limits.daily_usd),
         ]
 
     def exceeded(self) -> BudgetExceededError | None:

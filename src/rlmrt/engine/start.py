@@ -25,6 +25,7 @@ from rlmrt.engine.tree import RunTree
 from rlmrt.errors import ConfigError
 from rlmrt.events import Event, EventBus, EventHandler
 from rlmrt.llm.base import ModelClient
+from rlmrt.observe.costs import check_daily_budget
 from rlmrt.observe.trajectory import SUFFIX, TrajectoryWriter
 from rlmrt.observe.usage import Usage
 from rlmrt.observe.watchers import run_watchers
@@ -83,6 +84,7 @@ class Engine:
         ids (code may have seen them in a session's `history`)."""
         check_prompt(prompt)
         run_id = run_id or new_run_id()
+        spent_today = check_daily_budget(self.config)
         bus = EventBus()
         watchers = run_watchers(self.config, bus.emit)
         writer: TrajectoryWriter | None = None
@@ -103,6 +105,7 @@ class Engine:
             stream_root=stream_root,
             sandboxes=self.sandboxes,
             searcher=self.searcher,
+            spent_today_usd=spent_today,
         )
         root = Run(
             tree,

@@ -48,6 +48,7 @@ class RunTree:
         stream_root: bool = False,
         sandboxes: SandboxPool | None = None,
         searcher: ContextSearch | None = None,
+        spent_today_usd: float = 0.0,
     ) -> None:
         self.config = config
         self.sandboxes = sandboxes or SandboxPool(0)
@@ -62,6 +63,7 @@ class RunTree:
             config.budget,
             self.ledger,
             warn=self._budget_warning,
+            spent_today_usd=spent_today_usd,
         )
         self.semaphore = asyncio.Semaphore(config.budget.max_concurrency)
         self.run_slots = RunSlots(config.budget.max_concurrent_runs)

@@ -1,0 +1,193 @@
+"""What runs cost, read from their trajectory files: per call, then added up by model,
+day (UTC), project or run.
+
+Files are streamed line by line and only the lines of finished model calls are parsed,
+so a folder of large trajectories is read without loading any of them whole. The
+costs are the ones the engine recorded on each call (LiteLLM's bundled price map, or
+`[llm] prices`), so they match what runs reported.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Iterable, Iterator, Mapping
+from dataclasses import dataclass
+from datetime import datetime, timezone
+from pathlib import Path
+from typing import TYPE_CHECKING, Literal
+
+from rlmrt.errors import BudgetExceededError, ConfigError, UsageError
+from rlmrt.events import ModelCallFinished
+from rlmrt.observe.trajectory import SUFFIX, parse_line
+
+if TYPE_CHECKING:
+    from rlmrt.config import RLMConfig
+
+GroupBy = Literal["model", "day", "project", "run"]
+GROUPS: tuple[GroupBy, ...] = ("model", "day", "project", "run")
+_MARK = b'"kind": "model_call_finished"'
+_UNITS = {"m": 60, "h": 3600, "d": 86_400, "w": 7 * 86_400}
+
+
+@dataclass(frozen=True, slots=True)
+class CallCost:
+    """One finished model call."""
+
+    project: str
+    run_id: str
+    model: str
+    ts: float
+    input_tokens: int
+    output_tokens: int
+    cost_usd: float
+
+    @property
+    def day(self) -> str:
+        return datetime.fromtimestamp(self.ts, timezone.utc).strftime("%Y-%m-%d")
+
+
+@dataclass(frozen=True, slots=True)
+class CostRow:
+    """The calls of one group."""
+
+    key: str
+    calls: int
+    runs: int
+    input_tokens: int
+    output_tokens: int
+    cost_usd: float
+
+    def to_dict(self) -> dict[str, str | int | float]:
+        return {
+            "key": self.key,
+            "calls": self.calls,
+            "runs": self.runs,
+            "input_tokens": self.input_tokens,
+            "output_tokens": self.output_tokens,
+            "cost_usd": self.cost_usd,
+        }
+
+
+def call_costs(folders: Mapping[str, Path], *, since: float | None = None) -> Iterator[CallCost]:
+    """The finished model calls in the trajectories of `folders` (project -> folder),
+    from `since` (a Unix time) on."""
+    for project, folder in folders.items():
+        if not folder.is_dir():
+            continue
+        for path in sorted(folder.glob(f"*{SUFFIX}")):
+            yield from _file_costs(project, path, since)
+
+
+def _file_costs(project: str, path: Path, since: float | None) -> Iterator[CallCost]:
+    try:
+        if since is not None and path.stat().st_mtime < since:
+            return  # last written before `since`: none of its calls count
+        with path.open("rb") as file:
+            for line in file:
+                if _MARK not in line:
+                    continue
+                event = parse_line(line)
+                if not isinstance(event, ModelCallFinished):
+                    continue
+                if since is not None and event.ts < since:
+                    continue
+                yield CallCost(
+                    project=project,
+                    run_id=event.run_id,
+                    model=event.model,
+                    ts=event.ts,
+                    input_tokens=event.input_tokens,
+                    output_tokens=event.output_tokens,
+                    cost_usd=event.cost_usd,
+                )
+    except OSError:
+        return  # removed while being read: its calls are gone
+
+
+def group_costs(costs: Iterable[CallCost], by: GroupBy) -> list[CostRow]:
+    """Totals per group, the most expensive first (by day: the newest day first)."""
+    sums: dict[str, list[float]] = {}
+    runs: dict[str, set[str]] = {}
+    for call in costs:
+        key = _key(call, by)
+        row = sums.setdefault(key, [0, 0, 0, 0.0])
+        row[0] += 1
+        row[1] += call.input_tokens
+        row[2] += call.output_tokens
+        row[3] += call.cost_usd
+        runs.setdefault(key, set()).add(call.run_id)
+    rows = [
+        CostRow(
+            key=key,
+            calls=int(v[0]),
+            runs=len(runs[key]),
+            input_tokens=int(v[1]),
+            output_tokens=int(v[2]),
+            cost_usd=v[3],
+        )
+        for key, v in sums.items()
+    ]
+    if by == "day":
+        return sorted(rows, key=lambda r: r.key, reverse=True)
+    return sorted(rows, key=lambda r: (-r.cost_usd, r.key))
+
+
+def _key(call: CallCost, by: GroupBy) -> str:
+    if by == "model":
+        return call.model
+    if by == "day":
+        return call.day
+    if by == "project":
+        return call.project or "(none)"
+    return call.run_id
+
+
+def day_start(now: float | None = None) -> float:
+    """The Unix time the current UTC day began."""
+    moment = datetime.fromtimestamp(time.time() if now is None else now, timezone.utc)
+    return moment.replace(hour=0, minute=0, second=0, microsecond=0).timestamp()
+
+
+def spent_today(folder: Path, now: float | None = None) -> float:
+    """USD the runs recorded in `folder` spent since the UTC day began."""
+    return sum(c.cost_usd for c in call_costs({"": folder}, since=day_start(now)))
+
+
+def parse_since(text: str, now: float | None = None) -> float:
+    """`7d`, `12h`, `30m`, `2w` ago, or a date (`2025-01-31`, UTC), as a Unix time."""
+    now = time.time() if now is None else now
+    text = text.strip()
+    unit = _UNITS.get(text[-1:].lower())
+    if unit is not None and text[:-1].isdigit():
+        return now - int(text[:-1]) * unit
+    try:
+        day = datetime.strptime(text, "%Y-%m-%d").replace(tzinfo=timezone.utc)
+    except ValueError:
+        raise UsageError(
+            f"cannot read --since {text!r}: use a span such as 7d, 12h, 30m, 2w or a date"
+            " such as 2025-01-31"
+        ) from None
+    return day.timestamp()
+
+
+def check_daily_budget(config: RLMConfig, now: float | None = None) -> float:
+    """What the project spent today (0.0 when `[budget] daily_usd` is not set); raises
+    `BudgetExceededError` when that already reaches the budget, so no run starts."""
+    limit = config.budget.daily_usd
+    if limit is None:
+        return 0.0
+    if not config.trajectory.save:
+        raise ConfigError(
+            "[budget] daily_usd needs trajectories ([trajectory] save = true): the day's"
+            " spending is read from them"
+        )
+    spent = spent_today(config.trajectory.dir, now)
+    if spent >= limit:
+        project = config.observe.project
+        whose = f"project {project}" if project else f"the runs in {config.trajectory.dir}"
+        raise BudgetExceededError(
+            "daily_usd",
+            f"daily budget exhausted: [budget] daily_usd={limit:g} and {whose} spent"
+            f" {spent:.4f} USD today (UTC); no run starts until tomorrow or a higher budget",
+        )
+    return spent
