@@ -20,7 +20,7 @@ import os
 from collections.abc import Mapping
 from functools import cache
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, Literal
 
 from pydantic import (
     BaseModel,
@@ -267,6 +267,37 @@ class ContextSettings(_Section):
         return None if value is None else value.expanduser()
 
 
+AlertKind = Literal["budget", "error_rate", "model_latency_p95", "limit_hits"]
+
+
+class AlertRule(BaseModel):
+    """One alert rule, evaluated on the event stream of the process's runs.
+
+    `budget`: spending reached `threshold` (a share, 0-1) of `[budget] daily_usd` (the
+    project's day) or of `max_cost_usd` (one run tree). `error_rate`: failed model calls
+    over all model calls in the last `window_s` reached `threshold` (0-1).
+    `model_latency_p95`: the 95th percentile of model call seconds in the window reached
+    `threshold`. `limit_hits`: executions stopped by a sandbox limit in the window
+    reached `threshold`. Window rules wait for `min_events` events. An alert fires once,
+    then again only after `repeat_s`."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    kind: AlertKind = Field(description="What the rule watches.")
+    threshold: float = Field(gt=0, description="The value that fires the alert.")
+    window_s: float = Field(default=300, gt=0, le=86_400, description="Window of rates.")
+    min_events: int = Field(default=1, ge=1, description="Events a window needs first.")
+    repeat_s: float = Field(default=3600, ge=0, description="Quiet time after an alert.")
+    severity: str = Field(default="warning", description="The alert's severity label.")
+    name: str | None = Field(default=None, description="Alert name (default: from the kind).")
+
+    @model_validator(mode="after")
+    def _share(self) -> AlertRule:
+        if self.kind in ("budget", "error_rate") and self.threshold > 1:
+            raise ValueError(f"a {self.kind} threshold is a share between 0 and 1")
+        return self
+
+
 class ObserveSettings(_Section):
     """Telemetry of runs: OpenTelemetry traces (the `otel` extra) and Prometheus metrics
     (the `metrics` extra). The standard `OTEL_*` variables (headers, timeout, sampler,
@@ -304,6 +335,20 @@ class ObserveSettings(_Section):
         default=None,
         description="The project label of metrics (set by the active project).",
         json_schema_extra=keyword("project_name"),
+    )
+
+    alerts: list[AlertRule] = Field(
+        default_factory=list,
+        description="Alert rules evaluated on the runs' events ([[observe.alerts]] tables).",
+    )
+    alert_webhook: str | None = Field(
+        default=None,
+        description="URL that alerts are POSTed to as JSON (retried with backoff).",
+    )
+    alertmanager_url: str | None = Field(
+        default=None,
+        description="Alertmanager that alerts are sent to (its /api/v2/alerts), e.g."
+        " http://127.0.0.1:9093.",
     )
 
     @field_validator("otlp_protocol")

@@ -86,7 +86,7 @@ class Engine:
         run_id = run_id or new_run_id()
         spent_today = check_daily_budget(self.config)
         bus = EventBus()
-        watchers = run_watchers(self.config, bus.emit)
+        watchers = run_watchers(self.config, bus.emit, spent_today_usd=spent_today)
         writer: TrajectoryWriter | None = None
         if self.config.trajectory.save:
             writer = TrajectoryWriter(self.config.trajectory.dir / f"{run_id}{SUFFIX}")

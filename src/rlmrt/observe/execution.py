@@ -13,6 +13,7 @@ _LIMIT_MARKS = (
     ("time limit", "exec_timeout_s"),
     ("file_bytes", "file_bytes"),
 )
+LIMITS = tuple(limit for _, limit in _LIMIT_MARKS)
 
 
 def error_type(error: str | None) -> str | None:

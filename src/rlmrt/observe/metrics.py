@@ -21,13 +21,14 @@ from rlmrt.events import (
     Event,
     ModelCallFailed,
     ModelCallFinished,
+    ModelCallStarted,
     RunErrored,
     RunFinished,
     RunStarted,
     SubCallFinished,
     SubCallStarted,
 )
-from rlmrt.observe.execution import limit_hit
+from rlmrt.observe.execution import LIMITS, limit_hit
 
 if TYPE_CHECKING:
     from wsgiref.simple_server import WSGIServer
@@ -39,6 +40,11 @@ MODEL_CALL_BUCKETS = (
 EXEC_BUCKETS = (0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60, 300)
 # Stop reasons that are not a budget or iteration limit
 NOT_BUDGET = frozenset({"final", "error", "cancelled"})
+# Label values whose series exist from a project's first run on
+BUDGET_REASONS = (
+    "max_iterations", "max_model_calls", "max_input_tokens", "max_output_tokens",
+    "max_cost_usd", "max_wall_time_s", "daily_usd",
+)  # fmt: skip
 
 
 class RunMetrics:
@@ -153,11 +159,20 @@ class TreeMetrics:
         elif isinstance(event, SubCallFinished):
             if self._open_subs.pop(event.call_id, None) is not None:
                 m.sub_calls_in_flight.labels(project, event.sub_kind).dec()
+        elif isinstance(event, ModelCallStarted):
+            # series start at 0, so that Prometheus' rate() sees the first failure
+            m.model_calls.labels(project, event.model, event.purpose, "error")
+            m.model_calls.labels(project, event.model, event.purpose, "ok")
         elif isinstance(event, RunStarted):
             if event.parent_call_id is None:
                 self._sandbox = event.sandbox
                 self._root_open = True
                 m.runs_in_flight.labels(project).inc()
+                m.executions.labels(project, event.sandbox, "error")
+                for limit in LIMITS:
+                    m.limit_hits.labels(event.sandbox, limit)
+                for reason in BUDGET_REASONS:
+                    m.budget_stops.labels(project, reason)
         elif isinstance(event, RunFinished):
             self._run_finished(event)
         elif isinstance(event, RunErrored):
