@@ -43,10 +43,19 @@ RESULTS = BENCH / "results"
 MARK = "@@BENCH "
 
 PEERS = {"rlms": "rlms==0.1.3", "rlm-runtime": "rlm-runtime[mcp]"}
-DISTRIBUTIONS = {"rlmrt": "rlmrt", "rlms": "rlms", "rlm-runtime": "rlm-runtime"}
-RUNTIMES = ("rlmrt", "rlms", "rlm-runtime")
+# rlmrt with telemetry on: spans (to the SDK's in-memory exporter, or over OTLP/HTTP to a
+# sink in this process) and Prometheus metrics; plain "rlmrt" runs with both off
+OBSERVED = {"rlmrt+otel": "memory", "rlmrt+otlp": "otlp"}
+DISTRIBUTIONS = {
+    "rlmrt": "rlmrt",
+    **dict.fromkeys(OBSERVED, "rlmrt"),
+    "rlms": "rlms",
+    "rlm-runtime": "rlm-runtime",
+}
+RUNTIMES = ("rlmrt", *OBSERVED, "rlms", "rlm-runtime")
 DRIVERS = {
     "rlmrt": BENCH / "drivers" / "rlmrt_driver.py",
+    **dict.fromkeys(OBSERVED, BENCH / "drivers" / "rlmrt_driver.py"),
     "rlms": BENCH / "drivers" / "rlms_driver.py",
     "rlm-runtime": BENCH / "drivers" / "rlm_runtime_driver.py",
 }
@@ -60,7 +69,7 @@ RUN_TIMEOUT_S = 1800.0
 
 
 def python_for(runtime: str) -> Path:
-    if runtime == "rlmrt":
+    if DISTRIBUTIONS[runtime] == "rlmrt":
         return ROOT / ".venv" / "bin" / "python"
     return PEERS_DIR / runtime / "bin" / "python"
 
@@ -178,6 +187,42 @@ class Server:
             self.proc.wait()
 
 
+# -- an OTLP sink -----------------------------------------------------------------------
+
+
+class OTLPSink:
+    """Answers 200 to every OTLP/HTTP export, in a thread of this process, and counts
+    the bytes: what a collector on localhost costs the exporting side."""
+
+    def __init__(self) -> None:
+        from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+
+        sink = self
+        self.requests = 0
+
+        class Handler(BaseHTTPRequestHandler):
+            def do_POST(self) -> None:
+                self.rfile.read(int(self.headers.get("Content-Length", 0)))
+                sink.requests += 1
+                self.send_response(200)
+                self.send_header("Content-Type", "application/x-protobuf")
+                self.send_header("Content-Length", "0")
+                self.end_headers()
+
+            def log_message(self, format: str, *args: Any) -> None:
+                return
+
+        self.server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        self.url = f"http://127.0.0.1:{self.server.server_address[1]}"
+        self.thread = threading.Thread(target=self.server.serve_forever, daemon=True)
+        self.thread.start()
+
+    def close(self) -> None:
+        self.server.shutdown()
+        self.server.server_close()
+        self.thread.join(timeout=5)
+
+
 # -- one run ---------------------------------------------------------------------------
 
 
@@ -221,8 +266,10 @@ def run_one(
         "warmup_path": str(warm) if warmup else None,
         "question": f"How many times does the word {WORD} occur in the context?",
         "k": k,
+        "observe": OBSERVED.get(runtime),
     }
-    server.command(cmd="configure", runtime=runtime, k=k, word=WORD, latency_ms=latency_ms)
+    protocol = DISTRIBUTIONS[runtime]  # the model plays rlmrt's protocol for its variants
+    server.command(cmd="configure", runtime=protocol, k=k, word=WORD, latency_ms=latency_ms)
     workdir = Path(tempfile.mkdtemp(prefix=f"bench-{runtime}-"))
     stderr_path = workdir / "stderr.txt"
     proc: subprocess.Popen[str] | None = None
@@ -370,6 +417,7 @@ def targets(rows: list[dict[str, Any]]) -> str:
         lines.append(f"- {name}: {mark} ({detail})")
 
     small = cell.get((1, 8, 0, "rlmrt"))
+    wide_plain = cell.get((1, 64, 50, "rlmrt"))
     value = small and small["overhead_s"]
     check(
         "overhead <= 0.05 s at 1 MiB, K=8, 0 ms",
@@ -391,6 +439,16 @@ def targets(rows: list[dict[str, Any]]) -> str:
         None if rss is None else rss <= 4 * 50,
         "not measured" if rss is None else f"{rss:.0f} MiB vs 200 MiB",
     )
+    for observed in OBSERVED:
+        traced = cell.get((1, 64, 50, observed))
+        with_it, without = traced and traced["overhead_s"], wide_plain and wide_plain["overhead_s"]
+        check(
+            f"{observed} overhead <= rlmrt + 10 ms at 1 MiB, K=64, 50 ms",
+            None if with_it is None or without is None else with_it - without <= 0.010,
+            "not measured"
+            if with_it is None or without is None
+            else f"{(with_it - without) * 1000:+.1f} ms ({with_it:.3f} s vs {without:.3f} s)",
+        )
     wide = cell.get((1, 64, 50, "rlmrt"))
     seen = wide and wide["max_in_flight"]
     check(
@@ -440,6 +498,9 @@ def main(argv: list[str] | None = None) -> int:
         "warmup": not args.no_warmup,
     }
     records: list[dict[str, Any]] = []
+    sink = OTLPSink() if "rlmrt+otlp" in args.runtimes else None
+    if sink is not None:  # the drivers' OTLP exporters send here
+        os.environ["OTEL_EXPORTER_OTLP_ENDPOINT"] = sink.url
     server = Server()
     try:
         total = repeat * len(cells) * len(args.runtimes)
@@ -457,6 +518,9 @@ def main(argv: list[str] | None = None) -> int:
                     out.write_text(json.dumps({"meta": meta, "runs": records}, indent=1))
     finally:
         server.close()
+        if sink is not None:
+            sink.close()
+            meta["otlp_exports"] = sink.requests
     rows = summarize(records)
     out.write_text(json.dumps({"meta": meta, "summary": rows, "runs": records}, indent=1))
     print(f"\nresults: {out}\nmachine: {meta['machine']}\nversions: {meta['versions']}\n")

@@ -1,7 +1,9 @@
 """Run the counting task through rlmrt (this project); see bench/README.md.
 
 The context is given as `context=`; the root code calls `llm_query_batched` and ends
-with `FINAL(total)` in a ```repl block (the paper's protocol). Trajectories are saved
+with `FINAL(total)` in a ```repl block (the paper's protocol). Telemetry is off unless
+the spec's "observe" asks for spans and metrics ("memory": an in-memory exporter;
+"otlp": OTLP/HTTP to OTEL_EXPORTER_OTLP_ENDPOINT). Trajectories are saved
 as by default, but into the driver's temporary working directory instead of ~/.rlmrt.
 """
 
@@ -17,6 +19,9 @@ from _measure import drive
 def setup(spec: dict[str, Any]) -> Callable[[str], str]:
     from rlmrt import RLM
 
+    observe = spec.get("observe")
+    if observe == "memory":
+        _in_memory_tracing()
     rlm = RLM(
         model="openai/bench-model",
         api_base=spec["url"],
@@ -24,12 +29,28 @@ def setup(spec: dict[str, Any]) -> Callable[[str], str]:
         sandbox="local",
         max_depth=1,
         trajectory_dir=Path.cwd() / "runs",
+        # telemetry on (spans and metrics) or off, for the rlmrt+otel/+otlp columns
+        trace=observe is not None,
+        metrics=observe is not None,
     )
 
     def run(context: str) -> str:
         return str(rlm.completion(spec["question"], context=context).answer)
 
     return run
+
+
+def _in_memory_tracing() -> None:
+    """The process's tracer provider, batching into the SDK's in-memory exporter (as an
+    app with its own provider would): rlmrt's spans join it."""
+    from opentelemetry import trace
+    from opentelemetry.sdk.trace import TracerProvider
+    from opentelemetry.sdk.trace.export import BatchSpanProcessor
+    from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
+
+    provider = TracerProvider()
+    provider.add_span_processor(BatchSpanProcessor(InMemorySpanExporter()))
+    trace.set_tracer_provider(provider)
 
 
 if __name__ == "__main__":

@@ -11,6 +11,7 @@ on, so `import rlmrt` stays fast.
 
 from __future__ import annotations
 
+import functools
 import os
 import sys
 import threading
@@ -68,6 +69,7 @@ def tracer(settings: ObserveSettings) -> Tracer:
     return own_provider(settings).get_tracer(INSTRUMENTATION_NAME, version)
 
 
+@functools.cache
 def _version() -> str | None:
     from importlib.metadata import PackageNotFoundError, version
 
