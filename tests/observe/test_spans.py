@@ -141,9 +141,12 @@ async def test_a_run_joins_the_callers_current_trace(serve, make_rlm) -> None:
 
 def test_a_sync_completion_joins_the_callers_current_trace_too(serve, make_rlm) -> None:
     server = serve(reply)
-    with global_provider() as exporter, make_rlm(server, max_depth=1) as rlm:
-        with trace.get_tracer("the-app").start_as_current_span("batch item") as outer:
-            rlm.completion("Shout it", context="quiet words")
+    with (
+        global_provider() as exporter,
+        make_rlm(server, max_depth=1) as rlm,
+        trace.get_tracer("the-app").start_as_current_span("batch item") as outer,
+    ):
+        rlm.completion("Shout it", context="quiet words")
     spans = list(exporter.get_finished_spans())
     root = next(s for s in spans if s.name == "invoke_agent rlm" and s.attributes["rlm.depth"] == 0)
     assert root.parent is not None and root.parent.span_id == outer.get_span_context().span_id
