@@ -15,6 +15,7 @@ from pathlib import Path
 import httpx
 import pytest
 
+from browser import CHROMIUM, capture
 from rlmrt.config import ObserveSettings
 from rlmrt.observe.otel import own_provider
 from rlmrt.testing import ChatRequest
@@ -24,6 +25,7 @@ PHOENIX_VENV = Path(
     or Path(os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache") / "rlmrt" / "phoenix"
 )
 PHOENIX = PHOENIX_VENV / "bin" / "phoenix"
+ARTIFACTS = Path(__file__).resolve().parents[1] / "artifacts"
 
 pytestmark = [
     pytest.mark.slow,
@@ -149,3 +151,33 @@ def test_phoenix_receives_the_spans_of_a_run(phoenix: str, serve, make_rlm) -> N
     parent = by_id[child["parent_id"]]  # type: ignore[index]
     assert parent["name"] == "execute_tool rlm_query"
     assert by_id[parent["parent_id"]]["name"] == "execute_tool repl"  # type: ignore[index]
+
+
+@pytest.mark.browser
+@pytest.mark.skipif(not CHROMIUM.exists(), reason="needs chromium: scripts/setup-browser")
+def test_phoenix_shows_the_trace_in_chromium(phoenix: str, serve, make_rlm, tmp_path) -> None:
+    """The trace page of a run, rendered by a real headless Chromium; the screenshot is
+    kept in tests/artifacts/ (the README's picture is one of these)."""
+    server = serve(reply)
+    settings = {"trace": True, "otlp_endpoint": phoenix, "trace_content": True}
+    with make_rlm(server, max_depth=1, **settings) as rlm:
+        result = rlm.completion("Shout it", context="quiet words")
+    own_provider(ObserveSettings(**settings)).force_flush()
+    assert result.trajectory_path is not None
+    events = [json.loads(line) for line in result.trajectory_path.read_text().splitlines()]
+    trace_id = next(e for e in events if e["kind"] == "trace_linked")["trace_id"]
+    assert len(spans_of(phoenix, trace_id, 10)) == 10
+    projects = httpx.get(f"{phoenix}/v1/projects", timeout=10).json()["data"]
+    project_id = next(p["id"] for p in projects if p["name"] == "default")
+    ARTIFACTS.mkdir(exist_ok=True)
+    (ARTIFACTS / ".gitignore").write_text("*\n")  # screenshots are kept, not committed
+    png = ARTIFACTS / "phoenix-trace.png"
+    ready = "document.body.innerText.includes('execute_tool rlm_query')"
+    page = capture(
+        f"{phoenix}/projects/{project_id}/traces/{trace_id}", ready, png, tmp_path / "profile"
+    )
+    print(f"screenshot: {png}")
+    assert page.png.startswith(b"\x89PNG\r\n\x1a\n") and len(page.png) > 50_000
+    for name in ("invoke_agent rlm", "execute_tool repl", "execute_tool llm_query"):
+        assert name in page.html, name
+    assert result.run_id in page.html  # the root span's attributes are shown
