@@ -11,7 +11,7 @@ from pathlib import Path
 
 import httpx
 import pytest
-from prometheus_support import (
+from daemons import (
     ALERTMANAGER,
     PROMETHEUS,
     PROMTOOL,
@@ -20,26 +20,14 @@ from prometheus_support import (
     query,
     running,
 )
+from scripted import PRICES, one_sub_call, repl
 from webhook_support import webhook
 
 from rlmrt.observe.metrics import serve_metrics
 from rlmrt.observe.watchers import alert_evaluator
 from rlmrt.testing import ChatRequest, Reply
 
-PRICES = {"openai/test-model": {"input_per_mtok": 1000.0, "output_per_mtok": 2000.0}}
 RULES_FILE = Path(__file__).parents[2] / "src" / "rlmrt" / "observe" / "prometheus-rules.yml"
-
-
-def repl(code: str) -> str:
-    return f"```repl\n{code}\n```"
-
-
-def reply(request: ChatRequest) -> str:
-    if not request.is_rlm_root:
-        return "hi"
-    if any(m["role"] == "assistant" for m in request.messages):
-        return repl("FINAL('done')")
-    return repl("print(llm_query('a'))")
 
 
 def flush(rlm_settings: dict) -> None:
@@ -50,7 +38,7 @@ def flush(rlm_settings: dict) -> None:
 
 
 def test_a_run_crossing_a_budget_alerts_the_webhook(serve, make_rlm) -> None:
-    server = serve(reply)
+    server = serve(one_sub_call)
     with webhook() as hook:
         hook.fail_first = 1  # the first try fails: the sender retries
         observe = {
@@ -98,7 +86,7 @@ def test_failing_model_calls_and_limit_hits_alert(serve, make_rlm) -> None:
 
 
 def test_an_unreachable_receiver_never_fails_or_slows_a_run(serve, make_rlm) -> None:
-    server = serve(reply)
+    server = serve(one_sub_call)
     port = free_port()  # nothing listens there
     observe = {
         "alerts": [{"kind": "budget", "threshold": 0.01}],
@@ -130,7 +118,7 @@ def test_the_shipped_prometheus_rules_pass_promtool() -> None:
 @pytest.mark.slow
 @pytest.mark.skipif(ALERTMANAGER is None, reason="needs alertmanager: scripts/setup-observe")
 def test_alertmanager_forwards_a_budget_alert(serve, make_rlm, tmp_path: Path) -> None:
-    server = serve(reply)
+    server = serve(one_sub_call)
     with webhook() as hook:
         port = free_port()
         config = tmp_path / "alertmanager.yml"
@@ -175,7 +163,7 @@ def test_the_shipped_rules_fire_on_a_run_that_errors(serve, make_rlm, tmp_path: 
     def sometimes(request: ChatRequest) -> Reply | str:
         if broken["on"] and not request.is_rlm_root:  # the llm_query calls fail
             return Reply(status=500, text="down")
-        return reply(request)
+        return one_sub_call(request)
 
     server = serve(sometimes)
     port = free_port()

@@ -8,27 +8,12 @@ import time
 from pathlib import Path
 
 import pytest
+from scripted import PRICES, one_sub_call
 from typer.testing import CliRunner
 
 from rlmrt.cli.main import app
 from rlmrt.errors import BudgetExceededError, UsageError
 from rlmrt.observe.costs import call_costs, group_costs, parse_since, spent_today
-from rlmrt.testing import ChatRequest
-
-# USD per million tokens, so the scripted model has a price
-PRICES = {"openai/test-model": {"input_per_mtok": 1000.0, "output_per_mtok": 2000.0}}
-
-
-def repl(code: str) -> str:
-    return f"```repl\n{code}\n```"
-
-
-def reply(request: ChatRequest) -> str:
-    if not request.is_rlm_root:
-        return "hi"
-    if any(m["role"] == "assistant" for m in request.messages):
-        return repl("FINAL('done')")
-    return repl("print(llm_query('a'))")
 
 
 def record_runs(make_rlm, server, folder: Path, count: int, **settings) -> list:
@@ -40,7 +25,7 @@ def record_runs(make_rlm, server, folder: Path, count: int, **settings) -> list:
 
 
 def test_costs_add_up_to_what_the_runs_reported(serve, make_rlm, tmp_path: Path) -> None:
-    server = serve(reply)
+    server = serve(one_sub_call)
     alpha = record_runs(make_rlm, server, tmp_path / "alpha", 2)
     beta = record_runs(make_rlm, server, tmp_path / "beta", 1)
     folders = {"alpha": tmp_path / "alpha", "beta": tmp_path / "beta"}
@@ -63,7 +48,7 @@ def test_costs_add_up_to_what_the_runs_reported(serve, make_rlm, tmp_path: Path)
 
 
 def test_rlm_costs_prints_a_table_and_json(serve, make_rlm, tmp_path: Path) -> None:
-    server = serve(reply)
+    server = serve(one_sub_call)
     results = record_runs(make_rlm, server, tmp_path / "runs", 2)
     runner = CliRunner()
     shown = runner.invoke(app, ["costs", "--dir", str(tmp_path / "runs"), "--since", "1d"])
@@ -102,7 +87,7 @@ def test_parse_since() -> None:
 
 
 def test_the_daily_budget_stops_a_run_and_refuses_the_next(serve, make_rlm, tmp_path: Path) -> None:
-    server = serve(reply)
+    server = serve(one_sub_call)
     folder = tmp_path / "runs"
     (first,) = record_runs(make_rlm, server, folder, 1)
     spent = first.usage.cost_usd
@@ -123,7 +108,7 @@ def test_the_daily_budget_stops_a_run_and_refuses_the_next(serve, make_rlm, tmp_
 def test_the_daily_budget_needs_trajectories(serve, make_rlm) -> None:
     from rlmrt.errors import ConfigError
 
-    server = serve(reply)
+    server = serve(one_sub_call)
     with (
         make_rlm(server, daily_usd=1.0, save_trajectory=False) as rlm,
         pytest.raises(ConfigError, match="daily_usd needs trajectories"),
@@ -132,7 +117,7 @@ def test_the_daily_budget_needs_trajectories(serve, make_rlm) -> None:
 
 
 def test_rlm_run_refused_by_the_daily_budget_says_so(serve, make_rlm, tmp_path: Path) -> None:
-    server = serve(reply)
+    server = serve(one_sub_call)
     folder = tmp_path / "runs"
     (first,) = record_runs(make_rlm, server, folder, 1)
     (tmp_path / "in.txt").write_text("abc")

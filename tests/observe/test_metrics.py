@@ -7,15 +7,12 @@ from pathlib import Path
 
 import httpx
 import pytest
+from daemons import PROMETHEUS, free_port, prometheus, wait_for
 from prometheus_client import REGISTRY
-from prometheus_support import PROMETHEUS, free_port, prometheus, wait_for
+from scripted import repl
 
 from rlmrt.observe.metrics import serve_metrics
 from rlmrt.testing import ChatRequest
-
-
-def repl(code: str) -> str:
-    return f"```repl\n{code}\n```"
 
 
 def reply(request: ChatRequest) -> str:

@@ -6,7 +6,6 @@ from __future__ import annotations
 
 import json
 import os
-import socket
 import subprocess
 import time
 from collections.abc import Iterator
@@ -14,11 +13,12 @@ from pathlib import Path
 
 import httpx
 import pytest
+from daemons import free_port, running
+from scripted import with_child_run
 
 from browser import CHROMIUM, capture
 from rlmrt.config import ObserveSettings
 from rlmrt.observe.otel import own_provider
-from rlmrt.testing import ChatRequest
 
 PHOENIX_VENV = Path(
     os.environ.get("RLMRT_PHOENIX_VENV")
@@ -44,12 +44,6 @@ print(json.dumps(spans, default=str))
 """
 
 
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
-
-
 @pytest.fixture(scope="module")
 def phoenix(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
     folder = tmp_path_factory.mktemp("phoenix")
@@ -61,44 +55,10 @@ def phoenix(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
         "PHOENIX_PORT": str(port),
         "PHOENIX_GRPC_PORT": str(free_port()),
     }
-    log = (folder / "phoenix.log").open("wb")
-    process = subprocess.Popen(
-        [str(PHOENIX), "serve"], env=env, stdout=log, stderr=subprocess.STDOUT
-    )
     url = f"http://127.0.0.1:{port}"
-    try:
-        deadline = time.monotonic() + 90
-        while not healthy(f"{url}/healthz"):
-            if process.poll() is not None or time.monotonic() > deadline:
-                output = (folder / "phoenix.log").read_text()
-                raise RuntimeError(f"phoenix did not start:\n{output}")
-            time.sleep(0.5)
+    args = [str(PHOENIX), "serve"]
+    with running(args, f"{url}/healthz", folder / "phoenix.log", env=env, ready_within_s=90):
         yield url
-    finally:
-        process.terminate()
-        try:
-            process.wait(timeout=20)
-        except subprocess.TimeoutExpired:
-            process.kill()
-            process.wait()
-        log.close()
-
-
-def healthy(url: str) -> bool:
-    try:
-        return httpx.get(url, timeout=1).status_code == 200
-    except httpx.TransportError:
-        return False
-
-
-def reply(request: ChatRequest) -> str:
-    if not request.is_rlm_root:
-        return "hi"
-    if "depth 1" in request.messages[1]["content"]:
-        return "FINAL(low)"
-    if any(m["role"] == "assistant" for m in request.messages):
-        return "```repl\nFINAL(context.upper())\n```"
-    return "```repl\nprint(llm_query('say hi'), rlm_query('look', context=context[:3]))\n```"
 
 
 def spans_of(url: str, trace_id: str, count: int) -> list[dict[str, object]]:
@@ -120,7 +80,7 @@ def spans_of(url: str, trace_id: str, count: int) -> list[dict[str, object]]:
 
 
 def test_phoenix_receives_the_spans_of_a_run(phoenix: str, serve, make_rlm) -> None:
-    server = serve(reply)
+    server = serve(with_child_run)
     settings = {"trace": True, "otlp_endpoint": phoenix, "service_name": "rlmrt-test"}
     with make_rlm(server, max_depth=1, **settings) as rlm:
         result = rlm.completion("Shout it", context="quiet words")
@@ -158,7 +118,7 @@ def test_phoenix_receives_the_spans_of_a_run(phoenix: str, serve, make_rlm) -> N
 def test_phoenix_shows_the_trace_in_chromium(phoenix: str, serve, make_rlm, tmp_path) -> None:
     """The trace page of a run, rendered by a real headless Chromium; the screenshot is
     kept in tests/artifacts/ (the README's picture is one of these)."""
-    server = serve(reply)
+    server = serve(with_child_run)
     settings = {"trace": True, "otlp_endpoint": phoenix, "trace_content": True}
     with make_rlm(server, max_depth=1, **settings) as rlm:
         result = rlm.completion("Shout it", context="quiet words")

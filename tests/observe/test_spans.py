@@ -7,31 +7,10 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
-import pytest
+from daemons import free_port
 from opentelemetry import trace
 from otel_support import global_provider, shape
-
-from rlmrt.testing import ChatRequest
-
-MODEL = "openai/test-model"
-
-
-def repl(code: str) -> str:
-    return f"```repl\n{code}\n```"
-
-
-def reply(request: ChatRequest) -> str:
-    """Root: one block with llm_query and rlm_query, then FINAL. Child run: FINAL."""
-    if not request.is_rlm_root:
-        return "hi"
-    if "depth 1" in request.messages[1]["content"]:
-        return "FINAL(low)"
-    turn = sum(1 for m in request.messages if m["role"] == "assistant")
-    script = [
-        repl("print(llm_query('say hi'), rlm_query('look', context=context[:3]))"),
-        repl("FINAL(context.upper())"),
-    ]
-    return script[min(turn, 1)]
+from scripted import MODEL, with_child_run
 
 
 def events_of(path: Path | None) -> list[dict[str, object]]:
@@ -40,7 +19,7 @@ def events_of(path: Path | None) -> list[dict[str, object]]:
 
 
 def test_a_run_gives_the_span_tree_of_its_recursion(serve, make_rlm) -> None:
-    server = serve(reply)
+    server = serve(with_child_run)
     with global_provider() as exporter, make_rlm(server, max_depth=1) as rlm:
         result = rlm.completion("Shout it", context="quiet words")
     spans = list(exporter.get_finished_spans())
@@ -110,7 +89,7 @@ def test_a_run_gives_the_span_tree_of_its_recursion(serve, make_rlm) -> None:
 
 
 def test_message_content_only_when_asked(serve, make_rlm, monkeypatch) -> None:
-    server = serve(reply)
+    server = serve(with_child_run)
     monkeypatch.setenv("OTEL_INSTRUMENTATION_GENAI_CAPTURE_MESSAGE_CONTENT", "true")
     with global_provider() as exporter, make_rlm(server, max_depth=1) as rlm:
         rlm.completion("Shout it", context="quiet words")
@@ -126,7 +105,7 @@ def test_message_content_only_when_asked(serve, make_rlm, monkeypatch) -> None:
 
 
 async def test_a_run_joins_the_callers_current_trace(serve, make_rlm) -> None:
-    server = serve(reply)
+    server = serve(with_child_run)
     with global_provider() as exporter:
         rlm = make_rlm(server, max_depth=1)
         tracer = trace.get_tracer("the-app")
@@ -140,7 +119,7 @@ async def test_a_run_joins_the_callers_current_trace(serve, make_rlm) -> None:
 
 
 def test_a_sync_completion_joins_the_callers_current_trace_too(serve, make_rlm) -> None:
-    server = serve(reply)
+    server = serve(with_child_run)
     with (
         global_provider() as exporter,
         make_rlm(server, max_depth=1) as rlm,
@@ -153,7 +132,7 @@ def test_a_sync_completion_joins_the_callers_current_trace_too(serve, make_rlm) 
 
 
 def test_no_spans_and_no_link_when_tracing_is_off(serve, make_rlm) -> None:
-    server = serve(reply)
+    server = serve(with_child_run)
     with make_rlm(server, max_depth=1) as rlm:
         result = rlm.completion("Shout it", context="quiet words")
     kinds = {e["kind"] for e in events_of(result.trajectory_path)}
@@ -162,28 +141,19 @@ def test_no_spans_and_no_link_when_tracing_is_off(serve, make_rlm) -> None:
 
 
 def test_trace_false_turns_off_a_joined_provider(serve, make_rlm) -> None:
-    server = serve(reply)
+    server = serve(with_child_run)
     with global_provider() as exporter, make_rlm(server, max_depth=1, trace=False) as rlm:
         rlm.completion("Shout it", context="quiet words")
     assert exporter.get_finished_spans() == ()
 
 
-def test_an_unreachable_collector_does_not_fail_the_run(serve, make_rlm, unused_port) -> None:
+def test_an_unreachable_collector_does_not_fail_the_run(serve, make_rlm) -> None:
     from rlmrt.config import ObserveSettings
     from rlmrt.observe.otel import own_provider
 
-    server = serve(reply)
-    endpoint = f"http://127.0.0.1:{unused_port}"
+    server = serve(with_child_run)
+    endpoint = f"http://127.0.0.1:{free_port()}"  # nothing listens
     with make_rlm(server, max_depth=1, trace=True, otlp_endpoint=endpoint) as rlm:
         result = rlm.completion("Shout it", context="quiet words")
     assert result.answer == "QUIET WORDS"
     own_provider(ObserveSettings(trace=True, otlp_endpoint=endpoint)).shutdown()
-
-
-@pytest.fixture
-def unused_port() -> int:
-    import socket
-
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])

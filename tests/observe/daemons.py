@@ -1,5 +1,6 @@
-"""Debian's Prometheus (and Alertmanager) started on 127.0.0.1 with their own config
-and data folder in a temp dir, stopped by PID; PromQL through the HTTP API."""
+"""Daemons the observe tests start on 127.0.0.1 and stop by PID: any server process
+(`running`), Debian's Prometheus with its own config and data folder in a temp dir
+(`prometheus`), and PromQL through its HTTP API."""
 
 from __future__ import annotations
 
@@ -39,11 +40,19 @@ def wait_ready(url: str, process: subprocess.Popen[bytes], log: Path, seconds: f
 
 
 @contextmanager
-def running(args: list[str], ready_url: str, log: Path) -> Iterator[subprocess.Popen[bytes]]:
+def running(
+    args: list[str],
+    ready_url: str,
+    log: Path,
+    *,
+    env: dict[str, str] | None = None,
+    ready_within_s: float = 60,
+) -> Iterator[subprocess.Popen[bytes]]:
+    """`args` started with output to `log`, once `ready_url` answers 200; stopped after."""
     with log.open("wb") as out:
-        process = subprocess.Popen(args, stdout=out, stderr=subprocess.STDOUT)
+        process = subprocess.Popen(args, stdout=out, stderr=subprocess.STDOUT, env=env)
         try:
-            wait_ready(ready_url, process, log)
+            wait_ready(ready_url, process, log, ready_within_s)
             yield process
         finally:
             process.terminate()
