@@ -88,6 +88,10 @@ class Sandbox:
     def execute(self, code: str) -> ExecResult:
         return self._run(self._backend.execute(code))
 
+    def load_context(self, context: Any, *, name: str = "context") -> None:
+        """Make `context` available to code as the variable `name` (kept across restarts)."""
+        self._run(self._backend.load_context(context, name=name))
+
     def set_variable(self, name: str, value: Any) -> None:
         self._run(self._backend.set_variable(name, value))
 
