@@ -15,6 +15,17 @@ from types import TracebackType
 from typing import Any, Protocol
 
 from rlmrt.errors import ConfigError
+from rlmrt.sandbox.kernel import HOST_FUNCTIONS, QueryFailed
+
+__all__ = [
+    "LIMIT_NAMES",
+    "ExecResult",
+    "HostBridge",
+    "Limits",
+    "QueryFailed",
+    "SandboxBackend",
+    "call_host",
+]
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -72,18 +83,11 @@ class ExecResult:
         return self.error is None
 
 
-class QueryFailed(Exception):
-    """The value of a failed item in `llm_query_batched` / `rlm_query_batched` results.
-
-    Returned, not raised: one failed item does not fail the batch. Code checks for it
-    with `isinstance(r, Exception)`; it carries only the error message (no traceback,
-    nothing of the host).
-    """
-
-
 class HostBridge(Protocol):
     """What sandboxed code may ask of the host. Implemented by the engine.
 
+    One method per entry of `HOST_FUNCTIONS` (the kernel's table), with its name and
+    arguments; `call_host` checks the arguments with the table before a method runs.
     These are coroutines run on the host's event loop; backends call them from
     wherever the code runs (a worker thread, a kernel message loop).
     """
@@ -104,6 +108,24 @@ class HostBridge(Protocol):
         """Hits of the configured context provider as plain dicts (source, start_line,
         end_line, title, text, score, tokens)."""
         ...
+
+
+async def call_host(bridge: HostBridge | None, name: str, args: Any) -> Any:
+    """Run the host function `name` for sandboxed code: the one dispatch of every kind.
+
+    `args` are checked again with the table's checks (code can forge a kernel frame)
+    and passed to the bridge method of that name as keywords.
+    """
+    function = HOST_FUNCTIONS.get(name)
+    if function is None:
+        raise ValueError(f"unknown host function {name!r}")
+    if bridge is None:
+        raise RuntimeError(
+            f"{name} is only available inside an RLM run (this sandbox has no host bridge)"
+        )
+    if not isinstance(args, dict):
+        raise TypeError(f"{name}() arguments must come by name, got {type(args).__name__}")
+    return await getattr(bridge, name)(**function.arguments(**args))
 
 
 class SandboxBackend(ABC):
