@@ -78,11 +78,11 @@ async def test_the_host_checks_sub_call_arguments_itself(serve, make_rlm) -> Non
     """The host is the authority: a sandbox that forwards anything is still checked (by
     `call_host`, the one dispatch of every sandbox kind, with the table's checks)."""
     from rlmrt.engine.bridge import RunBridge
-    from rlmrt.sandbox.base import call_host
     from rlmrt.engine.context_input import load_context
     from rlmrt.engine.run import Run
     from rlmrt.engine.tree import RunTree
     from rlmrt.events import EventBus
+    from rlmrt.sandbox.base import call_host
 
     rlm = make_rlm(serve(scripted()))
     tree = RunTree(config=rlm.config, client=rlm.client, bus=EventBus(), run_id="r")
