@@ -122,7 +122,7 @@ def test_enforced_limits_are_reported() -> None:
     backend = create_backend("wasm", limits=Limits(file_bytes=1000, processes=2, cpu_s=3))
     assert backend.unenforced_limits() == ["file_bytes"]
     assert {"timeout_s", "memory_mb", "output_bytes", "cpu_s", "processes"} <= backend.enforces
-    report = {name: enforced for name, enforced, _ in wasm_module.quota_report()}
+    report = {q.name: q.enforced for q in WasmSandbox.quota_report()}
     assert report["file_bytes"] is False and report["memory_mb"] is True
 
 

@@ -10,7 +10,8 @@ from typing import Any, TypeVar
 from rlmrt._loop import LoopThread
 from rlmrt._registry import LazyRegistry
 from rlmrt.errors import SandboxClosedError
-from rlmrt.sandbox.base import ExecResult, HostBridge, Limits, SandboxBackend
+from rlmrt.sandbox.base import Diagnosis, ExecResult, HostBridge, Limits, SandboxBackend
+from rlmrt.sandbox.kernel import exception_line
 
 SANDBOXES: LazyRegistry[SandboxBackend] = LazyRegistry(
     "sandbox",
@@ -30,6 +31,25 @@ def create_backend(
 ) -> SandboxBackend:
     """Build (not start) the backend registered as `kind`."""
     return SANDBOXES.load(kind)(limits=limits, bridge=bridge)
+
+
+def diagnose(kind: str) -> Diagnosis:
+    """The `SandboxBackend.diagnose` of the kind registered as `kind`. A kind that
+    cannot even be loaded, or whose check breaks, is a warning: doctor never crashes."""
+    try:
+        backend = SANDBOXES.load(kind)
+    except ImportError as exc:
+        return Diagnosis(status="warn", detail=f"not available in this rlmrt ({exc})")
+    except Exception as exc:  # noqa: BLE001 - whatever broke is the finding
+        return Diagnosis(
+            status="warn", detail=f"cannot load the {kind} sandbox: {exception_line(exc)}"
+        )
+    try:
+        return backend.diagnose()
+    except Exception as exc:  # noqa: BLE001 - whatever broke is the finding
+        return Diagnosis(
+            status="warn", detail=f"cannot inspect the {kind} sandbox: {exception_line(exc)}"
+        )
 
 
 class Sandbox:

@@ -54,7 +54,7 @@ from collections import OrderedDict
 from collections.abc import Callable
 from typing import Any
 
-from rlmrt.errors import SandboxClosedError, UsageError
+from rlmrt.errors import RLMError, SandboxClosedError, UsageError
 from rlmrt.sandbox._guards import SANDBOX_MODULE, Guards, TypeShim
 from rlmrt.sandbox._limits import (
     Clock,
@@ -65,8 +65,22 @@ from rlmrt.sandbox._limits import (
 )
 from rlmrt.sandbox._policy import restrict
 from rlmrt.sandbox._safe_modules import ModuleProxy
-from rlmrt.sandbox.base import ExecResult, HostBridge, Limits, SandboxBackend, call_host
-from rlmrt.sandbox.kernel import Cell, Repl, timeout_message, variable_name_problem
+from rlmrt.sandbox.base import (
+    Diagnosis,
+    ExecResult,
+    HostBridge,
+    Limits,
+    QuotaStatus,
+    SandboxBackend,
+    call_host,
+)
+from rlmrt.sandbox.kernel import (
+    Cell,
+    Repl,
+    exception_line,
+    timeout_message,
+    variable_name_problem,
+)
 
 __all__ = ["LocalSandbox"]
 
@@ -74,6 +88,7 @@ _GRACE_S = 0.7  # after the deadline, how long the worker gets to unwind before 
 _POLL_S = 0.02  # how often the watchdog reads the RSS while code runs
 _REINJECT_S = 0.1
 _COMPILE_CACHE = 256
+PROBE_TIMEOUT_S = 10.0  # of the cell `diagnose` runs
 
 
 class _Output:
@@ -212,9 +227,36 @@ class LocalSandbox(SandboxBackend):
     """Runs code in this process under RestrictedPython (see the module docstring)."""
 
     kind = "local"
-    # Code here can start no process and open no file, so those limits hold a fortiori;
-    # CPU time is not measured per thread (the wall-time limit bounds it).
-    enforces = frozenset({"timeout_s", "memory_mb", "output_bytes", "processes", "file_bytes"})
+
+    @classmethod
+    def quota_report(cls) -> list[QuotaStatus]:
+        return [
+            QuotaStatus("timeout_s", True, "ticks in loops and functions, a watchdog thread"),
+            QuotaStatus("memory_mb", True, "size estimates of big allocations, the process RSS"),
+            QuotaStatus("output_bytes", True, "cut while captured"),
+            # code here can start no process and open no file: those limits hold a fortiori
+            QuotaStatus("processes", True, "code can start no process"),
+            QuotaStatus("file_bytes", True, "code can open no file"),
+            QuotaStatus("cpu_s", False, "not measured per thread; the time limit bounds it"),
+        ]
+
+    @classmethod
+    def diagnose(cls) -> Diagnosis:
+        """Runs one cell for real."""
+        from rlmrt.sandbox.facade import Sandbox
+
+        started = time.perf_counter()
+        try:
+            with Sandbox(cls.kind, timeout_s=PROBE_TIMEOUT_S) as sandbox:
+                result = sandbox.execute("print(1+1)")
+        except (RLMError, ImportError, OSError) as exc:
+            return Diagnosis(status="fail", detail=exception_line(exc))
+        took = time.perf_counter() - started
+        if result.error or result.stdout.strip() != "2":
+            got = result.error or repr(result.stdout)
+            return Diagnosis(status="fail", detail=f"print(1+1) gave {got}")
+        detail = f"print(1+1) -> 2 in {took:.2f}s"
+        return Diagnosis(status="ok", detail=detail, quotas=(*cls.quota_report(),))
 
     def __init__(self, *, limits: Limits | None = None, bridge: HostBridge | None = None) -> None:
         super().__init__(limits=limits, bridge=bridge)
