@@ -388,10 +388,10 @@ def test_doctor_says_how_to_get_the_runtime(
     from rlmrt.cli import doctor_cmd
 
     monkeypatch.setenv("RLMRT_WASM_DIR", str(tmp_path))
-    check = doctor_cmd._wasm_sandbox()
+    check = doctor_cmd._sandbox("wasm")
     assert check.level == "warn" and "setup-wasm" in check.detail and str(tmp_path) in check.detail
     monkeypatch.setitem(sys.modules, "rlmrt.sandbox.wasm", None)
-    check = doctor_cmd._wasm_sandbox()
+    check = doctor_cmd._sandbox("wasm")
     assert check.level == "warn" and check.detail.startswith("not available in this rlmrt")
 
 
@@ -399,7 +399,7 @@ def test_doctor_says_how_to_get_the_runtime(
 def test_doctor_reports_a_ready_runtime() -> None:
     from rlmrt.cli import doctor_cmd
 
-    check = doctor_cmd._wasm_sandbox()
+    check = doctor_cmd._sandbox("wasm")
     assert check.level == "ok"
     assert wasm_module.DENO_VERSION in check.detail and wasm_module.PYODIDE_VERSION in check.detail
     assert "not enforced: file_bytes" in check.detail

@@ -26,7 +26,7 @@ from typing import Any
 from rlmrt.errors import SandboxClosedError, SandboxError, UsageError
 from rlmrt.sandbox._channel import KernelChannel, KernelTimeout
 from rlmrt.sandbox.base import ExecResult, HostBridge, Limits, SandboxBackend
-from rlmrt.sandbox.kernel import variable_name_problem
+from rlmrt.sandbox.kernel import cpu_message, timeout_message, variable_name_problem
 
 __all__ = ["GRACE_S", "START_TIMEOUT_S", "KernelBackend"]
 
@@ -285,14 +285,9 @@ class KernelBackend(SandboxBackend):
     ) -> ExecResult:
         limits = self.limits
         if reason == "timeout_s":
-            message = (
-                f"TimeoutError: execution exceeded the {limits.timeout_s:g} s time limit"
-                " (timeout_s) and did not stop"
-            )
+            message = timeout_message(limits.timeout_s) + " and did not stop"
         elif reason == "cpu_s":
-            message = (
-                f"TimeoutError: execution used more than {limits.cpu_s:g} s of CPU (cpu_s limit)"
-            )
+            message = cpu_message(limits.cpu_s)
         elif self._oom_killed():
             message = (
                 f"MemoryError: the sandbox ran out of memory (memory_mb={limits.memory_mb} limit)"
