@@ -6,15 +6,18 @@ RLMError                         every error rlmrt raises
 │   ├── ConfigError              bad setting, unknown sandbox/model kind, bad rlm.toml
 │   ├── ContextError             the context cannot be read or has an unsupported type
 │   └── MissingDependencyError   an optional extra is not installed
-└── RunError                     a failure while running
+└── RunError                     a failure at run time (not the caller's fault)
     ├── ModelError               the model call failed (carries status and body)
     │   ├── ModelAuthError       missing or rejected API key
     │   ├── ModelNotFoundError   the provider does not know the model
     │   ├── ModelConnectionError server unreachable or timed out (after retries)
     │   └── ModelResponseError   the reply could not be understood
     ├── SandboxError             the sandbox failed (not the user's code)
-    │   └── SandboxClosedError   the sandbox was used after close()
-    └── BudgetExceededError      a limit of the run tree was reached (names it)
+    │   ├── SandboxClosedError   the sandbox was used after close()
+    │   └── KernelTimeout        the sandbox kernel did not answer a request in time
+    ├── BudgetExceededError      a limit of the run tree was reached (names it)
+    ├── PullError                no source could deliver a local model's file
+    └── ServerError              the local model server did not start or answer
 ```
 
 Errors raised by sandboxed code are not exceptions on the host: they are data in
@@ -41,18 +44,19 @@ class ContextError(UsageError):
 
 
 class MissingDependencyError(UsageError):
-    """An optional dependency is missing; the message names the extra to install."""
+    """An optional dependency is missing; the message names the extra to install (or,
+    as `message`, another way to install what is not a Python package)."""
 
-    def __init__(self, package: str, extra: str) -> None:
+    def __init__(self, package: str, extra: str, *, message: str | None = None) -> None:
         self.package = package
         self.extra = extra
         super().__init__(
-            f"{package} is not installed; install it with: pip install 'rlmrt[{extra}]'"
+            message or f"{package} is not installed; install it with: pip install 'rlmrt[{extra}]'"
         )
 
 
 class RunError(RLMError):
-    """Something failed while a run was under way."""
+    """Something failed at run time: a run, a model download, the local model server."""
 
 
 class ModelError(RunError):
@@ -88,9 +92,22 @@ class SandboxClosedError(SandboxError):
     """The sandbox was used after it was closed."""
 
 
+class KernelTimeout(SandboxError):
+    """The kernel did not answer a request in time (its channel is unusable after it:
+    the backend restarts the kernel)."""
+
+
 class BudgetExceededError(RunError):
     """A limit of the run tree was reached. `limit` names it (e.g. "max_tokens")."""
 
     def __init__(self, limit: str, message: str) -> None:
         self.limit = limit
         super().__init__(message)
+
+
+class PullError(RunError):
+    """No source could deliver the local model file (`rlm model pull`)."""
+
+
+class ServerError(RunError):
+    """The local model server could not be started or did not answer."""

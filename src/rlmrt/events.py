@@ -18,9 +18,10 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any, ClassVar, Literal
 
-# 2: `RunStarted.session` (a run made in a session). Readers take any version: a field
-# a newer version added is ignored, one an older version lacks keeps its default.
-EVENT_SCHEMA_VERSION = 2
+# 2: `RunStarted.session` (a run made in a session). 3: `RunWaited` (a child run queued
+# for a slot). Readers take any version: a field a newer version added is ignored, one
+# an older version lacks keeps its default; an unknown kind is an error.
+EVENT_SCHEMA_VERSION = 3
 
 SubCallKind = Literal["llm", "rlm"]
 ModelCallPurpose = Literal["root", "sub", "final", "compact"]
@@ -176,6 +177,16 @@ class Compacted(Event):
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
+class RunWaited(Event):
+    """A run waited for one of the tree's `max_concurrent_runs` slots before its
+    sandbox started (or before its code went on after its own child runs finished)."""
+
+    kind: ClassVar[str] = "run_waited"
+    waited_s: float
+    limit: int
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
 class Answer(Event):
     kind: ClassVar[str] = "answer"
     answer: str
@@ -206,6 +217,7 @@ EVENT_TYPES: dict[str, type[Event]] = {
         CostWarning,
         LimitNotEnforced,
         Compacted,
+        RunWaited,
         Answer,
         RunErrored,
     )

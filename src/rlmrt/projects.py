@@ -22,7 +22,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from rlmrt.config import CONFIG_FILE_NAME, RLMConfig, default_home, load_config
+from rlmrt._home import default_home
+from rlmrt.config import CONFIG_FILE_NAME, RLMConfig, load_config
 from rlmrt.errors import ConfigError, UsageError
 
 REGISTRY_FILE = "projects.json"
@@ -53,10 +54,6 @@ class Project:
     def index_path(self) -> Path:
         return self.home / "index.sqlite"
 
-    @property
-    def memory_dir(self) -> Path:
-        return self.home / "memory"
-
     def defaults(self) -> dict[str, Any]:
         """Settings the project gives unless its rlm.toml, RLM_* or flags say otherwise."""
         return {
@@ -74,7 +71,6 @@ class Project:
             "config_file": str(self.config_file) if self.config_file.is_file() else None,
             "runs_dir": str(self.runs_dir),
             "index": str(self.index_path),
-            "memory_dir": str(self.memory_dir),
         }
 
 

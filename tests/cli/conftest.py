@@ -38,10 +38,10 @@ def use_server(
 
     def start(handler: Callable[[ChatRequest], Reply | str], **kwargs: Any) -> ScriptedOpenAIServer:
         server = serve(handler, **kwargs)
-        monkeypatch.setenv("RLM_MODEL", "openai/test-model")
-        monkeypatch.setenv("RLM_API_BASE", server.url)
-        monkeypatch.setenv("RLM_API_KEY", "sk-test")
-        monkeypatch.setenv("RLM_MAX_RETRIES", "0")
+        monkeypatch.setenv("RLM_LLM__MODEL", "openai/test-model")
+        monkeypatch.setenv("RLM_LLM__API_BASE", server.url)
+        monkeypatch.setenv("RLM_LLM__API_KEY", "sk-test")
+        monkeypatch.setenv("RLM_LLM__MAX_RETRIES", "0")
         return server
 
     return start

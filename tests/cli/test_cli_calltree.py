@@ -8,22 +8,21 @@ import io
 from cli_events import RUN, ids, run_events
 from rich.console import Console
 
-from rlmrt.cli.calltree import CallTree
-from rlmrt.cli.live import LiveTree, PlainProgress, describe
+from rlmrt.cli.calltree import render_tree
+from rlmrt.cli.live import LiveTree, PlainProgress
 from rlmrt.events import CodeExecuted, Event, RunFinished, SubCallStarted, TokenDelta
+from rlmrt.observe.calltree import CallTree
+from rlmrt.observe.describe import describe
 
 
 def render_text(tree: CallTree, **kwargs) -> str:
     console = Console(record=True, width=200, file=io.StringIO())
-    console.print(tree.render(**kwargs))
+    console.print(render_tree(tree, **kwargs))
     return console.export_text()
 
 
 def feed(events: list[Event]) -> CallTree:
-    tree = CallTree()
-    for event in events:
-        tree(event)
-    return tree
+    return CallTree.of(events)
 
 
 def test_tree_shape_and_numbers() -> None:

@@ -11,7 +11,7 @@ from types import ModuleType
 import pytest
 
 from rlmrt.sandbox import process as process_module
-from rlmrt.sandbox.base import QuotaStatus
+from rlmrt.sandbox.base import LIMIT_NAMES, QuotaStatus
 from rlmrt.sandbox.process import ProcessSandbox
 
 
@@ -46,14 +46,14 @@ def test_table_output(rlm_cli, monkeypatch: pytest.MonkeyPatch) -> None:
 
 
 def test_bad_config_fails(rlm_cli, tmp_path: Path) -> None:
-    (tmp_path / "rlm.toml").write_text("sandbox = 'dockr'\n")
+    (tmp_path / "rlm.toml").write_text("[sandbox]\nkind = 'dockr'\n")
     found = checks(rlm_cli, 1)
     assert found["settings"]["level"] == "fail"
     assert "unknown sandbox 'dockr'" in found["settings"]["detail"]
 
 
 def test_key_names_never_values(rlm_cli, monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setenv("RLM_MODEL", "anthropic/claude-x")
+    monkeypatch.setenv("RLM_LLM__MODEL", "anthropic/claude-x")
     monkeypatch.setenv("OPENAI_API_KEY", "sk-secret-value-123")
     result = rlm_cli("doctor", "--json")
     assert "sk-secret-value-123" not in result.output
@@ -66,8 +66,8 @@ def test_key_names_never_values(rlm_cli, monkeypatch: pytest.MonkeyPatch) -> Non
 
 
 def test_config_key_is_not_shown(rlm_cli, monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setenv("RLM_MODEL", "openai/gpt-x")
-    monkeypatch.setenv("RLM_API_KEY", "sk-other-secret")
+    monkeypatch.setenv("RLM_LLM__MODEL", "openai/gpt-x")
+    monkeypatch.setenv("RLM_LLM__API_KEY", "sk-other-secret")
     result = rlm_cli("doctor", "--json")
     assert result.exit_code == 0
     assert "sk-other-secret" not in result.output
@@ -81,8 +81,8 @@ def test_config_key_is_not_shown(rlm_cli, monkeypatch: pytest.MonkeyPatch) -> No
 
 def test_api_base_reachable(rlm_cli, serve, monkeypatch: pytest.MonkeyPatch) -> None:
     server = serve(lambda req: "unused")
-    monkeypatch.setenv("RLM_MODEL", "openai/test-model")
-    monkeypatch.setenv("RLM_API_BASE", server.url)
+    monkeypatch.setenv("RLM_LLM__MODEL", "openai/test-model")
+    monkeypatch.setenv("RLM_LLM__API_BASE", server.url)
     found = checks(rlm_cli, 0)
     assert found["api_base"]["level"] == "ok"
     assert f"{server.url}/models answered" in found["api_base"]["detail"]
@@ -91,7 +91,7 @@ def test_api_base_reachable(rlm_cli, serve, monkeypatch: pytest.MonkeyPatch) -> 
 
 
 def test_api_base_unreachable_fails(rlm_cli, monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setenv("RLM_API_BASE", "http://127.0.0.1:9/v1")
+    monkeypatch.setenv("RLM_LLM__API_BASE", "http://127.0.0.1:9/v1")
     found = checks(rlm_cli, 1)
     assert found["api_base"]["level"] == "fail"
     assert "127.0.0.1:9/v1/models" in found["api_base"]["detail"]
@@ -99,7 +99,7 @@ def test_api_base_unreachable_fails(rlm_cli, monkeypatch: pytest.MonkeyPatch) ->
 
 def test_trajectory_folder_not_writable(rlm_cli, tmp_path: Path, monkeypatch) -> None:
     (tmp_path / "file").write_text("")
-    monkeypatch.setenv("RLM_TRAJECTORY_DIR", str(tmp_path / "file"))
+    monkeypatch.setenv("RLM_TRAJECTORY__DIR", str(tmp_path / "file"))
     found = checks(rlm_cli, 1)
     assert found["trajectories"]["level"] == "fail"
     assert "not a folder" in found["trajectories"]["detail"]
@@ -119,7 +119,7 @@ def test_every_sandbox_kind_has_a_row(rlm_cli) -> None:
 
 
 QUOTAS = [
-    QuotaStatus("timeout_s", True, "host watchdog"),
+    QuotaStatus("exec_timeout_s", True, "host watchdog"),
     QuotaStatus("memory_mb", True, "RLIMIT_AS"),
     QuotaStatus("cpu_s", False, "no cgroup delegation"),
 ]
@@ -139,7 +139,7 @@ def test_process_sandbox_quotas_are_listed(rlm_cli, monkeypatch: pytest.MonkeyPa
     row = checks(rlm_cli, 0)["process sandbox"]
     assert row["level"] == "ok"
     assert row["detail"] == (
-        "bubblewrap available; enforced: timeout_s (host watchdog), memory_mb (RLIMIT_AS);"
+        "bubblewrap available; enforced: exec_timeout_s (host watchdog), memory_mb (RLIMIT_AS);"
         " not enforced: cpu_s (no cgroup delegation)"
     )
 
@@ -197,7 +197,7 @@ def test_docker_sandbox_ready(rlm_cli) -> None:
     assert row["level"] == "ok"
     assert "image rlmrt-sandbox:bookworm; no network, read-only root" in row["detail"]
     enforced, _, missing = row["detail"].partition("; not enforced: ")
-    for limit in ("cpu_s", "file_bytes", "memory_mb", "output_bytes", "processes", "timeout_s"):
+    for limit in LIMIT_NAMES:
         assert f" {limit} (" in enforced
     assert missing == "none"
 

@@ -52,10 +52,10 @@ def test_negative_max_depth_names_the_flag(rlm_cli) -> None:
 
 
 def test_bad_env_value_names_the_variable(rlm_cli, monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setenv("RLM_MAX_ITERATIONS", "lots")
+    monkeypatch.setenv("RLM_BUDGET__MAX_ITERATIONS", "lots")
     result = rlm_cli("run", "q", *UNUSED_SERVER)
     assert result.exit_code == 2
-    assert "RLM_MAX_ITERATIONS" in one_error_line(result.stderr)
+    assert "RLM_BUDGET__MAX_ITERATIONS" in one_error_line(result.stderr)
 
 
 def test_bad_rlm_toml(rlm_cli, tmp_path: Path) -> None:
@@ -102,7 +102,7 @@ def test_stdin_cannot_mix_with_paths(rlm_cli, tmp_path: Path) -> None:
 
 
 def test_unreachable_server_is_a_run_error(rlm_cli, monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setenv("RLM_MAX_RETRIES", "0")
+    monkeypatch.setenv("RLM_LLM__MAX_RETRIES", "0")
     result = rlm_cli("run", "q", *UNUSED_SERVER, "--quiet")
     assert result.exit_code == 1
     assert one_error_line(result.stderr)

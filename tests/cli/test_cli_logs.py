@@ -190,7 +190,7 @@ def test_empty_and_missing_folders(rlm_cli, tmp_path: Path) -> None:
 def test_dir_option_and_env_setting(rlm_cli, tmp_path: Path, monkeypatch) -> None:
     write_synthetic(tmp_path / "mine", "20250103-000000-cccc")
     assert "cccc" in rlm_cli("logs", "--dir", str(tmp_path / "mine")).stdout
-    monkeypatch.setenv("RLM_TRAJECTORY_DIR", str(tmp_path / "mine"))
+    monkeypatch.setenv("RLM_TRAJECTORY__DIR", str(tmp_path / "mine"))
     assert "cccc" in rlm_cli("logs").stdout
 
 

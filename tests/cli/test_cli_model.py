@@ -22,7 +22,7 @@ def _no_keys(monkeypatch: pytest.MonkeyPatch) -> None:
     for names in PROVIDER_KEYS.values():
         for name in names:
             monkeypatch.delenv(name, raising=False)
-    for name in ("RLM_MODEL", "RLM_API_KEY", "RLM_API_BASE"):
+    for name in ("RLM_LLM__MODEL", "RLM_LLM__API_KEY", "RLM_LLM__API_BASE"):
         monkeypatch.delenv(name, raising=False)
 
 

@@ -26,7 +26,7 @@ def two_projects(tmp_path: Path) -> tuple[Path, Path]:
     a = tmp_path / "alpha"
     (a / "docs").mkdir(parents=True)
     (a / "docs" / "a.md").write_text("# Alpha\nThe aardvark eats ants.\n")
-    (a / "rlm.toml").write_text("[rlm]\nmax_iterations = 7\n")
+    (a / "rlm.toml").write_text("[budget]\nmax_iterations = 7\n")
     b = tmp_path / "beta"
     b.mkdir()
     (b / "b.md").write_text("# Beta\nThe bison grazes.\n")
@@ -143,37 +143,37 @@ def test_settings_come_from_the_project(
     a, b = two_projects
     rlm_cli("project", "add", "alpha", str(a))
     rlm_cli("project", "add", "beta", str(b))
-    (tmp_path / "rlm.toml").write_text("[rlm]\nmax_iterations = 3\n")  # the working folder's
+    (tmp_path / "rlm.toml").write_text("[budget]\nmax_iterations = 3\n")  # the working folder's
 
     shown = json.loads(rlm_cli("config", "show", "--project", "alpha", "--json").stdout)
     assert shown["project"] == "alpha"
     assert shown["config_file"] == str(a.resolve() / "rlm.toml")
-    assert shown["settings"]["max_iterations"] == {
+    assert shown["settings"]["budget.max_iterations"] == {
         "value": 7,
         "source": "file",
         "from": str(a.resolve() / "rlm.toml"),
     }
-    assert shown["settings"]["trajectory_dir"]["source"] == "project"
+    assert shown["settings"]["trajectory.dir"]["source"] == "project"
     beta = json.loads(rlm_cli("config", "show", "--project", "beta", "--json").stdout)
     assert beta["config_file"] is None
-    assert beta["settings"]["max_iterations"]["value"] == 20  # not the working folder's 3
-    assert beta["settings"]["context_root"]["value"] == str(b.resolve())
+    assert beta["settings"]["budget.max_iterations"]["value"] == 20  # not the working folder's 3
+    assert beta["settings"]["context.root"]["value"] == str(b.resolve())
     plain = json.loads(rlm_cli("config", "show", "--json").stdout)
-    assert plain["project"] is None and plain["settings"]["max_iterations"]["value"] == 3
+    assert plain["project"] is None and plain["settings"]["budget.max_iterations"]["value"] == 3
     table = rlm_cli("config", "show", "--project", "beta").stdout
     assert "project (beta)" in table
 
     monkeypatch.setenv("RLM_PROJECT", "alpha")
     assert active_project() == Project("alpha", a.resolve())
-    assert load_project_config(active_project()).max_iterations == 7
+    assert load_project_config(active_project()).budget.max_iterations == 7
     assert active_project("beta") == Project("beta", b.resolve())
-    monkeypatch.setenv("RLM_MAX_ITERATIONS", "9")
-    assert load_project_config(active_project()).max_iterations == 9  # env beats the file
+    monkeypatch.setenv("RLM_BUDGET__MAX_ITERATIONS", "9")
+    assert load_project_config(active_project()).budget.max_iterations == 9  # env beats the file
     # an explicit --config beats the project's rlm.toml
     other = tmp_path / "other.toml"
-    other.write_text("[rlm]\nmax_depth = 3\n")
+    other.write_text("[budget]\nmax_depth = 3\n")
     config = load_project_config(active_project(), config_file=other)
-    assert config.max_depth == 3 and config.trajectory_dir.parent.name == "alpha"
+    assert config.budget.max_depth == 3 and config.trajectory.dir.parent.name == "alpha"
 
     doctor = json.loads(rlm_cli("doctor", "--project", "alpha", "--json").stdout)
     settings = next(c for c in doctor["checks"] if c["name"] == "settings")
@@ -188,8 +188,8 @@ def test_bad_settings_in_a_project_name_their_source(
 ) -> None:
     a, _ = two_projects
     ProjectRegistry().add("alpha", a)
-    monkeypatch.setenv("RLM_MAX_DEPTH", "99")
-    with pytest.raises(ConfigError, match="environment variable RLM_MAX_DEPTH"):
+    monkeypatch.setenv("RLM_BUDGET__MAX_DEPTH", "99")
+    with pytest.raises(ConfigError, match="environment variable RLM_BUDGET__MAX_DEPTH"):
         load_project_config(active_project("alpha"))
     with pytest.raises(UsageError, match="no project named"):
         active_project("nope")

@@ -27,7 +27,9 @@ def test_console_script_run_json(serve, tmp_path: Path) -> None:
         for key, value in os.environ.items()
         if not key.startswith(("RLM_", "COV_", "COVERAGE_"))
     }
-    env.update(RLMRT_HOME=str(tmp_path / "home"), RLM_API_KEY="sk-test", RLM_MAX_RETRIES="0")
+    env.update(
+        RLMRT_HOME=str(tmp_path / "home"), RLM_LLM__API_KEY="sk-test", RLM_LLM__MAX_RETRIES="0"
+    )
     proc = subprocess.run(
         [
             str(script),
@@ -72,14 +74,37 @@ def test_console_script_run_json(serve, tmp_path: Path) -> None:
 
 
 @pytest.mark.slow
-def test_ctrl_c_exits_130_and_closes_the_trajectory(serve, tmp_path: Path) -> None:
+@pytest.mark.parametrize(
+    ("signum", "code", "message"),
+    [
+        (signal.SIGINT, 130, "error: interrupted"),
+        (signal.SIGTERM, 143, "error: terminated (SIGTERM)"),
+    ],
+)
+def test_ctrl_c_and_sigterm_exit_cleanly_and_close_the_trajectory(
+    serve, tmp_path: Path, signum: int, code: int, message: str
+) -> None:
+    """Killed while the model call is under way, with a process sandbox started: the run
+    unwinds, the trajectory ends with run_finished, and the sandbox's temp folder is gone."""
     script = Path(sys.executable).with_name("rlm")
     assert script.is_file(), f"{script} is missing: install the package (pip install -e .)"
     server = serve(lambda req: Reply(fault="hang"))
+    temp = tmp_path / "tmp"
+    temp.mkdir()
     env = {key: value for key, value in os.environ.items() if not key.startswith("RLM_")}
-    env.update(RLMRT_HOME=str(tmp_path / "home"), RLM_API_KEY="sk-test")
+    env.update(RLMRT_HOME=str(tmp_path / "home"), RLM_LLM__API_KEY="sk-test", TMPDIR=str(temp))
     proc = subprocess.Popen(
-        [str(script), "run", "q", "--model", "openai/test-model", "--api-base", server.url],
+        [
+            str(script),
+            "run",
+            "q",
+            "--model",
+            "openai/test-model",
+            "--api-base",
+            server.url,
+            "--sandbox",
+            "process",
+        ],
         cwd=tmp_path,
         env=env,
         stdout=subprocess.PIPE,
@@ -89,11 +114,13 @@ def test_ctrl_c_exits_130_and_closes_the_trajectory(serve, tmp_path: Path) -> No
     deadline = time.monotonic() + 30
     while not server.requests and time.monotonic() < deadline:  # the model call is under way
         time.sleep(0.05)
-    proc.send_signal(signal.SIGINT)
+    assert any(temp.iterdir()), "the process sandbox should have made its folder by now"
+    proc.send_signal(signum)
     out, err = proc.communicate(timeout=30)
-    assert proc.returncode == 130, err
+    assert proc.returncode == code, err
     assert "Traceback" not in err
-    assert err.strip().splitlines()[-1] == "error: interrupted"
+    assert err.strip().splitlines()[-1] == message
     assert out == ""
     (path,) = (tmp_path / "home" / "runs").glob("*.jsonl")
     assert [e.kind for e in read_events(path)][-1] == "run_finished"
+    assert list(temp.iterdir()) == []

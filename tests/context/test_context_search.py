@@ -2,19 +2,23 @@
 
 from __future__ import annotations
 
+import asyncio
 import json
 from pathlib import Path
 from typing import Any
 
 import pytest
 
-from rlmrt.config import load_config
-from rlmrt.context.search import NOT_CONFIGURED, ContextSearch, check_search_args
+from rlmrt.config import config_with, load_config
+from rlmrt.context import PROVIDERS
+from rlmrt.context.local_index import LocalIndex
+from rlmrt.context.search import NOT_CONFIGURED, ContextSearch, check_search_args, open_provider
 from rlmrt.engine.bridge import RunBridge
 from rlmrt.engine.prompts import CONTEXT_SEARCH_LINE
+from rlmrt.engine.session import NO_RUN
+from rlmrt.engine.shared import SessionHost
 from rlmrt.errors import ConfigError, MissingDependencyError, RLMError
 from rlmrt.events import CodeExecuted
-from rlmrt.mcp.sessions import SessionBridge
 from rlmrt.observe.trajectory import read_events
 from rlmrt.sandbox.facade import SANDBOXES, create_backend
 from rlmrt.testing import scripted
@@ -109,8 +113,8 @@ async def test_unconfigured_search_says_how_to_configure() -> None:
 def test_provider_setting_is_checked() -> None:
     with pytest.raises(ConfigError, match=r"unknown context provider 'locl'.*Did you mean 'local'"):
         load_config(context_provider="locl")
-    assert load_config(context_provider="none").context_provider is None
-    assert load_config(env={"RLM_CONTEXT_PROVIDER": "snipara"}).context_provider == "snipara"
+    assert load_config(context_provider="none").context.provider is None
+    assert load_config(env={"RLM_CONTEXT__PROVIDER": "snipara"}).context.provider == "snipara"
 
 
 async def test_snipara_provider_is_opened_from_the_settings(monkeypatch) -> None:
@@ -121,12 +125,37 @@ async def test_snipara_provider_is_opened_from_the_settings(monkeypatch) -> None
         await searcher.search("x")
 
 
+@pytest.mark.parametrize("name", PROVIDERS.names())
+def test_every_registered_provider_is_built_from_the_settings(
+    name: str, corpus: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("SNIPARA_API_KEY", "snp-test")
+    monkeypatch.setenv("SNIPARA_PROJECT_SLUG", "proj")
+    config = config_with(local_config(corpus, tmp_path), context_provider=name)
+    provider = open_provider(config)
+    assert type(provider) is PROVIDERS.load(name)
+    if provider.refreshable:
+        provider.refresh()
+    else:
+        with pytest.raises(NotImplementedError, match=f"{type(provider).__name__} has nothing"):
+            provider.refresh()
+    asyncio.run(provider.aclose())
+
+
+def test_the_local_index_is_built_where_the_settings_say(corpus: Path, tmp_path: Path) -> None:
+    provider = open_provider(local_config(corpus, tmp_path))
+    assert isinstance(provider, LocalIndex) and provider.refreshable
+    assert (provider.root, provider.index_path) == (corpus.resolve(), tmp_path / "ix.sqlite")
+    provider.close()
+
+
 @pytest.mark.parametrize("kind", KINDS)
 async def test_context_search_in_every_sandbox_kind(
     kind: str, corpus: Path, tmp_path: Path
 ) -> None:
     searcher = ContextSearch(local_config(corpus, tmp_path))
-    backend = create_backend(kind, bridge=SessionBridge(searcher))
+    # a session's host between runs: context_search without a model run
+    backend = create_backend(kind, bridge=SessionHost(searcher, NO_RUN))
     try:
         try:
             await backend.start()

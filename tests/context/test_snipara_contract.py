@@ -241,17 +241,17 @@ async def test_context_search_in_the_repl_uses_snipara(
     """`context_provider = "snipara"`: code in a sandbox gets Snipara's sections."""
     from rlmrt.config import load_config
     from rlmrt.context.search import ContextSearch
-    from rlmrt.mcp.sessions import SessionBridge
-    from rlmrt.sandbox.local import LocalSandbox
+    from rlmrt.engine.session import CodeSession
 
     server, url = fake
     monkeypatch.setenv("SNIPARA_API_KEY", KEY)
     monkeypatch.setenv("SNIPARA_PROJECT_SLUG", SLUG)
     monkeypatch.setenv("SNIPARA_BASE_URL", url)
-    searcher = ContextSearch(load_config(env={"RLM_CONTEXT_PROVIDER": "snipara"}))
+    config = load_config(env={"RLM_CONTEXT__PROVIDER": "snipara"}, sandbox="local")
+    searcher = ContextSearch(config)
     try:
-        async with LocalSandbox(bridge=SessionBridge(searcher)) as sandbox:
-            result = await sandbox.execute(
+        async with CodeSession(config, searcher=searcher) as session:
+            result = await session.aexecute(
                 "hits = context_search('budget', max_tokens=100)\n"
                 "print(hits[0]['source'], hits[0]['start_line'], hits[0]['title'])"
             )

@@ -127,7 +127,7 @@ def test_settings_over_a_given_config(serve, monkeypatch) -> None:
     server = serve(scripted(root=["FINAL(ok)"]))
     base = RLMConfig(model="openai/m", api_base=server.url, api_key="k", save_trajectory=False)
     rlm = RLM(config=base, max_depth=3)
-    assert (rlm.config.max_depth, base.max_depth) == (3, 1)
+    assert (rlm.config.budget.max_depth, base.budget.max_depth) == (3, 1)
     assert rlm.completion("q").answer == "ok"
     rlm.close()
     with pytest.raises(ConfigError, match=r"max_depth \(arguments\)"):

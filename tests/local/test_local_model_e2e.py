@@ -9,6 +9,7 @@ the same code path a machine without internet takes against PyPI.
 
 from __future__ import annotations
 
+import os
 import random
 from collections.abc import Iterator
 from pathlib import Path
@@ -169,13 +170,52 @@ def test_rlm_without_model_or_key_uses_the_local_model(
     for names in PROVIDER_KEYS.values():
         for name in names:
             monkeypatch.delenv(name, raising=False)
-    monkeypatch.delenv("RLM_MODEL", raising=False)
+    monkeypatch.delenv("RLM_LLM__MODEL", raising=False)
     monkeypatch.chdir(tmp_path)
     rlm = RLM(trajectory_dir=tmp_path / "runs", temperature=0, seed=0, max_iterations=6)
     try:
-        assert rlm.config.model == f"openai/{MODEL.name}"
-        assert rlm.config.api_base == server.base_url  # the running server, reused
+        assert rlm.config.llm.model == f"openai/{MODEL.name}"
+        assert rlm.config.llm.api_base == server.base_url  # the running server, reused
         result = rlm.completion("How many characters long is the context?", context="x" * 1234)
     finally:
         rlm.close()
     assert result.answer is not None
+
+
+@pytest.mark.timeout(900)
+def test_the_setup_showcase_prints_the_right_answer(
+    server: ServerInfo, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The closing run of scripts/setup, as a new user sees it: the same command, the
+    default settings (no temperature, seed or iteration override), the shipped ledger.
+    examples/ledger.txt holds 138 invoices with status OVERDUE."""
+    import subprocess
+    import sys
+
+    from rlmrt.llm.provider_keys import PROVIDER_KEYS
+
+    env = {k: v for k, v in os.environ.items() if not k.startswith("RLM_")}
+    for names in PROVIDER_KEYS.values():
+        for name in names:
+            env.pop(name, None)
+    env["RLMRT_HOME"] = str(tmp_path / "home")
+    env["RLMRT_MODELS_DIR"] = MODELS_DIR
+    ledger = Path(__file__).parents[2] / "examples" / "ledger.txt"
+    assert sum(" | OVERDUE" in line for line in ledger.read_text().splitlines()) == 138
+    proc = subprocess.run(
+        [
+            str(Path(sys.executable).with_name("rlm")),
+            "run",
+            "How many invoices have status OVERDUE?",
+            "-c",
+            str(ledger),
+        ],
+        capture_output=True,
+        text=True,
+        cwd=tmp_path,
+        env=env,
+        timeout=600,
+        check=False,
+    )
+    assert proc.returncode == 0, proc.stderr
+    assert proc.stdout.strip().splitlines()[-1] == "138", proc.stdout + proc.stderr

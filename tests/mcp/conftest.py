@@ -22,10 +22,10 @@ def model_env(
     def start(handler: Callable[[ChatRequest], Reply | str], **kwargs: Any) -> dict[str, str]:
         server = serve(handler, **kwargs)
         env = {
-            "RLM_MODEL": "openai/test-model",
-            "RLM_API_BASE": server.url,
-            "RLM_API_KEY": "sk-test",
-            "RLM_MAX_RETRIES": "0",
+            "RLM_LLM__MODEL": "openai/test-model",
+            "RLM_LLM__API_BASE": server.url,
+            "RLM_LLM__API_KEY": "sk-test",
+            "RLM_LLM__MAX_RETRIES": "0",
         }
         for key, value in env.items():
             monkeypatch.setenv(key, value)

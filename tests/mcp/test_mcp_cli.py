@@ -45,7 +45,7 @@ def test_serve_rejects_bad_settings_before_serving(projects: dict[str, Path]) ->
     ghost = invoke("serve", "--project", "ghost")
     assert ghost.exit_code == 2 and "no project named 'ghost'" in ghost.stderr
     sandbox = invoke("serve", "--sandbox", "dockr")
-    assert sandbox.exit_code == 2 and "sandbox (--sandbox)" in sandbox.stderr
+    assert sandbox.exit_code == 2 and "sandbox.kind (--sandbox)" in sandbox.stderr
     port = invoke("serve", "--http", "--port", "0")
     assert port.exit_code == 2
 
@@ -75,6 +75,6 @@ def test_serve_builds_the_service_from_its_flags(projects: dict[str, Path], monk
     service, options = served[0]
     assert options == {"transport": "http", "host": "127.0.0.1", "port": 9999}
     assert service.project.name == "beta"  # type: ignore[attr-defined]
-    assert service.config().sandbox == "process"  # type: ignore[attr-defined]
+    assert service.config().sandbox.kind == "process"  # type: ignore[attr-defined]
     invoke("serve")
     assert served[1][1]["transport"] == "stdio"

@@ -11,8 +11,10 @@ from expected import TOOLS, repl
 from mcp import Client
 from mcp.shared.exceptions import MCPError
 
+from rlmrt.config import BudgetLimits
+from rlmrt.events import CodeExecuted, Event
 from rlmrt.mcp.server import build_server
-from rlmrt.mcp.service import RLMService, describe_event, plain_value
+from rlmrt.mcp.service import RLMService, plain_value, progress_message
 from rlmrt.mcp.sessions import SessionPool
 from rlmrt.sandbox.facade import SANDBOXES
 from rlmrt.testing import scripted
@@ -61,6 +63,14 @@ async def test_lists_every_tool_with_a_precise_schema(connect) -> None:
         assert completion["properties"]["prompt"]["minLength"] == 1
         depth = completion["properties"]["max_depth"]["anyOf"][0]
         assert (depth["type"], depth["minimum"], depth["maximum"]) == ("integer", 0, 16)
+        # the settings' arguments carry the bounds and descriptions of RLMConfig's fields
+        budget = BudgetLimits.model_fields
+        iterations = completion["properties"]["max_iterations"]
+        assert iterations["description"] == budget["max_iterations"].description
+        assert iterations["anyOf"][0]["maximum"] == 1000
+        cost = completion["properties"]["max_cost_usd"]
+        assert cost["anyOf"][0] == {"type": "number", "exclusiveMinimum": 0}
+        assert cost["description"] == budget["max_cost_usd"].description
         search = tools["context_search"].input_schema
         assert search["required"] == ["query"]
         assert search["properties"]["max_tokens"]["default"] == 2000
@@ -102,11 +112,12 @@ async def test_completion_reports_progress_and_leaves_a_run_resource(connect, mo
         assert result["usage"]["model_calls"] == 3
         assert result["project"] == "alpha"
         messages = [m for _, _, m in seen]
-        assert messages[0] == "asking the root model (root)"
-        assert "sub-call llm_query started (depth 0)" in messages
-        assert any(m and m.startswith("sub-call llm_query finished") for m in messages)
-        assert "code ran (iteration 1, depth 0)" in messages
-        assert messages[-1] == "answer ready"
+        assert messages[0] is not None and messages[0].startswith('run started: "Shout it"')
+        assert 'llm_query: "say hi"' in messages
+        assert any(m and m.startswith("llm_query done") for m in messages)
+        assert any(m and m.startswith("code ran (iteration 1, ") for m in messages)
+        assert "answer ready (code)" in messages
+        assert messages[-1] is not None and messages[-1].startswith("run finished: final")
         assert [p for p, _, _ in seen] == list(range(1, len(seen) + 1))
 
         listed = json.loads((await client.read_resource("rlm://runs")).contents[0].text)
@@ -192,7 +203,7 @@ async def test_sessions_persist_and_are_per_name(connect) -> None:
 
 async def test_sessions_on_the_process_sandbox_with_quotas(connect, monkeypatch) -> None:
     async with connect() as client:
-        monkeypatch.setenv("RLM_TIMEOUT_S", "1")
+        monkeypatch.setenv("RLM_LIMITS__EXEC_TIMEOUT_S", "1")
         ran = await call(
             client, "execute_python", {"code": "import os\nos.getpid()", "sandbox": "process"}
         )
@@ -348,18 +359,36 @@ async def test_session_pool_limit() -> None:
 
 
 def test_progress_messages_and_plain_values() -> None:
-    from rlmrt.events import Compacted, ModelCallStarted, RunStarted
+    from rlmrt.events import Compacted, ModelCallStarted, TokenDelta
 
     ids = {"run_id": "r", "call_id": "c", "parent_call_id": None, "depth": 1}
     started = ModelCallStarted(**ids, model="m", purpose="sub", message_count=1)
-    assert describe_event(started) == "asking the model at depth 1 (sub)"
+    assert progress_message(started) == "depth 1: model call (sub) to m"
     compacted = Compacted(
-        **ids, tokens_before=1, window_tokens=2, messages_before=3, summary_chars=4
+        **{**ids, "depth": 0}, tokens_before=1, window_tokens=2, messages_before=3, summary_chars=4
     )
-    assert describe_event(compacted) == "conversation compacted"
-    run = RunStarted(**ids, prompt="p", model="m", sandbox="local", context_metadata={})
-    assert describe_event(run) is None
+    assert progress_message(compacted) == "conversation compacted: 3 messages, 1 of 2 tok"
+    delta = TokenDelta(**ids, text="x")
+    assert progress_message(delta) is None
     assert plain_value({"a": [1]}) == {"a": [1]}
     assert plain_value(float("nan")) == "NaN"
     assert plain_value("x" * 200_000).endswith("... [truncated: 200,000 characters in all]")
     assert plain_value(["x" * 100_000]).startswith('["xxx')
+
+
+async def test_session_code_runs_are_engine_events() -> None:
+    service = RLMService(overrides={"sandbox": "local"})
+    seen: list[Event] = []
+    service.handlers.append(seen.append)
+    try:
+        await service.execute("x = 2\nprint(x * 21)", session="s", sandbox=None)
+        await service.execute("1/0", session="s", sandbox=None)
+    finally:
+        await service.aclose()
+    executed = [e for e in seen if isinstance(e, CodeExecuted)]
+    assert [(e.code, e.stdout, e.iteration) for e in executed] == [
+        ("x = 2\nprint(x * 21)", "42\n", 1),
+        ("1/0", "", 2),
+    ]
+    assert executed[1].error is not None and "ZeroDivisionError" in executed[1].error
+    assert executed[0].run_id == executed[1].run_id and executed[0].run_id.startswith("session-")

@@ -36,7 +36,7 @@ from rlmrt.sandbox import SANDBOXES, ExecResult, Sandbox
 from rlmrt.sandbox._kernel_backend import KernelBackend
 
 KINDS = SANDBOXES.names()
-BASE_LIMITS: dict[str, Any] = {"timeout_s": 10, "memory_mb": 512, "output_bytes": 100_000}
+BASE_LIMITS: dict[str, Any] = {"exec_timeout_s": 10, "memory_mb": 512, "output_bytes": 100_000}
 
 MakeSandbox = Callable[..., Sandbox]
 
@@ -323,7 +323,7 @@ TIMEOUT_S = 1.0
 @pytest.mark.slow
 @params(probes.INFINITE)
 def test_infinite_work_hits_the_time_limit(kind: str, make: MakeSandbox, code: str) -> None:
-    sandbox = make(timeout_s=TIMEOUT_S)
+    sandbox = make(exec_timeout_s=TIMEOUT_S)
     started = time.monotonic()
     result = sandbox.execute(code)
     elapsed = time.monotonic() - started
@@ -343,7 +343,7 @@ def test_memory_bomb_hits_the_memory_limit(kind: str, make: MakeSandbox, code: s
         # wasm32 has a 4 GiB address space: 10**10 does not fit a size, so CPython
         # refuses it with OverflowError before any allocation is tried
         pytest.skip("a 10 GB request is not expressible in wasm32")
-    sandbox = make(memory_mb=MEMORY_MB, timeout_s=20)
+    sandbox = make(memory_mb=MEMORY_MB, exec_timeout_s=20)
     before = rss()
     result = sandbox.execute(code)
     grown = rss() - before
@@ -359,7 +359,7 @@ PROCESSES = 16
 
 @pytest.mark.slow
 def test_fork_bomb_is_contained(kind: str, make: MakeSandbox) -> None:
-    sandbox = make(processes=PROCESSES, timeout_s=5)
+    sandbox = make(processes=PROCESSES, exec_timeout_s=5)
     started = time.monotonic()
     result = sandbox.execute(probes.FORK)
     elapsed = time.monotonic() - started
@@ -375,7 +375,7 @@ def test_fork_bomb_is_contained(kind: str, make: MakeSandbox) -> None:
 
 @params(probes.FLOOD)
 def test_output_flood_is_truncated(kind: str, make: MakeSandbox, code: str) -> None:
-    sandbox = make(output_bytes=1000, timeout_s=5)
+    sandbox = make(output_bytes=1000, exec_timeout_s=5)
     result = sandbox.execute(code)
     assert len(result.stdout) < 2000 and len(result.stderr) < 2000, (
         len(result.stdout),
@@ -402,7 +402,7 @@ STUCK = (
 def test_every_loaded_context_survives_a_restart(kind: str, make: MakeSandbox) -> None:
     if not issubclass(SANDBOXES.load(kind), KernelBackend):
         pytest.skip(f"the {kind} sandbox is never restarted: its variables outlive a timeout")
-    sandbox = make(timeout_s=TIMEOUT_S)
+    sandbox = make(exec_timeout_s=TIMEOUT_S)
     sandbox.load_context("first", name="context")
     sandbox.load_context({"n": [1, 2]}, name="context_1")
     assert sandbox.execute("lost = 1").ok

@@ -20,7 +20,9 @@ from rlmrt.sandbox import Limits
 from rlmrt.sandbox import docker as docker_module
 from rlmrt.sandbox.docker import HOST_PID_LABEL, LABEL, DockerSandbox, docker_client
 
-LIMITS = Limits(timeout_s=3, memory_mb=128, output_bytes=20_000, processes=8, file_bytes=1 << 20)
+LIMITS = Limits(
+    exec_timeout_s=3, memory_mb=128, output_bytes=20_000, processes=8, file_bytes=1 << 20
+)
 
 
 @pytest.fixture
@@ -109,7 +111,7 @@ async def test_a_kernel_that_ignores_the_timer_is_killed_and_replaced(sb: Docker
 
 
 async def test_a_cpu_limit_beyond_the_kernel_timer_kills_the_container() -> None:
-    sandbox = DockerSandbox(limits=Limits(timeout_s=20, cpu_s=1))
+    sandbox = DockerSandbox(limits=Limits(exec_timeout_s=20, cpu_s=1))
     try:
         # the child process burns CPU where the kernel's ITIMER_PROF cannot see it
         result = await sandbox.execute(

@@ -19,7 +19,7 @@ from rlmrt.sandbox import SANDBOXES, Limits, SandboxBackend, create_backend
 from rlmrt.sandbox.base import HostBridge, QueryFailed
 from rlmrt.sandbox.kernel import HELPER_NAMES, HOST_FUNCTIONS
 
-LIMITS = Limits(timeout_s=20, memory_mb=512, output_bytes=100_000)
+LIMITS = Limits(exec_timeout_s=20, memory_mb=512, output_bytes=100_000)
 
 # one good call per host function: adding an entry to the table needs one here
 GOOD_CALLS = {

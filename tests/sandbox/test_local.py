@@ -54,7 +54,7 @@ class FakeBridge:
         return [f"rlm:{p}" for p in prompts]
 
 
-LIMITS = Limits(timeout_s=5, memory_mb=512, output_bytes=20_000)
+LIMITS = Limits(exec_timeout_s=5, memory_mb=512, output_bytes=20_000)
 
 
 @pytest.fixture
@@ -142,7 +142,7 @@ async def test_no_display_for_none_or_statements(sb: LocalSandbox) -> None:
 
 
 async def test_output_is_truncated_with_marker() -> None:
-    sandbox = LocalSandbox(limits=Limits(timeout_s=5, output_bytes=100))
+    sandbox = LocalSandbox(limits=Limits(exec_timeout_s=5, output_bytes=100))
     try:
         result = await sandbox.execute("for i in range(1000):\n    print('0123456789')")
         assert result.stdout.startswith("0123456789\n" * 9)
@@ -306,7 +306,7 @@ async def test_close_before_start() -> None:
 def test_registry_and_facade() -> None:
     assert isinstance(create_backend("local"), LocalSandbox)
     assert LocalSandbox.kind == "local"
-    with Sandbox("local", timeout_s=5, memory_mb=512) as box:
+    with Sandbox("local", exec_timeout_s=5, memory_mb=512) as box:
         assert box.execute("print(1+1)").stdout == "2\n"
         box.set_variable("v", [1, 2])
         assert box.execute("v[1]").display == "2"
@@ -425,7 +425,7 @@ async def test_slow_bridge_call_counts_against_the_time_limit() -> None:
             await asyncio.sleep(30)
             raise AssertionError("not reached")
 
-    sandbox = LocalSandbox(limits=Limits(timeout_s=0.5), bridge=SlowBridge())
+    sandbox = LocalSandbox(limits=Limits(exec_timeout_s=0.5), bridge=SlowBridge())
     try:
         result = await sandbox.execute("llm_query('x')")
         assert result.error is not None and "TimeoutError" in result.error
@@ -698,7 +698,7 @@ async def test_sandbox_random_does_not_touch_host_random(sb: LocalSandbox) -> No
 
 
 async def test_works_without_limits() -> None:
-    sandbox = LocalSandbox(limits=Limits(timeout_s=None, memory_mb=None))
+    sandbox = LocalSandbox(limits=Limits(exec_timeout_s=None, memory_mb=None))
     try:
         result = await sandbox.execute("x = 'a' * 1000\nprint(len(x))\n'a'.ljust(5)")
         assert result.stdout == "1000\n'a    '\n"

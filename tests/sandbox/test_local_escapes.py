@@ -31,7 +31,7 @@ def rss() -> int:
 
 @pytest.fixture
 async def sb() -> AsyncIterator[LocalSandbox]:
-    sandbox = LocalSandbox(limits=Limits(timeout_s=5, memory_mb=512, output_bytes=100_000))
+    sandbox = LocalSandbox(limits=Limits(exec_timeout_s=5, memory_mb=512, output_bytes=100_000))
     await sandbox.start()
     yield sandbox
     await sandbox.aclose()
@@ -299,7 +299,7 @@ async def test_exception_objects_do_not_leak_modules(sb: LocalSandbox) -> None:
     ],
 )
 async def test_infinite_work_times_out(code: str) -> None:
-    sandbox = LocalSandbox(limits=Limits(timeout_s=1, memory_mb=256))
+    sandbox = LocalSandbox(limits=Limits(exec_timeout_s=1, memory_mb=256))
     try:
         started = time.monotonic()
         result = await sandbox.execute(code)
@@ -313,7 +313,7 @@ async def test_infinite_work_times_out(code: str) -> None:
 
 async def test_timeout_with_swallowing_code_in_c_waits() -> None:
     """Interrupts keep coming until the code stops; the result still says timeout."""
-    sandbox = LocalSandbox(limits=Limits(timeout_s=0.5))
+    sandbox = LocalSandbox(limits=Limits(exec_timeout_s=0.5))
     try:
         code = (
             "import itertools\n"
@@ -376,7 +376,7 @@ async def test_timeout_with_swallowing_code_in_c_waits() -> None:
     ],
 )
 async def test_memory_bombs_fail_without_host_allocation(code: str) -> None:
-    sandbox = LocalSandbox(limits=Limits(timeout_s=5, memory_mb=512))
+    sandbox = LocalSandbox(limits=Limits(exec_timeout_s=5, memory_mb=512))
     try:
         before = rss()
         result = await sandbox.execute(code)
@@ -406,7 +406,7 @@ async def test_gradual_memory_growth_is_stopped(code: str) -> None:
     # The memory limit must end these, not the clock: under coverage tracing the
     # item-by-item consumption of list(iter(int, 1)) takes ~12 s (1 s untraced), so
     # the time limit is set well above that.
-    sandbox = LocalSandbox(limits=Limits(timeout_s=60, memory_mb=64))
+    sandbox = LocalSandbox(limits=Limits(exec_timeout_s=60, memory_mb=64))
     try:
         packer = zlib.compressobj()
         chunks = [packer.compress(bytes(2**20)) for _ in range(100)]
@@ -422,7 +422,7 @@ async def test_gradual_memory_growth_is_stopped(code: str) -> None:
 
 
 async def test_output_flood_is_truncated() -> None:
-    sandbox = LocalSandbox(limits=Limits(timeout_s=1, output_bytes=1000))
+    sandbox = LocalSandbox(limits=Limits(exec_timeout_s=1, output_bytes=1000))
     try:
         result = await sandbox.execute("while True:\n    print('x' * 100)")
         assert "TimeoutError" in (result.error or "")

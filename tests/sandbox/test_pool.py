@@ -13,7 +13,7 @@ from rlmrt.sandbox.local import LocalSandbox
 from rlmrt.sandbox.pool import SandboxPool
 from rlmrt.sandbox.process import ProcessSandbox
 
-LIMITS = Limits(timeout_s=5, memory_mb=256)
+LIMITS = Limits(exec_timeout_s=5, memory_mb=256)
 
 
 async def test_acquired_sandboxes_are_started_fresh_and_answer_their_bridge() -> None:
@@ -42,7 +42,7 @@ async def test_acquired_sandboxes_are_started_fresh_and_answer_their_bridge() ->
 
 async def test_limits_are_part_of_the_key() -> None:
     pool = SandboxPool(1)
-    other = Limits(timeout_s=7, memory_mb=128)
+    other = Limits(exec_timeout_s=7, memory_mb=128)
     try:
         await pool.warm("process", LIMITS)
         sandbox = await pool.acquire("process", other, None)
@@ -113,7 +113,7 @@ def test_a_pool_used_from_another_loop_starts_without_pooling() -> None:
 
 async def test_a_failing_start_is_logged_and_the_run_sees_its_own_error(caplog) -> None:
     pool = SandboxPool(1)
-    bad = Limits(timeout_s=5, memory_mb=256)
+    bad = Limits(exec_timeout_s=5, memory_mb=256)
     try:
         pool._ready.clear()
         original = ProcessSandbox.start

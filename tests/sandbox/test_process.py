@@ -19,7 +19,9 @@ from rlmrt.sandbox.process import ProcessSandbox, bubblewrap_available
 
 pytestmark = pytest.mark.skipif(not bubblewrap_available(), reason="bubblewrap is not installed")
 
-LIMITS = Limits(timeout_s=5, memory_mb=256, output_bytes=20_000, processes=8, file_bytes=1_000_000)
+LIMITS = Limits(
+    exec_timeout_s=5, memory_mb=256, output_bytes=20_000, processes=8, file_bytes=1_000_000
+)
 
 
 @pytest.fixture
@@ -89,7 +91,7 @@ async def test_bridge_calls_travel_over_the_channel() -> None:
 
 
 def test_registry_facade_and_close() -> None:
-    with Sandbox("process", timeout_s=5) as sandbox:
+    with Sandbox("process", exec_timeout_s=5) as sandbox:
         assert sandbox.execute("print(6 * 7)").stdout == "42\n"
         backend = sandbox._backend
         assert isinstance(backend, ProcessSandbox)
@@ -197,7 +199,7 @@ async def test_writes_outside_fail_and_leave_nothing_on_the_host(
 
 
 async def test_timeout_keeps_variables() -> None:
-    async with ProcessSandbox(limits=Limits(timeout_s=0.5)) as sandbox:
+    async with ProcessSandbox(limits=Limits(exec_timeout_s=0.5)) as sandbox:
         await sandbox.execute("kept = 'yes'")
         result = await sandbox.execute("import time\ntime.sleep(30)")
         assert result.error is not None
@@ -209,7 +211,7 @@ async def test_timeout_keeps_variables() -> None:
 
 @pytest.mark.slow
 async def test_stuck_code_that_ignores_the_interrupt_gets_a_fresh_kernel() -> None:
-    async with ProcessSandbox(limits=Limits(timeout_s=0.5)) as sandbox:
+    async with ProcessSandbox(limits=Limits(exec_timeout_s=0.5)) as sandbox:
         await sandbox.load_context("ctx")
         await sandbox.execute("kept = 1")
         code = (
@@ -292,7 +294,7 @@ async def test_output_flood_is_truncated(sb: ProcessSandbox) -> None:
 
 
 async def test_cpu_limit_in_the_kernel_keeps_variables() -> None:
-    async with ProcessSandbox(limits=Limits(timeout_s=10, cpu_s=0.3)) as sandbox:
+    async with ProcessSandbox(limits=Limits(exec_timeout_s=10, cpu_s=0.3)) as sandbox:
         await sandbox.execute("kept = 2")
         result = await sandbox.execute("while True:\n    pass")
         assert result.error is not None
@@ -304,7 +306,7 @@ async def test_cpu_limit_in_the_kernel_keeps_variables() -> None:
 
 @pytest.mark.slow
 async def test_cpu_limit_counts_child_processes() -> None:
-    async with ProcessSandbox(limits=Limits(timeout_s=20, cpu_s=0.3)) as sandbox:
+    async with ProcessSandbox(limits=Limits(exec_timeout_s=20, cpu_s=0.3)) as sandbox:
         code = "import subprocess, sys\nsubprocess.run([sys.executable, '-c', 'while True: pass'])"
         result = await sandbox.execute(code)
         assert result.error is not None
@@ -326,7 +328,7 @@ async def test_fallback_without_bubblewrap_is_reported_not_hidden(
     assert not report["isolation"].enforced and "not found" in report["isolation"].how
     assert not report["network"].enforced
     with caplog.at_level(logging.WARNING, logger="rlmrt"):
-        async with ProcessSandbox(limits=Limits(timeout_s=0.5, memory_mb=256)) as sandbox:
+        async with ProcessSandbox(limits=Limits(exec_timeout_s=0.5, memory_mb=256)) as sandbox:
             assert not sandbox.isolated
             await sandbox.load_context("fallback ctx")
             result = await sandbox.execute("x = 1\nprint(context)")
@@ -348,7 +350,7 @@ def test_quota_report_shape() -> None:
         "isolation",
         "network",
         "uid",
-        "timeout_s",
+        "exec_timeout_s",
         "cpu_s",
         "memory_mb",
         "processes",

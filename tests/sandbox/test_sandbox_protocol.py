@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import pytest
+from pydantic import ValidationError
 
 from rlmrt import Limits, Sandbox
 from rlmrt.errors import ConfigError, SandboxClosedError
@@ -14,14 +15,16 @@ from rlmrt.sandbox.facade import diagnose
 @pytest.mark.parametrize(
     ("kwargs", "message"),
     [
-        ({"timeout_s": 0}, "timeout_s must be > 0, got 0"),
-        ({"memory_mb": -1}, "memory_mb must be > 0, got -1"),
-        ({"output_bytes": 0}, "output_bytes must be > 0, got 0"),
+        ({"exec_timeout_s": 0}, "exec_timeout_s\n  Input should be greater than 0"),
+        ({"memory_mb": -1}, "memory_mb\n  Input should be greater than 0"),
+        ({"output_bytes": 0}, "output_bytes\n  Input should be greater than 0"),
     ],
 )
 def test_limits_reject_nonsense(kwargs: dict[str, float], message: str) -> None:
-    with pytest.raises(ConfigError, match=message):
+    with pytest.raises(ValidationError, match=message):
         Limits(**kwargs)  # type: ignore[arg-type]
+    with pytest.raises(ConfigError, match=f"invalid sandbox limits: {message.split()[0]}: Input"):
+        Sandbox("local", **kwargs)
 
 
 def test_registry_suggests_a_close_name() -> None:
@@ -35,8 +38,8 @@ def test_registry_suggests_a_close_name() -> None:
 
 
 def test_facade_merges_limits_and_refuses_use_after_close() -> None:
-    sandbox = Sandbox("local", limits=Limits(timeout_s=9, memory_mb=100), memory_mb=200)
-    assert (sandbox.limits.timeout_s, sandbox.limits.memory_mb) == (9, 200)
+    sandbox = Sandbox("local", limits=Limits(exec_timeout_s=9, memory_mb=100), memory_mb=200)
+    assert (sandbox.limits.exec_timeout_s, sandbox.limits.memory_mb) == (9, 200)
     sandbox.set_variable("n", 41)
     assert sandbox.execute("n + 1").display == "42"
     assert sandbox.get_variable("n") == 41
@@ -52,8 +55,8 @@ def test_limits_a_backend_cannot_enforce_are_reported() -> None:
 
     backend = LocalSandbox(limits=Limits(cpu_s=2, processes=4, file_bytes=10))
     assert backend.unenforced_limits() == ["cpu_s"]
-    assert Limits(timeout_s=None, memory_mb=None).set_names() == ["output_bytes"]
-    with pytest.raises(ConfigError, match="processes must be > 0, got 0"):
+    assert Limits(exec_timeout_s=None, memory_mb=None).set_names() == ["output_bytes"]
+    with pytest.raises(ValidationError, match="processes\n  Input should be greater than 0"):
         Limits(processes=0)
 
 

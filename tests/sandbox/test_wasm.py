@@ -22,16 +22,16 @@ from rlmrt._loop import LoopThread
 from rlmrt.errors import MissingDependencyError, UsageError
 from rlmrt.sandbox import ExecResult, Limits, Sandbox, create_backend
 from rlmrt.sandbox import wasm as wasm_module
-from rlmrt.sandbox.wasm import WasmRuntimeMissing, WasmSandbox, find_runtime
+from rlmrt.sandbox.wasm import WasmSandbox, find_runtime
 
 try:
     find_runtime()
     MISSING = ""
-except WasmRuntimeMissing as exc:
+except MissingDependencyError as exc:
     MISSING = str(exc)
 
 needs_runtime = pytest.mark.skipif(bool(MISSING), reason=MISSING)
-LIMITS = Limits(timeout_s=5, memory_mb=256, output_bytes=20_000)
+LIMITS = Limits(exec_timeout_s=5, memory_mb=256, output_bytes=20_000)
 SECRET = "wasm-s3cr3t-5e2b"
 
 
@@ -79,7 +79,7 @@ def own() -> Iterator[Any]:
     made: list[Driver] = []
 
     def factory(**limits: Any) -> Driver:
-        driver = Driver(Limits(**{"timeout_s": 5, "memory_mb": 256, **limits}))
+        driver = Driver(Limits(**{"exec_timeout_s": 5, "memory_mb": 256, **limits}))
         made.append(driver)
         return driver
 
@@ -95,16 +95,16 @@ def test_missing_runtime_names_the_part_and_the_setup(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     monkeypatch.setenv("RLMRT_WASM_DIR", str(tmp_path / "nowhere"))
-    with pytest.raises(WasmRuntimeMissing) as caught:
+    with pytest.raises(MissingDependencyError) as caught:
         Sandbox("wasm")
     message = str(caught.value)
     assert "Deno" in message and "setup-wasm" in message and "nowhere" in message
-    assert isinstance(caught.value, MissingDependencyError)
+    assert caught.value.extra == "wasm"
     deno = tmp_path / "half" / "node_modules" / "deno" / "deno"
     deno.parent.mkdir(parents=True)
     deno.write_text("#!/bin/sh\n")
     deno.chmod(0o755)
-    with pytest.raises(WasmRuntimeMissing, match="Pyodide"):
+    with pytest.raises(MissingDependencyError, match="Pyodide"):
         find_runtime(tmp_path / "half")
 
 
@@ -121,7 +121,7 @@ def test_runtime_dir_follows_the_settings(tmp_path: Path, monkeypatch: pytest.Mo
 def test_enforced_limits_are_reported() -> None:
     backend = create_backend("wasm", limits=Limits(file_bytes=1000, processes=2, cpu_s=3))
     assert backend.unenforced_limits() == ["file_bytes"]
-    assert {"timeout_s", "memory_mb", "output_bytes", "cpu_s", "processes"} <= backend.enforces
+    assert {"exec_timeout_s", "memory_mb", "output_bytes", "cpu_s", "processes"} <= backend.enforces
     report = {q.name: q.enforced for q in WasmSandbox.quota_report()}
     assert report["file_bytes"] is False and report["memory_mb"] is True
 
@@ -303,7 +303,7 @@ def test_sub_calls_are_synchronous_and_the_bridge_is_set_after_start(shared: Dri
 @needs_runtime
 @pytest.mark.slow
 def test_timeout_interrupts_or_kills_and_replaces_deno(own: Any) -> None:
-    driver = own(timeout_s=1)
+    driver = own(exec_timeout_s=1)
     driver.loop.run(driver.backend.load_context("ctx"))
     assert driver.run("kept = 1").ok
     first = driver.backend.kernel_host_pid
@@ -329,7 +329,7 @@ def test_timeout_interrupts_or_kills_and_replaces_deno(own: Any) -> None:
 @needs_runtime
 @pytest.mark.slow
 def test_memory_limit_is_a_memory_error_and_the_sandbox_survives(own: Any) -> None:
-    driver = own(memory_mb=128, timeout_s=30)
+    driver = own(memory_mb=128, exec_timeout_s=30)
     assert driver.run("kept = 'k'").ok
     result = driver.run(
         "def grow():\n    x = []\n    while True:\n        x.append(' ' * 10**6)\ngrow()"
@@ -345,7 +345,7 @@ def test_memory_limit_is_a_memory_error_and_the_sandbox_survives(own: Any) -> No
 
 @needs_runtime
 def test_a_full_javascript_heap_is_a_memory_error(own: Any) -> None:
-    driver = own(memory_mb=128, timeout_s=30)
+    driver = own(memory_mb=128, exec_timeout_s=30)
     result = driver.run(
         "import js\na = js.Array.new()\nwhile True:\n    a.push(js.Array.new(10**6).fill(1.5))"
     )
@@ -358,7 +358,7 @@ def test_a_full_javascript_heap_is_a_memory_error(own: Any) -> None:
 @needs_runtime
 @pytest.mark.slow
 def test_cpu_limit_kills_deno(own: Any) -> None:
-    driver = own(cpu_s=1, timeout_s=20)
+    driver = own(cpu_s=1, exec_timeout_s=20)
     result = driver.run(
         "while True:\n    try:\n        while True:\n            pass\n"
         "    except BaseException:\n        pass"

@@ -1,12 +1,16 @@
 """Turning errors into one line on stderr and an exit code, never a traceback.
 
 Exit codes: 0 success, 1 run error (model, sandbox, budget, file system), 2 misuse
-(bad setting, bad context, unknown run; also typer's own usage errors), 130 Ctrl-C.
+(bad setting, bad context, unknown run; also typer's own usage errors), 130 Ctrl-C,
+143 SIGTERM. SIGTERM is handled like Ctrl-C: the command unwinds and its sandboxes,
+containers and temporary folders are cleaned up before it exits.
 """
 
 from __future__ import annotations
 
+import signal
 import sys
+import threading
 from collections.abc import Iterator
 from contextlib import contextmanager
 from typing import Any
@@ -17,6 +21,28 @@ from typer.core import TyperGroup
 EXIT_RUN_ERROR = 1
 EXIT_USAGE = 2
 EXIT_INTERRUPTED = 130
+EXIT_TERMINATED = 128 + signal.SIGTERM
+
+
+class Terminated(KeyboardInterrupt):
+    """SIGTERM arrived: unwound like Ctrl-C, so every cleanup runs."""
+
+
+def _raise_terminated(signum: int, frame: object) -> None:
+    raise Terminated()
+
+
+@contextmanager
+def sigterm_unwinds() -> Iterator[None]:
+    """While the body runs (in the main thread), SIGTERM raises `Terminated`."""
+    if threading.current_thread() is not threading.main_thread():
+        yield
+        return
+    previous = signal.signal(signal.SIGTERM, _raise_terminated)
+    try:
+        yield
+    finally:
+        signal.signal(signal.SIGTERM, previous)
 
 
 class CLIUsageError(Exception):
@@ -63,6 +89,8 @@ def errors_to_exit() -> Iterator[None]:
     except OSError as exc:
         where = f": {exc.filename}" if exc.filename else ""
         raise fail(f"{exc.strerror or exc}{where}", code=EXIT_RUN_ERROR) from None
+    except Terminated:
+        raise fail("terminated (SIGTERM)", code=EXIT_TERMINATED) from None
     except KeyboardInterrupt:
         raise fail("interrupted", code=EXIT_INTERRUPTED) from None
 
@@ -72,5 +100,5 @@ class ErrorHandlingGroup(TyperGroup):
     typer's CliRunner alike (both go through `invoke`)."""
 
     def invoke(self, ctx: Any) -> Any:  # typer's vendored click Context is private
-        with errors_to_exit():
+        with errors_to_exit(), sigterm_unwinds():
             return super().invoke(ctx)

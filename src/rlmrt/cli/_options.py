@@ -1,20 +1,31 @@
-"""Settings options shared by `rlm run` and `rlm config show`.
+"""Settings flags, derived from `RLMConfig`'s fields, for `rlm run`, `rlm chat` and
+`rlm config show`.
 
-Each option defaults to None, meaning "not given": `load_config` ignores None, so
+`@setting_flags` adds one flag per setting (named after its keyword, help from its
+description and bounds) to a command, which receives the given ones as `settings`.
+Each flag defaults to None, meaning "not given": `load_config` ignores None, so
 rlm.toml < RLM_* environment variables < these flags.
 """
 
 from __future__ import annotations
 
+import functools
+import inspect
+from collections.abc import Callable
 from pathlib import Path
-from typing import TYPE_CHECKING, Annotated, Any
+from typing import TYPE_CHECKING, Annotated, Any, TypeVar, get_args
 
 import typer
+from pydantic import SecretStr
+
+from rlmrt.config import keywords, setting_bounds, setting_field
 
 if TYPE_CHECKING:
+    from pydantic.fields import FieldInfo
+
     from rlmrt.config import RLMConfig
 
-SETTINGS = "Settings (override RLM_* variables and rlm.toml)"
+F = TypeVar("F", bound=Callable[..., Any])
 
 ConfigFile = Annotated[
     Path | None,
@@ -34,169 +45,93 @@ ProjectName = Annotated[
         show_default=False,
     ),
 ]
-Model = Annotated[
-    str | None,
-    typer.Option(
-        "--model", "-m", help="Root model, e.g. openai/gpt-4o-mini.", rich_help_panel=SETTINGS
-    ),
-]
-SubModel = Annotated[
-    str | None,
-    typer.Option("--sub-model", help="Model for llm_query sub-calls.", rich_help_panel=SETTINGS),
-]
-ApiBase = Annotated[
-    str | None,
-    typer.Option("--api-base", help="OpenAI-compatible server URL.", rich_help_panel=SETTINGS),
-]
-ApiKey = Annotated[
-    str | None,
-    typer.Option(
-        "--api-key",
-        help="API key. Prefer RLM_API_KEY or the provider's variable: flags end up in "
-        "shell history.",
-        rich_help_panel=SETTINGS,
-        show_default=False,
-    ),
-]
-Sandbox = Annotated[
-    str | None,
-    typer.Option("--sandbox", help="Sandbox backend, e.g. local.", rich_help_panel=SETTINGS),
-]
-MaxDepth = Annotated[
-    int | None,
-    typer.Option("--max-depth", help="Deepest rlm_query recursion.", rich_help_panel=SETTINGS),
-]
-MaxIterations = Annotated[
-    int | None,
-    typer.Option("--max-iterations", help="Model/code rounds per run.", rich_help_panel=SETTINGS),
-]
-MaxCost = Annotated[
-    float | None,
-    typer.Option(
-        "--max-cost", help="Cost budget in USD for the whole tree.", rich_help_panel=SETTINGS
-    ),
-]
-MaxInputTokens = Annotated[
-    int | None,
-    typer.Option(
-        "--max-input-tokens", help="Input-token budget for the tree.", rich_help_panel=SETTINGS
-    ),
-]
-MaxOutputTokens = Annotated[
-    int | None,
-    typer.Option(
-        "--max-output-tokens", help="Output-token budget for the tree.", rich_help_panel=SETTINGS
-    ),
-]
-MaxModelCalls = Annotated[
-    int | None,
-    typer.Option(
-        "--max-model-calls", help="Model-call budget for the tree.", rich_help_panel=SETTINGS
-    ),
-]
-Timeout = Annotated[
-    float | None,
-    typer.Option(
-        "--timeout",
-        help="Wall-time budget in seconds for the whole run (max_wall_time_s).",
-        rich_help_panel=SETTINGS,
-    ),
-]
-TrajectoryDir = Annotated[
-    Path | None,
-    typer.Option(
-        "--trajectory-dir",
-        help="Folder for trajectory files (default ~/.rlmrt/runs).",
-        rich_help_panel=SETTINGS,
-        file_okay=False,
-    ),
-]
 
-QUOTAS = "Sandbox quotas (per execute; override RLM_* variables and rlm.toml)"
-ExecTimeout = Annotated[
-    float | None,
-    typer.Option("--exec-timeout", help="Wall seconds per code block.", rich_help_panel=QUOTAS),
-]
-MemoryMb = Annotated[
-    int | None,
-    typer.Option("--memory-mb", help="Memory the code may use, in MB.", rich_help_panel=QUOTAS),
-]
-CpuS = Annotated[
-    float | None,
-    typer.Option("--cpu-s", help="CPU seconds per code block.", rich_help_panel=QUOTAS),
-]
-Processes = Annotated[
-    int | None,
-    typer.Option("--processes", help="Processes the code may run at once.", rich_help_panel=QUOTAS),
-]
-FileBytes = Annotated[
-    int | None,
-    typer.Option("--file-bytes", help="Largest file the code may write.", rich_help_panel=QUOTAS),
-]
-OutputBytes = Annotated[
-    int | None,
-    typer.Option("--output-bytes", help="Output kept per code block.", rich_help_panel=QUOTAS),
-]
-
-# setting name -> the flag that sets it, for messages and `rlm config show`
-FLAG_NAMES = {
-    "model": "--model",
-    "sub_model": "--sub-model",
-    "api_base": "--api-base",
-    "api_key": "--api-key",
-    "sandbox": "--sandbox",
-    "max_depth": "--max-depth",
-    "max_iterations": "--max-iterations",
-    "max_cost_usd": "--max-cost",
-    "max_input_tokens": "--max-input-tokens",
-    "max_output_tokens": "--max-output-tokens",
-    "max_model_calls": "--max-model-calls",
-    "max_wall_time_s": "--timeout",
-    "trajectory_dir": "--trajectory-dir",
-    "timeout_s": "--exec-timeout",
-    "memory_mb": "--memory-mb",
-    "cpu_s": "--cpu-s",
-    "processes": "--processes",
-    "file_bytes": "--file-bytes",
-    "output_bytes": "--output-bytes",
-}
+# unit suffixes left out of flag names when two words or more remain (`--max-cost`)
+UNIT_SUFFIXES = ("_usd", "_s")
+SHORT_FLAGS = {"model": "-m"}
+FLAG_TYPES: dict[Any, type] = {str: str, int: int, float: float, bool: bool, Path: Path}
 
 
-def model_flags(
-    *,
-    model: str | None,
-    sub_model: str | None,
-    api_base: str | None,
-    api_key: str | None,
-    sandbox: str | None,
-    max_depth: int | None,
-    max_iterations: int | None,
-    max_cost: float | None,
-    timeout: float | None,
-    trajectory_dir: Path | None,
-) -> dict[str, Any]:
-    """The settings flags every run-like command shares, keyed by setting name."""
-    return {
-        "model": model,
-        "sub_model": sub_model,
-        "api_base": api_base,
-        "api_key": api_key,
-        "sandbox": sandbox,
-        "max_depth": max_depth,
-        "max_iterations": max_iterations,
-        "max_cost_usd": max_cost,
-        "max_wall_time_s": timeout,
-        "trajectory_dir": trajectory_dir,
-    }
+def flag_name(keyword: str) -> str:
+    """The flag of a setting: `max_cost_usd` -> `--max-cost`, `cpu_s` -> `--cpu-s`."""
+    for suffix in UNIT_SUFFIXES:
+        stem = keyword.removesuffix(suffix)
+        if stem != keyword and "_" in stem:
+            keyword = stem
+            break
+    return "--" + keyword.replace("_", "-")
 
 
-def given(**flags: Any) -> dict[str, Any]:
-    """The flags that were given (not None), keyed by setting name."""
-    return {name: value for name, value in flags.items() if value is not None}
+def _flag_type(field: FieldInfo) -> type | None:
+    """The plain type a flag parses to, or None when the field takes no flag (a table)."""
+    options = [t for t in (get_args(field.annotation) or (field.annotation,)) if t is not None]
+    options = [str if t is SecretStr else t for t in options if t is not type(None)]
+    return FLAG_TYPES.get(options[0]) if len(options) == 1 else None
+
+
+def _bounds(field: FieldInfo) -> str:
+    signs = {"ge": "≥", "gt": ">", "le": "≤", "lt": "<"}
+    return ", ".join(
+        f"{signs[name]} {value:,}" if isinstance(value, int) else f"{signs[name]} {value}"
+        for name, value in setting_bounds(field).items()
+    )
+
+
+def _panel(section: str) -> str:
+    # "\\[" keeps Rich from reading the table name as markup
+    return f"Settings \\[{section}] (override RLM_{section.upper()}__* and rlm.toml)"
+
+
+@functools.cache
+def flags() -> dict[str, tuple[str, str, str]]:
+    """Each setting's keyword -> (flag, section, field), for the settings a flag can set."""
+    found = {}
+    for key, (section, name) in keywords().items():
+        if _flag_type(setting_field(section, name)) is not None:
+            found[key] = (flag_name(key), section, name)
+    return found
+
+
+def _parameter(key: str) -> inspect.Parameter:
+    flag, section, name = flags()[key]
+    field = setting_field(section, name)
+    kind = _flag_type(field)
+    bounds = _bounds(field)
+    help_text = (field.description or "") + (f" [{bounds}]" if bounds else "")
+    names = [flag]
+    if kind is bool:
+        names = [f"{flag}/--no-{flag.removeprefix('--')}"]
+    if key in SHORT_FLAGS:
+        names.append(SHORT_FLAGS[key])
+    option = typer.Option(
+        *names, help=help_text, rich_help_panel=_panel(section), show_default=False
+    )
+    annotation = Annotated[kind | None, option]  # type: ignore[valid-type]
+    return inspect.Parameter(
+        key, inspect.Parameter.KEYWORD_ONLY, default=None, annotation=annotation
+    )
+
+
+def setting_flags(command: F) -> F:
+    """Give `command` one flag per setting; it receives the given ones (not None) as
+    its `settings` argument, keyed by keyword."""
+    own = inspect.signature(command, eval_str=True)
+    kept = [p for p in own.parameters.values() if p.name != "settings"]
+    added = [_parameter(key) for key in flags()]
+
+    @functools.wraps(command)
+    def wrapper(**values: Any) -> Any:
+        given = {key: values.pop(key) for key in flags()}
+        return command(**values, settings={k: v for k, v in given.items() if v is not None})
+
+    parameters = [*kept, *added]
+    wrapper.__signature__ = own.replace(parameters=parameters)  # type: ignore[attr-defined]
+    wrapper.__annotations__ = {p.name: p.annotation for p in parameters}
+    return wrapper  # type: ignore[return-value]
 
 
 def load_settings(
-    config_file: Path | None, flags: dict[str, Any], project: str | None = None
+    config_file: Path | None, settings: dict[str, Any], project: str | None = None
 ) -> RLMConfig:
     """`load_config` with the given flags inside the active project (see
     `rlmrt.projects`); errors name the flag, not "arguments"."""
@@ -204,13 +139,11 @@ def load_settings(
     from rlmrt.projects import active_project, load_project_config
 
     try:
-        return load_project_config(
-            active_project(project), config_file=config_file, **given(**flags)
-        )
+        return load_project_config(active_project(project), config_file=config_file, **settings)
     except ConfigError as exc:
         message = str(exc)
-        for name, flag in FLAG_NAMES.items():
-            message = message.replace(f"{name} (arguments)", f"{name} ({flag})")
+        for flag, section, name in flags().values():
+            message = message.replace(f"{section}.{name} (arguments)", f"{section}.{name} ({flag})")
         if message == str(exc):
             raise
         raise ConfigError(message) from exc

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import sys
-from typing import Annotated
+from typing import Annotated, Any
 
 import typer
 
@@ -13,6 +13,7 @@ from rlmrt.cli.run_cmd import _read_context
 EXIT_COMMANDS = frozenset({"/exit", "/quit"})
 
 
+@opt.setting_flags
 def chat(
     context: Annotated[
         list[str] | None,
@@ -24,37 +25,13 @@ def chat(
         ),
     ] = None,
     config_file: opt.ConfigFile = None,
-    model: opt.Model = None,
-    sub_model: opt.SubModel = None,
-    api_base: opt.ApiBase = None,
-    api_key: opt.ApiKey = None,
-    sandbox: opt.Sandbox = None,
-    max_depth: opt.MaxDepth = None,
-    max_iterations: opt.MaxIterations = None,
-    max_cost: opt.MaxCost = None,
-    timeout: opt.Timeout = None,
-    trajectory_dir: opt.TrajectoryDir = None,
     project: opt.ProjectName = None,
+    settings: dict[str, Any] | None = None,
 ) -> None:
     """Ask questions one line at a time over one context; the REPL keeps its
     variables between questions (`history` holds the earlier answers). End with
     /exit or end of input. Each question is a run of its own, with its own budgets."""
-    config = opt.load_settings(
-        config_file,
-        opt.model_flags(
-            model=model,
-            sub_model=sub_model,
-            api_base=api_base,
-            api_key=api_key,
-            sandbox=sandbox,
-            max_depth=max_depth,
-            max_iterations=max_iterations,
-            max_cost=max_cost,
-            timeout=timeout,
-            trajectory_dir=trajectory_dir,
-        ),
-        project,
-    )
+    config = opt.load_settings(config_file, settings or {}, project)
     if "-" in (context or []):
         raise typer.BadParameter("stdin holds the prompts in `rlm chat`", param_hint="--context")
     value = _read_context(context or [])

@@ -23,75 +23,62 @@ config_app = typer.Typer(
 
 
 @config_app.command("show")
+@opt.setting_flags
 def show(
     as_json: Annotated[bool, typer.Option("--json", help="Print JSON instead.")] = False,
     config_file: opt.ConfigFile = None,
-    model: opt.Model = None,
-    sub_model: opt.SubModel = None,
-    api_base: opt.ApiBase = None,
-    api_key: opt.ApiKey = None,
-    sandbox: opt.Sandbox = None,
-    max_depth: opt.MaxDepth = None,
-    max_iterations: opt.MaxIterations = None,
-    max_cost: opt.MaxCost = None,
-    timeout: opt.Timeout = None,
-    trajectory_dir: opt.TrajectoryDir = None,
     project: opt.ProjectName = None,
+    settings: dict[str, Any] | None = None,
 ) -> None:
     """Show the effective settings (flags > RLM_* variables > rlm.toml > defaults).
 
     Flags given here show what `rlm run` with the same flags would use. The API key
     is masked.
     """
-    from rlmrt.config import ENV_PREFIX, find_config_file, read_config_file, read_env
-
-    flags = opt.model_flags(
-        model=model,
-        sub_model=sub_model,
-        api_base=api_base,
-        api_key=api_key,
-        sandbox=sandbox,
-        max_depth=max_depth,
-        max_iterations=max_iterations,
-        max_cost=max_cost,
-        timeout=timeout,
-        trajectory_dir=trajectory_dir,
-    )
-    config = opt.load_settings(config_file, flags, project)
+    from rlmrt.config import keywords
+    from rlmrt.config._sources import env_variable, gather
     from rlmrt.projects import active_project
 
+    given = settings or {}
+    config = opt.load_settings(config_file, given, project)
     active = active_project(project)
     path = config_file
-    if path is None and active is None:
-        path = find_config_file()
-    elif path is None and active is not None and active.config_file.is_file():
+    if path is None and active is not None and active.config_file.is_file():
         path = active.config_file
-    from_file = read_config_file(path) if path is not None else {}
-    from_project = active.defaults() if active is not None else {}
-    from_env = read_env(os.environ)
-    from_flags = opt.given(**flags)
-
-    settings: dict[str, dict[str, Any]] = {}
-    for name, value in config.public_dict().items():
-        if name in from_flags:
-            source, where = "flag", opt.FLAG_NAMES[name]
-        elif name in from_env:
-            source, where = "env", f"{ENV_PREFIX}{name.upper()}"
-        elif name in from_file:
-            source, where = "file", str(path)
-        elif name in from_project and active is not None:
+    found = gather(
+        config_file=path,
+        env=os.environ,
+        search=active is None,
+        defaults=active.defaults() if active is not None else {},
+        defaults_source="project",
+        overrides=given,
+    )
+    path = found.path
+    flag_of = {(section, name): flag for flag, section, name in opt.flags().values()}
+    data = config.public_dict()
+    shown: dict[str, dict[str, Any]] = {}
+    for section, name in keywords().values():
+        place = (section, name)
+        origin = next((s for s in reversed(found.sources) if s.holds(place)), None)
+        if origin is None:
+            source, where = "default", ""
+        elif origin.name == "arguments":
+            source, where = "flag", flag_of[place]
+        elif origin.name == "environment":
+            source, where = "env", env_variable(place)
+        elif origin.name == "project" and active is not None:
             source, where = "project", active.name
         else:
-            source, where = "default", ""
-        settings[name] = {"value": value, "source": source, "from": where}
+            source, where = "file", str(path)
+        shown[f"{section}.{name}"] = {"value": data[section][name], "source": source, "from": where}
 
     if as_json:
-        data = {
+        out = {
             "config_file": str(path) if path else None,
             "project": active.name if active is not None else None,
-            "settings": settings,
+            "settings": shown,
         }
-        print(json.dumps(data, ensure_ascii=False))
+        print(json.dumps(out, ensure_ascii=False))
         return
     console = Console()
     table = Table(
@@ -101,11 +88,11 @@ def show(
     table.add_column("setting", no_wrap=True)
     table.add_column("value", overflow="fold", min_width=12)
     table.add_column("source", no_wrap=True)
-    for name, item in settings.items():
+    for name, item in shown.items():
         value = item["value"]
-        shown = "-" if value is None else json.dumps(value) if isinstance(value, dict) else value
+        text = "-" if value is None else json.dumps(value) if isinstance(value, dict) else value
         source = item["source"]
         if source in ("env", "flag", "project"):
             source += f" ({item['from']})"
-        table.add_row(name, str(shown), source, style="dim" if item["source"] == "default" else "")
+        table.add_row(name, str(text), source, style="dim" if item["source"] == "default" else "")
     console.print(table)

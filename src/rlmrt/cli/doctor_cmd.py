@@ -67,7 +67,7 @@ def run_checks(project: str | None = None) -> list[Check]:
     checks.append(_model(config))
     checks.append(_local_model(config))
     checks.append(_keys(config))
-    if config.api_base:
+    if config.llm.api_base:
         checks.append(_api_base(config))
     return checks
 
@@ -131,8 +131,8 @@ def _config(project: str | None = None) -> tuple[RLMConfig, Check]:
 
 
 def _trajectories(config: RLMConfig) -> Check:
-    folder = config.trajectory_dir
-    if not config.save_trajectory:
+    folder = config.trajectory.dir
+    if not config.trajectory.save:
         return Check("trajectories", "ok", "saving is off (save_trajectory = false)")
     if folder.is_dir():
         try:
@@ -150,14 +150,14 @@ def _trajectories(config: RLMConfig) -> Check:
 
 
 def _model(config: RLMConfig) -> Check:
-    if not config.model:
+    if not config.llm.model:
         return Check(
             "model",
             "warn",
-            "no model configured: set model in rlm.toml, RLM_MODEL, or pass --model",
+            "no model configured: set [llm] model in rlm.toml, RLM_LLM__MODEL, or pass --model",
         )
-    sub = f", sub-calls: {config.sub_model}" if config.sub_model else ""
-    return Check("model", "ok", f"{config.model}{sub}")
+    sub = f", sub-calls: {config.llm.sub_model}" if config.llm.sub_model else ""
+    return Check("model", "ok", f"{config.llm.model}{sub}")
 
 
 def _local_model(config: RLMConfig) -> Check:
@@ -191,19 +191,19 @@ def _provider(model: str | None) -> str | None:
 
 def _keys(config: RLMConfig) -> Check:
     present = keys_present()
-    if config.api_key is not None:
+    if config.llm.api_key is not None:
         present.insert(0, "api_key (settings)")
     listed = ", ".join(present) if present else "none"
     needed: list[str] = []
-    for model in (config.model, config.sub_model):
+    for model in (config.llm.model, config.llm.sub_model):
         provider = _provider(model)
-        if provider in PROVIDER_KEYS and config.api_key is None and not config.api_base:
+        if provider in PROVIDER_KEYS and config.llm.api_key is None and not config.llm.api_base:
             names = PROVIDER_KEYS[provider]
             if not any(os.environ.get(name) for name in names):
                 needed.append(f"{model} needs {' or '.join(names)}")
     if needed:
         return Check("API keys", "warn", "; ".join(needed) + f" (found: {listed})")
-    if not present and not config.api_base:
+    if not present and not config.llm.api_base:
         return Check("API keys", "warn", "no provider API key found in the environment")
     return Check("API keys", "ok", f"found: {listed}")
 
@@ -211,7 +211,7 @@ def _keys(config: RLMConfig) -> Check:
 def _api_base(config: RLMConfig) -> Check:
     import httpx
 
-    url = (config.api_base or "").rstrip("/") + "/models"
+    url = (config.llm.api_base or "").rstrip("/") + "/models"
     headers = {}
     key = config.api_key_value()
     if key:

@@ -34,7 +34,7 @@ def _open(path: Path | None, project: str | None) -> LocalIndex:
     if path is not None:
         return LocalIndex(path)
     config = opt.load_settings(None, {}, project)
-    return LocalIndex(config.context_root or Path.cwd(), index_path=config.context_index)
+    return LocalIndex(config.context.root or Path.cwd(), index_path=config.context.index)
 
 
 def _refresh(

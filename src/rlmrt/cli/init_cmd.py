@@ -11,28 +11,34 @@ from rlmrt.cli._errors import CLIUsageError
 
 TEMPLATE = """\
 # rlm.toml: settings for rlmrt (`rlm run`, the Python API, the servers).
+# One table per section of the settings; each setting is also an RLM_<TABLE>__<NAME>
+# environment variable (RLM_BUDGET__MAX_DEPTH=2) and an `rlm run` flag (--max-depth 2).
 # Precedence: this file < RLM_* environment variables < arguments and flags.
 # `rlm config show` prints the effective settings; `rlm doctor` checks the setup.
 
-# --- models -----------------------------------------------------------------
+[llm]
 # The root model, as provider/name (LiteLLM naming).
 {model_line}
 # A cheaper model for llm_query sub-calls (default: the root model).
 # sub_model = "openai/gpt-4o-mini"
 # An OpenAI-compatible server (vLLM, Ollama, LM Studio, a proxy).
 # api_base = "http://127.0.0.1:8000/v1"
-# Never write API keys here: set RLM_API_KEY or the provider's variable
+# Never write API keys here: set RLM_LLM__API_KEY or the provider's variable
 # (OPENAI_API_KEY, ANTHROPIC_API_KEY, ...).
 # temperature = 0.0
 # request_timeout_s = 120.0
 
-# --- sandbox ------------------------------------------------------------------
-sandbox = "local"
-# Per code block: seconds, memory in MB, bytes of output kept.
-timeout_s = 30.0
-memory_mb = 1024
+[sandbox]
+kind = "local"         # local, process, wasm or docker
 
-# --- recursion and budgets (unset = unlimited) ---------------------------------
+[limits]
+# Per code execution: wall seconds, memory in MB, bytes of output kept.
+exec_timeout_s = 30.0
+memory_mb = 1024
+# output_bytes = 1000000
+
+[budget]
+# The whole run tree (unset = unlimited).
 max_depth = 1          # how deep rlm_query may recurse
 max_iterations = 20    # model/code rounds per run
 # max_model_calls = 200
@@ -40,14 +46,15 @@ max_iterations = 20    # model/code rounds per run
 # max_output_tokens = 200000
 # max_cost_usd = 1.0
 # max_wall_time_s = 600
+# max_concurrent_runs = 8
 
-# --- trajectories ---------------------------------------------------------------
+[trajectory]
 # One JSON-lines file per run; `rlm logs` reads them.
-# trajectory_dir = "~/.rlmrt/runs"
-# save_trajectory = true
+# dir = "~/.rlmrt/runs"
+# save = true
 
-# --- prices for models LiteLLM does not know (USD per million tokens) -------------
-# [prices."openai/my-local-model"]
+# Prices for models LiteLLM does not know (USD per million tokens):
+# [llm.prices."openai/my-local-model"]
 # input_per_mtok = 0.0
 # output_per_mtok = 0.0
 """

@@ -10,23 +10,10 @@ from typing import TextIO
 from rich.console import Console, RenderableType
 from rich.live import Live
 
-from rlmrt.cli import _format as fmt
-from rlmrt.cli.calltree import CallTree
-from rlmrt.events import (
-    Answer,
-    BudgetWarning,
-    CodeExecuted,
-    CostWarning,
-    Event,
-    ModelCallFailed,
-    ModelCallFinished,
-    ModelCallStarted,
-    RunErrored,
-    RunFinished,
-    RunStarted,
-    SubCallFinished,
-    SubCallStarted,
-)
+from rlmrt.cli.calltree import render_tree
+from rlmrt.events import Event
+from rlmrt.observe.calltree import CallTree
+from rlmrt.observe.describe import describe
 
 LIVE_CHILDREN = 8  # children shown per busy node in the live view (the latest ones)
 
@@ -46,7 +33,9 @@ class LiveTree:
         )
 
     def _render(self) -> RenderableType:
-        return self.tree.render(now=time.time(), collapse_done=True, max_children=LIVE_CHILDREN)
+        return render_tree(
+            self.tree, now=time.time(), collapse_done=True, max_children=LIVE_CHILDREN
+        )
 
     def __call__(self, event: Event) -> None:
         self.tree(event)
@@ -89,49 +78,3 @@ class PlainProgress:
 
     def __exit__(self, *exc_info: object) -> None:
         return None
-
-
-def describe(event: Event) -> str | None:
-    """A one-line description of `event` (None for events not worth a line)."""
-    if isinstance(event, RunStarted):
-        return (
-            f'run started: "{fmt.preview(event.prompt)}" (model {event.model}, sandbox '
-            f"{event.sandbox}, {fmt.context(event.context_metadata)})"
-        )
-    if isinstance(event, ModelCallStarted):
-        return f"model call ({event.purpose}) to {event.model}"
-    if isinstance(event, ModelCallFinished):
-        return (
-            f"model call ({event.purpose}) done: {event.input_tokens:,} in / "
-            f"{event.output_tokens:,} out tok, {fmt.cost(event.cost_usd)}, "
-            f"{fmt.duration(event.duration_s)}"
-        )
-    if isinstance(event, ModelCallFailed):
-        return f"model call ({event.purpose}) failed: {event.error_type}: {event.message}"
-    if isinstance(event, CodeExecuted):
-        if event.error:
-            lines = event.error.strip().splitlines()
-            result = "error: " + (lines[-1] if lines else "?")
-        else:
-            result = fmt.preview(event.stdout) or "(no output)"
-        return f"code ran (iteration {event.iteration}, {fmt.duration(event.duration_s)}): {result}"
-    if isinstance(event, SubCallStarted):
-        return f'{event.sub_kind}_query: "{fmt.preview(event.prompt)}"'
-    if isinstance(event, SubCallFinished):
-        outcome = "done" if event.ok else f"failed: {event.error}"
-        return f"{event.sub_kind}_query {outcome} ({fmt.duration(event.duration_s)})"
-    if isinstance(event, (BudgetWarning, CostWarning)):
-        return f"warning: {event.message}"
-    if isinstance(event, Answer):
-        return "partial answer (best effort)" if event.partial else f"answer ready ({event.source})"
-    if isinstance(event, RunErrored):
-        return f"error: {event.error_type}: {event.message}"
-    if isinstance(event, RunFinished):
-        usage = event.usage
-        total = int(usage.get("input_tokens", 0)) + int(usage.get("output_tokens", 0))
-        return (
-            f"run finished: {event.stop_reason}, {event.iterations} iterations, "
-            f"{fmt.tokens(total)}, {fmt.cost(float(usage.get('cost_usd', 0.0)))}, "
-            f"{fmt.duration(float(usage.get('wall_time_s', 0.0)))}"
-        )
-    return None

@@ -3,61 +3,25 @@
 from __future__ import annotations
 
 import json
-from dataclasses import dataclass
 from datetime import datetime
 from pathlib import Path
-from typing import TYPE_CHECKING, Annotated, Any
+from typing import TYPE_CHECKING, Annotated
 
 import typer
 from rich.console import Console
 from rich.table import Table
 
-from rlmrt.cli import _format as fmt
 from rlmrt.cli import _options as opt
 from rlmrt.cli._errors import CLIUsageError
+from rlmrt.observe import format as fmt
 
 if TYPE_CHECKING:
-    from rlmrt.cli.calltree import CallTree
     from rlmrt.events import Event
+    from rlmrt.observe.summary import RunSummary
     from rlmrt.observe.trajectory import RunFile
 
 STAMP_CHARS = len("20250101-120000")  # the time part of a run id
 WIDE_TABLE = 110  # narrower consoles drop the local start time (the run id has it in UTC)
-
-
-@dataclass(frozen=True, slots=True)
-class RunSummary:
-    run_id: str
-    path: Path
-    started: float | None
-    prompt: str
-    model: str
-    answer: str | None
-    status: str  # "final", "partial", "error" or "unfinished"
-    stop_reason: str | None
-    model_calls: int
-    input_tokens: int
-    output_tokens: int
-    cost_usd: float
-    wall_time_s: float | None
-
-    def to_dict(self) -> dict[str, Any]:
-        return {
-            "run_id": self.run_id,
-            "path": str(self.path),
-            "started": self.started,
-            "prompt": self.prompt,
-            "model": self.model,
-            "answer": self.answer,
-            "status": self.status,
-            "partial": None if self.status == "unfinished" else self.status != "final",
-            "stop_reason": self.stop_reason,
-            "model_calls": self.model_calls,
-            "input_tokens": self.input_tokens,
-            "output_tokens": self.output_tokens,
-            "cost_usd": round(self.cost_usd, 8),
-            "wall_time_s": self.wall_time_s,
-        }
 
 
 def logs(
@@ -83,7 +47,7 @@ def logs(
     from rlmrt.observe.trajectory import find_run, list_runs
 
     if folder is None:
-        folder = opt.load_settings(None, {}, project).trajectory_dir
+        folder = opt.load_settings(None, {}, project).trajectory.dir
     if run_id is None:
         _print_list(_newest(list_runs(folder), limit), folder, as_json=as_json)
         return
@@ -93,8 +57,9 @@ def logs(
         found = find_run(folder, run_id)
     except UsageError as exc:
         raise CLIUsageError(str(exc), hint="`rlm logs` lists the runs") from exc
-    events, tree = _load(found.path)
-    summary = summarize(found.run_id, found.path, tree)
+    from rlmrt.observe.summary import read_summary
+
+    events, summary = read_summary(found.path, run_id=found.run_id)
     if as_json:
         print(
             json.dumps(
@@ -104,7 +69,7 @@ def logs(
             )
         )
         return
-    _print_tree(summary, tree)
+    _print_tree(summary, events)
 
 
 def _newest(files: list[RunFile], limit: int) -> list[RunSummary]:
@@ -114,60 +79,17 @@ def _newest(files: list[RunFile], limit: int) -> list[RunSummary]:
     if chosen:
         edge = chosen[-1].run_id[:STAMP_CHARS]
         chosen += [f for f in files[limit:] if f.run_id[:STAMP_CHARS] == edge]
-    runs = [summarize(f.run_id, f.path, _load(f.path)[1]) for f in chosen]
+    from rlmrt.observe.summary import read_summary
+
+    runs = [read_summary(f.path, run_id=f.run_id)[1] for f in chosen]
     runs.sort(key=lambda r: (r.run_id[:STAMP_CHARS], r.started or 0.0), reverse=True)
     return runs[:limit]
-
-
-def _load(path: Path) -> tuple[list[Event], CallTree]:
-    from rlmrt.cli.calltree import CallTree
-    from rlmrt.observe.trajectory import read_events
-
-    events = read_events(path)
-    tree = CallTree()
-    for event in events:
-        tree(event)
-    return events, tree
-
-
-def summarize(run_id: str, path: Path, tree: CallTree) -> RunSummary:
-    root = tree.root
-    usage = tree.ledger.total()
-    if root is None:
-        status, wall = "unfinished", None
-    elif root.stop_reason is None:
-        status = "unfinished"
-        wall = (tree.last_ts - root.started) if tree.last_ts and root.started else None
-    else:
-        status = {"ok": "final", "partial": "partial", "error": "error"}.get(root.status, "final")
-        wall = usage.wall_time_s
-    return RunSummary(
-        run_id=run_id,
-        path=path,
-        started=root.started if root else None,
-        prompt=root.prompt if root else "",
-        model=root.model if root else "",
-        answer=root.answer if root else None,
-        status=status,
-        stop_reason=root.stop_reason if root else None,
-        model_calls=usage.model_calls,
-        input_tokens=usage.input_tokens,
-        output_tokens=usage.output_tokens,
-        cost_usd=usage.cost_usd,
-        wall_time_s=wall,
-    )
 
 
 def _when(ts: float | None, *, short: bool = False) -> str:
     if not ts:
         return "-"
     return datetime.fromtimestamp(ts).strftime("%m-%d %H:%M:%S" if short else "%Y-%m-%d %H:%M:%S")
-
-
-def _status_text(summary: RunSummary) -> str:
-    if summary.status == "partial":
-        return f"partial ({summary.stop_reason})"
-    return summary.status
 
 
 def _print_list(runs: list[RunSummary], folder: Path, *, as_json: bool) -> None:
@@ -182,9 +104,9 @@ def _print_list(runs: list[RunSummary], folder: Path, *, as_json: bool) -> None:
     fixed = {  # column -> cells, sized to their content; prompt and answer share the rest
         "run id": [r.run_id for r in runs],
         **({"started": [_when(r.started, short=True) for r in runs]} if wide else {}),
-        "status": [_status_text(r) if wide else r.status for r in runs],
+        "status": [r.status_text() if wide else r.status for r in runs],
         "calls": [str(r.model_calls) for r in runs],
-        "tokens": [f"{r.input_tokens + r.output_tokens:,}" for r in runs],
+        "tokens": [f"{r.total_tokens:,}" for r in runs],
         "cost": [fmt.cost(r.cost_usd) for r in runs],
         "wall": [fmt.duration(r.wall_time_s) for r in runs],
     }
@@ -207,14 +129,17 @@ def _print_list(runs: list[RunSummary], folder: Path, *, as_json: bool) -> None:
     console.print(table)
 
 
-def _print_tree(summary: RunSummary, tree: CallTree) -> None:
+def _print_tree(summary: RunSummary, events: list[Event]) -> None:
     from rich.text import Text
+
+    from rlmrt.cli.calltree import render_tree
+    from rlmrt.observe.calltree import CallTree
 
     console = Console()
     header = Text.assemble(
         ("run ", "bold"),
         (summary.run_id, "bold cyan"),
-        f"  {_when(summary.started)}  {summary.model}  {_status_text(summary)}\n",
+        f"  {_when(summary.started)}  {summary.model}  {summary.status_text()}\n",
         ("file ", "dim"),
         (str(summary.path), "dim"),
     )
@@ -226,4 +151,4 @@ def _print_tree(summary: RunSummary, tree: CallTree) -> None:
                 style="yellow",
             )
         )
-    console.print(tree.render())
+    console.print(render_tree(CallTree.of(events)))

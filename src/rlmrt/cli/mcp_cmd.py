@@ -7,7 +7,7 @@ import shlex
 import shutil
 import sys
 from pathlib import Path
-from typing import Annotated
+from typing import Annotated, Any
 
 import typer
 
@@ -28,6 +28,7 @@ SERVER_KEY = "rlmrt"
 
 
 @mcp_app.command("serve")
+@opt.setting_flags
 def serve(
     http: Annotated[
         bool,
@@ -38,16 +39,14 @@ def serve(
     ] = DEFAULT_PORT,
     project: opt.ProjectName = None,
     config_file: opt.ConfigFile = None,
-    model: opt.Model = None,
-    api_base: opt.ApiBase = None,
-    sandbox: opt.Sandbox = None,
+    settings: dict[str, Any] | None = None,
 ) -> None:
     """Serve the MCP tools: on stdin/stdout (what Claude Desktop/Code start), or with
     --http at http://127.0.0.1:PORT/mcp."""
     from rlmrt.mcp.server import serve as run_server
     from rlmrt.mcp.service import RLMService
 
-    overrides = {"model": model, "api_base": api_base, "sandbox": sandbox}
+    overrides = settings or {}
     # fail now, with the flag's name, rather than at the first tool call
     opt.load_settings(config_file, overrides, project)
     service = RLMService(project=project, config_file=config_file, overrides=overrides)

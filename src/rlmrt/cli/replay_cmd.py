@@ -74,7 +74,7 @@ def replay(
     from rlmrt.observe.trajectory import find_run
 
     config = opt.load_settings(config_file, {"trajectory_dir": directory}, project)
-    found = find_run(config.trajectory_dir, run_id)
+    found = find_run(config.trajectory.dir, run_id)
     recording = Recording.read(found.path)
     recording.earlier_runs()  # a missing earlier trajectory is named before any work
     value = recording.check_context(_read_context(context or []))

@@ -21,6 +21,7 @@ if TYPE_CHECKING:
 STDIN = "-"
 
 
+@opt.setting_flags
 def run(
     prompt: Annotated[str, typer.Argument(help="What to ask.", show_default=False)],
     context: Annotated[
@@ -37,55 +38,11 @@ def run(
     ] = False,
     quiet: Annotated[bool, typer.Option("--quiet", "-q", help="No progress on stderr.")] = False,
     config_file: opt.ConfigFile = None,
-    model: opt.Model = None,
-    sub_model: opt.SubModel = None,
-    api_base: opt.ApiBase = None,
-    api_key: opt.ApiKey = None,
-    sandbox: opt.Sandbox = None,
-    max_depth: opt.MaxDepth = None,
-    max_iterations: opt.MaxIterations = None,
-    max_cost: opt.MaxCost = None,
-    max_input_tokens: opt.MaxInputTokens = None,
-    max_output_tokens: opt.MaxOutputTokens = None,
-    max_model_calls: opt.MaxModelCalls = None,
-    timeout: opt.Timeout = None,
-    trajectory_dir: opt.TrajectoryDir = None,
-    exec_timeout: opt.ExecTimeout = None,
-    memory_mb: opt.MemoryMb = None,
-    cpu_s: opt.CpuS = None,
-    processes: opt.Processes = None,
-    file_bytes: opt.FileBytes = None,
-    output_bytes: opt.OutputBytes = None,
     project: opt.ProjectName = None,
+    settings: dict[str, Any] | None = None,
 ) -> None:
     """Run PROMPT over the context; the answer goes to stdout, progress to stderr."""
-    config = opt.load_settings(
-        config_file,
-        {
-            **opt.model_flags(
-                model=model,
-                sub_model=sub_model,
-                api_base=api_base,
-                api_key=api_key,
-                sandbox=sandbox,
-                max_depth=max_depth,
-                max_iterations=max_iterations,
-                max_cost=max_cost,
-                timeout=timeout,
-                trajectory_dir=trajectory_dir,
-            ),
-            "max_input_tokens": max_input_tokens,
-            "max_output_tokens": max_output_tokens,
-            "max_model_calls": max_model_calls,
-            "timeout_s": exec_timeout,
-            "memory_mb": memory_mb,
-            "cpu_s": cpu_s,
-            "processes": processes,
-            "file_bytes": file_bytes,
-            "output_bytes": output_bytes,
-        },
-        project,
-    )
+    config = opt.load_settings(config_file, settings or {}, project)
     value = _read_context(context or [])
 
     from rlmrt.engine.rlm import RLM

@@ -52,7 +52,7 @@ def visualize(
     if not streamlit_installed():
         raise fail(INSTALL_HINT, code=EXIT_RUN_ERROR)
     folder = (
-        runs_dir if runs_dir is not None else opt.load_settings(None, {}, project).trajectory_dir
+        runs_dir if runs_dir is not None else opt.load_settings(None, {}, project).trajectory.dir
     )
     url = f"http://{HOST}:{port}/"
     if run_id is not None:

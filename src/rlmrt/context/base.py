@@ -5,8 +5,12 @@ from __future__ import annotations
 from abc import ABC, abstractmethod
 from dataclasses import dataclass
 from types import TracebackType
+from typing import TYPE_CHECKING, ClassVar
 
 from rlmrt._registry import LazyRegistry
+
+if TYPE_CHECKING:
+    from rlmrt.config import RLMConfig
 
 
 def estimate_tokens(text: str) -> int:
@@ -34,7 +38,25 @@ class ContextHit:
 
 
 class ContextProvider(ABC):
-    """Finds the parts of a corpus that matter for a query, within a token budget."""
+    """Finds the parts of a corpus that matter for a query, within a token budget.
+
+    A provider is built from the settings by `from_config` (`PROVIDERS` names the
+    class). One that keeps its own copy of the corpus (the local index) declares
+    `refreshable` and brings the copy up to date in `refresh()`; the others are
+    always current.
+    """
+
+    refreshable: ClassVar[bool] = False
+
+    @classmethod
+    @abstractmethod
+    def from_config(cls, config: RLMConfig) -> ContextProvider:
+        """The provider the settings describe."""
+
+    def refresh(self) -> object:
+        """Bring the provider's copy of the corpus up to date (blocking: call it in a
+        thread from async code); only for providers that declare `refreshable`."""
+        raise NotImplementedError(f"{type(self).__name__} has nothing to refresh")
 
     @abstractmethod
     async def search(

@@ -21,10 +21,15 @@ import threading
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, replace
 from pathlib import Path
+from typing import TYPE_CHECKING
 
+from rlmrt._home import default_home
 from rlmrt.context._chunking import chunk_text
 from rlmrt.context.base import ContextHit, ContextProvider, estimate_tokens
 from rlmrt.errors import ConfigError, ContextError
+
+if TYPE_CHECKING:
+    from rlmrt.config import RLMConfig
 
 SCHEMA_VERSION = "1"
 MAX_FILE_BYTES = 1_000_000
@@ -64,8 +69,6 @@ class IndexStats:
 
 def default_index_path(root: Path) -> Path:
     """Where the index of `root` lives unless told otherwise."""
-    from rlmrt.config import default_home
-
     digest = hashlib.sha256(str(root).encode()).hexdigest()[:16]
     return default_home() / "index" / f"{digest}.sqlite"
 
@@ -183,6 +186,8 @@ class LocalIndex(ContextProvider):
     and `node_modules` are skipped.
     """
 
+    refreshable = True
+
     def __init__(
         self,
         root: str | os.PathLike[str] = ".",
@@ -206,6 +211,11 @@ class LocalIndex(ContextProvider):
         self.max_file_bytes = max_file_bytes
         self._db: sqlite3.Connection | None = None
         self._lock = threading.Lock()
+
+    @classmethod
+    def from_config(cls, config: RLMConfig) -> LocalIndex:
+        """The index of `context_root` (default: the working folder) in `context_index`."""
+        return cls(config.context.root or Path.cwd(), index_path=config.context.index)
 
     # -- storage ---------------------------------------------------------------
 

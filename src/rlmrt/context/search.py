@@ -9,10 +9,9 @@ from __future__ import annotations
 
 import asyncio
 from dataclasses import asdict
-from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from rlmrt.context.base import ContextHit, ContextProvider
+from rlmrt.context.base import PROVIDERS, ContextHit, ContextProvider
 from rlmrt.errors import ConfigError
 
 if TYPE_CHECKING:
@@ -21,22 +20,16 @@ if TYPE_CHECKING:
 MAX_SEARCH_TOKENS = 200_000
 NOT_CONFIGURED = (
     "context_search is not available: no context provider is configured "
-    '(set context_provider = "local" or "snipara" in rlm.toml or RLM_CONTEXT_PROVIDER)'
+    '(set provider = "local" or "snipara" under [context] in rlm.toml, or RLM_CONTEXT__PROVIDER)'
 )
 
 
 def open_provider(config: RLMConfig) -> ContextProvider:
-    """A new provider of the kind `config.context_provider` names."""
-    name = config.context_provider
+    """A new provider of the kind `config.context.provider` names."""
+    name = config.context.provider
     if name is None:
         raise ConfigError(NOT_CONFIGURED)
-    if name == "local":
-        from rlmrt.context.local_index import LocalIndex
-
-        return LocalIndex(config.context_root or Path.cwd(), index_path=config.context_index)
-    from rlmrt.context.snipara import SniparaProvider
-
-    return SniparaProvider()
+    return PROVIDERS.load(name).from_config(config)
 
 
 def hit_dict(hit: ContextHit) -> dict[str, Any]:
@@ -70,20 +63,18 @@ class ContextSearch:
 
     @property
     def enabled(self) -> bool:
-        return self.config.context_provider is not None
+        return self.config.context.provider is not None
 
     async def provider(self) -> ContextProvider:
         async with self._lock:
             if self._provider is None:
-                from rlmrt.context.local_index import LocalIndex
-
                 provider = open_provider(self.config)
-                if isinstance(provider, LocalIndex):
+                if provider.refreshable:
                     # picks up the files changed since the index was last built
                     try:
                         await asyncio.to_thread(provider.refresh)
                     except BaseException:
-                        provider.close()
+                        await provider.aclose()
                         raise
                 self._provider = provider
             return self._provider

@@ -26,6 +26,8 @@ from rlmrt.errors import ConfigError, RunError
 if TYPE_CHECKING:
     import httpx
 
+    from rlmrt.config import RLMConfig
+
 DEFAULT_BASE_URL = "https://api.snipara.com/mcp"
 API_KEY_PREFIX = "snp-"
 
@@ -63,6 +65,11 @@ class SniparaProvider(ContextProvider):
         self.timeout_s = timeout_s
         self._ids = itertools.count(1)
         self._client: httpx.AsyncClient | None = None
+
+    @classmethod
+    def from_config(cls, config: RLMConfig) -> SniparaProvider:
+        """Snipara as its environment variables (or an OAuth login) configure it."""
+        return cls()
 
     # -- transport -------------------------------------------------------------
 

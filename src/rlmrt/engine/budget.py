@@ -9,21 +9,12 @@ from __future__ import annotations
 
 import time
 from collections.abc import Callable
-from dataclasses import dataclass
 
+from rlmrt.config import BudgetLimits
 from rlmrt.errors import BudgetExceededError
 from rlmrt.observe.usage import UsageLedger
 
 WARN_FRACTION = 0.8
-
-
-@dataclass(frozen=True, slots=True, kw_only=True)
-class BudgetLimits:
-    max_model_calls: int | None = None
-    max_input_tokens: int | None = None
-    max_output_tokens: int | None = None
-    max_cost_usd: float | None = None
-    max_wall_time_s: float | None = None
 
 
 class Budget:

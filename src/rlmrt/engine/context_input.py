@@ -4,10 +4,11 @@ metadata the root model sees instead of the context itself."""
 from __future__ import annotations
 
 import os
+import stat
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal
 
 from rlmrt.errors import ContextError
 
@@ -24,13 +25,38 @@ class LoadedContext:
     metadata: dict[str, Any]
 
 
-def load_context(context: Any) -> LoadedContext:
+@dataclass(frozen=True, slots=True, kw_only=True)
+class ReadOptions:
+    """How paths given as a context are read.
+
+    A folder is a tree someone else may have written: by default its symlinks that point
+    outside it are not followed, special files (FIFOs, devices, sockets) are skipped, and
+    every file and the whole folder have a size cap, so a link to `/dev/zero` or a huge
+    dump cannot exhaust memory. What is skipped is listed in the context's metadata
+    (`skipped`), which the root model and the trajectory see.
+    """
+
+    follow_symlinks: bool = False
+    max_file_bytes: int = 256 << 20
+    max_total_bytes: int = 1 << 30
+    # "raise": files that cannot be read end the load with one error listing them all;
+    # "skip": they are skipped and listed in the metadata
+    errors: Literal["raise", "skip"] = "raise"
+    # the encoding of text files; a folder's files that do not decode stay bytes
+    encoding: str = "utf-8"
+
+
+def load_context(context: Any, options: ReadOptions | None = None) -> LoadedContext:
     """Accepts str, bytes, a list of str, a dict, a Path, or a list of Paths."""
-    value = _to_value(context)
-    return LoadedContext(value, describe(value))
+    reader = _PathReader(options or ReadOptions())
+    value = _to_value(context, reader)
+    metadata = describe(value)
+    if reader.skipped:
+        metadata["skipped"] = reader.skipped
+    return LoadedContext(value, metadata)
 
 
-def _to_value(context: Any) -> ContextValue:
+def _to_value(context: Any, reader: _PathReader) -> ContextValue:
     if context is None or isinstance(context, (str, dict)):
         return context
     if isinstance(context, (bytes, bytearray)):
@@ -39,7 +65,7 @@ def _to_value(context: Any) -> ContextValue:
         except UnicodeDecodeError:
             return bytes(context)
     if isinstance(context, os.PathLike):
-        return _read_path(Path(context))
+        return reader.read(Path(context))
     if isinstance(context, Sequence) and not isinstance(context, str):
         items = list(context)
         if all(isinstance(item, str) for item in items):
@@ -47,7 +73,7 @@ def _to_value(context: Any) -> ContextValue:
         if items and all(isinstance(item, os.PathLike) for item in items):
             merged: dict[str, Any] = {}
             for item in items:
-                loaded = _read_path(Path(item))
+                loaded = reader.read(Path(item))
                 if isinstance(loaded, dict):
                     merged.update(loaded)
                 else:
@@ -63,35 +89,131 @@ def _to_value(context: Any) -> ContextValue:
     )
 
 
-def _read_path(path: Path) -> str | dict[str, Any]:
-    if not path.exists():
-        raise ContextError(f"context path does not exist: {path}")
-    if path.is_dir():
+class _PathReader:
+    """Reads the paths of one context under one set of `ReadOptions`."""
+
+    def __init__(self, options: ReadOptions) -> None:
+        self.options = options
+        self.skipped: list[dict[str, str]] = []
+        self._failed: list[str] = []
+        self._total = 0
+
+    def read(self, path: Path) -> str | dict[str, Any]:
+        if not path.exists():
+            raise ContextError(f"context path does not exist: {_shown(path)}")
+        if path.is_dir():
+            return self._read_folder(path)
+        kind = _special_kind(path)
+        if kind is not None:
+            raise ContextError(
+                f"context path is {kind}, not a regular file or a folder: {_shown(path)}"
+            )
+        data = self._read_bytes(path)
+        if data is None:  # pragma: no cover - a single file is never skipped
+            raise ContextError(f"cannot read context file {_shown(path)}")
+        try:
+            return data.decode(self.options.encoding)
+        except UnicodeDecodeError as exc:
+            raise ContextError(
+                f"context file is not {self.options.encoding.upper()} text: {_shown(path)} (byte"
+                f" {exc.start}); give its encoding (--encoding latin-1, or"
+                " ReadOptions(encoding=...)), or pass its folder to load it as bytes"
+            ) from exc
+
+    def _read_folder(self, folder: Path) -> dict[str, Any]:
+        root = folder.resolve()
         files: dict[str, Any] = {}
-        for root, dirs, names in os.walk(path):
+        for current, dirs, names in os.walk(folder):
             dirs[:] = sorted(d for d in dirs if d not in SKIPPED_DIRS)
             for name in sorted(names):
-                file = Path(root) / name
-                files[str(file.relative_to(path))] = _read_file(file, binary_ok=True)
+                file = Path(current) / name
+                relative = _shown(file.relative_to(folder))
+                reason = self._refusal(file, root)
+                if reason is not None:
+                    self.skipped.append({"path": relative, "reason": reason})
+                    continue
+                data = self._read_bytes(file, relative=relative)
+                if data is None:
+                    continue
+                try:
+                    files[relative] = data.decode(self.options.encoding)
+                except UnicodeDecodeError:
+                    files[relative] = data  # a binary file stays available, as bytes
+        if self._failed:
+            raise ContextError(
+                f"cannot read {len(self._failed)} file(s) of the context folder"
+                f" {_shown(folder)}: "
+                + "; ".join(self._failed)
+                + " (errors='skip' loads the rest and lists these as skipped)"
+            )
         if not files:
-            raise ContextError(f"context folder has no files: {path}")
+            what = "readable files" if self.skipped else "files"
+            raise ContextError(f"context folder has no {what}: {_shown(folder)}")
         return files
-    text = _read_file(path, binary_ok=False)
-    assert isinstance(text, str)
-    return text
+
+    def _refusal(self, file: Path, root: Path) -> str | None:
+        """Why a folder's entry is not read, or None to read it."""
+        if file.is_symlink():
+            try:
+                target = file.resolve(strict=True)
+            except (OSError, RuntimeError):
+                return "a dangling or looping symlink"
+            if not self.options.follow_symlinks and not target.is_relative_to(root):
+                return "a symlink to outside the folder (follow_symlinks is off)"
+        kind = _special_kind(file)
+        return None if kind is None else f"{kind}, not a regular file"
+
+    def _read_bytes(self, path: Path, *, relative: str | None = None) -> bytes | None:
+        """The file's bytes within the caps; None when it is skipped (folders only)."""
+        cap = self.options.max_file_bytes
+        left = self.options.max_total_bytes - self._total
+        try:
+            with path.open("rb") as handle:
+                data = handle.read(min(cap, left) + 1)
+        except OSError as exc:
+            problem = exc.strerror or str(exc)
+            if relative is None:
+                raise ContextError(f"cannot read context file {_shown(path)}: {problem}") from exc
+            if self.options.errors == "skip":
+                self.skipped.append({"path": relative, "reason": problem})
+            else:
+                self._failed.append(f"{relative}: {problem}")
+            return None
+        if len(data) > cap:
+            raise ContextError(
+                f"context file {_shown(path)} is over the {cap:,}-byte cap per file"
+                " (max_file_bytes)"
+            )
+        if len(data) > left:
+            raise ContextError(
+                f"the context's files are over the {self.options.max_total_bytes:,}-byte"
+                f" cap in total (max_total_bytes), at {_shown(path)}"
+            )
+        self._total += len(data)
+        return data
 
 
-def _read_file(path: Path, *, binary_ok: bool) -> str | bytes:
+def _special_kind(path: Path) -> str | None:
+    """What a path that is not a regular file is ("a FIFO"), or None."""
     try:
-        data = path.read_bytes()
-    except OSError as exc:
-        raise ContextError(f"cannot read context file {path}: {exc.strerror or exc}") from exc
-    try:
-        return data.decode("utf-8")
-    except UnicodeDecodeError as exc:
-        if binary_ok:
-            return data  # a binary file in a folder stays available, as bytes
-        raise ContextError(f"context file is not UTF-8 text: {path}") from exc
+        mode = path.stat().st_mode
+    except OSError:
+        return None
+    if stat.S_ISREG(mode) or stat.S_ISDIR(mode):
+        return None
+    if stat.S_ISFIFO(mode):
+        return "a FIFO"
+    if stat.S_ISSOCK(mode):
+        return "a socket"
+    if stat.S_ISCHR(mode) or stat.S_ISBLK(mode):
+        return "a device"
+    return "a special file"  # pragma: no cover - no other kinds on Linux
+
+
+def _shown(path: Path) -> str:
+    """A path as text that can always be printed and written (undecodable bytes of a
+    file name escaped, not crashing the writer)."""
+    return os.fsencode(path).decode("utf-8", "backslashreplace")
 
 
 def _length(item: Any) -> int:
@@ -141,6 +263,11 @@ def describe_for_prompt(meta: Mapping[str, Any]) -> str:
         lines.append(f"Item lengths: {meta['item_lengths']}")
         if "items_not_listed" in meta:
             lines.append(f"(lengths of {meta['items_not_listed']:,} more items not listed)")
+    skipped = meta.get("skipped", [])
+    if skipped:
+        listed = "; ".join(f"{item['path']} ({item['reason']})" for item in skipped[:LISTED_ITEMS])
+        more = f"; and {len(skipped) - LISTED_ITEMS:,} more" if len(skipped) > LISTED_ITEMS else ""
+        lines.append(f"Files not loaded: {listed}{more}")
     if meta.get("preview"):
         lines.append(f"Preview (first {PREVIEW_CHARS} characters):\n{meta['preview']}")
     return "\n".join(lines)

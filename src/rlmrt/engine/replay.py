@@ -16,21 +16,23 @@ from __future__ import annotations
 import dataclasses
 import itertools
 from collections import defaultdict
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Coroutine, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
+from rlmrt._loop import LoopThread
 from rlmrt.config import RLMConfig, config_with, load_config
 from rlmrt.engine.context_input import load_context
 from rlmrt.engine.rlm import RLM, RunResult
 from rlmrt.errors import UsageError
 from rlmrt.events import CodeExecuted, Event, RunFinished, RunStarted
-from rlmrt.llm.base import ModelClient
 from rlmrt.llm.replay import ReplayClient
-from rlmrt.observe.trajectory import SUFFIX, read_events
+from rlmrt.observe.summary import read_summary
+from rlmrt.observe.trajectory import SUFFIX
 
 COMPARED = ("stdout", "error")
+T = TypeVar("T")
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -80,15 +82,10 @@ class Recording:
 
     @classmethod
     def read(cls, path: Path) -> Recording:
-        events = read_events(path)
-        roots = [e for e in events if isinstance(e, RunStarted) and e.parent_call_id is None]
-        if not roots:
+        events, summary = read_summary(path)
+        if summary.root is None:
             raise UsageError(f"{path} holds no recorded run (no run_started event)")
-        root = roots[0]
-        finished = next(
-            (e for e in events if isinstance(e, RunFinished) and e.call_id == root.call_id), None
-        )
-        return cls(events, root, finished, path)
+        return cls(events, summary.root, summary.finished, path)
 
     def check_context(self, context: Any) -> Any:
         """The context loaded, or a UsageError when it is not the recorded one."""
@@ -158,33 +155,23 @@ def replay_run(
     earlier = recording.earlier_runs()
     value = recording.check_context(context)
     added = recording.check_session_contexts(session_contexts)
-    base = config or load_config()
     settings = config_with(
-        base,
-        model=recording.root.model,
-        sandbox=recording.root.sandbox,
-        max_depth=recording.max_depth(),
-    ).model_copy(update={"save_trajectory": False})
+        config or load_config(), model=recording.root.model, sandbox=recording.root.sandbox
+    )
+    chain = [*earlier, recording]
     replayed: dict[str, list[Event]] = defaultdict(list)
-    rlm = RLM(config=settings, client=ReplayClient(recording.events))
-    try:
-        if recording.session is None:
-            rlm.subscribe(replayed[recording.root.run_id].append)
-            result = rlm.completion(recording.root.prompt, value)
-        else:
-            result = _replay_session(
-                rlm,
-                [*earlier, recording],
-                value,
-                added,
-                client=lambda rec: ReplayClient(rec.events),
-                sink=lambda rec, events: replayed[rec.root.run_id].extend(events),
-            )
-    finally:
-        rlm.close()
+    result = _on_own_loop(
+        _run_chain(
+            [_replaying(rec, settings) for rec in chain],
+            chain,
+            value,
+            added,
+            sink=lambda rec, events: replayed[rec.root.run_id].extend(events),
+        )
+    )
     executions = 0
     differences: list[ExecDifference] = []
-    for rec in [*earlier, recording]:
+    for rec in chain:
         recorded_execs = _executions(rec.events)
         executions += sum(len(v) for v in recorded_execs.values())
         found = _compare(recorded_execs, _executions(replayed[rec.root.run_id]))
@@ -212,74 +199,90 @@ def rerun_on_model(
     """The recorded run's prompt and context, run for real on `model`.
 
     A session's run first gets its REPL state back from the recorded replies of the
-    session's earlier completions; only the run itself goes to `model`."""
+    session's earlier completions; only the run itself goes to `model` (a new run with
+    these settings, saved as its own)."""
     recording = Recording.read(path)
     earlier = recording.earlier_runs()
     value = recording.check_context(context)
     added = recording.check_session_contexts(session_contexts)
     settings = config_with(config or load_config(), model=model)
-    rlm = RLM(config=settings)
-    real = rlm.client
-    try:
-        if recording.session is None:
-            return rlm.completion(recording.root.prompt, value)
-        return _replay_session(
-            rlm,
+    rlms = [*(_replaying(rec, settings) for rec in earlier), RLM(config=settings)]
+    return _on_own_loop(
+        _run_chain(
+            rlms,
             [*earlier, recording],
             value,
             added,
-            client=lambda rec: real if rec is recording else ReplayClient(rec.events),
             sink=lambda rec, events: None,
             rerun_last=True,
         )
-    finally:
-        rlm.client = real
-        rlm.close()
+    )
 
 
-def _replay_session(
-    rlm: RLM,
+def _replaying(recording: Recording, settings: RLMConfig) -> RLM:
+    """An RLM answered by `recording`'s replies, recursing as deep as it did, saving no
+    trajectory (building it starts nothing)."""
+    quiet = config_with(settings, max_depth=recording.max_depth())
+    client = ReplayClient(recording.events)
+    rlm = RLM(config=quiet.model_copy(update={"save_trajectory": False}), client=client)
+    rlm.subscribe(client.observe)
+    return rlm
+
+
+async def _run_chain(
+    rlms: list[RLM],
     chain: list[Recording],
     first: Any,
     added: dict[str, Any],
     *,
-    client: Callable[[Recording], ModelClient],
     sink: Callable[[Recording, list[Event]], None],
     rerun_last: bool = False,
 ) -> RunResult:
-    """Run the chain's prompts in order in one session; each run answered by
-    `client(recording)`. Replayed runs keep their recorded ids (code may have seen
-    them in `history`) and write no trajectory; a re-run last run (`rerun_last`) is a
-    new run with the RLM's own settings."""
-    settings = rlm.config
-    quiet = settings.model_copy(update={"save_trajectory": False})
-
-    async def run_all() -> RunResult:
-        result: RunResult | None = None
-        async with rlm.session(context=first) as session:
-            for rec in chain:
+    """Run the chain's prompts in order, each through its RLM's engine: a run of its
+    own, or one session's completions (replayed ones keep their recorded run ids, as
+    code may have seen them in `history`; a re-run last run, `rerun_last`, is a new
+    run). The RLMs are closed at the end."""
+    result: RunResult | None = None
+    try:
+        if chain[-1].session is None:
+            events: list[Event] = []
+            rec = chain[-1]
+            fresh = rerun_last
+            result = await rlms[-1].engine.run(
+                rec.root.prompt,
+                load_context(first),
+                on_event=events.append,
+                run_id=None if fresh else rec.root.run_id,
+            )
+            sink(rec, events)
+            return result
+        async with rlms[0].session(context=first) as session:
+            for rlm, rec in zip(rlms, chain, strict=True):
+                name = (rec.session or {}).get("added_context")
+                events = []
                 fresh = rerun_last and rec is chain[-1]
-                rlm.client = client(rec)
-                # a replayed run recurses as deep as it did when recorded
-                rlm.config = settings if fresh else config_with(quiet, max_depth=rec.max_depth())
-                place = rec.session or {}
-                name = place.get("added_context")
-                events: list[Event] = []
-                result = await session._complete(
+                result = await session.arun_turn(
+                    rlm.engine,
                     rec.root.prompt,
                     added[name] if name else None,
                     on_event=events.append,
-                    stream_root=False,
                     run_id=None if fresh else rec.root.run_id,
                 )
                 sink(rec, events)
-        assert result is not None  # the chain ends with the run itself
-        return result
-
-    try:
-        return rlm._sync.run(run_all())
     finally:
-        rlm.config = settings
+        for rlm in rlms:
+            await rlm.aclose()
+    assert result is not None  # the chain ends with the run itself
+    return result
+
+
+def _on_own_loop(work: Coroutine[Any, Any, T]) -> T:
+    """`work` run to its end on a loop of its own (the caller may be in a loop)."""
+    loop = LoopThread("rlmrt-replay")
+    try:
+        return loop.run(work)
+    finally:
+        loop.stop()
 
 
 NodeKey = tuple[int, str, int]  # depth, prompt, n-th node with that depth and prompt

@@ -1,8 +1,9 @@
 """One run of the recursion: the loop of model reply -> code -> output -> reply.
 
 A `Run` is a node of the run tree (the root, or a child started by `rlm_query`). It
-owns its conversation and, unless it is given a `SharedSandbox` (a session's), its
-sandbox; everything it spends goes through its `RunTree`.
+owns its conversation and, unless it is a session's turn (`SessionTurn`), its sandbox;
+everything it spends goes through its `RunTree`. A child run holds one of the tree's
+run slots while its sandbox lives (engine/slots.py).
 """
 
 from __future__ import annotations
@@ -13,7 +14,6 @@ from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from typing import Any
 
-from rlmrt.config import RLMConfig
 from rlmrt.context.search import ContextSearch
 from rlmrt.engine.bridge import RunBridge
 from rlmrt.engine.context_input import LoadedContext, load_context
@@ -27,7 +27,6 @@ from rlmrt.engine.parsing import (
     literal_value,
     strip_code,
 )
-from rlmrt.engine.profiles import profile_for
 from rlmrt.engine.prompts import (
     BEST_EFFORT_PROMPT,
     COMPACT_PROMPT,
@@ -44,6 +43,8 @@ from rlmrt.engine.prompts import (
     first_messages,
     misnamed_helper_note,
 )
+from rlmrt.engine.shared import SharedSandbox
+from rlmrt.engine.slots import RunSlot
 from rlmrt.engine.tree import RunTree
 from rlmrt.errors import BudgetExceededError, ModelError
 from rlmrt.events import (
@@ -54,14 +55,15 @@ from rlmrt.events import (
     RunErrored,
     RunFinished,
     RunStarted,
+    RunWaited,
     SubCallFinished,
     SubCallKind,
     SubCallStarted,
 )
 from rlmrt.llm.base import Message
 from rlmrt.observe.usage import Usage
+from rlmrt.prompt_profiles import profile_for
 from rlmrt.sandbox.base import ExecResult, SandboxBackend
-from rlmrt.sandbox.facade import create_backend
 
 PROMPT_PREVIEW_CHARS = 2_000
 
@@ -75,16 +77,15 @@ class RunOutcome:
     usage: Usage
 
 
-class SharedSandbox:
-    """A sandbox that outlives the runs using it (a session's).
+@dataclass(frozen=True, slots=True, kw_only=True)
+class SessionTurn:
+    """What a run made in a session takes from it: the session's sandbox (started and
+    loaded by the session), the note telling the model about its REPL, and the run's
+    place in the session (recorded in `RunStarted.session` for replays)."""
 
-    Each run binds the bridge to itself while it runs, so sub-calls made by code go to
-    the run in progress; runs never start, load or close it: its owner does.
-    """
-
-    def __init__(self, config: RLMConfig) -> None:
-        self.bridge = RunBridge(None)
-        self.backend = create_backend(config.sandbox, limits=config.limits, bridge=self.bridge)
+    sandbox: SharedSandbox
+    note: str
+    place: dict[str, Any]
 
 
 class Run:
@@ -97,13 +98,9 @@ class Run:
         depth: int,
         call_id: str,
         parent_call_id: str | None,
-        shared: SharedSandbox | None = None,
-        session_note: str | None = None,
-        session: dict[str, Any] | None = None,
-        searcher: ContextSearch | None = None,
+        turn: SessionTurn | None = None,
     ) -> None:
         self.tree = tree
-        self.searcher = searcher  # context_search(); None: no provider
         self.prompt = prompt
         self.context = context
         self.depth = depth
@@ -111,17 +108,21 @@ class Run:
         self.parent_call_id = parent_call_id
         self.config = tree.config
         self.iterations = 0
-        self._shared = shared
-        self._session_note = session_note
-        self._session = session
+        self._turn = turn
+        self._slot = RunSlot(tree.run_slots, self._emit_wait)
         self._bridge = RunBridge(self)
         self._last_input_tokens = 0
-        self._profile = profile_for(tree.client.model, tree.config.prompt_profile)
+        self._profile = profile_for(tree.client.model, tree.config.prompt.profile)
         self._ran: dict[str, tuple[int, str | None]] = {}  # code -> (iteration, error)
         self._evidence = Evidence()  # read only with the profile's checked_final
         # after a repeated block, the next call samples warmer: at temperature 0 a model
         # that repeated itself once repeats itself forever
         self._unstick: float | None = None
+
+    @property
+    def searcher(self) -> ContextSearch | None:
+        """The tree's `context_search()` provider; None: no provider."""
+        return self.tree.searcher
 
     # -- events -----------------------------------------------------------------
     def _ids(self) -> dict[str, Any]:
@@ -139,10 +140,10 @@ class Run:
                 **self._ids(),
                 prompt=self.prompt,
                 model=self.tree.client.model,
-                sandbox=self.config.sandbox,
+                sandbox=self.config.sandbox.kind,
                 context_metadata=self.context.metadata,
-                max_depth=self.config.max_depth,
-                session=self._session,
+                max_depth=self.config.budget.max_depth,
+                session=self._turn.place if self._turn is not None else None,
             )
         )
         try:
@@ -182,23 +183,32 @@ class Run:
 
     async def _loop(self) -> tuple[str | None, bool, str]:
         self._started = time.time()
-        if self._shared is not None:
-            # The owner started it and loaded the contexts; this run only borrows it.
-            self._shared.bridge.bind(self)
-            self._report_unenforced(self._shared.backend)
+        if self._turn is not None:
+            # The session started it and loaded the contexts; this run only borrows it.
+            shared = self._turn.sandbox
+            shared.host.bind(self)
+            self._report_unenforced(shared.backend)
             try:
-                return await self._work(self._shared.backend)
+                return await self._work(shared.backend)
             finally:
-                self._shared.bridge.bind(None)
-        sandbox = await self.tree.sandboxes.acquire(
-            self.config.sandbox, self.config.limits, self._bridge
-        )
+                shared.host.bind(None)
+        if self.depth > 0:
+            await self._slot.take()
         try:
-            self._report_unenforced(sandbox)
-            await sandbox.load_context(self.context.value)
-            return await self._work(sandbox)
+            sandbox = await self.tree.sandboxes.acquire(
+                self.config.sandbox.kind, self.config.limits, self._bridge
+            )
+            try:
+                self._report_unenforced(sandbox)
+                await sandbox.load_context(self.context.value)
+                return await self._work(sandbox)
+            finally:
+                await sandbox.aclose()
         finally:
-            await sandbox.aclose()
+            self._slot.release()
+
+    def _emit_wait(self, seconds: float) -> None:
+        self.tree.emit(RunWaited(**self._ids(), waited_s=seconds, limit=self.tree.run_slots.limit))
 
     async def _work(self, sandbox: SandboxBackend) -> tuple[str | None, bool, str]:
         peek: list[str] = []
@@ -210,9 +220,9 @@ class Run:
         messages = first_messages(
             self.prompt,
             self.context.metadata,
-            max_output_chars=self.config.max_output_chars,
+            max_output_chars=self.config.prompt.max_output_chars,
             depth=self.depth,
-            session_note=self._session_note,
+            session_note=self._turn.note if self._turn is not None else None,
             context_search=self.searcher is not None and self.searcher.enabled,
             extra_rules=self._profile.extra_rules,
             peek=peek,
@@ -227,7 +237,7 @@ class Run:
         """Returns the answer, or the name of the limit that stopped the run."""
         checked = self._profile.checked_final
         while True:
-            if self.iterations >= self.config.max_iterations:
+            if self.iterations >= self.config.budget.max_iterations:
                 return "max_iterations"
             exceeded = self.tree.budget.exceeded()
             if exceeded is not None:
@@ -318,7 +328,7 @@ class Run:
             self._ran[key] = (self.iterations, result.error)
             return []
         iteration, error = before
-        configured = self.config.temperature or 0.0
+        configured = self.config.llm.temperature or 0.0
         self._unstick = max(configured, UNSTICK_TEMPERATURE)
         if result.error is not None and result.error == error:
             return [REPEATED_FAILURE_NOTE.format(iteration=iteration)]
@@ -329,7 +339,7 @@ class Run:
         neared the window. The earlier messages go to `conversation_log` in the REPL."""
         window = self.tree.context_window()
         tokens = self._last_input_tokens
-        if window is None or tokens < self.config.compact_at * window or len(messages) <= 2:
+        if window is None or tokens < self.config.prompt.compact_at * window or len(messages) <= 2:
             return
         request: list[Message] = [*messages, {"role": "user", "content": COMPACT_PROMPT}]
         reply = await self.tree.model_call(
@@ -379,17 +389,14 @@ class Run:
 
     def _emit_exec(self, code: str, result: ExecResult) -> None:
         self.tree.emit(
-            CodeExecuted(
+            code_executed(
+                code,
+                result,
                 run_id=self.tree.run_id,
                 call_id=self.tree.new_call_id(),
                 parent_call_id=self.call_id,
                 depth=self.depth,
                 iteration=self.iterations,
-                code=code,
-                stdout=result.stdout,
-                stderr=result.stderr,
-                error=result.error,
-                duration_s=result.duration_s,
             )
         )
 
@@ -402,14 +409,16 @@ class Run:
         head = "Output:" if count == 1 else f"Output of block {index} of {count}:"
         parts = []
         if result.stdout:
-            parts.append(_truncate(result.stdout, self.config.max_output_chars))
+            parts.append(_truncate(result.stdout, self.config.prompt.max_output_chars))
         if result.error:
-            parts.append(_truncate(result.error, self.config.max_output_chars // 2))
+            parts.append(_truncate(result.error, self.config.prompt.max_output_chars // 2))
             note = misnamed_helper_note(result.error)
             if note is not None:
                 parts.append(note)
         elif result.stderr:
-            parts.append("stderr:\n" + _truncate(result.stderr, self.config.max_output_chars // 2))
+            parts.append(
+                "stderr:\n" + _truncate(result.stderr, self.config.prompt.max_output_chars // 2)
+            )
         if not parts:
             parts.append(EMPTY_OUTPUT_NOTE)
         return head + "\n" + "\n".join(parts)
@@ -473,8 +482,8 @@ class Run:
 
     async def _llm(self, prompt: str, model: str | None, call_id: str) -> str:
         messages: list[Message] = []
-        if self.config.sub_system_prompt:
-            messages.append({"role": "system", "content": self.config.sub_system_prompt})
+        if self.config.llm.sub_system_prompt:
+            messages.append({"role": "system", "content": self.config.llm.sub_system_prompt})
         messages.append({"role": "user", "content": prompt})
         reply = await self.tree.model_call(
             messages, parent_call_id=call_id, depth=self.depth + 1, purpose="sub", model=model
@@ -482,7 +491,7 @@ class Run:
         return reply.text
 
     async def sub_rlm(self, prompt: str, context: Any) -> str:
-        if self.depth + 1 > self.config.max_depth:
+        if self.depth + 1 > self.config.budget.max_depth:
             text = prompt if context is None else f"{prompt}\n\n{_as_text(context)}"
             return await self._sub_call("llm", text, None, lambda cid: self._llm(text, None, cid))
         return await self._sub_call(
@@ -498,9 +507,9 @@ class Run:
             depth=self.depth + 1,
             call_id=self.tree.new_call_id(),
             parent_call_id=call_id,
-            searcher=self.searcher,
         )
-        outcome = await child.execute()
+        async with self._slot.lent():
+            outcome = await child.execute()
         if outcome.answer is None:
             raise BudgetExceededError(
                 outcome.stop_reason,
@@ -552,6 +561,31 @@ class Run:
                     duration_s=time.perf_counter() - started,
                 )
             )
+
+
+def code_executed(
+    code: str,
+    result: ExecResult,
+    *,
+    run_id: str,
+    call_id: str,
+    parent_call_id: str | None,
+    depth: int,
+    iteration: int,
+) -> CodeExecuted:
+    """The event of one execution of `code` that gave `result`."""
+    return CodeExecuted(
+        run_id=run_id,
+        call_id=call_id,
+        parent_call_id=parent_call_id,
+        depth=depth,
+        iteration=iteration,
+        code=code,
+        stdout=result.stdout,
+        stderr=result.stderr,
+        error=result.error,
+        duration_s=result.duration_s,
+    )
 
 
 @dataclass(frozen=True, slots=True)

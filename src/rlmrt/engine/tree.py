@@ -1,8 +1,10 @@
-"""What one run tree shares: config, model client, event bus, ledger, budget, semaphore.
+"""What one run tree shares: config, model client, event bus, ledger, budget, limits,
+context search.
 
 Every model call of the tree goes through `RunTree.model_call`, which checks the
 budget, holds the tree's concurrency semaphore, and emits the events that the ledger
-(and every other consumer) reads.
+(and every other consumer) reads. Its `run_slots` bound the child runs that run at
+once (`max_concurrent_runs`, engine/slots.py).
 """
 
 from __future__ import annotations
@@ -13,7 +15,9 @@ import time
 from collections.abc import Sequence
 
 from rlmrt.config import RLMConfig
-from rlmrt.engine.budget import Budget, BudgetLimits
+from rlmrt.context.search import ContextSearch
+from rlmrt.engine.budget import Budget
+from rlmrt.engine.slots import RunSlots
 from rlmrt.errors import BudgetExceededError, ModelError
 from rlmrt.events import (
     BudgetWarning,
@@ -27,6 +31,7 @@ from rlmrt.events import (
     TokenDelta,
 )
 from rlmrt.llm.base import DeltaCallback, Message, ModelClient, ModelReply
+from rlmrt.llm.call_site import MODEL_CALL
 from rlmrt.llm.pricing import cost_usd
 from rlmrt.observe.usage import UsageLedger
 from rlmrt.sandbox.pool import SandboxPool
@@ -42,9 +47,11 @@ class RunTree:
         run_id: str,
         stream_root: bool = False,
         sandboxes: SandboxPool | None = None,
+        searcher: ContextSearch | None = None,
     ) -> None:
         self.config = config
         self.sandboxes = sandboxes or SandboxPool(0)
+        self.searcher = searcher  # what context_search() asks; None: no provider
         self.client = client
         self.bus = bus
         self.run_id = run_id
@@ -52,17 +59,12 @@ class RunTree:
         self.ledger = UsageLedger()
         bus.subscribe(self.ledger)
         self.budget = Budget(
-            BudgetLimits(
-                max_model_calls=config.max_model_calls,
-                max_input_tokens=config.max_input_tokens,
-                max_output_tokens=config.max_output_tokens,
-                max_cost_usd=config.max_cost_usd,
-                max_wall_time_s=config.max_wall_time_s,
-            ),
+            config.budget,
             self.ledger,
             warn=self._budget_warning,
         )
-        self.semaphore = asyncio.Semaphore(config.max_concurrency)
+        self.semaphore = asyncio.Semaphore(config.budget.max_concurrency)
+        self.run_slots = RunSlots(config.budget.max_concurrent_runs)
         self._ids = itertools.count(1)
         self._cost_warned: set[str] = set()
         self._window: int | bool | None = False  # False: not looked up yet
@@ -74,7 +76,7 @@ class RunTree:
         models that go through LiteLLM (the OpenAI-compatible fast path never imports
         it: there, an unset window means no compaction)."""
         if self._window is False:
-            self._window = self.config.context_window_tokens or _litellm_window(self.config)
+            self._window = self.config.prompt.context_window_tokens or _litellm_window(self.config)
         return self._window if isinstance(self._window, int) else None
 
     def new_call_id(self) -> str:
@@ -111,19 +113,18 @@ class RunTree:
             self.budget.check()
         call_id = self.new_call_id()
         model_name = (
-            model or (self.config.sub_model if purpose == "sub" else None) or self.client.model
+            model or (self.config.llm.sub_model if purpose == "sub" else None) or self.client.model
         )
-        self.emit(
-            ModelCallStarted(
-                run_id=self.run_id,
-                call_id=call_id,
-                parent_call_id=parent_call_id,
-                depth=depth,
-                model=model_name,
-                purpose=purpose,
-                message_count=len(messages),
-            )
+        started_event = ModelCallStarted(
+            run_id=self.run_id,
+            call_id=call_id,
+            parent_call_id=parent_call_id,
+            depth=depth,
+            model=model_name,
+            purpose=purpose,
+            message_count=len(messages),
         )
+        self.emit(started_event)
         on_delta: DeltaCallback | None = None
         if self.stream_root and depth == 0 and purpose != "sub":
 
@@ -141,6 +142,7 @@ class RunTree:
             on_delta = emit_delta
 
         started = time.perf_counter()
+        site = MODEL_CALL.set(started_event)
         try:
             async with self.semaphore:
                 reply = await self._complete(
@@ -161,8 +163,13 @@ class RunTree:
                 )
             )
             raise
+        finally:
+            MODEL_CALL.reset(site)
         cost, known = cost_usd(
-            reply.model or model_name, reply.input_tokens, reply.output_tokens, self.config.prices
+            reply.model or model_name,
+            reply.input_tokens,
+            reply.output_tokens,
+            self.config.llm.prices,
         )
         if not known and model_name not in self._cost_warned:
             self._cost_warned.add(model_name)
@@ -219,7 +226,7 @@ class RunTree:
         except asyncio.TimeoutError as exc:
             raise BudgetExceededError(
                 "max_wall_time_s",
-                f"budget exhausted: max_wall_time_s={self.config.max_wall_time_s:g} "
+                f"budget exhausted: max_wall_time_s={self.config.budget.max_wall_time_s:g} "
                 "reached during a model call",
             ) from exc
 
@@ -227,8 +234,8 @@ class RunTree:
 def _litellm_window(config: RLMConfig) -> int | None:
     from rlmrt.llm import uses_openai_fast_path
 
-    model = config.model
-    if not model or uses_openai_fast_path(model, config.api_base):
+    model = config.llm.model
+    if not model or uses_openai_fast_path(model, config.llm.api_base):
         return None
     from rlmrt.llm._litellm import import_litellm
 

@@ -38,7 +38,7 @@ class ConfiguredClient(ModelClient):
 
     @classmethod
     def from_config(cls: type[C], config: RLMConfig, *, retry: RetryPolicy | None = None) -> C:
-        """A client for `config.model` with the config's server, key, timeout and retries."""
+        """A client for `config.llm.model` with the config's server, key, timeout and retries."""
         return cls(**cls.config_arguments(config, retry=retry))
 
     @classmethod
@@ -50,10 +50,10 @@ class ConfiguredClient(ModelClient):
 
         return {
             "model": require_model(config),
-            "api_base": config.api_base,
+            "api_base": config.llm.api_base,
             "api_key": config.api_key_value(),
-            "request_timeout_s": config.request_timeout_s,
-            "temperature": config.temperature,
-            "seed": config.seed,
-            "retry": retry or RetryPolicy(max_retries=config.max_retries),
+            "request_timeout_s": config.llm.request_timeout_s,
+            "temperature": config.llm.temperature,
+            "seed": config.llm.seed,
+            "retry": retry or RetryPolicy(max_retries=config.llm.max_retries),
         }

@@ -115,7 +115,7 @@ class Target:
 
     model: str
     where: str  # e.g. "the model server at http://127.0.0.1:8000/v1" or "provider 'openai'"
-    key_hint: str | Callable[[], str]  # e.g. "Set OPENAI_API_KEY (or RLM_API_KEY), or ..."
+    key_hint: str | Callable[[], str]  # e.g. "Set OPENAI_API_KEY (or RLM_LLM__API_KEY), or ..."
     timeout_s: float
 
     def key_help(self) -> str:

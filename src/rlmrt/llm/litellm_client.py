@@ -89,6 +89,6 @@ class LiteLLMClient(ConfiguredClient):
                 if names
                 else f"{(provider if sep else 'OPENAI').upper()}_API_KEY"
             )
-            return f"Set {env} (or RLM_API_KEY), or pass api_key=..."
+            return f"Set {env} (or RLM_LLM__API_KEY), or pass api_key=..."
 
         return Target(model=name, where=where, key_hint=key_hint, timeout_s=self.request_timeout_s)

@@ -72,7 +72,7 @@ class OpenAICompatibleClient(ConfiguredClient):
         cls, config: RLMConfig, *, retry: RetryPolicy | None = None
     ) -> dict[str, Any]:
         arguments = super().config_arguments(config, retry=retry)
-        arguments["max_connections"] = max(64, config.max_concurrency)
+        arguments["max_connections"] = max(64, config.budget.max_concurrency)
         return arguments
 
     async def complete(
@@ -217,6 +217,6 @@ def _reply(text: str, model: str, usage: Any, choice: dict[str, Any]) -> ModelRe
 
 
 _KEY_HINT = (
-    "Set OPENAI_API_KEY (or RLM_API_KEY), or pass api_key=... "
+    "Set OPENAI_API_KEY (or RLM_LLM__API_KEY), or pass api_key=... "
     "(any non-empty value works for a server that needs no key)"
 )

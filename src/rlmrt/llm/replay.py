@@ -1,66 +1,76 @@
 """`ReplayClient`: a model client that answers with the replies of a recorded run.
 
-Root, compaction and best-effort calls of a run node are answered in the order they
-were recorded. The node is recognised by its conversation's first user message (the
-metadata of its context and its question, rebuilt from the node's `RunStarted`), so a
-child run started by `rlm_query` gets the replies of the recorded child with the same
-prompt and context. Sub-calls (`llm_query`) are answered by their prompt, matched on
-the first 2,000 characters recorded in `SubCallStarted`; equal prompts take their
-replies in recorded order. The first message of a session's run also lists the
-session's contexts, rebuilt from `RunStarted.session`.
+A call is answered by what was recorded, never by a prompt rebuilt from it (the first
+prompt also depends on the prompt profile, its peek lines and the session). The
+client watches the replayed run's events (`observe`, subscribed by the replay) and
+matches each replayed node to the recorded one: the root to the root, a sub-call to
+the next recorded sub-call of the matched node with the same kind and prompt, a child
+run to the child run of the matched sub-call. Each model call says which node or
+sub-call makes it (`rlmrt.llm.call_site.MODEL_CALL`): a node's calls (root,
+compaction, best effort) get that node's recorded replies in order, an `llm_query`
+gets the reply recorded for its sub-call.
 """
 
 from __future__ import annotations
 
-from collections import defaultdict, deque
+from collections import defaultdict
 from collections.abc import Sequence
-from dataclasses import dataclass, field
 
-from rlmrt.engine.prompts import first_messages, session_note
 from rlmrt.errors import ModelError
 from rlmrt.events import Event, ModelCallFinished, RunStarted, SubCallStarted
 from rlmrt.llm.base import DeltaCallback, Message, ModelClient, ModelReply
+from rlmrt.llm.call_site import MODEL_CALL
 
-PROMPT_KEY_CHARS = 2_000  # what SubCallStarted.prompt keeps of a sub-call's prompt
-
-
-@dataclass
-class _Node:
-    replies: list[ModelCallFinished] = field(default_factory=list)
-    used: int = 0
-    assigned: bool = False
-
-    @property
-    def active(self) -> bool:
-        return self.assigned and self.used < len(self.replies)
+__all__ = ["ReplayClient"]
 
 
 class ReplayClient(ModelClient):
-    """Answers every model call with the recorded reply (see the module docs).
+    """Answers the model calls of a replayed run with the recorded replies (see the
+    module docs). Subscribe `observe` to the replayed run's events before it starts.
 
     A call the recording has no reply for raises `ModelError`."""
 
     def __init__(self, events: Sequence[Event], *, model: str | None = None) -> None:
-        roots = [e for e in events if isinstance(e, RunStarted)]
-        super().__init__(model=model or (roots[0].model if roots else "replay"))
-        self._nodes: dict[str, list[_Node]] = defaultdict(list)
-        by_call: dict[str, _Node] = {}
-        for started in roots:
-            node = _Node()
-            by_call[started.call_id] = node
-            self._nodes[_first_user_message(started)].append(node)
-        sub_prompts: dict[str, str] = {
-            e.call_id: e.prompt for e in events if isinstance(e, SubCallStarted)
-        }
-        self._subs: dict[str, deque[ModelCallFinished]] = defaultdict(deque)
-        # a sub-call's reply is its only model call, whose parent is the sub-call
+        runs = [e for e in events if isinstance(e, RunStarted)]
+        super().__init__(model=model or (runs[0].model if runs else "replay"))
+        self._root = next((e for e in runs if e.parent_call_id is None), None)
+        # recorded child run by the recorded sub-call that started it
+        self._child_of = {e.parent_call_id: e.call_id for e in runs if e.parent_call_id}
+        # recorded sub-calls of each recorded node, in the order they started
+        self._subs: dict[str, list[SubCallStarted]] = defaultdict(list)
         for event in events:
-            if not isinstance(event, ModelCallFinished) or event.parent_call_id is None:
-                continue
-            if event.purpose == "sub" and event.parent_call_id in sub_prompts:
-                self._subs[sub_prompts[event.parent_call_id]].append(event)
-            elif event.purpose != "sub" and event.parent_call_id in by_call:
-                by_call[event.parent_call_id].replies.append(event)
+            if isinstance(event, SubCallStarted) and event.parent_call_id is not None:
+                self._subs[event.parent_call_id].append(event)
+        # recorded replies by the recorded node or sub-call that asked for them
+        self._replies: dict[str, list[ModelCallFinished]] = defaultdict(list)
+        for event in events:
+            if isinstance(event, ModelCallFinished) and event.parent_call_id is not None:
+                self._replies[event.parent_call_id].append(event)
+        self._used: dict[str, int] = defaultdict(int)
+        self._taken: set[str] = set()  # recorded sub-calls matched already
+        self._matched: dict[str, str] = {}  # replayed call id -> recorded call id
+        self._prompts: dict[str, str] = {}  # of the replayed nodes and sub-calls
+
+    def observe(self, event: Event) -> None:
+        """Follow the replayed run (an event handler)."""
+        if isinstance(event, RunStarted | SubCallStarted):
+            self._prompts[event.call_id] = event.prompt
+        if isinstance(event, RunStarted):
+            recorded: str | None = None
+            if event.parent_call_id is None:
+                recorded = self._root.call_id if self._root is not None else None
+            elif event.parent_call_id in self._matched:
+                recorded = self._child_of.get(self._matched[event.parent_call_id])
+            if recorded is not None:
+                self._matched[event.call_id] = recorded
+        elif isinstance(event, SubCallStarted) and event.parent_call_id in self._matched:
+            node = self._matched[event.parent_call_id]
+            for sub in self._subs[node]:
+                same = (sub.sub_kind, sub.prompt) == (event.sub_kind, event.prompt)
+                if same and sub.call_id not in self._taken:
+                    self._taken.add(sub.call_id)
+                    self._matched[event.call_id] = sub.call_id
+                    return
 
     async def complete(
         self,
@@ -70,7 +80,7 @@ class ReplayClient(ModelClient):
         on_delta: DeltaCallback | None = None,
         temperature: float | None = None,
     ) -> ModelReply:
-        recorded = self._root_reply(messages) if _is_root(messages) else self._sub_reply(messages)
+        recorded = self._reply()
         if on_delta is not None:
             on_delta(recorded.response)
         return ModelReply(
@@ -81,57 +91,25 @@ class ReplayClient(ModelClient):
             finish_reason="stop",
         )
 
-    def _sub_reply(self, messages: Sequence[Message]) -> ModelCallFinished:
-        prompt = next((m["content"] for m in reversed(messages) if m["role"] == "user"), "")
-        queue = self._subs.get(prompt[:PROMPT_KEY_CHARS])
-        if not queue:
-            raise ModelError(f"the recording has no reply for the sub-call {_short(prompt)}")
-        return queue.popleft()
-
-    def _root_reply(self, messages: Sequence[Message]) -> ModelCallFinished:
-        key = messages[1]["content"]
-        nodes = self._nodes.get(key, [])
-        active = [] if len(messages) == 2 else [n for n in nodes if n.active]
-        if len(active) > 1:  # equal siblings: the one whose last reply this follows
-            last = next((m["content"] for m in reversed(messages) if m["role"] == "assistant"), "")
-            active = [n for n in active if n.replies[n.used - 1].response == last] or active
-        if not active:
-            fresh = [n for n in nodes if not n.assigned]
-            if fresh:
-                fresh[0].assigned = True
-                active = fresh[:1]
-        if not active or not active[0].active:
-            question = key.rpartition("Question: ")[2].split("\n\n")[0]
+    def _reply(self) -> ModelCallFinished:
+        call = MODEL_CALL.get()
+        if call is None or call.parent_call_id is None:
             raise ModelError(
-                f"the recording has no reply for call {len(messages)} messages long of the "
-                f"run asked {_short(question)}"
+                "ReplayClient answers the model calls of a replayed run only "
+                "(made by the engine, with `observe` subscribed to its events)"
             )
-        node = active[0]
-        node.used += 1
-        return node.replies[node.used - 1]
-
-
-def _first_user_message(started: RunStarted) -> str:
-    # max_output_chars only shapes the system prompt, not this message
-    place = started.session
-    note = session_note(place["contexts"], int(place["index"])) if place else None
-    messages = first_messages(
-        started.prompt,
-        started.context_metadata,
-        max_output_chars=200,
-        depth=started.depth,
-        session_note=note,
-    )
-    return messages[1]["content"]
-
-
-def _is_root(messages: Sequence[Message]) -> bool:
-    return (
-        len(messages) >= 2
-        and messages[0]["role"] == "system"
-        and "FINAL_VAR(" in messages[0]["content"]
-        and messages[1]["role"] == "user"
-    )
+        source = self._matched.get(call.parent_call_id)
+        replies = self._replies.get(source, []) if source is not None else []
+        used = self._used[call.parent_call_id]
+        if used >= len(replies):
+            asked = _short(self._prompts.get(call.parent_call_id, "?"))
+            if call.purpose == "sub":
+                raise ModelError(f"the recording has no reply for the sub-call {asked}")
+            raise ModelError(
+                f"the recording has no reply for model call {used + 1} of the run asked {asked}"
+            )
+        self._used[call.parent_call_id] = used + 1
+        return replies[used]
 
 
 def _short(text: str, limit: int = 80) -> str:

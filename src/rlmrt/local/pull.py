@@ -22,7 +22,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from rlmrt.errors import RLMError
+from rlmrt.errors import PullError
 from rlmrt.local import store
 from rlmrt.local.catalog import LocalModel
 
@@ -34,10 +34,6 @@ _CHUNK = 1 << 20
 
 #: progress(done_bytes, total_bytes, what): what is a short label of the current step
 Progress = Callable[[int, int, str], None]
-
-
-class PullError(RLMError):
-    """No source could deliver the model file."""
 
 
 @dataclass(frozen=True, slots=True)

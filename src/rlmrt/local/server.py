@@ -24,12 +24,13 @@ from collections.abc import Iterator
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
-from rlmrt.errors import ConfigError, RLMError
+from rlmrt.errors import ConfigError, ServerError
 from rlmrt.local import store
 from rlmrt.local.catalog import LocalModel
 
 __all__ = [
     "ServerInfo",
+    "check_servable",
     "ensure_server",
     "llama_server_installed",
     "running_server",
@@ -42,10 +43,6 @@ _MARKER = "llama_cpp.server"
 # servers this process started: kept so they are not reported as leaked while they
 # run on purpose after a command ends, and reaped when stopped from here
 _STARTED: dict[int, subprocess.Popen[bytes]] = {}
-
-
-class ServerError(RLMError):
-    """The local model server could not be started or did not answer."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -139,8 +136,9 @@ def running_server() -> ServerInfo | None:
     return info if _ours(info.pid) else None
 
 
-def ensure_server(model: LocalModel) -> ServerInfo:
-    """A running server for `model`: the recorded one, or a new one (waits until ready)."""
+def check_servable(model: LocalModel) -> None:
+    """A ConfigError saying what to install or pull when `model` cannot be served
+    (quick: it starts nothing)."""
     if not llama_server_installed():
         raise ConfigError(
             "the local model needs llama-cpp-python's server: pip install 'rlmrt[local]'"
@@ -150,6 +148,11 @@ def ensure_server(model: LocalModel) -> ServerInfo:
         raise ConfigError(
             f"the local model {model.name} is not downloaded: run `rlm model pull {model.name}`"
         )
+
+
+def ensure_server(model: LocalModel) -> ServerInfo:
+    """A running server for `model`: the recorded one, or a new one (waits until ready)."""
+    check_servable(model)
     with _locked():
         info = running_server()
         if info is not None and info.model == model.name:

@@ -7,7 +7,7 @@ import os
 from collections.abc import Callable
 from pathlib import Path
 
-from rlmrt.config import default_home
+from rlmrt._home import default_home
 from rlmrt.local.catalog import LocalModel
 
 __all__ = ["file_sha256", "model_path", "models_dir", "remove", "verified"]

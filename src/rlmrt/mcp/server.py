@@ -10,10 +10,11 @@ from __future__ import annotations
 import json
 from collections.abc import AsyncIterator, Awaitable, Callable
 from contextlib import asynccontextmanager
-from typing import Annotated, Any, Literal, TypeVar
+from typing import TYPE_CHECKING, Annotated, Any, Literal, TypeAlias, TypeVar
 
 from pydantic import Field
 
+from rlmrt.config import optional_setting
 from rlmrt.errors import MissingDependencyError, RLMError
 from rlmrt.mcp.service import RLMService
 
@@ -40,13 +41,19 @@ Session = Annotated[
         max_length=64,
     ),
 ]
-SandboxKind = Annotated[
-    str | None,
-    Field(
-        description="Sandbox kind for a new session, e.g. local or process"
-        " (default: the sandbox setting)."
-    ),
-]
+# rlm_completion's settings: type, bounds and description come from RLMConfig's fields
+if TYPE_CHECKING:
+    SandboxKind: TypeAlias = str | None
+    Model: TypeAlias = str | None
+    MaxDepth: TypeAlias = int | None
+    MaxIterations: TypeAlias = int | None
+    MaxCostUsd: TypeAlias = float | None
+else:
+    SandboxKind = optional_setting("sandbox")
+    Model = optional_setting("model")
+    MaxDepth = optional_setting("max_depth")
+    MaxIterations = optional_setting("max_iterations")
+    MaxCostUsd = optional_setting("max_cost_usd")
 
 
 async def _guard(work: Awaitable[T]) -> T:
@@ -93,11 +100,11 @@ def build_server(service: RLMService) -> MCPServer[Any]:
                 min_length=1,
             ),
         ] = None,
-        model: Annotated[str | None, Field(description="Root model, e.g. openai/gpt-4o.")] = None,
+        model: Model = None,
         sandbox: SandboxKind = None,
-        max_depth: Annotated[int | None, Field(ge=0, le=16)] = None,
-        max_iterations: Annotated[int | None, Field(ge=1, le=1000)] = None,
-        max_cost_usd: Annotated[float | None, Field(gt=0)] = None,
+        max_depth: MaxDepth = None,
+        max_iterations: MaxIterations = None,
+        max_cost_usd: MaxCostUsd = None,
     ) -> dict[str, Any]:
         """Run a Recursive Language Model over `context` or `files` and return its answer,
         whether it is partial (a limit stopped the run), the usage and the run id (read

@@ -16,16 +16,9 @@ from typing import Any
 from rlmrt.config import RLMConfig, config_with
 from rlmrt.context.search import ContextSearch, check_search_args
 from rlmrt.errors import UsageError
-from rlmrt.events import (
-    Answer,
-    CodeExecuted,
-    Compacted,
-    Event,
-    ModelCallStarted,
-    SubCallFinished,
-    SubCallStarted,
-)
-from rlmrt.mcp.sessions import SessionPool
+from rlmrt.events import Event, EventHandler
+from rlmrt.mcp.sessions import Session, SessionPool
+from rlmrt.observe.describe import describe
 from rlmrt.projects import Project, ProjectRegistry, load_project_config
 from rlmrt.sandbox.kernel import render_value
 
@@ -34,24 +27,13 @@ NO_PROJECT = ""  # the pool key of sessions made without a project
 MAX_VALUE_CHARS = 100_000
 
 
-def describe_event(event: Event) -> str | None:
-    """A progress message for the events worth one, else None."""
-    if isinstance(event, ModelCallStarted):
-        where = "root model" if event.depth == 0 else f"model at depth {event.depth}"
-        return f"asking the {where} ({event.purpose})"
-    if isinstance(event, CodeExecuted):
-        status = "failed" if event.error else "ran"
-        return f"code {status} (iteration {event.iteration}, depth {event.depth})"
-    if isinstance(event, SubCallStarted):
-        return f"sub-call {event.sub_kind}_query started (depth {event.depth})"
-    if isinstance(event, SubCallFinished):
-        state = "finished" if event.ok else "failed"
-        return f"sub-call {event.sub_kind}_query {state} in {event.duration_s:.1f} s"
-    if isinstance(event, Compacted):
-        return "conversation compacted"
-    if isinstance(event, Answer):
-        return "answer ready" + (" (partial)" if event.partial else "")
-    return None
+def progress_message(event: Event) -> str | None:
+    """The progress message of `event` (None for events not worth one): its one-line
+    description, with the depth of a sub-run's events in front."""
+    line = describe(event)
+    if line is None or event.depth == 0:
+        return line
+    return f"depth {event.depth}: {line}"
 
 
 def plain_value(value: Any) -> Any:
@@ -83,6 +65,8 @@ class RLMService:
         self.config_file = config_file
         self.overrides = {k: v for k, v in (overrides or {}).items() if v is not None}
         self.sessions = SessionPool()
+        # get every event of the server's sessions (their code executions)
+        self.handlers: list[EventHandler] = []
         self._searchers: dict[str, ContextSearch] = {}
 
     # -- settings ------------------------------------------------------------------------
@@ -102,7 +86,7 @@ class RLMService:
         key = self.project_key
         if key not in self._searchers:
             config = self.config()
-            if config.context_provider is None:
+            if config.context.provider is None:
                 config = config_with(config, context_provider="local")
             self._searchers[key] = ContextSearch(config)
         return self._searchers[key]
@@ -145,7 +129,7 @@ class RLMService:
                 if isinstance(item, RunResult):
                     result = item
                 elif progress is not None:
-                    message = describe_event(item)
+                    message = progress_message(item)
                     if message is not None:
                         await progress(message)
         finally:
@@ -163,12 +147,8 @@ class RLMService:
 
     # -- sessions ------------------------------------------------------------------------
     async def execute(self, code: str, *, session: str, sandbox: str | None) -> dict[str, Any]:
-        live = await self.sessions.get_or_create(
-            self.project_key, session, self.config(), self.searcher(), sandbox
-        )
-        async with live.lock:
-            result = await live.backend.execute(code)
-            live.executions += 1
+        live = await self._session(session, sandbox)
+        result = await live.code.aexecute(code)
         return {
             "session": live.name,
             "sandbox": live.kind,
@@ -182,39 +162,38 @@ class RLMService:
 
     async def get_variables(self, *, session: str, names: list[str] | None) -> dict[str, Any]:
         live = self.sessions.find(self.project_key, session)
-        async with live.lock:
-            kinds = await live.backend.list_variables()
-            wanted = sorted(kinds) if names is None else names
-            values: dict[str, Any] = {}
-            for i, name in enumerate(wanted):
-                if name not in kinds:
-                    raise UsageError(
-                        f"names[{i}]: no variable {name!r} in session {session!r}"
-                        f" (variables: {', '.join(sorted(kinds)) or 'none'})"
-                    )
-                values[name] = plain_value(await live.backend.get_variable(name))
+        kinds = await live.code.avariables()
+        wanted = sorted(kinds) if names is None else names
+        values: dict[str, Any] = {}
+        for i, name in enumerate(wanted):
+            if name not in kinds:
+                raise UsageError(
+                    f"names[{i}]: no variable {name!r} in session {session!r}"
+                    f" (variables: {', '.join(sorted(kinds)) or 'none'})"
+                )
+            values[name] = plain_value(await live.code.aget_variable(name))
         return {"session": live.name, "types": kinds, "values": values}
 
     async def set_variable(
         self, *, session: str, name: str, value: Any, sandbox: str | None
     ) -> dict[str, Any]:
-        live = await self.sessions.get_or_create(
-            self.project_key, session, self.config(), self.searcher(), sandbox
-        )
-        async with live.lock:
-            try:
-                await live.backend.set_variable(name, value)
-            except (ValueError, UsageError) as exc:
-                raise UsageError(f"name: {exc}") from exc
-            kinds = await live.backend.list_variables()
+        live = await self._session(session, sandbox)
+        try:
+            await live.code.aset_variable(name, value)
+        except (ValueError, UsageError) as exc:
+            raise UsageError(f"name: {exc}") from exc
+        kinds = await live.code.avariables()
         return {"session": live.name, "name": name, "type": kinds.get(name)}
+
+    async def _session(self, name: str, sandbox: str | None) -> Session:
+        return await self.sessions.get_or_create(
+            self.project_key, name, self.config(), self.searcher(), sandbox, self.handlers
+        )
 
     async def clear(self, *, session: str) -> dict[str, Any]:
         """Drop the session's variables: its sandbox is replaced by a fresh one."""
         old = await self.sessions.destroy(self.project_key, session)
-        await self.sessions.get_or_create(
-            self.project_key, session, self.config(), self.searcher(), old.kind
-        )
+        await self._session(session, old.kind)
         return {"session": session, "sandbox": old.kind, "cleared": True}
 
     async def list_sessions(self) -> dict[str, Any]:
@@ -250,7 +229,7 @@ class RLMService:
         hits = await searcher.search(query, max_tokens)
         return {
             "query": query,
-            "provider": searcher.config.context_provider,
+            "provider": searcher.config.context.provider,
             "tokens": sum(hit["tokens"] for hit in hits),
             "hits": hits,
         }
@@ -261,7 +240,7 @@ class RLMService:
         from rlmrt.context.local_index import LocalIndex
 
         config = self.config()
-        index = LocalIndex(config.context_root or Path.cwd(), index_path=config.context_index)
+        index = LocalIndex(config.context.root or Path.cwd(), index_path=config.context.index)
         try:
             stats = await asyncio.to_thread(index.refresh, rebuild=rebuild)
         finally:
@@ -272,22 +251,19 @@ class RLMService:
     def runs(self, limit: int = 50) -> list[dict[str, Any]]:
         from rlmrt.observe.trajectory import list_runs
 
-        folder = self.config().trajectory_dir
+        folder = self.config().trajectory.dir
         return [
             {"run_id": run.run_id, "uri": f"rlm://runs/{run.run_id}"}
             for run in list_runs(folder)[:limit]
         ]
 
     def run(self, run_id: str) -> dict[str, Any]:
-        from rlmrt.events import RunFinished, RunStarted
-        from rlmrt.observe.trajectory import find_run, read_events
+        from rlmrt.observe.summary import read_summary
+        from rlmrt.observe.trajectory import find_run
 
-        found = find_run(self.config().trajectory_dir, run_id)
-        events = read_events(found.path)
-        started = next((e for e in events if isinstance(e, RunStarted) and e.depth == 0), None)
-        finished = next(
-            (e for e in reversed(events) if isinstance(e, RunFinished) and e.depth == 0), None
-        )
+        found = find_run(self.config().trajectory.dir, run_id)
+        events, summary = read_summary(found.path, run_id=found.run_id)
+        started, finished = summary.root, summary.finished
         return {
             "run_id": found.run_id,
             "prompt": started.prompt if started else None,

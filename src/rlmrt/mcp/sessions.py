@@ -1,24 +1,25 @@
 """Named, persistent sandboxes for the MCP tools `execute_python` & co.
 
-A session is one started sandbox backend of any registered kind, with the configured
-quotas, whose variables persist between calls. Sessions belong to a project: the
-pool is keyed by project, so one project never sees another's sessions.
+A session is an engine `CodeSession` (a sandbox of any registered kind, with the
+configured quotas, whose variables persist between calls, and whose executions are
+`CodeExecuted` events for the server's handlers). Sessions belong to a project: the
+pool is keyed by project, so one project never sees another's sessions. Their code
+may search the context; it runs no model.
 """
 
 from __future__ import annotations
 
-import asyncio
 import re
 import time
-from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
-from rlmrt.config import RLMConfig
+from rlmrt.config import RLMConfig, config_with
 from rlmrt.context.search import ContextSearch
+from rlmrt.engine.session import CodeSession
 from rlmrt.errors import ConfigError, UsageError
-from rlmrt.sandbox.base import QueryFailed, SandboxBackend
-from rlmrt.sandbox.facade import SANDBOXES, create_backend
+from rlmrt.events import EventHandler
+from rlmrt.sandbox.facade import SANDBOXES
 
 MAX_SESSIONS = 32
 _SESSION_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,63}$")
@@ -28,48 +29,20 @@ NO_MODEL = (
 )
 
 
-class SessionBridge:
-    """What code in an MCP session may ask of the host: only `context_search`."""
-
-    def __init__(self, searcher: ContextSearch) -> None:
-        self.searcher = searcher
-
-    async def llm_query(self, prompt: str, model: str | None = None) -> str:
-        raise UsageError(NO_MODEL.format(fn="llm_query"))
-
-    async def llm_query_batched(
-        self, prompts: Sequence[str], model: str | None = None
-    ) -> list[str | QueryFailed]:
-        raise UsageError(NO_MODEL.format(fn="llm_query_batched"))
-
-    async def rlm_query(self, prompt: str, context: Any = None) -> str:
-        raise UsageError(NO_MODEL.format(fn="rlm_query"))
-
-    async def rlm_query_batched(
-        self, prompts: Sequence[str], contexts: Sequence[Any] | None = None
-    ) -> list[str | QueryFailed]:
-        raise UsageError(NO_MODEL.format(fn="rlm_query_batched"))
-
-    async def context_search(self, query: str, max_tokens: int = 2000) -> list[dict[str, Any]]:
-        return await self.searcher.search(query, max_tokens)
-
-
 @dataclass
 class Session:
     name: str
     kind: str
-    backend: SandboxBackend
+    code: CodeSession
     created: float = field(default_factory=time.time)
-    executions: int = 0
-    lock: asyncio.Lock = field(default_factory=asyncio.Lock)
 
     async def describe(self) -> dict[str, Any]:
         return {
             "name": self.name,
             "sandbox": self.kind,
             "created": self.created,
-            "executions": self.executions,
-            "variables": await self.backend.list_variables(),
+            "executions": self.code.executions,
+            "variables": await self.code.avariables(),
         }
 
 
@@ -103,6 +76,7 @@ class SessionPool:
         config: RLMConfig,
         searcher: ContextSearch,
         kind: str | None = None,
+        handlers: list[EventHandler] | None = None,
     ) -> Session:
         key = (project, check_session_name(name))
         if kind is not None:
@@ -118,26 +92,27 @@ class SessionPool:
                     " destroy it first or use another session name"
                 )
             return session
-        chosen = kind or config.sandbox
+        chosen = kind or config.sandbox.kind
         if len(self._sessions) >= self.max_sessions:
             raise UsageError(f"session: {self.max_sessions} sessions are open; destroy one first")
-        backend = create_backend(chosen, limits=config.limits, bridge=SessionBridge(searcher))
-        try:
-            await backend.start()
-        except BaseException:
-            await backend.aclose()
-            raise
-        session = Session(name=name, kind=chosen, backend=backend)
+        code = CodeSession(
+            config_with(config, sandbox=chosen),
+            searcher=searcher,
+            handlers=handlers if handlers is not None else [],
+            no_run=NO_MODEL,
+        )
+        await code.astart()  # a sandbox that cannot start fails here, not at a later call
+        session = Session(name=name, kind=chosen, code=code)
         self._sessions[key] = session
         return session
 
     async def destroy(self, project: str, name: str) -> Session:
         session = self.find(project, name)
         del self._sessions[(project, name)]
-        await session.backend.aclose()
+        await session.code.aclose()
         return session
 
     async def aclose(self) -> None:
         sessions, self._sessions = list(self._sessions.values()), {}
         for session in sessions:
-            await session.backend.aclose()
+            await session.code.aclose()

@@ -7,10 +7,9 @@ the reader skips a last line that was cut off mid-write.
 from __future__ import annotations
 
 import json
-from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
-from typing import IO, Any
+from typing import IO
 
 from rlmrt.errors import ConfigError, UsageError
 from rlmrt.events import Event, event_from_dict
@@ -45,29 +44,21 @@ class TrajectoryWriter:
 
 def read_events(path: Path) -> list[Event]:
     """All complete events of a trajectory file."""
-    events: list[Event] = []
-    for data in _read_lines(path):
-        try:
-            events.append(event_from_dict(data))
-        except (TypeError, ValueError):
-            continue  # an event kind from a newer rlmrt: not ours to interpret
-    return events
-
-
-def _read_lines(path: Path) -> Iterator[dict[str, Any]]:
     try:
         text = path.read_text(encoding="utf-8")
     except OSError as exc:
         raise UsageError(f"cannot read trajectory {path}: {exc.strerror or exc}") from exc
-    for line in text.splitlines():
-        if not line.strip():
-            continue
-        try:
-            data = json.loads(line)
-        except json.JSONDecodeError:
-            continue  # a line cut off by a killed process
-        if isinstance(data, dict):
-            yield data
+    return [event for event in map(parse_line, text.splitlines()) if event is not None]
+
+
+def parse_line(line: str | bytes) -> Event | None:
+    """One line of a trajectory as an event; None for a blank line, a line cut off by a
+    killed process, or an event kind from a newer rlmrt (not ours to interpret)."""
+    try:
+        data = json.loads(line)
+        return event_from_dict(data) if isinstance(data, dict) else None
+    except (ValueError, TypeError):  # json.JSONDecodeError is a ValueError
+        return None
 
 
 @dataclass(frozen=True, slots=True)

@@ -14,7 +14,7 @@ import struct
 from collections.abc import Awaitable, Callable
 from typing import Any
 
-from rlmrt.errors import SandboxError
+from rlmrt.errors import KernelTimeout, SandboxError
 from rlmrt.sandbox.base import HostBridge, call_host
 from rlmrt.sandbox.kernel import HOST_FUNCTIONS
 
@@ -22,10 +22,6 @@ __all__ = ["MAX_FRAME", "KernelChannel", "KernelTimeout", "encode_frame"]
 
 MAX_FRAME = 256 << 20
 _HEADER = struct.Struct(">I")
-
-
-class KernelTimeout(SandboxError):
-    """The kernel did not answer a request in time (the channel is unusable after it)."""
 
 
 def encode_frame(msg: dict[str, Any]) -> bytes:

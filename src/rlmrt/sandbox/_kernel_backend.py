@@ -100,7 +100,7 @@ class KernelBackend(SandboxBackend):
     def _kernel_config(self) -> dict[str, Any]:
         limits = self.limits
         return {
-            "timeout_s": limits.timeout_s,
+            "timeout_s": limits.exec_timeout_s,
             "cpu_s": limits.cpu_s,
             "memory_mb": limits.memory_mb,
             "output_bytes": limits.output_bytes,
@@ -235,7 +235,7 @@ class KernelBackend(SandboxBackend):
     async def _execute(self, code: str) -> ExecResult:
         channel = await self._ensure_started()
         started = time.perf_counter()
-        timeout = self.limits.timeout_s
+        timeout = self.limits.exec_timeout_s
         self._killed_for = None
         watcher = asyncio.create_task(self._watch_cpu()) if self.limits.cpu_s else None
         try:
@@ -285,7 +285,7 @@ class KernelBackend(SandboxBackend):
     ) -> ExecResult:
         limits = self.limits
         if reason == "timeout_s":
-            message = timeout_message(limits.timeout_s) + " and did not stop"
+            message = timeout_message(limits.exec_timeout_s) + " and did not stop"
         elif reason == "cpu_s":
             message = cpu_message(limits.cpu_s)
         elif self._oom_killed():

@@ -28,7 +28,7 @@ SMALL_ITERABLE = 200_000
 
 
 class SandboxTimeout(BaseException):
-    """Raised into the user's code when the execute ran past `timeout_s`.
+    """Raised into the user's code when the execute ran past `exec_timeout_s`.
 
     A BaseException so that `except Exception:` in user code does not swallow it.
     """

@@ -14,7 +14,8 @@ from dataclasses import dataclass
 from types import TracebackType
 from typing import Any, Literal, Protocol
 
-from rlmrt.errors import ConfigError
+from pydantic import BaseModel, ConfigDict, Field
+
 from rlmrt.sandbox.kernel import HOST_FUNCTIONS, QueryFailed
 
 __all__ = [
@@ -30,37 +31,53 @@ __all__ = [
 ]
 
 
-@dataclass(frozen=True, slots=True, kw_only=True)
-class Limits:
-    """Resource limits of one sandbox. `None` means "no limit of this kind".
+class Limits(BaseModel):
+    """Resource limits of one code execution in a sandbox. `None` means "no limit of
+    this kind".
 
-    `timeout_s` bounds the wall time of each execute; `memory_mb` the memory the code
-    may use; `output_bytes` how much stdout/stderr one execute may return (the rest is
-    cut with a marker); `cpu_s` the CPU seconds of each execute; `processes` how many
-    processes/threads the code may run at once; `file_bytes` the largest file it may
-    write. A backend that cannot enforce a limit that is set reports it
+    This is the one declaration of the limits: `RLMConfig.limits`, the `rlm run` flags,
+    the `RLM_LIMITS__*` variables and the `Sandbox(...)` keywords all come from these
+    fields. A backend that cannot enforce a limit that is set reports it
     (`SandboxBackend.unenforced_limits()`) instead of ignoring it silently.
     """
 
-    timeout_s: float | None = 30.0
-    memory_mb: int | None = 1024
-    output_bytes: int = 1_000_000
-    cpu_s: float | None = None
-    processes: int | None = None
-    file_bytes: int | None = None
+    model_config = ConfigDict(extra="forbid", frozen=True)
 
-    def __post_init__(self) -> None:
-        for name in LIMIT_NAMES:
-            value = getattr(self, name)
-            if value is not None and value <= 0:
-                raise ConfigError(f"{name} must be > 0, got {value}")
+    exec_timeout_s: float | None = Field(
+        default=30.0,
+        gt=0,
+        le=86_400,
+        description="Wall seconds each code execution may run (the whole run's time is"
+        " budget.max_wall_time_s).",
+    )
+    memory_mb: int | None = Field(
+        default=1024, gt=0, le=1_048_576, description="Memory the code may use, in MB."
+    )
+    output_bytes: int = Field(
+        default=1_000_000,
+        gt=0,
+        le=1_000_000_000,
+        description="Bytes of stdout/stderr one execution returns; the rest is cut with a marker.",
+    )
+    cpu_s: float | None = Field(
+        default=None, gt=0, le=86_400, description="CPU seconds each code execution may use."
+    )
+    processes: int | None = Field(
+        default=None,
+        gt=0,
+        le=100_000,
+        description="Processes (and threads) the code may run at once.",
+    )
+    file_bytes: int | None = Field(
+        default=None, gt=0, description="Largest file the code may write, in bytes."
+    )
 
     def set_names(self) -> list[str]:
         """The names of the limits that are set (not None)."""
         return [name for name in LIMIT_NAMES if getattr(self, name) is not None]
 
 
-LIMIT_NAMES = ("timeout_s", "memory_mb", "output_bytes", "cpu_s", "processes", "file_bytes")
+LIMIT_NAMES = tuple(Limits.model_fields)
 
 
 @dataclass(frozen=True, slots=True)

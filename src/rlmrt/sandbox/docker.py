@@ -108,7 +108,9 @@ class DockerSandbox(KernelBackend):
     @classmethod
     def quota_report(cls) -> list[QuotaStatus]:
         return [
-            QuotaStatus("timeout_s", True, "SIGALRM in the kernel; kill and restart 1 s later"),
+            QuotaStatus(
+                "exec_timeout_s", True, "SIGALRM in the kernel; kill and restart 1 s later"
+            ),
             QuotaStatus("cpu_s", True, "ITIMER_PROF in the kernel, host /proc CPU, RLIMIT_CPU"),
             QuotaStatus("memory_mb", True, "RLIMIT_AS + the container's memory cgroup"),
             QuotaStatus("processes", True, "the container's pids cgroup"),

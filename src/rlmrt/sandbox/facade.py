@@ -2,14 +2,15 @@
 
 from __future__ import annotations
 
-import dataclasses
 from collections.abc import Coroutine
 from types import TracebackType
 from typing import Any, TypeVar
 
+from pydantic import ValidationError
+
 from rlmrt._loop import LoopThread
 from rlmrt._registry import LazyRegistry
-from rlmrt.errors import SandboxClosedError
+from rlmrt.errors import ConfigError, SandboxClosedError
 from rlmrt.sandbox.base import Diagnosis, ExecResult, HostBridge, Limits, SandboxBackend
 from rlmrt.sandbox.kernel import exception_line
 
@@ -56,7 +57,7 @@ class Sandbox:
     """A sandbox usable from synchronous code.
 
     ```python
-    with Sandbox("local", timeout_s=5, memory_mb=512) as sb:
+    with Sandbox("local", exec_timeout_s=5, memory_mb=512) as sb:
         sb.execute("print(1+1)").stdout  # "2\\n"
     ```
 
@@ -69,26 +70,16 @@ class Sandbox:
         kind: str = "local",
         *,
         limits: Limits | None = None,
-        timeout_s: float | None = None,
-        memory_mb: int | None = None,
-        output_bytes: int | None = None,
-        cpu_s: float | None = None,
-        processes: int | None = None,
-        file_bytes: int | None = None,
+        **limit_values: float | None,
     ) -> None:
-        overrides: dict[str, Any] = {
-            key: value
-            for key, value in (
-                ("timeout_s", timeout_s),
-                ("memory_mb", memory_mb),
-                ("output_bytes", output_bytes),
-                ("cpu_s", cpu_s),
-                ("processes", processes),
-                ("file_bytes", file_bytes),
-            )
-            if value is not None
-        }
-        self.limits = dataclasses.replace(limits or Limits(), **overrides)
+        """`limit_values` are `Limits` fields (`exec_timeout_s=5`, `memory_mb=512`);
+        given ones (not None) override `limits`."""
+        given = {name: value for name, value in limit_values.items() if value is not None}
+        try:
+            self.limits = Limits(**{**(limits or Limits()).model_dump(), **given})
+        except ValidationError as exc:
+            problems = "; ".join(f"{e['loc'][0]}: {e['msg']}" for e in exc.errors())
+            raise ConfigError(f"invalid sandbox limits: {problems}") from exc
         self.kind = kind
         self._backend = create_backend(kind, limits=self.limits)
         self._loop = LoopThread(f"rlmrt-sandbox-{kind}")

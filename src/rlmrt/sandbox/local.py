@@ -231,7 +231,7 @@ class LocalSandbox(SandboxBackend):
     @classmethod
     def quota_report(cls) -> list[QuotaStatus]:
         return [
-            QuotaStatus("timeout_s", True, "ticks in loops and functions, a watchdog thread"),
+            QuotaStatus("exec_timeout_s", True, "ticks in loops and functions, a watchdog thread"),
             QuotaStatus("memory_mb", True, "size estimates of big allocations, the process RSS"),
             QuotaStatus("output_bytes", True, "cut while captured"),
             # code here can start no process and open no file: those limits hold a fortiori
@@ -247,7 +247,7 @@ class LocalSandbox(SandboxBackend):
 
         started = time.perf_counter()
         try:
-            with Sandbox(cls.kind, timeout_s=PROBE_TIMEOUT_S) as sandbox:
+            with Sandbox(cls.kind, exec_timeout_s=PROBE_TIMEOUT_S) as sandbox:
                 result = sandbox.execute("print(1+1)")
         except (RLMError, ImportError, OSError) as exc:
             return Diagnosis(status="fail", detail=exception_line(exc))
@@ -358,7 +358,7 @@ class LocalSandbox(SandboxBackend):
         worker = self._ensure_worker()
         state = _ExecState(compiled, asyncio.get_running_loop(), self.limits.output_bytes)
         self._repl.prepare()
-        self._clock.arm(self.limits.timeout_s, worker.ident)
+        self._clock.arm(self.limits.exec_timeout_s, worker.ident)
         self._state = state
         worker.jobs.put(state)
         await self._supervise(state, worker)
@@ -401,7 +401,7 @@ class LocalSandbox(SandboxBackend):
 
     async def _supervise(self, state: _ExecState, worker: _Worker) -> None:
         """Host side: wait for the worker; enforce the deadline and the memory limit."""
-        timeout, watch_memory = self.limits.timeout_s, bool(self._clock.rss_limit)
+        timeout, watch_memory = self.limits.exec_timeout_s, bool(self._clock.rss_limit)
         if timeout is None and not watch_memory:
             await state.future
             return
@@ -453,7 +453,7 @@ class LocalSandbox(SandboxBackend):
         exc = state.exc
         error: str | None = None
         if state.timed_out or isinstance(exc, SandboxTimeout):
-            error = self._repl.format_error(exc, timeout_message(self.limits.timeout_s))
+            error = self._repl.format_error(exc, timeout_message(self.limits.exec_timeout_s))
         elif state.memory_exceeded or isinstance(exc, SandboxMemoryExceeded):
             growth = state.memory_growth or self._clock.growth()
             error = self._repl.format_error(

@@ -110,7 +110,9 @@ class ProcessSandbox(KernelBackend):
             QuotaStatus("isolation", bwrap, isolation),
             QuotaStatus("network", bwrap, "no network namespace" if bwrap else "host network"),
             QuotaStatus("uid", bwrap or not root, uid),
-            QuotaStatus("timeout_s", True, "SIGALRM in the kernel; kill and restart 1 s later"),
+            QuotaStatus(
+                "exec_timeout_s", True, "SIGALRM in the kernel; kill and restart 1 s later"
+            ),
             QuotaStatus(
                 "cpu_s", True, "ITIMER_PROF in the kernel, host /proc tree CPU, RLIMIT_CPU"
             ),

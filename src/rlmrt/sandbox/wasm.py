@@ -46,7 +46,7 @@ import tempfile
 from pathlib import Path
 from typing import Any
 
-from rlmrt.config import default_home
+from rlmrt._home import default_home
 from rlmrt.errors import MissingDependencyError, SandboxError
 from rlmrt.sandbox import _proc
 from rlmrt.sandbox._channel import KernelChannel
@@ -55,7 +55,7 @@ from rlmrt.sandbox.base import Diagnosis, ExecResult, HostBridge, Limits, QuotaS
 from rlmrt.sandbox.kernel import exception_line
 from rlmrt.sandbox.process import ProcessSandbox
 
-__all__ = ["WasmRuntimeMissing", "WasmSandbox", "find_runtime", "runtime_dir"]
+__all__ = ["WasmSandbox", "find_runtime", "runtime_dir"]
 
 DENO_VERSION = "2.9.6"
 PYODIDE_VERSION = "0.29.5"
@@ -75,19 +75,6 @@ SNAPSHOT_TIMEOUT_S = 120.0
 log = logging.getLogger("rlmrt")
 
 
-class WasmRuntimeMissing(MissingDependencyError):
-    """Deno or Pyodide is not installed where the wasm sandbox looks for them."""
-
-    def __init__(self, missing: str, folder: Path) -> None:
-        self.package = missing
-        self.extra = "wasm"
-        Exception.__init__(
-            self,
-            f"the wasm sandbox needs {missing}, not found in {folder};"
-            f" {SETUP_HINT.format(dir=folder)}",
-        )
-
-
 def runtime_dir() -> Path:
     """Where Deno and Pyodide are installed: ``$RLMRT_WASM_DIR`` when set, else
     ``$RLMRT_HOME/wasm``, else ``~/.rlmrt/wasm`` (an installation outlives a changed
@@ -103,16 +90,27 @@ def runtime_dir() -> Path:
 
 
 def find_runtime(folder: Path | None = None) -> tuple[Path, Path]:
-    """(the deno binary, the Pyodide folder), or `WasmRuntimeMissing` naming what is not there."""
+    """(the deno binary, the Pyodide folder), or `MissingDependencyError` naming what is not
+    there."""
     folder = folder or runtime_dir()
     modules = folder / "node_modules"
     deno = modules / "deno" / "deno"
     pyodide = modules / "pyodide"
     if not (deno.is_file() and os.access(deno, os.X_OK)):
-        raise WasmRuntimeMissing(f"Deno ({deno})", folder)
+        raise _runtime_missing(f"Deno ({deno})", folder)
     if not (pyodide / "pyodide.mjs").is_file() or not (pyodide / "pyodide.asm.wasm").is_file():
-        raise WasmRuntimeMissing(f"Pyodide ({pyodide})", folder)
+        raise _runtime_missing(f"Pyodide ({pyodide})", folder)
     return deno, pyodide.resolve()
+
+
+def _runtime_missing(missing: str, folder: Path) -> MissingDependencyError:
+    """Deno or Pyodide is not installed where the wasm sandbox looks for them."""
+    return MissingDependencyError(
+        missing,
+        "wasm",
+        message=f"the wasm sandbox needs {missing}, not found in {folder};"
+        f" {SETUP_HINT.format(dir=folder)}",
+    )
 
 
 class WasmSandbox(ProcessSandbox):
@@ -129,7 +127,7 @@ class WasmSandbox(ProcessSandbox):
             memory += ", cgroup v1 memory.limit_in_bytes"
         return [
             QuotaStatus(
-                "timeout_s", True, "interrupt from a timer thread; kill and restart 1 s later"
+                "exec_timeout_s", True, "interrupt from a timer thread; kill and restart 1 s later"
             ),
             QuotaStatus("cpu_s", True, "host /proc CPU of the Deno process; kill and restart"),
             QuotaStatus("memory_mb", True, memory),
@@ -144,7 +142,7 @@ class WasmSandbox(ProcessSandbox):
     def diagnose(cls) -> Diagnosis:
         try:
             _deno, pyodide = find_runtime()
-        except WasmRuntimeMissing as exc:
+        except MissingDependencyError as exc:
             return Diagnosis(status="warn", detail=f"not ready: {exception_line(exc)}")
         return Diagnosis(
             status="ok",

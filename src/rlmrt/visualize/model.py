@@ -17,7 +17,7 @@ from __future__ import annotations
 from collections.abc import Iterable
 from dataclasses import dataclass, field
 
-from rlmrt.cli.calltree import CallTree, Node, NodeKind, Status
+from rlmrt.observe.calltree import CallTree, Node, NodeKind, Status
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)

@@ -14,9 +14,9 @@ from pathlib import Path
 
 import streamlit as st
 
-from rlmrt.cli import _format as fmt
-from rlmrt.cli.calltree import Node
 from rlmrt.errors import UsageError
+from rlmrt.observe import format as fmt
+from rlmrt.observe.calltree import Node
 from rlmrt.visualize import model, render
 from rlmrt.visualize.runs import Follower, RunChoice, list_choices
 
@@ -30,7 +30,7 @@ def runs_folder() -> Path:
         return Path(named)
     from rlmrt.config import load_config
 
-    return load_config().trajectory_dir
+    return load_config().trajectory.dir
 
 
 def follower(path: Path) -> Follower:
@@ -62,10 +62,9 @@ def show_header(view: Follower) -> None:
     st.caption(f"{summary.model} · {view.path}")
     st.markdown(f"**Question:** {summary.prompt}")
     cols = st.columns(5)
-    status = summary.status if summary.status != "partial" else f"partial ({summary.stop_reason})"
-    cols[0].metric("status", status)
+    cols[0].metric("status", summary.status_text())
     cols[1].metric("model calls", f"{summary.model_calls:,}")
-    cols[2].metric("tokens", f"{summary.input_tokens + summary.output_tokens:,}")
+    cols[2].metric("tokens", f"{summary.total_tokens:,}")
     cols[3].metric("cost", fmt.cost(summary.cost_usd))
     cols[4].metric("time", fmt.duration(summary.wall_time_s))
     if summary.status == "unfinished":

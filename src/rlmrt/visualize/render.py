@@ -8,7 +8,7 @@ from collections.abc import Sequence
 from html import escape
 from typing import Any
 
-from rlmrt.cli.calltree import node_stats
+from rlmrt.observe.calltree import node_stats
 from rlmrt.observe.usage import Usage
 from rlmrt.visualize.model import Bar, TreeRow
 

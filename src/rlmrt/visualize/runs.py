@@ -7,16 +7,15 @@ same model `rlm logs` and the live view of `rlm run` use.
 
 from __future__ import annotations
 
-import json
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from rlmrt.cli import _format as fmt
-from rlmrt.cli.calltree import CallTree
-from rlmrt.cli.logs_cmd import RunSummary, summarize
 from rlmrt.errors import UsageError
-from rlmrt.events import Event, event_from_dict
-from rlmrt.observe.trajectory import list_runs
+from rlmrt.events import Event
+from rlmrt.observe import format as fmt
+from rlmrt.observe.calltree import CallTree
+from rlmrt.observe.summary import RunSummary, summarize
+from rlmrt.observe.trajectory import list_runs, parse_line
 
 MAX_RUNS = 500  # runs offered by the picker (newest first)
 
@@ -84,7 +83,7 @@ class Follower:
         self.offset += complete
         arrived = 0
         for line in data[:complete].splitlines():
-            event = _parse(line)
+            event = parse_line(line)
             if event is not None:
                 self.events.append(event)
                 self.tree(event)
@@ -104,14 +103,4 @@ class Follower:
 
     def summary(self) -> RunSummary:
         run_id = self.tree.root.id if self.tree.root else self.path.stem
-        return summarize(run_id, self.path, self.tree)
-
-
-def _parse(line: bytes) -> Event | None:
-    """One trajectory line as an event; None for a blank, cut-off or unknown line
-    (the same leniency as `read_events`)."""
-    try:
-        data = json.loads(line)
-        return event_from_dict(data) if isinstance(data, dict) else None
-    except (ValueError, TypeError):
-        return None
+        return summarize(self.events, run_id=run_id, path=self.path)

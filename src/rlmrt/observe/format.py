@@ -1,4 +1,4 @@
-"""Small text formatters shared by the commands (numbers, durations, previews)."""
+"""Small text formatters shared by every view of a run (numbers, durations, previews)."""
 
 from __future__ import annotations
 

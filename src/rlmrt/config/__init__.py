@@ -1,0 +1,458 @@
+"""Settings: one tree, declared once.
+
+`RLMConfig` nests one model per concern (`llm`, `limits`, `budget`, `sandbox`,
+`prompt`, `trajectory`, `context`). Every field carries its default, bounds and
+description; `rlm.toml` tables, `RLM_<SECTION>__<FIELD>` variables, the `rlm run`
+flags and the MCP tool schemas are all derived from these fields, so a new setting is
+one field. `load_config()` (in `rlmrt.config._sources`) reads the sources.
+
+Every field also has a *keyword*: a name unique across the tree that says what the
+setting is on its own (`max_depth`, `trajectory_dir`, `sandbox`). Keywords are what
+`RLM(...)`, `RLMConfig(...)`, `config_with(...)` accept next to whole sections, and
+what the CLI flags are named after (`--max-depth`). A field's keyword is its name
+unless it declares another with `keyword(...)` (e.g. `trajectory.dir` is
+`trajectory_dir`).
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Mapping
+from functools import cache
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from pydantic import (
+    BaseModel,
+    ConfigDict,
+    Field,
+    SecretStr,
+    ValidationError,
+    field_validator,
+    model_validator,
+)
+
+from rlmrt._home import default_home
+from rlmrt.errors import ConfigError
+from rlmrt.sandbox.base import Limits
+
+if TYPE_CHECKING:
+    from pydantic.fields import FieldInfo
+
+CONFIG_FILE_NAME = "rlm.toml"
+ENV_PREFIX = "RLM_"
+ENV_NESTED_DELIMITER = "__"
+
+
+def keyword(name: str) -> dict[str, Any]:
+    """`json_schema_extra` that gives a field its keyword (see the module docs)."""
+    return {"keyword": name}
+
+
+class _Section(BaseModel):
+    model_config = ConfigDict(extra="forbid", validate_assignment=True)
+
+
+class ModelPrice(BaseModel):
+    """A custom price in USD per million tokens."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    input_per_mtok: float = Field(ge=0, description="USD per million input tokens.")
+    output_per_mtok: float = Field(ge=0, description="USD per million output tokens.")
+
+
+class LLMSettings(_Section):
+    """The models and how to reach them."""
+
+    model: str | None = Field(
+        default=None, description="Root model as provider/name, e.g. openai/gpt-4o-mini."
+    )
+    sub_model: str | None = Field(
+        default=None, description="Model for llm_query sub-calls (default: the root model)."
+    )
+    api_base: str | None = Field(
+        default=None, description="URL of an OpenAI-compatible server (vLLM, Ollama, a proxy)."
+    )
+    api_key: SecretStr | None = Field(
+        default=None,
+        description="API key. Prefer RLM_LLM__API_KEY or the provider's variable: flags end"
+        " up in shell history.",
+    )
+    sub_system_prompt: str | None = Field(
+        default=None, description="System prompt of llm_query sub-calls."
+    )
+    temperature: float | None = Field(
+        default=None, ge=0, le=2, description="Sampling temperature (default: the model's)."
+    )
+    seed: int | None = Field(default=None, description="Sampling seed, for models that use one.")
+    request_timeout_s: float = Field(
+        default=120.0, gt=0, le=86_400, description="Seconds one model request may take."
+    )
+    max_retries: int = Field(
+        default=3, ge=0, le=20, description="Retries of a failed model request."
+    )
+    prices: dict[str, ModelPrice] = Field(
+        default_factory=dict,
+        description="Prices of models LiteLLM does not know, in USD per million tokens.",
+    )
+
+
+class BudgetLimits(_Section):
+    """Limits of a whole run tree (None: unlimited). A child run draws on what its
+    parent's tree has left."""
+
+    max_depth: int = Field(default=1, ge=0, le=16, description="Deepest rlm_query recursion.")
+    max_iterations: int = Field(default=20, ge=1, le=1000, description="Model/code rounds per run.")
+    max_model_calls: int | None = Field(
+        default=None, ge=1, description="Model calls of the whole tree."
+    )
+    max_input_tokens: int | None = Field(
+        default=None, ge=1, description="Input tokens of the whole tree."
+    )
+    max_output_tokens: int | None = Field(
+        default=None, ge=1, description="Output tokens of the whole tree."
+    )
+    max_cost_usd: float | None = Field(
+        default=None, gt=0, description="Cost of the whole tree in USD."
+    )
+    max_wall_time_s: float | None = Field(
+        default=None,
+        gt=0,
+        description="Wall seconds of the whole run (one code execution: limits.exec_timeout_s).",
+    )
+    max_concurrency: int = Field(
+        default=64, ge=1, le=4096, description="Model calls running at once in one run tree."
+    )
+    max_concurrent_runs: int = Field(
+        default=8,
+        ge=1,
+        le=1024,
+        description="Child runs (and their sandboxes) running at once in one run tree; more"
+        " wait their turn.",
+    )
+
+
+class SandboxSettings(_Section):
+    """Where code runs. The per-execution limits are the `limits` section."""
+
+    kind: str = Field(
+        default="local",
+        description="Sandbox backend: local, process, wasm or docker.",
+        json_schema_extra=keyword("sandbox"),
+    )
+    pool: int = Field(
+        default=2,
+        ge=0,
+        le=64,
+        description="Started sandboxes kept ready for slow-starting kinds (docker, wasm,"
+        " process); 0: off.",
+        json_schema_extra=keyword("sandbox_pool"),
+    )
+
+    @field_validator("kind")
+    @classmethod
+    def _known_sandbox(cls, value: str) -> str:
+        from rlmrt.sandbox.facade import SANDBOXES
+
+        try:
+            return SANDBOXES.check(value)
+        except ConfigError as exc:
+            raise ValueError(str(exc)) from exc
+
+
+class PromptSettings(_Section):
+    """What the model is shown: prompt rules, output cuts, compaction."""
+
+    profile: str = Field(
+        default="auto",
+        description='Extra prompt rules for a family of models: "auto" (by the model\'s'
+        ' name), "small" (models of <= 4B parameters) or "default".',
+        json_schema_extra=keyword("prompt_profile"),
+    )
+    max_output_chars: int = Field(
+        default=20_000,
+        ge=200,
+        le=10_000_000,
+        description="Characters of one execution's output shown to the model.",
+    )
+    context_window_tokens: int | None = Field(
+        default=None,
+        ge=1,
+        description="The root model's window, for compaction (default: LiteLLM's number"
+        " when it knows the model, else no compaction).",
+    )
+    compact_at: float = Field(
+        default=0.8,
+        gt=0,
+        le=1,
+        description="Compact the root conversation when it fills this share of the window.",
+    )
+
+    @field_validator("profile")
+    @classmethod
+    def _known_profile(cls, value: str) -> str:
+        from rlmrt.prompt_profiles import profile_for
+
+        try:
+            profile_for(None, value)
+        except ConfigError as exc:
+            raise ValueError(str(exc)) from exc
+        return value
+
+
+class TrajectorySettings(_Section):
+    """The JSON-lines record of each run, read by `rlm logs` and `rlm replay`."""
+
+    dir: Path = Field(
+        default_factory=lambda: default_home() / "runs",
+        description="Folder for trajectory files (default: RLMRT_HOME/runs).",
+        json_schema_extra=keyword("trajectory_dir"),
+    )
+    save: bool = Field(
+        default=True,
+        description="Write a trajectory file for each run.",
+        json_schema_extra=keyword("save_trajectory"),
+    )
+
+    @field_validator("dir")
+    @classmethod
+    def _expand(cls, value: Path) -> Path:
+        return value.expanduser()
+
+
+class ContextSettings(_Section):
+    """`context_search()` in the REPL."""
+
+    provider: str | None = Field(
+        default=None,
+        description='Context provider: "local" indexes context_root, "snipara" uses the'
+        " SNIPARA_* variables; none: off.",
+        json_schema_extra=keyword("context_provider"),
+    )
+    root: Path | None = Field(
+        default=None,
+        description="Folder the local provider indexes (default: the working folder, or"
+        " the project's root).",
+        json_schema_extra=keyword("context_root"),
+    )
+    index: Path | None = Field(
+        default=None,
+        description="The local provider's index file (default: a file under RLMRT_HOME/index).",
+        json_schema_extra=keyword("context_index"),
+    )
+
+    @field_validator("provider")
+    @classmethod
+    def _known_provider(cls, value: str | None) -> str | None:
+        from rlmrt.context.base import PROVIDERS
+
+        if value is None or value.strip().lower() in ("", "none"):
+            return None
+        try:
+            return PROVIDERS.check(value)
+        except ConfigError as exc:
+            raise ValueError(str(exc)) from exc
+
+    @field_validator("root", "index")
+    @classmethod
+    def _expand_optional(cls, value: Path | None) -> Path | None:
+        return None if value is None else value.expanduser()
+
+
+class RLMConfig(BaseModel):
+    """Everything that shapes a run, as one tree of sections.
+
+    Takes sections (`budget=BudgetLimits(...)` or `budget={...}`) and single settings by
+    their keyword (`max_depth=2`, `sandbox="docker"`); see `keywords()`.
+    """
+
+    model_config = ConfigDict(extra="forbid", validate_assignment=True)
+
+    llm: LLMSettings = Field(default_factory=LLMSettings, description="Models.")
+    limits: Limits = Field(default_factory=Limits, description="Limits of each code execution.")
+    budget: BudgetLimits = Field(default_factory=BudgetLimits, description="Run-tree budgets.")
+    sandbox: SandboxSettings = Field(default_factory=SandboxSettings, description="Sandbox.")
+    prompt: PromptSettings = Field(default_factory=PromptSettings, description="Prompts.")
+    trajectory: TrajectorySettings = Field(
+        default_factory=TrajectorySettings, description="Run records."
+    )
+    context: ContextSettings = Field(default_factory=ContextSettings, description="Search.")
+
+    @model_validator(mode="before")
+    @classmethod
+    def _sections_from_keywords(cls, data: Any) -> Any:
+        if isinstance(data, Mapping):
+            return nest_keywords(data)
+        return data
+
+    def api_key_value(self) -> str | None:
+        return self.llm.api_key.get_secret_value() if self.llm.api_key else None
+
+    def public_dict(self) -> dict[str, Any]:
+        """The settings as plain data, with the API key masked."""
+        data = self.model_dump(mode="json")
+        if self.llm.api_key is not None:
+            data["llm"]["api_key"] = "***"
+        return data
+
+
+SECTIONS: dict[str, type[BaseModel]] = {
+    name: field.annotation  # type: ignore[misc]
+    for name, field in RLMConfig.model_fields.items()
+}
+
+# Settings whose flat name of before the tree is not their keyword now.
+RENAMED = {"timeout_s": "exec_timeout_s"}
+
+
+def field_keyword(name: str, field: FieldInfo) -> str:
+    extra = field.json_schema_extra
+    if isinstance(extra, dict) and isinstance(extra.get("keyword"), str):
+        return str(extra["keyword"])
+    return name
+
+
+@cache
+def keywords() -> dict[str, tuple[str, str]]:
+    """Each setting's keyword -> (section, field), over the whole tree."""
+    found: dict[str, tuple[str, str]] = {}
+    for section, model in SECTIONS.items():
+        for name, field in model.model_fields.items():
+            found[field_keyword(name, field)] = (section, name)
+    return found
+
+
+def setting_field(section: str, name: str) -> FieldInfo:
+    return SECTIONS[section].model_fields[name]
+
+
+BOUND_NAMES = ("ge", "gt", "le", "lt")
+
+
+def setting_bounds(field: FieldInfo) -> dict[str, Any]:
+    """The bounds of a setting as `Field` keywords, e.g. {"ge": 0, "le": 16}."""
+    return {
+        name: getattr(item, name)
+        for item in field.metadata
+        for name in BOUND_NAMES
+        if getattr(item, name, None) is not None
+    }
+
+
+def optional_setting(key: str) -> Any:
+    """`Annotated[T | None, Field(...)]` for the setting `key` (a keyword): its type,
+    bounds and description, None meaning "as configured". For schemas of fronts (MCP
+    tools, HTTP requests) that let a caller set it."""
+    from typing import Annotated
+
+    field = setting_field(*keywords()[key])
+    described = Field(description=field.description, **setting_bounds(field))
+    return Annotated[field.annotation | None, described]  # type: ignore[operator]
+
+
+def moved_hint(flat_name: str) -> str | None:
+    """Where a flat setting of before the tree lives now, e.g. "[budget] max_depth"."""
+    place = keywords().get(RENAMED.get(flat_name, flat_name))
+    return None if place is None else f"[{place[0]}] {place[1]}"
+
+
+def nest_keywords(data: Mapping[str, Any]) -> dict[str, Any]:
+    """Sections and keywords as sections: `{"max_depth": 2}` -> `{"budget": {"max_depth": 2}}`.
+
+    Keywords win over the same setting in a section given alongside. A string for
+    `sandbox` is its kind. Unknown names are left for validation to report."""
+    nested: dict[str, Any] = {}
+    leaves: list[tuple[str, str, Any]] = []
+    index = keywords()
+    for key, value in data.items():
+        if key == "sandbox" and isinstance(value, str):
+            leaves.append(("sandbox", "kind", value))
+        elif key in SECTIONS:
+            nested[key] = value
+        elif key in index:
+            leaves.append((*index[key], value))
+        else:
+            nested[key] = value
+    for section, name, value in leaves:
+        current = nested.get(section)
+        if isinstance(current, BaseModel):
+            current = current.model_dump(exclude_unset=True)
+        elif current is None:
+            current = {}
+        nested[section] = {**current, name: value}
+    return nested
+
+
+def merge_settings(base: dict[str, Any], update: Mapping[str, Any]) -> dict[str, Any]:
+    """`update` merged into `base`, table by table (a section given as a model counts
+    with the fields that were set on it)."""
+    result = dict(base)
+    for key, value in update.items():
+        if isinstance(value, BaseModel):
+            value = value.model_dump(exclude_unset=True)
+        if isinstance(value, Mapping) and isinstance(result.get(key), Mapping):
+            result[key] = merge_settings(dict(result[key]), value)
+        else:
+            result[key] = value
+    return result
+
+
+def config_with(config: RLMConfig, **overrides: Any) -> RLMConfig:
+    """A copy of `config` with `overrides` (sections or keywords; None values are
+    ignored), validated."""
+    given = nest_keywords({k: v for k, v in overrides.items() if v is not None})
+    try:
+        return RLMConfig.model_validate(merge_settings(config.model_dump(), given))
+    except ValidationError as exc:
+        raise ConfigError(describe_errors(exc, lambda _path: "arguments")) from exc
+
+
+def describe_errors(exc: ValidationError, origin: Any) -> str:
+    """One line per error, naming the setting and where its value came from.
+
+    `origin(path)` names the source of the value at `path` (a tuple of names)."""
+    lines = []
+    for error in exc.errors():
+        path = tuple(str(part) for part in error["loc"])
+        name = ".".join(path) or "?"
+        message = error["msg"].removeprefix("Value error, ")
+        if error["type"] == "extra_forbidden":
+            hint = moved_hint(path[-1]) if path else None
+            message = "unknown setting" + (f"; it moved to {hint}" if hint else "")
+        lines.append(f"{name} ({origin(path)}): {message}")
+    return "invalid settings: " + "; ".join(lines)
+
+
+def find_config_file(start: Path | None = None) -> Path | None:
+    """The nearest rlm.toml from `start` (default: the working folder) upwards."""
+    folder = (start or Path.cwd()).resolve()
+    for candidate in (folder, *folder.parents):
+        path = candidate / CONFIG_FILE_NAME
+        if path.is_file():
+            return path
+    return None
+
+
+def load_config(
+    *,
+    config_file: Path | None = None,
+    env: Mapping[str, str] | None = None,
+    search: bool = True,
+    defaults: Mapping[str, Any] | None = None,
+    defaults_source: str = "defaults",
+    **overrides: Any,
+) -> RLMConfig:
+    """Merge `defaults` (a project's), rlm.toml, RLM_* variables and `overrides`
+    (sections or keywords; None values are ignored), later sources winning. Errors name
+    the source of each bad value."""
+    from rlmrt.config._sources import gather
+
+    return gather(
+        config_file=config_file,
+        env=os.environ if env is None else env,
+        search=search,
+        defaults=defaults or {},
+        defaults_source=defaults_source,
+        overrides=overrides,
+    ).config()

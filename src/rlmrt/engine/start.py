@@ -1,0 +1,178 @@
+"""The one way a run starts: `Engine.run`.
+
+`RLM` (its completions and streams), `RLMSession`, replays and the servers all start
+runs here. An `Engine` is what runs are made with (the model client, the settings, the
+sandbox pool, the context search and the event handlers); a front that needs another
+client or other settings (a replay) builds its own `Engine`, it never changes one.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import secrets
+from collections.abc import AsyncGenerator, AsyncIterator, Awaitable, Callable, Iterator
+from dataclasses import dataclass, field
+from datetime import datetime, timezone
+from pathlib import Path
+from typing import TypeVar
+
+from rlmrt._loop import LoopThread
+from rlmrt.config import RLMConfig
+from rlmrt.context.search import ContextSearch
+from rlmrt.engine.context_input import LoadedContext
+from rlmrt.engine.run import Run, SessionTurn
+from rlmrt.engine.tree import RunTree
+from rlmrt.errors import ConfigError
+from rlmrt.events import Event, EventBus, EventHandler
+from rlmrt.llm.base import ModelClient
+from rlmrt.observe.trajectory import SUFFIX, TrajectoryWriter
+from rlmrt.observe.usage import Usage
+from rlmrt.sandbox.pool import SandboxPool
+
+__all__ = ["Engine", "RunResult", "check_prompt", "iterate_on", "new_run_id", "stream_run"]
+
+T = TypeVar("T")
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class RunResult:
+    """The outcome of a run.
+
+    `answer` is the final answer as text (None only when a limit stopped the run and
+    even the best-effort call failed). `partial` is True when a limit ended the run;
+    `stop_reason` names it ("final" when the model answered). `usage` covers the whole
+    run tree.
+    """
+
+    answer: str | None
+    partial: bool
+    stop_reason: str
+    usage: Usage
+    run_id: str
+    trajectory_path: Path | None
+    iterations: int
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class Engine:
+    """What runs are made with. `sandboxes` gives every run that is not a session's
+    turn its fresh sandbox (children of a session's run too); `handlers` get every
+    event of every run (the list may grow: `RLM.subscribe`)."""
+
+    client: ModelClient
+    config: RLMConfig
+    sandboxes: SandboxPool
+    searcher: ContextSearch | None = None
+    handlers: list[EventHandler] = field(default_factory=list)
+
+    async def run(
+        self,
+        prompt: str,
+        context: LoadedContext,
+        *,
+        on_event: EventHandler | None = None,
+        stream_root: bool = False,
+        turn: SessionTurn | None = None,
+        run_id: str | None = None,
+    ) -> RunResult:
+        """Run `prompt` over `context` to its answer.
+
+        `stream_root` adds the root model's token deltas to the events; `turn` runs it
+        in a session's sandbox; `run_id` is given by replays, which keep the recorded
+        ids (code may have seen them in a session's `history`)."""
+        check_prompt(prompt)
+        run_id = run_id or new_run_id()
+        bus = EventBus()
+        writer: TrajectoryWriter | None = None
+        if self.config.trajectory.save:
+            writer = TrajectoryWriter(self.config.trajectory.dir / f"{run_id}{SUFFIX}")
+            bus.subscribe(writer)
+        for handler in self.handlers:
+            bus.subscribe(handler)
+        if on_event is not None:
+            bus.subscribe(on_event)
+        tree = RunTree(
+            config=self.config,
+            client=self.client,
+            bus=bus,
+            run_id=run_id,
+            stream_root=stream_root,
+            sandboxes=self.sandboxes,
+            searcher=self.searcher,
+        )
+        root = Run(
+            tree,
+            prompt=prompt,
+            context=context,
+            depth=0,
+            call_id=run_id,
+            parent_call_id=None,
+            turn=turn,
+        )
+        try:
+            outcome = await root.execute()
+        finally:
+            if writer is not None:
+                writer.close()
+        return RunResult(
+            answer=outcome.answer,
+            partial=outcome.partial,
+            stop_reason=outcome.stop_reason,
+            usage=tree.ledger.total(),
+            run_id=run_id,
+            trajectory_path=writer.path if writer else None,
+            iterations=outcome.iterations,
+        )
+
+
+def new_run_id() -> str:
+    """Sortable by time, unique enough for one user's runs."""
+    now = datetime.now(timezone.utc)
+    return f"{now:%Y%m%d-%H%M%S}{now.microsecond // 1000:03d}-{secrets.token_hex(4)}"
+
+
+def check_prompt(prompt: object) -> None:
+    if not isinstance(prompt, str) or not prompt.strip():
+        raise ConfigError("the prompt must be a non-empty string")
+
+
+async def stream_run(
+    start: Callable[[EventHandler], Awaitable[RunResult]],
+) -> AsyncGenerator[Event | RunResult, None]:
+    """Run `start(on_event)` as a task; yield its events as they arrive, then its result.
+
+    Leaving the loop early (break, an error) cancels the run."""
+    queue: asyncio.Queue[Event] = asyncio.Queue()
+    task = asyncio.ensure_future(start(queue.put_nowait))
+    try:
+        while True:
+            getter = asyncio.ensure_future(queue.get())
+            done, _ = await asyncio.wait({getter, task}, return_when=asyncio.FIRST_COMPLETED)
+            if getter in done:
+                yield getter.result()
+                continue
+            getter.cancel()
+            while not queue.empty():
+                yield queue.get_nowait()
+            yield task.result()
+            return
+    finally:
+        if not task.done():
+            task.cancel()
+            await asyncio.gather(task, return_exceptions=True)
+
+
+def iterate_on(loop: LoopThread, agen: AsyncGenerator[T, None]) -> Iterator[T]:
+    """An async generator driven from sync code, on a facade's loop."""
+    try:
+        while True:
+            try:
+                yield loop.run(_anext(agen))
+            except StopAsyncIteration:
+                return
+    finally:
+        loop.run(agen.aclose())
+
+
+async def _anext(agen: AsyncIterator[T]) -> T:
+    return await agen.__anext__()

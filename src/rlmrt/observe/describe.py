@@ -1,0 +1,79 @@
+"""The one-line description of an event: the progress lines of `rlm run` (when not on
+a terminal) and the progress messages of the MCP `rlm_completion` tool."""
+
+from __future__ import annotations
+
+from rlmrt.events import (
+    Answer,
+    BudgetWarning,
+    CodeExecuted,
+    Compacted,
+    CostWarning,
+    Event,
+    ModelCallFailed,
+    ModelCallFinished,
+    ModelCallStarted,
+    RunErrored,
+    RunFinished,
+    RunStarted,
+    RunWaited,
+    SubCallFinished,
+    SubCallStarted,
+)
+from rlmrt.observe import format as fmt
+
+
+def describe(event: Event) -> str | None:
+    """A one-line description of `event` (None for events not worth a line)."""
+    if isinstance(event, RunStarted):
+        return (
+            f'run started: "{fmt.preview(event.prompt)}" (model {event.model}, sandbox '
+            f"{event.sandbox}, {fmt.context(event.context_metadata)})"
+        )
+    if isinstance(event, ModelCallStarted):
+        return f"model call ({event.purpose}) to {event.model}"
+    if isinstance(event, ModelCallFinished):
+        return (
+            f"model call ({event.purpose}) done: {event.input_tokens:,} in / "
+            f"{event.output_tokens:,} out tok, {fmt.cost(event.cost_usd)}, "
+            f"{fmt.duration(event.duration_s)}"
+        )
+    if isinstance(event, ModelCallFailed):
+        return f"model call ({event.purpose}) failed: {event.error_type}: {event.message}"
+    if isinstance(event, CodeExecuted):
+        if event.error:
+            lines = event.error.strip().splitlines()
+            result = "error: " + (lines[-1] if lines else "?")
+        else:
+            result = fmt.preview(event.stdout) or "(no output)"
+        return f"code ran (iteration {event.iteration}, {fmt.duration(event.duration_s)}): {result}"
+    if isinstance(event, SubCallStarted):
+        return f'{event.sub_kind}_query: "{fmt.preview(event.prompt)}"'
+    if isinstance(event, SubCallFinished):
+        outcome = "done" if event.ok else f"failed: {event.error}"
+        return f"{event.sub_kind}_query {outcome} ({fmt.duration(event.duration_s)})"
+    if isinstance(event, (BudgetWarning, CostWarning)):
+        return f"warning: {event.message}"
+    if isinstance(event, Compacted):
+        return (
+            f"conversation compacted: {event.messages_before} messages, "
+            f"{event.tokens_before:,} of {event.window_tokens:,} tok"
+        )
+    if isinstance(event, RunWaited):
+        return (
+            f"waited {fmt.duration(event.waited_s)} for a run slot"
+            f" (max_concurrent_runs {event.limit})"
+        )
+    if isinstance(event, Answer):
+        return "partial answer (best effort)" if event.partial else f"answer ready ({event.source})"
+    if isinstance(event, RunErrored):
+        return f"error: {event.error_type}: {event.message}"
+    if isinstance(event, RunFinished):
+        usage = event.usage
+        total = int(usage.get("input_tokens", 0)) + int(usage.get("output_tokens", 0))
+        return (
+            f"run finished: {event.stop_reason}, {event.iterations} iterations, "
+            f"{fmt.tokens(total)}, {fmt.cost(float(usage.get('cost_usd', 0.0)))}, "
+            f"{fmt.duration(float(usage.get('wall_time_s', 0.0)))}"
+        )
+    return None
