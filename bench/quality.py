@@ -263,6 +263,8 @@ def main() -> int:
         if unknown:
             raise ValueError(f"unknown systems {unknown}; known: {', '.join(SYSTEMS)}")
         systems = [SYSTEMS[name] for name in args.systems.split(",")]
+        if run_rlms in systems and not args.check and not RLMS_PYTHON.exists():
+            raise ValueError(f"rlms needs its venv at {RLMS_PYTHON} (see bench/README.md)")
     except ValueError as exc:
         parser.error(str(exc))
     if args.list:
