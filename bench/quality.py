@@ -102,7 +102,7 @@ def is_right(answer: str | None, expected: str) -> bool:
 def default_max_iterations() -> int:
     from rlmrt import RLMConfig
 
-    return RLMConfig().max_iterations
+    return RLMConfig().budget.max_iterations
 
 
 def run_rlmrt(task: Task, url: str, model: str) -> Outcome:
@@ -111,7 +111,8 @@ def run_rlmrt(task: Task, url: str, model: str) -> Outcome:
     from rlmrt import RLM, RLMConfig
     from rlmrt.local.default import use_local_model
 
-    rlm = RLM(config=use_local_model(RLMConfig(max_wall_time_s=RUN_TIMEOUT_S)))
+    config, client = use_local_model(RLMConfig(max_wall_time_s=RUN_TIMEOUT_S))
+    rlm = RLM(config=config, client=client)
     started = time.perf_counter()
     try:
         result = rlm.completion(task.question, context=task.context)
