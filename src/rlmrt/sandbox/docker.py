@@ -64,6 +64,17 @@ _client: DockerClient | None = None
 _swept = False
 
 
+def image_present(tag: str = DEFAULT_IMAGE) -> bool:
+    """Whether the engine has the image `tag`."""
+    import docker.errors
+
+    try:
+        docker_client().images.get(tag)
+    except docker.errors.ImageNotFound:
+        return False
+    return True
+
+
 def docker_client() -> DockerClient:
     """One Docker client per process, checked to reach the engine."""
     global _client
@@ -121,8 +132,6 @@ class DockerSandbox(KernelBackend):
     @classmethod
     def diagnose(cls) -> Diagnosis:
         """Whether the Docker SDK, a reachable engine and the sandbox image are there."""
-        from rlmrt.sandbox.docker_image import image_present
-
         fix = "run scripts/setup-docker (as root)"
         try:
             version = docker_client().version().get("Version", "?")
