@@ -222,9 +222,9 @@ def rerun_on_model(
 def _replaying(recording: Recording, settings: RLMConfig) -> RLM:
     """An RLM answered by `recording`'s replies, recursing as deep as it did, saving no
     trajectory (building it starts nothing)."""
-    quiet = config_with(settings, max_depth=recording.max_depth())
+    quiet = config_with(settings, max_depth=recording.max_depth(), save_trajectory=False)
     client = ReplayClient(recording.events)
-    rlm = RLM(config=quiet.model_copy(update={"save_trajectory": False}), client=client)
+    rlm = RLM(config=quiet, client=client)
     rlm.subscribe(client.observe)
     return rlm
 
@@ -250,7 +250,7 @@ async def _run_chain(
             fresh = rerun_last
             result = await rlms[-1].engine.run(
                 rec.root.prompt,
-                load_context(first),
+                load_context(first, rlms[-1].config.input),
                 on_event=events.append,
                 run_id=None if fresh else rec.root.run_id,
             )

@@ -426,7 +426,17 @@ class Run:
     async def _best_effort(
         self, sandbox: SandboxBackend, messages: list[Message], reason: str
     ) -> str | None:
-        """One last call for the best answer from what is known; the work is kept."""
+        """One last call for the best answer from what is known; the work is kept.
+
+        Skipped when a token or cost budget is spent (any reply would overspend it);
+        bounded by the closing slice past the wall-time budget (`RunTree.model_call`)."""
+        spent = self.tree.budget.spent_token_or_cost()
+        if spent is not None:
+            self._report(
+                f"the best-effort answer call was skipped: {spent} is spent",
+                "BudgetExceededError",
+            )
+            return None
         request: list[Message] = [
             *messages,
             {"role": "user", "content": BEST_EFFORT_PROMPT.format(reason=reason)},
@@ -437,7 +447,7 @@ class Run:
                 parent_call_id=self.call_id,
                 depth=self.depth,
                 purpose="final",
-                check_budget=False,
+                closing=True,
             )
         except (ModelError, BudgetExceededError) as exc:
             self._report(f"the best-effort answer call failed: {exc}", type(exc).__name__)
@@ -499,7 +509,7 @@ class Run:
         )
 
     async def _child(self, prompt: str, context: Any, call_id: str) -> str:
-        loaded = load_context(prompt if context is None else context)
+        loaded = load_context(prompt if context is None else context, self.config.input)
         child = Run(
             self.tree,
             prompt=prompt,

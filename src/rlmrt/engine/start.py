@@ -20,9 +20,9 @@ from rlmrt._loop import LoopThread
 from rlmrt.config import RLMConfig
 from rlmrt.context.search import ContextSearch
 from rlmrt.engine.context_input import LoadedContext
-from rlmrt.engine.run import Run, SessionTurn
+from rlmrt.engine.run import Run, RunOutcome, SessionTurn
 from rlmrt.engine.tree import RunTree
-from rlmrt.errors import ConfigError
+from rlmrt.errors import ConfigError, ModelError
 from rlmrt.events import Event, EventBus, EventHandler
 from rlmrt.llm.base import ModelClient
 from rlmrt.observe.trajectory import SUFFIX, TrajectoryWriter
@@ -77,7 +77,9 @@ class Engine:
     ) -> RunResult:
         """Run `prompt` over `context` to its answer.
 
-        `stream_root` adds the root model's token deltas to the events; `turn` runs it
+        `stream_root` adds the root model's token deltas to the events (and a model
+        error, such as a stream cut mid-reply, ends the run with an "error" result
+        instead of raising: a stream ends with its result); `turn` runs it
         in a session's sandbox; `run_id` is given by replays, which keep the recorded
         ids (code may have seen them in a session's `history`)."""
         check_prompt(prompt)
@@ -111,6 +113,18 @@ class Engine:
         )
         try:
             outcome = await root.execute()
+        except ModelError:
+            if not stream_root:
+                raise
+            # a stream ends with its result: this one says the run failed (its
+            # RunErrored event, already streamed, says why)
+            outcome = RunOutcome(
+                answer=None,
+                partial=True,
+                stop_reason="error",
+                iterations=root.iterations,
+                usage=tree.ledger.total(),
+            )
         finally:
             if writer is not None:
                 writer.close()

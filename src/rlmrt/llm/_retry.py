@@ -144,7 +144,7 @@ class Failure:
         cls, message = self._describe(
             target, f" (after {attempts} attempts)" if attempts > 1 else ""
         )
-        return cls(message, status=self.status, body=self.body)
+        return cls(message, status=self.status, body=self.body, attempts=attempts)
 
     def _describe(self, target: Target, after: str) -> tuple[type[ModelError], str]:
         model, where = target.model, target.where
