@@ -30,13 +30,15 @@ class RLM:
     """A Recursive Language Model runtime.
 
     ```python
-    rlm = RLM(model="openai/gpt-4o-mini", sandbox="local", max_depth=2)
-    result = rlm.completion("How many invoices are overdue?", context=Path("ledger.txt"))
+    with RLM(model="openai/gpt-4o-mini", sandbox="local", max_depth=2) as rlm:
+        result = rlm.completion("How many invoices are overdue?", context=Path("ledger.txt"))
     ```
 
     Settings are the fields of `RLMConfig`, given as keyword arguments; they override
     `RLM_*` environment variables, which override `rlm.toml`. Pass `config=` to use a
-    ready `RLMConfig` as is, and `client=` to use your own `ModelClient`.
+    ready `RLMConfig` as is, and `client=` to use your own `ModelClient`. Close it
+    (`with`, `async with`, `close()`, `aclose()`) to release its connections and
+    sandboxes; one nobody closed releases its sync loop's at collection or exit.
     """
 
     def __init__(
@@ -131,8 +133,7 @@ class RLM:
             await self.aclose()
         finally:
             self._release.detach()
-            if self._sync.started:  # its sync calls used the facade's loop too
-                await asyncio.to_thread(self.close)
+            await asyncio.to_thread(self._sync.stop)
 
     # -- sync facade ----------------------------------------------------------------
     def completion(self, prompt: str, context: Any = None) -> RunResult:
