@@ -43,6 +43,7 @@ def test_a_stream_cut_mid_reply_ends_with_a_result(serve, make_rlm) -> None:
     result = items[-1]
     assert isinstance(result, RunResult)
     assert (result.answer, result.partial, result.stop_reason) == (None, True, "error")
+    assert result.error is not None and "broke off after" in result.error
     errors = [e for e in items if isinstance(e, RunErrored)]
     assert "broke off after" in errors[0].message
 

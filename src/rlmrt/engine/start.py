@@ -41,7 +41,8 @@ class RunResult:
     `answer` is the final answer as text (None only when a limit stopped the run and
     even the best-effort call failed). `partial` is True when a limit ended the run;
     `stop_reason` names it ("final" when the model answered). `usage` covers the whole
-    run tree.
+    run tree. `error` says why a streamed run failed (`stop_reason` "error"): a stream
+    ends with its result, where `completion` raises.
     """
 
     answer: str | None
@@ -51,6 +52,7 @@ class RunResult:
     run_id: str
     trajectory_path: Path | None
     iterations: int
+    error: str | None = None
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -84,6 +86,7 @@ class Engine:
         ids (code may have seen them in a session's `history`)."""
         check_prompt(prompt)
         run_id = run_id or new_run_id()
+        error: str | None = None
         bus = EventBus()
         writer: TrajectoryWriter | None = None
         if self.config.trajectory.save:
@@ -113,9 +116,10 @@ class Engine:
         )
         try:
             outcome = await root.execute()
-        except ModelError:
+        except ModelError as exc:
             if not stream_root:
                 raise
+            error = str(exc)
             # a stream ends with its result: this one says the run failed (its
             # RunErrored event, already streamed, says why)
             outcome = RunOutcome(
@@ -136,6 +140,7 @@ class Engine:
             run_id=run_id,
             trajectory_path=writer.path if writer else None,
             iterations=outcome.iterations,
+            error=error,
         )
 
 
