@@ -13,6 +13,7 @@ import asyncio
 import itertools
 import time
 from collections.abc import Sequence
+from typing import Any
 
 from rlmrt.config import RLMConfig
 from rlmrt.context.search import ContextSearch
@@ -118,14 +119,17 @@ class RunTree:
         if not closing:
             self.budget.check()
         call_id = self.new_call_id()
+        ids: dict[str, Any] = {
+            "run_id": self.run_id,
+            "call_id": call_id,
+            "parent_call_id": parent_call_id,
+            "depth": depth,
+        }
         model_name = (
             model or (self.config.llm.sub_model if purpose == "sub" else None) or self.client.model
         )
         started_event = ModelCallStarted(
-            run_id=self.run_id,
-            call_id=call_id,
-            parent_call_id=parent_call_id,
-            depth=depth,
+            **ids,
             model=model_name,
             purpose=purpose,
             message_count=len(messages),
@@ -137,10 +141,7 @@ class RunTree:
             def emit_delta(text: str) -> None:
                 self.emit(
                     TokenDelta(
-                        run_id=self.run_id,
-                        call_id=call_id,
-                        parent_call_id=parent_call_id,
-                        depth=depth,
+                        **ids,
                         text=text,
                     )
                 )
@@ -157,10 +158,7 @@ class RunTree:
         except (ModelError, BudgetExceededError, asyncio.CancelledError) as exc:
             self.emit(
                 ModelCallFailed(
-                    run_id=self.run_id,
-                    call_id=call_id,
-                    parent_call_id=parent_call_id,
-                    depth=depth,
+                    **ids,
                     model=model_name,
                     purpose=purpose,
                     error_type=type(exc).__name__,
@@ -175,10 +173,7 @@ class RunTree:
         if reply.cut_at is not None:
             self.emit(
                 BudgetWarning(
-                    run_id=self.run_id,
-                    call_id=call_id,
-                    parent_call_id=parent_call_id,
-                    depth=depth,
+                    **ids,
                     limit="max_reply_chars",
                     message=(
                         f"the reply of model {model_name} was cut at {reply.cut_at:,} characters"
@@ -196,10 +191,7 @@ class RunTree:
             self._cost_warned.add(model_name)
             self.emit(
                 CostWarning(
-                    run_id=self.run_id,
-                    call_id=call_id,
-                    parent_call_id=parent_call_id,
-                    depth=depth,
+                    **ids,
                     model=model_name,
                     message=(
                         f"no price known for model {model_name!r}: its cost counts as 0; "
@@ -209,10 +201,7 @@ class RunTree:
             )
         self.emit(
             ModelCallFinished(
-                run_id=self.run_id,
-                call_id=call_id,
-                parent_call_id=parent_call_id,
-                depth=depth,
+                **ids,
                 model=model_name,
                 purpose=purpose,
                 response=reply.text,
