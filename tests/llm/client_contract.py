@@ -276,14 +276,17 @@ class ModelClientContract:
         assert elapsed < 2
 
     @pytest.mark.parametrize("streamed", [False, True])
+    @pytest.mark.parametrize("words", [True, False], ids=["words", "one_word"])
     async def test_a_long_reply_is_cut_at_max_reply_chars(
         self,
         make_client: MakeClient,
         server: ScriptedOpenAIServer,
         replies: ReplyQueue,
         streamed: bool,
+        words: bool,
     ) -> None:
-        text = "".join(f"w{i} " for i in range(300_000))  # 2 MB, no repeats (LiteLLM stops those)
+        # 2 MB in many stream events, without repeats (LiteLLM stops those); or in one
+        text = "".join(f"w{i} " for i in range(300_000)) if words else "A" * 2_000_000
         replies.push(text)
         deltas: list[str] = []
         async with make_client(server.url, max_reply_chars=5_000) as client:

@@ -19,7 +19,7 @@ import dataclasses
 import json
 import os
 import re
-from collections.abc import Sequence
+from collections.abc import AsyncIterator, Sequence
 from typing import TYPE_CHECKING, Any
 
 import aiohttp
@@ -227,7 +227,8 @@ async def _collect_stream(
     done = False
     size = 0
     try:
-        async for raw in response.content:
+        line_cap = limit * _MAX_BYTES_PER_CHAR + _ENVELOPE_BYTES
+        async for raw, whole in _sse_lines(response, line_cap):
             line = raw.strip()
             if not line.startswith(b"data:"):
                 continue
@@ -235,6 +236,12 @@ async def _collect_stream(
             if data == b"[DONE]":
                 done = True
                 break
+            if not whole:  # one event over the cap: its text's start is all we keep
+                prefix = _content_prefix(data, limit - size, model)
+                parts.append(prefix)
+                on_delta(prefix)
+                size += len(prefix)
+                return _cut_stream(response, parts, model, usage, last_choice)
             chunk = orjson.loads(data)
             usage = chunk.get("usage") or usage
             for choice in (chunk.get("choices") or [])[:1]:
@@ -247,10 +254,7 @@ async def _collect_stream(
                 if choice.get("finish_reason"):
                     last_choice = choice
             if size >= limit:
-                response.close()
-                reply = _reply("".join(parts), model, usage, last_choice)
-                tokens = reply.output_tokens or size // 4 + 1  # the usage chunk comes last
-                return dataclasses.replace(reply, output_tokens=tokens, cut_at=size)
+                return _cut_stream(response, parts, model, usage, last_choice)
     except (aiohttp.ClientError, asyncio.TimeoutError, ValueError) as exc:
         if not parts:
             raise
@@ -264,6 +268,41 @@ async def _collect_stream(
             raise aiohttp.ClientPayloadError(message)
         raise ModelResponseError(f"{message} after {sum(map(len, parts))} characters")
     return _reply("".join(parts), model, usage, last_choice)
+
+
+def _cut_stream(
+    response: aiohttp.ClientResponse,
+    parts: list[str],
+    model: str,
+    usage: Any,
+    choice: dict[str, Any],
+) -> ModelReply:
+    """The reply of a stream that reached `max_reply_chars`: the rest is not read."""
+    response.close()
+    reply = _reply("".join(parts), model, usage, choice)
+    tokens = reply.output_tokens or len(reply.text) // 4 + 1  # the usage chunk comes last
+    return dataclasses.replace(reply, output_tokens=tokens, cut_at=len(reply.text))
+
+
+async def _sse_lines(
+    response: aiohttp.ClientResponse, max_bytes: int
+) -> AsyncIterator[tuple[bytes, bool]]:
+    """The lines of a server-sent-events body, each with True; a line longer than
+    `max_bytes` ends the iteration as its first `max_bytes` bytes, with False.
+    (aiohttp's own line reader raises on lines over 512 KiB, outside its error types.)"""
+    buffer = bytearray()
+    async for piece in response.content.iter_chunked(1 << 16):
+        buffer += piece
+        start = 0
+        while (end := buffer.find(b"\n", start)) >= 0:
+            yield bytes(buffer[start:end]), True
+            start = end + 1
+        del buffer[:start]
+        if len(buffer) > max_bytes:
+            yield bytes(buffer[:max_bytes]), False
+            return
+    if buffer:
+        yield bytes(buffer), True
 
 
 def _reply(text: str, model: str, usage: Any, choice: dict[str, Any]) -> ModelReply:
