@@ -428,13 +428,12 @@ class Run:
     ) -> str | None:
         """One last call for the best answer from what is known; the work is kept.
 
-        Skipped when a token or cost budget is spent (any reply would overspend it);
-        bounded by the closing slice past the wall-time budget (`RunTree.model_call`)."""
-        spent = self.tree.budget.spent_token_or_cost()
-        if spent is not None:
+        Skipped when a token or cost budget is spent (any reply would overspend it) or
+        the closing slice past the wall-time budget is over (`Budget.closing_call_refusal`)."""
+        refusal = self.tree.budget.closing_call_refusal()
+        if refusal is not None:
             self._report(
-                f"the best-effort answer call was skipped: {spent} is spent",
-                "BudgetExceededError",
+                f"the best-effort answer call was skipped: {refusal}", "BudgetExceededError"
             )
             return None
         request: list[Message] = [

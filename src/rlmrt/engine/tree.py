@@ -232,11 +232,9 @@ class RunTree:
         call = self.client.complete(
             messages, model=model, on_delta=on_delta, temperature=temperature, **options
         )
-        remaining = self.budget.remaining_time_s()
+        remaining = self.budget.closing_time_left_s() if closing else self.budget.remaining_time_s()
         if remaining is None:
             return await call
-        if closing:
-            remaining += self.budget.closing_slice_s() or 0.0
         try:
             return await asyncio.wait_for(call, timeout=max(remaining, 0.001))
         except asyncio.TimeoutError as exc:
