@@ -190,8 +190,8 @@ def test_input_token_and_cost_budgets(serve, make_rlm) -> None:
 
 def test_wall_time_budget_interrupts_a_slow_model_call(serve, make_rlm) -> None:
     server = serve(scripted(root=[Reply(text="FINAL(late)", delay_s=5), "FINAL(in time)"]))
-    # the closing call gets min(10 s, 10% of the budget) past it: 0.1 s here
-    result = make_rlm(server, max_wall_time_s=1.0).completion("q", context="c")
+    # the closing call gets min(10 s, 10% of the budget) past it: 0.2 s here
+    result = make_rlm(server, max_wall_time_s=2.0).completion("q", context="c")
     assert (result.stop_reason, result.partial, result.answer) == (
         "max_wall_time_s",
         True,
