@@ -279,3 +279,10 @@ async def test_a_cancelled_run_closes_its_open_model_call(serve, make_rlm) -> No
     assert [(e.error_type, e.message) for e in errored] == [("CancelledError", "CancelledError")]
     assert events[-1].kind == "run_finished"
     await rlm.aclose()
+
+
+def test_every_request_counts_as_a_model_call(serve, make_rlm) -> None:
+    server = serve(scripted(root=[Reply(status=503, text="busy"), "FINAL(ok)"]))
+    result = make_rlm(server, max_retries=1).completion("q", context="c")
+    assert result.answer == "ok"
+    assert result.usage.model_calls == 2 == len(server.requests)

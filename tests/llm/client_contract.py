@@ -109,6 +109,7 @@ class ModelClientContract:
         async with make_client(server.url, retry=fast_retry(3)) as client:
             reply = await client.complete(MESSAGES)
         assert reply.text == "recovered"
+        assert reply.attempts == 3
         assert len(server.requests) == 3
 
     async def test_500_after_all_retries_keeps_status_and_body(

@@ -209,6 +209,7 @@ class RunTree:
                 output_tokens=reply.output_tokens,
                 cost_usd=cost,
                 duration_s=time.perf_counter() - started,
+                attempts=reply.attempts,
             )
         )
         return reply

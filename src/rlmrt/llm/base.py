@@ -32,6 +32,7 @@ class ModelReply:
     output_tokens: int = 0
     finish_reason: str | None = None
     cut_at: int | None = None
+    attempts: int = 1  # requests made for it, retries included
 
 
 class ModelClient(ABC):

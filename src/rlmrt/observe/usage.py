@@ -69,7 +69,7 @@ class UsageLedger:
                 usage = self._usage.setdefault(run, Usage())
                 usage.input_tokens += event.input_tokens
                 usage.output_tokens += event.output_tokens
-                usage.model_calls += 1
+                usage.model_calls += event.attempts
                 usage.cost_usd += event.cost_usd
                 run = self._parent_run.get(run)
         elif isinstance(event, ModelCallFailed) and event.parent_call_id is not None:
