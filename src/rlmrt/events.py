@@ -19,9 +19,10 @@ from dataclasses import dataclass, field
 from typing import Any, ClassVar, Literal
 
 # 2: `RunStarted.session` (a run made in a session). 3: `RunWaited` (a child run queued
-# for a slot). Readers take any version: a field a newer version added is ignored, one
-# an older version lacks keeps its default; an unknown kind is an error.
-EVENT_SCHEMA_VERSION = 3
+# for a slot). 4: `attempts` of model calls. Readers take any version: a field a newer
+# version added is ignored, one an older version lacks keeps its default; an unknown
+# kind is an error.
+EVENT_SCHEMA_VERSION = 4
 
 SubCallKind = Literal["llm", "rlm"]
 ModelCallPurpose = Literal["root", "sub", "final", "compact"]
@@ -94,6 +95,7 @@ class ModelCallFinished(Event):
     output_tokens: int
     cost_usd: float
     duration_s: float
+    attempts: int = 1  # requests made, retries included: each counts as a model call
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -104,6 +106,7 @@ class ModelCallFailed(Event):
     error_type: str
     message: str
     duration_s: float
+    attempts: int = 1  # requests made, retries included: each counts as a model call
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)

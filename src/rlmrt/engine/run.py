@@ -474,7 +474,16 @@ class Run:
     async def _best_effort(
         self, sandbox: SandboxBackend, messages: list[Message], reason: str
     ) -> str | None:
-        """One last call for the best answer from what is known; the work is kept."""
+        """One last call for the best answer from what is known; the work is kept.
+
+        Skipped when a token or cost budget is spent (any reply would overspend it) or
+        the closing slice past the wall-time budget is over (`Budget.closing_call_refusal`)."""
+        refusal = self.tree.budget.closing_call_refusal()
+        if refusal is not None:
+            self._report(
+                f"the best-effort answer call was skipped: {refusal}", "BudgetExceededError"
+            )
+            return None
         request: list[Message] = [
             *messages,
             {"role": "user", "content": BEST_EFFORT_PROMPT.format(reason=reason)},
@@ -485,7 +494,7 @@ class Run:
                 parent_call_id=self.call_id,
                 depth=self.depth,
                 purpose="final",
-                check_budget=False,
+                closing=True,
             )
         except (ModelError, BudgetExceededError) as exc:
             self._report(f"the best-effort answer call failed: {exc}", type(exc).__name__)
@@ -556,7 +565,7 @@ class Run:
         )
 
     async def _child(self, prompt: str, context: Any, call_id: str) -> str:
-        loaded = load_context(prompt if context is None else context)
+        loaded = load_context(prompt if context is None else context, self.config.input)
         child = Run(
             self.tree,
             prompt=prompt,
