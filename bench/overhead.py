@@ -55,7 +55,6 @@ DISTRIBUTIONS = {
 RUNTIMES = ("rlmrt", *OBSERVED, "rlms", "rlm-runtime")
 DRIVERS = {
     "rlmrt": BENCH / "drivers" / "rlmrt_driver.py",
-    **dict.fromkeys(OBSERVED, BENCH / "drivers" / "rlmrt_driver.py"),
     "rlms": BENCH / "drivers" / "rlms_driver.py",
     "rlm-runtime": BENCH / "drivers" / "rlm_runtime_driver.py",
 }
@@ -68,16 +67,21 @@ MIB = 1 << 20
 RUN_TIMEOUT_S = 1800.0
 
 
+BASELINE = "rlmrt@base"  # rlmrt from another checkout (--baseline), side by side
+BASELINE_SRC: list[Path] = []  # that checkout's src/, once --baseline sets it
+
+
 def python_for(runtime: str) -> Path:
-    if DISTRIBUTIONS[runtime] == "rlmrt":
+    if _driver(runtime) == "rlmrt":
         return ROOT / ".venv" / "bin" / "python"
     return PEERS_DIR / runtime / "bin" / "python"
 
 
-def child_env() -> dict[str, str]:
+def child_env(runtime: str = "rlmrt") -> dict[str, str]:
     env = dict(os.environ)
     # rlmrt may not be installed in the project venv (no editable install): use src/.
-    env["PYTHONPATH"] = os.pathsep.join(p for p in (str(ROOT / "src"), env.get("PYTHONPATH")) if p)
+    src = BASELINE_SRC[0] if runtime == BASELINE else ROOT / "src"
+    env["PYTHONPATH"] = os.pathsep.join(p for p in (str(src), env.get("PYTHONPATH")) if p)
     env["PYTHONUNBUFFERED"] = "1"
     # litellm (rlmrt, rlm-runtime) would fetch its model price map from the internet
     env["LITELLM_LOCAL_MODEL_COST_MAP"] = "True"
@@ -100,10 +104,25 @@ def setup_peers() -> None:
         print(f"{name}: {_version(name)}", flush=True)
 
 
+def _driver(runtime: str) -> str:
+    """The runtime whose driver and model protocol `runtime` uses."""
+    return "rlmrt" if runtime == BASELINE or runtime in OBSERVED else runtime
+
+
 def _version(runtime: str) -> str:
+    if runtime == BASELINE:
+        head = subprocess.run(
+            ["git", "-C", str(BASELINE_SRC[0]), "rev-parse", "--short", "HEAD"],
+            capture_output=True,
+            text=True,
+        )
+        return f"{BASELINE_SRC[0].parent} at {head.stdout.strip() or '?'}"
     probe = f"import importlib.metadata as m; print(m.version({DISTRIBUTIONS[runtime]!r}))"
     done = subprocess.run(
-        [str(python_for(runtime)), "-c", probe], capture_output=True, text=True, env=child_env()
+        [str(python_for(runtime)), "-c", probe],
+        capture_output=True,
+        text=True,
+        env=child_env(runtime),
     )
     return done.stdout.strip() if done.returncode == 0 else "not installed"
 
@@ -268,21 +287,20 @@ def run_one(
         "k": k,
         "observe": OBSERVED.get(runtime),
     }
-    protocol = DISTRIBUTIONS[runtime]  # the model plays rlmrt's protocol for its variants
-    server.command(cmd="configure", runtime=protocol, k=k, word=WORD, latency_ms=latency_ms)
+    server.command(cmd="configure", runtime=_driver(runtime), k=k, word=WORD, latency_ms=latency_ms)
     workdir = Path(tempfile.mkdtemp(prefix=f"bench-{runtime}-"))
     stderr_path = workdir / "stderr.txt"
     proc: subprocess.Popen[str] | None = None
     try:
         with stderr_path.open("w") as stderr:
             proc = subprocess.Popen(
-                [str(python_for(runtime)), str(DRIVERS[runtime]), json.dumps(spec)],
+                [str(python_for(runtime)), str(DRIVERS[_driver(runtime)]), json.dumps(spec)],
                 stdin=subprocess.PIPE,
                 stdout=subprocess.PIPE,
                 stderr=stderr,
                 text=True,
                 cwd=workdir,
-                env=child_env(),
+                env=child_env(runtime),
             )
             assert proc.stdout is not None
             assert proc.stdin is not None
@@ -354,7 +372,7 @@ def summarize(records: list[dict[str, Any]]) -> list[dict[str, Any]]:
         groups.setdefault(key, []).append(record)
     rows = []
     for (size_mib, k, latency_ms, runtime), group in sorted(
-        groups.items(), key=lambda item: (*item[0][:3], RUNTIMES.index(item[0][3]))
+        groups.items(), key=lambda item: (*item[0][:3], (*RUNTIMES, BASELINE).index(item[0][3]))
     ):
         ok = [r for r in group if "error" not in r]
 
@@ -473,7 +491,18 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--latencies", nargs="+", type=int, default=[0, 50], help="ms")
     parser.add_argument("--no-warmup", action="store_true", help="measure the first call too")
     parser.add_argument("--out", type=Path, default=None, help="results JSON path")
+    parser.add_argument(
+        "--baseline",
+        type=Path,
+        default=None,
+        help=f"another checkout of rlmrt, run side by side as {BASELINE!r}",
+    )
     args = parser.parse_args(argv)
+    if args.baseline is not None:
+        if not (args.baseline / "src" / "rlmrt").is_dir():
+            parser.error(f"--baseline {args.baseline}: no src/rlmrt there")
+        BASELINE_SRC.append(args.baseline.resolve() / "src")
+        args.runtimes = [*args.runtimes, BASELINE]
 
     if args.setup:
         setup_peers()

@@ -1,18 +1,16 @@
 """Answer quality on the local model: rlmrt against rlms and a direct call.
 
-A generated task set with known answers, contexts of 100 KB to 1 MB (far beyond the
-model's 8K-token window):
+Generated task families with known answers, contexts of 80 KB to 1 MB (far beyond the
+model's 8K-token window), split into a tuning half and a held-out half
+(`quality_tasks.py`; `--list` shows them). Each task runs three ways on the same local
+model server (Qwen2.5-Coder-1.5B, GGUF Q4_K_M, llama-cpp-python):
 
-- count: how many log lines have a given level (exact count);
-- needle: one access code hidden in filler text;
-- aggregate: the total of the invoice amounts of one customer with one status.
-
-Each task runs three ways on the same local model server (Qwen2.5-Coder-1.5B, GGUF
-Q4_K_M, llama-cpp-python, temperature 0, seed 0):
-
-- rlmrt: `RLM(...)` in this process, local sandbox, max_depth 1;
+- rlmrt: `RLM(...)` in this process with the settings a user gets by default on the
+  local model (`use_local_model` over a default `RLMConfig`: default `max_iterations`,
+  sandbox and profile, no task hints); only a wall-time cap is added;
 - rlms: `rlms` 0.1.3 (the paper's implementation) in its own venv
-  (`bench/.peers/rlms`, see bench/README.md), `sampling_args` temperature 0, seed 0;
+  (`bench/.peers/rlms`, see bench/README.md), `sampling_args` temperature 0, seed 0,
+  rlmrt's default `max_iterations`;
 - direct: one chat call with the question and the context cut to what fits the
   window: the first 20,000 characters, or fewer lines when those are over 7,700
   tokens by the server's tokenizer.
@@ -20,15 +18,17 @@ Q4_K_M, llama-cpp-python, temperature 0, seed 0):
 An answer is right when the expected value appears in it as a whole word (numbers
 compared without thousands separators). The same check for all three.
 
-    .venv/bin/python bench/quality.py [--sizes 100000,300000,1000000] [--systems ...] [--tasks ...]
+    .venv/bin/python bench/quality.py [--split tuning|heldout|all] [--families a,b]
+        [--sizes 100000,300000,1000000] [--per-family N] [--seed 7] [--systems ...]
+    .venv/bin/python bench/quality.py --check   # every family, every size; no model
 """
 
 from __future__ import annotations
 
 import argparse
 import json
-import random
 import re
+import statistics
 import subprocess
 import sys
 import tempfile
@@ -40,25 +40,21 @@ from typing import Any
 
 import httpx
 
+from quality_check import check
+from quality_tasks import FAMILIES, MAX_SIZE, MIN_SIZE, SPLITS, Task, make_tasks, select_families
+
 BENCH = Path(__file__).resolve().parent
 RLMS_PYTHON = BENCH / ".peers" / "rlms" / "bin" / "python"
 DIRECT_CHARS = 20_000
 DIRECT_TOKENS = 7_700  # of the 8,192-token window: the question, the template, 256 out
-MAX_ITERATIONS = 12
 RUN_TIMEOUT_S = 300.0  # a run that needs longer on this model counts as wrong
-
-
-@dataclass(frozen=True)
-class Task:
-    name: str
-    question: str
-    context: str
-    answer: str
 
 
 @dataclass
 class Outcome:
     task: str
+    family: str
+    split: str
     system: str
     right: bool
     seconds: float
@@ -68,99 +64,29 @@ class Outcome:
     error: str | None = None
 
 
-# -- the task generator -------------------------------------------------------------------
-
-_WORDS = [
-    "river",
-    "stone",
-    "market",
-    "lantern",
-    "harbor",
-    "copper",
-    "signal",
-    "meadow",
-    "archive",
-    "orbit",
-    "ledger",
-    "window",
-    "canyon",
-    "pepper",
-    "violet",
-    "engine",
-    "garden",
-    "thunder",
-    "silver",
-    "marble",
-    "forest",
-    "beacon",
-]
-_SERVICES = ("auth", "billing", "search", "mailer", "gateway", "scheduler")
-_CUSTOMERS = ("Acme Corp", "Globex", "Initech", "Umbrella", "Hooli", "Stark Industries")
-
-
-def _sentence(rng: random.Random) -> str:
-    return " ".join(rng.choice(_WORDS) for _ in range(rng.randint(6, 14))).capitalize() + "."
-
-
-def count_task(rng: random.Random, size: int) -> Task:
-    lines, errors = [], 0
-    while sum(len(line) + 1 for line in lines) < size:
-        level = rng.choices(("INFO", "WARN", "ERROR", "DEBUG"), (60, 20, 7, 13))[0]
-        errors += level == "ERROR"
-        stamp = (
-            f"2026-03-{rng.randint(1, 28):02d}T{rng.randint(0, 23):02d}:{rng.randint(0, 59):02d}"
-        )
-        lines.append(f"{stamp} [{level}] {rng.choice(_SERVICES)}: {_sentence(rng)}")
-    return Task(
-        f"count-{size // 1000}k",
-        "How many log lines have the level ERROR (written as [ERROR])? Answer with the number.",
-        "\n".join(lines),
-        str(errors),
+def outcome(
+    task: Task,
+    system: str,
+    seconds: float,
+    answer: str | None,
+    input_tokens: int = 0,
+    output_tokens: int = 0,
+    error: str | None = None,
+) -> Outcome:
+    """How `system` did on `task`, judged by `is_right` (the same check for every system)."""
+    right = is_right(answer, task.answer)
+    return Outcome(
+        task.name,
+        task.family,
+        task.split,
+        system,
+        right,
+        seconds,
+        input_tokens,
+        output_tokens,
+        answer,
+        error,
     )
-
-
-def needle_task(rng: random.Random, size: int) -> Task:
-    paragraphs = []
-    while sum(len(p) + 2 for p in paragraphs) < size:
-        paragraphs.append(" ".join(_sentence(rng) for _ in range(rng.randint(3, 7))))
-    vault = rng.choice(("Orion", "Vega", "Lyra", "Draco"))
-    code = f"{rng.randint(1000, 9999)}-{rng.choice('ABCDEFGHJK')}{rng.choice('LMNPQRSTUV')}"
-    at = rng.randint(len(paragraphs) // 4, len(paragraphs) - 1)
-    paragraphs.insert(at, f"The access code for vault {vault} is {code}. Keep it safe.")
-    return Task(
-        f"needle-{size // 1000}k",
-        f"What is the access code for vault {vault}? Answer with the code.",
-        "\n\n".join(paragraphs),
-        code,
-    )
-
-
-def aggregate_task(rng: random.Random, size: int) -> Task:
-    lines, total, number = [], 0, 0
-    customer = rng.choice(_CUSTOMERS)
-    while sum(len(line) + 1 for line in lines) < size:
-        number += 1
-        who = rng.choice(_CUSTOMERS)
-        status = rng.choice(("paid", "open", "overdue"))
-        amount = rng.randint(10, 5000)
-        if who == customer and status == "overdue":
-            total += amount
-        lines.append(
-            f"INV-{number:06d} | 2026-{rng.randint(1, 12):02d}-{rng.randint(1, 28):02d} |"
-            f" customer: {who} | amount: {amount} USD | status: {status}"
-        )
-    return Task(
-        f"aggregate-{size // 1000}k",
-        f"What is the total amount in USD of the invoices of {customer} whose status is"
-        " overdue? Answer with the number.",
-        "\n".join(lines),
-        str(total),
-    )
-
-
-def make_tasks(sizes: list[int], seed: int) -> list[Task]:
-    rng = random.Random(seed)
-    return [make(rng, size) for size in sizes for make in (count_task, needle_task, aggregate_task)]
 
 
 def is_right(answer: str | None, expected: str) -> bool:
@@ -173,37 +99,34 @@ def is_right(answer: str | None, expected: str) -> bool:
 # -- the three systems ----------------------------------------------------------------------
 
 
-def run_rlmrt(task: Task, url: str, model: str) -> Outcome:
-    from rlmrt import RLM
+def default_max_iterations() -> int:
+    from rlmrt import RLMConfig
 
-    rlm = RLM(
-        model=f"openai/{model}",
-        api_base=url,
-        api_key="sk-local",
-        temperature=0,
-        seed=0,
-        max_iterations=MAX_ITERATIONS,
-        max_wall_time_s=RUN_TIMEOUT_S,
-        sandbox="local",
-        save_trajectory=True,
-    )
+    return RLMConfig().budget.max_iterations
+
+
+def run_rlmrt(task: Task, url: str, model: str) -> Outcome:
+    """A run as a user without a configured model gets it; `url` and `model` are the
+    server `use_local_model` finds again."""
+    from rlmrt import RLM, RLMConfig
+    from rlmrt.local.default import use_local_model
+
+    config, client = use_local_model(RLMConfig(max_wall_time_s=RUN_TIMEOUT_S))
+    rlm = RLM(config=config, client=client)
     started = time.perf_counter()
     try:
         result = rlm.completion(task.question, context=task.context)
     except Exception as exc:  # a failed run is a wrong answer, with its reason
-        return Outcome(
-            task.name, "rlmrt", False, time.perf_counter() - started, 0, 0, None, str(exc)
-        )
+        return outcome(task, "rlmrt", time.perf_counter() - started, None, error=str(exc))
     finally:
         rlm.close()
-    return Outcome(
-        task.name,
+    return outcome(
+        task,
         "rlmrt",
-        is_right(result.answer, task.answer),
         time.perf_counter() - started,
+        result.answer,
         result.usage.input_tokens,
         result.usage.output_tokens,
-        result.answer,
     )
 
 
@@ -219,7 +142,7 @@ def run_rlms(task: Task, url: str, model: str) -> Outcome:
                     "model": model,
                     "question": task.question,
                     "context_file": str(context_file),
-                    "max_iterations": MAX_ITERATIONS,
+                    "max_iterations": default_max_iterations(),
                 }
             )
         )
@@ -232,21 +155,19 @@ def run_rlms(task: Task, url: str, model: str) -> Outcome:
                 timeout=RUN_TIMEOUT_S,
             )
         except subprocess.TimeoutExpired:
-            took = time.perf_counter() - started
-            return Outcome(task.name, "rlms", False, took, 0, 0, None, "timed out")
+            return outcome(task, "rlms", time.perf_counter() - started, None, error="timed out")
     lines = [line for line in done.stdout.splitlines() if line.startswith("{")]
     if not lines:
         error = (done.stderr.strip().splitlines() or ["no output"])[-1][:300]
-        return Outcome(task.name, "rlms", False, time.perf_counter() - started, 0, 0, None, error)
+        return outcome(task, "rlms", time.perf_counter() - started, None, error=error)
     out = json.loads(lines[-1])
-    return Outcome(
-        task.name,
+    return outcome(
+        task,
         "rlms",
-        is_right(out["answer"], task.answer),
         out["seconds"],
+        out["answer"],
         int(out.get("input_tokens") or 0),
         int(out.get("output_tokens") or 0),
-        out["answer"],
         out["error"],
     )
 
@@ -260,16 +181,15 @@ def run_direct(task: Task, url: str, model: str) -> Outcome:
         answer = reply["choices"][0]["message"]["content"]
     except (httpx.HTTPError, KeyError, ValueError) as exc:
         took = time.perf_counter() - started
-        return Outcome(task.name, "direct", False, took, 0, 0, None, f"{type(exc).__name__}: {exc}")
+        return outcome(task, "direct", took, None, error=f"{type(exc).__name__}: {exc}")
     usage = reply.get("usage") or {}
-    return Outcome(
-        task.name,
+    return outcome(
+        task,
         "direct",
-        is_right(answer, task.answer),
         time.perf_counter() - started,
+        answer,
         int(usage.get("prompt_tokens") or 0),
         int(usage.get("completion_tokens") or 0),
-        answer,
     )
 
 
@@ -316,46 +236,103 @@ SYSTEMS: dict[str, Callable[[Task, str, str], Outcome]] = {
 }
 
 
-def main() -> None:
+def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--sizes", default="100000,300000,1000000")
-    parser.add_argument("--systems", default="rlmrt,rlms,direct")
-    parser.add_argument("--tasks", default="count,needle,aggregate", help="task kinds to run")
+    parser.add_argument("--split", choices=[*SPLITS, "all"], default="all")
+    parser.add_argument("--families", help=f"comma-separated, of: {', '.join(FAMILIES)}")
+    parser.add_argument("--sizes", default="100000,300000,1000000", help="characters")
+    parser.add_argument(
+        "--per-family",
+        type=int,
+        help="instances per family, sizes taken in turn (default: one per size; --check: 2)",
+    )
     parser.add_argument("--seed", type=int, default=7)
+    parser.add_argument("--systems", default="rlmrt,rlms,direct")
     parser.add_argument("--out", type=Path, default=BENCH / "results" / "quality.json")
+    parser.add_argument(
+        "--check",
+        action="store_true",
+        help=f"generate every family at {MIN_SIZE:,} to {MAX_SIZE:,} characters and recheck"
+        " every answer independently; no model",
+    )
+    parser.add_argument("--list", action="store_true", help="list the families and exit")
     args = parser.parse_args()
+    try:
+        families = select_families(args.families, args.split)
+        sizes = [int(size) for size in args.sizes.split(",")]
+        unknown = sorted(set(args.systems.split(",")) - set(SYSTEMS))
+        if unknown:
+            raise ValueError(f"unknown systems {unknown}; known: {', '.join(SYSTEMS)}")
+        systems = [SYSTEMS[name] for name in args.systems.split(",")]
+        if run_rlms in systems and not args.check and not RLMS_PYTHON.exists():
+            raise ValueError(f"rlms needs its venv at {RLMS_PYTHON} (see bench/README.md)")
+    except ValueError as exc:
+        parser.error(str(exc))
+    if args.list:
+        for family in families:
+            print(f"{family.name:12} {family.split:8} {family.shape}")
+        return 0
+    if args.check:
+        return 1 if check(families, args.seed, args.per_family or 2) else 0
     from rlmrt.local.catalog import get_model
     from rlmrt.local.server import ensure_server
 
     model = get_model(None)
     url = ensure_server(model).base_url
-    kinds = set(args.tasks.split(","))
-    tasks = make_tasks([int(s) for s in args.sizes.split(",")], args.seed)
-    tasks = [task for task in tasks if task.name.split("-")[0] in kinds]
+    try:
+        tasks = make_tasks(families, sizes, args.seed, args.per_family or len(sizes))
+    except ValueError as exc:
+        parser.error(str(exc))
     outcomes: list[Outcome] = []
     for task in tasks:
-        for system in args.systems.split(","):
-            outcome = SYSTEMS[system](task, url, model.name)
-            outcomes.append(outcome)
-            mark = "right" if outcome.right else "wrong"
+        for run in systems:
+            result = run(task, url, model.name)
+            outcomes.append(result)
+            mark = "right" if result.right else "wrong"
             print(
-                f"{task.name:16} {system:7} {mark:5} {outcome.seconds:7.1f}s"
-                f" in={outcome.input_tokens} out={outcome.output_tokens}"
-                f" answer={(outcome.answer or outcome.error or '')[:60]!r}",
+                f"{task.name:20} {task.split:8} {result.system:7} {mark:5}"
+                f" {result.seconds:7.1f}s in={result.input_tokens} out={result.output_tokens}"
+                f" answer={(result.answer or result.error or '')[:60]!r} expected={task.answer!r}",
                 flush=True,
             )
             args.out.parent.mkdir(parents=True, exist_ok=True)
             args.out.write_text(json.dumps([asdict(o) for o in outcomes], indent=1))
-    print("\n| system | right | accuracy | median s | input tokens | output tokens |")
-    print("|---|---|---|---|---|---|")
-    for system in args.systems.split(","):
-        mine = [o for o in outcomes if o.system == system]
-        right = sum(o.right for o in mine)
-        seconds = sorted(o.seconds for o in mine)[len(mine) // 2]
-        print(
-            f"| {system} | {right}/{len(mine)} | {100 * right / len(mine):.0f}% | {seconds:.1f}"
-            f" | {sum(o.input_tokens for o in mine)} | {sum(o.output_tokens for o in mine)} |"
-        )
+    print(summary(outcomes))
+    return 0
+
+
+def summary(outcomes: list[Outcome]) -> str:
+    """Markdown tables: per system and split (accuracy, median wall time, tokens), then
+    right answers per family and system."""
+    systems = list(dict.fromkeys(o.system for o in outcomes))
+    rows = [
+        "| system | split | right | accuracy | median s | input tokens | output tokens |",
+        "|---|---|---|---|---|---|---|",
+    ]
+    for system in systems:
+        for split in (*SPLITS, "all"):
+            mine = [o for o in outcomes if o.system == system and split in ("all", o.split)]
+            if not mine:
+                continue
+            right = sum(o.right for o in mine)
+            tokens_in, tokens_out = (
+                sum(o.input_tokens for o in mine),
+                sum(o.output_tokens for o in mine),
+            )
+            rows.append(
+                f"| {system} | {split} | {right}/{len(mine)} | {100 * right / len(mine):.0f}%"
+                f" | {statistics.median(o.seconds for o in mine):.1f}"
+                f" | {tokens_in:,} | {tokens_out:,} |"
+            )
+    rows += ["", f"| family | split | {' | '.join(systems)} |", "|---|---|" + "---|" * len(systems)]
+    for family in dict.fromkeys(o.family for o in outcomes):
+        mine = [o for o in outcomes if o.family == family]
+        cells = []
+        for system in systems:
+            theirs = [o for o in mine if o.system == system]
+            cells.append(f"{sum(o.right for o in theirs)}/{len(theirs)}")
+        rows.append(f"| {family} | {mine[0].split} | {' | '.join(cells)} |")
+    return "\n".join(rows)
 
 
 if __name__ == "__main__":

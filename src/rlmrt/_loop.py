@@ -31,6 +31,15 @@ class LoopThread:
                 self._loop, self._thread = loop, thread
             return self._loop
 
+    @property
+    def started(self) -> bool:
+        """True while the loop runs (a sync call started it, `stop` has not ended it)."""
+        return self._loop is not None
+
+    @property
+    def in_loop_thread(self) -> bool:
+        return threading.current_thread() is self._thread
+
     def run(self, coro: Coroutine[Any, Any, T]) -> T:
         """Run `coro` on the loop and wait for its result (re-raising its error)."""
         loop = self._ensure()

@@ -60,11 +60,20 @@ class RunError(RLMError):
 
 
 class ModelError(RunError):
-    """A model call failed. `status` and `body` come from the provider when known."""
+    """A model call failed. `status` and `body` come from the provider when known;
+    `attempts` is how many requests were made (retries included)."""
 
-    def __init__(self, message: str, *, status: int | None = None, body: str | None = None) -> None:
+    def __init__(
+        self,
+        message: str,
+        *,
+        status: int | None = None,
+        body: str | None = None,
+        attempts: int = 1,
+    ) -> None:
         self.status = status
         self.body = body
+        self.attempts = attempts
         super().__init__(message)
 
 

@@ -19,11 +19,11 @@ from dataclasses import dataclass, field
 from typing import Any, ClassVar, Literal
 
 # 2: `RunStarted.session` (a run made in a session). 3: `RunWaited` (a child run queued
-# for a slot). 4: `CodeStarted` (an execution began; its `CodeExecuted` has the same
-# call_id) and `TraceLinked` (the trace of a traced run). Readers take any version: a
-# field a newer version added is ignored, one an older version lacks keeps its default;
-# an unknown kind is an error.
-EVENT_SCHEMA_VERSION = 4
+# for a slot). 4: `attempts` of model calls. 5: `CodeStarted` (an execution began; its
+# `CodeExecuted` has the same call_id) and `TraceLinked` (the trace of a traced run).
+# Readers take any version: a field a newer version added is ignored, one an older
+# version lacks keeps its default; an unknown kind is an error.
+EVENT_SCHEMA_VERSION = 5
 
 SubCallKind = Literal["llm", "rlm"]
 ModelCallPurpose = Literal["root", "sub", "final", "compact"]
@@ -96,6 +96,7 @@ class ModelCallFinished(Event):
     output_tokens: int
     cost_usd: float
     duration_s: float
+    attempts: int = 1  # requests made, retries included: each counts as a model call
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -106,6 +107,7 @@ class ModelCallFailed(Event):
     error_type: str
     message: str
     duration_s: float
+    attempts: int = 1  # requests made, retries included: each counts as a model call
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)

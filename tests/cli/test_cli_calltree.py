@@ -39,7 +39,7 @@ def test_tree_shape_and_numbers() -> None:
 
     # root: all 6 model calls (3 root + sub + child + best-effort), ledger totals
     usage = tree.ledger.total()
-    assert usage.model_calls == 5  # the failed call does not count
+    assert usage.model_calls == 6  # the failed call was made: it counts (issue 14)
     assert usage.input_tokens == 100 + 50 + 30 + 100 + 100
     assert f"{usage.total_tokens:,} tok" in line("◐ run")
     assert '"Count the [bold]words[/]"' in line("run")  # markup in prompts is shown as is

@@ -5,11 +5,14 @@ from __future__ import annotations
 import importlib
 import json
 import sys
-from dataclasses import dataclass
 from pathlib import Path
 from types import ModuleType
 
 import pytest
+
+from rlmrt.sandbox import process as process_module
+from rlmrt.sandbox.base import LIMIT_NAMES, QuotaStatus
+from rlmrt.sandbox.process import ProcessSandbox
 
 
 def checks(rlm_cli, expect_exit: int) -> dict[str, dict]:
@@ -102,58 +105,55 @@ def test_trajectory_folder_not_writable(rlm_cli, tmp_path: Path, monkeypatch) ->
     assert "not a folder" in found["trajectories"]["detail"]
 
 
-# -- the process sandbox row ---------------------------------------------------------------
+# -- the sandbox rows ----------------------------------------------------------------------
 
 PROCESS_MODULE = "rlmrt.sandbox.process"
 
 
-@dataclass(frozen=True)
-class FakeQuota:
-    name: str
-    enforced: bool
-    how: str
+def test_every_sandbox_kind_has_a_row(rlm_cli) -> None:
+    from rlmrt.sandbox.facade import SANDBOXES
 
-
-def fake_process_module(*, bubblewrap: bool, report: list[FakeQuota] | Exception) -> ModuleType:
-    module = ModuleType(PROCESS_MODULE)
-
-    def quota_report() -> list[FakeQuota]:
-        if isinstance(report, Exception):
-            raise report
-        return report
-
-    module.quota_report = quota_report  # type: ignore[attr-defined]
-    module.bubblewrap_available = lambda: bubblewrap  # type: ignore[attr-defined]
-    return module
+    found = checks(rlm_cli, 0)
+    rows = [name for name in found if name.endswith(" sandbox")]
+    assert rows == [f"{kind} sandbox" for kind in SANDBOXES.names()]
 
 
 QUOTAS = [
-    FakeQuota("timeout_s", True, "host watchdog"),
-    FakeQuota("memory_mb", True, "RLIMIT_AS"),
-    FakeQuota("cpu_s", False, "no cgroup delegation"),
+    QuotaStatus("exec_timeout_s", True, "host watchdog"),
+    QuotaStatus("memory_mb", True, "RLIMIT_AS"),
+    QuotaStatus("cpu_s", False, "no cgroup delegation"),
 ]
 
 
+def report(quotas: list[QuotaStatus] | Exception) -> classmethod:  # type: ignore[type-arg]
+    def quota_report(cls: type) -> list[QuotaStatus]:
+        if isinstance(quotas, Exception):
+            raise quotas
+        return quotas
+
+    return classmethod(quota_report)
+
+
 def test_process_sandbox_quotas_are_listed(rlm_cli, monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setitem(
-        sys.modules, PROCESS_MODULE, fake_process_module(bubblewrap=True, report=QUOTAS)
-    )
+    monkeypatch.setattr(ProcessSandbox, "quota_report", report(QUOTAS))
     row = checks(rlm_cli, 0)["process sandbox"]
     assert row["level"] == "ok"
     assert row["detail"] == (
-        "bubblewrap available; enforced: timeout_s (host watchdog), memory_mb (RLIMIT_AS);"
+        "bubblewrap available; enforced: exec_timeout_s (host watchdog), memory_mb (RLIMIT_AS);"
         " not enforced: cpu_s (no cgroup delegation)"
     )
 
 
-def test_process_sandbox_without_bubblewrap_warns(rlm_cli, monkeypatch) -> None:
-    monkeypatch.setitem(
-        sys.modules, PROCESS_MODULE, fake_process_module(bubblewrap=False, report=QUOTAS[:1])
-    )
+def test_process_sandbox_without_bubblewrap_warns(
+    rlm_cli, monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
+    monkeypatch.setattr(process_module, "BWRAP", str(tmp_path / "no-bwrap"))
     row = checks(rlm_cli, 0)["process sandbox"]
     assert row["level"] == "warn"
-    assert "install bubblewrap (apt-get install bubblewrap)" in row["detail"]
-    assert "enforced: timeout_s (host watchdog); not enforced: none" in row["detail"]
+    assert row["detail"].startswith(
+        "bubblewrap not found: install bubblewrap (apt-get install bubblewrap); enforced: "
+    )
+    assert "not enforced: isolation (bubblewrap not found at" in row["detail"]
 
 
 def test_process_sandbox_missing_module_warns(rlm_cli, monkeypatch) -> None:
@@ -176,13 +176,12 @@ def test_process_sandbox_import_crash_warns(rlm_cli, monkeypatch) -> None:
     assert row == {
         "name": "process sandbox",
         "level": "warn",
-        "detail": "cannot import rlmrt.sandbox.process: RuntimeError: kernel file missing",
+        "detail": "cannot load the process sandbox: RuntimeError: kernel file missing",
     }
 
 
 def test_process_sandbox_report_error_warns(rlm_cli, monkeypatch) -> None:
-    module = fake_process_module(bubblewrap=True, report=OSError("no /proc"))
-    monkeypatch.setitem(sys.modules, PROCESS_MODULE, module)
+    monkeypatch.setattr(ProcessSandbox, "quota_report", report(OSError("no /proc")))
     result = rlm_cli("doctor")  # the table, too, survives it
     assert result.exit_code == 0, result.output
     row = checks(rlm_cli, 0)["process sandbox"]
@@ -197,10 +196,10 @@ def test_docker_sandbox_ready(rlm_cli) -> None:
     row = checks(rlm_cli, 0)["docker sandbox"]
     assert row["level"] == "ok"
     assert "image rlmrt-sandbox:bookworm; no network, read-only root" in row["detail"]
-    assert (
-        "enforced: cpu_s, exec_timeout_s, file_bytes, memory_mb, output_bytes, processes"
-        in (row["detail"])
-    )
+    enforced, _, missing = row["detail"].partition("; not enforced: ")
+    for limit in LIMIT_NAMES:
+        assert f" {limit} (" in enforced
+    assert missing == "none"
 
 
 def test_docker_sandbox_without_engine_warns(rlm_cli, monkeypatch, tmp_path: Path) -> None:

@@ -161,7 +161,7 @@ def test_every_setting_is_a_flag_derived_from_its_field(rlm_cli) -> None:
     from rlmrt.cli._options import flags
     from rlmrt.config import keywords
 
-    assert set(keywords()) - set(flags()) == {"prices"}  # a table, set in rlm.toml
+    assert set(keywords()) - set(flags()) == {"prices", "alerts"}  # tables, set in rlm.toml
     found = settings(
         rlm_cli, "--max-concurrent-runs", "3", "--no-save-trajectory", "--sandbox", "process"
     )["settings"]

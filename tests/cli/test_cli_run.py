@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
+from rlmrt.cli._errors import EXIT_PARTIAL
 from rlmrt.observe.trajectory import read_events
 from rlmrt.testing import Reply, scripted
 
@@ -105,10 +106,10 @@ def test_flags_override_env(rlm_cli, use_server) -> None:
     assert [r.model for r in server.requests] == ["flag-model"]
 
 
-def test_partial_answer_exits_zero_with_a_note(rlm_cli, use_server) -> None:
+def test_partial_answer_exits_with_its_own_code_and_a_note(rlm_cli, use_server) -> None:
     use_server(scripted(root=[repl("print(1)"), "my best guess"]))
     result = rlm_cli("run", "q", "--max-iterations", "1", "--json")
-    assert result.exit_code == 0, result.output
+    assert result.exit_code == EXIT_PARTIAL == 3, result.output
     data = json.loads(result.stdout)
     assert data["partial"] is True
     assert data["stop_reason"] == "max_iterations"

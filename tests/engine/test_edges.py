@@ -75,12 +75,14 @@ def test_bad_sub_call_arguments_are_errors_in_code(serve, make_rlm) -> None:
 
 
 async def test_the_host_checks_sub_call_arguments_itself(serve, make_rlm) -> None:
-    """The bridge is the authority: a sandbox that forwards anything is still checked."""
+    """The host is the authority: a sandbox that forwards anything is still checked (by
+    `call_host`, the one dispatch of every sandbox kind, with the table's checks)."""
     from rlmrt.engine.bridge import RunBridge
     from rlmrt.engine.context_input import load_context
     from rlmrt.engine.run import Run
     from rlmrt.engine.tree import RunTree
     from rlmrt.events import EventBus
+    from rlmrt.sandbox.base import call_host
 
     rlm = make_rlm(serve(scripted()))
     tree = RunTree(config=rlm.config, client=rlm.client, bus=EventBus(), run_id="r")
@@ -88,12 +90,16 @@ async def test_the_host_checks_sub_call_arguments_itself(serve, make_rlm) -> Non
         tree, prompt="p", context=load_context("c"), depth=0, call_id="r", parent_call_id=None
     )
     bridge = RunBridge(run)
-    with pytest.raises(TypeError, match="llm_query takes a str prompt, got int"):
-        await bridge.llm_query(1)  # type: ignore[arg-type]
-    with pytest.raises(TypeError, match="takes a list of str prompts, got str"):
-        await bridge.llm_query_batched("x")
+    with pytest.raises(TypeError, match=r"llm_query\(\) prompt must be a str, got int"):
+        await call_host(bridge, "llm_query", {"prompt": 1})
+    with pytest.raises(TypeError, match="prompts must be a list of str, got str"):
+        await call_host(bridge, "llm_query_batched", {"prompts": "x"})
     with pytest.raises(ValueError, match="got 1 prompts but 2 contexts"):
-        await bridge.rlm_query_batched(["a"], ["x", "y"])
+        await call_host(bridge, "rlm_query_batched", {"prompts": ["a"], "contexts": ["x", "y"]})
+    with pytest.raises(TypeError, match="unexpected keyword argument 'secret'"):
+        await call_host(bridge, "rlm_query", {"prompt": "p", "secret": 1})
+    with pytest.raises(ValueError, match="unknown host function 'exec'"):
+        await call_host(bridge, "exec", {})
     await rlm.aclose()
 
 

@@ -146,11 +146,27 @@ def test_output_token_budget(serve, make_rlm) -> None:
         )
     )
     result = make_rlm(server, max_output_tokens=1000).completion("q", context="c")
+    # the budget is spent: a closing best-answer call could only overspend it
     assert (result.stop_reason, result.answer, result.partial) == (
         "max_output_tokens",
-        "best",
+        None,
         True,
     )
+    # each request's max_tokens was what the budget had left
+    assert [r.body.get("max_tokens") for r in server.requests] == [1000, 400]
+
+
+def test_cost_budget_caps_max_tokens_at_a_known_price(serve, make_rlm) -> None:
+    server = serve(scripted(root=["FINAL(x)"]))
+    prices = {"test-model": {"input_per_mtok": 0.0, "output_per_mtok": 10.0}}
+    make_rlm(server, max_cost_usd=0.5, prices=prices).completion("q", context="c")
+    assert server.requests[0].body["max_tokens"] == 50_000  # 0.5 USD at 10 USD/Mtok
+
+
+def test_no_budget_sends_no_max_tokens(serve, make_rlm) -> None:
+    server = serve(scripted(root=["FINAL(x)"]))
+    make_rlm(server).completion("q", context="c")
+    assert "max_tokens" not in server.requests[0].body
 
 
 def test_input_token_and_cost_budgets(serve, make_rlm) -> None:
@@ -166,13 +182,16 @@ def test_input_token_and_cost_budgets(serve, make_rlm) -> None:
         max_cost_usd=0.5,
         prices={"openai/test-model": {"input_per_mtok": 1.0, "output_per_mtok": 1.0}},
     ).completion("q", context="c")
-    assert (result.stop_reason, result.answer) == ("max_cost_usd", "b")
-    assert result.usage.cost_usd > 0.5
+    # the first call's input overspent it (a request's input is not capped); the
+    # closing best-answer call is skipped: it could only spend more
+    assert (result.stop_reason, result.answer) == ("max_cost_usd", None)
+    assert len(server.requests) == 1
 
 
 def test_wall_time_budget_interrupts_a_slow_model_call(serve, make_rlm) -> None:
     server = serve(scripted(root=[Reply(text="FINAL(late)", delay_s=5), "FINAL(in time)"]))
-    result = make_rlm(server, max_wall_time_s=0.5).completion("q", context="c")
+    # the closing call gets min(10 s, 10% of the budget) past it: 0.2 s here
+    result = make_rlm(server, max_wall_time_s=2.0).completion("q", context="c")
     assert (result.stop_reason, result.partial, result.answer) == (
         "max_wall_time_s",
         True,
@@ -260,3 +279,10 @@ async def test_a_cancelled_run_closes_its_open_model_call(serve, make_rlm) -> No
     assert [(e.error_type, e.message) for e in errored] == [("CancelledError", "CancelledError")]
     assert events[-1].kind == "run_finished"
     await rlm.aclose()
+
+
+def test_every_request_counts_as_a_model_call(serve, make_rlm) -> None:
+    server = serve(scripted(root=[Reply(status=503, text="busy"), "FINAL(ok)"]))
+    result = make_rlm(server, max_retries=1).completion("q", context="c")
+    assert result.answer == "ok"
+    assert result.usage.model_calls == 2 == len(server.requests)

@@ -186,3 +186,102 @@ def test_a_final_that_is_part_of_a_seen_token_is_named_as_partial(serve, make_rl
     note = server.requests[1].last_user_text
     assert "called FINAL(3591), but what you saw has it only as part of '3591-JS'" in note
     assert "line 2: The access code" in server.requests[2].last_user_text
+
+
+LEDGER = "\n".join(
+    [
+        f"INV-{i:05d} | Acme | {100 + i}.00 | {'OVERDUE' if i % 3 == 0 else 'PAID'}"
+        for i in range(30)
+    ]
+)
+
+
+def test_an_empty_result_over_a_context_about_the_question_gets_real_lines(serve, make_rlm) -> None:
+    """The set-up's showcase failure: a filter guessed from the question's words finds
+    nothing, prints 0, and a bare 0 was taken as the answer."""
+    replies = [
+        repl("print(sum(1 for line in context.splitlines() if 'status: OVERDUE' in line))"),
+        "```repl\n0",  # the bare value: refused, the 0 came from a filter that found nothing
+        "FINAL(0)",  # as text: refused too
+        repl("print(sum(1 for line in context.splitlines() if line.endswith('| OVERDUE')))"),
+        "```repl\n10",
+    ]
+    server = serve(lambda r: replies[turn(r)])
+    result = small(make_rlm, server).completion(
+        "How many invoices have status OVERDUE?", context=LEDGER
+    )
+    assert (result.answer, result.partial) == ("10", False)
+    note = server.requests[1].last_user_text
+    assert "Your code printed 0: it found nothing." in note
+    assert "| OVERDUE" in note.split("for example:")[1]  # real lines of the context
+    assert "FINAL(0) is not accepted yet" in server.requests[3].last_user_text
+
+
+def test_an_empty_result_confirmed_by_another_block_is_an_answer(serve, make_rlm) -> None:
+    """A true 0 stays answerable: a second, different block that finds nothing too
+    confirms it."""
+    context = LEDGER + "\nINV-00100 | Globex | 80.00 | PAID"
+    replies = [
+        repl("print(sum(1 for l in context.splitlines() if 'Globex' in l and 'OVERDUE' in l))"),
+        repl(
+            "rows = [l.split(' | ') for l in context.splitlines()]\n"
+            "print(len([r for r in rows if r[1] == 'Globex' and r[3] == 'OVERDUE']))"
+        ),
+        "```repl\n0",
+    ]
+    server = serve(lambda r: replies[turn(r)])
+    result = small(make_rlm, server).completion(
+        "How many invoices of Globex are OVERDUE?", context=context
+    )
+    assert (result.answer, result.partial) == ("0", False)
+    assert "Your code printed 0: it found nothing." in server.requests[1].last_user_text
+    assert len(server.requests) == 3
+
+
+def test_the_runtimes_line_numbers_back_no_answer(serve, make_rlm) -> None:
+    """Over an expense ledger a model answered 10 after seeing 'line 10: ...' in the
+    lines the runtime showed it; 10 is not in any line's text."""
+    context = "\n".join(["filler"] * 9 + ["category=travel amount=77"] + ["filler"] * 5)
+    replies = ["```repl\n10", repl("print(77)")]
+    server = serve(lambda r: replies[turn(r)])
+    result = small(make_rlm, server, max_iterations=2).completion(
+        "What is the travel amount?", context=context
+    )
+    assert "line 10: category=travel amount=77" in server.requests[0].messages[-1]["content"]
+    assert result.answer != "10"
+
+
+@pytest.mark.parametrize(
+    ("reply", "reason"),
+    [
+        ('FINAL(repl\nllm_query("What is the total?"))', "code"),
+        ("FINAL(I'm sorry, but I don't have enough information)", "a refusal"),
+        ("FINAL(How many invoices have status OVERDUE)", "the question"),
+        ("FINAL(ValueError: could not convert string to float)", "an error message"),
+    ],
+)
+@pytest.mark.parametrize("profile", ["small", "default"])
+def test_text_that_is_not_an_answer_is_refused(serve, make_rlm, reply, reason, profile) -> None:
+    replies = [reply, "FINAL(10)"]
+    server = serve(lambda r: replies[turn(r)])
+    result = make_rlm(server, prompt_profile=profile).completion(
+        "How many invoices have status OVERDUE?", context=LEDGER
+    )
+    assert result.answer == "10"
+    assert f"is {reason}, not an answer to the question" in server.requests[1].last_user_text
+
+
+def test_a_best_effort_reply_that_is_not_an_answer_leaves_the_run_without_one(
+    serve, make_rlm
+) -> None:
+    replies = [repl("print(1)"), "I'm sorry, but I cannot determine that."]
+    server = serve(lambda r: replies[turn(r)])
+    result = make_rlm(server, max_iterations=1).completion("q?", context="c")
+    assert (result.answer, result.partial, result.stop_reason) == (None, True, "max_iterations")
+
+
+def test_a_best_effort_final_of_a_variable_is_run_for_its_value(serve, make_rlm) -> None:
+    replies = [repl("count = 41 + 1\nprint('working')"), repl("FINAL(count)")]
+    server = serve(lambda r: replies[turn(r)])
+    result = small(make_rlm, server, max_iterations=1).completion("q?", context="c")
+    assert (result.answer, result.partial) == ("42", True)

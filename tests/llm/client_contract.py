@@ -109,6 +109,7 @@ class ModelClientContract:
         async with make_client(server.url, retry=fast_retry(3)) as client:
             reply = await client.complete(MESSAGES)
         assert reply.text == "recovered"
+        assert reply.attempts == 3
         assert len(server.requests) == 3
 
     async def test_500_after_all_retries_keeps_status_and_body(
@@ -274,3 +275,51 @@ class ModelClientContract:
         assert len(results) == 64
         assert server.max_in_flight == 64
         assert elapsed < 2
+
+    @pytest.mark.parametrize("streamed", [False, True])
+    @pytest.mark.parametrize("words", [True, False], ids=["words", "one_word"])
+    async def test_a_long_reply_is_cut_at_max_reply_chars(
+        self,
+        make_client: MakeClient,
+        server: ScriptedOpenAIServer,
+        replies: ReplyQueue,
+        streamed: bool,
+        words: bool,
+    ) -> None:
+        # 2 MB in many stream events, without repeats (LiteLLM stops those); or in one
+        text = "".join(f"w{i} " for i in range(300_000)) if words else "A" * 2_000_000
+        replies.push(text)
+        deltas: list[str] = []
+        async with make_client(server.url, max_reply_chars=5_000) as client:
+            reply = await client.complete(MESSAGES, on_delta=deltas.append if streamed else None)
+        assert reply.text == text[:5_000]
+        assert reply.cut_at == 5_000
+        assert reply.output_tokens > 0  # counted even when the usage was not read
+        if streamed:
+            assert "".join(deltas) == text[:5_000]
+
+    async def test_a_reply_within_max_reply_chars_is_whole(
+        self, make_client: MakeClient, server: ScriptedOpenAIServer, replies: ReplyQueue
+    ) -> None:
+        replies.push("x" * 5_000)
+        async with make_client(server.url, max_reply_chars=5_000) as client:
+            reply = await client.complete(MESSAGES)
+        assert (len(reply.text), reply.cut_at) == (5_000, None)
+
+    async def test_max_tokens_is_sent_only_when_given(
+        self, make_client: MakeClient, server: ScriptedOpenAIServer, replies: ReplyQueue
+    ) -> None:
+        async with make_client(server.url) as client:
+            await client.complete(MESSAGES, max_tokens=123)
+            await client.complete(MESSAGES)
+        assert server.requests[0].body["max_tokens"] == 123
+        assert "max_tokens" not in server.requests[1].body
+
+    async def test_a_failed_call_says_how_many_requests_it_made(
+        self, make_client: MakeClient, server: ScriptedOpenAIServer, replies: ReplyQueue
+    ) -> None:
+        replies.push(*[Reply(status=503, text="busy")] * 3)
+        async with make_client(server.url, retry=fast_retry(2)) as client:
+            with pytest.raises(ModelError) as caught:
+                await client.complete(MESSAGES)
+        assert caught.value.attempts == 3 == len(server.requests)

@@ -392,3 +392,12 @@ async def test_session_code_runs_are_engine_events() -> None:
     ]
     assert executed[1].error is not None and "ZeroDivisionError" in executed[1].error
     assert executed[0].run_id == executed[1].run_id and executed[0].run_id.startswith("session-")
+
+
+async def test_a_model_failure_is_a_tool_error(connect, model_env) -> None:
+    from rlmrt.testing import Reply
+
+    async with connect() as client:
+        model_env(lambda request: Reply(status=401, text="bad key"))
+        message = await error(client, "rlm_completion", {"prompt": "q", "context": "c"})
+        assert "bad key" in message

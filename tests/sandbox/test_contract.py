@@ -33,6 +33,7 @@ import pytest
 
 from rlmrt.errors import MissingDependencyError, SandboxClosedError, SandboxError
 from rlmrt.sandbox import SANDBOXES, ExecResult, Sandbox
+from rlmrt.sandbox._kernel_backend import KernelBackend
 
 KINDS = SANDBOXES.names()
 BASE_LIMITS: dict[str, Any] = {"exec_timeout_s": 10, "memory_mb": 512, "output_bytes": 100_000}
@@ -382,3 +383,31 @@ def test_output_flood_is_truncated(kind: str, make: MakeSandbox, code: str) -> N
     )
     assert "[output truncated:" in result.stdout + result.stderr, texts(result)[:300]
     assert_healthy(kind, sandbox)
+
+
+# -- restarts ----------------------------------------------------------------------------------
+
+# swallows every interrupt, so only killing the sandbox ends it
+STUCK = (
+    "while True:\n"
+    "    try:\n"
+    "        while True:\n"
+    "            pass\n"
+    "    except BaseException:\n"
+    "        pass"
+)
+
+
+@pytest.mark.slow
+def test_every_loaded_context_survives_a_restart(kind: str, make: MakeSandbox) -> None:
+    if not issubclass(SANDBOXES.load(kind), KernelBackend):
+        pytest.skip(f"the {kind} sandbox is never restarted: its variables outlive a timeout")
+    sandbox = make(exec_timeout_s=TIMEOUT_S)
+    sandbox.load_context("first", name="context")
+    sandbox.load_context({"n": [1, 2]}, name="context_1")
+    assert sandbox.execute("lost = 1").ok
+    result = sandbox.execute(STUCK)
+    assert result.error is not None and "restarted" in result.error, texts(result)
+    assert "(`context`, `context_1` were loaded again)" in result.error
+    assert sandbox.list_variables() == {"context": "str", "context_1": "dict"}
+    assert sandbox.execute("print(context, context_1['n'])").stdout == "first [1, 2]\n"

@@ -189,7 +189,10 @@ async def test_output_is_truncated_with_marker() -> None:
         result = await kernel.execute("x = 'y' * 500\nx")
         assert result["display"].endswith(" ... [truncated]")
         result = await kernel.execute("raise ValueError('e' * 500)")
-        assert result["error"].endswith("\n... [error truncated]")
+        # the REPL's one shortening: the start of the last line (type and message) stays
+        assert result["error"].startswith("[error truncated] ...\n")
+        assert "ValueError: eeee" in result["error"]
+        assert result["error"].endswith("e ... [truncated]")
     finally:
         await stop_kernel(kernel)
 

@@ -15,7 +15,7 @@ from tests.sandbox.test_kernel import FakeBridge
 from rlmrt.errors import SandboxClosedError, UsageError
 from rlmrt.sandbox import Limits, Sandbox, create_backend
 from rlmrt.sandbox import process as process_module
-from rlmrt.sandbox.process import ProcessSandbox, bubblewrap_available, quota_report
+from rlmrt.sandbox.process import ProcessSandbox, bubblewrap_available
 
 pytestmark = pytest.mark.skipif(not bubblewrap_available(), reason="bubblewrap is not installed")
 
@@ -324,7 +324,7 @@ async def test_fallback_without_bubblewrap_is_reported_not_hidden(
     monkeypatch.setattr(process_module, "BWRAP", str(tmp_path / "no-bwrap"))
     monkeypatch.setattr(process_module, "_warned", False)
     assert not bubblewrap_available()
-    report = {q.name: q for q in quota_report()}
+    report = {q.name: q for q in ProcessSandbox.quota_report()}
     assert not report["isolation"].enforced and "not found" in report["isolation"].how
     assert not report["network"].enforced
     with caplog.at_level(logging.WARNING, logger="rlmrt"):
@@ -344,7 +344,7 @@ async def test_fallback_without_bubblewrap_is_reported_not_hidden(
 
 
 def test_quota_report_shape() -> None:
-    report = quota_report()
+    report = ProcessSandbox.quota_report()
     names = [q.name for q in report]
     assert names == [
         "isolation",

@@ -8,6 +8,8 @@ from pydantic import ValidationError
 from rlmrt import Limits, Sandbox
 from rlmrt.errors import ConfigError, SandboxClosedError
 from rlmrt.sandbox import SANDBOXES, create_backend
+from rlmrt.sandbox.base import LIMIT_NAMES, Diagnosis, QuotaStatus
+from rlmrt.sandbox.facade import diagnose
 
 
 @pytest.mark.parametrize(
@@ -56,3 +58,24 @@ def test_limits_a_backend_cannot_enforce_are_reported() -> None:
     assert Limits(exec_timeout_s=None, memory_mb=None).set_names() == ["output_bytes"]
     with pytest.raises(ValidationError, match="processes\n  Input should be greater than 0"):
         Limits(processes=0)
+
+
+@pytest.mark.parametrize("kind", SANDBOXES.names())
+def test_every_kind_reports_every_limit_in_one_shape(kind: str) -> None:
+    backend = SANDBOXES.load(kind)
+    report = backend.quota_report()
+    assert all(isinstance(q, QuotaStatus) and q.how for q in report)
+    limits = [q.name for q in report if q.name in LIMIT_NAMES]
+    assert sorted(limits) == sorted(LIMIT_NAMES)  # each limit once, enforced or not
+    found = diagnose(kind)
+    assert isinstance(found, Diagnosis) and found.status in ("ok", "warn", "fail")
+    if found.quotas:
+        assert list(found.quotas) == report
+        assert found.describe().startswith(f"{found.detail}; enforced: ")
+
+
+def test_a_backend_enforces_what_its_report_says() -> None:
+    from rlmrt.sandbox.local import LocalSandbox
+
+    report = {q.name: q.enforced for q in LocalSandbox.quota_report()}
+    assert LocalSandbox().enforces == {name for name, enforced in report.items() if enforced}

@@ -122,7 +122,7 @@ def test_enforced_limits_are_reported() -> None:
     backend = create_backend("wasm", limits=Limits(file_bytes=1000, processes=2, cpu_s=3))
     assert backend.unenforced_limits() == ["file_bytes"]
     assert {"exec_timeout_s", "memory_mb", "output_bytes", "cpu_s", "processes"} <= backend.enforces
-    report = {name: enforced for name, enforced, _ in wasm_module.quota_report()}
+    report = {q.name: q.enforced for q in WasmSandbox.quota_report()}
     assert report["file_bytes"] is False and report["memory_mb"] is True
 
 
@@ -388,10 +388,10 @@ def test_doctor_says_how_to_get_the_runtime(
     from rlmrt.cli import doctor_cmd
 
     monkeypatch.setenv("RLMRT_WASM_DIR", str(tmp_path))
-    check = doctor_cmd._wasm_sandbox()
+    check = doctor_cmd._sandbox("wasm")
     assert check.level == "warn" and "setup-wasm" in check.detail and str(tmp_path) in check.detail
     monkeypatch.setitem(sys.modules, "rlmrt.sandbox.wasm", None)
-    check = doctor_cmd._wasm_sandbox()
+    check = doctor_cmd._sandbox("wasm")
     assert check.level == "warn" and check.detail.startswith("not available in this rlmrt")
 
 
@@ -399,7 +399,7 @@ def test_doctor_says_how_to_get_the_runtime(
 def test_doctor_reports_a_ready_runtime() -> None:
     from rlmrt.cli import doctor_cmd
 
-    check = doctor_cmd._wasm_sandbox()
+    check = doctor_cmd._sandbox("wasm")
     assert check.level == "ok"
     assert wasm_module.DENO_VERSION in check.detail and wasm_module.PYODIDE_VERSION in check.detail
     assert "not enforced: file_bytes" in check.detail

@@ -1,13 +1,15 @@
 """Turning errors into one line on stderr and an exit code, never a traceback.
 
 Exit codes: 0 success, 1 run error (model, sandbox, budget, file system), 2 misuse
-(bad setting, bad context, unknown run; also typer's own usage errors), 130 Ctrl-C,
-143 SIGTERM. SIGTERM is handled like Ctrl-C: the command unwinds and its sandboxes,
+(bad setting, bad context, unknown run; also typer's own usage errors), 3 a partial
+answer (`rlm run`: a limit stopped the run and the answer printed is its best effort),
+130 Ctrl-C, 143 SIGTERM. SIGTERM is handled like Ctrl-C: the command unwinds and its sandboxes,
 containers and temporary folders are cleaned up before it exits.
 """
 
 from __future__ import annotations
 
+import io
 import signal
 import sys
 import threading
@@ -20,6 +22,7 @@ from typer.core import TyperGroup
 
 EXIT_RUN_ERROR = 1
 EXIT_USAGE = 2
+EXIT_PARTIAL = 3
 EXIT_INTERRUPTED = 130
 EXIT_TERMINATED = 128 + signal.SIGTERM
 
@@ -95,10 +98,19 @@ def errors_to_exit() -> Iterator[None]:
         raise fail("interrupted", code=EXIT_INTERRUPTED) from None
 
 
+def lossless_output() -> None:
+    """Text that is not valid Unicode (a lone surrogate from a file name or the shell)
+    is printed escaped (`\\udcff`), not a UnicodeEncodeError."""
+    for stream in (sys.stdout, sys.stderr):
+        if isinstance(stream, io.TextIOWrapper):
+            stream.reconfigure(errors="backslashreplace")
+
+
 class ErrorHandlingGroup(TyperGroup):
     """Every sub-command runs inside `errors_to_exit`, in the console script and in
     typer's CliRunner alike (both go through `invoke`)."""
 
     def invoke(self, ctx: Any) -> Any:  # typer's vendored click Context is private
+        lossless_output()
         with errors_to_exit(), sigterm_unwinds():
             return super().invoke(ctx)

@@ -13,7 +13,7 @@ import functools
 import inspect
 from collections.abc import Callable
 from pathlib import Path
-from typing import TYPE_CHECKING, Annotated, Any, TypeVar, get_args
+from typing import TYPE_CHECKING, Annotated, Any, Literal, TypeVar, get_args, get_origin
 
 import typer
 from pydantic import SecretStr
@@ -63,7 +63,10 @@ def flag_name(keyword: str) -> str:
 
 
 def _flag_type(field: FieldInfo) -> type | None:
-    """The plain type a flag parses to, or None when the field takes no flag (a table)."""
+    """The plain type a flag parses to, or None when the field takes no flag (a table).
+    A choice of strings (`Literal`) is a str flag; validation names the choices."""
+    if get_origin(field.annotation) is Literal:
+        return str
     options = [t for t in (get_args(field.annotation) or (field.annotation,)) if t is not None]
     options = [str if t is SecretStr else t for t in options if t is not type(None)]
     return FLAG_TYPES.get(options[0]) if len(options) == 1 else None

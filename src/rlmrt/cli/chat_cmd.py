@@ -34,7 +34,7 @@ def chat(
     config = opt.load_settings(config_file, settings or {}, project)
     if "-" in (context or []):
         raise typer.BadParameter("stdin holds the prompts in `rlm chat`", param_hint="--context")
-    value = _read_context(context or [])
+    value = _read_context(context or [], config.input.encoding)
 
     from rlmrt.engine.rlm import RLM
 

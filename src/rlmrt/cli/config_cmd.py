@@ -35,8 +35,8 @@ def show(
     Flags given here show what `rlm run` with the same flags would use. The API key
     is masked.
     """
-    from rlmrt.config._sources import env_variable, gather
     from rlmrt.config import keywords
+    from rlmrt.config._sources import env_variable, gather
     from rlmrt.projects import active_project
 
     given = settings or {}

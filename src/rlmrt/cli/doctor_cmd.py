@@ -31,7 +31,6 @@ if TYPE_CHECKING:
 
 Level = Literal["ok", "warn", "fail"]
 
-SANDBOX_PROBE_TIMEOUT_S = 10.0
 API_BASE_TIMEOUT_S = 2.0
 
 
@@ -58,11 +57,10 @@ def doctor(
 
 
 def run_checks(project: str | None = None) -> list[Check]:
+    from rlmrt.sandbox.facade import SANDBOXES
+
     checks = [_python(), _rlmrt(), _import("RestrictedPython"), _import("litellm", timed=True)]
-    checks.append(_sandbox())
-    checks.append(_process_sandbox())
-    checks.append(_wasm_sandbox())
-    checks.append(_docker_sandbox())
+    checks.extend(_sandbox(kind) for kind in SANDBOXES.names())
     config, config_check = _config(project)
     checks.append(config_check)
     checks.append(_trajectories(config))
@@ -106,101 +104,12 @@ def _import(module: str, *, timed: bool = False) -> Check:
     return Check(module, "ok", detail)
 
 
-def _sandbox() -> Check:
-    from rlmrt.errors import RLMError
-    from rlmrt.sandbox.facade import Sandbox
+def _sandbox(kind: str) -> Check:
+    """What the sandbox kind `kind` says of itself on this machine (its `diagnose`)."""
+    from rlmrt.sandbox.facade import diagnose
 
-    started = time.perf_counter()
-    try:
-        with Sandbox("local", exec_timeout_s=SANDBOX_PROBE_TIMEOUT_S) as sandbox:
-            result = sandbox.execute("print(1+1)")
-    except (RLMError, ImportError, OSError) as exc:
-        return Check("local sandbox", "fail", f"{type(exc).__name__}: {exc}")
-    took = time.perf_counter() - started
-    if result.error or result.stdout.strip() != "2":
-        got = result.error or repr(result.stdout)
-        return Check("local sandbox", "fail", f"print(1+1) gave {got}")
-    return Check("local sandbox", "ok", f"print(1+1) -> 2 in {took:.2f}s")
-
-
-def _process_sandbox() -> Check:
-    """Whether bubblewrap is there and which quotas the process sandbox enforces."""
-    name = "process sandbox"
-    try:
-        process = importlib.import_module("rlmrt.sandbox.process")
-    except ImportError as exc:
-        return Check(name, "warn", f"not available in this rlmrt ({exc})")
-    # Doctor reports and never crashes: a backend that breaks on import or while
-    # inspecting the machine is a finding for the table, whatever it raised.
-    except Exception as exc:  # noqa: BLE001
-        return Check(name, "warn", f"cannot import rlmrt.sandbox.process: {_describe(exc)}")
-    try:
-        available = bool(process.bubblewrap_available())
-        quotas = list(process.quota_report())
-        enforced = [f"{q.name} ({q.how})" for q in quotas if q.enforced]
-        missing = [f"{q.name} ({q.how})" for q in quotas if not q.enforced]
-    except Exception as exc:  # noqa: BLE001 - see above
-        return Check(name, "warn", f"cannot inspect the process sandbox: {_describe(exc)}")
-    quota_text = (
-        f"enforced: {', '.join(enforced) or 'none'}; not enforced: {', '.join(missing) or 'none'}"
-    )
-    if not available:
-        return Check(
-            name,
-            "warn",
-            f"bubblewrap not found: install bubblewrap (apt-get install bubblewrap); {quota_text}",
-        )
-    return Check(name, "ok", f"bubblewrap available; {quota_text}")
-
-
-def _docker_sandbox() -> Check:
-    """Whether the Docker SDK, a reachable engine and the sandbox image are there."""
-    name = "docker sandbox"
-    fix = "run scripts/setup-docker (as root)"
-    try:
-        from rlmrt.sandbox import docker as docker_sandbox
-        from rlmrt.sandbox.docker_image import image_present
-
-        client = docker_sandbox.docker_client()
-        version = client.version().get("Version", "?")
-        image = os.environ.get("RLMRT_DOCKER_IMAGE") or docker_sandbox.DEFAULT_IMAGE
-        present = image_present(image)
-    except Exception as exc:  # noqa: BLE001 - doctor reports, never crashes
-        return Check(name, "warn", f"not available: {_describe(exc)}; {fix}")
-    if not present:
-        return Check(name, "warn", f"engine {version} reachable, image {image} missing; {fix}")
-    enforced = ", ".join(sorted(docker_sandbox.DockerSandbox.enforces))
-    return Check(
-        name,
-        "ok",
-        f"engine {version}, image {image}; no network, read-only root, uid 65534,"
-        f" no capabilities; enforced: {enforced}",
-    )
-
-
-def _wasm_sandbox() -> Check:
-    """Whether Deno and Pyodide are installed for Sandbox("wasm"), and what it enforces."""
-    name = "wasm sandbox"
-    try:
-        wasm = importlib.import_module("rlmrt.sandbox.wasm")
-        _deno, pyodide = wasm.find_runtime()
-        quotas = wasm.quota_report()
-    except ImportError as exc:
-        return Check(name, "warn", f"not available in this rlmrt ({exc})")
-    except Exception as exc:  # noqa: BLE001 - doctor reports, never crashes
-        return Check(name, "warn", f"not ready: {_describe(exc)}")
-    enforced = ", ".join(q for q, ok, _ in quotas if ok)
-    missing = ", ".join(f"{q} ({how})" for q, ok, how in quotas if not ok) or "none"
-    return Check(
-        name,
-        "ok",
-        f"Deno {wasm.DENO_VERSION} and Pyodide {wasm.PYODIDE_VERSION} in"
-        f" {pyodide.parent.parent}; enforced: {enforced}; not enforced: {missing}",
-    )
-
-
-def _describe(exc: BaseException) -> str:
-    return f"{type(exc).__name__}: {exc}" if str(exc) else type(exc).__name__
+    found = diagnose(kind)
+    return Check(f"{kind} sandbox", found.status, found.describe())
 
 
 def _config(project: str | None = None) -> tuple[RLMConfig, Check]:

@@ -59,7 +59,8 @@ def logs(
         raise CLIUsageError(str(exc), hint="`rlm logs` lists the runs") from exc
     from rlmrt.observe.summary import read_summary
 
-    events, summary = read_summary(found.path, run_id=found.run_id)
+    # the JSON has every event whole; the tree shows previews, read skimmed
+    events, summary = read_summary(found.path, run_id=found.run_id, skim=not as_json)
     if as_json:
         print(
             json.dumps(
@@ -79,9 +80,9 @@ def _newest(files: list[RunFile], limit: int) -> list[RunSummary]:
     if chosen:
         edge = chosen[-1].run_id[:STAMP_CHARS]
         chosen += [f for f in files[limit:] if f.run_id[:STAMP_CHARS] == edge]
-    from rlmrt.observe.summary import read_summary
+    from rlmrt.observe.summary import summary_of
 
-    runs = [read_summary(f.path, run_id=f.run_id)[1] for f in chosen]
+    runs = [summary_of(f.path, run_id=f.run_id) for f in chosen]
     runs.sort(key=lambda r: (r.run_id[:STAMP_CHARS], r.started or 0.0), reverse=True)
     return runs[:limit]
 

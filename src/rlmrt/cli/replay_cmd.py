@@ -77,8 +77,11 @@ def replay(
     found = find_run(config.trajectory.dir, run_id)
     recording = Recording.read(found.path)
     recording.earlier_runs()  # a missing earlier trajectory is named before any work
-    value = recording.check_context(_read_context(context or []))
-    added = recording.check_session_contexts([_read_context([p]) for p in session_context or []])
+    encoding = config.input.encoding
+    value = recording.check_context(_read_context(context or [], encoding), config.input)
+    added = recording.check_session_contexts(
+        [_read_context([p], encoding) for p in session_context or []], config.input
+    )
     if model is not None:
         _compare_models(recording, value, list(added.values()), config, model, as_json=as_json)
         return

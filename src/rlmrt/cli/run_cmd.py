@@ -12,7 +12,7 @@ import typer
 from rich.console import Console
 
 from rlmrt.cli import _options as opt
-from rlmrt.cli._errors import EXIT_RUN_ERROR, CLIUsageError, fail
+from rlmrt.cli._errors import EXIT_PARTIAL, EXIT_RUN_ERROR, CLIUsageError, fail
 
 if TYPE_CHECKING:
     from rlmrt.engine.rlm import RLM, RunResult
@@ -43,7 +43,7 @@ def run(
 ) -> None:
     """Run PROMPT over the context; the answer goes to stdout, progress to stderr."""
     config = opt.load_settings(config_file, settings or {}, project)
-    value = _read_context(context or [])
+    value = _read_context(context or [], config.input.encoding)
 
     from rlmrt.engine.rlm import RLM
     from rlmrt.local.default import local_default_reason
@@ -58,8 +58,9 @@ def run(
     _report(result, as_json=as_json)
 
 
-def _read_context(paths: list[str]) -> Any:
-    """None, stdin text, one Path, or a list of Paths (the engine loads those)."""
+def _read_context(paths: list[str], encoding: str) -> Any:
+    """None, stdin text (bytes when it does not decode), one Path, or a list of Paths
+    (the engine loads those)."""
     if not paths:
         return None
     if STDIN in paths:
@@ -72,7 +73,7 @@ def _read_context(paths: list[str]) -> Any:
             print("reading the context from stdin (end with Ctrl-D)…", file=sys.stderr)
         data = sys.stdin.buffer.read()
         try:
-            return data.decode("utf-8")
+            return data.decode(encoding)
         except UnicodeDecodeError:
             return data
     if len(paths) == 1:
@@ -128,3 +129,4 @@ def _report(result: RunResult, *, as_json: bool) -> None:
             "and answered from what it had found",
             file=sys.stderr,
         )
+        raise typer.Exit(EXIT_PARTIAL)

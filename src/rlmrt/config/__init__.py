@@ -1,7 +1,7 @@
 """Settings: one tree, declared once.
 
 `RLMConfig` nests one model per concern (`llm`, `limits`, `budget`, `sandbox`,
-`prompt`, `trajectory`, `context`, `observe`). Every field carries its default, bounds and
+`prompt`, `trajectory`, `context`, `input`, `observe`). Every field carries its default, bounds and
 description; `rlm.toml` tables, `RLM_<SECTION>__<FIELD>` variables, the `rlm run`
 flags and the MCP tool schemas are all derived from these fields, so a new setting is
 one field. `load_config()` (in `rlmrt.config._sources`) reads the sources.
@@ -40,6 +40,7 @@ if TYPE_CHECKING:
     from pydantic.fields import FieldInfo
 
 CONFIG_FILE_NAME = "rlm.toml"
+DEFAULT_MAX_REPLY_CHARS = 1_000_000
 ENV_PREFIX = "RLM_"
 ENV_NESTED_DELIMITER = "__"
 
@@ -95,6 +96,13 @@ class LLMSettings(_Section):
     prices: dict[str, ModelPrice] = Field(
         default_factory=dict,
         description="Prices of models LiteLLM does not know, in USD per million tokens.",
+    )
+    max_reply_chars: int = Field(
+        default=DEFAULT_MAX_REPLY_CHARS,
+        ge=1_000,
+        le=1_000_000_000,
+        description="Characters of one model reply that are read; a longer reply is cut"
+        " there (a warning event says so).",
     )
 
 
@@ -267,6 +275,50 @@ class ContextSettings(_Section):
         return None if value is None else value.expanduser()
 
 
+class InputSettings(_Section):
+    """How paths given as a context (`-c`, `Path`s) are read.
+
+    A folder is a tree someone else may have written: by default its symlinks that point
+    outside it are not followed, special files (FIFOs, devices, sockets) are skipped, and
+    every file and the whole folder have a size cap, so a link to `/dev/zero` or a huge
+    dump cannot exhaust memory. What is skipped is listed in the context's metadata
+    (`skipped`), which the root model and the trajectory see.
+    """
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    follow_symlinks: bool = Field(
+        default=False, description="Follow a folder's symlinks that point outside it."
+    )
+    max_file_bytes: int = Field(
+        default=256 << 20, ge=1, description="Bytes of one context file, at most."
+    )
+    max_total_bytes: int = Field(
+        default=1 << 30, ge=1, description="Bytes of all the context's files together, at most."
+    )
+    errors: Literal["raise", "skip"] = Field(
+        default="raise",
+        description='Files of a folder that cannot be read: "raise" ends the load with one'
+        ' error listing them all, "skip" loads the rest and lists them as skipped.',
+        json_schema_extra=keyword("input_errors"),
+    )
+    encoding: str = Field(
+        default="utf-8",
+        description="Encoding of context files (a folder's files that do not decode stay bytes).",
+    )
+
+    @field_validator("encoding")
+    @classmethod
+    def _known_encoding(cls, value: str) -> str:
+        import codecs
+
+        try:
+            codecs.lookup(value)
+        except LookupError as exc:
+            raise ValueError(f"unknown encoding {value!r}") from exc
+        return value
+
+
 AlertKind = Literal["budget", "error_rate", "model_latency_p95", "limit_hits"]
 
 
@@ -380,6 +432,9 @@ class RLMConfig(BaseModel):
         default_factory=TrajectorySettings, description="Run records."
     )
     context: ContextSettings = Field(default_factory=ContextSettings, description="Search.")
+    input: InputSettings = Field(
+        default_factory=InputSettings, description="Reading context files."
+    )
     observe: ObserveSettings = Field(default_factory=ObserveSettings, description="Telemetry.")
 
     @model_validator(mode="before")

@@ -103,6 +103,10 @@ def read_file(path: Path) -> dict[str, Any]:
         raise ConfigError(f"cannot read {path}: {exc.strerror or exc}") from exc
     except tomllib.TOMLDecodeError as exc:
         raise ConfigError(f"{path} is not valid TOML: {exc}") from exc
+    except UnicodeDecodeError as exc:
+        raise ConfigError(
+            f"{path} is not UTF-8 text (byte {exc.start}): TOML files are UTF-8; save it as UTF-8"
+        ) from exc
     moved = []
     for key, value in data.items():
         if key == "rlm" and isinstance(value, dict):

@@ -1,6 +1,8 @@
 """The host side of sandboxed code's calls: sub-model queries, batches, context search.
 
-Sandboxed code can forge any argument, so each call is checked here, on the host.
+One method per entry of the sandbox's host-function table (`rlmrt.sandbox.kernel.
+HOST_FUNCTIONS`). Sandboxed code can forge any argument, so every call is checked on
+the host before it gets here, with the table's own checks (`rlmrt.sandbox.base.call_host`).
 """
 
 from __future__ import annotations
@@ -37,27 +39,21 @@ class RunBridge:
         return self._bound
 
     async def llm_query(self, prompt: str, model: str | None = None) -> str:
-        return await self._run.sub_llm(_require_str(prompt, "llm_query"), model)
-
-    async def rlm_query(self, prompt: str, context: Any = None) -> str:
-        return await self._run.sub_rlm(_require_str(prompt, "rlm_query"), context)
+        return await self._run.sub_llm(prompt, model)
 
     async def llm_query_batched(
         self, prompts: Sequence[str], model: str | None = None
     ) -> list[str | QueryFailed]:
-        items = _require_list(prompts, "llm_query_batched")
-        return await _gather([self.llm_query(p, model) for p in items])
+        return await _gather([self.llm_query(p, model) for p in prompts])
+
+    async def rlm_query(self, prompt: str, context: Any = None) -> str:
+        return await self._run.sub_rlm(prompt, context)
 
     async def rlm_query_batched(
         self, prompts: Sequence[str], contexts: Sequence[Any] | None = None
     ) -> list[str | QueryFailed]:
-        items = _require_list(prompts, "rlm_query_batched")
-        if contexts is not None and len(contexts) != len(items):
-            raise ValueError(
-                f"rlm_query_batched got {len(items)} prompts but {len(contexts)} contexts"
-            )
-        ctx = list(contexts) if contexts is not None else [None] * len(items)
-        return await _gather([self.rlm_query(p, c) for p, c in zip(items, ctx, strict=True)])
+        ctx = list(contexts) if contexts is not None else [None] * len(prompts)
+        return await _gather([self.rlm_query(p, c) for p, c in zip(prompts, ctx, strict=True)])
 
     async def context_search(self, query: str, max_tokens: int = 2000) -> list[dict[str, Any]]:
         searcher = self._run.searcher
@@ -77,15 +73,3 @@ async def _gather(calls: list[Any]) -> list[str | QueryFailed]:
         else:
             out.append(item)
     return out
-
-
-def _require_str(value: Any, where: str) -> str:
-    if not isinstance(value, str):
-        raise TypeError(f"{where} takes a str prompt, got {type(value).__name__}")
-    return value
-
-
-def _require_list(value: Any, where: str) -> list[str]:
-    if isinstance(value, str) or not isinstance(value, Sequence):
-        raise TypeError(f"{where} takes a list of str prompts, got {type(value).__name__}")
-    return [_require_str(item, where) for item in value]

@@ -15,6 +15,10 @@ from rlmrt.errors import BudgetExceededError
 from rlmrt.observe.usage import UsageLedger
 
 WARN_FRACTION = 0.8
+# The closing best-answer call, made after a limit stopped the run, may run this long
+# past the wall-time budget: min(10 s, 10% of the budget).
+CLOSING_SLICE_MAX_S = 10.0
+CLOSING_SLICE_FRACTION = 0.1
 
 
 class Budget:
@@ -45,6 +49,49 @@ class Budget:
         if self.limits.max_wall_time_s is None:
             return None
         return max(0.0, self.limits.max_wall_time_s - self.elapsed_s())
+
+    def closing_slice_s(self) -> float | None:
+        """Wall seconds the closing best-answer call gets past the budget (None: no
+        wall-time budget, so no bound but the request timeout)."""
+        if self.limits.max_wall_time_s is None:
+            return None
+        return min(CLOSING_SLICE_MAX_S, CLOSING_SLICE_FRACTION * self.limits.max_wall_time_s)
+
+    def closing_time_left_s(self) -> float | None:
+        """Seconds left for a closing call: until the slice past the budget ends, the
+        same moment for every closing call of the tree (None: no wall-time budget)."""
+        slice_s = self.closing_slice_s()
+        if self.limits.max_wall_time_s is None or slice_s is None:
+            return None
+        return self.limits.max_wall_time_s + slice_s - self.elapsed_s()
+
+    def output_tokens_left(self) -> int | None:
+        """Output tokens the tree may still spend (None: no budget)."""
+        if self.limits.max_output_tokens is None:
+            return None
+        return max(0, self.limits.max_output_tokens - self._ledger.total().output_tokens)
+
+    def cost_left_usd(self) -> float | None:
+        """USD the tree may still spend (None: no budget)."""
+        if self.limits.max_cost_usd is None:
+            return None
+        return max(0.0, self.limits.max_cost_usd - self._ledger.total().cost_usd)
+
+    def closing_call_refusal(self) -> str | None:
+        """Why the closing call is not made, or None to make it: a token or cost limit
+        is reached (a call now could only overspend it), or the closing slice is over."""
+        left = self.closing_time_left_s()
+        if left is not None and left <= 0:
+            return "the closing slice past max_wall_time_s is over"
+        used = self._ledger.total()
+        for name, value, limit in (
+            ("max_input_tokens", used.input_tokens, self.limits.max_input_tokens),
+            ("max_output_tokens", used.output_tokens, self.limits.max_output_tokens),
+            ("max_cost_usd", used.cost_usd, self.limits.max_cost_usd),
+        ):
+            if limit is not None and value >= limit:
+                return f"{name} is spent"
+        return None
 
     def _readings(self) -> list[tuple[str, float, float | None]]:
         used = self._ledger.total()

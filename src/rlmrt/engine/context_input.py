@@ -8,8 +8,9 @@ import stat
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Literal
+from typing import Any
 
+from rlmrt.config import InputSettings
 from rlmrt.errors import ContextError
 
 PREVIEW_CHARS = 400
@@ -25,29 +26,13 @@ class LoadedContext:
     metadata: dict[str, Any]
 
 
-@dataclass(frozen=True, slots=True, kw_only=True)
-class ReadOptions:
-    """How paths given as a context are read.
-
-    A folder is a tree someone else may have written: by default its symlinks that point
-    outside it are not followed, special files (FIFOs, devices, sockets) are skipped, and
-    every file and the whole folder have a size cap, so a link to `/dev/zero` or a huge
-    dump cannot exhaust memory. What is skipped is listed in the context's metadata
-    (`skipped`), which the root model and the trajectory see.
-    """
-
-    follow_symlinks: bool = False
-    max_file_bytes: int = 256 << 20
-    max_total_bytes: int = 1 << 30
-    # "raise": files that cannot be read end the load with one error listing them all;
-    # "skip": they are skipped and listed in the metadata
-    errors: Literal["raise", "skip"] = "raise"
-    # the encoding of text files; a folder's files that do not decode stay bytes
-    encoding: str = "utf-8"
+# How paths are read: the `[input]` settings (`RLMConfig.input`).
+ReadOptions = InputSettings
 
 
 def load_context(context: Any, options: ReadOptions | None = None) -> LoadedContext:
-    """Accepts str, bytes, a list of str, a dict, a Path, or a list of Paths."""
+    """Accepts str, bytes, a list of str, a dict, a Path, or a list of Paths; paths are
+    read under `options` (default: the `[input]` settings' defaults)."""
     reader = _PathReader(options or ReadOptions())
     value = _to_value(context, reader)
     metadata = describe(value)
@@ -117,7 +102,7 @@ class _PathReader:
             raise ContextError(
                 f"context file is not {self.options.encoding.upper()} text: {_shown(path)} (byte"
                 f" {exc.start}); give its encoding (--encoding latin-1, or"
-                " ReadOptions(encoding=...)), or pass its folder to load it as bytes"
+                " encoding = ... under [input] in rlm.toml), or pass its folder to load it as bytes"
             ) from exc
 
     def _read_folder(self, folder: Path) -> dict[str, Any]:

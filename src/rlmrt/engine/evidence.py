@@ -16,7 +16,7 @@ from collections.abc import Sequence
 from rlmrt.engine.parsing import literal_value
 from rlmrt.sandbox.base import ExecResult
 
-__all__ = ["Evidence", "lines_holding", "peek_lines"]
+__all__ = ["Evidence", "empty_result", "lines_holding", "peek_lines"]
 
 POINTED_RUNS = 3  # a block run this many times with the same one-line output answers
 _WORD = re.compile(r"[a-z0-9]+")
@@ -28,6 +28,9 @@ _STOP_WORDS = frozenset((
     "document", "context", "line", "lines", "please", "word", "words",
 ))  # fmt: skip
 _PEEK_LINE_CHARS = 240
+_LINE_NUMBER = re.compile(r"^line \d+: ", re.MULTILINE)
+# what a filter that matched nothing prints
+_EMPTY_RESULTS = frozenset(("0", "0.0", "[]", "{}", "()", "set()", "None", "''", '""'))
 
 
 class Evidence:
@@ -37,6 +40,9 @@ class Evidence:
         self._shown: list[tuple[str, str]] = []  # (code that printed it, what it printed)
         self._hints: list[str] = []  # lines the runtime showed (`peek_lines`)
         self._same_output: dict[str, tuple[str, int]] = {}  # code -> (stdout, runs in a row)
+        # empty results (a count of 0) printed where the context holds lines about the
+        # question: a value here is seen only once a second, different block printed it
+        self._doubted: dict[str, set[str]] = {}
 
     def show(self, text: str, code: str = "") -> None:
         """The model was shown `text`, printed by `code` ("" for the runtime's own)."""
@@ -44,17 +50,32 @@ class Evidence:
 
     def hint(self, text: str) -> None:
         """The runtime showed `text` unasked: it backs a value the model writes itself,
-        not one its code computed (`split()[-1]` of the right line is still a guess)."""
-        self._hints.append(text)
+        not one its code computed (`split()[-1]` of the right line is still a guess).
+        The runtime's own "line N: " prefixes back nothing (a model answered 10 after
+        seeing "line 10: ...")."""
+        self._hints.append(_LINE_NUMBER.sub("", text))
+
+    def doubt(self, value: str, code: str) -> None:
+        """`code` printed `value`, an empty result, where the context holds lines about
+        the question: `value` stays unseen until another block prints it too."""
+        codes = self._doubted.setdefault(value.strip(), set())
+        if literal_value(code) is None:  # a block that only holds the value confirms nothing
+            codes.add(code.strip())
 
     def record(self, code: str, result: ExecResult) -> None:
         self.show(result.stdout + (result.error or ""), code)
+
+    def doubted(self, value: str) -> bool:
+        """Whether `value` is an empty result not yet confirmed by a second block."""
+        return len(self._doubted.get(value.strip(), ())) == 1
 
     def was_seen(self, value: str, *, hints: bool = True) -> bool:
         """Whether `value` was shown as a whole (not as the start of "3591-JS"), by code
         that did not hold it as a literal, or (with `hints`) in the runtime's hints."""
         value = value.strip()
         if not value:
+            return False
+        if self.doubted(value):
             return False
         whole = re.compile(rf"(?<![\w-]){re.escape(value)}(?![\w-])")
         if hints and any(whole.search(text) for text in self._hints):
@@ -98,6 +119,14 @@ class Evidence:
         if runs < POINTED_RUNS or not output or "\n" in output or len(output) > 200:
             return None
         return output
+
+
+def empty_result(result: ExecResult) -> str | None:
+    """The output of a block that found nothing ("0", "[]"), or None."""
+    output = result.stdout.strip()
+    if result.error is not None or output not in _EMPTY_RESULTS:
+        return None
+    return output
 
 
 def peek_lines(question: str, text: str, limit: int) -> list[str]:

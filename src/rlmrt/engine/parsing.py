@@ -42,6 +42,16 @@ def literal_value(code: str) -> str | None:
     return _constant_text(_single_expression(code))
 
 
+def is_final_call(code: str) -> bool:
+    """Whether a block is only one `FINAL(...)` / `FINAL_VAR(...)` call, in any case."""
+    call = _single_expression(code)
+    return (
+        isinstance(call, ast.Call)
+        and isinstance(call.func, ast.Name)
+        and call.func.id.upper() in ("FINAL", "FINAL_VAR")
+    )
+
+
 def final_call_value(code: str) -> str | None:
     """The value of a block that is only `FINAL(<literal>)`, in any case ("Final(1234)"),
     else None: what a best-effort reply means when it can no longer run code."""

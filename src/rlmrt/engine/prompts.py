@@ -98,6 +98,23 @@ PEEK_NOTE = (
 
 QUESTION_REMINDER = "(The question: {prompt})"
 
+EMPTY_RESULT_NOTE = (
+    "Your code printed {output}: it found nothing. But `context` does have lines about the "
+    "question, for example:\n{lines}\nCompare your code with their exact format (separators, "
+    "spacing, case, which field holds what), fix it and run it again."
+)
+
+NOT_AN_ANSWER_NOTE = (
+    "FINAL({answer}) is {reason}, not an answer to the question. Reply with the answer "
+    "itself: FINAL(value), or run code to find it."
+)
+
+DOUBTED_FINAL_NOTE = (
+    "FINAL({answer}) is not accepted yet: {answer} came from code that found nothing, while "
+    "`context` has lines about the question (see above). Check it with different code (for "
+    "example, print a few lines your filter should match) before you answer."
+)
+
 UNSEEN_FINAL_NOTE = (
     "Your code called FINAL({answer}) before you saw that value, so the run goes on. "
     "If you are sure it answers the question, reply exactly FINAL({answer}); if not, "

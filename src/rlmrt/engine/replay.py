@@ -23,7 +23,7 @@ from typing import Any, TypeVar
 
 from rlmrt._loop import LoopThread
 from rlmrt.config import RLMConfig, config_with, load_config
-from rlmrt.engine.context_input import load_context
+from rlmrt.engine.context_input import ReadOptions, load_context
 from rlmrt.engine.rlm import RLM, RunResult
 from rlmrt.errors import UsageError
 from rlmrt.events import CodeExecuted, Event, RunFinished, RunStarted
@@ -87,11 +87,14 @@ class Recording:
             raise UsageError(f"{path} holds no recorded run (no run_started event)")
         return cls(events, summary.root, summary.finished, path)
 
-    def check_context(self, context: Any) -> Any:
-        """The context loaded, or a UsageError when it is not the recorded one."""
-        return _checked(context, self.root.context_metadata, "the context", "--context")
+    def check_context(self, context: Any, options: ReadOptions | None = None) -> Any:
+        """The context loaded (paths under `options`), or a UsageError when it is not
+        the recorded one."""
+        return _checked(context, self.root.context_metadata, "the context", "--context", options)
 
-    def check_session_contexts(self, given: Sequence[Any]) -> dict[str, Any]:
+    def check_session_contexts(
+        self, given: Sequence[Any], options: ReadOptions | None = None
+    ) -> dict[str, Any]:
         """The contexts a session added before or in this run (`context_1`...), loaded
         and checked against the recording, by name."""
         names = [n for n in (self.session or {}).get("contexts", {}) if n != "context"]
@@ -110,7 +113,7 @@ class Recording:
             )
         contexts = self.session["contexts"] if self.session else {}
         return {
-            name: _checked(value, contexts[name], f"`{name}`", "--session-context")
+            name: _checked(value, contexts[name], f"`{name}`", "--session-context", options)
             for name, value in zip(names, given, strict=True)
         }
 
@@ -153,11 +156,11 @@ def replay_run(
     completions added (`context_1`, `context_2`, ... in order)."""
     recording = Recording.read(path)
     earlier = recording.earlier_runs()
-    value = recording.check_context(context)
-    added = recording.check_session_contexts(session_contexts)
     settings = config_with(
         config or load_config(), model=recording.root.model, sandbox=recording.root.sandbox
     )
+    value = recording.check_context(context, settings.input)
+    added = recording.check_session_contexts(session_contexts, settings.input)
     chain = [*earlier, recording]
     replayed: dict[str, list[Event]] = defaultdict(list)
     result = _on_own_loop(
@@ -203,9 +206,9 @@ def rerun_on_model(
     these settings, saved as its own)."""
     recording = Recording.read(path)
     earlier = recording.earlier_runs()
-    value = recording.check_context(context)
-    added = recording.check_session_contexts(session_contexts)
     settings = config_with(config or load_config(), model=model)
+    value = recording.check_context(context, settings.input)
+    added = recording.check_session_contexts(session_contexts, settings.input)
     rlms = [*(_replaying(rec, settings) for rec in earlier), RLM(config=settings)]
     return _on_own_loop(
         _run_chain(
@@ -222,9 +225,9 @@ def rerun_on_model(
 def _replaying(recording: Recording, settings: RLMConfig) -> RLM:
     """An RLM answered by `recording`'s replies, recursing as deep as it did, saving no
     trajectory (building it starts nothing)."""
-    quiet = config_with(settings, max_depth=recording.max_depth())
+    quiet = config_with(settings, max_depth=recording.max_depth(), save_trajectory=False)
     client = ReplayClient(recording.events)
-    rlm = RLM(config=quiet.model_copy(update={"save_trajectory": False}), client=client)
+    rlm = RLM(config=quiet, client=client)
     rlm.subscribe(client.observe)
     return rlm
 
@@ -250,7 +253,7 @@ async def _run_chain(
             fresh = rerun_last
             result = await rlms[-1].engine.run(
                 rec.root.prompt,
-                load_context(first),
+                load_context(first, rlms[-1].config.input),
                 on_event=events.append,
                 run_id=None if fresh else rec.root.run_id,
             )
@@ -343,9 +346,11 @@ def _compare(
     return out
 
 
-def _checked(context: Any, recorded: dict[str, Any], what: str, option: str) -> Any:
+def _checked(
+    context: Any, recorded: dict[str, Any], what: str, option: str, options: ReadOptions | None
+) -> Any:
     """`context` loaded, or a UsageError when its type or length is not the recorded."""
-    loaded = load_context(context)
+    loaded = load_context(context, options)
     given = loaded.metadata
     if (recorded.get("type"), recorded.get("total_length")) != (
         given.get("type"),

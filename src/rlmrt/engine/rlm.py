@@ -4,6 +4,8 @@ Its runs start through `Engine.run` (engine/start.py), like every other run."""
 
 from __future__ import annotations
 
+import asyncio
+import weakref
 from collections.abc import AsyncGenerator, Awaitable, Iterator
 from typing import TYPE_CHECKING, Any
 
@@ -12,6 +14,7 @@ from rlmrt.config import RLMConfig, config_with, load_config
 from rlmrt.context.search import ContextSearch
 from rlmrt.engine.context_input import load_context
 from rlmrt.engine.start import Engine, RunResult, check_prompt, iterate_on, stream_run
+from rlmrt.errors import RLMError
 from rlmrt.events import Event, EventHandler
 from rlmrt.llm.base import ModelClient
 from rlmrt.local.default import local_default_reason, use_local_model
@@ -27,13 +30,15 @@ class RLM:
     """A Recursive Language Model runtime.
 
     ```python
-    rlm = RLM(model="openai/gpt-4o-mini", sandbox="local", max_depth=2)
-    result = rlm.completion("How many invoices are overdue?", context=Path("ledger.txt"))
+    with RLM(model="openai/gpt-4o-mini", sandbox="local", max_depth=2) as rlm:
+        result = rlm.completion("How many invoices are overdue?", context=Path("ledger.txt"))
     ```
 
     Settings are the fields of `RLMConfig`, given as keyword arguments; they override
     `RLM_*` environment variables, which override `rlm.toml`. Pass `config=` to use a
-    ready `RLMConfig` as is, and `client=` to use your own `ModelClient`.
+    ready `RLMConfig` as is, and `client=` to use your own `ModelClient`. Close it
+    (`with`, `async with`, `close()`, `aclose()`) to release its connections and
+    sandboxes; one nobody closed releases its sync loop's at collection or exit.
     """
 
     def __init__(
@@ -63,6 +68,11 @@ class RLM:
         self.engine = Engine(
             client=client, config=config, sandboxes=self._sandboxes, searcher=self._searcher
         )
+        # An RLM nobody closed releases what its sync calls opened on its loop (HTTP
+        # sessions, sandboxes) when it is collected or at exit, without a warning.
+        self._release = weakref.finalize(
+            self, _release, self._sync, self._sandboxes, self._searcher, client
+        )
 
     def subscribe(self, handler: EventHandler) -> None:
         """Call `handler` with every event of every later run."""
@@ -73,7 +83,9 @@ class RLM:
         self, prompt: str, context: Any = None, *, on_event: EventHandler | None = None
     ) -> RunResult:
         check_prompt(prompt)
-        return await self.engine.run(prompt, load_context(context), on_event=on_event)
+        return await self.engine.run(
+            prompt, load_context(context, self.config.input), on_event=on_event
+        )
 
     def astream(self, prompt: str, context: Any = None) -> AsyncGenerator[Event | RunResult, None]:
         """Yield the run's events as they happen (root-model token deltas included),
@@ -82,7 +94,10 @@ class RLM:
         def start(on_event: EventHandler) -> Awaitable[RunResult]:
             check_prompt(prompt)
             return self.engine.run(
-                prompt, load_context(context), on_event=on_event, stream_root=True
+                prompt,
+                load_context(context, self.config.input),
+                on_event=on_event,
+                stream_root=True,
             )
 
         return stream_run(start)
@@ -107,11 +122,18 @@ class RLM:
         return await self._sandboxes.warm(self.config.sandbox.kind, self.config.limits)
 
     async def aclose(self) -> None:
+        """Close the sandboxes, the context search and the model client."""
+        await _aclose(self._sandboxes, self._searcher, self.client)
+
+    async def __aenter__(self) -> RLM:
+        return self
+
+    async def __aexit__(self, *exc_info: object) -> None:
         try:
-            await self._sandboxes.aclose()
-            await self._searcher.aclose()
+            await self.aclose()
         finally:
-            await self.client.aclose()
+            self._release.detach()
+            await asyncio.to_thread(self._sync.stop)
 
     # -- sync facade ----------------------------------------------------------------
     def completion(self, prompt: str, context: Any = None) -> RunResult:
@@ -128,6 +150,7 @@ class RLM:
 
     def close(self) -> None:
         """Close the model client and stop the facade's loop."""
+        self._release.detach()
         try:
             self._sync.run(self.aclose())
         finally:
@@ -138,3 +161,26 @@ class RLM:
 
     def __exit__(self, *exc_info: object) -> None:
         self.close()
+
+
+async def _aclose(sandboxes: SandboxPool, searcher: ContextSearch, client: ModelClient) -> None:
+    try:
+        await sandboxes.aclose()
+        await searcher.aclose()
+    finally:
+        await client.aclose()
+
+
+def _release(
+    sync: LoopThread, sandboxes: SandboxPool, searcher: ContextSearch, client: ModelClient
+) -> None:
+    """`RLM.close` for an RLM that was not closed: what its sync calls opened lives on
+    its loop, closed there. (Async calls ran on the caller's loop: `async with RLM()`.)"""
+    if not sync.started or sync.in_loop_thread:
+        return
+    try:
+        sync.run(_aclose(sandboxes, searcher, client))
+    except (RLMError, OSError, RuntimeError):  # at exit: nothing left to tell
+        pass
+    finally:
+        sync.stop()

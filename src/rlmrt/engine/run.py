@@ -15,15 +15,17 @@ from dataclasses import dataclass
 from typing import Any
 
 from rlmrt.context.search import ContextSearch
+from rlmrt.engine.answers import non_answer
 from rlmrt.engine.bridge import RunBridge
 from rlmrt.engine.context_input import LoadedContext, load_context
-from rlmrt.engine.evidence import Evidence, lines_holding, peek_lines
+from rlmrt.engine.evidence import Evidence, empty_result, lines_holding, peek_lines
 from rlmrt.engine.parsing import (
     FinalMarker,
     final_call_value,
     find_code_blocks,
     find_final,
     first_block_reply,
+    is_final_call,
     literal_value,
     strip_code,
 )
@@ -31,8 +33,11 @@ from rlmrt.engine.prompts import (
     BEST_EFFORT_PROMPT,
     COMPACT_PROMPT,
     DEFERRED_FINAL_NOTE,
+    DOUBTED_FINAL_NOTE,
     EMPTY_OUTPUT_NOTE,
+    EMPTY_RESULT_NOTE,
     NO_CODE_FEEDBACK,
+    NOT_AN_ANSWER_NOTE,
     PARTIAL_FINAL_NOTE,
     QUESTION_REMINDER,
     REPEATED_CODE_NOTE,
@@ -116,6 +121,8 @@ class Run:
         self._profile = profile_for(tree.client.model, tree.config.prompt.profile)
         self._ran: dict[str, tuple[int, str | None]] = {}  # code -> (iteration, error)
         self._evidence = Evidence()  # read only with the profile's checked_final
+        self._peek: list[str] = []  # the lines the first prompt showed
+        self._about: list[str] | None = None  # lines about the question, found once
         # after a repeated block, the next call samples warmer: at temperature 0 a model
         # that repeated itself once repeats itself forever
         self._unstick: float | None = None
@@ -218,6 +225,7 @@ class Run:
                 peek_lines, self.prompt, self.context.value, self._profile.peek_lines
             )
             self._evidence.hint("\n".join(peek))
+            self._peek = peek
         messages = first_messages(
             self.prompt,
             self.context.metadata,
@@ -270,7 +278,12 @@ class Run:
                 self._emit_answer(answer, "text")
                 return _Done(answer)
             if not blocks:
-                done = await self._final_from_text(sandbox, find_final(text))
+                marker = find_final(text)
+                note = self._refused_text_final(marker, checked=checked)
+                if note is not None:
+                    messages.append({"role": "user", "content": note})
+                    continue
+                done = await self._final_from_text(sandbox, marker)
                 if done is not None:
                     return done
                 messages.append({"role": "user", "content": self._no_final_feedback(text)})
@@ -301,6 +314,7 @@ class Run:
                     return _Done(answer)
                 if checked:
                     self._evidence.record(code, result)
+                    outputs.extend(await self._empty_result_note(code, result))
                 repeats = self._repeat_note(code, result)
                 outputs.extend(repeats)
                 pointed = (
@@ -317,6 +331,40 @@ class Run:
             if self._profile.remind_question:
                 outputs.append(QUESTION_REMINDER.format(prompt=self.prompt))
             messages.append({"role": "user", "content": "\n\n".join(outputs)})
+
+    def _refused_text_final(self, marker: FinalMarker | None, *, checked: bool) -> str | None:
+        """Why a FINAL(...) written as text is refused (None: it is not): it is not an
+        answer (code, the question, a refusal, an error), or, with `checked`, an empty
+        result no second block confirmed."""
+        if marker is None or marker.kind != "FINAL":
+            return None
+        answer = marker.argument
+        reason = non_answer(answer, self.prompt)
+        if reason is not None:
+            return NOT_AN_ANSWER_NOTE.format(answer=_brief(answer), reason=reason)
+        if checked and self._evidence.doubted(answer):
+            return DOUBTED_FINAL_NOTE.format(answer=_brief(answer))
+        return None
+
+    async def _empty_result_note(self, code: str, result: ExecResult) -> list[str]:
+        """A note when a block found nothing ("0", "[]") although `context` holds lines
+        about the question: small models guess a filter from the question's words
+        ("status: OVERDUE") rather than the data's format, and then answer 0. The note
+        shows real lines, and the empty value is not taken as seen until another block
+        confirms it."""
+        empty = empty_result(result)
+        value = self.context.value
+        if empty is None or not isinstance(value, str):
+            return []
+        if self._about is None:
+            limit = max(self._profile.peek_lines, 3) + 3
+            found = await asyncio.to_thread(peek_lines, self.prompt, value, limit)
+            fresh = [line for line in found if line not in self._peek]
+            self._about = (fresh or found)[:3]
+        if not self._about:
+            return []
+        self._evidence.doubt(empty, code)
+        return [EMPTY_RESULT_NOTE.format(output=empty, lines="\n".join(self._about))]
 
     def _refused_final_note(self, answer: str) -> str:
         """Why FINAL(answer) from code was refused. The model is shown the value (and the
@@ -437,7 +485,16 @@ class Run:
     async def _best_effort(
         self, sandbox: SandboxBackend, messages: list[Message], reason: str
     ) -> str | None:
-        """One last call for the best answer from what is known; the work is kept."""
+        """One last call for the best answer from what is known; the work is kept.
+
+        Skipped when a token or cost budget is spent (any reply would overspend it) or
+        the closing slice past the wall-time budget is over (`Budget.closing_call_refusal`)."""
+        refusal = self.tree.budget.closing_call_refusal()
+        if refusal is not None:
+            self._report(
+                f"the best-effort answer call was skipped: {refusal}", "BudgetExceededError"
+            )
+            return None
         request: list[Message] = [
             *messages,
             {"role": "user", "content": BEST_EFFORT_PROMPT.format(reason=reason)},
@@ -448,7 +505,7 @@ class Run:
                 parent_call_id=self.call_id,
                 depth=self.depth,
                 purpose="final",
-                check_budget=False,
+                closing=True,
             )
         except (ModelError, BudgetExceededError) as exc:
             self._report(f"the best-effort answer call failed: {exc}", type(exc).__name__)
@@ -463,8 +520,17 @@ class Run:
         blocks = find_code_blocks(reply.text)
         if not answer and len(blocks) == 1:
             answer = literal_value(blocks[0]) or final_call_value(blocks[0]) or ""
+            if not answer and is_final_call(blocks[0]):
+                # `FINAL(count)`: one call naming a value the REPL holds, safe to run
+                result = await sandbox.execute(blocks[0])
+                self._emit_exec(blocks[0], result)
+                answer = (result.final_answer or "") if result.final_set else ""
         if not answer:
             self._report("the best-effort reply held no answer", "NoAnswer")
+            return None
+        why = non_answer(answer, self.prompt)
+        if why is not None:
+            self._report(f"the best-effort reply was {why}, not an answer", "NoAnswer")
             return None
         self._emit_answer(answer, "best_effort", partial=True)
         return answer
@@ -510,7 +576,7 @@ class Run:
         )
 
     async def _child(self, prompt: str, context: Any, call_id: str) -> str:
-        loaded = load_context(prompt if context is None else context)
+        loaded = load_context(prompt if context is None else context, self.config.input)
         child = Run(
             self.tree,
             prompt=prompt,

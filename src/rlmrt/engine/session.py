@@ -164,7 +164,7 @@ class RLMSession(CodeSession):
         super().__init__(engine.config, searcher=engine.searcher, handlers=engine.handlers)
         self.engine = engine
         self._loop = loop
-        self._first = load_context(context)
+        self._first = load_context(context, engine.config.input)
         self._contexts: dict[str, dict[str, Any]] = {}
         self.history: list[dict[str, Any]] = []
 
@@ -198,7 +198,7 @@ class RLMSession(CodeSession):
         it in `history`); `acompletion` is this with the session's engine."""
         self._check_open()
         check_prompt(prompt)
-        loaded = load_context(context) if context is not None else None
+        loaded = load_context(context, engine.config.input) if context is not None else None
         async with self.lock:  # one run at a time: the sandbox's bridge serves one
             backend = await self._backend()
             assert self._shared is not None  # started by _backend

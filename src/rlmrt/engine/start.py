@@ -20,9 +20,9 @@ from rlmrt._loop import LoopThread
 from rlmrt.config import RLMConfig
 from rlmrt.context.search import ContextSearch
 from rlmrt.engine.context_input import LoadedContext
-from rlmrt.engine.run import Run, SessionTurn
+from rlmrt.engine.run import Run, RunOutcome, SessionTurn
 from rlmrt.engine.tree import RunTree
-from rlmrt.errors import ConfigError
+from rlmrt.errors import ConfigError, ModelError
 from rlmrt.events import Event, EventBus, EventHandler
 from rlmrt.llm.base import ModelClient
 from rlmrt.observe.costs import check_daily_budget
@@ -43,7 +43,8 @@ class RunResult:
     `answer` is the final answer as text (None only when a limit stopped the run and
     even the best-effort call failed). `partial` is True when a limit ended the run;
     `stop_reason` names it ("final" when the model answered). `usage` covers the whole
-    run tree.
+    run tree. `error` says why a streamed run failed (`stop_reason` "error"): a stream
+    ends with its result, where `completion` raises.
     """
 
     answer: str | None
@@ -53,6 +54,7 @@ class RunResult:
     run_id: str
     trajectory_path: Path | None
     iterations: int
+    error: str | None = None
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -79,12 +81,15 @@ class Engine:
     ) -> RunResult:
         """Run `prompt` over `context` to its answer.
 
-        `stream_root` adds the root model's token deltas to the events; `turn` runs it
+        `stream_root` adds the root model's token deltas to the events (and a model
+        error, such as a stream cut mid-reply, ends the run with an "error" result
+        instead of raising: a stream ends with its result); `turn` runs it
         in a session's sandbox; `run_id` is given by replays, which keep the recorded
         ids (code may have seen them in a session's `history`)."""
         check_prompt(prompt)
         run_id = run_id or new_run_id()
         spent_today = check_daily_budget(self.config)
+        error: str | None = None
         bus = EventBus()
         watchers = run_watchers(self.config, bus.emit, spent_today_usd=spent_today)
         writer: TrajectoryWriter | None = None
@@ -118,6 +123,19 @@ class Engine:
         )
         try:
             outcome = await root.execute()
+        except ModelError as exc:
+            if not stream_root:
+                raise
+            error = str(exc)
+            # a stream ends with its result: this one says the run failed (its
+            # RunErrored event, already streamed, says why)
+            outcome = RunOutcome(
+                answer=None,
+                partial=True,
+                stop_reason="error",
+                iterations=root.iterations,
+                usage=tree.ledger.total(),
+            )
         finally:
             for watcher in watchers:
                 watcher.close()
@@ -131,6 +149,7 @@ class Engine:
             run_id=run_id,
             trajectory_path=writer.path if writer else None,
             iterations=outcome.iterations,
+            error=error,
         )
 
 

@@ -13,6 +13,7 @@ import asyncio
 import itertools
 import time
 from collections.abc import Sequence
+from typing import Any
 
 from rlmrt.config import RLMConfig
 from rlmrt.context.search import ContextSearch
@@ -107,21 +108,30 @@ class RunTree:
         depth: int,
         purpose: ModelCallPurpose,
         model: str | None = None,
-        check_budget: bool = True,
+        closing: bool = False,
         temperature: float | None = None,
     ) -> ModelReply:
-        """One model call of the tree, with budget check, semaphore and events."""
-        if check_budget:
+        """One model call of the tree, with budget check, semaphore and events.
+
+        Every call, its retries and their waits included, ends when the tree's wall
+        time does; its `max_tokens` is capped by the output tokens (and, for a model
+        with a known price, the cost) left. The `closing` call (the best answer after
+        a limit stopped the run) is not refused for the spent budget: it gets
+        `Budget.closing_slice_s()` past the wall time instead."""
+        if not closing:
             self.budget.check()
         call_id = self.new_call_id()
+        ids: dict[str, Any] = {
+            "run_id": self.run_id,
+            "call_id": call_id,
+            "parent_call_id": parent_call_id,
+            "depth": depth,
+        }
         model_name = (
             model or (self.config.llm.sub_model if purpose == "sub" else None) or self.client.model
         )
         started_event = ModelCallStarted(
-            run_id=self.run_id,
-            call_id=call_id,
-            parent_call_id=parent_call_id,
-            depth=depth,
+            **ids,
             model=model_name,
             purpose=purpose,
             message_count=len(messages),
@@ -133,10 +143,7 @@ class RunTree:
             def emit_delta(text: str) -> None:
                 self.emit(
                     TokenDelta(
-                        run_id=self.run_id,
-                        call_id=call_id,
-                        parent_call_id=parent_call_id,
-                        depth=depth,
+                        **ids,
                         text=text,
                     )
                 )
@@ -148,25 +155,34 @@ class RunTree:
         try:
             async with self.semaphore:
                 reply = await self._complete(
-                    messages, model_name, on_delta, bounded=check_budget, temperature=temperature
+                    messages, model_name, on_delta, closing=closing, temperature=temperature
                 )
         except (ModelError, BudgetExceededError, asyncio.CancelledError) as exc:
             self.emit(
                 ModelCallFailed(
-                    run_id=self.run_id,
-                    call_id=call_id,
-                    parent_call_id=parent_call_id,
-                    depth=depth,
+                    **ids,
                     model=model_name,
                     purpose=purpose,
                     error_type=type(exc).__name__,
                     message=str(exc) or "cancelled",
                     duration_s=time.perf_counter() - started,
+                    attempts=exc.attempts if isinstance(exc, ModelError) else 1,
                 )
             )
             raise
         finally:
             MODEL_CALL.reset(site)
+        if reply.cut_at is not None:
+            self.emit(
+                BudgetWarning(
+                    **ids,
+                    limit="max_reply_chars",
+                    message=(
+                        f"the reply of model {model_name} was cut at {reply.cut_at:,} characters"
+                        " (max_reply_chars): the rest was not read"
+                    ),
+                )
+            )
         cost, known = cost_usd(
             reply.model or model_name,
             reply.input_tokens,
@@ -177,10 +193,7 @@ class RunTree:
             self._cost_warned.add(model_name)
             self.emit(
                 CostWarning(
-                    run_id=self.run_id,
-                    call_id=call_id,
-                    parent_call_id=parent_call_id,
-                    depth=depth,
+                    **ids,
                     model=model_name,
                     message=(
                         f"no price known for model {model_name!r}: its cost counts as 0; "
@@ -190,10 +203,7 @@ class RunTree:
             )
         self.emit(
             ModelCallFinished(
-                run_id=self.run_id,
-                call_id=call_id,
-                parent_call_id=parent_call_id,
-                depth=depth,
+                **ids,
                 model=model_name,
                 purpose=purpose,
                 response=reply.text,
@@ -201,6 +211,7 @@ class RunTree:
                 output_tokens=reply.output_tokens,
                 cost_usd=cost,
                 duration_s=time.perf_counter() - started,
+                attempts=reply.attempts,
             )
         )
         return reply
@@ -211,26 +222,45 @@ class RunTree:
         model_name: str,
         on_delta: DeltaCallback | None,
         *,
-        bounded: bool,
+        closing: bool,
         temperature: float | None = None,
     ) -> ModelReply:
-        """The call itself; `bounded` cuts it off when the tree's wall time runs out
-        (the best-effort call after a limit is not bounded by the spent budget)."""
+        """The call itself, cut off when the tree's wall time (plus the closing slice,
+        for the closing call) runs out."""
         model = None if model_name == self.client.model else model_name
+        options: dict[str, int] = {}
+        cap = self._max_tokens(model_name)
+        if cap is not None:  # only then: clients of users may not know the argument
+            options["max_tokens"] = cap
         call = self.client.complete(
-            messages, model=model, on_delta=on_delta, temperature=temperature
+            messages, model=model, on_delta=on_delta, temperature=temperature, **options
         )
-        remaining = self.budget.remaining_time_s()
-        if remaining is None or not bounded:
+        remaining = self.budget.closing_time_left_s() if closing else self.budget.remaining_time_s()
+        if remaining is None:
             return await call
         try:
             return await asyncio.wait_for(call, timeout=max(remaining, 0.001))
         except asyncio.TimeoutError as exc:
+            wall = self.config.budget.max_wall_time_s or 0.0
             raise BudgetExceededError(
                 "max_wall_time_s",
-                f"budget exhausted: max_wall_time_s={self.config.budget.max_wall_time_s:g} "
-                "reached during a model call",
+                f"budget exhausted: max_wall_time_s={wall:g} reached during a model call"
+                + (" (the closing call's slice included)" if closing else ""),
             ) from exc
+
+    def _max_tokens(self, model_name: str) -> int | None:
+        """The reply-length cap of a call: the output tokens left, and what the cost
+        left buys at the model's output price when it is known (None: no cap)."""
+        caps: list[int] = []
+        tokens_left = self.budget.output_tokens_left()
+        if tokens_left is not None:
+            caps.append(tokens_left)
+        cost_left = self.budget.cost_left_usd()
+        if cost_left is not None:
+            per_token, known = cost_usd(model_name, 0, 1, self.config.llm.prices)
+            if known and per_token > 0:
+                caps.append(int(round(cost_left / per_token, 6)))  # 0.5/1e-5 is 49999.99...
+        return max(1, min(caps)) if caps else None
 
 
 def _litellm_window(config: RLMConfig) -> int | None:

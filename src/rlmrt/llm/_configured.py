@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING, Any, TypeVar
 
+from rlmrt.config import DEFAULT_MAX_REPLY_CHARS
 from rlmrt.llm._retry import RetryPolicy
 from rlmrt.llm.base import ModelClient
 
@@ -15,7 +16,8 @@ C = TypeVar("C", bound="ConfiguredClient")
 
 class ConfiguredClient(ModelClient):
     """A `ModelClient` with a server, a key, a per-attempt timeout, sampling settings
-    and a retry policy. `api_key` overrides the provider's environment variable."""
+    and a retry policy. `api_key` overrides the provider's environment variable.
+    `max_reply_chars` cuts a longer reply (`ModelReply.cut_at`)."""
 
     def __init__(
         self,
@@ -27,6 +29,7 @@ class ConfiguredClient(ModelClient):
         temperature: float | None = None,
         seed: int | None = None,
         retry: RetryPolicy | None = None,
+        max_reply_chars: int = DEFAULT_MAX_REPLY_CHARS,
     ) -> None:
         super().__init__(model=model)
         self.api_base = api_base
@@ -35,6 +38,7 @@ class ConfiguredClient(ModelClient):
         self.temperature = temperature
         self.seed = seed
         self.retry = retry or RetryPolicy()
+        self.max_reply_chars = max_reply_chars
 
     @classmethod
     def from_config(cls: type[C], config: RLMConfig, *, retry: RetryPolicy | None = None) -> C:
@@ -56,4 +60,5 @@ class ConfiguredClient(ModelClient):
             "temperature": config.llm.temperature,
             "seed": config.llm.seed,
             "retry": retry or RetryPolicy(max_retries=config.llm.max_retries),
+            "max_reply_chars": config.llm.max_reply_chars,
         }

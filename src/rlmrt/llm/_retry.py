@@ -20,6 +20,7 @@ header sets the wait instead, capped by `RetryPolicy.max_retry_after_s`.
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import email.utils
 import json
 import random
@@ -37,6 +38,7 @@ from rlmrt.errors import (
     ModelNotFoundError,
     ModelResponseError,
 )
+from rlmrt.llm.base import ModelReply
 
 T = TypeVar("T")
 Kind = Literal["auth", "not_found", "no_provider", "timeout", "connection", "response", "status"]
@@ -144,7 +146,7 @@ class Failure:
         cls, message = self._describe(
             target, f" (after {attempts} attempts)" if attempts > 1 else ""
         )
-        return cls(message, status=self.status, body=self.body)
+        return cls(message, status=self.status, body=self.body, attempts=attempts)
 
     def _describe(self, target: Target, after: str) -> tuple[type[ModelError], str]:
         model, where = target.model, target.where
@@ -181,18 +183,23 @@ async def with_retries(
     """Run `call`, retrying transient failures; raise them as `ModelError` subclasses.
 
     A `ModelError` raised by `call` itself (e.g. a stream cut off after text was
-    already handed out) is final and passes through unchanged.
+    already handed out) is final and passes through unchanged. A `ModelReply` got
+    after retries says how many requests it took (`attempts`).
     """
     retry = 0
     while True:
         try:
-            return await call()
+            result = await call()
         except library_errors() as exc:
             failure = classify(exc)
             if not failure.retryable or retry >= policy.max_retries:
                 raise failure.to_error(target, retry + 1) from exc
             await asyncio.sleep(policy.delay_s(retry, failure.retry_after_s))
             retry += 1
+            continue
+        if retry and isinstance(result, ModelReply):
+            return dataclasses.replace(result, attempts=retry + 1)
+        return result
 
 
 def classify(exc: BaseException) -> Failure:

@@ -21,13 +21,18 @@ DeltaCallback = Callable[[str], None]
 
 @dataclass(frozen=True, slots=True, kw_only=True)
 class ModelReply:
-    """A finished completion. Token counts come from the provider (0 when it gave none)."""
+    """A finished completion. Token counts come from the provider (0 when it gave none).
+
+    `cut_at` is set when the reply was longer than the client's `max_reply_chars`: the
+    client stopped reading there and `text` holds the first `cut_at` characters."""
 
     text: str
     model: str
     input_tokens: int = 0
     output_tokens: int = 0
     finish_reason: str | None = None
+    cut_at: int | None = None
+    attempts: int = 1  # requests made for it, retries included
 
 
 class ModelClient(ABC):
@@ -50,9 +55,11 @@ class ModelClient(ABC):
         model: str | None = None,
         on_delta: DeltaCallback | None = None,
         temperature: float | None = None,
+        max_tokens: int | None = None,
     ) -> ModelReply:
         """Return the completion of `messages`; `temperature` overrides the client's
-        own for this call (the engine raises it to break a model's loop)."""
+        own for this call (the engine raises it to break a model's loop); `max_tokens`
+        caps the reply's length (the engine passes it only when a budget caps it)."""
 
     async def aclose(self) -> None:
         """Release connections. Idempotent."""

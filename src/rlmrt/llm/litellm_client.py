@@ -12,7 +12,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 from typing import TYPE_CHECKING, Any
 
-from rlmrt.llm._chat import collect_stream, reply_from_completion
+from rlmrt.llm._chat import collect_stream, cut_reply, reply_from_completion
 from rlmrt.llm._configured import ConfiguredClient
 from rlmrt.llm._litellm import import_litellm
 from rlmrt.llm._retry import Target, library_errors, with_retries
@@ -37,6 +37,7 @@ class LiteLLMClient(ConfiguredClient):
         model: str | None = None,
         on_delta: DeltaCallback | None = None,
         temperature: float | None = None,
+        max_tokens: int | None = None,
     ) -> ModelReply:
         name = model or self.model
         litellm = import_litellm()
@@ -55,16 +56,26 @@ class LiteLLMClient(ConfiguredClient):
             kwargs["temperature"] = temperature
         if self.seed is not None:
             kwargs["seed"] = self.seed
+        if max_tokens is not None:
+            kwargs["max_tokens"] = max_tokens
+        limit = self.max_reply_chars
         target = self._target(name)
 
         async def call() -> ModelReply:
             if on_delta is None:
-                return reply_from_completion(await litellm.acompletion(**kwargs), name)
+                # LiteLLM has read the whole body by now: only the stream stops early
+                reply = reply_from_completion(await litellm.acompletion(**kwargs), name)
+                return cut_reply(reply, limit)
             stream = await litellm.acompletion(
                 **kwargs, stream=True, stream_options={"include_usage": True}
             )
             return await collect_stream(
-                stream, model=name, on_delta=on_delta, where=target.where, close=stream.aclose
+                stream,
+                model=name,
+                on_delta=on_delta,
+                where=target.where,
+                close=stream.aclose,
+                limit=limit,
             )
 
         return await with_retries(call, policy=self.retry, target=target)

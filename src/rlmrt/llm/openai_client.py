@@ -15,15 +15,18 @@ Any other id is sent unchanged (the server may be a proxy that understands it).
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import json
 import os
-from collections.abc import Sequence
+import re
+from collections.abc import AsyncIterator, Sequence
 from typing import TYPE_CHECKING, Any
 
 import aiohttp
 import orjson
 
 from rlmrt.errors import ModelAuthError, ModelResponseError
+from rlmrt.llm._chat import cut_reply
 from rlmrt.llm._configured import ConfiguredClient
 from rlmrt.llm._retry import HTTPStatusFailure, RetryPolicy, Target, with_retries
 from rlmrt.llm.base import DeltaCallback, Message, ModelReply
@@ -82,6 +85,7 @@ class OpenAICompatibleClient(ConfiguredClient):
         model: str | None = None,
         on_delta: DeltaCallback | None = None,
         temperature: float | None = None,
+        max_tokens: int | None = None,
     ) -> ModelReply:
         name = model or self.model
         session = self._http_session()
@@ -97,11 +101,14 @@ class OpenAICompatibleClient(ConfiguredClient):
             payload["temperature"] = temperature
         if self.seed is not None:
             payload["seed"] = self.seed
+        if max_tokens is not None:
+            payload["max_tokens"] = max_tokens
         if on_delta is not None:
             payload["stream"] = True
             payload["stream_options"] = {"include_usage": True}
         body = _encode(payload)
         del payload
+        limit = self.max_reply_chars
 
         async def call() -> ModelReply:
             async with session.post(self._url, data=body, headers=self._headers) as response:
@@ -110,8 +117,8 @@ class OpenAICompatibleClient(ConfiguredClient):
                         response.status, await response.text(), dict(response.headers)
                     )
                 if on_delta is None:
-                    return _reply_from_json(orjson.loads(await response.read()), name)
-                return await _collect_stream(response, name, on_delta, target.where)
+                    return await _read_reply(response, name, limit)
+                return await _collect_stream(response, name, on_delta, target.where, limit)
 
         return await with_retries(call, policy=self.retry, target=target)
 
@@ -150,6 +157,51 @@ def _encode(payload: dict[str, Any]) -> bytes:
         return json.dumps(payload).encode()
 
 
+async def _read_reply(response: aiohttp.ClientResponse, model: str, limit: int) -> ModelReply:
+    """A non-streamed reply, read up to what `limit` characters of text can take.
+
+    Past that, reading stops and the text is the first `limit` characters of the
+    message's content, taken from the part of the body that was read (the usage, sent
+    after it, is lost: output tokens are estimated at 4 characters each)."""
+    cap = limit * _MAX_BYTES_PER_CHAR + _ENVELOPE_BYTES
+    chunks: list[bytes] = []
+    size = 0
+    async for chunk in response.content.iter_chunked(1 << 16):
+        chunks.append(chunk)
+        size += len(chunk)
+        if size > cap:
+            response.close()
+            text = _content_prefix(b"".join(chunks), limit, model)
+            return ModelReply(
+                text=text, model=model, output_tokens=len(text) // 4 + 1, cut_at=len(text)
+            )
+    return cut_reply(_reply_from_json(orjson.loads(b"".join(chunks)), model), limit)
+
+
+# a character of a JSON string takes at most 6 bytes (\uXXXX); the rest of the body is small
+_MAX_BYTES_PER_CHAR = 6
+_ENVELOPE_BYTES = 1 << 16
+_CONTENT_KEY = re.compile(rb'"content"\s*:\s*"')
+_STRING_BODY = re.compile(r'(?:[^"\\]|\\.)*', re.DOTALL)
+_PARTIAL_ESCAPE = re.compile(r"\\u[0-9a-fA-F]{0,3}$")
+
+
+def _content_prefix(body: bytes, limit: int, model: str) -> str:
+    """The first `limit` characters of the first message's content in a JSON body
+    that was cut off."""
+    found = _CONTENT_KEY.search(body)
+    if found is None:
+        raise ModelResponseError(
+            f"the reply for model {model!r} is over max_reply_chars and holds no message content"
+        )
+    raw = body[found.end() : found.end() + limit * _MAX_BYTES_PER_CHAR]
+    text = raw.decode("utf-8", "ignore")  # only a character cut at the end is lost
+    matched = _STRING_BODY.match(text)
+    inner = _PARTIAL_ESCAPE.sub("", matched.group() if matched else "")
+    value: str = json.loads(f'"{inner}"')
+    return value[:limit]
+
+
 def _reply_from_json(data: Any, model: str) -> ModelReply:
     choices = data.get("choices") if isinstance(data, dict) else None
     if not choices or not isinstance(choices, list) or not isinstance(choices[0], dict):
@@ -160,9 +212,10 @@ def _reply_from_json(data: Any, model: str) -> ModelReply:
 
 
 async def _collect_stream(
-    response: aiohttp.ClientResponse, model: str, on_delta: DeltaCallback, where: str
+    response: aiohttp.ClientResponse, model: str, on_delta: DeltaCallback, where: str, limit: int
 ) -> ModelReply:
     """Server-sent events: pass each text piece to `on_delta`, assemble the reply.
+    Reading stops after `limit` characters of text (`ModelReply.cut_at`).
 
     A failure after text was handed out cannot be retried (the caller already showed
     it): it becomes a `ModelResponseError`. Before that, the error propagates so the
@@ -172,8 +225,10 @@ async def _collect_stream(
     usage: Any = None
     last_choice: dict[str, Any] = {}
     done = False
+    size = 0
     try:
-        async for raw in response.content:
+        line_cap = limit * _MAX_BYTES_PER_CHAR + _ENVELOPE_BYTES
+        async for raw, whole in _sse_lines(response, line_cap):
             line = raw.strip()
             if not line.startswith(b"data:"):
                 continue
@@ -181,15 +236,25 @@ async def _collect_stream(
             if data == b"[DONE]":
                 done = True
                 break
+            if not whole:  # one event over the cap: its text's start is all we keep
+                prefix = _content_prefix(data, limit - size, model)
+                parts.append(prefix)
+                on_delta(prefix)
+                size += len(prefix)
+                return _cut_stream(response, parts, model, usage, last_choice)
             chunk = orjson.loads(data)
             usage = chunk.get("usage") or usage
             for choice in (chunk.get("choices") or [])[:1]:
                 text = (choice.get("delta") or {}).get("content")
                 if text:
+                    text = text[: limit - size]
+                    size += len(text)
                     parts.append(text)
                     on_delta(text)
                 if choice.get("finish_reason"):
                     last_choice = choice
+            if size >= limit:
+                return _cut_stream(response, parts, model, usage, last_choice)
     except (aiohttp.ClientError, asyncio.TimeoutError, ValueError) as exc:
         if not parts:
             raise
@@ -203,6 +268,41 @@ async def _collect_stream(
             raise aiohttp.ClientPayloadError(message)
         raise ModelResponseError(f"{message} after {sum(map(len, parts))} characters")
     return _reply("".join(parts), model, usage, last_choice)
+
+
+def _cut_stream(
+    response: aiohttp.ClientResponse,
+    parts: list[str],
+    model: str,
+    usage: Any,
+    choice: dict[str, Any],
+) -> ModelReply:
+    """The reply of a stream that reached `max_reply_chars`: the rest is not read."""
+    response.close()
+    reply = _reply("".join(parts), model, usage, choice)
+    tokens = reply.output_tokens or len(reply.text) // 4 + 1  # the usage chunk comes last
+    return dataclasses.replace(reply, output_tokens=tokens, cut_at=len(reply.text))
+
+
+async def _sse_lines(
+    response: aiohttp.ClientResponse, max_bytes: int
+) -> AsyncIterator[tuple[bytes, bool]]:
+    """The lines of a server-sent-events body, each with True; a line longer than
+    `max_bytes` ends the iteration as its first `max_bytes` bytes, with False.
+    (aiohttp's own line reader raises on lines over 512 KiB, outside its error types.)"""
+    buffer = bytearray()
+    async for piece in response.content.iter_chunked(1 << 16):
+        buffer += piece
+        start = 0
+        while (end := buffer.find(b"\n", start)) >= 0:
+            yield bytes(buffer[start:end]), True
+            start = end + 1
+        del buffer[:start]
+        if len(buffer) > max_bytes:
+            yield bytes(buffer[:max_bytes]), False
+            return
+    if buffer:
+        yield bytes(buffer), True
 
 
 def _reply(text: str, model: str, usage: Any, choice: dict[str, Any]) -> ModelReply:

@@ -79,6 +79,7 @@ class ReplayClient(ModelClient):
         model: str | None = None,
         on_delta: DeltaCallback | None = None,
         temperature: float | None = None,
+        max_tokens: int | None = None,
     ) -> ModelReply:
         recorded = self._reply()
         if on_delta is not None:

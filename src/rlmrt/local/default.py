@@ -73,12 +73,13 @@ class LocalModelClient(ModelClient):
         model: str | None = None,
         on_delta: DeltaCallback | None = None,
         temperature: float | None = None,
+        max_tokens: int | None = None,
     ) -> ModelReply:
         client = self._client
         if client is None:
             client = await asyncio.to_thread(self._connect)
         return await client.complete(
-            messages, model=model, on_delta=on_delta, temperature=temperature
+            messages, model=model, on_delta=on_delta, temperature=temperature, max_tokens=max_tokens
         )
 
     def _connect(self) -> ModelClient:

@@ -15,7 +15,7 @@ from typing import Any
 
 from rlmrt.config import RLMConfig, config_with
 from rlmrt.context.search import ContextSearch, check_search_args
-from rlmrt.errors import UsageError
+from rlmrt.errors import RunError, UsageError
 from rlmrt.events import Event, EventHandler
 from rlmrt.mcp.sessions import Session, SessionPool
 from rlmrt.observe.describe import describe
@@ -135,6 +135,8 @@ class RLMService:
         finally:
             await rlm.aclose()
         assert result is not None  # astream always ends with the result
+        if result.error is not None:  # a stream ends with its result; the tool fails
+            raise RunError(result.error)
         return {
             "answer": result.answer,
             "partial": result.partial,

@@ -13,7 +13,7 @@ from pathlib import Path
 from typing import Any, Literal
 
 from rlmrt.events import Answer, Event, RunFinished, RunStarted
-from rlmrt.observe.trajectory import read_events
+from rlmrt.observe.trajectory import iter_events
 from rlmrt.observe.usage import UsageLedger
 
 RunStatus = Literal["final", "partial", "error", "unfinished"]
@@ -115,11 +115,19 @@ def summarize(events: Iterable[Event], *, run_id: str, path: Path) -> RunSummary
     )
 
 
-def read_summary(path: Path, *, run_id: str | None = None) -> tuple[list[Event], RunSummary]:
+def read_summary(
+    path: Path, *, run_id: str | None = None, skim: bool = False
+) -> tuple[list[Event], RunSummary]:
     """The events of the trajectory at `path` and their summary (`run_id` defaults to
-    the file's name)."""
-    events = read_events(path)
+    the file's name). With `skim`, long strings are cut (`iter_events`): for display."""
+    events = list(iter_events(path, skim=skim))
     return events, summarize(events, run_id=run_id or path.stem, path=path)
+
+
+def summary_of(path: Path, *, run_id: str | None = None) -> RunSummary:
+    """The summary of the trajectory at `path`, read one skimmed line at a time: its
+    memory does not grow with the file (`rlm logs` lists runs with it)."""
+    return summarize(iter_events(path, skim=True), run_id=run_id or path.stem, path=path)
 
 
 def _status(finished: RunFinished) -> RunStatus:

@@ -8,7 +8,14 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from rlmrt.events import Event, ModelCallFinished, RunFinished, RunStarted, SubCallStarted
+from rlmrt.events import (
+    Event,
+    ModelCallFailed,
+    ModelCallFinished,
+    RunFinished,
+    RunStarted,
+    SubCallStarted,
+)
 
 
 @dataclass(slots=True)
@@ -62,8 +69,14 @@ class UsageLedger:
                 usage = self._usage.setdefault(run, Usage())
                 usage.input_tokens += event.input_tokens
                 usage.output_tokens += event.output_tokens
-                usage.model_calls += 1
+                usage.model_calls += event.attempts
                 usage.cost_usd += event.cost_usd
+                run = self._parent_run.get(run)
+        elif isinstance(event, ModelCallFailed) and event.parent_call_id is not None:
+            # a failed request was still made (and may be billed): it counts as a call
+            run = self._owning_run(event.parent_call_id)
+            while run is not None:
+                self._usage.setdefault(run, Usage()).model_calls += event.attempts
                 run = self._parent_run.get(run)
         elif isinstance(event, RunFinished) and event.call_id in self._started:
             self._usage[event.call_id].wall_time_s = event.ts - self._started[event.call_id]

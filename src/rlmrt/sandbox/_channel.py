@@ -15,7 +15,8 @@ from collections.abc import Awaitable, Callable
 from typing import Any
 
 from rlmrt.errors import KernelTimeout, SandboxError
-from rlmrt.sandbox.base import HostBridge
+from rlmrt.sandbox.base import HostBridge, call_host
+from rlmrt.sandbox.kernel import HOST_FUNCTIONS
 
 __all__ = ["MAX_FRAME", "KernelChannel", "KernelTimeout", "encode_frame"]
 
@@ -154,7 +155,15 @@ class KernelChannel:
     async def _serve_call(self, frame: dict[str, Any]) -> None:
         fn = str(frame.get("fn"))
         try:
-            value = await self._dispatch(fn, frame.get("args") or {})
+            value = await call_host(self.bridge, fn, frame.get("args"))
+            if HOST_FUNCTIONS[fn].batched:
+                # failed items travel as data; the kernel turns them into QueryFailed
+                value = [
+                    {"ok": False, "error": str(item)}
+                    if isinstance(item, BaseException)
+                    else {"ok": True, "value": item}
+                    for item in value
+                ]
             reply: dict[str, Any] = {
                 "op": "result",
                 "id": frame.get("id"),
@@ -172,30 +181,3 @@ class KernelChannel:
             }
         with contextlib.suppress(SandboxError):
             await self.send(reply)
-
-    async def _dispatch(self, fn: str, args: dict[str, Any]) -> Any:
-        bridge = self.bridge
-        if fn not in (
-            "llm_query", "llm_query_batched", "rlm_query", "rlm_query_batched", "context_search",
-        ):  # fmt: skip
-            raise ValueError(f"unknown host function {fn!r}")
-        if bridge is None:
-            raise RuntimeError(
-                f"{fn} is only available inside an RLM run (this sandbox has no host bridge)"
-            )
-        if fn == "llm_query":
-            return await bridge.llm_query(args["prompt"], args.get("model"))
-        if fn == "rlm_query":
-            return await bridge.rlm_query(args["prompt"], args.get("context"))
-        if fn == "context_search":
-            return await bridge.context_search(args["query"], args.get("max_tokens", 2000))
-        if fn == "llm_query_batched":
-            items = await bridge.llm_query_batched(args["prompts"], args.get("model"))
-        else:
-            items = await bridge.rlm_query_batched(args["prompts"], args.get("contexts"))
-        return [
-            {"ok": False, "error": str(item)}
-            if isinstance(item, BaseException)
-            else {"ok": True, "value": item}
-            for item in items
-        ]

@@ -26,7 +26,7 @@ from typing import Any
 from rlmrt.errors import SandboxClosedError, SandboxError, UsageError
 from rlmrt.sandbox._channel import KernelChannel, KernelTimeout
 from rlmrt.sandbox.base import ExecResult, HostBridge, Limits, SandboxBackend
-from rlmrt.sandbox.kernel import variable_name_problem
+from rlmrt.sandbox.kernel import cpu_message, timeout_message, variable_name_problem
 
 __all__ = ["GRACE_S", "START_TIMEOUT_S", "KernelBackend"]
 
@@ -48,7 +48,9 @@ class KernelBackend(SandboxBackend):
         self._dir: Path | None = None
         self._lock: asyncio.Lock | None = None
         self._lock_loop: asyncio.AbstractEventLoop | None = None
-        self._context: tuple[str, str] | None = None  # (name, path in the sandbox)
+        # every context loaded so far, by variable name -> its path in the sandbox: a
+        # restarted kernel gets them all back (a session loads `context`, `context_1`, ...)
+        self._contexts: dict[str, str] = {}
         self._killed_for: str | None = None
 
     @property
@@ -165,8 +167,7 @@ class KernelBackend(SandboxBackend):
             await self._stop()
             raise
         self.start_latency_s = time.perf_counter() - started
-        if self._context is not None:
-            name, path = self._context
+        for name, path in self._contexts.items():
             await self._request({"op": "load_context", "name": name, "path": path})
 
     async def _stop(self) -> None:
@@ -199,7 +200,7 @@ class KernelBackend(SandboxBackend):
             target.write_bytes(data)
             target.chmod(0o644)
             path = self._path_inside(filename)
-            self._context = (name, path)
+            self._contexts[name] = path
             await self._request({"op": "load_context", "name": name, "path": path})
 
     async def set_variable(self, name: str, value: Any) -> None:
@@ -284,14 +285,9 @@ class KernelBackend(SandboxBackend):
     ) -> ExecResult:
         limits = self.limits
         if reason == "timeout_s":
-            message = (
-                f"TimeoutError: execution exceeded the {limits.exec_timeout_s:g} s time limit"
-                " (timeout_s) and did not stop"
-            )
+            message = timeout_message(limits.exec_timeout_s) + " and did not stop"
         elif reason == "cpu_s":
-            message = (
-                f"TimeoutError: execution used more than {limits.cpu_s:g} s of CPU (cpu_s limit)"
-            )
+            message = cpu_message(limits.cpu_s)
         elif self._oom_killed():
             message = (
                 f"MemoryError: the sandbox ran out of memory (memory_mb={limits.memory_mb} limit)"
@@ -302,8 +298,9 @@ class KernelBackend(SandboxBackend):
         self._after_kill()
         await self._spawn()
         message += "; the sandbox was restarted and its variables were lost"
-        if self._context is not None:
-            message += f" (`{self._context[0]}` was loaded again)"
+        if self._contexts:
+            names = ", ".join(f"`{name}`" for name in self._contexts)
+            message += f" ({names} {'was' if len(self._contexts) == 1 else 'were'} loaded again)"
         return ExecResult(stderr=message, error=message, duration_s=time.perf_counter() - started)
 
 

@@ -1,6 +1,8 @@
-"""Compile a cell of sandboxed code: RestrictedPython's policy plus our additions.
+"""The in-process sandbox's compile hook: RestrictedPython's policy plus our additions.
 
-On top of `RestrictingNodeTransformer` this policy
+`restrict` is what `rlmrt.sandbox.kernel.Repl.compile` runs on a parsed cell before it
+adds the notebook-style display of a last bare expression and compiles. On top of
+`RestrictingNodeTransformer` this policy
 
 - inserts `_tick_()` at the start of every loop body and function body and as the
   first condition of every comprehension, so the deadline and the memory budget are
@@ -8,20 +10,17 @@ On top of `RestrictingNodeTransformer` this policy
 - routes `+`, `*`, `**`, `<<` and `%` through size-estimating guards, f-string format
   specs through `_fmt_`, and starred expressions through `_unpack_`;
 - allows annotated assignments and `x[k] += v` / `x.a += v` (RestrictedPython refuses
-  them) by rewriting them to guarded calls;
-- turns a bare expression as the last statement into `_display_(expr)`, the
-  notebook-style display.
+  them) by rewriting them to guarded calls.
 """
 
 from __future__ import annotations
 
 import ast
-from types import CodeType
 from typing import Any, cast
 
 from RestrictedPython.transformer import IOPERATOR_TO_STR, RestrictingNodeTransformer
 
-__all__ = ["CellRestrictionError", "compile_cell"]
+__all__ = ["restrict"]
 
 _BINOP_GUARDS: dict[type[ast.operator], str] = {
     ast.Add: "_add_",
@@ -30,10 +29,6 @@ _BINOP_GUARDS: dict[type[ast.operator], str] = {
     ast.LShift: "_lshift_",
     ast.Mod: "_mod_",
 }
-
-
-class CellRestrictionError(Exception):
-    """The cell parses but uses something the sandbox does not allow."""
 
 
 def _call(name: str, args: list[ast.expr], like: ast.AST) -> ast.Call:
@@ -129,23 +124,12 @@ class SandboxPolicy(RestrictingNodeTransformer):
             return ast.copy_location(ast.Expr(_call("_augattr_", args, node)), node)
         return super().visit_AugAssign(node)
 
-    def visit_Module(self, node: ast.Module) -> Any:
-        node = cast(ast.Module, super().visit_Module(node))
-        if node.body and isinstance(node.body[-1], ast.Expr):
-            last = node.body[-1]
-            last.value = _call("_display_", [last.value], last)
-        return ast.fix_missing_locations(node)
 
-
-def compile_cell(source: str, filename: str) -> CodeType:
-    """Compile one cell; SyntaxError as Python reports it, or CellRestrictionError."""
-    tree = ast.parse(source, filename, "exec")
+def restrict(tree: ast.Module) -> ast.Module:
+    """`tree` rewritten by the policy; SyntaxError when it uses something the sandbox
+    does not allow (the cell parses, but may not run here)."""
     errors: list[str] = []
     SandboxPolicy(errors, [], {}).visit(tree)
     if errors:
-        raise CellRestrictionError("\n".join(errors))
-    try:
-        # dont_inherit: this module's `from __future__ import annotations` must not leak
-        return compile(tree, filename, "exec", dont_inherit=True)
-    except (ValueError, TypeError) as exc:  # an AST our rewrites cannot express
-        raise CellRestrictionError(f"Line ?: unsupported construct: {exc}") from exc
+        raise SyntaxError("code not allowed in the sandbox:\n" + "\n".join(errors))
+    return ast.fix_missing_locations(tree)

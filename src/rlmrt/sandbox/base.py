@@ -12,9 +12,23 @@ from abc import ABC, abstractmethod
 from collections.abc import Sequence
 from dataclasses import dataclass
 from types import TracebackType
-from typing import Any, Protocol
+from typing import Any, Literal, Protocol
 
 from pydantic import BaseModel, ConfigDict, Field
+
+from rlmrt.sandbox.kernel import HOST_FUNCTIONS, QueryFailed
+
+__all__ = [
+    "LIMIT_NAMES",
+    "Diagnosis",
+    "ExecResult",
+    "HostBridge",
+    "Limits",
+    "QueryFailed",
+    "QuotaStatus",
+    "SandboxBackend",
+    "call_host",
+]
 
 
 class Limits(BaseModel):
@@ -66,6 +80,45 @@ class Limits(BaseModel):
 LIMIT_NAMES = tuple(Limits.model_fields)
 
 
+@dataclass(frozen=True, slots=True)
+class QuotaStatus:
+    """Whether one limit (a `LIMIT_NAMES` name) or other protection (isolation,
+    network, ...) is enforced by a sandbox kind on this host, and how."""
+
+    name: str
+    enforced: bool
+    how: str
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class Diagnosis:
+    """Whether a sandbox kind can run on this host, and what it enforces (`rlm doctor`).
+
+    `status` is "fail" when runs of this kind cannot work, "warn" when the kind is not
+    usable here (a missing extra, engine or image), "ok" otherwise.
+    """
+
+    status: Literal["ok", "warn", "fail"]
+    detail: str
+    quotas: tuple[QuotaStatus, ...] = ()
+
+    @property
+    def enforced(self) -> list[QuotaStatus]:
+        return [q for q in self.quotas if q.enforced]
+
+    @property
+    def unenforced(self) -> list[QuotaStatus]:
+        return [q for q in self.quotas if not q.enforced]
+
+    def describe(self) -> str:
+        """The detail, then what is and is not enforced (when known)."""
+        if not self.quotas:
+            return self.detail
+        enforced = ", ".join(f"{q.name} ({q.how})" for q in self.enforced) or "none"
+        missing = ", ".join(f"{q.name} ({q.how})" for q in self.unenforced) or "none"
+        return f"{self.detail}; enforced: {enforced}; not enforced: {missing}"
+
+
 @dataclass(frozen=True, slots=True, kw_only=True)
 class ExecResult:
     """What one `execute` produced.
@@ -88,18 +141,11 @@ class ExecResult:
         return self.error is None
 
 
-class QueryFailed(Exception):
-    """The value of a failed item in `llm_query_batched` / `rlm_query_batched` results.
-
-    Returned, not raised: one failed item does not fail the batch. Code checks for it
-    with `isinstance(r, Exception)`; it carries only the error message (no traceback,
-    nothing of the host).
-    """
-
-
 class HostBridge(Protocol):
     """What sandboxed code may ask of the host. Implemented by the engine.
 
+    One method per entry of `HOST_FUNCTIONS` (the kernel's table), with its name and
+    arguments; `call_host` checks the arguments with the table before a method runs.
     These are coroutines run on the host's event loop; backends call them from
     wherever the code runs (a worker thread, a kernel message loop).
     """
@@ -122,6 +168,24 @@ class HostBridge(Protocol):
         ...
 
 
+async def call_host(bridge: HostBridge | None, name: str, args: Any) -> Any:
+    """Run the host function `name` for sandboxed code: the one dispatch of every kind.
+
+    `args` are checked again with the table's checks (code can forge a kernel frame)
+    and passed to the bridge method of that name as keywords.
+    """
+    function = HOST_FUNCTIONS.get(name)
+    if function is None:
+        raise ValueError(f"unknown host function {name!r}")
+    if bridge is None:
+        raise RuntimeError(
+            f"{name} is only available inside an RLM run (this sandbox has no host bridge)"
+        )
+    if not isinstance(args, dict):
+        raise TypeError(f"{name}() arguments must come by name, got {type(args).__name__}")
+    return await getattr(bridge, name)(**function.arguments(**args))
+
+
 class SandboxBackend(ABC):
     """Base of every sandbox backend: one required method, `execute`.
 
@@ -133,12 +197,29 @@ class SandboxBackend(ABC):
     #: Whether starting takes long enough that runs should get started ones from a
     #: `SandboxPool` (a container, a Pyodide, a process) rather than wait.
     slow_start: bool = False
-    #: The limits this backend enforces; any other limit that is set is reported.
-    enforces: frozenset[str] = frozenset()
 
     def __init__(self, *, limits: Limits | None = None, bridge: HostBridge | None = None) -> None:
         self.limits = limits or Limits()
         self.bridge = bridge
+        #: The limits this backend enforces on this host (from `quota_report`); any
+        #: other limit that is set is reported.
+        self.enforces = frozenset(
+            q.name for q in self.quota_report() if q.enforced and q.name in LIMIT_NAMES
+        )
+
+    @classmethod
+    def quota_report(cls) -> list[QuotaStatus]:
+        """What this kind enforces on this host, limit by limit (and its other
+        protections). A kind that says nothing enforces nothing."""
+        return []
+
+    @classmethod
+    def diagnose(cls) -> Diagnosis:
+        """Whether this kind can run on this host and what it enforces (`rlm doctor`).
+        A problem of the host is the diagnosis, not an exception."""
+        return Diagnosis(
+            status="ok", detail="no check for this kind", quotas=(*cls.quota_report(),)
+        )
 
     def unenforced_limits(self) -> list[str]:
         """Limits that are set but that this backend cannot enforce."""

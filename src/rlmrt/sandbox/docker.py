@@ -39,7 +39,8 @@ from rlmrt.errors import ConfigError, SandboxError
 from rlmrt.sandbox import _proc
 from rlmrt.sandbox._channel import KernelChannel
 from rlmrt.sandbox._kernel_backend import KernelBackend
-from rlmrt.sandbox.base import HostBridge, Limits
+from rlmrt.sandbox.base import Diagnosis, HostBridge, Limits, QuotaStatus
+from rlmrt.sandbox.kernel import exception_line
 
 if TYPE_CHECKING:
     from docker import DockerClient
@@ -61,6 +62,17 @@ _API_VERSION = "1.41"  # fixed: "auto" asks the engine in the constructor (Docke
 DEFAULT_DOCKER_HOST = "unix:///var/run/docker.sock"
 _client: DockerClient | None = None
 _swept = False
+
+
+def image_present(tag: str = DEFAULT_IMAGE) -> bool:
+    """Whether the engine has the image `tag`."""
+    import docker.errors
+
+    try:
+        docker_client().images.get(tag)
+    except docker.errors.ImageNotFound:
+        return False
+    return True
 
 
 def docker_client() -> DockerClient:
@@ -103,9 +115,38 @@ class DockerSandbox(KernelBackend):
 
     kind = "docker"
     slow_start = True
-    enforces = frozenset(
-        {"exec_timeout_s", "cpu_s", "memory_mb", "processes", "file_bytes", "output_bytes"}
-    )
+
+    @classmethod
+    def quota_report(cls) -> list[QuotaStatus]:
+        return [
+            QuotaStatus(
+                "exec_timeout_s", True, "SIGALRM in the kernel; kill and restart 1 s later"
+            ),
+            QuotaStatus("cpu_s", True, "ITIMER_PROF in the kernel, host /proc CPU, RLIMIT_CPU"),
+            QuotaStatus("memory_mb", True, "RLIMIT_AS + the container's memory cgroup"),
+            QuotaStatus("processes", True, "the container's pids cgroup"),
+            QuotaStatus("file_bytes", True, "RLIMIT_FSIZE, tmpfs sizes"),
+            QuotaStatus("output_bytes", True, "cut in the kernel; frames capped on the host"),
+        ]
+
+    @classmethod
+    def diagnose(cls) -> Diagnosis:
+        """Whether the Docker SDK, a reachable engine and the sandbox image are there."""
+        fix = "run scripts/setup-docker (as root)"
+        try:
+            version = docker_client().version().get("Version", "?")
+            image = os.environ.get("RLMRT_DOCKER_IMAGE") or DEFAULT_IMAGE
+            present = image_present(image)
+        except Exception as exc:  # noqa: BLE001 - what is missing is the diagnosis
+            return Diagnosis(status="warn", detail=f"not available: {exception_line(exc)}; {fix}")
+        if not present:
+            detail = f"engine {version} reachable, image {image} missing; {fix}"
+            return Diagnosis(status="warn", detail=detail)
+        detail = (
+            f"engine {version}, image {image}; no network, read-only root, uid 65534,"
+            " no capabilities"
+        )
+        return Diagnosis(status="ok", detail=detail, quotas=(*cls.quota_report(),))
 
     def __init__(
         self,

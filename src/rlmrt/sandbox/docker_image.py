@@ -18,23 +18,13 @@ import sys
 import tempfile
 from pathlib import Path
 
-from rlmrt.sandbox.docker import DEFAULT_IMAGE, docker_client
+from rlmrt.sandbox.docker import DEFAULT_IMAGE, docker_client, image_present
 
 __all__ = ["build_image", "image_present"]
 
 SUITE = "bookworm"
 DEFAULT_MIRROR = "http://deb.debian.org/debian"
 _STRIP = ("usr/share/doc", "usr/share/man", "usr/share/info", "usr/share/locale")
-
-
-def image_present(tag: str = DEFAULT_IMAGE) -> bool:
-    import docker.errors
-
-    try:
-        docker_client().images.get(tag)
-    except docker.errors.ImageNotFound:
-        return False
-    return True
 
 
 def _mirror() -> str:

@@ -11,7 +11,8 @@ from pydantic import ValidationError
 from rlmrt._loop import LoopThread
 from rlmrt._registry import LazyRegistry
 from rlmrt.errors import ConfigError, SandboxClosedError
-from rlmrt.sandbox.base import ExecResult, HostBridge, Limits, SandboxBackend
+from rlmrt.sandbox.base import Diagnosis, ExecResult, HostBridge, Limits, SandboxBackend
+from rlmrt.sandbox.kernel import exception_line
 
 SANDBOXES: LazyRegistry[SandboxBackend] = LazyRegistry(
     "sandbox",
@@ -31,6 +32,25 @@ def create_backend(
 ) -> SandboxBackend:
     """Build (not start) the backend registered as `kind`."""
     return SANDBOXES.load(kind)(limits=limits, bridge=bridge)
+
+
+def diagnose(kind: str) -> Diagnosis:
+    """The `SandboxBackend.diagnose` of the kind registered as `kind`. A kind that
+    cannot even be loaded, or whose check breaks, is a warning: doctor never crashes."""
+    try:
+        backend = SANDBOXES.load(kind)
+    except ImportError as exc:
+        return Diagnosis(status="warn", detail=f"not available in this rlmrt ({exc})")
+    except Exception as exc:  # noqa: BLE001 - whatever broke is the finding
+        return Diagnosis(
+            status="warn", detail=f"cannot load the {kind} sandbox: {exception_line(exc)}"
+        )
+    try:
+        return backend.diagnose()
+    except Exception as exc:  # noqa: BLE001 - whatever broke is the finding
+        return Diagnosis(
+            status="warn", detail=f"cannot inspect the {kind} sandbox: {exception_line(exc)}"
+        )
 
 
 class Sandbox:
@@ -78,6 +98,10 @@ class Sandbox:
 
     def execute(self, code: str) -> ExecResult:
         return self._run(self._backend.execute(code))
+
+    def load_context(self, context: Any, *, name: str = "context") -> None:
+        """Make `context` available to code as the variable `name` (kept across restarts)."""
+        self._run(self._backend.load_context(context, name=name))
 
     def set_variable(self, name: str, value: Any) -> None:
         self._run(self._backend.set_variable(name, value))

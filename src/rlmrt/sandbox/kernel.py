@@ -2,9 +2,12 @@
 
 Plain stdlib Python, no rlmrt imports: every out-of-process backend runs this file as
 ``python -I -S kernel.py CONFIG_JSON`` with its protocol on stdin/stdout. It is also
-importable on the host, where the in-process sandbox and the host side of every backend
-share its one rendering of final answers (`render_value`, `render_final`), its checks
-of helper arguments and variable names, and `HELPER_NAMES`.
+importable on the host, and it is where the REPL is written, once: `Repl` (compiling a
+cell with last-expression display, error formatting, the helpers) is what the kernel
+runs and what the in-process sandbox reuses with RestrictedPython's policy as its
+compile hook; `HOST_FUNCTIONS` is the one table of the functions code may call on the
+host, from which the helpers are built, the host dispatches (`rlmrt.sandbox.base.call_host`)
+and `HostBridge` is typed; final answers render one way (`render_value`, `render_final`).
 The wasm sandbox runs the same file inside Pyodide through `serve_embedded`, with the
 frames and the timer carried by its Deno runner instead of fds and itimers.
 
@@ -39,19 +42,23 @@ import types
 TYPE_CHECKING = False  # `typing` (and the `re` it imports) would cost ~5 ms of each start
 if TYPE_CHECKING:
     import signal
+    from collections.abc import Callable
     from typing import Any
 else:
     import _signal as signal  # signal.py would import enum (and re): ~3 ms of each start
 
 __all__ = [
     "HELPER_NAMES",
+    "HOST_FUNCTIONS",
+    "Cell",
+    "HostFunction",
     "QueryFailed",
-    "check_optional_str",
-    "check_prompts",
-    "check_search",
-    "check_str",
+    "Repl",
+    "cpu_message",
+    "exception_line",
     "render_final",
     "render_value",
+    "timeout_message",
     "variable_name_problem",
 ]
 
@@ -114,11 +121,6 @@ def _private_json() -> tuple[Any, Any, Any]:
 
 
 _encode, _encode_strict, _decode = _private_json()
-# what every sandbox's REPL defines (the engine names them in its notes)
-HELPER_NAMES = (
-    "llm_query", "llm_query_batched", "rlm_query", "rlm_query_batched", "context_search",
-    "FINAL", "FINAL_VAR", "SHOW_VARS",
-)  # fmt: skip
 _SIGNALS = (signal.SIGALRM, signal.SIGPROF)
 
 
@@ -156,7 +158,132 @@ def render_value(value: object) -> str:
 
 
 class QueryFailed(Exception):
-    """A failed item of `llm_query_batched` / `rlm_query_batched` (returned, not raised)."""
+    """The value of a failed item in `llm_query_batched` / `rlm_query_batched` results.
+
+    Returned, not raised: one failed item does not fail the batch. Code checks for it
+    with `isinstance(r, Exception)`; it carries only the error message (no traceback,
+    nothing of the host).
+    """
+
+
+# -- the functions code may call on the host ------------------------------------------------
+
+
+class HostFunction:
+    """One function sandboxed code may call on the host: an entry of `HOST_FUNCTIONS`.
+
+    `arguments` has the helper's signature and docstring: it checks what code passed and
+    returns the arguments by name. That dict is what travels to the host, where the same
+    `arguments` checks it again (code can forge any frame) and the bridge method of the
+    same name receives it as keywords. A `batched` function returns a list whose failed
+    items reach code as `QueryFailed`.
+    """
+
+    __slots__ = ("arguments", "batched", "name")
+
+    def __init__(
+        self, name: str, arguments: Callable[..., dict[str, Any]], *, batched: bool = False
+    ) -> None:
+        # errors of a bad call name the helper: "llm_query() missing 1 required ..."
+        arguments.__name__ = arguments.__qualname__ = name
+        self.name, self.arguments, self.batched = name, arguments, batched
+
+
+def _llm_query(prompt: str, model: str | None = None) -> dict[str, Any]:
+    """Ask a language model `prompt`; returns its reply."""
+    _check_str("llm_query", "prompt", prompt)
+    _check_optional_str("llm_query", "model", model)
+    return {"prompt": prompt, "model": model}
+
+
+def _llm_query_batched(prompts: Any, model: str | None = None) -> dict[str, Any]:
+    """Ask several prompts concurrently; replies in order (failed items: QueryFailed)."""
+    items = _check_prompts("llm_query_batched", prompts)
+    _check_optional_str("llm_query_batched", "model", model)
+    return {"prompts": items, "model": model}
+
+
+def _rlm_query(prompt: str, context: Any = None) -> dict[str, Any]:
+    """Run a recursive RLM one level deeper on `context`; returns its answer."""
+    _check_str("rlm_query", "prompt", prompt)
+    return {"prompt": prompt, "context": context}
+
+
+def _rlm_query_batched(prompts: Any, contexts: Any = None) -> dict[str, Any]:
+    """Run several recursive RLMs concurrently; answers in order (or QueryFailed)."""
+    items = _check_prompts("rlm_query_batched", prompts)
+    if contexts is not None:
+        if not isinstance(contexts, (list, tuple)):
+            raise TypeError(
+                "rlm_query_batched() contexts must be a list (one context per"
+                " prompt: rlm_query_batched([p1, p2], [c1, c2])) or None"
+            )
+        if len(contexts) != len(items):
+            raise ValueError(
+                f"rlm_query_batched() got {len(items)} prompts but {len(contexts)} contexts"
+            )
+        contexts = list(contexts)
+    return {"prompts": items, "contexts": contexts}
+
+
+def _context_search(query: str, max_tokens: int = 2000) -> dict[str, Any]:
+    """The parts of the project's corpus that matter for `query`, within a budget."""
+    _check_str("context_search", "query", query)
+    if isinstance(max_tokens, bool) or not isinstance(max_tokens, int):
+        raise TypeError(
+            f"context_search() max_tokens must be an int, got {type(max_tokens).__name__}"
+        )
+    if max_tokens < 1:
+        raise ValueError(f"context_search() max_tokens must be >= 1, got {max_tokens}")
+    return {"query": query, "max_tokens": max_tokens}
+
+
+def _check_str(func: str, arg: str, value: Any) -> None:
+    if not isinstance(value, str):
+        raise TypeError(f"{func}() {arg} must be a str, got {type(value).__name__}")
+
+
+def _check_optional_str(func: str, arg: str, value: Any) -> None:
+    if value is not None:
+        _check_str(func, arg, value)
+
+
+def _check_prompts(func: str, prompts: Any) -> list[str]:
+    if not isinstance(prompts, (list, tuple)):
+        raise TypeError(
+            f"{func}() prompts must be a list of str, got {type(prompts).__name__}"
+            f" (one call for many prompts: {func}(['first', 'second']))"
+        )
+    for i, prompt in enumerate(prompts):
+        if not isinstance(prompt, str):
+            raise TypeError(f"{func}() prompts[{i}] must be a str, got {type(prompt).__name__}")
+    return list(prompts)
+
+
+#: The functions code may call on the host, by name. Adding one is an entry here and a
+#: method of the same name and arguments on `HostBridge` and on each bridge.
+HOST_FUNCTIONS: dict[str, HostFunction] = {
+    function.name: function
+    for function in (
+        HostFunction("llm_query", _llm_query),
+        HostFunction("llm_query_batched", _llm_query_batched, batched=True),
+        HostFunction("rlm_query", _rlm_query),
+        HostFunction("rlm_query_batched", _rlm_query_batched, batched=True),
+        HostFunction("context_search", _context_search),
+    )
+}
+# what every sandbox's REPL defines (the engine names them in its notes)
+HELPER_NAMES = (*HOST_FUNCTIONS, "FINAL", "FINAL_VAR", "SHOW_VARS")
+
+
+def timeout_message(timeout_s: float | None) -> str:
+    """The error of an execute stopped at its wall-time limit."""
+    return f"TimeoutError: execution exceeded the {timeout_s:g} s time limit (timeout_s)"
+
+
+def cpu_message(cpu_s: float | None) -> str:
+    """The error of an execute stopped at its CPU-time limit."""
+    return f"TimeoutError: execution used more than {cpu_s:g} s of CPU (cpu_s limit)"
 
 
 class _Interrupt(BaseException):
@@ -329,7 +456,214 @@ class _Stream:
         return text
 
 
-class Kernel:
+# -- the REPL ----------------------------------------------------------------------------------
+
+
+class Cell:
+    """What the execute in progress has produced: output goes through `write`; the
+    display of its last bare expression; its final answer."""
+
+    def __init__(self, write: Callable[[str], Any]) -> None:
+        self.write = write
+        self.display: str | None = None
+        self.final: str | None = None
+        self.final_set = False
+
+
+class Repl:
+    """The REPL of every sandbox, written once: a persistent namespace, cells compiled
+    with notebook-style display of a last bare expression, short tracebacks of the
+    user's own frames, and the helpers (`HELPER_NAMES`).
+
+    A sandbox provides `call` (a host function, by its `HOST_FUNCTIONS` name and
+    checked arguments) and `cell` (the `Cell` of the execute in progress); it may pass
+    a `restrict` hook to `compile` (the in-process sandbox's RestrictedPython policy).
+    """
+
+    #: values of these types are not the user's variables (modules)
+    hidden_types: tuple[type, ...] = (types.ModuleType,)
+
+    def __init__(self, namespace: dict[str, Any], output_limit: int) -> None:
+        self.globals = namespace
+        self.limit = output_limit
+        self.cells = 0
+        self.sources: dict[str, list[str]] = {}
+        self.helpers = self._make_helpers()
+
+    # -- what a sandbox provides ------------------------------------------------------------
+
+    def call(self, name: str, args: dict[str, Any]) -> Any:
+        """Run the host function `name` with `args` (checked) and return its value."""
+        raise NotImplementedError(f"{type(self).__name__} does not provide call")
+
+    def cell(self) -> Cell:
+        """The cell of the execute in progress."""
+        raise NotImplementedError(f"{type(self).__name__} does not provide cell")
+
+    def type_name(self, value: Any) -> str:
+        return type(value).__name__
+
+    def limit_line(self, exc: BaseException) -> str | None:
+        """The last line of the error when a limit of the sandbox caused `exc`, else None."""
+        return None
+
+    # -- cells ------------------------------------------------------------------------------
+
+    def compile(self, code: str, restrict: Callable[[Any], Any] | None = None) -> types.CodeType:
+        """Compile one cell, its last bare expression displayed; `restrict(tree)` may
+        rewrite or refuse (SyntaxError) the parsed tree first. Raises what Python's
+        compiler raises (SyntaxError; ValueError for a null byte before 3.11.4;
+        MemoryError or RecursionError for a huge or deeply nested cell)."""
+        self.cells += 1
+        filename = f"<cell {self.cells}>"
+        # dont_inherit: this module's `from __future__ import annotations` must not leak
+        tree = compile(code, filename, "exec", _ast.PyCF_ONLY_AST, dont_inherit=True)
+        assert isinstance(tree, _ast.Module)
+        if restrict is not None:
+            tree = restrict(tree)
+        last = tree.body[-1] if tree.body else None
+        if isinstance(last, _ast.Expr):
+            # `ast` itself would cost ~4 ms of the first execute; the C nodes suffice
+            call = _located(
+                _ast.Call(_located(_ast.Name("_display_", _ast.Load()), last), [last.value], []),
+                last,
+            )
+            tree.body[-1] = _located(_ast.Expr(call), last)
+        try:
+            compiled: types.CodeType = compile(tree, filename, "exec", dont_inherit=True)
+        except (ValueError, TypeError) as exc:  # a tree `restrict` rewrote past compiling
+            raise SyntaxError(f"unsupported construct: {exc}") from None
+        self.sources[filename] = code.splitlines()
+        return compiled
+
+    def compile_error(self, exc: BaseException) -> str:
+        """The error of a cell that did not compile."""
+        if isinstance(exc, (SyntaxError, ValueError)):
+            import traceback
+
+            error = "".join(traceback.format_exception_only(type(exc), exc)).rstrip("\n")
+            return self.shorten(error)
+        return self.format_error(exc)  # a huge or deeply nested cell
+
+    def prepare(self) -> None:
+        """Put the helpers back before a cell runs (code may have rebound their names)."""
+        self.globals.update(self.helpers)
+        self.globals["_display_"] = self.display
+
+    def format_error(self, exc: BaseException | None, last_line: str | None = None) -> str:
+        """A short traceback with only the frames of the user's code, ending with
+        `last_line` or the exception's own line."""
+        frames = []
+        tb = exc.__traceback__ if exc is not None else None
+        while tb is not None:
+            code = tb.tb_frame.f_code
+            if code.co_filename in self.sources:
+                frames.append((code.co_filename, tb.tb_lineno, code.co_name))
+            tb = tb.tb_next
+        lines = ["Traceback (most recent call last):"] if frames else []
+        shown: list[tuple[str, int, str] | None] = list(frames)
+        if len(frames) > 12:
+            shown = [*frames[:4], None, *frames[-6:]]
+        for entry in shown:
+            if entry is None:
+                lines.append(f"  ... {len(frames) - 10} more frames ...")
+                continue
+            filename, lineno, name = entry
+            lines.append(f'  File "{filename}", line {lineno}, in {name}')
+            source = self.sources[filename]
+            if 0 < lineno <= len(source) and source[lineno - 1].strip():
+                lines.append(f"    {source[lineno - 1].strip()}")
+        if last_line is None and exc is not None:
+            last_line = self.limit_line(exc) or exception_line(exc)
+        lines.append(last_line or "Error")
+        return self.shorten("\n".join(lines))
+
+    def shorten(self, error: str) -> str:
+        """`error` cut to about the output limit, keeping the start of its last line
+        (the exception type and message say what went wrong) and the frames just
+        before it."""
+        limit = self.limit
+        if len(error) <= limit:
+            return error
+        *frames, last = error.rstrip("\n").split("\n")
+        if len(last) > limit:
+            last = last[:limit] + " ... [truncated]"
+        room = limit - len(last)
+        before = "\n".join(frames)[-room:] if room > 0 and frames else ""
+        return "[error truncated] ...\n" + (before + "\n" if before else "") + last
+
+    def display(self, value: Any) -> None:
+        """Show the value of a cell's last bare expression (`_display_` in the code)."""
+        if value is None:
+            return
+        cell = self.cell()
+        text = repr(value)
+        cell.display = text if len(text) <= self.limit else text[: self.limit] + " ... [truncated]"
+        cell.write(text + "\n")
+
+    def user_variables(self) -> dict[str, Any]:
+        helpers = self.helpers
+        return {
+            name: value
+            for name, value in self.globals.items()
+            if not name.startswith("_")
+            and (name not in helpers or helpers[name] is not value)
+            and not isinstance(value, self.hidden_types)
+        }
+
+    # -- the helpers ------------------------------------------------------------------------
+
+    def _make_helpers(self) -> dict[str, Any]:
+        helpers: dict[str, Any] = {
+            name: _host_helper(function, self) for name, function in HOST_FUNCTIONS.items()
+        }
+
+        def FINAL(*value: Any) -> None:
+            """Mark `value` as the final answer."""
+            answer = render_final(value)
+            cell = self.cell()
+            cell.final, cell.final_set = answer, True
+
+        def FINAL_VAR(name: str) -> None:
+            """Mark the variable called `name` as the final answer."""
+            if not isinstance(name, str):
+                raise TypeError(
+                    'FINAL_VAR() takes the name of a variable as a string, e.g. FINAL_VAR("answer")'
+                )
+            variables = self.user_variables()
+            if name not in variables:
+                available = ", ".join(sorted(variables)) or "(none)"
+                raise NameError(
+                    f"FINAL_VAR: no variable named {name!r}; available variables: {available}"
+                )
+            FINAL(variables[name])
+
+        def SHOW_VARS() -> None:
+            """Print the variables defined in the sandbox and their types."""
+            variables = self.user_variables()
+            if not variables:
+                self.cell().write("No variables defined yet.\n")
+                return
+            lines = [f"  {n}: {self.type_name(v)}" for n, v in sorted(variables.items())]
+            self.cell().write("Variables:\n" + "\n".join(lines) + "\n")
+
+        helpers["FINAL"], helpers["FINAL_VAR"], helpers["SHOW_VARS"] = FINAL, FINAL_VAR, SHOW_VARS
+        return helpers
+
+
+def _host_helper(function: HostFunction, repl: Repl) -> Callable[..., Any]:
+    """The helper code calls for `function`: its arguments checked, then `repl.call`."""
+    name, arguments = function.name, function.arguments
+
+    def helper(*args: Any, **kwargs: Any) -> Any:
+        return repl.call(name, arguments(*args, **kwargs))
+
+    helper.__name__ = helper.__qualname__ = name
+    helper.__doc__ = arguments.__doc__
+    return helper
+
+
+class Kernel(Repl):
     def __init__(
         self,
         channel: _Channel | _CallbackChannel,
@@ -343,20 +677,18 @@ class Kernel:
         self.timeout_s: float | None = config.get("timeout_s")
         self.cpu_s: float | None = config.get("cpu_s")
         self.memory_mb: int | None = config.get("memory_mb")
-        self.limit: int = int(config.get("output_bytes") or 1_000_000)
-        self.out = _Stream(_capture_fd(1, capture_dir, "stdout"), self.limit)
-        self.err = _Stream(_capture_fd(2, capture_dir, "stderr"), self.limit)
+        limit = int(config.get("output_bytes") or 1_000_000)
+        self.out = _Stream(_capture_fd(1, capture_dir, "stdout"), limit)
+        self.err = _Stream(_capture_fd(2, capture_dir, "stderr"), limit)
         sys.stdout = sys.__stdout__ = self.out  # type: ignore[assignment,misc]
         sys.stderr = sys.__stderr__ = self.err  # type: ignore[assignment,misc]
-        self.cells = 0
         self.calls = 0
-        self.sources: dict[str, list[str]] = {}
-        self.globals: dict[str, Any] = {"__name__": "__main__", "__builtins__": builtins}
-        self.helpers = self._make_helpers()
-        self.final: str | None = None
-        self.final_set = False
-        self.display: str | None = None
+        self.current = Cell(self.out.write)
         self.interrupt: str | None = None
+        super().__init__({"__name__": "__main__", "__builtins__": builtins}, limit)
+
+    def cell(self) -> Cell:
+        return self.current
 
     # -- the loop -----------------------------------------------------------------------
 
@@ -381,7 +713,7 @@ class Kernel:
             try:
                 value = self.handle(op, msg)
             except Exception as exc:  # noqa: BLE001 - reported to the host as data
-                self.channel.send({"op": "error", "id": mid, "error": _exception_line(exc)})
+                self.channel.send({"op": "error", "id": mid, "error": exception_line(exc)})
             else:
                 self.channel.send({"op": "value", "id": mid, "value": value})
 
@@ -401,7 +733,7 @@ class Kernel:
             _encode_strict(found)  # refuse what cannot travel, with a TypeError naming the type
             return found
         if op == "list":
-            return {name: type(v).__name__ for name, v in self.user_variables().items()}
+            return {name: self.type_name(v) for name, v in self.user_variables().items()}
         if op == "load_context":
             path = str(msg["path"])
             with open(path, "rb") as f:
@@ -418,62 +750,29 @@ class Kernel:
             return None  # the late answer of a call that was interrupted: ignored
         raise ValueError(f"unknown op {op!r}")
 
-    def user_variables(self) -> dict[str, Any]:
-        helpers = self.helpers
-        return {
-            name: value
-            for name, value in self.globals.items()
-            if not name.startswith("_")
-            and (name not in helpers or helpers[name] is not value)
-            and not isinstance(value, types.ModuleType)
-        }
-
     # -- execute --------------------------------------------------------------------------
 
     def execute(self, code: str) -> dict[str, Any]:
         started = time.perf_counter()
-        self.final, self.final_set, self.display, self.interrupt = None, False, None, None
+        cell = self.current = Cell(self.out.write)
+        self.interrupt = None
         error: str | None = None
         try:
-            compiled = self._compile(code)
-        except (SyntaxError, ValueError) as exc:
-            import traceback
-
-            error = "".join(traceback.format_exception_only(type(exc), exc)).rstrip("\n")
-        except (MemoryError, RecursionError) as exc:  # a huge or deeply nested cell
-            error = self._format_error(exc)
+            compiled = self.compile(code)
+        except (SyntaxError, ValueError, MemoryError, RecursionError) as exc:
+            error = self.compile_error(exc)
         else:
-            self.globals.update(self.helpers)
-            self.globals["_display_"] = self._display
+            self.prepare()
             error = self._run(compiled)
-        if error is not None and len(error) > self.limit:
-            error = error[: self.limit] + "\n... [error truncated]"
         return {
             "stdout": self.out.collect(),
             "stderr": self.err.collect(),
             "error": error,
-            "final": self.final,
-            "final_set": self.final_set,
-            "display": self.display,
+            "final": cell.final,
+            "final_set": cell.final_set,
+            "display": cell.display,
             "duration_s": time.perf_counter() - started,
         }
-
-    def _compile(self, code: str) -> types.CodeType:
-        self.cells += 1
-        filename = f"<cell {self.cells}>"
-        tree = compile(code, filename, "exec", _ast.PyCF_ONLY_AST)
-        assert isinstance(tree, _ast.Module)
-        last = tree.body[-1] if tree.body else None
-        if isinstance(last, _ast.Expr):
-            # `ast` itself would cost ~4 ms of the first execute; the C nodes suffice
-            call = _located(
-                _ast.Call(_located(_ast.Name("_display_", _ast.Load()), last), [last.value], []),
-                last,
-            )
-            tree.body[-1] = _located(_ast.Expr(call), last)
-        compiled = compile(tree, filename, "exec")
-        self.sources[filename] = code.splitlines()
-        return compiled
 
     def _run(self, compiled: types.CodeType) -> str | None:
         exc: BaseException | None = None
@@ -488,11 +787,21 @@ class Kernel:
         if exc is None:
             return None
         try:
-            return self._format_error(exc)
+            return self.format_error(exc)
         finally:
             # the traceback holds this frame: a cycle that would keep the code's memory
             # (say, what it grew until a MemoryError) until the next garbage collection
             exc = None
+
+    def limit_line(self, exc: BaseException) -> str | None:
+        if isinstance(exc, _Interrupt) and exc.limit == "timeout_s":
+            return timeout_message(self.timeout_s)
+        if isinstance(exc, _Interrupt):
+            return cpu_message(self.cpu_s)
+        if isinstance(exc, MemoryError):
+            detail = str(exc) or "out of memory"
+            return f"MemoryError: {detail} (memory_mb={self.memory_mb} limit)"
+        return None
 
     def _arm(self) -> None:
         def on_timer(signum: int, frame: Any) -> None:
@@ -513,55 +822,12 @@ class Kernel:
         self.armed = False
         self.timers.stop()
 
-    def _format_error(self, exc: BaseException) -> str:
-        """A short traceback with only the frames of the user's code."""
-        frames = []
-        tb = exc.__traceback__
-        while tb is not None:
-            code = tb.tb_frame.f_code
-            if code.co_filename in self.sources:
-                frames.append((code.co_filename, tb.tb_lineno, code.co_name))
-            tb = tb.tb_next
-        lines = ["Traceback (most recent call last):"] if frames else []
-        shown: list[tuple[str, int, str] | None] = list(frames)
-        if len(frames) > 12:
-            shown = [*frames[:4], None, *frames[-6:]]
-        for entry in shown:
-            if entry is None:
-                lines.append(f"  ... {len(frames) - 10} more frames ...")
-                continue
-            filename, lineno, name = entry
-            lines.append(f'  File "{filename}", line {lineno}, in {name}')
-            source = self.sources[filename]
-            if 0 < lineno <= len(source) and source[lineno - 1].strip():
-                lines.append(f"    {source[lineno - 1].strip()}")
-        if isinstance(exc, _Interrupt) and exc.limit == "timeout_s":
-            last = (
-                f"TimeoutError: execution exceeded the {self.timeout_s:g} s time limit (timeout_s)"
-            )
-        elif isinstance(exc, _Interrupt):
-            last = f"TimeoutError: execution used more than {self.cpu_s:g} s of CPU (cpu_s limit)"
-        elif isinstance(exc, MemoryError):
-            detail = str(exc) or "out of memory"
-            last = f"MemoryError: {detail} (memory_mb={self.memory_mb} limit)"
-        else:
-            last = _exception_line(exc)
-        lines.append(last)
-        return "\n".join(lines)
-
-    def _display(self, value: Any) -> None:
-        if value is None:
-            return
-        text = repr(value)
-        self.display = text if len(text) <= self.limit else text[: self.limit] + " ... [truncated]"
-        self.out.write(text + "\n")
-
     # -- calls to the host ----------------------------------------------------------------
 
-    def call(self, fn: str, args: dict[str, Any]) -> Any:
+    def call(self, name: str, args: dict[str, Any]) -> Any:
         self.calls += 1
         cid = self.calls
-        self.channel.send({"op": "call", "id": cid, "fn": fn, "args": args})
+        self.channel.send({"op": "call", "id": cid, "fn": name, "args": args})
         while True:
             # between polls the timer signals are unblocked: an interrupt lands here
             msg = self.channel.poll(0.05)
@@ -574,91 +840,12 @@ class Kernel:
         if not msg.get("ok"):
             raise _remote_error(str(msg.get("error") or "the host call failed"))
         value = msg.get("value")
-        if fn.endswith("_batched"):
+        if HOST_FUNCTIONS[name].batched:
             return [
                 item.get("value") if item.get("ok") else QueryFailed(str(item.get("error")))
                 for item in value or ()
             ]
         return value
-
-    def _make_helpers(self) -> dict[str, Any]:
-        call = self.call
-
-        def llm_query(prompt: str, model: str | None = None) -> str:
-            """Ask a language model `prompt`; returns its reply."""
-            check_str("llm_query", "prompt", prompt)
-            check_optional_str("llm_query", "model", model)
-            return call("llm_query", {"prompt": prompt, "model": model})  # type: ignore[no-any-return]
-
-        def llm_query_batched(prompts: Any, model: str | None = None) -> list[Any]:
-            """Ask several prompts concurrently; replies in order (failed items: QueryFailed)."""
-            items = check_prompts("llm_query_batched", prompts)
-            check_optional_str("llm_query_batched", "model", model)
-            return call("llm_query_batched", {"prompts": items, "model": model})  # type: ignore[no-any-return]
-
-        def rlm_query(prompt: str, context: Any = None) -> str:
-            """Run a recursive RLM one level deeper on `context`; returns its answer."""
-            check_str("rlm_query", "prompt", prompt)
-            return call("rlm_query", {"prompt": prompt, "context": context})  # type: ignore[no-any-return]
-
-        def rlm_query_batched(prompts: Any, contexts: Any = None) -> list[Any]:
-            """Run several recursive RLMs concurrently; answers in order (or QueryFailed)."""
-            items = check_prompts("rlm_query_batched", prompts)
-            if contexts is not None:
-                if not isinstance(contexts, (list, tuple)):
-                    raise TypeError(
-                        "rlm_query_batched() contexts must be a list (one context per"
-                        " prompt: rlm_query_batched([p1, p2], [c1, c2])) or None"
-                    )
-                if len(contexts) != len(items):
-                    raise ValueError(
-                        f"rlm_query_batched() got {len(items)} prompts but {len(contexts)} contexts"
-                    )
-                contexts = list(contexts)
-            return call("rlm_query_batched", {"prompts": items, "contexts": contexts})  # type: ignore[no-any-return]
-
-        def context_search(query: str, max_tokens: int = 2000) -> list[Any]:
-            """The parts of the project's corpus that matter for `query`, within a budget."""
-            check_search("context_search", query, max_tokens)
-            return call("context_search", {"query": query, "max_tokens": max_tokens})  # type: ignore[no-any-return]
-
-        def FINAL(*value: Any) -> None:
-            """Mark `value` as the final answer."""
-            self.final, self.final_set = render_final(value), True
-
-        def FINAL_VAR(name: str) -> None:
-            """Mark the variable called `name` as the final answer."""
-            if not isinstance(name, str):
-                raise TypeError(
-                    'FINAL_VAR() takes the name of a variable as a string, e.g. FINAL_VAR("answer")'
-                )
-            variables = self.user_variables()
-            if name not in variables:
-                available = ", ".join(sorted(variables)) or "(none)"
-                raise NameError(
-                    f"FINAL_VAR: no variable named {name!r}; available variables: {available}"
-                )
-            FINAL(variables[name])
-
-        def SHOW_VARS() -> None:
-            """Print the variables defined in the sandbox and their types."""
-            variables = self.user_variables()
-            if not variables:
-                self.out.write("No variables defined yet.\n")
-                return
-            lines = [f"  {n}: {type(v).__name__}" for n, v in sorted(variables.items())]
-            self.out.write("Variables:\n" + "\n".join(lines) + "\n")
-
-        return {
-            "llm_query": llm_query,
-            "llm_query_batched": llm_query_batched,
-            "rlm_query": rlm_query,
-            "rlm_query_batched": rlm_query_batched,
-            "context_search": context_search,
-            "FINAL": FINAL,
-            "FINAL_VAR": FINAL_VAR,
-            "SHOW_VARS": SHOW_VARS,
-        }
 
 
 def _remote_error(message: str) -> BaseException:
@@ -689,43 +876,14 @@ def _check_name(name: Any) -> str:
     return str(name)
 
 
-def _exception_line(exc: BaseException) -> str:
+def exception_line(exc: BaseException) -> str:
+    """ "<Type>: <message>" of `exc` (its type alone when the message is empty)."""
     try:
         message = str(exc)
     except Exception:  # noqa: BLE001 - a broken __str__ must not hide the error
         message = "<unprintable message>"
     name = type(exc).__name__
     return f"{name}: {message}" if message else name
-
-
-def check_str(func: str, arg: str, value: Any) -> None:
-    if not isinstance(value, str):
-        raise TypeError(f"{func}() {arg} must be a str, got {type(value).__name__}")
-
-
-def check_optional_str(func: str, arg: str, value: Any) -> None:
-    if value is not None:
-        check_str(func, arg, value)
-
-
-def check_search(func: str, query: Any, max_tokens: Any) -> None:
-    check_str(func, "query", query)
-    if isinstance(max_tokens, bool) or not isinstance(max_tokens, int):
-        raise TypeError(f"{func}() max_tokens must be an int, got {type(max_tokens).__name__}")
-    if max_tokens < 1:
-        raise ValueError(f"{func}() max_tokens must be >= 1, got {max_tokens}")
-
-
-def check_prompts(func: str, prompts: Any) -> list[str]:
-    if not isinstance(prompts, (list, tuple)):
-        raise TypeError(
-            f"{func}() prompts must be a list of str, got {type(prompts).__name__}"
-            f" (one call for many prompts: {func}(['first', 'second']))"
-        )
-    for i, prompt in enumerate(prompts):
-        if not isinstance(prompt, str):
-            raise TypeError(f"{func}() prompts[{i}] must be a str, got {type(prompt).__name__}")
-    return list(prompts)
 
 
 def _located(node: Any, where: Any) -> Any:

@@ -1,8 +1,9 @@
 """`LocalSandbox`: sandboxed Python in this process, under RestrictedPython.
 
-Code is compiled with RestrictedPython plus the additions of `_policy` and runs on one
-long-lived worker thread per sandbox, with a namespace that persists between
-executes. The host's event loop stays free while code runs; `llm_query` and friends
+The REPL is the kernel's (`rlmrt.sandbox.kernel.Repl`: cells, display, errors,
+helpers), with RestrictedPython plus the additions of `_policy` as its compile hook.
+Code runs on one long-lived worker thread per sandbox, with a namespace that persists
+between executes. The host's event loop stays free while code runs; `llm_query` and friends
 call the `HostBridge` coroutines on that loop and wait for them.
 
 Security measures (details in `_guards`, `_safe_modules`, `_limits`):
@@ -48,13 +49,12 @@ import asyncio
 import queue
 import threading
 import time
-import traceback
 import types
 from collections import OrderedDict
-from collections.abc import Callable, Coroutine, Sequence
+from collections.abc import Callable
 from typing import Any
 
-from rlmrt.errors import SandboxClosedError, UsageError
+from rlmrt.errors import RLMError, SandboxClosedError, UsageError
 from rlmrt.sandbox._guards import SANDBOX_MODULE, Guards, TypeShim
 from rlmrt.sandbox._limits import (
     Clock,
@@ -63,15 +63,22 @@ from rlmrt.sandbox._limits import (
     human_bytes,
     inject,
 )
-from rlmrt.sandbox._policy import CellRestrictionError, compile_cell
+from rlmrt.sandbox._policy import restrict
 from rlmrt.sandbox._safe_modules import ModuleProxy
-from rlmrt.sandbox.base import ExecResult, HostBridge, Limits, QueryFailed, SandboxBackend
+from rlmrt.sandbox.base import (
+    Diagnosis,
+    ExecResult,
+    HostBridge,
+    Limits,
+    QuotaStatus,
+    SandboxBackend,
+    call_host,
+)
 from rlmrt.sandbox.kernel import (
-    check_optional_str,
-    check_prompts,
-    check_search,
-    check_str,
-    render_final,
+    Cell,
+    Repl,
+    exception_line,
+    timeout_message,
     variable_name_problem,
 )
 
@@ -81,6 +88,7 @@ _GRACE_S = 0.7  # after the deadline, how long the worker gets to unwind before 
 _POLL_S = 0.02  # how often the watchdog reads the RSS while code runs
 _REINJECT_S = 0.1
 _COMPILE_CACHE = 256
+PROBE_TIMEOUT_S = 10.0  # of the cell `diagnose` runs
 
 
 class _Output:
@@ -115,18 +123,16 @@ class _Output:
         return text
 
 
-class _ExecState:
+class _ExecState(Cell):
     """One execute, shared by the host coroutine and the worker thread."""
 
     def __init__(self, code: types.CodeType, loop: asyncio.AbstractEventLoop, limit: int) -> None:
+        self.out = _Output(limit)
+        super().__init__(self.out.write)
         self.code = code
         self.loop = loop
         self.future: asyncio.Future[None] = loop.create_future()
-        self.out = _Output(limit)
         self.exc: BaseException | None = None
-        self.final_answer: str | None = None
-        self.final_set = False
-        self.display: str | None = None
         self.in_user = False
         self.injected = False
         self.posted = False
@@ -168,6 +174,26 @@ class _Worker:
                 exc = again
 
 
+class _LocalRepl(Repl):
+    """The kernel's REPL in this process: host calls go through the sandbox's bridge
+    from the worker thread; the cell is the execute the calling thread still owns."""
+
+    hidden_types = (ModuleProxy,)
+
+    def __init__(self, sandbox: LocalSandbox, namespace: dict[str, Any], limit: int) -> None:
+        self._sandbox = sandbox
+        super().__init__(namespace, limit)
+
+    def call(self, name: str, args: dict[str, Any]) -> Any:
+        return self._sandbox._call_host(name, args)
+
+    def cell(self) -> Cell:
+        return self._sandbox._current()
+
+    def type_name(self, value: Any) -> str:
+        return _type_name(value)
+
+
 class _Printer:
     """What `print` writes to inside the sandbox (RestrictedPython's `_print_` hook)."""
 
@@ -201,9 +227,36 @@ class LocalSandbox(SandboxBackend):
     """Runs code in this process under RestrictedPython (see the module docstring)."""
 
     kind = "local"
-    # Code here can start no process and open no file, so those limits hold a fortiori;
-    # CPU time is not measured per thread (the wall-time limit bounds it).
-    enforces = frozenset({"exec_timeout_s", "memory_mb", "output_bytes", "processes", "file_bytes"})
+
+    @classmethod
+    def quota_report(cls) -> list[QuotaStatus]:
+        return [
+            QuotaStatus("exec_timeout_s", True, "ticks in loops and functions, a watchdog thread"),
+            QuotaStatus("memory_mb", True, "size estimates of big allocations, the process RSS"),
+            QuotaStatus("output_bytes", True, "cut while captured"),
+            # code here can start no process and open no file: those limits hold a fortiori
+            QuotaStatus("processes", True, "code can start no process"),
+            QuotaStatus("file_bytes", True, "code can open no file"),
+            QuotaStatus("cpu_s", False, "not measured per thread; the time limit bounds it"),
+        ]
+
+    @classmethod
+    def diagnose(cls) -> Diagnosis:
+        """Runs one cell for real."""
+        from rlmrt.sandbox.facade import Sandbox
+
+        started = time.perf_counter()
+        try:
+            with Sandbox(cls.kind, exec_timeout_s=PROBE_TIMEOUT_S) as sandbox:
+                result = sandbox.execute("print(1+1)")
+        except (RLMError, ImportError, OSError) as exc:
+            return Diagnosis(status="fail", detail=exception_line(exc))
+        took = time.perf_counter() - started
+        if result.error or result.stdout.strip() != "2":
+            got = result.error or repr(result.stdout)
+            return Diagnosis(status="fail", detail=f"print(1+1) gave {got}")
+        detail = f"print(1+1) -> 2 in {took:.2f}s"
+        return Diagnosis(status="ok", detail=detail, quotas=(*cls.quota_report(),))
 
     def __init__(self, *, limits: Limits | None = None, bridge: HostBridge | None = None) -> None:
         super().__init__(limits=limits, bridge=bridge)
@@ -215,10 +268,7 @@ class LocalSandbox(SandboxBackend):
         self._inject_lock = threading.Lock()
         self._lock: asyncio.Lock | None = None
         self._lock_loop: asyncio.AbstractEventLoop | None = None
-        self._cells = 0
-        self._sources: dict[str, list[str]] = {}
         self._compiled: OrderedDict[str, types.CodeType] = OrderedDict()
-        self._helpers = self._make_helpers()
         printer = _Printer(self)
         self._globals: dict[str, Any] = {
             "__builtins__": self._guards.builtins(self._guards.modules.import_),
@@ -226,8 +276,8 @@ class LocalSandbox(SandboxBackend):
             "__metaclass__": type,
             "_tick_": self._clock.tick,
             "_print_": lambda _getattr=None: printer,
-            "_display_": self._display,
         }
+        self._repl = _LocalRepl(self, self._globals, self.limits.output_bytes)
 
     # -- lifecycle ----------------------------------------------------------------------
 
@@ -287,14 +337,7 @@ class LocalSandbox(SandboxBackend):
             return {name: _type_name(v) for name, v in self._user_variables().items()}
 
     def _user_variables(self) -> dict[str, Any]:
-        helpers = self._helpers
-        return {
-            name: value
-            for name, value in self._globals.items()
-            if not name.startswith("_")
-            and (name not in helpers or helpers[name] is not value)
-            and not isinstance(value, ModuleProxy)
-        }
+        return self._repl.user_variables()
 
     # -- execute ------------------------------------------------------------------------
 
@@ -310,14 +353,11 @@ class LocalSandbox(SandboxBackend):
         started = time.perf_counter()
         try:
             compiled = self._compile(code)
-        except SyntaxError as exc:
-            message = "".join(traceback.format_exception_only(type(exc), exc)).rstrip("\n")
-            return _failed(message, started)
-        except CellRestrictionError as exc:
-            return _failed(f"SyntaxError: code not allowed in the sandbox:\n{exc}", started)
+        except (SyntaxError, ValueError, MemoryError, RecursionError) as exc:
+            return _failed(self._repl.compile_error(exc), started)
         worker = self._ensure_worker()
         state = _ExecState(compiled, asyncio.get_running_loop(), self.limits.output_bytes)
-        self._globals.update(self._helpers)
+        self._repl.prepare()
         self._clock.arm(self.limits.exec_timeout_s, worker.ident)
         self._state = state
         worker.jobs.put(state)
@@ -329,10 +369,7 @@ class LocalSandbox(SandboxBackend):
         if compiled is not None:
             self._compiled.move_to_end(code)
             return compiled
-        self._cells += 1
-        filename = f"<cell {self._cells}>"
-        compiled = compile_cell(code, filename)
-        self._sources[filename] = code.splitlines()
+        compiled = self._repl.compile(code, restrict)
         self._compiled[code] = compiled
         if len(self._compiled) > _COMPILE_CACHE:
             self._compiled.popitem(last=False)
@@ -416,54 +453,25 @@ class LocalSandbox(SandboxBackend):
         exc = state.exc
         error: str | None = None
         if state.timed_out or isinstance(exc, SandboxTimeout):
-            error = self._format_error(
-                exc,
-                f"TimeoutError: execution exceeded the {self.limits.exec_timeout_s:g} s time limit",
-            )
+            error = self._repl.format_error(exc, timeout_message(self.limits.exec_timeout_s))
         elif state.memory_exceeded or isinstance(exc, SandboxMemoryExceeded):
             growth = state.memory_growth or self._clock.growth()
-            error = self._format_error(
+            error = self._repl.format_error(
                 exc,
                 f"MemoryError: execution exceeded the memory limit"
                 f" (memory_mb={self.limits.memory_mb}); the process grew by {human_bytes(growth)}",
             )
         elif exc is not None:
-            error = self._format_error(exc)
-        if error is not None and len(error) > self.limits.output_bytes:
-            error = _shorten_error(error, self.limits.output_bytes)
+            error = self._repl.format_error(exc)
         return ExecResult(
             stdout=state.out.getvalue(),
             stderr=error or "",
             error=error,
             duration_s=time.perf_counter() - started,
-            final_answer=state.final_answer,
+            final_answer=state.final,
             final_set=state.final_set,
             display=state.display,
         )
-
-    def _format_error(self, exc: BaseException | None, last_line: str | None = None) -> str:
-        """A short traceback with only the frames of the user's code."""
-        frames: list[tuple[str, int, str]] = []
-        if exc is not None:
-            for frame, lineno in traceback.walk_tb(exc.__traceback__):
-                filename = frame.f_code.co_filename
-                if filename in self._sources:
-                    frames.append((filename, lineno, frame.f_code.co_name))
-        lines = ["Traceback (most recent call last):"] if frames else []
-        shown: list[tuple[str, int, str] | None] = list(frames)
-        if len(frames) > 12:
-            shown = [*frames[:4], None, *frames[-6:]]
-        for entry in shown:
-            if entry is None:
-                lines.append(f"  ... {len(frames) - 10} more frames ...")
-                continue
-            filename, lineno, name = entry
-            lines.append(f'  File "{filename}", line {lineno}, in {name}')
-            source = self._sources[filename]
-            if 0 < lineno <= len(source) and source[lineno - 1].strip():
-                lines.append(f"    {source[lineno - 1].strip()}")
-        lines.append(last_line or _exception_line(exc))
-        return "\n".join(lines)
 
     # -- what the code sees -------------------------------------------------------------
 
@@ -476,25 +484,11 @@ class LocalSandbox(SandboxBackend):
     def _write_output(self, text: str) -> None:
         self._current().out.write(text)
 
-    def _display(self, value: Any) -> None:
-        if value is None:
-            return
+    def _call_host(self, name: str, args: dict[str, Any]) -> Any:
+        """Worker thread: run a host function on the host's loop and wait for it,
+        ticking so that the limits still hold while it runs."""
         state = self._current()
-        text = repr(value)
-        limit = self.limits.output_bytes
-        state.display = text if len(text) <= limit else text[:limit] + " ... [truncated]"
-        state.out.write(text + "\n")
-
-    def _call_bridge(
-        self, name: str, make: Callable[[HostBridge], Coroutine[Any, Any, Any]]
-    ) -> Any:
-        state = self._current()
-        bridge = self.bridge
-        if bridge is None:
-            raise RuntimeError(
-                f"{name} is only available inside an RLM run (this sandbox has no host bridge)"
-            )
-        future = asyncio.run_coroutine_threadsafe(make(bridge), state.loop)
+        future = asyncio.run_coroutine_threadsafe(call_host(self.bridge, name, args), state.loop)
         error: BaseException
         while True:
             try:
@@ -516,92 +510,6 @@ class LocalSandbox(SandboxBackend):
                 break
         # the host's exception, without the host frames that raised it
         raise error.with_traceback(None)
-
-    def _make_helpers(self) -> dict[str, Any]:
-        call = self._call_bridge
-
-        def llm_query(prompt: str, model: str | None = None) -> str:
-            """Ask a language model `prompt`; returns its reply."""
-            check_str("llm_query", "prompt", prompt)
-            check_optional_str("llm_query", "model", model)
-            return call("llm_query", lambda b: b.llm_query(prompt, model))  # type: ignore[no-any-return]
-
-        def llm_query_batched(
-            prompts: Sequence[str], model: str | None = None
-        ) -> list[str | QueryFailed]:
-            """Ask several prompts concurrently; replies in order (failed items: QueryFailed)."""
-            items = check_prompts("llm_query_batched", prompts)
-            check_optional_str("llm_query_batched", "model", model)
-            return list(call("llm_query_batched", lambda b: b.llm_query_batched(items, model)))
-
-        def rlm_query(prompt: str, context: Any = None) -> str:
-            """Run a recursive RLM one level deeper on `context`; returns its answer."""
-            check_str("rlm_query", "prompt", prompt)
-            return call("rlm_query", lambda b: b.rlm_query(prompt, context))  # type: ignore[no-any-return]
-
-        def rlm_query_batched(
-            prompts: Sequence[str], contexts: Sequence[Any] | None = None
-        ) -> list[str | QueryFailed]:
-            """Run several recursive RLMs concurrently; answers in order (or QueryFailed)."""
-            items = check_prompts("rlm_query_batched", prompts)
-            ctxs = None
-            if contexts is not None:
-                if not isinstance(contexts, (list, tuple)):
-                    raise TypeError(
-                        "rlm_query_batched() contexts must be a list (one context per"
-                        " prompt: rlm_query_batched([p1, p2], [c1, c2])) or None"
-                    )
-                if len(contexts) != len(items):
-                    raise ValueError(
-                        f"rlm_query_batched() got {len(items)} prompts but {len(contexts)} contexts"
-                    )
-                ctxs = list(contexts)
-            return list(call("rlm_query_batched", lambda b: b.rlm_query_batched(items, ctxs)))
-
-        def context_search(query: str, max_tokens: int = 2000) -> list[dict[str, Any]]:
-            """The parts of the project's corpus that matter for `query`, within a budget."""
-            check_search("context_search", query, max_tokens)
-            return list(call("context_search", lambda b: b.context_search(query, max_tokens)))
-
-        def FINAL(*value: Any) -> None:
-            """Mark `value` as the final answer."""
-            answer = render_final(value)
-            state = self._current()
-            state.final_answer, state.final_set = answer, True
-
-        def FINAL_VAR(name: str) -> None:
-            """Mark the variable called `name` as the final answer."""
-            if not isinstance(name, str):
-                raise TypeError(
-                    'FINAL_VAR() takes the name of a variable as a string, e.g. FINAL_VAR("answer")'
-                )
-            variables = self._user_variables()
-            if name not in variables:
-                available = ", ".join(sorted(variables)) or "(none)"
-                raise NameError(
-                    f"FINAL_VAR: no variable named {name!r}; available variables: {available}"
-                )
-            FINAL(variables[name])
-
-        def SHOW_VARS() -> None:
-            """Print the variables defined in the sandbox and their types."""
-            variables = self._user_variables()
-            if not variables:
-                self._write_output("No variables defined yet.\n")
-                return
-            lines = [f"  {n}: {_type_name(v)}" for n, v in sorted(variables.items())]
-            self._write_output("Variables:\n" + "\n".join(lines) + "\n")
-
-        return {
-            "llm_query": llm_query,
-            "llm_query_batched": llm_query_batched,
-            "rlm_query": rlm_query,
-            "rlm_query_batched": rlm_query_batched,
-            "context_search": context_search,
-            "FINAL": FINAL,
-            "FINAL_VAR": FINAL_VAR,
-            "SHOW_VARS": SHOW_VARS,
-        }
 
 
 def _absorb_pending_interrupt() -> None:
@@ -626,28 +534,5 @@ def _failed(message: str, started: float) -> ExecResult:
     return ExecResult(stderr=message, error=message, duration_s=time.perf_counter() - started)
 
 
-def _exception_line(exc: BaseException | None) -> str:
-    if exc is None:
-        return "Error"
-    try:
-        message = str(exc)
-    except Exception:  # noqa: BLE001 - a broken __str__ must not hide the error
-        message = "<unprintable message>"
-    name = type(exc).__name__
-    return f"{name}: {message}" if message else name
-
-
 def _type_name(value: Any) -> str:
     return "type" if isinstance(value, TypeShim) else type(value).__name__
-
-
-def _shorten_error(error: str, limit: int) -> str:
-    """Cut a long error to about `limit` characters, keeping the start of its last
-    line (the exception type and message say what went wrong) and the frames just
-    before it."""
-    *frames, last = error.rstrip("\n").split("\n")
-    if len(last) > limit:
-        last = last[:limit] + " ... [truncated]"
-    room = limit - len(last)
-    before = "\n".join(frames)[-room:] if room > 0 and frames else ""
-    return "[error truncated] ...\n" + (before + "\n" if before else "") + last

@@ -40,7 +40,7 @@ class SandboxPool:
         self._closed = False
 
     def pooled(self, kind: str) -> bool:
-        return self.size > 0 and bool(getattr(SANDBOXES.load(kind), "slow_start", False))
+        return self.size > 0 and SANDBOXES.load(kind).slow_start
 
     async def acquire(self, kind: str, limits: Limits, bridge: HostBridge | None) -> SandboxBackend:
         """A started backend of `kind` with `limits`, answering to `bridge`."""

@@ -49,7 +49,6 @@ import os
 import signal
 import sys
 import tempfile
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -57,9 +56,9 @@ from rlmrt.errors import SandboxError
 from rlmrt.sandbox import _proc
 from rlmrt.sandbox._channel import KernelChannel
 from rlmrt.sandbox._kernel_backend import KernelBackend
-from rlmrt.sandbox.base import HostBridge, Limits
+from rlmrt.sandbox.base import Diagnosis, HostBridge, Limits, QuotaStatus
 
-__all__ = ["ProcessSandbox", "QuotaStatus", "bubblewrap_available", "quota_report"]
+__all__ = ["ProcessSandbox", "bubblewrap_available"]
 
 log = logging.getLogger("rlmrt")
 
@@ -79,54 +78,8 @@ _JOIN_AND_EXEC = (
 _warned = False
 
 
-@dataclass(frozen=True, slots=True)
-class QuotaStatus:
-    """Whether one limit or protection is enforced on this host, and how."""
-
-    name: str
-    enforced: bool
-    how: str
-
-
 def bubblewrap_available() -> bool:
     return os.path.isfile(BWRAP) and os.access(BWRAP, os.X_OK)
-
-
-def quota_report() -> list[QuotaStatus]:
-    """What the process sandbox enforces on this host (for `rlm doctor`)."""
-    bwrap = bubblewrap_available()
-    root = os.getuid() == 0
-    memory_cg = _proc.cgroup_writable("memory")
-    pids_cg = _proc.cgroup_writable("pids")
-    if bwrap:
-        isolation = "bubblewrap: own pid/net/ipc/uts namespaces, read-only /usr and interpreter"
-        uid = (
-            f"the kernel drops to uid {SANDBOX_UID} before running code"
-            if root
-            else f"runs as uid {os.getuid()} in a user namespace"
-        )
-    else:
-        isolation = f"bubblewrap not found at {BWRAP}: plain subprocess, no isolation"
-        uid = "runs as root: no uid drop without bubblewrap" if root else "runs as the host user"
-    return [
-        QuotaStatus("isolation", bwrap, isolation),
-        QuotaStatus("network", bwrap, "no network namespace" if bwrap else "host network"),
-        QuotaStatus("uid", bwrap or not root, uid),
-        QuotaStatus("exec_timeout_s", True, "SIGALRM in the kernel; kill and restart 1 s later"),
-        QuotaStatus("cpu_s", True, "ITIMER_PROF in the kernel, host /proc tree CPU, RLIMIT_CPU"),
-        QuotaStatus(
-            "memory_mb",
-            True,
-            "RLIMIT_AS" + (" + cgroup v1 memory.limit_in_bytes" if memory_cg else ""),
-        ),
-        QuotaStatus(
-            "processes",
-            pids_cg,
-            "cgroup v1 pids.max" if pids_cg else "no writable pids cgroup (RLIMIT_NPROC is moot)",
-        ),
-        QuotaStatus("file_bytes", True, "RLIMIT_FSIZE"),
-        QuotaStatus("output_bytes", True, "cut in the kernel; frames capped on the host"),
-    ]
 
 
 class ProcessSandbox(KernelBackend):
@@ -135,12 +88,60 @@ class ProcessSandbox(KernelBackend):
     kind = "process"
     slow_start = True
 
+    @classmethod
+    def quota_report(cls) -> list[QuotaStatus]:
+        bwrap = bubblewrap_available()
+        root = os.getuid() == 0
+        memory_cg = _proc.cgroup_writable("memory")
+        pids_cg = _proc.cgroup_writable("pids")
+        if bwrap:
+            isolation = "bubblewrap: own pid/net/ipc/uts namespaces, read-only /usr and interpreter"
+            uid = (
+                f"the kernel drops to uid {SANDBOX_UID} before running code"
+                if root
+                else f"runs as uid {os.getuid()} in a user namespace"
+            )
+        else:
+            isolation = f"bubblewrap not found at {BWRAP}: plain subprocess, no isolation"
+            uid = (
+                "runs as root: no uid drop without bubblewrap" if root else "runs as the host user"
+            )
+        return [
+            QuotaStatus("isolation", bwrap, isolation),
+            QuotaStatus("network", bwrap, "no network namespace" if bwrap else "host network"),
+            QuotaStatus("uid", bwrap or not root, uid),
+            QuotaStatus(
+                "exec_timeout_s", True, "SIGALRM in the kernel; kill and restart 1 s later"
+            ),
+            QuotaStatus(
+                "cpu_s", True, "ITIMER_PROF in the kernel, host /proc tree CPU, RLIMIT_CPU"
+            ),
+            QuotaStatus(
+                "memory_mb",
+                True,
+                "RLIMIT_AS" + (" + cgroup v1 memory.limit_in_bytes" if memory_cg else ""),
+            ),
+            QuotaStatus(
+                "processes",
+                pids_cg,
+                "cgroup v1 pids.max"
+                if pids_cg
+                else "no writable pids cgroup (RLIMIT_NPROC is moot)",
+            ),
+            QuotaStatus("file_bytes", True, "RLIMIT_FSIZE"),
+            QuotaStatus("output_bytes", True, "cut in the kernel; frames capped on the host"),
+        ]
+
+    @classmethod
+    def diagnose(cls) -> Diagnosis:
+        quotas = (*cls.quota_report(),)
+        if not bubblewrap_available():
+            fix = "install bubblewrap (apt-get install bubblewrap)"
+            return Diagnosis(status="warn", detail=f"bubblewrap not found: {fix}", quotas=quotas)
+        return Diagnosis(status="ok", detail="bubblewrap available", quotas=quotas)
+
     def __init__(self, *, limits: Limits | None = None, bridge: HostBridge | None = None) -> None:
         super().__init__(limits=limits, bridge=bridge)
-        enforced = {"exec_timeout_s", "memory_mb", "output_bytes", "cpu_s", "file_bytes"}
-        if _proc.cgroup_writable("pids"):
-            enforced.add("processes")
-        self.enforces = frozenset(enforced)
         self.isolated = bubblewrap_available()
         self.inside_root = "/rlmrt" if self.isolated else None
         self._kernel_host_pid: int | None = None

@@ -51,10 +51,11 @@ from rlmrt.errors import MissingDependencyError, SandboxError
 from rlmrt.sandbox import _proc
 from rlmrt.sandbox._channel import KernelChannel
 from rlmrt.sandbox._kernel_backend import KernelBackend
-from rlmrt.sandbox.base import ExecResult, HostBridge, Limits
+from rlmrt.sandbox.base import Diagnosis, ExecResult, HostBridge, Limits, QuotaStatus
+from rlmrt.sandbox.kernel import exception_line
 from rlmrt.sandbox.process import ProcessSandbox
 
-__all__ = ["WasmSandbox", "find_runtime", "quota_report", "runtime_dir"]
+__all__ = ["WasmSandbox", "find_runtime", "runtime_dir"]
 
 DENO_VERSION = "2.9.6"
 PYODIDE_VERSION = "0.29.5"
@@ -112,27 +113,42 @@ def _runtime_missing(missing: str, folder: Path) -> MissingDependencyError:
     )
 
 
-def quota_report() -> list[tuple[str, bool, str]]:
-    """(limit, enforced, how) for `rlm doctor`."""
-    memory = "WebAssembly memory cap (--wasm-max-mem-pages), V8 --max-old-space-size"
-    if _proc.cgroup_writable("memory"):
-        memory += ", cgroup v1 memory.limit_in_bytes"
-    return [
-        ("exec_timeout_s", True, "interrupt from a timer thread; kill and restart 1 s later"),
-        ("cpu_s", True, "host /proc CPU of the Deno process; kill and restart"),
-        ("memory_mb", True, memory),
-        ("processes", True, "WebAssembly has no processes and Deno refuses to run any"),
-        ("output_bytes", True, "cut in the kernel"),
-        ("file_bytes", False, "files live in Pyodide's in-memory file system"),
-    ]
-
-
 class WasmSandbox(ProcessSandbox):
     """Runs code in Pyodide under Deno (see the module docstring). A process sandbox in
     how its one process is killed, watched and cgrouped; not in how it starts."""
 
     kind = "wasm"
     slow_start = True
+
+    @classmethod
+    def quota_report(cls) -> list[QuotaStatus]:
+        memory = "WebAssembly memory cap (--wasm-max-mem-pages), V8 --max-old-space-size"
+        if _proc.cgroup_writable("memory"):
+            memory += ", cgroup v1 memory.limit_in_bytes"
+        return [
+            QuotaStatus(
+                "exec_timeout_s", True, "interrupt from a timer thread; kill and restart 1 s later"
+            ),
+            QuotaStatus("cpu_s", True, "host /proc CPU of the Deno process; kill and restart"),
+            QuotaStatus("memory_mb", True, memory),
+            QuotaStatus(
+                "processes", True, "WebAssembly has no processes and Deno refuses to run any"
+            ),
+            QuotaStatus("output_bytes", True, "cut in the kernel"),
+            QuotaStatus("file_bytes", False, "files live in Pyodide's in-memory file system"),
+        ]
+
+    @classmethod
+    def diagnose(cls) -> Diagnosis:
+        try:
+            _deno, pyodide = find_runtime()
+        except MissingDependencyError as exc:
+            return Diagnosis(status="warn", detail=f"not ready: {exception_line(exc)}")
+        return Diagnosis(
+            status="ok",
+            detail=f"Deno {DENO_VERSION} and Pyodide {PYODIDE_VERSION} in {pyodide.parent.parent}",
+            quotas=(*cls.quota_report(),),
+        )
 
     def __init__(
         self,
@@ -143,7 +159,6 @@ class WasmSandbox(ProcessSandbox):
     ) -> None:
         self.deno, self.pyodide = find_runtime(runtime)
         super().__init__(limits=limits, bridge=bridge)
-        self.enforces = frozenset(name for name, enforced, _ in quota_report() if enforced)
         self.isolated = True
         self.inside_root = "/rlmrt"  # the runner mounts the private folder there, read-only
         self._respawn: asyncio.Task[None] | None = None

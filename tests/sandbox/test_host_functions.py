@@ -1,0 +1,187 @@
+"""The one table of host functions (`kernel.HOST_FUNCTIONS`) is what every kind offers.
+
+Every sandbox kind gives code exactly the table's helpers, refuses a bad argument with
+the table's own error, and hands a good call to the bridge method of the same name with
+the table's arguments; `HostBridge` and `RunBridge` implement exactly the table.
+"""
+
+from __future__ import annotations
+
+import inspect
+from collections.abc import AsyncIterator, Sequence
+from typing import Any
+
+import pytest
+
+from rlmrt.engine.bridge import RunBridge
+from rlmrt.errors import MissingDependencyError
+from rlmrt.sandbox import SANDBOXES, Limits, SandboxBackend, create_backend
+from rlmrt.sandbox.base import HostBridge, QueryFailed
+from rlmrt.sandbox.kernel import HELPER_NAMES, HOST_FUNCTIONS
+
+LIMITS = Limits(exec_timeout_s=20, memory_mb=512, output_bytes=100_000)
+
+# one good call per host function: adding an entry to the table needs one here
+GOOD_CALLS = {
+    "llm_query": "llm_query('hi', model='m')",
+    "llm_query_batched": "llm_query_batched(('a', 'fail'))",
+    "rlm_query": "rlm_query('deep', {'k': [1, None]})",
+    "rlm_query_batched": "rlm_query_batched(['q1', 'q2'], ('c1', 'c2'))",
+    "context_search": "context_search('needle', 5)",
+}
+BAD_CALLS = [
+    "llm_query(1)",
+    "llm_query()",
+    "llm_query('p', model=2)",
+    "llm_query('p', 'm', 'extra')",
+    "llm_query_batched('one prompt')",
+    "llm_query_batched(['a', 2])",
+    "rlm_query(None)",
+    "rlm_query('p', context=1, depth=2)",
+    "rlm_query_batched(['a'], 'c')",
+    "rlm_query_batched(['a', 'b'], ['c'])",
+    "context_search(1)",
+    "context_search('q', max_tokens=0)",
+    "context_search('q', max_tokens='5')",
+    "context_search('q', True)",
+]
+
+
+def on_host(call: str) -> Any:
+    """`call` evaluated on the host against the table: what code must see."""
+    namespace = {name: function.arguments for name, function in HOST_FUNCTIONS.items()}
+    try:
+        return eval(call, namespace)
+    except Exception as exc:
+        return repr(exc)
+
+
+class RecordingBridge:
+    """A bridge that records what reaches it and answers from the arguments."""
+
+    def __init__(self) -> None:
+        self.calls: list[tuple[str, dict[str, Any]]] = []
+
+    async def llm_query(self, prompt: str, model: str | None = None) -> str:
+        self.calls.append(("llm_query", {"prompt": prompt, "model": model}))
+        return f"llm:{prompt}"
+
+    async def llm_query_batched(
+        self, prompts: Sequence[str], model: str | None = None
+    ) -> list[str | QueryFailed]:
+        self.calls.append(("llm_query_batched", {"prompts": prompts, "model": model}))
+        return [QueryFailed("ModelError: down") if p == "fail" else f"llm:{p}" for p in prompts]
+
+    async def rlm_query(self, prompt: str, context: Any = None) -> str:
+        self.calls.append(("rlm_query", {"prompt": prompt, "context": context}))
+        return f"rlm:{prompt}"
+
+    async def rlm_query_batched(
+        self, prompts: Sequence[str], contexts: Sequence[Any] | None = None
+    ) -> list[str | QueryFailed]:
+        self.calls.append(("rlm_query_batched", {"prompts": prompts, "contexts": contexts}))
+        return [f"rlm:{p}" for p in prompts]
+
+    async def context_search(self, query: str, max_tokens: int = 2000) -> list[dict[str, Any]]:
+        self.calls.append(("context_search", {"query": query, "max_tokens": max_tokens}))
+        return [{"text": query, "tokens": max_tokens}]
+
+
+@pytest.fixture(params=SANDBOXES.names())
+async def started(request: pytest.FixtureRequest) -> AsyncIterator[tuple[SandboxBackend, Any]]:
+    """A started backend of each kind, with a `RecordingBridge`."""
+    bridge = RecordingBridge()
+    try:
+        backend = create_backend(request.param, limits=LIMITS, bridge=bridge)
+        await backend.start()
+    except MissingDependencyError as exc:
+        pytest.skip(f"the {request.param} sandbox cannot start here: {exc}")
+    try:
+        yield backend, bridge
+    finally:
+        await backend.aclose()
+
+
+def printed(call: str) -> str:
+    """Code that prints what `call` returned, or the repr of what it raised."""
+    return (
+        f"try:\n    r = {call}\nexcept Exception as exc:\n    print(repr(exc))\nelse:\n"
+        "    if isinstance(r, list):\n"
+        "        r = [x if not isinstance(x, Exception) else 'failed: ' + str(x) for x in r]\n"
+        "    print(r)"
+    )
+
+
+def test_the_helpers_are_the_table_and_the_answer_helpers() -> None:
+    assert (*HOST_FUNCTIONS, "FINAL", "FINAL_VAR", "SHOW_VARS") == HELPER_NAMES
+    assert set(GOOD_CALLS) == set(HOST_FUNCTIONS)
+    for name, function in HOST_FUNCTIONS.items():
+        assert function.name == name and function.arguments.__doc__
+
+
+@pytest.mark.parametrize("bridge", [HostBridge, RunBridge, RecordingBridge])
+def test_a_bridge_implements_exactly_the_table(bridge: type) -> None:
+    methods = {
+        name: member
+        for name, member in vars(bridge).items()
+        if not name.startswith("_") and inspect.iscoroutinefunction(member)
+    }
+    assert set(methods) == set(HOST_FUNCTIONS)
+    for name, function in HOST_FUNCTIONS.items():
+        expected = [
+            (p.name, p.kind, p.default)
+            for p in inspect.signature(function.arguments).parameters.values()
+        ]
+        got = [
+            (p.name, p.kind, p.default)
+            for p in list(inspect.signature(methods[name]).parameters.values())[1:]
+        ]
+        assert got == expected, name
+
+
+async def test_every_kind_offers_the_table_and_its_errors(
+    started: tuple[SandboxBackend, RecordingBridge],
+) -> None:
+    backend, bridge = started
+    shown = ", ".join(f"callable({name})" for name in HELPER_NAMES)
+    result = await backend.execute(f"print({shown})")
+    assert result.stdout == " ".join(["True"] * len(HELPER_NAMES)) + "\n", result.error
+    assert await backend.list_variables() == {}  # helpers are not the user's variables
+    for call in BAD_CALLS:
+        expected = on_host(call)
+        assert isinstance(expected, str) and "Error(" in expected, call
+        result = await backend.execute(printed(call))
+        assert result.stdout == expected + "\n", (call, result.error)
+    assert bridge.calls == []  # a bad call never reaches the host
+
+
+async def test_every_kind_hands_the_table_arguments_to_the_bridge(
+    started: tuple[SandboxBackend, RecordingBridge],
+) -> None:
+    backend, bridge = started
+    outputs = []
+    for call in GOOD_CALLS.values():
+        result = await backend.execute(printed(call))
+        assert result.error is None, result.error
+        outputs.append(result.stdout)
+    assert bridge.calls == [(name, on_host(call)) for name, call in GOOD_CALLS.items()]
+    assert outputs == [
+        "llm:hi\n",
+        "['llm:a', 'failed: ModelError: down']\n",
+        "rlm:deep\n",
+        "['rlm:q1', 'rlm:q2']\n",
+        "[{'text': 'needle', 'tokens': 5}]\n",
+    ]
+
+
+async def test_without_a_bridge_every_host_function_says_so(
+    started: tuple[SandboxBackend, RecordingBridge],
+) -> None:
+    backend, _ = started
+    backend.bridge = None
+    for name, call in GOOD_CALLS.items():
+        result = await backend.execute(printed(call))
+        assert result.stdout == (
+            f"RuntimeError('{name} is only available inside an RLM run"
+            " (this sandbox has no host bridge)')\n"
+        ), result.error
