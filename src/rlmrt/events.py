@@ -20,7 +20,8 @@ from typing import Any, ClassVar, Literal
 
 # 2: `RunStarted.session` (a run made in a session). 3: `RunWaited` (a child run queued
 # for a slot). 4: `attempts` of model calls. 5: `CodeStarted` (an execution began; its
-# `CodeExecuted` has the same call_id) and `TraceLinked` (the trace of a traced run).
+# `CodeExecuted` has the same call_id), `TraceLinked` (the trace of a traced run) and
+# `SandboxStarted` (a run's sandbox, cold or from the pool).
 # Readers take any version: a field a newer version added is ignored, one an older
 # version lacks keeps its default; an unknown kind is an error.
 EVENT_SCHEMA_VERSION = 5
@@ -200,6 +201,17 @@ class RunWaited(Event):
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
+class SandboxStarted(Event):
+    """A run got its sandbox: started for it (cold) or taken from the pool, after
+    `start_s` seconds."""
+
+    kind: ClassVar[str] = "sandbox_started"
+    sandbox: str
+    pooled: bool
+    start_s: float
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
 class TraceLinked(Event):
     """The OpenTelemetry trace a run's spans went to (hex ids of the trace and of the
     run's `invoke_agent` span), so a trajectory leads to its trace."""
@@ -242,6 +254,7 @@ EVENT_TYPES: dict[str, type[Event]] = {
         LimitNotEnforced,
         Compacted,
         RunWaited,
+        SandboxStarted,
         TraceLinked,
         Answer,
         RunErrored,

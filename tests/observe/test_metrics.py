@@ -3,6 +3,7 @@ real Prometheus scraping them during the runs and answering PromQL."""
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
 
 import httpx
@@ -176,3 +177,34 @@ def test_rlm_metrics_serve_on_a_busy_port_is_a_clear_error() -> None:
     assert result.exit_code == 2
     assert f"cannot listen on 127.0.0.1:{port}" in result.output
     assert "Traceback" not in result.output
+
+
+def test_sandbox_starts_cold_then_from_the_pool(serve, make_rlm) -> None:
+    """The process sandbox is pooled: the first run starts one cold (the pool refills in
+    the background), a later run takes a started one."""
+    import time
+
+    server = serve(reply)
+    labels = {"sandbox": "process"}
+    before = {
+        start: value("rlm_sandbox_starts_total", **labels, start=start)
+        for start in ("cold", "pooled")
+    }
+    with make_rlm(server, sandbox="process", sandbox_pool=1) as rlm:
+        first = rlm.completion("go", context="abc")
+        time.sleep(3)  # the pool starts its next sandbox meanwhile
+        second = rlm.completion("go", context="abc")
+    after = {
+        start: value("rlm_sandbox_starts_total", **labels, start=start)
+        for start in ("cold", "pooled")
+    }
+    assert after["cold"] - before["cold"] >= 1
+    assert after["pooled"] - before["pooled"] >= 1
+    assert after["cold"] + after["pooled"] - sum(before.values()) == 2
+    kinds = []
+    for result in (first, second):
+        assert result.trajectory_path is not None
+        for line in result.trajectory_path.read_text().splitlines():
+            if '"sandbox_started"' in line:
+                kinds.append(json.loads(line)["pooled"])
+    assert kinds == [False, True]

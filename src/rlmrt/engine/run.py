@@ -62,6 +62,7 @@ from rlmrt.events import (
     RunFinished,
     RunStarted,
     RunWaited,
+    SandboxStarted,
     SubCallFinished,
     SubCallKind,
     SubCallStarted,
@@ -203,8 +204,17 @@ class Run:
         if self.depth > 0:
             await self._slot.take()
         try:
+            asked = time.perf_counter()
             sandbox = await self.tree.sandboxes.acquire(
                 self.config.sandbox.kind, self.config.limits, self._bridge
+            )
+            self.tree.emit(
+                SandboxStarted(
+                    **self._ids(),
+                    sandbox=sandbox.kind,
+                    pooled=sandbox.from_pool,
+                    start_s=time.perf_counter() - asked,
+                )
             )
             try:
                 self._report_unenforced(sandbox)

@@ -18,6 +18,7 @@ from rlmrt.events import (
     RunFinished,
     RunStarted,
     RunWaited,
+    SandboxStarted,
     SubCallFinished,
     SubCallStarted,
     TraceLinked,
@@ -44,6 +45,9 @@ def describe(event: Event) -> str | None:
         return f"model call ({event.purpose}) failed: {event.error_type}: {event.message}"
     if isinstance(event, CodeStarted):
         return f"code running (iteration {event.iteration})"
+    if isinstance(event, SandboxStarted):
+        how = "from the pool" if event.pooled else "cold"
+        return f"{event.sandbox} sandbox ready ({how}, {fmt.duration(event.start_s)})"
     if isinstance(event, TraceLinked):
         return f"trace {event.trace_id}"
     if isinstance(event, CodeExecuted):

@@ -25,6 +25,7 @@ from rlmrt.events import (
     RunErrored,
     RunFinished,
     RunStarted,
+    SandboxStarted,
     SubCallFinished,
     SubCallStarted,
 )
@@ -101,6 +102,19 @@ class RunMetrics:
             buckets=EXEC_BUCKETS,
             registry=registry,
         )
+        self.sandbox_starts = Counter(
+            "rlm_sandbox_starts",
+            "Sandboxes runs got, by start (cold, pooled).",
+            ["sandbox", "start"],
+            registry=registry,
+        )
+        self.sandbox_start_seconds = Histogram(
+            "rlm_sandbox_start_duration_seconds",
+            "How long a run waited for its sandbox.",
+            ["sandbox", "start"],
+            buckets=EXEC_BUCKETS,
+            registry=registry,
+        )
         self.limit_hits = Counter(
             "rlm_sandbox_limit_hits",
             "Code executions stopped by a sandbox limit.",
@@ -173,6 +187,10 @@ class TreeMetrics:
                     m.limit_hits.labels(event.sandbox, limit)
                 for reason in BUDGET_REASONS:
                     m.budget_stops.labels(project, reason)
+        elif isinstance(event, SandboxStarted):
+            start = "pooled" if event.pooled else "cold"
+            m.sandbox_starts.labels(event.sandbox, start).inc()
+            m.sandbox_start_seconds.labels(event.sandbox, start).observe(event.start_s)
         elif isinstance(event, RunFinished):
             self._run_finished(event)
         elif isinstance(event, RunErrored):

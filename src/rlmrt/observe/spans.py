@@ -40,6 +40,7 @@ from rlmrt.events import (
     RunFinished,
     RunStarted,
     RunWaited,
+    SandboxStarted,
     SubCallFinished,
     SubCallStarted,
     TraceLinked,
@@ -303,6 +304,10 @@ class SpanRecorder:
     def _compacted(self, event: Compacted) -> None:
         self._note(event, "rlm.compacted", {"rlm.tokens_before": event.tokens_before})
 
+    def _sandbox(self, event: SandboxStarted) -> None:
+        attributes = {"rlm.pooled": event.pooled, "rlm.start_s": event.start_s}
+        self._note(event, "rlm.sandbox_started", attributes)
+
     def _waited(self, event: RunWaited) -> None:
         self._note(event, "rlm.run_waited", {"rlm.waited_s": event.waited_s})
 
@@ -323,4 +328,5 @@ class SpanRecorder:
         LimitNotEnforced: _unenforced,
         Compacted: _compacted,
         RunWaited: _waited,
+        SandboxStarted: _sandbox,
     }

@@ -201,6 +201,8 @@ class SandboxBackend(ABC):
     def __init__(self, *, limits: Limits | None = None, bridge: HostBridge | None = None) -> None:
         self.limits = limits or Limits()
         self.bridge = bridge
+        #: True when a `SandboxPool` started it before a run asked for it
+        self.from_pool = False
         #: The limits this backend enforces on this host (from `quota_report`); any
         #: other limit that is set is reported.
         self.enforces = frozenset(

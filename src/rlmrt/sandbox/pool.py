@@ -58,6 +58,7 @@ class SandboxPool:
         else:
             backend = taken
             backend.bridge = bridge
+            backend.from_pool = True
         self._refill(key)
         return backend
 
