@@ -119,11 +119,14 @@ def _build_provider(endpoint: str | None, protocol: str, service: str) -> Tracer
             )
         except ImportError as exc:
             raise MissingDependencyError("opentelemetry-exporter-otlp-proto-http", "otel") from exc
+        from rlmrt.observe.otlp_export import CountedExporter, export_timeout
+
         # OTLP/HTTP takes the signal's full path; OTEL_EXPORTER_OTLP_ENDPOINT is a base
-        url = (
-            endpoint.rstrip("/") + "/v1/traces" if endpoint and "/v1/" not in endpoint else endpoint
-        )
-        exporter = HTTPSpanExporter(endpoint=url)
+        url = endpoint
+        if endpoint and "/v1/" not in endpoint:
+            url = endpoint.rstrip("/") + "/v1/traces"
+        http = HTTPSpanExporter(endpoint=url, timeout=export_timeout())
+        exporter = CountedExporter(http, url or "the OTLP endpoint")
     provider = TracerProvider(resource=Resource.create({"service.name": service}))
     provider.add_span_processor(BatchSpanProcessor(exporter))
     return provider
