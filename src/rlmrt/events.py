@@ -21,7 +21,8 @@ from typing import Any, ClassVar, Literal
 # 2: `RunStarted.session` (a run made in a session). 3: `RunWaited` (a child run queued
 # for a slot). 4: `attempts` of model calls. 5: `CodeStarted` (an execution began; its
 # `CodeExecuted` has the same call_id), `TraceLinked` (the trace of a traced run) and
-# `SandboxStarted` (a run's sandbox, cold or from the pool).
+# `SandboxStarted` (a run's sandbox, cold or from the pool); `ModelCallFinished`'s
+# `response_model` and `finish_reason`.
 # Readers take any version: a field a newer version added is ignored, one an older
 # version lacks keeps its default; an unknown kind is an error.
 EVENT_SCHEMA_VERSION = 5
@@ -98,6 +99,9 @@ class ModelCallFinished(Event):
     cost_usd: float
     duration_s: float
     attempts: int = 1  # requests made, retries included: each counts as a model call
+    # what the provider said: the model that answered and why the reply ended
+    response_model: str | None = None
+    finish_reason: str | None = None
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)

@@ -68,6 +68,7 @@ def test_a_run_gives_the_span_tree_of_its_recursion(serve, make_rlm) -> None:
     assert first.attributes["gen_ai.provider.name"] == "openai"
     assert first.attributes["gen_ai.request.model"] == MODEL
     assert first.attributes["gen_ai.response.model"] == MODEL
+    assert first.attributes["gen_ai.response.finish_reasons"] == ("stop",)
     assert first.attributes["server.address"] == "127.0.0.1"
     assert first.attributes["server.port"] == int(server.url.rsplit(":", 1)[1].split("/")[0])
     assert "rlm.cost_usd" in first.attributes

@@ -212,6 +212,8 @@ class RunTree:
                 cost_usd=cost,
                 duration_s=time.perf_counter() - started,
                 attempts=reply.attempts,
+                response_model=reply.model or None,
+                finish_reason=reply.finish_reason,
             )
         )
         return reply

@@ -220,7 +220,10 @@ class SpanRecorder:
         self._end(
             event,
             {
-                "gen_ai.response.model": event.model,
+                "gen_ai.response.model": event.response_model or event.model,
+                "gen_ai.response.finish_reasons": (
+                    [event.finish_reason] if event.finish_reason else None
+                ),
                 "gen_ai.usage.input_tokens": event.input_tokens,
                 "gen_ai.usage.output_tokens": event.output_tokens,
                 "rlm.cost_usd": event.cost_usd,
