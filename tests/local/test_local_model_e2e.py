@@ -219,3 +219,23 @@ def test_the_setup_showcase_prints_the_right_answer(
     )
     assert proc.returncode == 0, proc.stderr
     assert proc.stdout.strip().splitlines()[-1] == "138", proc.stdout + proc.stderr
+    # and it replays: the recorded replies are found by the recorded calls, although the
+    # small profile's first prompt holds lines a rebuilt prompt would not
+    (trajectory,) = (tmp_path / "home" / "runs").glob("*.jsonl")
+    replay = subprocess.run(
+        [
+            str(Path(sys.executable).with_name("rlm")),
+            "replay",
+            trajectory.stem,
+            "--context",
+            str(ledger),
+        ],
+        capture_output=True,
+        text=True,
+        cwd=tmp_path,
+        env=env,
+        timeout=300,
+        check=False,
+    )
+    assert replay.returncode == 0, replay.stdout + replay.stderr
+    assert replay.stdout.rstrip().endswith("identical"), replay.stdout
