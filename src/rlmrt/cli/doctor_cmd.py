@@ -63,6 +63,7 @@ def run_checks(project: str | None = None) -> list[Check]:
     checks.extend(_sandbox(kind) for kind in SANDBOXES.names())
     config, config_check = _config(project)
     checks.append(config_check)
+    checks.append(_configured_sandbox(config))
     checks.append(_trajectories(config))
     checks.append(_model(config))
     checks.append(_local_model(config))
@@ -102,6 +103,28 @@ def _import(module: str, *, timed: bool = False) -> Check:
         version = "installed"
     detail = f"{version}, imported in {took:.2f}s" if timed else version
     return Check(module, "ok", detail)
+
+
+def _configured_sandbox(config: RLMConfig) -> Check:
+    """The kind runs use, and whether its limits hold against any code."""
+    from rlmrt.sandbox.facade import SANDBOXES
+
+    kind = config.sandbox.kind
+    try:
+        report = SANDBOXES.load(kind).quota_report()
+    except ImportError as exc:
+        return Check("sandbox in use", "fail", f"{kind}: not available in this rlmrt ({exc})")
+    enforced = {q.name for q in report if q.enforced}
+    unenforced = [name for name in config.limits.set_names() if name not in enforced]
+    if not unenforced:
+        return Check("sandbox in use", "ok", f"{kind}: every configured limit is enforced")
+    detail = f"{kind}: not enforced here: {', '.join(unenforced)}"
+    if kind == "local":
+        detail += (
+            " (best-effort in-process checks that C code runs past; for untrusted input"
+            ' use kind = "process")'
+        )
+    return Check("sandbox in use", "warn", detail)
 
 
 def _sandbox(kind: str) -> Check:
