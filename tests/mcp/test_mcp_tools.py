@@ -168,9 +168,9 @@ async def test_completion_rejects_bad_arguments(
 
 async def test_sessions_persist_and_are_per_name(connect) -> None:
     async with connect() as client:
-        first = await call(client, "execute_python", {"code": "x = 40\nx + 2"})
-        seen = (first["session"], first["sandbox"], first["display"])
-        assert seen == ("default", "process", "42")
+        # local: get_repl_context below reads a value that is not JSON data
+        first = await call(client, "execute_python", {"code": "x = 40\nx + 2", "sandbox": "local"})
+        assert (first["session"], first["sandbox"], first["display"]) == ("default", "local", "42")
         await call(client, "execute_python", {"code": "y = [40, 'a']", "session": "other"})
         failed = await call(client, "execute_python", {"code": "y", "session": "default"})
         assert failed["error"] is not None and "NameError" in failed["error"]
@@ -193,7 +193,7 @@ async def test_sessions_persist_and_are_per_name(connect) -> None:
             ("other", 1),
         ]
         cleared = await call(client, "clear_repl_context", {})
-        assert cleared == {"session": "default", "sandbox": "process", "cleared": True}
+        assert cleared == {"session": "default", "sandbox": "local", "cleared": True}
         assert (await call(client, "get_repl_context", {}))["types"] == {}
         assert await call(client, "destroy_session", {"session": "other"}) == {
             "session": "other",
@@ -267,9 +267,9 @@ async def test_sessions_on_every_sandbox_kind(connect, kind: str) -> None:
 
 async def test_a_session_keeps_its_kind(connect) -> None:
     async with connect() as client:
-        await call(client, "execute_python", {"code": "1"})
-        text = await error(client, "execute_python", {"code": "1", "sandbox": "process"})
-        assert "is a local sandbox, not process" in text
+        await call(client, "execute_python", {"code": "1"})  # the default kind: process
+        text = await error(client, "execute_python", {"code": "1", "sandbox": "local"})
+        assert "is a process sandbox, not local" in text
 
 
 async def test_session_code_cannot_call_models(connect) -> None:

@@ -521,6 +521,9 @@ class Repl:
         self.limit = output_limit
         self.cells = 0
         self.sources: dict[str, list[str]] = {}
+        # the same code is the same cell, as in the local sandbox's compile cache: a
+        # block run again fails with the same traceback (the engine spots repeats)
+        self.cell_names: dict[str, str] = {}
         self.helpers = self._make_helpers()
 
     # -- what a sandbox provides ------------------------------------------------------------
@@ -547,8 +550,7 @@ class Repl:
         rewrite or refuse (SyntaxError) the parsed tree first. Raises what Python's
         compiler raises (SyntaxError; ValueError for a null byte before 3.11.4;
         MemoryError or RecursionError for a huge or deeply nested cell)."""
-        self.cells += 1
-        filename = f"<cell {self.cells}>"
+        filename = self.cell_names.get(code, f"<cell {self.cells + 1}>")
         # dont_inherit: this module's `from __future__ import annotations` must not leak
         tree = compile(code, filename, "exec", _ast.PyCF_ONLY_AST, dont_inherit=True)
         assert isinstance(tree, _ast.Module)
@@ -566,6 +568,9 @@ class Repl:
             compiled: types.CodeType = compile(tree, filename, "exec", dont_inherit=True)
         except (ValueError, TypeError) as exc:  # a tree `restrict` rewrote past compiling
             raise SyntaxError(f"unsupported construct: {exc}") from None
+        if code not in self.cell_names:
+            self.cells += 1
+            self.cell_names[code] = filename
         self.sources[filename] = code.splitlines()
         return compiled
 
