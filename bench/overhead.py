@@ -43,10 +43,21 @@ RESULTS = BENCH / "results"
 MARK = "@@BENCH "
 
 PEERS = {"rlms": "rlms==0.1.3", "rlm-runtime": "rlm-runtime[mcp]"}
-DISTRIBUTIONS = {"rlmrt": "rlmrt", "rlms": "rlms", "rlm-runtime": "rlm-runtime"}
-RUNTIMES = ("rlmrt", "rlms", "rlm-runtime")
+DISTRIBUTIONS = {
+    "rlmrt": "rlmrt",
+    "rlmrt-local": "rlmrt",
+    "rlms": "rlms",
+    "rlm-runtime": "rlm-runtime",
+}
+# rlmrt-local: rlmrt on the in-process sandbox instead of its default (process), to
+# measure what the safe default costs; the server plays rlmrt's protocol for both
+RUNTIMES = ("rlmrt", "rlmrt-local", "rlms", "rlm-runtime")
+DEFAULT_RUNTIMES = ("rlmrt", "rlms", "rlm-runtime")
+PROTOCOL = {"rlmrt-local": "rlmrt"}
+SANDBOX = {"rlmrt-local": "local"}
 DRIVERS = {
     "rlmrt": BENCH / "drivers" / "rlmrt_driver.py",
+    "rlmrt-local": BENCH / "drivers" / "rlmrt_driver.py",
     "rlms": BENCH / "drivers" / "rlms_driver.py",
     "rlm-runtime": BENCH / "drivers" / "rlm_runtime_driver.py",
 }
@@ -60,7 +71,7 @@ RUN_TIMEOUT_S = 1800.0
 
 
 def python_for(runtime: str) -> Path:
-    if runtime == "rlmrt":
+    if DISTRIBUTIONS[runtime] == "rlmrt":
         return ROOT / ".venv" / "bin" / "python"
     return PEERS_DIR / runtime / "bin" / "python"
 
@@ -221,8 +232,10 @@ def run_one(
         "warmup_path": str(warm) if warmup else None,
         "question": f"How many times does the word {WORD} occur in the context?",
         "k": k,
+        "sandbox": SANDBOX.get(runtime),
     }
-    server.command(cmd="configure", runtime=runtime, k=k, word=WORD, latency_ms=latency_ms)
+    protocol = PROTOCOL.get(runtime, runtime)
+    server.command(cmd="configure", runtime=protocol, k=k, word=WORD, latency_ms=latency_ms)
     workdir = Path(tempfile.mkdtemp(prefix=f"bench-{runtime}-"))
     stderr_path = workdir / "stderr.txt"
     proc: subprocess.Popen[str] | None = None
@@ -409,7 +422,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--setup", action="store_true", help="create the peers' venvs and exit")
     parser.add_argument("--quick", action="store_true", help="1 MiB only, one repeat")
     parser.add_argument("--repeat", type=int, default=None, help="runs per cell (default 3)")
-    parser.add_argument("--runtimes", nargs="+", choices=RUNTIMES, default=list(RUNTIMES))
+    parser.add_argument("--runtimes", nargs="+", choices=RUNTIMES, default=list(DEFAULT_RUNTIMES))
     parser.add_argument("--sizes", nargs="+", type=int, default=None, help="MiB (default 1 50)")
     parser.add_argument("--ks", nargs="+", type=int, default=[8, 64])
     parser.add_argument("--latencies", nargs="+", type=int, default=[0, 50], help="ms")

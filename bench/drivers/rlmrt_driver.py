@@ -17,13 +17,15 @@ from _measure import drive
 def setup(spec: dict[str, Any]) -> Callable[[str], str]:
     from rlmrt import RLM
 
+    # the default sandbox (process) unless the spec names one (rlmrt-local: "local")
+    sandbox = {"sandbox": spec["sandbox"]} if spec.get("sandbox") else {}
     rlm = RLM(
         model="openai/bench-model",
         api_base=spec["url"],
         api_key="sk-bench",
-        sandbox="local",
         max_depth=1,
         trajectory_dir=Path.cwd() / "runs",
+        **sandbox,
     )
 
     def run(context: str) -> str:
