@@ -127,8 +127,13 @@ def _configured_sandbox(config: RLMConfig, found: Diagnosis | None) -> Check:
     return Check("sandbox in use", "warn", detail)
 
 
-def _sandbox(kind: str, found: Diagnosis) -> Check:
-    """What the sandbox kind `kind` says of itself on this machine (its `diagnose`)."""
+def _sandbox(kind: str, found: Diagnosis | None = None) -> Check:
+    """What the sandbox kind `kind` says of itself on this machine (`found`: its
+    `diagnose`, made here when not given)."""
+    if found is None:
+        from rlmrt.sandbox.facade import diagnose
+
+        found = diagnose(kind)
     return Check(f"{kind} sandbox", found.status, found.describe())
 
 
