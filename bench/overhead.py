@@ -46,13 +46,18 @@ PEERS = {"rlms": "rlms==0.1.3", "rlm-runtime": "rlm-runtime[mcp]"}
 # rlmrt with telemetry on: spans (to the SDK's in-memory exporter, or over OTLP/HTTP to a
 # sink in this process) and Prometheus metrics; plain "rlmrt" runs with both off
 OBSERVED = {"rlmrt+otel": "memory", "rlmrt+otlp": "otlp"}
+# rlmrt-local: rlmrt on the in-process sandbox instead of its default (process), to
+# measure what the safe default costs
+SANDBOX = {"rlmrt-local": "local"}
 DISTRIBUTIONS = {
     "rlmrt": "rlmrt",
     **dict.fromkeys(OBSERVED, "rlmrt"),
+    **dict.fromkeys(SANDBOX, "rlmrt"),
     "rlms": "rlms",
     "rlm-runtime": "rlm-runtime",
 }
-RUNTIMES = ("rlmrt", *OBSERVED, "rlms", "rlm-runtime")
+RUNTIMES = ("rlmrt", *SANDBOX, *OBSERVED, "rlms", "rlm-runtime")
+DEFAULT_RUNTIMES = ("rlmrt", *OBSERVED, "rlms", "rlm-runtime")
 DRIVERS = {
     "rlmrt": BENCH / "drivers" / "rlmrt_driver.py",
     "rlms": BENCH / "drivers" / "rlms_driver.py",
@@ -106,7 +111,7 @@ def setup_peers() -> None:
 
 def _driver(runtime: str) -> str:
     """The runtime whose driver and model protocol `runtime` uses."""
-    return "rlmrt" if runtime == BASELINE or runtime in OBSERVED else runtime
+    return "rlmrt" if runtime == BASELINE or runtime in OBSERVED or runtime in SANDBOX else runtime
 
 
 def _version(runtime: str) -> str:
@@ -286,6 +291,7 @@ def run_one(
         "question": f"How many times does the word {WORD} occur in the context?",
         "k": k,
         "observe": OBSERVED.get(runtime),
+        "sandbox": SANDBOX.get(runtime),
     }
     server.command(cmd="configure", runtime=_driver(runtime), k=k, word=WORD, latency_ms=latency_ms)
     workdir = Path(tempfile.mkdtemp(prefix=f"bench-{runtime}-"))
@@ -485,7 +491,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--setup", action="store_true", help="create the peers' venvs and exit")
     parser.add_argument("--quick", action="store_true", help="1 MiB only, one repeat")
     parser.add_argument("--repeat", type=int, default=None, help="runs per cell (default 3)")
-    parser.add_argument("--runtimes", nargs="+", choices=RUNTIMES, default=list(RUNTIMES))
+    parser.add_argument("--runtimes", nargs="+", choices=RUNTIMES, default=list(DEFAULT_RUNTIMES))
     parser.add_argument("--sizes", nargs="+", type=int, default=None, help="MiB (default 1 50)")
     parser.add_argument("--ks", nargs="+", type=int, default=[8, 64])
     parser.add_argument("--latencies", nargs="+", type=int, default=[0, 50], help="ms")

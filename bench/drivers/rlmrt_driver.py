@@ -22,16 +22,19 @@ def setup(spec: dict[str, Any]) -> Callable[[str], str]:
     observe = spec.get("observe")
     if observe == "memory":
         _in_memory_tracing()
+    # the default sandbox (process) unless the spec names one (rlmrt-local: "local");
+    # telemetry (spans and metrics) only for the rlmrt+otel/+otlp columns, so the driver
+    # also drives a --baseline checkout that predates those settings
+    sandbox = {"sandbox": spec["sandbox"]} if spec.get("sandbox") else {}
+    telemetry = {"trace": True, "metrics": True} if observe is not None else {}
     rlm = RLM(
         model="openai/bench-model",
         api_base=spec["url"],
         api_key="sk-bench",
-        sandbox="local",
         max_depth=1,
         trajectory_dir=Path.cwd() / "runs",
-        # telemetry on (spans and metrics) or off, for the rlmrt+otel/+otlp columns
-        trace=observe is not None,
-        metrics=observe is not None,
+        **sandbox,
+        **telemetry,
     )
 
     def run(context: str) -> str:

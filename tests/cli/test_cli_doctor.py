@@ -218,3 +218,19 @@ def test_docker_sandbox_without_image_warns(rlm_cli, monkeypatch) -> None:
     row = checks(rlm_cli, 0)["docker sandbox"]
     assert row["level"] == "warn"
     assert "image rlmrt-sandbox:not-built missing; run scripts/setup-docker" in row["detail"]
+
+
+def test_the_sandbox_in_use_says_whether_its_limits_hold(rlm_cli, monkeypatch) -> None:
+    row = checks(rlm_cli, 0)["sandbox in use"]
+    enforced = {q.name for q in ProcessSandbox.quota_report() if q.enforced}
+    if set(LIMIT_NAMES) <= enforced:  # bubblewrap and a writable pids cgroup
+        assert row == {
+            "name": "sandbox in use",
+            "level": "ok",
+            "detail": "process: every configured limit is enforced",
+        }
+    monkeypatch.setenv("RLM_SANDBOX__KIND", "local")
+    row = checks(rlm_cli, 0)["sandbox in use"]
+    assert row["level"] == "warn"
+    assert row["detail"].startswith("local: not enforced here: exec_timeout_s, memory_mb, cpu_s")
+    assert "best-effort" in row["detail"]

@@ -38,7 +38,7 @@ def test_init_writes_a_valid_commented_file(rlm_cli, tmp_path: Path) -> None:
     assert "# model = " in text  # commented: no model is chosen for the user
     assert "api_key =" not in text.replace("# Never", "")  # keys never go in the file
     config = load_config(config_file=written)
-    assert config.sandbox.kind == "local"
+    assert config.sandbox.kind == "process"
     assert config.budget.max_depth == 1
     assert config.limits.exec_timeout_s == 30
     assert config.llm.model is None

@@ -168,7 +168,8 @@ async def test_completion_rejects_bad_arguments(
 
 async def test_sessions_persist_and_are_per_name(connect) -> None:
     async with connect() as client:
-        first = await call(client, "execute_python", {"code": "x = 40\nx + 2"})
+        # local: get_repl_context below reads a value that is not JSON data
+        first = await call(client, "execute_python", {"code": "x = 40\nx + 2", "sandbox": "local"})
         assert (first["session"], first["sandbox"], first["display"]) == ("default", "local", "42")
         await call(client, "execute_python", {"code": "y = [40, 'a']", "session": "other"})
         failed = await call(client, "execute_python", {"code": "y", "session": "default"})
@@ -266,9 +267,9 @@ async def test_sessions_on_every_sandbox_kind(connect, kind: str) -> None:
 
 async def test_a_session_keeps_its_kind(connect) -> None:
     async with connect() as client:
-        await call(client, "execute_python", {"code": "1"})
-        text = await error(client, "execute_python", {"code": "1", "sandbox": "process"})
-        assert "is a local sandbox, not process" in text
+        await call(client, "execute_python", {"code": "1"})  # the default kind: process
+        text = await error(client, "execute_python", {"code": "1", "sandbox": "local"})
+        assert "is a process sandbox, not local" in text
 
 
 async def test_session_code_cannot_call_models(connect) -> None:

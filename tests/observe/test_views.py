@@ -122,7 +122,7 @@ def test_every_event_of_a_real_run_is_described_on_one_line(recorded) -> None:
     for event in events:  # the first event of each kind: the root run's
         lines.setdefault(type(event).__name__, describe(event))
     assert lines["RunStarted"] == (
-        f'run started: "{PROMPT}" (model openai/test-model, sandbox local, str, 11 chars)'
+        f'run started: "{PROMPT}" (model openai/test-model, sandbox process, str, 11 chars)'
     )
     assert describe(events[-1]) is not None
     assert str(describe(events[-1])).startswith("run finished: final, 2 iterations,")

@@ -28,6 +28,7 @@ from rlmrt.llm.provider_keys import PROVIDER_KEYS, keys_present
 
 if TYPE_CHECKING:
     from rlmrt.config import RLMConfig
+    from rlmrt.sandbox.base import Diagnosis
 
 Level = Literal["ok", "warn", "fail"]
 
@@ -57,12 +58,14 @@ def doctor(
 
 
 def run_checks(project: str | None = None) -> list[Check]:
-    from rlmrt.sandbox.facade import SANDBOXES
+    from rlmrt.sandbox.facade import SANDBOXES, diagnose
 
     checks = [_python(), _rlmrt(), _import("RestrictedPython"), _import("litellm", timed=True)]
-    checks.extend(_sandbox(kind) for kind in SANDBOXES.names())
+    diagnoses = {kind: diagnose(kind) for kind in SANDBOXES.names()}
+    checks.extend(_sandbox(kind, found) for kind, found in diagnoses.items())
     config, config_check = _config(project)
     checks.append(config_check)
+    checks.append(_configured_sandbox(config, diagnoses.get(config.sandbox.kind)))
     checks.append(_trajectories(config))
     checks.append(_model(config))
     checks.append(_local_model(config))
@@ -104,11 +107,33 @@ def _import(module: str, *, timed: bool = False) -> Check:
     return Check(module, "ok", detail)
 
 
-def _sandbox(kind: str) -> Check:
-    """What the sandbox kind `kind` says of itself on this machine (its `diagnose`)."""
-    from rlmrt.sandbox.facade import diagnose
+def _configured_sandbox(config: RLMConfig, found: Diagnosis | None) -> Check:
+    """The kind runs use (`found`: its diagnosis), and whether the configured limits
+    hold against any code there."""
+    kind = config.sandbox.kind
+    if found is None or not found.quotas:
+        detail = found.detail if found is not None else "unknown kind"
+        return Check("sandbox in use", "warn", f"{kind}: cannot tell what it enforces ({detail})")
+    enforced = {q.name for q in found.quotas if q.enforced}
+    unenforced = [name for name in config.limits.set_names() if name not in enforced]
+    if not unenforced:
+        return Check("sandbox in use", "ok", f"{kind}: every configured limit is enforced")
+    detail = f"{kind}: not enforced here: {', '.join(unenforced)}"
+    if kind == "local":
+        detail += (
+            " (best-effort in-process checks that C code runs past; for untrusted input"
+            ' use kind = "process")'
+        )
+    return Check("sandbox in use", "warn", detail)
 
-    found = diagnose(kind)
+
+def _sandbox(kind: str, found: Diagnosis | None = None) -> Check:
+    """What the sandbox kind `kind` says of itself on this machine (`found`: its
+    `diagnose`, made here when not given)."""
+    if found is None:
+        from rlmrt.sandbox.facade import diagnose
+
+        found = diagnose(kind)
     return Check(f"{kind} sandbox", found.status, found.describe())
 
 

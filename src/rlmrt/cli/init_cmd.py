@@ -29,7 +29,7 @@ TEMPLATE = """\
 # request_timeout_s = 120.0
 
 [sandbox]
-kind = "local"         # local, process, wasm or docker
+kind = "process"       # process, docker, wasm, or local (trusted code only)
 
 [limits]
 # Per code execution: wall seconds, memory in MB, bytes of output kept.

@@ -152,8 +152,10 @@ class SandboxSettings(_Section):
     """Where code runs. The per-execution limits are the `limits` section."""
 
     kind: str = Field(
-        default="local",
-        description="Sandbox backend: local, process, wasm or docker.",
+        default="process",
+        description="Sandbox backend: process (the default: a killable process, isolated by"
+        " bubblewrap where installed), docker, wasm, or local (in-process, for trusted code:"
+        " its time and memory limits are best-effort).",
         json_schema_extra=keyword("sandbox"),
     )
     pool: int = Field(

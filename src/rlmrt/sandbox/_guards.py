@@ -392,11 +392,11 @@ class Guards:
         delattr(self.write_(obj), name)
 
     @staticmethod
-    def _check_write_name(name: Any) -> None:
+    def _check_write_name(name: Any, verb: str = "set") -> None:
         if type(name) is not str:
             raise TypeError("attribute name must be a string")
         if name.startswith("_"):
-            raise AttributeError(f"attribute {name!r} cannot be set in the sandbox")
+            raise AttributeError(f"attribute {name!r} cannot be {verb} in the sandbox")
 
     def setitem(self, obj: Any, key: Any, value: Any) -> None:
         self.write_(obj)[key] = value
@@ -577,7 +577,7 @@ class Guards:
     def attrgetter(self, *names: str) -> Callable[[Any], Any]:
         for name in names:
             for part in str(name).split("."):
-                self._check_write_name(part)
+                self._check_write_name(part, "read")
 
         def get(obj: Any) -> Any:
             values = []
@@ -591,7 +591,7 @@ class Guards:
         return get
 
     def methodcaller(self, name: str, *args: Any, **kwargs: Any) -> Callable[[Any], Any]:
-        self._check_write_name(name)
+        self._check_write_name(name, "called")
         return lambda obj: self.getattr_(obj, name)(*args, **kwargs)
 
     def builtins(self, import_: Callable[..., Any]) -> dict[str, Any]:

@@ -15,7 +15,9 @@ from __future__ import annotations
 
 import abc
 import asyncio
+import contextlib
 import json
+import os
 import shutil
 import tempfile
 import time
@@ -25,8 +27,15 @@ from typing import Any
 
 from rlmrt.errors import SandboxClosedError, SandboxError, UsageError
 from rlmrt.sandbox._channel import KernelChannel, KernelTimeout
+from rlmrt.sandbox._sweep import folder_prefix, sweep_once
 from rlmrt.sandbox.base import ExecResult, HostBridge, Limits, SandboxBackend
-from rlmrt.sandbox.kernel import cpu_message, timeout_message, variable_name_problem
+from rlmrt.sandbox.kernel import (
+    cpu_message,
+    pack_bytes,
+    timeout_message,
+    unpack_bytes,
+    variable_name_problem,
+)
 
 __all__ = ["GRACE_S", "START_TIMEOUT_S", "KernelBackend"]
 
@@ -52,6 +61,9 @@ class KernelBackend(SandboxBackend):
         # restarted kernel gets them all back (a session loads `context`, `context_1`, ...)
         self._contexts: dict[str, str] = {}
         self._killed_for: str | None = None
+        # watches the CPU of threads the last execute left running (see `_end_strays`)
+        self._idle_watch: asyncio.Task[None] | None = None
+        self._idle_killed = False
 
     @property
     def bridge(self) -> HostBridge | None:
@@ -91,9 +103,15 @@ class KernelBackend(SandboxBackend):
     def _release(self) -> None:
         """Free what the backend holds beyond the kernel (on close)."""
 
+    def _end_strays(self) -> bool:
+        """Kill the processes the code left running (called after each execute); return
+        whether threads it started are still running in the kernel. A kind that cannot
+        see its kernel's tree keeps nothing running past the execute otherwise."""
+        return False
+
     def _new_folder(self) -> Path:
-        folder = Path(tempfile.mkdtemp(prefix=f"rlmrt-{self.kind}-"))
-        folder.chmod(0o755)
+        # 0700 (mkdtemp's mode): the contexts in it are no other local user's to read
+        folder = Path(tempfile.mkdtemp(prefix=folder_prefix(self.kind)))
         (folder / "kernel.py").write_bytes(Path(__file__).with_name("kernel.py").read_bytes())
         return folder
 
@@ -140,6 +158,7 @@ class KernelBackend(SandboxBackend):
 
     def _folder(self) -> Path:
         if self._dir is None:
+            sweep_once()  # what killed hosts left: their folders hold copies of contexts
             self._dir = self._new_folder()
         return self._dir
 
@@ -171,6 +190,10 @@ class KernelBackend(SandboxBackend):
             await self._request({"op": "load_context", "name": name, "path": path})
 
     async def _stop(self) -> None:
+        watch = self._stop_idle_watch()
+        if watch is not None:
+            with contextlib.suppress(asyncio.CancelledError):
+                await watch  # gone before the loop may close
         channel, self._channel = self._channel, None
         if channel is not None:
             await channel.aclose()
@@ -193,12 +216,16 @@ class KernelBackend(SandboxBackend):
         elif isinstance(context, (bytes, bytearray)):
             data, suffix = bytes(context), ".bin"
         else:
-            data, suffix = _to_json(context, "a context", self.kind).encode("utf-8"), ".json"
+            text, packed = _to_json(context, "a context", self.kind)
+            data, suffix = text.encode("utf-8"), ".bjson" if packed else ".json"
         async with self._get_lock():
             filename = f"{name}{suffix}"
             target = self._folder() / filename
             target.write_bytes(data)
-            target.chmod(0o644)
+            target.chmod(0o600)
+            folder = self._folder().stat()
+            if folder.st_uid != os.getuid():  # root made it for the kernel's uid
+                os.chown(target, folder.st_uid, folder.st_gid)
             path = self._path_inside(filename)
             self._contexts[name] = path
             await self._request({"op": "load_context", "name": name, "path": path})
@@ -208,14 +235,15 @@ class KernelBackend(SandboxBackend):
         _check_name(name)
         if isinstance(value, types.ModuleType):
             raise UsageError("modules cannot be put into the sandbox")
-        json.loads(_to_json(value, "a variable", self.kind))
+        text, packed = _to_json(value, "a variable", self.kind)
+        message = {"op": "set", "name": name, "value": json.loads(text), "bytes": packed}
         async with self._get_lock():
-            await self._request({"op": "set", "name": name, "value": value})
+            await self._request(message)
 
     async def get_variable(self, name: str) -> Any:
         self._check_open()
         async with self._get_lock():
-            return await self._request({"op": "get", "name": name})
+            return unpack_bytes(await self._request({"op": "get", "name": name}))
 
     async def list_variables(self) -> dict[str, str]:
         self._check_open()
@@ -233,6 +261,14 @@ class KernelBackend(SandboxBackend):
             return await self._execute(code)
 
     async def _execute(self, code: str) -> ExecResult:
+        self._stop_idle_watch()
+        notice = ""
+        if self._idle_killed:
+            self._idle_killed = False
+            notice = (
+                f"{cpu_message(self.limits.cpu_s)} in threads the previous code left running;"
+                " the sandbox was restarted and its variables were lost\n"
+            )
         channel = await self._ensure_started()
         started = time.perf_counter()
         timeout = self.limits.exec_timeout_s
@@ -250,8 +286,10 @@ class KernelBackend(SandboxBackend):
         finally:
             if watcher is not None:
                 watcher.cancel()
+        if self._end_strays() and self.limits.cpu_s is not None:
+            self._idle_watch = asyncio.create_task(self._watch_idle_cpu(self.limits.cpu_s))
         error = reply.get("error")
-        stderr = str(reply.get("stderr") or "") + (str(error) if error else "")
+        stderr = notice + str(reply.get("stderr") or "") + (str(error) if error else "")
         return ExecResult(
             stdout=str(reply.get("stdout") or ""),
             stderr=stderr,
@@ -279,6 +317,29 @@ class KernelBackend(SandboxBackend):
                 self._killed_for = "cpu_s"
                 await self._terminate()
                 return
+
+    async def _watch_idle_cpu(self, cpu_s: float) -> None:
+        """Kill the kernel when threads left running after an execute use `cpu_s` CPU
+        seconds before the next one: `cpu_s` bounds what code starts, not only the block.
+        The next execute starts a fresh kernel and says why."""
+        base = self._cpu_seconds()
+        if base is None:
+            return
+        while True:
+            await asyncio.sleep(0.25)
+            used = self._cpu_seconds()
+            if used is not None and used - base > cpu_s:
+                break
+        async with self._get_lock():  # an execute that starts now cancels this task first
+            self._idle_watch = None  # _stop must not cancel this task
+            self._idle_killed = True
+            await self._stop()
+
+    def _stop_idle_watch(self) -> asyncio.Task[None] | None:
+        watch, self._idle_watch = self._idle_watch, None
+        if watch is not None:
+            watch.cancel()
+        return watch
 
     async def _restart(
         self, reason: str | None, exc: SandboxError | None, started: float
@@ -310,11 +371,16 @@ def _check_name(name: Any) -> None:
         raise UsageError(problem)
 
 
-def _to_json(value: Any, what: str, kind: str) -> str:
+def _to_json(value: Any, what: str, kind: str) -> tuple[str, bool]:
+    """`value` as JSON text, and whether bytes in it had to be packed (`pack_bytes`)."""
     try:
-        return json.dumps(value, ensure_ascii=False)
+        return json.dumps(value, ensure_ascii=False), False
+    except (TypeError, ValueError):
+        pass
+    try:
+        return json.dumps(pack_bytes(value), ensure_ascii=False), True
     except (TypeError, ValueError) as exc:
         raise UsageError(
             f"{what} put into the {kind} sandbox must be JSON data"
-            f" (str, number, bool, None, list, dict): {exc}"
+            f" (str, bytes, number, bool, None, list, dict): {exc}"
         ) from exc

@@ -97,13 +97,19 @@ class CgroupSet:
                 return True
         return failcnt > 0
 
+    def processes(self) -> list[int] | None:
+        """The processes in our pids cgroup (None: no pids cgroup)."""
+        if self.pids is None:
+            return None
+        try:
+            return [int(pid) for pid in (self.pids / "cgroup.procs").read_text().split()]
+        except (OSError, ValueError):
+            return None
+
     def kill_all(self) -> None:
         """SIGKILL every process left in our cgroups (all started by this sandbox)."""
         for folder in self.dirs:
-            with contextlib.suppress(OSError, ValueError):
-                for pid in (folder / "cgroup.procs").read_text().split():
-                    with contextlib.suppress(ProcessLookupError, PermissionError):
-                        os.kill(int(pid), signal.SIGKILL)
+            kill_cgroup(folder)
 
     def remove(self, wait_s: float = 2.0) -> None:
         deadline = time.monotonic() + wait_s
@@ -120,6 +126,24 @@ class CgroupSet:
                     self.kill_all()
                     time.sleep(0.01)
         self.dirs = []
+
+
+def kill_cgroup(folder: Path) -> None:
+    """SIGKILL every process in the cgroup `folder`."""
+    with contextlib.suppress(OSError, ValueError):
+        for pid in (folder / "cgroup.procs").read_text().split():
+            with contextlib.suppress(ProcessLookupError, PermissionError):
+                os.kill(int(pid), signal.SIGKILL)
+
+
+def kill_strays(tree: list[int], keep: set[int]) -> bool:
+    """SIGKILL the processes of `tree` not in `keep` (what code left running after its
+    execute); return whether a process of `keep` runs more than one thread."""
+    for pid in tree:
+        if pid not in keep:
+            with contextlib.suppress(ProcessLookupError, PermissionError):
+                os.kill(pid, signal.SIGKILL)
+    return any(int((status_field(pid, "Threads") or ["1"])[0]) > 1 for pid in keep)
 
 
 def descendants(pid: int) -> list[int]:
@@ -155,6 +179,31 @@ def cpu_seconds(pids: list[int]) -> float:
         fields = stat[stat.rfind(b")") + 2 :].split()
         total += sum(int(x) for x in fields[11:15])  # utime stime cutime cstime
     return total / _TICK
+
+
+def cgroup_bases() -> list[Path]:
+    """Our own cgroup folders in the v1 hierarchies we make children in."""
+    bases = (_base(controller) for controller in ("memory", "pids"))
+    return [base for base in bases if base is not None]
+
+
+@functools.cache
+def _boot_time() -> float:
+    for line in Path("/proc/stat").read_text().splitlines():
+        if line.startswith("btime "):
+            return float(line.split()[1])
+    raise OSError("no btime in /proc/stat")
+
+
+def started_at(pid: int) -> float | None:
+    """When process `pid` started (seconds since the epoch), None if there is none."""
+    try:
+        with open(f"/proc/{pid}/stat", "rb") as f:
+            stat = f.read()
+        ticks = int(stat[stat.rfind(b")") + 2 :].split()[19])  # field 22: starttime
+        return _boot_time() + ticks / _TICK
+    except (OSError, ValueError, IndexError):
+        return None
 
 
 def status_field(pid: int, name: str) -> list[str]:

@@ -332,7 +332,13 @@ def _bounded_localcontext(ctx: Any = None, **kwargs: Any) -> Any:
     prec = kwargs.get("prec", (ctx or decimal.getcontext()).prec)
     if not isinstance(prec, int) or prec > _MAX_DECIMAL_PREC:
         raise MemoryError(f"decimal precision is limited to {_MAX_DECIMAL_PREC} in the sandbox")
-    return decimal.localcontext(ctx, **kwargs)
+    if kwargs:  # what localcontext(**kwargs) does on 3.11+, for 3.10 as well
+        ctx = (ctx or decimal.getcontext()).copy()
+        for name, value in kwargs.items():
+            if not hasattr(ctx, name) or name.startswith("_"):
+                raise TypeError(f"'{name}' is an invalid keyword argument for this function")
+            setattr(ctx, name, value)
+    return decimal.localcontext(ctx)
 
 
 def _make_random_class(g: Guards) -> type[random.Random]:

@@ -127,6 +127,14 @@ function disarmTimer() {
   timerWorker.postMessage([interrupt, control, generation, null]);
 }
 
+// Emscripten's sleep spins (time.sleep(6) used 6 s of CPU): Python's time.sleep waits
+// here instead, blocked in Atomics.wait, which uses no CPU; slices of at most 50 ms let
+// the wall-time timer's interrupt land.
+const sleeper = new Int32Array(new SharedArrayBuffer(4));
+function waitSeconds(seconds) {
+  Atomics.wait(sleeper, 0, 0, Math.max(0, Number(seconds) * 1000));
+}
+
 // -- Pyodide --------------------------------------------------------------------------
 
 // Packages in Pyodide's lock file whose wheel is not in the local folder come from the
@@ -190,8 +198,31 @@ class _Unavailable:
         return None
 
 
-def boot(source, kernel_path, offline_json, config, read, write, arm, disarm):
+def _sleep_without_spinning(wait):
+    import time
+
+    spin, monotonic = time.sleep, time.monotonic
+
+    def sleep(seconds):
+        seconds = float(seconds)
+        if seconds != seconds or seconds < 0:
+            raise ValueError("sleep length must be non-negative")
+        deadline = monotonic() + seconds
+        while True:
+            left = deadline - monotonic()
+            if left <= 0:
+                return
+            wait(min(left, 0.05))
+            spin(0)  # runs pending signal handlers: the kernel's timeout raises here
+
+    sleep.__doc__ = spin.__doc__
+    time.sleep = sleep
+
+
+def boot(source, kernel_path, offline_json, config, read, write, arm, disarm, wait):
     import json
+
+    _sleep_without_spinning(wait)
 
     sys.meta_path.insert(0, _Unavailable(json.loads(offline_json)))
     for name in list(sys.modules):
@@ -218,6 +249,7 @@ try {
     writeFrame,
     armTimer,
     disarmTimer,
+    waitSeconds,
   );
 } catch (error) {
   const text = String(error?.message ?? error);

@@ -35,6 +35,9 @@ class Limits(BaseModel):
     """Resource limits of one code execution in a sandbox. `None` means "no limit of
     this kind".
 
+    Every limit has a default, so a fork bomb, a disk fill, a spinning child or a flood
+    of output is bounded without configuration (safe defaults beat safe options).
+
     This is the one declaration of the limits: `RLMConfig.limits`, the `rlm run` flags,
     the `RLM_LIMITS__*` variables and the `Sandbox(...)` keywords all come from these
     fields. A backend that cannot enforce a limit that is set reports it
@@ -60,16 +63,20 @@ class Limits(BaseModel):
         description="Bytes of stdout/stderr one execution returns; the rest is cut with a marker.",
     )
     cpu_s: float | None = Field(
-        default=None, gt=0, le=86_400, description="CPU seconds each code execution may use."
+        default=60.0,
+        gt=0,
+        le=86_400,
+        description="CPU seconds each code execution may use, with the processes and"
+        " threads it leaves running.",
     )
     processes: int | None = Field(
-        default=None,
+        default=64,
         gt=0,
         le=100_000,
         description="Processes (and threads) the code may run at once.",
     )
     file_bytes: int | None = Field(
-        default=None, gt=0, description="Largest file the code may write, in bytes."
+        default=256 * 1024 * 1024, gt=0, description="Largest file the code may write, in bytes."
     )
 
     def set_names(self) -> list[str]:

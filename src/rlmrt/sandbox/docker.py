@@ -4,7 +4,8 @@ How the container is made (``kind = "docker"``), through the Docker SDK for Pyth
 
 - Hardened by default: no network (``network_mode="none"``), a read-only root
   filesystem with small tmpfs ``/tmp`` and ``/home/sandbox`` (noexec, nosuid), uid
-  65534, every capability dropped, ``no-new-privileges``, a memory cgroup limit
+  65534 (the host's own uid when it is not root: the private folder is 0700), every
+  capability dropped, ``no-new-privileges``, a memory cgroup limit
   (no swap), a pids limit, no host environment variables.
 - The image holds only Debian and Python (see `rlmrt.sandbox.docker_image`, built
   offline from Debian packages); the kernel and the contexts come from the sandbox's
@@ -49,14 +50,14 @@ if TYPE_CHECKING:
 __all__ = ["DEFAULT_IMAGE", "DockerSandbox", "docker_client"]
 
 DEFAULT_IMAGE = "rlmrt-sandbox:bookworm"
-SANDBOX_USER = "65534:65534"
+SANDBOX_UID = 65534  # the container's user when the host runs as root
 LABEL = "io.rlmrt.sandbox"
 HOST_PID_LABEL = "io.rlmrt.host-pid"
 _MB = 1 << 20
 _AS_HEADROOM = 64 * _MB  # the interpreter's own mappings, on top of memory_mb
 _CGROUP_HEADROOM = 96 * _MB  # the container's memory cgroup sits above one RLIMIT_AS
 _DEFAULT_PIDS = 256  # a pids cgroup even when `processes` is not set: no fork bombs
-_TMPFS = "rw,nosuid,nodev,noexec,size={mb}m,mode={mode},uid=65534,gid=65534"
+_TMPFS = "rw,nosuid,nodev,noexec,size={mb}m,mode={mode},uid={uid},gid={gid}"
 _DEMUX_HEADER = struct.Struct(">BxxxI")
 _API_VERSION = "1.41"  # fixed: "auto" asks the engine in the constructor (Docker 20.10+)
 DEFAULT_DOCKER_HOST = "unix:///var/run/docker.sock"
@@ -122,7 +123,12 @@ class DockerSandbox(KernelBackend):
             QuotaStatus(
                 "exec_timeout_s", True, "SIGALRM in the kernel; kill and restart 1 s later"
             ),
-            QuotaStatus("cpu_s", True, "ITIMER_PROF in the kernel, host /proc CPU, RLIMIT_CPU"),
+            QuotaStatus(
+                "cpu_s",
+                True,
+                "ITIMER_PROF in the kernel, host /proc CPU, RLIMIT_CPU; processes left running"
+                " are killed after each execute, threads get cpu_s more",
+            ),
             QuotaStatus("memory_mb", True, "RLIMIT_AS + the container's memory cgroup"),
             QuotaStatus("processes", True, "the container's pids cgroup"),
             QuotaStatus("file_bytes", True, "RLIMIT_FSIZE, tmpfs sizes"),
@@ -181,6 +187,7 @@ class DockerSandbox(KernelBackend):
     def _create_args(self, folder: Path) -> dict[str, Any]:
         limits = self.limits
         tmp_mb = max(16, min(256, (limits.file_bytes or 64 * _MB) // _MB * 2))
+        uid, gid = _container_ids()
         args: dict[str, Any] = {
             "command": [
                 "python3",
@@ -189,7 +196,7 @@ class DockerSandbox(KernelBackend):
                 "/rlmrt/kernel.py",
                 json.dumps(self._kernel_config()),
             ],
-            "user": SANDBOX_USER,
+            "user": f"{uid}:{gid}",
             "working_dir": "/home/sandbox",
             "environment": {"HOME": "/home/sandbox", "LANG": "C.UTF-8"},
             "hostname": "sandbox",
@@ -198,8 +205,8 @@ class DockerSandbox(KernelBackend):
             "network_mode": "none",
             "read_only": True,
             "tmpfs": {
-                "/tmp": _TMPFS.format(mb=tmp_mb, mode="1777"),
-                "/home/sandbox": _TMPFS.format(mb=tmp_mb, mode="0700"),
+                "/tmp": _TMPFS.format(mb=tmp_mb, mode="1777", uid=uid, gid=gid),
+                "/home/sandbox": _TMPFS.format(mb=tmp_mb, mode="0700", uid=uid, gid=gid),
             },
             "volumes": {str(folder): {"bind": "/rlmrt", "mode": "ro"}},
             "cap_drop": ["ALL"],
@@ -212,6 +219,13 @@ class DockerSandbox(KernelBackend):
             args["mem_limit"] = memory
             args["memswap_limit"] = memory  # no swap on top
         return args
+
+    def _new_folder(self) -> Path:
+        folder = super()._new_folder()
+        uid, gid = _container_ids()
+        if uid != os.getuid():
+            os.chown(folder, uid, gid)  # 0700: only the container's user reads the contexts
+        return folder
 
     def _create(self, folder: Path) -> tuple[Container, Any]:
         """Create the container and attach to it (blocking: run in a thread)."""
@@ -300,11 +314,26 @@ class DockerSandbox(KernelBackend):
     def _cpu_seconds(self) -> float | None:
         if self.kernel_host_pid is None:
             return None
+        return _proc.cpu_seconds(_proc.descendants(self.kernel_host_pid))
+
+    def _end_strays(self) -> bool:
+        # the kernel is the container's pid 1: whatever the code started is below it
+        if self.kernel_host_pid is None:
+            return False
         pid = self.kernel_host_pid
-        return _proc.cpu_seconds([pid, *_proc.descendants(pid)])
+        return _proc.kill_strays(_proc.descendants(pid), {pid})
 
     def _oom_killed(self) -> bool:
         return self._oom
+
+
+def _container_ids() -> tuple[int, int]:
+    """The uid and gid code runs as in the container: nobody when the host is root (the
+    private folder is given to it), else the host's own user, the one that can read the
+    private folder (0700) without making it readable to every local user."""
+    if os.getuid() == 0:
+        return SANDBOX_UID, SANDBOX_UID
+    return os.getuid(), os.getgid()
 
 
 async def _demux(

@@ -57,7 +57,7 @@ class Sandbox:
     """A sandbox usable from synchronous code.
 
     ```python
-    with Sandbox("local", exec_timeout_s=5, memory_mb=512) as sb:
+    with Sandbox(exec_timeout_s=5, memory_mb=512) as sb:  # the "process" kind
         sb.execute("print(1+1)").stdout  # "2\\n"
     ```
 
@@ -67,12 +67,14 @@ class Sandbox:
 
     def __init__(
         self,
-        kind: str = "local",
+        kind: str = "process",
         *,
         limits: Limits | None = None,
         **limit_values: float | None,
     ) -> None:
-        """`limit_values` are `Limits` fields (`exec_timeout_s=5`, `memory_mb=512`);
+        """`kind` is a registered backend; the default, "process", holds its limits
+        whatever the code does (``"local"`` runs in this process: for trusted code only).
+        `limit_values` are `Limits` fields (`exec_timeout_s=5`, `memory_mb=512`);
         given ones (not None) override `limits`."""
         given = {name: value for name, value in limit_values.items() if value is not None}
         try:

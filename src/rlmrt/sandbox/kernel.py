@@ -48,6 +48,7 @@ else:
     import _signal as signal  # signal.py would import enum (and re): ~3 ms of each start
 
 __all__ = [
+    "BYTES_TAG",
     "HELPER_NAMES",
     "HOST_FUNCTIONS",
     "Cell",
@@ -121,6 +122,38 @@ def _private_json() -> tuple[Any, Any, Any]:
 
 
 _encode, _encode_strict, _decode = _private_json()
+
+#: how a bytes value travels in JSON (a context, a variable): {BYTES_TAG: base64}
+BYTES_TAG = "\x00bytes"
+
+
+def pack_bytes(value: Any) -> Any:
+    """`value` with every bytes/bytearray in it (at any depth of dicts, lists and
+    tuples) as ``{BYTES_TAG: base64}``: JSON data for the channel."""
+    if isinstance(value, (bytes, bytearray)):
+        import binascii
+
+        return {BYTES_TAG: binascii.b2a_base64(value, newline=False).decode("ascii")}
+    if isinstance(value, dict):
+        return {key: pack_bytes(item) for key, item in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [pack_bytes(item) for item in value]
+    return value
+
+
+def unpack_bytes(value: Any) -> Any:
+    """The inverse of `pack_bytes`."""
+    if isinstance(value, dict):
+        if len(value) == 1 and BYTES_TAG in value:
+            import binascii
+
+            return binascii.a2b_base64(value[BYTES_TAG])
+        return {key: unpack_bytes(item) for key, item in value.items()}
+    if isinstance(value, list):
+        return [unpack_bytes(item) for item in value]
+    return value
+
+
 _SIGNALS = (signal.SIGALRM, signal.SIGPROF)
 
 
@@ -488,6 +521,9 @@ class Repl:
         self.limit = output_limit
         self.cells = 0
         self.sources: dict[str, list[str]] = {}
+        # the same code is the same cell, as in the local sandbox's compile cache: a
+        # block run again fails with the same traceback (the engine spots repeats)
+        self.cell_names: dict[str, str] = {}
         self.helpers = self._make_helpers()
 
     # -- what a sandbox provides ------------------------------------------------------------
@@ -514,8 +550,7 @@ class Repl:
         rewrite or refuse (SyntaxError) the parsed tree first. Raises what Python's
         compiler raises (SyntaxError; ValueError for a null byte before 3.11.4;
         MemoryError or RecursionError for a huge or deeply nested cell)."""
-        self.cells += 1
-        filename = f"<cell {self.cells}>"
+        filename = self.cell_names.get(code, f"<cell {self.cells + 1}>")
         # dont_inherit: this module's `from __future__ import annotations` must not leak
         tree = compile(code, filename, "exec", _ast.PyCF_ONLY_AST, dont_inherit=True)
         assert isinstance(tree, _ast.Module)
@@ -533,6 +568,9 @@ class Repl:
             compiled: types.CodeType = compile(tree, filename, "exec", dont_inherit=True)
         except (ValueError, TypeError) as exc:  # a tree `restrict` rewrote past compiling
             raise SyntaxError(f"unsupported construct: {exc}") from None
+        if code not in self.cell_names:
+            self.cells += 1
+            self.cell_names[code] = filename
         self.sources[filename] = code.splitlines()
         return compiled
 
@@ -719,7 +757,10 @@ class Kernel(Repl):
 
     def handle(self, op: Any, msg: dict[str, Any]) -> Any:
         if op == "set":
-            self.globals[_check_name(msg["name"])] = msg.get("value")
+            sent = msg.get("value")
+            self.globals[_check_name(msg["name"])] = (
+                unpack_bytes(sent) if msg.get("bytes") else sent
+            )
             return None
         if op == "get":
             names = self.user_variables()
@@ -730,7 +771,11 @@ class Kernel(Repl):
                     f" variables: {', '.join(names) or '(none)'}"
                 )
             found = names[name]
-            _encode_strict(found)  # refuse what cannot travel, with a TypeError naming the type
+            try:
+                _encode_strict(found)
+            except TypeError:
+                found = pack_bytes(found)  # the host unpacks every value it gets
+                _encode_strict(found)  # refuse what cannot travel, with a TypeError naming it
             return found
         if op == "list":
             return {name: self.type_name(v) for name, v in self.user_variables().items()}
@@ -740,6 +785,8 @@ class Kernel(Repl):
                 data = f.read()
             if path.endswith(".json"):
                 value: Any = _decode(data.decode("utf-8"))
+            elif path.endswith(".bjson"):  # JSON data holding bytes (`pack_bytes`)
+                value = unpack_bytes(_decode(data.decode("utf-8")))
             elif path.endswith(".txt"):
                 value = data.decode("utf-8", "surrogateescape")
             else:
@@ -762,6 +809,7 @@ class Kernel(Repl):
         except (SyntaxError, ValueError, MemoryError, RecursionError) as exc:
             error = self.compile_error(exc)
         else:
+            _reap()
             self.prepare()
             error = self._run(compiled)
         return {
@@ -846,6 +894,23 @@ class Kernel(Repl):
                 for item in value or ()
             ]
         return value
+
+
+def _reap(wait_s: float = 1.0, waitpid: Any = os.waitpid, sleep: Any = time.sleep) -> None:
+    """Collect the children the host killed after the last execute (their pids count
+    against the sandbox's process limit until then), waiting up to `wait_s` for the
+    ones still dying. (The defaults bind the functions: user code may replace
+    ``os.waitpid`` or ``time.sleep``.)"""
+    deadline = time.monotonic() + wait_s
+    while True:
+        try:
+            pid, _ = waitpid(-1, os.WNOHANG)
+        except OSError:  # ChildProcessError: none left
+            return
+        if pid == 0:
+            if time.monotonic() > deadline:
+                return
+            sleep(0.002)
 
 
 def _remote_error(message: str) -> BaseException:

@@ -46,6 +46,7 @@ sandbox is the real isolation boundary; use it for untrusted code.
 from __future__ import annotations
 
 import asyncio
+import concurrent.futures
 import queue
 import threading
 import time
@@ -231,8 +232,20 @@ class LocalSandbox(SandboxBackend):
     @classmethod
     def quota_report(cls) -> list[QuotaStatus]:
         return [
-            QuotaStatus("exec_timeout_s", True, "ticks in loops and functions, a watchdog thread"),
-            QuotaStatus("memory_mb", True, "size estimates of big allocations, the process RSS"),
+            # best-effort only: a C-level operation (a regex, str() of a huge list) holds the
+            # GIL and runs past both, freezing the host; use the process kind for untrusted code
+            QuotaStatus(
+                "exec_timeout_s",
+                False,
+                "best-effort: ticks in Python code and a watchdog thread; C-level operations"
+                " run past it and block the host",
+            ),
+            QuotaStatus(
+                "memory_mb",
+                False,
+                "best-effort: size estimates of big allocations and the host's RSS; C-level"
+                " operations grow the host past it",
+            ),
             QuotaStatus("output_bytes", True, "cut while captured"),
             # code here can start no process and open no file: those limits hold a fortiori
             QuotaStatus("processes", True, "code can start no process"),
@@ -493,7 +506,7 @@ class LocalSandbox(SandboxBackend):
         while True:
             try:
                 return future.result(timeout=_POLL_S)
-            except TimeoutError as exc:
+            except concurrent.futures.TimeoutError as exc:  # not the builtin before 3.11
                 if future.done():
                     error = exc
                     break

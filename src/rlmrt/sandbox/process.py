@@ -23,6 +23,14 @@ How the kernel is started (``kind = "process"``):
   RLIMIT_CPU cap); memory (RLIMIT_AS, plus a cgroup v1 memory child when writable);
   processes (cgroup v1 ``pids.max``; RLIMIT_NPROC means nothing for root); file size
   (RLIMIT_FSIZE); output (cut in the kernel; frames capped on the host).
+- The whole tree, not only the block: when an execute ends, every process the code
+  left running (found in the pids cgroup, which a double fork cannot leave, else below
+  the launcher in /proc) is killed; threads it left running in the kernel may use
+  ``cpu_s`` more CPU seconds before the next execute, then the kernel is killed (the
+  host watches its CPU) and the next execute says so.
+- Nothing outlives the host: ``--die-with-parent`` (``setpriv --pdeathsig KILL``
+  without bubblewrap), and a host's first sandbox sweeps the folders and cgroups of
+  dead hosts (`rlmrt.sandbox._sweep`).
 - Cgroups: a tiny ``/bin/sh`` wrapper writes its own pid into the sandbox's
   ``cgroup.procs`` files and then execs bwrap, so the whole tree is counted from the
   start (no ``preexec_fn``: it is unsafe in threaded hosts and forces a full fork).
@@ -56,6 +64,7 @@ from rlmrt.errors import SandboxError
 from rlmrt.sandbox import _proc
 from rlmrt.sandbox._channel import KernelChannel
 from rlmrt.sandbox._kernel_backend import KernelBackend
+from rlmrt.sandbox._sweep import folder_prefix
 from rlmrt.sandbox.base import Diagnosis, HostBridge, Limits, QuotaStatus
 
 __all__ = ["ProcessSandbox", "bubblewrap_available"]
@@ -63,6 +72,7 @@ __all__ = ["ProcessSandbox", "bubblewrap_available"]
 log = logging.getLogger("rlmrt")
 
 BWRAP = "/usr/bin/bwrap"
+SETPRIV = "/usr/bin/setpriv"  # util-linux
 SANDBOX_UID = 65534
 _MB = 1 << 20
 _AS_HEADROOM = 64 * _MB  # the interpreter's own mappings, on top of memory_mb
@@ -114,7 +124,10 @@ class ProcessSandbox(KernelBackend):
                 "exec_timeout_s", True, "SIGALRM in the kernel; kill and restart 1 s later"
             ),
             QuotaStatus(
-                "cpu_s", True, "ITIMER_PROF in the kernel, host /proc tree CPU, RLIMIT_CPU"
+                "cpu_s",
+                True,
+                "ITIMER_PROF in the kernel, host /proc tree CPU, RLIMIT_CPU; processes left"
+                " running are killed after each execute, threads get cpu_s more",
             ),
             QuotaStatus(
                 "memory_mb",
@@ -148,10 +161,11 @@ class ProcessSandbox(KernelBackend):
         self._kernel_ns_pid = 0
         self._proc: asyncio.subprocess.Process | None = None
         self._cgroups: _proc.CgroupSet | None = None
+        self._kernel_tree: set[int] = set()  # bwrap, its pid 1 and the kernel
 
     def _new_folder(self) -> Path:
         global _warned
-        folder = Path(tempfile.mkdtemp(prefix="rlmrt-process-"))
+        folder = Path(tempfile.mkdtemp(prefix=folder_prefix(self.kind)))
         (folder / "kernel.pyc").write_bytes(_kernel_pyc())
         if os.getuid() == 0 and self.isolated:
             os.chown(folder, SANDBOX_UID, SANDBOX_UID)  # readable after the uid drop
@@ -235,6 +249,10 @@ class ProcessSandbox(KernelBackend):
     ) -> KernelChannel:
         """Start `argv` in the sandbox's cgroups, its own session, pipes for the channel."""
         procs_files = self._cgroup_set().procs_files()
+        if argv[0] != BWRAP and os.access(SETPRIV, os.X_OK):
+            # bubblewrap has --die-with-parent; anything else gets the same from setpriv
+            # (PR_SET_PDEATHSIG survives exec): nothing runs on after the host is killed
+            argv = [SETPRIV, "--pdeathsig", "KILL", "--", *argv]
         if procs_files:
             # a tiny shell joins the cgroups and then execs: every process the kernel
             # starts is counted from the first instruction on, and Python can still
@@ -268,6 +286,20 @@ class ProcessSandbox(KernelBackend):
 
     async def _on_ready(self, ready: dict[str, Any]) -> None:
         self._kernel_ns_pid = int(ready.get("pid", 0))
+        self._kernel_tree = set(self._tree())
+
+    def _tree(self) -> list[int]:
+        """Every process of this sandbox: its pids cgroup (which a double fork cannot
+        leave), else the process tree below the kernel's launcher."""
+        if self._proc is None:
+            return []
+        in_cgroup = self._cgroups.processes() if self._cgroups is not None else None
+        return in_cgroup if in_cgroup is not None else _proc.descendants(self._proc.pid)
+
+    def _end_strays(self) -> bool:
+        if not self._kernel_tree:  # not known: nothing can be told apart from the kernel
+            return False
+        return _proc.kill_strays(self._tree(), self._kernel_tree)
 
     @property
     def kernel_host_pid(self) -> int | None:
@@ -293,6 +325,11 @@ class ProcessSandbox(KernelBackend):
             self._cgroups.kill_all()
         with contextlib.suppress(Exception):
             await asyncio.wait_for(proc.wait(), 5)
+        # asyncio.subprocess.Process has no close(): without this, Python 3.10 reports
+        # "unclosed transport" for a killed kernel when the transport is collected
+        transport = getattr(proc, "_transport", None)
+        if transport is not None:
+            transport.close()
 
     def _cpu_seconds(self) -> float | None:
         if self._proc is None:

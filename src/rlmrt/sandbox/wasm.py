@@ -222,6 +222,9 @@ class WasmSandbox(ProcessSandbox):
         assert self._proc is not None
         self.kernel_host_pid = self._proc.pid
 
+    def _end_strays(self) -> bool:
+        return False  # Pyodide starts no process and no thread; Deno's own threads are not strays
+
     def _oom_killed(self) -> bool:
         if super()._oom_killed():
             return True
