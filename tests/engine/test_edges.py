@@ -163,7 +163,11 @@ def test_limits_the_sandbox_cannot_enforce_are_reported(serve, make_rlm) -> None
     notices = [e for e in events if isinstance(e, LimitNotEnforced)]
     expected = ["exec_timeout_s", "memory_mb", "cpu_s"]
     assert [(n.sandbox, n.limits) for n in notices] == [("local", expected)]
-    assert "cannot enforce exec_timeout_s, memory_mb, cpu_s" in notices[0].message
+    message = notices[0].message
+    assert message.startswith("the local sandbox does not guarantee every limit (exec_timeout_s:")
+    assert "exec_timeout_s: best-effort: ticks in Python code" in message
+    assert "memory_mb: best-effort: size estimates" in message
+    assert "cpu_s: not measured per thread" in message
     # the default kind, process, reports only what this host cannot enforce (none here
     # when bubblewrap and a writable pids cgroup are present)
     from rlmrt.sandbox import Limits

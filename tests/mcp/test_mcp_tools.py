@@ -168,9 +168,14 @@ async def test_completion_rejects_bad_arguments(
 
 async def test_sessions_persist_and_are_per_name(connect) -> None:
     async with connect() as client:
-        # local: get_repl_context below reads a value that is not JSON data
-        first = await call(client, "execute_python", {"code": "x = 40\nx + 2", "sandbox": "local"})
-        assert (first["session"], first["sandbox"], first["display"]) == ("default", "local", "42")
+        # the default sandbox (process): get_repl_context below reads a value that is not
+        # JSON data, rendered inside the kernel
+        first = await call(client, "execute_python", {"code": "x = 40\nx + 2"})
+        assert (first["session"], first["sandbox"], first["display"]) == (
+            "default",
+            "process",
+            "42",
+        )
         await call(client, "execute_python", {"code": "y = [40, 'a']", "session": "other"})
         failed = await call(client, "execute_python", {"code": "y", "session": "default"})
         assert failed["error"] is not None and "NameError" in failed["error"]
@@ -193,7 +198,7 @@ async def test_sessions_persist_and_are_per_name(connect) -> None:
             ("other", 1),
         ]
         cleared = await call(client, "clear_repl_context", {})
-        assert cleared == {"session": "default", "sandbox": "local", "cleared": True}
+        assert cleared == {"session": "default", "sandbox": "process", "cleared": True}
         assert (await call(client, "get_repl_context", {}))["types"] == {}
         assert await call(client, "destroy_session", {"session": "other"}) == {
             "session": "other",

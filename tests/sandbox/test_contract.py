@@ -31,7 +31,7 @@ from typing import Any
 import contract_probes as probes
 import pytest
 
-from rlmrt.errors import MissingDependencyError, SandboxClosedError, SandboxError
+from rlmrt.errors import MissingDependencyError, SandboxClosedError, SandboxError, UsageError
 from rlmrt.sandbox import SANDBOXES, ExecResult, Sandbox
 from rlmrt.sandbox._kernel_backend import KernelBackend
 
@@ -411,3 +411,17 @@ def test_every_loaded_context_survives_a_restart(kind: str, make: MakeSandbox) -
     assert "(`context`, `context_1` were loaded again)" in result.error
     assert sandbox.list_variables() == {"context": "str", "context_1": "dict"}
     assert sandbox.execute("print(context, context_1['n'])").stdout == "first [1, 2]\n"
+
+
+def test_a_value_that_is_not_data_comes_back_rendered_when_asked(
+    kind: str, make: MakeSandbox
+) -> None:
+    """A viewer of the REPL (MCP's get_repl_context) asks for values as text when they
+    cannot leave the sandbox as data: the same rendering on every kind."""
+    sandbox = make()
+    assert sandbox.execute("s = {3}\nt = (1, b'\\xff')").ok
+    assert sandbox.get_variable("s", rendered=True) == "{3}"
+    assert sandbox.get_variable("t", rendered=True) in ([1, b"\xff"], (1, b"\xff"))
+    if kind != "local":  # in process, every value is the object itself
+        with pytest.raises(UsageError, match="Object of type set is not JSON serializable"):
+            sandbox.get_variable("s")

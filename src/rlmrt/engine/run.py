@@ -548,15 +548,15 @@ class Run:
     def _report_unenforced(self, sandbox: SandboxBackend) -> None:
         missing = sandbox.unenforced_limits()
         if missing:
+            # the kind says how far each limit holds ("best-effort: ..." or why not at all)
+            how = {quota.name: quota.how for quota in type(sandbox).quota_report()}
+            held = "; ".join(f"{name}: {how.get(name, 'not enforced')}" for name in missing)
             self.tree.emit(
                 LimitNotEnforced(
                     **self._ids(),
                     sandbox=sandbox.kind,
                     limits=missing,
-                    message=(
-                        f"the {sandbox.kind} sandbox cannot enforce {', '.join(missing)}; "
-                        "these limits are not applied in this run"
-                    ),
+                    message=f"the {sandbox.kind} sandbox does not guarantee every limit ({held})",
                 )
             )
 

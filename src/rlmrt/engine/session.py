@@ -105,9 +105,9 @@ class CodeSession:
         async with self.lock:
             return await (await self._backend()).list_variables()
 
-    async def aget_variable(self, name: str) -> Any:
+    async def aget_variable(self, name: str, *, rendered: bool = False) -> Any:
         async with self.lock:
-            return await (await self._backend()).get_variable(name)
+            return await (await self._backend()).get_variable(name, rendered=rendered)
 
     async def aset_variable(self, name: str, value: Any) -> None:
         async with self.lock:

@@ -173,7 +173,7 @@ class RLMService:
                     f"names[{i}]: no variable {name!r} in session {session!r}"
                     f" (variables: {', '.join(sorted(kinds)) or 'none'})"
                 )
-            values[name] = plain_value(await live.code.aget_variable(name))
+            values[name] = plain_value(await live.code.aget_variable(name, rendered=True))
         return {"session": live.name, "types": kinds, "values": values}
 
     async def set_variable(

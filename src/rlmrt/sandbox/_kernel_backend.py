@@ -240,10 +240,11 @@ class KernelBackend(SandboxBackend):
         async with self._get_lock():
             await self._request(message)
 
-    async def get_variable(self, name: str) -> Any:
+    async def get_variable(self, name: str, *, rendered: bool = False) -> Any:
         self._check_open()
         async with self._get_lock():
-            return unpack_bytes(await self._request({"op": "get", "name": name}))
+            request = {"op": "get", "name": name, "rendered": rendered}
+            return unpack_bytes(await self._request(request))
 
     async def list_variables(self) -> dict[str, str]:
         self._check_open()

@@ -248,7 +248,10 @@ class SandboxBackend(ABC):
     async def set_variable(self, name: str, value: Any) -> None:
         raise NotImplementedError(f"{type(self).__name__} does not support set_variable")
 
-    async def get_variable(self, name: str) -> Any:
+    async def get_variable(self, name: str, *, rendered: bool = False) -> Any:
+        """The value of the user's variable `name`. A value that cannot leave the
+        sandbox as data (not JSON, bytes aside) is an error, or with `rendered` its
+        rendering as text (what a viewer of the REPL wants)."""
         raise NotImplementedError(f"{type(self).__name__} does not support get_variable")
 
     async def list_variables(self) -> dict[str, str]:

@@ -108,8 +108,8 @@ class Sandbox:
     def set_variable(self, name: str, value: Any) -> None:
         self._run(self._backend.set_variable(name, value))
 
-    def get_variable(self, name: str) -> Any:
-        return self._run(self._backend.get_variable(name))
+    def get_variable(self, name: str, *, rendered: bool = False) -> Any:
+        return self._run(self._backend.get_variable(name, rendered=rendered))
 
     def list_variables(self) -> dict[str, str]:
         return self._run(self._backend.list_variables())

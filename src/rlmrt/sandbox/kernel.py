@@ -774,8 +774,14 @@ class Kernel(Repl):
             try:
                 _encode_strict(found)
             except TypeError:
-                found = pack_bytes(found)  # the host unpacks every value it gets
-                _encode_strict(found)  # refuse what cannot travel, with a TypeError naming it
+                packed = pack_bytes(found)  # the host unpacks every value it gets
+                try:
+                    _encode_strict(packed)
+                except TypeError:
+                    if not msg.get("rendered"):
+                        raise  # what cannot travel is refused, with a TypeError naming it
+                    return render_value(found)
+                return packed
             return found
         if op == "list":
             return {name: self.type_name(v) for name, v in self.user_variables().items()}

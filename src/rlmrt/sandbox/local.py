@@ -47,6 +47,7 @@ from __future__ import annotations
 
 import asyncio
 import concurrent.futures
+import json
 import queue
 import threading
 import time
@@ -79,6 +80,8 @@ from rlmrt.sandbox.kernel import (
     Cell,
     Repl,
     exception_line,
+    pack_bytes,
+    render_value,
     timeout_message,
     variable_name_problem,
 )
@@ -333,7 +336,7 @@ class LocalSandbox(SandboxBackend):
         async with self._get_lock():
             self._globals[name] = value
 
-    async def get_variable(self, name: str) -> Any:
+    async def get_variable(self, name: str, *, rendered: bool = False) -> Any:
         self._check_open()
         async with self._get_lock():
             names = self._user_variables()
@@ -342,7 +345,10 @@ class LocalSandbox(SandboxBackend):
                     f"no variable named {name!r} in the sandbox;"
                     f" variables: {', '.join(names) or '(none)'}"
                 )
-            return names[name]
+            value = names[name]
+            if rendered and not _travels(value):
+                return render_value(value)
+            return value
 
     async def list_variables(self) -> dict[str, str]:
         self._check_open()
@@ -549,3 +555,13 @@ def _failed(message: str, started: float) -> ExecResult:
 
 def _type_name(value: Any) -> str:
     return "type" if isinstance(value, TypeShim) else type(value).__name__
+
+
+def _travels(value: Any) -> bool:
+    """Whether `value` could leave an out-of-process sandbox as data (JSON, bytes
+    packed), as `get_variable` on the kernel kinds decides."""
+    try:
+        json.dumps(pack_bytes(value), allow_nan=False)
+    except (TypeError, ValueError, RecursionError):
+        return False
+    return True
