@@ -87,3 +87,31 @@ async def test_the_first_call_starts_the_server_once_off_the_event_loop(serve, m
     assert [r.text for r in replies] == ["echo one", "echo two"]
     assert started == ["qwen2.5-coder-1.5b"]
     assert ticks >= 10  # the loop ran while the server started
+
+
+def _state(pid: int) -> str | None:
+    try:
+        return Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0]
+    except OSError:
+        return None
+
+
+def test_a_started_server_that_died_on_its_own_is_reaped(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A server this process started and that crashed (llama.cpp's AMX build once died
+    on its first request) was left a zombie: its pid no longer looked like a server,
+    so nothing waited for it."""
+    import subprocess
+    import sys
+
+    monkeypatch.setenv("RLMRT_MODELS_DIR", str(tmp_path))
+    proc = subprocess.Popen([sys.executable, "-c", "pass"])
+    monkeypatch.setitem(local_server._STARTED, proc.pid, proc)
+    deadline = time.monotonic() + 10
+    while _state(proc.pid) != "Z" and time.monotonic() < deadline:
+        time.sleep(0.01)
+    assert _state(proc.pid) == "Z"  # ended, not yet collected
+    assert local_server.running_server() is None
+    assert _state(proc.pid) is None  # collected
+    assert proc.pid not in local_server._STARTED

@@ -128,6 +128,7 @@ def running_server() -> ServerInfo | None:
     A busy server may not answer a probe at once (it serves one request at a time):
     alive is enough, or a second server would start beside it.
     """
+    _reap_exited()
     try:
         data = json.loads(_state_file().read_text())
         info = ServerInfo(pid=int(data["pid"]), port=int(data["port"]), model=str(data["model"]))
@@ -219,6 +220,13 @@ def _stop(info: ServerInfo) -> None:
                 os.kill(info.pid, signal.SIGKILL)
         _reap(info.pid)
     _state_file().unlink(missing_ok=True)
+
+
+def _reap_exited() -> None:
+    """Collect every server this process started that has ended on its own (a crash):
+    left alone it stays a zombie, and its pid no longer looks like a server."""
+    for pid in list(_STARTED):
+        _reap(pid)
 
 
 def _reap(pid: int) -> None:
