@@ -133,3 +133,41 @@ def test_rlm_run_refused_by_the_daily_budget_says_so(serve, make_rlm, tmp_path: 
     assert result.exit_code != 0
     assert "daily budget exhausted: [budget] daily_usd=" in result.output
     assert "Traceback" not in result.output
+
+
+def test_the_monthly_budget_counts_earlier_days_of_the_month(
+    serve, make_rlm, tmp_path: Path
+) -> None:
+    """A call recorded yesterday counts in the month, not in the day (unless the month
+    just began): the monthly budget refuses the run that the daily one lets through."""
+    import json
+
+    from rlmrt.observe.costs import day_start, month_start, project_spend
+
+    server = serve(one_sub_call)
+    folder = tmp_path / "runs"
+    (first,) = record_runs(make_rlm, server, folder, 1)
+    spent = first.usage.cost_usd
+    # move the recorded run's calls to the start of this month (the first second of it)
+    (path,) = folder.glob("*.jsonl")
+    moved = []
+    for line in path.read_text().splitlines():
+        event = json.loads(line)
+        event["ts"] = month_start() + 1
+        moved.append(json.dumps(event))
+    path.write_text("\n".join(moved) + "\n")
+    spend = project_spend(folder)
+    assert spend.month_usd == pytest.approx(spent)
+    starts_today = month_start() + 1 >= day_start()
+    assert spend.today_usd == pytest.approx(spent if starts_today else 0.0)
+    with (
+        make_rlm(
+            server, trajectory_dir=folder, prices=PRICES, monthly_usd=spent / 2, project_name="p"
+        ) as rlm,
+        pytest.raises(
+            BudgetExceededError, match=r"monthly budget exhausted: \[budget\] monthly_usd="
+        ) as refused,
+    ):
+        rlm.completion("go", context="abc")
+    assert refused.value.limit == "monthly_usd"
+    assert "project p spent" in str(refused.value) and "this month (UTC)" in str(refused.value)

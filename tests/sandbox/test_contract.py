@@ -425,3 +425,15 @@ def test_a_value_that_is_not_data_comes_back_rendered_when_asked(
     if kind != "local":  # in process, every value is the object itself
         with pytest.raises(UsageError, match="Object of type set is not JSON serializable"):
             sandbox.get_variable("s")
+
+
+def test_text_with_a_lone_surrogate_travels(kind: str, make: MakeSandbox) -> None:
+    """A str from a shell or a file name may hold lone surrogates ('\\udcff'): every
+    kind takes and gives it back without breaking the channel (wasm's JavaScript side
+    turns it into U+FFFD)."""
+    sandbox = make()
+    sandbox.load_context("a\udcffb")
+    result = sandbox.execute("FINAL(context)")
+    assert result.error is None, result.error
+    expected = {"wasm": "a\ufffdb"}.get(kind, "a\udcffb")
+    assert result.final_answer == expected

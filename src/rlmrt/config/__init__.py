@@ -136,6 +136,12 @@ class BudgetLimits(_Section):
         " run starts and during it (needs trajectories: the day's spending is read from"
         " them).",
     )
+    monthly_usd: float | None = Field(
+        default=None,
+        gt=0,
+        description="USD the project's recorded runs may spend per UTC calendar month, checked"
+        " like daily_usd.",
+    )
     max_concurrency: int = Field(
         default=64, ge=1, le=4096, description="Model calls running at once in one run tree."
     )

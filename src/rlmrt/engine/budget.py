@@ -12,6 +12,7 @@ from collections.abc import Callable
 
 from rlmrt.config import BudgetLimits
 from rlmrt.errors import BudgetExceededError
+from rlmrt.observe.costs import ProjectSpend
 from rlmrt.observe.usage import UsageLedger
 
 WARN_FRACTION = 0.8
@@ -31,11 +32,12 @@ class Budget:
         *,
         warn: Callable[[str, str], None] | None = None,
         clock: Callable[[], float] = time.monotonic,
-        spent_today_usd: float = 0.0,
+        spent_before: ProjectSpend | None = None,
     ) -> None:
-        """`spent_today_usd`: what the project's other runs spent today, for `daily_usd`."""
+        """`spent_before`: what the project's other runs spent this day and month, for
+        `daily_usd` and `monthly_usd`."""
         self.limits = limits
-        self._spent_today = spent_today_usd
+        self._spent_before = spent_before or ProjectSpend()
         self._ledger = ledger
         self._clock = clock
         self._started = clock()
@@ -101,7 +103,12 @@ class Budget:
             ("max_output_tokens", used.output_tokens, self.limits.max_output_tokens),
             ("max_cost_usd", used.cost_usd, self.limits.max_cost_usd),
             ("max_wall_time_s", self.elapsed_s(), self.limits.max_wall_time_s),
-            ("daily_usd", self._spent_today + used.cost_usd, self.limits.daily_usd),
+            ("daily_usd", self._spent_before.today_usd + used.cost_usd, self.limits.daily_usd),
+            (
+                "monthly_usd",
+                self._spent_before.month_usd + used.cost_usd,
+                self.limits.monthly_usd,
+            ),
         ]
 
     def exceeded(self) -> BudgetExceededError | None:

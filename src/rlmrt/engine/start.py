@@ -25,7 +25,7 @@ from rlmrt.engine.tree import RunTree
 from rlmrt.errors import ConfigError, ModelError
 from rlmrt.events import Event, EventBus, EventHandler
 from rlmrt.llm.base import ModelClient
-from rlmrt.observe.costs import check_daily_budget
+from rlmrt.observe.costs import check_project_budgets
 from rlmrt.observe.trajectory import SUFFIX, TrajectoryWriter
 from rlmrt.observe.usage import Usage
 from rlmrt.observe.watchers import run_watchers
@@ -88,10 +88,10 @@ class Engine:
         ids (code may have seen them in a session's `history`)."""
         check_prompt(prompt)
         run_id = run_id or new_run_id()
-        spent_today = check_daily_budget(self.config)
+        spent = check_project_budgets(self.config)
         error: str | None = None
         bus = EventBus()
-        watchers = run_watchers(self.config, bus.emit, spent_today_usd=spent_today)
+        watchers = run_watchers(self.config, bus.emit, spent_today_usd=spent.today_usd)
         writer: TrajectoryWriter | None = None
         if self.config.trajectory.save:
             writer = TrajectoryWriter(self.config.trajectory.dir / f"{run_id}{SUFFIX}")
@@ -110,7 +110,7 @@ class Engine:
             stream_root=stream_root,
             sandboxes=self.sandboxes,
             searcher=self.searcher,
-            spent_today_usd=spent_today,
+            spent_before=spent,
         )
         root = Run(
             tree,

@@ -34,6 +34,7 @@ from rlmrt.events import (
 from rlmrt.llm.base import DeltaCallback, Message, ModelClient, ModelReply
 from rlmrt.llm.call_site import MODEL_CALL
 from rlmrt.llm.pricing import cost_usd
+from rlmrt.observe.costs import ProjectSpend
 from rlmrt.observe.usage import UsageLedger
 from rlmrt.sandbox.pool import SandboxPool
 
@@ -49,7 +50,7 @@ class RunTree:
         stream_root: bool = False,
         sandboxes: SandboxPool | None = None,
         searcher: ContextSearch | None = None,
-        spent_today_usd: float = 0.0,
+        spent_before: ProjectSpend | None = None,
     ) -> None:
         self.config = config
         self.sandboxes = sandboxes or SandboxPool(0)
@@ -64,7 +65,7 @@ class RunTree:
             config.budget,
             self.ledger,
             warn=self._budget_warning,
-            spent_today_usd=spent_today_usd,
+            spent_before=spent_before,
         )
         self.semaphore = asyncio.Semaphore(config.budget.max_concurrency)
         self.run_slots = RunSlots(config.budget.max_concurrent_runs)

@@ -148,9 +148,35 @@ def day_start(now: float | None = None) -> float:
     return moment.replace(hour=0, minute=0, second=0, microsecond=0).timestamp()
 
 
+def month_start(now: float | None = None) -> float:
+    """The Unix time the current UTC calendar month began."""
+    moment = datetime.fromtimestamp(day_start(now), timezone.utc)
+    return moment.replace(day=1).timestamp()
+
+
+@dataclass(frozen=True, slots=True)
+class ProjectSpend:
+    """What a project's recorded runs spent before a run starts, per budget period."""
+
+    today_usd: float = 0.0
+    month_usd: float = 0.0
+
+
+def project_spend(folder: Path, now: float | None = None) -> ProjectSpend:
+    """USD the runs recorded in `folder` spent this UTC day and this UTC month (one
+    pass over the month's calls)."""
+    day = day_start(now)
+    today = month = 0.0
+    for call in call_costs({"": folder}, since=month_start(now)):
+        month += call.cost_usd
+        if call.ts >= day:
+            today += call.cost_usd
+    return ProjectSpend(today_usd=today, month_usd=month)
+
+
 def spent_today(folder: Path, now: float | None = None) -> float:
     """USD the runs recorded in `folder` spent since the UTC day began."""
-    return sum(c.cost_usd for c in call_costs({"": folder}, since=day_start(now)))
+    return project_spend(folder, now).today_usd
 
 
 def parse_since(text: str, now: float | None = None) -> float:
@@ -170,24 +196,31 @@ def parse_since(text: str, now: float | None = None) -> float:
     return day.timestamp()
 
 
-def check_daily_budget(config: RLMConfig, now: float | None = None) -> float:
-    """What the project spent today (0.0 when `[budget] daily_usd` is not set); raises
-    `BudgetExceededError` when that already reaches the budget, so no run starts."""
-    limit = config.budget.daily_usd
-    if limit is None:
-        return 0.0
+def check_project_budgets(config: RLMConfig, now: float | None = None) -> ProjectSpend:
+    """What the project spent this day and month (nothing is read when neither
+    `[budget] daily_usd` nor `monthly_usd` is set); raises `BudgetExceededError` when
+    that already reaches a budget, so no run starts."""
+    budget = config.budget
+    if budget.daily_usd is None and budget.monthly_usd is None:
+        return ProjectSpend()
+    named = "daily_usd" if budget.daily_usd is not None else "monthly_usd"
     if not config.trajectory.save:
         raise ConfigError(
-            "[budget] daily_usd needs trajectories ([trajectory] save = true): the day's"
-            " spending is read from them"
+            f"[budget] {named} needs trajectories ([trajectory] save = true): the"
+            " project's spending is read from them"
         )
-    spent = spent_today(config.trajectory.dir, now)
-    if spent >= limit:
-        project = config.observe.project
-        whose = f"project {project}" if project else f"the runs in {config.trajectory.dir}"
-        raise BudgetExceededError(
-            "daily_usd",
-            f"daily budget exhausted: [budget] daily_usd={limit:g} and {whose} spent"
-            f" {spent:.4f} USD today (UTC); no run starts until tomorrow or a higher budget",
-        )
-    return spent
+    spend = project_spend(config.trajectory.dir, now)
+    project = config.observe.project
+    whose = f"project {project}" if project else f"the runs in {config.trajectory.dir}"
+    for name, limit, spent, period, until in (
+        ("daily_usd", budget.daily_usd, spend.today_usd, "today (UTC)", "tomorrow"),
+        ("monthly_usd", budget.monthly_usd, spend.month_usd, "this month (UTC)", "next month"),
+    ):
+        if limit is not None and spent >= limit:
+            raise BudgetExceededError(
+                name,
+                f"{name.split('_')[0]} budget exhausted: [budget] {name}={limit:g} and {whose}"
+                f" spent {spent:.4f} USD {period}; no run starts until {until} or a higher"
+                " budget",
+            )
+    return spend

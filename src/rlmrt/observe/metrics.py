@@ -44,7 +44,7 @@ NOT_BUDGET = frozenset({"final", "error", "cancelled"})
 # Label values whose series exist from a project's first run on
 BUDGET_REASONS = (
     "max_iterations", "max_model_calls", "max_input_tokens", "max_output_tokens",
-    "max_cost_usd", "max_wall_time_s", "daily_usd",
+    "max_cost_usd", "max_wall_time_s", "daily_usd", "monthly_usd",
 )  # fmt: skip
 
 

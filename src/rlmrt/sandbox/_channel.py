@@ -126,7 +126,7 @@ class KernelChannel:
         except (ConnectionError, OSError) as exc:
             raise await self._fail(f"the kernel channel failed ({exc})", died=True) from exc
         try:
-            msg = json.loads(data.decode("utf-8"))
+            msg = json.loads(data.decode("utf-8", "surrogatepass"))
         except (UnicodeDecodeError, ValueError) as exc:
             raise await self._fail(f"the kernel sent garbage: {data[:80]!r}") from exc
         if not isinstance(msg, dict):
