@@ -10,8 +10,9 @@ from __future__ import annotations
 from pathlib import Path
 
 import pytest
-from browser import CHROMIUM, capture
 from test_cli import free_port, start_visualize, stop
+
+from browser import CHROMIUM, capture
 
 pytestmark = [
     pytest.mark.browser,
