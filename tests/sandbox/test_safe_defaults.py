@@ -342,3 +342,71 @@ def test_a_blocked_attrgetter_says_read_not_set() -> None:
         assert result.error is not None
         assert re.search(r"'__globals__' cannot be read", result.error)
         assert "cannot be set" not in result.error
+
+
+BUSY_HOST_SCRIPT = """
+import sys
+from rlmrt import Sandbox
+sandbox = Sandbox(sys.argv[1], exec_timeout_s=600, cpu_s=600)
+backend = sandbox._backend
+sandbox.execute("x = 1")
+print(backend.kernel_host_pid, getattr(backend, "container_id", None), flush=True)
+sandbox.execute(
+    "import signal, time\\n"
+    "signal.signal(signal.SIGALRM, signal.SIG_IGN)\\n"  # the kernel's own timer is gone
+    "time.sleep(600)"
+)
+"""
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("kind", WITH_PROCESSES)
+def test_a_host_killed_while_a_cell_runs_takes_the_kernel_with_it(kind: str) -> None:
+    """Killed mid-cell, a host can no longer stop the cell: the kernel notices that its
+    channel's other end closed and exits (a container used to run on until the next
+    docker start swept it)."""
+    env = {**os.environ, "PYTHONPATH": os.pathsep.join(sys.path)}
+    host = subprocess.Popen(
+        [sys.executable, "-c", BUSY_HOST_SCRIPT, kind],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        env=env,
+        text=True,
+    )
+    try:
+        line = host.stdout.readline() if host.stdout else ""
+        if not line:
+            err = host.stderr.read() if host.stderr else ""
+            if "MissingDependencyError" in err:
+                pytest.skip(f"the {kind} sandbox cannot start here")
+            raise AssertionError(err)
+        pid_text, container_id = line.split()
+        time.sleep(1.0)  # the cell is sleeping now
+    finally:
+        host.kill()
+        host.wait()
+        for stream in (host.stdout, host.stderr):
+            if stream is not None:
+                stream.close()
+    deadline = time.monotonic() + 10
+    if kind == "docker":
+        import docker
+        import docker.errors
+
+        client = docker.from_env()
+
+        def running() -> bool:
+            try:
+                return client.containers.get(container_id).status == "running"
+            except docker.errors.NotFound:
+                return False
+
+        while running() and time.monotonic() < deadline:
+            time.sleep(0.1)
+        assert not running(), f"container {container_id} outlived its host"
+        client.close()
+        return
+    pid = int(pid_text)
+    while _alive(pid) and time.monotonic() < deadline:
+        time.sleep(0.05)
+    assert not _alive(pid), f"the {kind} kernel {pid} outlived its host"

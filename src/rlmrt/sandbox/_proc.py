@@ -9,6 +9,8 @@ import signal
 import time
 from pathlib import Path
 
+from rlmrt.sandbox.kernel import THREADS_AT_REST
+
 CGROUP_ROOT = Path("/sys/fs/cgroup")
 _TICK = os.sysconf("SC_CLK_TCK") if hasattr(os, "sysconf") else 100
 
@@ -138,12 +140,13 @@ def kill_cgroup(folder: Path) -> None:
 
 def kill_strays(tree: list[int], keep: set[int]) -> bool:
     """SIGKILL the processes of `tree` not in `keep` (what code left running after its
-    execute); return whether a process of `keep` runs more than one thread."""
+    execute); return whether a process of `keep` runs more threads than the kernel's own
+    (`kernel.THREADS_AT_REST`: code left a thread running)."""
     for pid in tree:
         if pid not in keep:
             with contextlib.suppress(ProcessLookupError, PermissionError):
                 os.kill(pid, signal.SIGKILL)
-    return any(int((status_field(pid, "Threads") or ["1"])[0]) > 1 for pid in keep)
+    return any(int((status_field(pid, "Threads") or ["1"])[0]) > THREADS_AT_REST for pid in keep)
 
 
 def descendants(pid: int) -> list[int]:

@@ -1021,6 +1021,32 @@ def serve_embedded(config: str, read: Any, write: Any, arm: Any, disarm: Any) ->
     kernel.serve()
 
 
+HOST_GONE_EXIT = 70  # the kernel's exit code when the host's end of the channel closed
+HOST_GONE_GRACE_S = 1.0
+THREADS_AT_REST = 2  # the kernel's own threads: the main one and `_exit_with_host`'s
+
+
+def _exit_with_host(rfd: int) -> None:
+    """End the kernel as soon as the host's end of the channel closes, even while a cell
+    runs: a host that was killed cannot stop a busy or sleeping cell any more, and in a
+    container nothing else would (the next start's sweep is late). One thread, blocked
+    in poll() with every signal masked, so the timers still reach the main thread."""
+    import _thread
+
+    def watch() -> None:
+        signal.pthread_sigmask(signal.SIG_BLOCK, signal.valid_signals())
+        poller = select.poll()
+        poller.register(rfd, 0)  # no events asked: poll() reports only hang-up and errors
+        while True:
+            for _, event in poller.poll():
+                if event & (select.POLLHUP | select.POLLERR | select.POLLNVAL):
+                    # a host that closes after `shutdown` gets the kernel's own clean exit
+                    time.sleep(HOST_GONE_GRACE_S)
+                    os._exit(HOST_GONE_EXIT)
+
+    _thread.start_new_thread(watch, ())
+
+
 def main(argv: list[str]) -> int:
     config: dict[str, Any] = _decode(argv[1]) if len(argv) > 1 else {}
     rfd, wfd = os.dup(0), os.dup(1)  # dup'ed fds are not inherited by child processes
@@ -1033,6 +1059,7 @@ def main(argv: list[str]) -> int:
         capture_dir = _private_dir()
         kernel = Kernel(_Channel(rfd, wfd), config, capture_dir)
         os.rmdir(capture_dir)
+        _exit_with_host(rfd)
     except BaseException:  # noqa: BLE001 - reported on the kernel's stderr
         # the host shows this (the kernel's own stderr) in its error
         _report(errfd)
