@@ -12,8 +12,11 @@ from daemons import PROMETHEUS, free_port, prometheus, wait_for
 from prometheus_client import REGISTRY
 from scripted import repl
 
+from rlmrt.config import RLMConfig
 from rlmrt.observe.metrics import serve_metrics
 from rlmrt.testing import ChatRequest
+
+KIND = RLMConfig().sandbox.kind  # the runs here use the default sandbox
 
 
 def reply(request: ChatRequest) -> str:
@@ -48,15 +51,11 @@ def test_a_run_counts_its_calls_tokens_executions_and_errors(serve, make_rlm) ->
     assert (tokens_in, tokens_out) == (result.usage.input_tokens, result.usage.output_tokens)
     assert value("rlm_model_call_duration_seconds_count", model=model) >= 4
     executions = {
-        outcome: value(
-            "rlm_code_executions_total", project=project, sandbox="local", outcome=outcome
-        )
+        outcome: value("rlm_code_executions_total", project=project, sandbox=KIND, outcome=outcome)
         for outcome in ("ok", "error")
     }
     assert executions == {"ok": 1, "error": 1}
-    runs = value(
-        "rlm_runs_total", project=project, sandbox="local", run="root", stop_reason="final"
-    )
+    runs = value("rlm_runs_total", project=project, sandbox=KIND, run="root", stop_reason="final")
     assert runs == 1
     assert value("rlm_runs_in_flight", project=project) == 0
     assert value("rlm_sub_calls_in_flight", project=project, kind="llm") == 0
@@ -70,11 +69,11 @@ def test_limit_hits_and_budget_stops(serve, make_rlm) -> None:
 
     server = serve(looping)
     project = "metrics-limits"
-    before = value("rlm_sandbox_limit_hits_total", sandbox="local", limit="exec_timeout_s")
+    before = value("rlm_sandbox_limit_hits_total", sandbox=KIND, limit="exec_timeout_s")
     with make_rlm(server, project_name=project, exec_timeout_s=0.2, max_iterations=2) as rlm:
         result = rlm.completion("go", context="abc")
     assert result.stop_reason == "max_iterations"
-    after = value("rlm_sandbox_limit_hits_total", sandbox="local", limit="exec_timeout_s")
+    after = value("rlm_sandbox_limit_hits_total", sandbox=KIND, limit="exec_timeout_s")
     assert after - before == 2
     stops = value("rlm_budget_stops_total", project=project, reason="max_iterations")
     assert stops == 1
@@ -88,7 +87,7 @@ def test_metrics_off_when_asked(serve, make_rlm) -> None:
     assert (
         REGISTRY.get_sample_value(
             "rlm_runs_total",
-            {"project": project, "sandbox": "local", "run": "root", "stop_reason": "final"},
+            {"project": project, "sandbox": KIND, "run": "root", "stop_reason": "final"},
         )
         is None
     )
@@ -150,7 +149,7 @@ def test_rlm_metrics_serve_counts_runs_of_other_processes(serve, make_rlm, tmp_p
         with make_rlm(server, trajectory_dir=home / "runs") as rlm:
             rlm.completion("go", context="abc")
             rlm.completion("go", context="abc")
-        line = 'rlm_runs_total{project="",run="root",sandbox="local",stop_reason="final"} 2.0'
+        line = f'rlm_runs_total{{project="",run="root",sandbox="{KIND}",stop_reason="final"}} 2.0'
         while line not in httpx.get(url, timeout=5).text:
             assert time.monotonic() < deadline
             time.sleep(0.1)

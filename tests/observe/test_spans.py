@@ -12,6 +12,8 @@ from opentelemetry import trace
 from otel_support import global_provider, shape
 from scripted import MODEL, with_child_run
 
+from rlmrt.config import RLMConfig
+
 
 def events_of(path: Path | None) -> list[dict[str, object]]:
     assert path is not None
@@ -48,7 +50,7 @@ def test_a_run_gives_the_span_tree_of_its_recursion(serve, make_rlm) -> None:
     assert root.attributes["gen_ai.operation.name"] == "invoke_agent"
     assert root.attributes["gen_ai.agent.name"] == "rlm"
     assert root.attributes["rlm.depth"] == 0
-    assert root.attributes["rlm.sandbox"] == "local"
+    assert root.attributes["rlm.sandbox"] == RLMConfig().sandbox.kind  # the default
     assert root.attributes["rlm.stop_reason"] == "final"
     assert root.attributes["gen_ai.usage.input_tokens"] == result.usage.input_tokens
     child = next(s for s in spans if s.name == "invoke_agent rlm" and s.parent is not None)
