@@ -285,3 +285,17 @@ def test_a_best_effort_final_of_a_variable_is_run_for_its_value(serve, make_rlm)
     server = serve(lambda r: replies[turn(r)])
     result = small(make_rlm, server, max_iterations=1).completion("q?", context="c")
     assert (result.answer, result.partial) == ("42", True)
+
+
+def test_an_empty_result_is_not_pointed_at_by_repeating_its_block(serve, make_rlm) -> None:
+    """A block run three times with the same one-line output is taken as the answer,
+    but not when that output is an empty result over a context about the question
+    (the showcase once ended on "0" that way)."""
+    block = repl("print(sum(1 for line in context.splitlines() if 'status: OVERDUE' in line))")
+    replies = [block, block, block, "FINAL(10)"]
+    server = serve(lambda r: replies[turn(r)])
+    result = small(make_rlm, server, max_iterations=3).completion(
+        "How many invoices have status OVERDUE?", context=LEDGER
+    )
+    assert result.answer != "0"
+    assert result.partial

@@ -118,6 +118,8 @@ class Evidence:
             return None
         if runs < POINTED_RUNS or not output or "\n" in output or len(output) > 200:
             return None
+        if self.doubted(output):  # a filter that found nothing, run again unchanged
+            return None
         return output
 
 
