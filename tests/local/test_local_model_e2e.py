@@ -134,6 +134,7 @@ def test_needle_lookup(server: ServerInfo, tmp_path: Path) -> None:
     assert "4417-KM" in result.answer
 
 
+@pytest.mark.timeout(600)  # three child runs of a 1.5B model, each in its own sandbox
 def test_depth_two_with_batched_sub_calls(server: ServerInfo, tmp_path: Path) -> None:
     """The model is asked to use the tools; the test checks that the run finishes with a
     parsable answer and that sub-runs and batched sub-calls really happened."""

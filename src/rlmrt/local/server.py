@@ -218,7 +218,8 @@ def _stop(info: ServerInfo) -> None:
         if _ours(info.pid):
             with contextlib.suppress(ProcessLookupError):
                 os.kill(info.pid, signal.SIGKILL)
-        _reap(info.pid)
+        # its command line is gone before it has quite exited: wait for the exit itself
+        _reap(info.pid, wait_s=5.0)
     _state_file().unlink(missing_ok=True)
 
 
@@ -229,8 +230,16 @@ def _reap_exited() -> None:
         _reap(pid)
 
 
-def _reap(pid: int) -> None:
-    """Collect the server if this process started it (else it is not our child)."""
+def _reap(pid: int, *, wait_s: float = 0.0) -> None:
+    """Collect the server if this process started it (else it is not our child),
+    waiting up to `wait_s` for it to end."""
     proc = _STARTED.get(pid)
-    if proc is not None and proc.poll() is not None:
+    if proc is None:
+        return
+    if wait_s:
+        with contextlib.suppress(subprocess.TimeoutExpired):
+            proc.wait(timeout=wait_s)
+    else:
+        proc.poll()
+    if proc.returncode is not None:
         del _STARTED[pid]
