@@ -269,12 +269,11 @@ class ModelClientContract:
     ) -> None:
         server.latency_s = 0.2
         async with make_client(server.url) as client:
-            start = time.perf_counter()
             results = await asyncio.gather(*(client.complete(MESSAGES) for _ in range(64)))
-            elapsed = time.perf_counter() - start
         assert len(results) == 64
+        # all 64 were in flight at once: the concurrency itself, not a wall time that a
+        # loaded machine stretches (speed is measured by bench/, never asserted here)
         assert server.max_in_flight == 64
-        assert elapsed < 2
 
     @pytest.mark.parametrize("streamed", [False, True])
     @pytest.mark.parametrize("words", [True, False], ids=["words", "one_word"])
