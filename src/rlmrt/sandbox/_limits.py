@@ -27,14 +27,30 @@ _BIG_REQUEST = 1 << 20  # size estimates below this are not checked
 SMALL_ITERABLE = 200_000
 
 
-class SandboxTimeout(BaseException):
+class _Injected(BaseException):
+    """An interrupt raised into the user's code from outside, again every 0.1 s until
+    the code unwinds. Each one lands while the last is being handled, so the interpreter
+    chains them: a cell that fought its timeout for a minute carried ~900 linked
+    contexts, and rendering that chain crashed pytest (INTERNALERROR) and would crash any
+    traceback printer. What came before an interrupt is no part of it: no context."""
+
+    @property
+    def __context__(self) -> BaseException | None:
+        return None
+
+    @__context__.setter
+    def __context__(self, value: BaseException | None) -> None:
+        pass
+
+
+class SandboxTimeout(_Injected):
     """Raised into the user's code when the execute ran past `exec_timeout_s`.
 
     A BaseException so that `except Exception:` in user code does not swallow it.
     """
 
 
-class SandboxMemoryExceeded(BaseException):
+class SandboxMemoryExceeded(_Injected):
     """Raised into the user's code when the process grew past `memory_mb`."""
 
 
