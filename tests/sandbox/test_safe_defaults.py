@@ -265,11 +265,12 @@ time.sleep(60)
 """
 
 
-@pytest.mark.parametrize("kind", ISOLATED)
-def test_a_killed_host_leaves_no_kernel_running(kind: str, tmp_path: Path) -> None:
+def _kill_host_after_its_line(script: str, kind: str, *, settle_s: float = 0.0) -> list[str]:
+    """Run `script` as a sandbox host in its own process, read the line it prints, wait
+    `settle_s`, then SIGKILL it; the line's words (skips when the kind cannot start)."""
     env = {**os.environ, "PYTHONPATH": os.pathsep.join(sys.path)}
     host = subprocess.Popen(
-        [sys.executable, "-c", HOST_SCRIPT, kind],
+        [sys.executable, "-c", script, kind],
         stdout=subprocess.PIPE,
         stderr=subprocess.PIPE,
         env=env,
@@ -282,13 +283,19 @@ def test_a_killed_host_leaves_no_kernel_running(kind: str, tmp_path: Path) -> No
             if "MissingDependencyError" in err:
                 pytest.skip(f"the {kind} sandbox cannot start here")
             raise AssertionError(err)
-        pid_text, folder = line.split()
+        time.sleep(settle_s)
+        return line.split()
     finally:
         host.kill()
         host.wait()
         for stream in (host.stdout, host.stderr):
             if stream is not None:
                 stream.close()
+
+
+@pytest.mark.parametrize("kind", ISOLATED)
+def test_a_killed_host_leaves_no_kernel_running(kind: str, tmp_path: Path) -> None:
+    pid_text, folder = _kill_host_after_its_line(HOST_SCRIPT, kind)
     if kind != "docker":
         pid = int(pid_text)
         deadline = time.monotonic() + 5
@@ -365,29 +372,8 @@ def test_a_host_killed_while_a_cell_runs_takes_the_kernel_with_it(kind: str) -> 
     """Killed mid-cell, a host can no longer stop the cell: the kernel notices that its
     channel's other end closed and exits (a container used to run on until the next
     docker start swept it)."""
-    env = {**os.environ, "PYTHONPATH": os.pathsep.join(sys.path)}
-    host = subprocess.Popen(
-        [sys.executable, "-c", BUSY_HOST_SCRIPT, kind],
-        stdout=subprocess.PIPE,
-        stderr=subprocess.PIPE,
-        env=env,
-        text=True,
-    )
-    try:
-        line = host.stdout.readline() if host.stdout else ""
-        if not line:
-            err = host.stderr.read() if host.stderr else ""
-            if "MissingDependencyError" in err:
-                pytest.skip(f"the {kind} sandbox cannot start here")
-            raise AssertionError(err)
-        pid_text, container_id = line.split()
-        time.sleep(1.0)  # the cell is sleeping now
-    finally:
-        host.kill()
-        host.wait()
-        for stream in (host.stdout, host.stderr):
-            if stream is not None:
-                stream.close()
+    # killed a second after the line: the cell is sleeping by then
+    pid_text, container_id = _kill_host_after_its_line(BUSY_HOST_SCRIPT, kind, settle_s=1.0)
     deadline = time.monotonic() + 10
     if kind == "docker":
         import docker
