@@ -99,6 +99,10 @@ class ModelCallFinished(Event):
     cost_usd: float
     duration_s: float
     attempts: int = 1  # requests made, retries included: each counts as a model call
+    # parts of input_tokens (prompt cache) and output_tokens (reasoning), as reported
+    cache_read_tokens: int = 0
+    cache_write_tokens: int = 0
+    reasoning_tokens: int = 0
     # what the provider said: the model that answered and why the reply ended
     response_model: str | None = None
     finish_reason: str | None = None

@@ -89,6 +89,35 @@ class ModelClientContract:
         assert request.stream is True
         assert request.body["stream_options"] == {"include_usage": True}
 
+    @pytest.mark.parametrize("streamed", [False, True])
+    async def test_cache_and_reasoning_counts_are_read_from_the_usage(
+        self,
+        make_client: MakeClient,
+        server: ScriptedOpenAIServer,
+        replies: ReplyQueue,
+        streamed: bool,
+    ) -> None:
+        details = {
+            "prompt_tokens_details": {"cached_tokens": 600, "cache_creation_tokens": 100},
+            "completion_tokens_details": {"reasoning_tokens": 30},
+        }
+        replies.push(
+            Reply(text="ok", prompt_tokens=1000, completion_tokens=50, usage_details=details),
+            Reply(text="ok", prompt_tokens=10, completion_tokens=2),
+        )
+        on_delta = (lambda _: None) if streamed else None
+        async with make_client(server.url) as client:
+            cached = await client.complete(MESSAGES, on_delta=on_delta)
+            plain = await client.complete(MESSAGES, on_delta=on_delta)
+        assert (cached.input_tokens, cached.output_tokens) == (1000, 50)
+        assert (cached.cache_read_tokens, cached.cache_write_tokens) == (600, 100)
+        assert cached.reasoning_tokens == 30
+        assert (plain.cache_read_tokens, plain.cache_write_tokens, plain.reasoning_tokens) == (
+            0,
+            0,
+            0,
+        )
+
     async def test_model_override_and_sampling_settings(
         self, make_client: MakeClient, server: ScriptedOpenAIServer
     ) -> None:

@@ -45,20 +45,26 @@ print(json.dumps(spans, default=str))
 
 
 @pytest.fixture(scope="module")
-def phoenix(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
+def phoenix_endpoints(tmp_path_factory: pytest.TempPathFactory) -> Iterator[dict[str, str]]:
+    """Phoenix's OTLP endpoints by protocol; its web and query API is the http one."""
     folder = tmp_path_factory.mktemp("phoenix")
-    port = free_port()
+    port, grpc_port = free_port(), free_port()
     env = {
         **os.environ,
         "PHOENIX_WORKING_DIR": str(folder),
         "PHOENIX_HOST": "127.0.0.1",
         "PHOENIX_PORT": str(port),
-        "PHOENIX_GRPC_PORT": str(free_port()),
+        "PHOENIX_GRPC_PORT": str(grpc_port),
     }
     url = f"http://127.0.0.1:{port}"
     args = [str(PHOENIX), "serve"]
     with running(args, f"{url}/healthz", folder / "phoenix.log", env=env, ready_within_s=90):
-        yield url
+        yield {"http/protobuf": url, "grpc": f"http://127.0.0.1:{grpc_port}"}
+
+
+@pytest.fixture(scope="module")
+def phoenix(phoenix_endpoints: dict[str, str]) -> str:
+    return phoenix_endpoints["http/protobuf"]
 
 
 def spans_of(url: str, trace_id: str, count: int) -> list[dict[str, object]]:
@@ -79,9 +85,17 @@ def spans_of(url: str, trace_id: str, count: int) -> list[dict[str, object]]:
         time.sleep(0.5)
 
 
-def test_phoenix_receives_the_spans_of_a_run(phoenix: str, serve, make_rlm) -> None:
+@pytest.mark.parametrize("protocol", ["http/protobuf", "grpc"])
+def test_phoenix_receives_the_spans_of_a_run(
+    phoenix_endpoints: dict[str, str], phoenix: str, serve, make_rlm, protocol: str
+) -> None:
     server = serve(with_child_run)
-    settings = {"trace": True, "otlp_endpoint": phoenix, "service_name": "rlmrt-test"}
+    settings = {
+        "trace": True,
+        "otlp_endpoint": phoenix_endpoints[protocol],
+        "otlp_protocol": protocol,
+        "service_name": "rlmrt-test",
+    }
     with make_rlm(server, max_depth=1, **settings) as rlm:
         result = rlm.completion("Shout it", context="quiet words")
     own_provider(ObserveSettings(**settings)).force_flush()

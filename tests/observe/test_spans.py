@@ -7,6 +7,7 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
+import pytest
 from daemons import free_port
 from opentelemetry import trace
 from otel_support import global_provider, shape
@@ -150,9 +151,12 @@ def test_trace_false_turns_off_a_joined_provider(serve, make_rlm) -> None:
     assert exporter.get_finished_spans() == ()
 
 
-def test_an_unreachable_collector_does_not_fail_the_run(serve, make_rlm, caplog) -> None:
+@pytest.mark.parametrize(("protocol", "path"), [("http/protobuf", "/v1/traces"), ("grpc", "")])
+def test_an_unreachable_collector_does_not_fail_the_run(
+    serve, make_rlm, caplog, protocol: str, path: str
+) -> None:
     """The run ends as usual; the failed export is logged once, without the SDK's line
-    per retry."""
+    per retry, over either OTLP protocol."""
     import logging
 
     from rlmrt.config import ObserveSettings
@@ -160,17 +164,17 @@ def test_an_unreachable_collector_does_not_fail_the_run(serve, make_rlm, caplog)
 
     server = serve(with_child_run)
     endpoint = f"http://127.0.0.1:{free_port()}"  # nothing listens
-    with make_rlm(server, max_depth=1, trace=True, otlp_endpoint=endpoint) as rlm:
+    settings = {"trace": True, "otlp_endpoint": endpoint, "otlp_protocol": protocol}
+    with make_rlm(server, max_depth=1, **settings) as rlm:
         result = rlm.completion("Shout it", context="quiet words")
         result_2 = rlm.completion("Shout it", context="quiet words")
     assert result.answer == result_2.answer == "QUIET WORDS"
-    provider = own_provider(ObserveSettings(trace=True, otlp_endpoint=endpoint))
+    provider = own_provider(ObserveSettings(**settings))
     with caplog.at_level(logging.WARNING):
         provider.force_flush()
         provider.shutdown()
     warnings = [r.getMessage() for r in caplog.records]
     assert [w for w in warnings if w.startswith("cannot export spans to")] == [
-        f"cannot export spans to {endpoint}/v1/traces; runs go on, further failures are only"
-        " counted"
+        f"cannot export spans to {endpoint}{path}; runs go on, further failures are only counted"
     ]
     assert not [w for w in warnings if "Transient error" in w or "Failed to export" in w]

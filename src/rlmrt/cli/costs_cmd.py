@@ -78,7 +78,17 @@ def _print_table(rows: list[CostRow], by: GroupBy) -> None:
         return
     table = Table(show_edge=False)
     table.add_column(by, overflow="fold")
-    for name in ("runs", "calls", "in tok", "out tok", "USD"):
+    # the parts providers report (prompt cache, reasoning): shown when any call had them
+    parts = [
+        (name, field)
+        for name, field in (
+            ("cache read", "cache_read_tokens"),
+            ("cache write", "cache_write_tokens"),
+            ("reasoning", "reasoning_tokens"),
+        )
+        if any(getattr(row, field) for row in rows)
+    ]
+    for name in ("runs", "calls", "in tok", "out tok", *(name for name, _ in parts), "USD"):
         table.add_column(name, justify="right", no_wrap=True)
     for row in rows:
         table.add_row(
@@ -87,6 +97,7 @@ def _print_table(rows: list[CostRow], by: GroupBy) -> None:
             f"{row.calls:,}",
             f"{row.input_tokens:,}",
             f"{row.output_tokens:,}",
+            *(f"{getattr(row, field):,}" for _, field in parts),
             f"{row.cost_usd:.4f}",
         )
     table.add_section()
@@ -96,6 +107,7 @@ def _print_table(rows: list[CostRow], by: GroupBy) -> None:
         f"{sum(r.calls for r in rows):,}",
         f"{sum(r.input_tokens for r in rows):,}",
         f"{sum(r.output_tokens for r in rows):,}",
+        *(f"{sum(getattr(r, field) for r in rows):,}" for _, field in parts),
         f"{sum(r.cost_usd for r in rows):.4f}",
     )
     console.print(table)

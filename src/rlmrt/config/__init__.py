@@ -61,6 +61,16 @@ class ModelPrice(BaseModel):
 
     input_per_mtok: float = Field(ge=0, description="USD per million input tokens.")
     output_per_mtok: float = Field(ge=0, description="USD per million output tokens.")
+    cache_read_per_mtok: float | None = Field(
+        default=None,
+        ge=0,
+        description="USD per million input tokens read from the prompt cache (default: input).",
+    )
+    cache_write_per_mtok: float | None = Field(
+        default=None,
+        ge=0,
+        description="USD per million input tokens written to the prompt cache (default: input).",
+    )
 
 
 class LLMSettings(_Section):

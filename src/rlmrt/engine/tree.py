@@ -189,6 +189,9 @@ class RunTree:
             reply.input_tokens,
             reply.output_tokens,
             self.config.llm.prices,
+            cache_read_tokens=reply.cache_read_tokens,
+            cache_write_tokens=reply.cache_write_tokens,
+            reasoning_tokens=reply.reasoning_tokens,
         )
         if not known and model_name not in self._cost_warned:
             self._cost_warned.add(model_name)
@@ -210,6 +213,9 @@ class RunTree:
                 response=reply.text,
                 input_tokens=reply.input_tokens,
                 output_tokens=reply.output_tokens,
+                cache_read_tokens=reply.cache_read_tokens,
+                cache_write_tokens=reply.cache_write_tokens,
+                reasoning_tokens=reply.reasoning_tokens,
                 cost_usd=cost,
                 duration_s=time.perf_counter() - started,
                 attempts=reply.attempts,

@@ -12,6 +12,7 @@ from typing import Any
 
 from rlmrt.errors import ModelResponseError
 from rlmrt.llm._retry import library_errors
+from rlmrt.llm._usage import token_counts
 from rlmrt.llm.base import DeltaCallback, ModelReply
 
 
@@ -82,7 +83,6 @@ def _reply(text: str, model: str, usage: Any, finish: str | None) -> ModelReply:
     return ModelReply(
         text=text,
         model=model,
-        input_tokens=int(getattr(usage, "prompt_tokens", 0) or 0),
-        output_tokens=int(getattr(usage, "completion_tokens", 0) or 0),
         finish_reason=finish,
+        **token_counts(usage),
     )

@@ -23,6 +23,10 @@ DeltaCallback = Callable[[str], None]
 class ModelReply:
     """A finished completion. Token counts come from the provider (0 when it gave none).
 
+    Cache and reasoning counts are parts of the totals, as providers report them: tokens
+    read from or written to the provider's prompt cache are counted in `input_tokens`,
+    reasoning tokens in `output_tokens` (each priced at its own rate when known).
+
     `cut_at` is set when the reply was longer than the client's `max_reply_chars`: the
     client stopped reading there and `text` holds the first `cut_at` characters."""
 
@@ -30,6 +34,9 @@ class ModelReply:
     model: str
     input_tokens: int = 0
     output_tokens: int = 0
+    cache_read_tokens: int = 0
+    cache_write_tokens: int = 0
+    reasoning_tokens: int = 0
     finish_reason: str | None = None
     cut_at: int | None = None
     attempts: int = 1  # requests made for it, retries included

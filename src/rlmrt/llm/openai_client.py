@@ -29,6 +29,7 @@ from rlmrt.errors import ModelAuthError, ModelResponseError
 from rlmrt.llm._chat import cut_reply
 from rlmrt.llm._configured import ConfiguredClient
 from rlmrt.llm._retry import HTTPStatusFailure, RetryPolicy, Target, with_retries
+from rlmrt.llm._usage import token_counts
 from rlmrt.llm.base import DeltaCallback, Message, ModelReply
 
 if TYPE_CHECKING:
@@ -306,13 +307,11 @@ async def _sse_lines(
 
 
 def _reply(text: str, model: str, usage: Any, choice: dict[str, Any]) -> ModelReply:
-    counts = usage if isinstance(usage, dict) else {}
     return ModelReply(
         text=text,
         model=model,
-        input_tokens=int(counts.get("prompt_tokens") or 0),
-        output_tokens=int(counts.get("completion_tokens") or 0),
         finish_reason=choice.get("finish_reason"),
+        **token_counts(usage if isinstance(usage, dict) else None),
     )
 
 

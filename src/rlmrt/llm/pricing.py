@@ -15,6 +15,7 @@ import json
 import re
 import sys
 from collections.abc import Mapping
+from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -26,22 +27,83 @@ _TIER = re.compile(r"^input_cost_per_token_above_(\d+)k_tokens$")
 
 
 def cost_usd(
-    model: str, input_tokens: int, output_tokens: int, prices: Mapping[str, ModelPrice]
+    model: str,
+    input_tokens: int,
+    output_tokens: int,
+    prices: Mapping[str, ModelPrice],
+    *,
+    cache_read_tokens: int = 0,
+    cache_write_tokens: int = 0,
+    reasoning_tokens: int = 0,
 ) -> tuple[float, bool]:
     """Return (cost in USD, whether the model's price is known).
 
-    `prices` (USD per million tokens) is looked up by the full id, then by the name
-    after the provider prefix ("openai/gpt-4o-mini" -> "gpt-4o-mini").
+    Cache and reasoning tokens are parts of `input_tokens` and `output_tokens` (see
+    `ModelReply`); each part is priced at its own rate where the price has one, else at
+    the input or output rate. `prices` (USD per million tokens) is looked up by the full
+    id, then by the name after the provider prefix ("openai/gpt-4o-mini" -> "gpt-4o-mini").
     """
+    cached = min(input_tokens, cache_read_tokens + cache_write_tokens)
+    read = min(cache_read_tokens, cached)
+    tokens = _Tokens(
+        fresh_input=input_tokens - cached,
+        cache_read=read,
+        cache_write=cached - read,
+        answer=output_tokens - min(output_tokens, reasoning_tokens),
+        reasoning=min(output_tokens, reasoning_tokens),
+        prompt=input_tokens,
+    )
     _, _, bare = model.partition("/")
     custom = prices.get(model) or (prices.get(bare) if bare else None)
     if custom is not None:
-        cost = input_tokens * custom.input_per_mtok + output_tokens * custom.output_per_mtok
-        return cost / 1_000_000, True
+        return tokens.cost(_custom_rates(custom)) / 1_000_000, True
     entry = _lookup(model, _price_map())
     if entry is None:
         return 0.0, False
-    return _entry_cost(entry, input_tokens, output_tokens), True
+    return tokens.cost(_entry_rates(entry, input_tokens)), True
+
+
+@dataclass(frozen=True, slots=True)
+class _Rates:
+    """USD per token (or per million tokens, for custom prices) of each kind."""
+
+    input: float
+    output: float
+    cache_read: float
+    cache_write: float
+    reasoning: float
+
+
+@dataclass(frozen=True, slots=True)
+class _Tokens:
+    fresh_input: int
+    cache_read: int
+    cache_write: int
+    answer: int
+    reasoning: int
+    prompt: int
+
+    def cost(self, rates: _Rates) -> float:
+        return (
+            self.fresh_input * rates.input
+            + self.cache_read * rates.cache_read
+            + self.cache_write * rates.cache_write
+            + self.answer * rates.output
+            + self.reasoning * rates.reasoning
+        )
+
+
+def _custom_rates(price: ModelPrice) -> _Rates:
+    def _or(value: float | None, default: float) -> float:
+        return default if value is None else value
+
+    return _Rates(
+        input=price.input_per_mtok,
+        output=price.output_per_mtok,
+        cache_read=_or(price.cache_read_per_mtok, price.input_per_mtok),
+        cache_write=_or(price.cache_write_per_mtok, price.input_per_mtok),
+        reasoning=price.output_per_mtok,
+    )
 
 
 def _lookup(model: str, table: Mapping[str, Any]) -> Mapping[str, Any] | None:
@@ -57,22 +119,37 @@ def _lookup(model: str, table: Mapping[str, Any]) -> Mapping[str, Any] | None:
     return entry
 
 
-def _entry_cost(entry: Mapping[str, Any], input_tokens: int, output_tokens: int) -> float:
-    input_rate = float(entry["input_cost_per_token"])
-    output_rate = float(entry.get("output_cost_per_token") or 0.0)
-    # Long prompts cost more on some models ("..._above_200k_tokens"): the highest
-    # tier the prompt exceeds prices the whole call, as LiteLLM does.
-    tiers = sorted(
-        (int(match.group(1)) * 1000, key)
+def _entry_rates(entry: Mapping[str, Any], prompt_tokens: int) -> _Rates:
+    """The rates of a LiteLLM price entry for a prompt of `prompt_tokens`.
+
+    Long prompts cost more on some models ("..._above_200k_tokens"): the highest tier
+    the prompt exceeds prices the whole call, as LiteLLM does; each kind keeps its base
+    rate when the tier does not name it."""
+    tier = ""
+    for threshold, suffix in sorted(
+        (int(match.group(1)) * 1000, match.group(0)[len("input_cost_per_token") :])
         for key in entry
         if (match := _TIER.match(key)) is not None
+    ):
+        if prompt_tokens > threshold:
+            tier = suffix
+
+    def rate(key: str, default: float) -> float:
+        for name in (key + tier, key):
+            value = entry.get(name)
+            if isinstance(value, (int, float)) and not isinstance(value, bool):
+                return float(value)
+        return default
+
+    input_rate = rate("input_cost_per_token", 0.0)
+    output_rate = rate("output_cost_per_token", 0.0)
+    return _Rates(
+        input=input_rate,
+        output=output_rate,
+        cache_read=rate("cache_read_input_token_cost", input_rate),
+        cache_write=rate("cache_creation_input_token_cost", input_rate),
+        reasoning=rate("output_cost_per_reasoning_token", output_rate),
     )
-    for threshold, key in tiers:
-        if input_tokens > threshold:
-            input_rate = float(entry[key])
-            output_key = key.replace("input_", "output_", 1)
-            output_rate = float(entry.get(output_key, output_rate))
-    return input_tokens * input_rate + output_tokens * output_rate
 
 
 def _price_map() -> Mapping[str, Any]:

@@ -89,6 +89,9 @@ class ReplayClient(ModelClient):
             model=recorded.model,
             input_tokens=recorded.input_tokens,
             output_tokens=recorded.output_tokens,
+            cache_read_tokens=recorded.cache_read_tokens,
+            cache_write_tokens=recorded.cache_write_tokens,
+            reasoning_tokens=recorded.reasoning_tokens,
             finish_reason="stop",
         )
 

@@ -40,6 +40,9 @@ class CallCost:
     input_tokens: int
     output_tokens: int
     cost_usd: float
+    cache_read_tokens: int = 0  # parts of input_tokens
+    cache_write_tokens: int = 0
+    reasoning_tokens: int = 0  # part of output_tokens
 
     @property
     def day(self) -> str:
@@ -56,6 +59,9 @@ class CostRow:
     input_tokens: int
     output_tokens: int
     cost_usd: float
+    cache_read_tokens: int = 0
+    cache_write_tokens: int = 0
+    reasoning_tokens: int = 0
 
     def to_dict(self) -> dict[str, str | int | float]:
         return {
@@ -64,6 +70,9 @@ class CostRow:
             "runs": self.runs,
             "input_tokens": self.input_tokens,
             "output_tokens": self.output_tokens,
+            "cache_read_tokens": self.cache_read_tokens,
+            "cache_write_tokens": self.cache_write_tokens,
+            "reasoning_tokens": self.reasoning_tokens,
             "cost_usd": self.cost_usd,
         }
 
@@ -99,6 +108,9 @@ def _file_costs(project: str, path: Path, since: float | None) -> Iterator[CallC
                     input_tokens=event.input_tokens,
                     output_tokens=event.output_tokens,
                     cost_usd=event.cost_usd,
+                    cache_read_tokens=event.cache_read_tokens,
+                    cache_write_tokens=event.cache_write_tokens,
+                    reasoning_tokens=event.reasoning_tokens,
                 )
     except OSError:
         return  # removed while being read: its calls are gone
@@ -110,11 +122,14 @@ def group_costs(costs: Iterable[CallCost], by: GroupBy) -> list[CostRow]:
     runs: dict[str, set[str]] = {}
     for call in costs:
         key = _key(call, by)
-        row = sums.setdefault(key, [0, 0, 0, 0.0])
+        row = sums.setdefault(key, [0, 0, 0, 0.0, 0, 0, 0])
         row[0] += 1
         row[1] += call.input_tokens
         row[2] += call.output_tokens
         row[3] += call.cost_usd
+        row[4] += call.cache_read_tokens
+        row[5] += call.cache_write_tokens
+        row[6] += call.reasoning_tokens
         runs.setdefault(key, set()).add(call.run_id)
     rows = [
         CostRow(
@@ -124,6 +139,9 @@ def group_costs(costs: Iterable[CallCost], by: GroupBy) -> list[CostRow]:
             input_tokens=int(v[1]),
             output_tokens=int(v[2]),
             cost_usd=v[3],
+            cache_read_tokens=int(v[4]),
+            cache_write_tokens=int(v[5]),
+            reasoning_tokens=int(v[6]),
         )
         for key, v in sums.items()
     ]

@@ -86,6 +86,14 @@ class RunMetrics:
             ["project", "model", "direction"],
             registry=registry,
         )
+        self.token_parts = Counter(
+            "rlm_token_parts",
+            "Parts of rlm_tokens the providers report: input tokens read from or written to"
+            " the prompt cache (cache_read, cache_write), output tokens spent reasoning"
+            " (reasoning).",
+            ["project", "model", "part"],
+            registry=registry,
+        )
         self.cost = Counter(
             "rlm_cost_usd", "Cost of model calls in USD.", ["project", "model"], registry=registry
         )
@@ -155,6 +163,13 @@ class TreeMetrics:
             m.model_call_seconds.labels(event.model).observe(event.duration_s)
             m.tokens.labels(project, event.model, "input").inc(event.input_tokens)
             m.tokens.labels(project, event.model, "output").inc(event.output_tokens)
+            for part, count in (
+                ("cache_read", event.cache_read_tokens),
+                ("cache_write", event.cache_write_tokens),
+                ("reasoning", event.reasoning_tokens),
+            ):
+                if count:
+                    m.token_parts.labels(project, event.model, part).inc(count)
             m.cost.labels(project, event.model).inc(event.cost_usd)
         elif isinstance(event, ModelCallFailed):
             m.model_calls.labels(project, event.model, event.purpose, "error").inc()

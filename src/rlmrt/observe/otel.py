@@ -105,13 +105,17 @@ def _build_provider(endpoint: str | None, protocol: str, service: str) -> Tracer
         from opentelemetry.sdk.trace.export import BatchSpanProcessor, SpanExporter
     except ImportError as exc:
         raise MissingDependencyError("opentelemetry-sdk", "otel") from exc
-    exporter: SpanExporter
+    from rlmrt.observe.otlp_export import CountedExporter, export_timeout
+
+    inner: SpanExporter
     if protocol == "grpc":
         try:
             from opentelemetry.exporter.otlp.proto.grpc.trace_exporter import OTLPSpanExporter
         except ImportError as exc:
             raise MissingDependencyError("opentelemetry-exporter-otlp-proto-grpc", "otel") from exc
-        exporter = OTLPSpanExporter(endpoint=endpoint)
+        # an http:// endpoint means a plain-text channel (the exporter reads the scheme)
+        url = endpoint
+        inner = OTLPSpanExporter(endpoint=endpoint, timeout=export_timeout())
     else:
         try:
             from opentelemetry.exporter.otlp.proto.http.trace_exporter import (
@@ -119,14 +123,12 @@ def _build_provider(endpoint: str | None, protocol: str, service: str) -> Tracer
             )
         except ImportError as exc:
             raise MissingDependencyError("opentelemetry-exporter-otlp-proto-http", "otel") from exc
-        from rlmrt.observe.otlp_export import CountedExporter, export_timeout
-
         # OTLP/HTTP takes the signal's full path; OTEL_EXPORTER_OTLP_ENDPOINT is a base
         url = endpoint
         if endpoint and "/v1/" not in endpoint:
             url = endpoint.rstrip("/") + "/v1/traces"
-        http = HTTPSpanExporter(endpoint=url, timeout=export_timeout())
-        exporter = CountedExporter(http, url or "the OTLP endpoint")
+        inner = HTTPSpanExporter(endpoint=url, timeout=export_timeout())
+    exporter = CountedExporter(inner, url or "the OTLP endpoint")
     provider = TracerProvider(resource=Resource.create({"service.name": service}))
     provider.add_span_processor(BatchSpanProcessor(exporter))
     return provider

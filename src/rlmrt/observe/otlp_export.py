@@ -21,7 +21,10 @@ log = logging.getLogger("rlmrt")
 EXPORT_TIMEOUT_S = 3.0
 TIMEOUT_VARIABLES = ("OTEL_EXPORTER_OTLP_TRACES_TIMEOUT", "OTEL_EXPORTER_OTLP_TIMEOUT")
 # The SDK logs each retry and each failed batch; rlmrt logs the first failure instead
-SDK_RETRY_LOGGER = "opentelemetry.exporter.otlp.proto.http.trace_exporter"
+SDK_RETRY_LOGGERS = (
+    "opentelemetry.exporter.otlp.proto.http.trace_exporter",
+    "opentelemetry.exporter.otlp.proto.grpc.exporter",
+)
 
 
 def export_timeout() -> float | None:
@@ -36,7 +39,8 @@ class CountedExporter(SpanExporter):
         self.inner = inner
         self.target = target
         self.failures = 0
-        logging.getLogger(SDK_RETRY_LOGGER).addFilter(_no_retry_chatter)
+        for name in SDK_RETRY_LOGGERS:
+            logging.getLogger(name).addFilter(_no_retry_chatter)
 
     def export(self, spans: Sequence[ReadableSpan]) -> SpanExportResult:
         result = self.inner.export(spans)

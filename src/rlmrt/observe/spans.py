@@ -226,6 +226,10 @@ class SpanRecorder:
                 ),
                 "gen_ai.usage.input_tokens": event.input_tokens,
                 "gen_ai.usage.output_tokens": event.output_tokens,
+                # parts of the two above, set when the provider reported them
+                "gen_ai.usage.cache_read.input_tokens": event.cache_read_tokens or None,
+                "gen_ai.usage.cache_creation.input_tokens": event.cache_write_tokens or None,
+                "gen_ai.usage.reasoning.output_tokens": event.reasoning_tokens or None,
                 "rlm.cost_usd": event.cost_usd,
                 "gen_ai.output.messages": (
                     self._messages("assistant", event.response) if self._content else None

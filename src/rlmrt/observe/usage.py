@@ -6,6 +6,7 @@ The same ledger serves a live run (subscribed to the bus, where budgets read it)
 
 from __future__ import annotations
 
+import dataclasses
 from dataclasses import dataclass
 
 from rlmrt.events import (
@@ -27,6 +28,10 @@ class Usage:
     model_calls: int = 0
     cost_usd: float = 0.0
     wall_time_s: float = 0.0
+    # parts of the token counts above, where providers report them
+    cache_read_tokens: int = 0
+    cache_write_tokens: int = 0
+    reasoning_tokens: int = 0
 
     @property
     def total_tokens(self) -> int:
@@ -39,6 +44,9 @@ class Usage:
             "model_calls": self.model_calls,
             "cost_usd": round(self.cost_usd, 8),
             "wall_time_s": round(self.wall_time_s, 6),
+            "cache_read_tokens": self.cache_read_tokens,
+            "cache_write_tokens": self.cache_write_tokens,
+            "reasoning_tokens": self.reasoning_tokens,
         }
 
 
@@ -71,6 +79,9 @@ class UsageLedger:
                 usage.output_tokens += event.output_tokens
                 usage.model_calls += event.attempts
                 usage.cost_usd += event.cost_usd
+                usage.cache_read_tokens += event.cache_read_tokens
+                usage.cache_write_tokens += event.cache_write_tokens
+                usage.reasoning_tokens += event.reasoning_tokens
                 run = self._parent_run.get(run)
         elif isinstance(event, ModelCallFailed) and event.parent_call_id is not None:
             # a failed request was still made (and may be billed): it counts as a call
@@ -86,14 +97,7 @@ class UsageLedger:
 
     def usage(self, run_call_id: str) -> Usage:
         """A copy of the usage of one run (its subtree)."""
-        found = self._usage.get(run_call_id, Usage())
-        return Usage(
-            found.input_tokens,
-            found.output_tokens,
-            found.model_calls,
-            found.cost_usd,
-            found.wall_time_s,
-        )
+        return dataclasses.replace(self._usage.get(run_call_id, Usage()))
 
     def total(self) -> Usage:
         """Usage of the whole tree (the root run's)."""

@@ -66,7 +66,8 @@ class Reply:
     `fault`: "hang" never answers (until the client gives up or the server stops),
     "drop_stream" sends part of the reply then closes the connection,
     "malformed_json" sends a 200 whose body is not valid JSON, "close" closes the
-    connection without answering.
+    connection without answering. `usage_details` is merged into the reply's usage block
+    as a provider sends it, e.g. ``{"prompt_tokens_details": {"cached_tokens": 64}}``.
     """
 
     text: str = ""
@@ -75,6 +76,7 @@ class Reply:
     fault: Fault = None
     prompt_tokens: int | None = None
     completion_tokens: int | None = None
+    usage_details: dict[str, Any] | None = None
     error_body: dict[str, Any] | None = None
     headers: dict[str, str] | None = None
 

@@ -375,10 +375,11 @@ class ScriptedOpenAIServer:
             if reply.completion_tokens is not None
             else len(reply.text) // 4 + 1
         )
-        usage = {
+        usage: dict[str, Any] = {
             "prompt_tokens": prompt_tokens,
             "completion_tokens": completion_tokens,
             "total_tokens": prompt_tokens + completion_tokens,
+            **(reply.usage_details or {}),
         }
         model = request.model or "scripted-model"
         if request.stream:
@@ -428,7 +429,7 @@ class ScriptedOpenAIServer:
         reply: Reply,
         completion_id: str,
         model: str,
-        usage: dict[str, int],
+        usage: dict[str, Any],
         writer: asyncio.StreamWriter,
         keep_alive: bool,
         extra: Mapping[str, str],
