@@ -62,3 +62,35 @@ def make_rlm(tmp_path: Path) -> Iterator[Callable[..., RLM]]:
     yield factory
     for rlm in made:
         rlm.close()
+
+
+# Exceptions chained deeper than this are cut before pytest formats a failure.
+_MAX_CHAIN = 30
+
+
+@pytest.hookimpl(hookwrapper=True)
+def pytest_runtest_makereport(item: pytest.Item, call: pytest.CallInfo[None]) -> Iterator[None]:
+    """Report a failure whose exception is chained hundreds deep (a recursion bomb's
+    finally blocks chain one error per frame) as a failure, not as pytest's own
+    INTERNALERROR: formatting the chain recursively overflows the stack, and the run
+    would end there with no word on which test failed."""
+    if call.excinfo is not None:
+        _cut_chain(call.excinfo.value)
+    yield
+
+
+def _cut_chain(exc: BaseException, seen: set[int] | None = None) -> None:
+    """Cut `exc`'s chain (and those of the exceptions of a group) after _MAX_CHAIN links."""
+    seen = set() if seen is None else seen
+    current: BaseException | None = exc
+    depth = 0
+    while current is not None and id(current) not in seen:
+        seen.add(id(current))
+        for member in getattr(current, "exceptions", ()):  # an exception group
+            _cut_chain(member, seen)
+        depth += 1
+        following = current.__cause__ or current.__context__
+        if depth >= _MAX_CHAIN:
+            current.__cause__ = current.__context__ = None
+            return
+        current = following

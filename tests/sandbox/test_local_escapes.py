@@ -305,7 +305,9 @@ async def test_infinite_work_times_out(code: str) -> None:
         result = await sandbox.execute(code)
         elapsed = time.monotonic() - started
         assert_failed(result, "TimeoutError: execution exceeded the 1 s time limit")
-        assert elapsed < 2.0
+        # enforced: back within the limit and the grace (0.7 s) the worker gets to unwind,
+        # with the slack the contract tests give a loaded machine
+        assert elapsed < 1 + 2, f"took {elapsed:.1f}s"
         await assert_still_works(sandbox)
     finally:
         await sandbox.aclose()
@@ -325,7 +327,7 @@ async def test_timeout_with_swallowing_code_in_c_waits() -> None:
         )
         started = time.monotonic()
         result = await sandbox.execute(code)
-        assert time.monotonic() - started < 1.5
+        assert time.monotonic() - started < 0.5 + 2  # see test_infinite_work_times_out
         assert_failed(result, "TimeoutError")
         await assert_still_works(sandbox)
     finally:
