@@ -34,7 +34,11 @@ class Notes:
         yield
 
 
-@pytest.mark.parametrize("step", ["process", "wasm", "docker", "browser", "observe"])
+@pytest.mark.parametrize(
+    "step",
+    # observe imports Phoenix (seconds) to name its version
+    ["process", "wasm", "docker", "browser", pytest.param("observe", marks=pytest.mark.slow)],
+)
 def test_a_second_run_does_nothing_and_says_so(rlm_cli, step: str) -> None:
     if step == "observe" and not (phoenix_venv() / "bin" / "phoenix").is_file() and not ROOT:
         pytest.skip("Phoenix is not installed and this is not root")
@@ -50,6 +54,25 @@ def test_a_second_run_does_nothing_and_says_so(rlm_cli, step: str) -> None:
     if step in ("process", "wasm", "docker"):  # its doctor row, which is fine now
         assert "rlm doctor" in second.output
         assert f"{step} sandbox │ ok" in second.output
+
+
+@pytest.mark.slow
+def test_wasm_installs_into_an_empty_runtime_folder_once(
+    rlm_cli, monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
+    """The install path: npm (its cache makes this seconds), the snapshot, the row."""
+    folder = tmp_path / "wasm"
+    monkeypatch.setenv("RLMRT_WASM_DIR", str(folder))
+    monkeypatch.setenv("COLUMNS", "400")
+    first = rlm_cli("setup", "wasm")
+    assert first.exit_code == 0, first.output
+    assert "wasm: installed deno@" in first.output
+    assert "wasm: done: deno=" in first.output and f"memory snapshot {folder}" in first.output
+    assert "│ wasm sandbox │ ok     │ Deno " in first.output
+    assert (folder / ".installed").read_text().startswith("deno=")
+    second = rlm_cli("setup", "wasm")
+    assert "wasm: ready, nothing to do: " in second.output
+    assert "installed deno@" not in second.output
 
 
 def test_without_root_the_docker_step_prints_the_command(
