@@ -101,7 +101,7 @@ def test_without_root_a_missing_package_names_the_apt_command(
 ) -> None:
     monkeypatch.setattr(process_module, "BWRAP", str(tmp_path / "no-bwrap"))
     monkeypatch.setenv("COLUMNS", "400")  # the doctor row on one line
-    result = rlm_cli("setup", "process", "--no-root")
+    result = rlm_cli("setup", "--no-root", "process")  # the flag of the group holds too
     assert result.exit_code == 1
     assert "process: not finished: missing: bubblewrap (Debian packages)" in result.output
     assert (

@@ -173,44 +173,45 @@ def setup_all(ctx: typer.Context, as_user: AsUser = False) -> None:
     """Set up every part, in this order: process (bubblewrap), wasm (Deno and Pyodide),
     docker (engine and image), browser (Chromium), observe (Phoenix, Prometheus), model
     (the local model, 1.1 GB). Each step does only what is missing."""
+    ctx.obj = as_user  # `rlm setup --no-root STEP` holds for the step too
     if ctx.invoked_subcommand is None:
         _run(list(STEPS), as_user)
 
 
 @setup_app.command("process")
-def process(as_user: AsUser = False) -> None:
+def process(ctx: typer.Context, as_user: AsUser = False) -> None:
     """Install bubblewrap (Debian; needs root), which isolates the process sandbox."""
-    _run(["process"], as_user)
+    _run(["process"], as_user or ctx.obj is True)
 
 
 @setup_app.command("wasm")
-def wasm(as_user: AsUser = False) -> None:
+def wasm(ctx: typer.Context, as_user: AsUser = False) -> None:
     """Install the wasm sandbox's Deno and Pyodide (npm, pinned versions) into its runtime
     folder and make its memory snapshot."""
-    _run(["wasm"], as_user)
+    _run(["wasm"], as_user or ctx.obj is True)
 
 
 @setup_app.command("docker")
-def docker(as_user: AsUser = False) -> None:
+def docker(ctx: typer.Context, as_user: AsUser = False) -> None:
     """Install Docker and debootstrap (Debian), start dockerd, build the docker sandbox's
     image offline from Debian packages. Needs root."""
-    _run(["docker"], as_user)
+    _run(["docker"], as_user or ctx.obj is True)
 
 
 @setup_app.command("browser")
-def browser(as_user: AsUser = False) -> None:
+def browser(ctx: typer.Context, as_user: AsUser = False) -> None:
     """Install headless Chromium (Debian; needs root) for the visualizer's browser test."""
-    _run(["browser"], as_user)
+    _run(["browser"], as_user or ctx.obj is True)
 
 
 @setup_app.command("observe")
-def observe(as_user: AsUser = False) -> None:
+def observe(ctx: typer.Context, as_user: AsUser = False) -> None:
     """Install the telemetry backends the observe tests use: Arize Phoenix in its own
     virtual environment, Prometheus and Alertmanager (Debian; needs root)."""
-    _run(["observe"], as_user)
+    _run(["observe"], as_user or ctx.obj is True)
 
 
 @setup_app.command("model")
-def model(as_user: AsUser = False) -> None:
+def model(ctx: typer.Context, as_user: AsUser = False) -> None:
     """Download the default local model (as `rlm model pull`)."""
-    _run(["model"], as_user)
+    _run(["model"], as_user or ctx.obj is True)
