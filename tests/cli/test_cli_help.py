@@ -10,7 +10,7 @@ import typer
 from typer.core import TyperGroup
 from typer.testing import CliRunner
 
-from rlmrt.cli._help import one_line_per_paragraph
+from rlmrt.cli._help import one_line_per_paragraph, reflow_help
 from rlmrt.cli.main import app
 
 
@@ -56,3 +56,25 @@ def test_every_help_paragraph_renders_on_one_line() -> None:
         for paragraph in help_text.split("\n\n"):
             assert "\n" not in paragraph, f"rlm {' '.join(path)}: {paragraph!r}"
             assert paragraph in lines, f"rlm {' '.join(path)} --help cut {paragraph!r}:\n{out}"
+
+
+def test_reflow_reaches_callbacks_sub_apps_and_given_help() -> None:
+    def top() -> None:
+        """Top help
+        on two lines."""
+
+    def leaf() -> None:
+        """Leaf help
+        on two lines."""
+
+    sub = typer.Typer(help="Sub help\non two lines.")
+    sub.command("leaf")(leaf)
+    app = typer.Typer()
+    app.callback()(top)
+    app.add_typer(sub, name="sub", help="Given help\non two lines.")
+    reflow_help(app)
+    assert app.registered_callback is not None
+    assert app.registered_callback.help == "Top help on two lines."
+    assert app.registered_groups[0].help == "Given help on two lines."
+    assert sub.info.help == "Sub help on two lines."
+    assert sub.registered_commands[0].help == "Leaf help on two lines."

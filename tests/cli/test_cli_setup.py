@@ -5,18 +5,23 @@ with its `rlm doctor` row."""
 from __future__ import annotations
 
 import os
+import shutil
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
 
 import pytest
 
+from rlmrt.local import store
+from rlmrt.local.catalog import get_model
 from rlmrt.sandbox import process as process_module
 from rlmrt.setup import Host, Outcome
 from rlmrt.setup._host import apt_install, run_quiet
 from rlmrt.setup.observe import phoenix_venv
 
 ROOT = os.geteuid() == 0
+# the real model cache (`rlm model pull`), read before the tests isolate RLMRT_HOME
+MODELS_DIR = str(store.models_dir())
 
 
 class Notes:
@@ -134,3 +139,34 @@ def test_a_failed_command_is_a_setup_error_with_its_output() -> None:
         run_quiet(["sh", "-c", "echo boom >&2; exit 3"])
     with pytest.raises(SetupError, match="cannot run /nonexistent/tool"):
         run_quiet(["/nonexistent/tool"])
+
+
+def test_the_model_step_finds_the_pulled_model(rlm_cli, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("RLMRT_MODELS_DIR", MODELS_DIR)
+    monkeypatch.setenv("COLUMNS", "400")
+    if not store.verified(get_model(None)):
+        pytest.skip(f"the local model is not in {MODELS_DIR} (rlm model pull)")
+    result = rlm_cli("setup", "model")
+    assert result.exit_code == 0, result.output
+    assert "model: ready, nothing to do: " in result.output
+    assert "(1.12 GB, sha256 checked) already in the cache" in result.output
+    assert "│ local model │ ok     │ qwen2.5-coder-1.5b ready" in result.output
+
+
+def test_the_phoenix_venv_is_where_the_setting_says(
+    monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
+    monkeypatch.setenv("RLMRT_PHOENIX_VENV", str(tmp_path / "phoenix"))
+    assert phoenix_venv() == tmp_path / "phoenix"
+    monkeypatch.delenv("RLMRT_PHOENIX_VENV")
+    monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path / "cache"))
+    assert phoenix_venv() == tmp_path / "cache" / "rlmrt" / "phoenix"
+
+
+@pytest.mark.slow
+@pytest.mark.skipif(not ROOT or not shutil.which("apt-get"), reason="needs root and apt-get")
+def test_apt_install_as_root_runs_apt_get() -> None:
+    """An installed package: apt-get runs (update, install) and changes nothing."""
+    notes = Notes()
+    assert apt_install(Host(root=True, rlm="rlm"), notes, "x", ["bubblewrap"]) is None
+    assert notes.lines == ["working: installing bubblewrap (apt-get)", "installed bubblewrap"]
