@@ -17,7 +17,8 @@ RLMError                         every error rlmrt raises
     │   └── KernelTimeout        the sandbox kernel did not answer a request in time
     ├── BudgetExceededError      a limit of the run tree was reached (names it)
     ├── PullError                no source could deliver a local model's file
-    └── ServerError              the local model server did not start or answer
+    ├── ServerError              the local model server did not start or answer
+    └── SetupError               a set-up step failed (a package install, a daemon start)
 ```
 
 Errors raised by sandboxed code are not exceptions on the host: they are data in
@@ -120,3 +121,8 @@ class PullError(RunError):
 
 class ServerError(RunError):
     """The local model server could not be started or did not answer."""
+
+
+class SetupError(RunError):
+    """A set-up step (`rlm setup`) failed: a package did not install, a daemon did not
+    start; the message holds the end of the failed command's output."""

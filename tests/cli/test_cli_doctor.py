@@ -151,7 +151,8 @@ def test_process_sandbox_without_bubblewrap_warns(
     row = checks(rlm_cli, 0)["process sandbox"]
     assert row["level"] == "warn"
     assert row["detail"].startswith(
-        "bubblewrap not found: install bubblewrap (apt-get install bubblewrap); enforced: "
+        "bubblewrap not found: `rlm setup process` installs it (as root: Debian's bubblewrap);"
+        " enforced: "
     )
     assert "not enforced: isolation (bubblewrap not found at" in row["detail"]
 
@@ -210,14 +211,14 @@ def test_docker_sandbox_without_engine_warns(rlm_cli, monkeypatch, tmp_path: Pat
     row = checks(rlm_cli, 0)["docker sandbox"]
     assert row["level"] == "warn"
     assert row["detail"].startswith("not available: SandboxError: cannot reach the Docker engine")
-    assert row["detail"].endswith("run scripts/setup-docker (as root)")
+    assert row["detail"].endswith("run `rlm setup docker` (as root)")
 
 
 def test_docker_sandbox_without_image_warns(rlm_cli, monkeypatch) -> None:
     monkeypatch.setenv("RLMRT_DOCKER_IMAGE", "rlmrt-sandbox:not-built")
     row = checks(rlm_cli, 0)["docker sandbox"]
     assert row["level"] == "warn"
-    assert "image rlmrt-sandbox:not-built missing; run scripts/setup-docker" in row["detail"]
+    assert "image rlmrt-sandbox:not-built missing; run `rlm setup docker`" in row["detail"]
 
 
 def test_the_sandbox_in_use_says_whether_its_limits_hold(rlm_cli, monkeypatch) -> None:

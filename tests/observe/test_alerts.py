@@ -103,7 +103,7 @@ def test_an_unreachable_receiver_never_fails_or_slows_a_run(serve, make_rlm) -> 
     assert sender.failures == 2 and sender.sent == 0  # type: ignore[attr-defined]
 
 
-@pytest.mark.skipif(PROMTOOL is None, reason="needs promtool: scripts/setup-observe")
+@pytest.mark.skipif(PROMTOOL is None, reason="needs promtool: rlm setup observe")
 def test_the_shipped_prometheus_rules_pass_promtool() -> None:
     import subprocess
 
@@ -116,7 +116,7 @@ def test_the_shipped_prometheus_rules_pass_promtool() -> None:
 
 
 @pytest.mark.slow
-@pytest.mark.skipif(ALERTMANAGER is None, reason="needs alertmanager: scripts/setup-observe")
+@pytest.mark.skipif(ALERTMANAGER is None, reason="needs alertmanager: rlm setup observe")
 def test_alertmanager_forwards_a_budget_alert(serve, make_rlm, tmp_path: Path) -> None:
     server = serve(one_sub_call)
     with webhook() as hook:
@@ -156,7 +156,7 @@ def test_alertmanager_forwards_a_budget_alert(serve, make_rlm, tmp_path: Path) -
 
 @pytest.mark.slow
 @pytest.mark.timeout(180)
-@pytest.mark.skipif(PROMETHEUS is None, reason="needs prometheus: scripts/setup-observe")
+@pytest.mark.skipif(PROMETHEUS is None, reason="needs prometheus: rlm setup observe")
 def test_the_shipped_rules_fire_on_a_run_that_errors(serve, make_rlm, tmp_path: Path) -> None:
     broken = {"on": False}
 

@@ -94,7 +94,7 @@ def test_metrics_off_when_asked(serve, make_rlm) -> None:
 
 
 @pytest.mark.slow
-@pytest.mark.skipif(PROMETHEUS is None, reason="needs prometheus: scripts/setup-observe")
+@pytest.mark.skipif(PROMETHEUS is None, reason="needs prometheus: rlm setup observe")
 def test_prometheus_scrapes_real_runs(serve, make_rlm, tmp_path: Path) -> None:
     port = free_port()
     server_, thread = serve_metrics(port)

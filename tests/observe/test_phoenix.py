@@ -1,5 +1,5 @@
 """A real OTLP backend receives a run's spans: Arize Phoenix on 127.0.0.1 (from its own
-venv, see scripts/setup-observe, with its storage in a temp folder), queried back
+venv, see `rlm setup observe`, with its storage in a temp folder), queried back
 through Phoenix's own client for the run's spans, their parents and token counts."""
 
 from __future__ import annotations
@@ -30,7 +30,7 @@ ARTIFACTS = Path(__file__).resolve().parents[1] / "artifacts"
 pytestmark = [
     pytest.mark.slow,
     pytest.mark.timeout(300),  # Phoenix takes 20-80 s to start on a busy machine
-    pytest.mark.skipif(not PHOENIX.exists(), reason="needs Phoenix: scripts/setup-observe"),
+    pytest.mark.skipif(not PHOENIX.exists(), reason="needs Phoenix: rlm setup observe"),
 ]
 
 # Phoenix's own client, run in Phoenix's venv: the spans of one trace as JSON
@@ -128,7 +128,7 @@ def test_phoenix_receives_the_spans_of_a_run(
 
 
 @pytest.mark.browser
-@pytest.mark.skipif(not CHROMIUM.exists(), reason="needs chromium: scripts/setup-browser")
+@pytest.mark.skipif(not CHROMIUM.exists(), reason="needs chromium: rlm setup browser")
 def test_phoenix_shows_the_trace_in_chromium(phoenix: str, serve, make_rlm, tmp_path) -> None:
     """The trace page of a run, rendered by a real headless Chromium; the screenshot is
     kept in tests/artifacts/ (the README's picture is one of these)."""

@@ -1,4 +1,4 @@
-"""The wasm sandbox with its real parts (Deno and Pyodide from scripts/setup-wasm):
+"""The wasm sandbox with its real parts (Deno and Pyodide from `rlm setup wasm`):
 permissions, quotas, the offline package story and calls to the host.
 
 Pyodide takes seconds to start: most tests share one sandbox per module and leave it
@@ -98,7 +98,7 @@ def test_missing_runtime_names_the_part_and_the_setup(
     with pytest.raises(MissingDependencyError) as caught:
         Sandbox("wasm")
     message = str(caught.value)
-    assert "Deno" in message and "setup-wasm" in message and "nowhere" in message
+    assert "Deno" in message and "rlm setup wasm" in message and "nowhere" in message
     assert caught.value.extra == "wasm"
     deno = tmp_path / "half" / "node_modules" / "deno" / "deno"
     deno.parent.mkdir(parents=True)
@@ -388,10 +388,12 @@ def test_doctor_says_how_to_get_the_runtime(
     from rlmrt.cli import doctor_cmd
 
     monkeypatch.setenv("RLMRT_WASM_DIR", str(tmp_path))
-    check = doctor_cmd._sandbox("wasm")
-    assert check.level == "warn" and "setup-wasm" in check.detail and str(tmp_path) in check.detail
+    check = doctor_cmd.sandbox_check("wasm")
+    assert (
+        check.level == "warn" and "rlm setup wasm" in check.detail and str(tmp_path) in check.detail
+    )
     monkeypatch.setitem(sys.modules, "rlmrt.sandbox.wasm", None)
-    check = doctor_cmd._sandbox("wasm")
+    check = doctor_cmd.sandbox_check("wasm")
     assert check.level == "warn" and check.detail.startswith("not available in this rlmrt")
 
 
@@ -399,7 +401,7 @@ def test_doctor_says_how_to_get_the_runtime(
 def test_doctor_reports_a_ready_runtime() -> None:
     from rlmrt.cli import doctor_cmd
 
-    check = doctor_cmd._sandbox("wasm")
+    check = doctor_cmd.sandbox_check("wasm")
     assert check.level == "ok"
     assert wasm_module.DENO_VERSION in check.detail and wasm_module.PYODIDE_VERSION in check.detail
     assert "not enforced: file_bytes" in check.detail

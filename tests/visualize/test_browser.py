@@ -16,7 +16,7 @@ from browser import CHROMIUM, capture
 
 pytestmark = [
     pytest.mark.browser,
-    pytest.mark.skipif(not CHROMIUM.exists(), reason="needs chromium: scripts/setup-browser"),
+    pytest.mark.skipif(not CHROMIUM.exists(), reason="needs chromium: rlm setup browser"),
 ]
 
 ARTIFACTS = Path(__file__).resolve().parents[1] / "artifacts"

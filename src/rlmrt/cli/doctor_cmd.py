@@ -52,7 +52,12 @@ def doctor(
     if as_json:
         print(json.dumps({"ok": not failed, "checks": [asdict(c) for c in checks]}))
     else:
-        _print(checks)
+        console = Console()
+        console.print(doctor_table(checks))
+        fails = sum(c.level == "fail" for c in checks)
+        warns = sum(c.level == "warn" for c in checks)
+        summary = "all good" if not fails and not warns else f"{fails} failed, {warns} warnings"
+        console.print(summary, markup=False, highlight=False)
     if failed:
         raise typer.Exit(EXIT_RUN_ERROR)
 
@@ -62,13 +67,13 @@ def run_checks(project: str | None = None) -> list[Check]:
 
     checks = [_python(), _rlmrt(), _import("RestrictedPython"), _import("litellm", timed=True)]
     diagnoses = {kind: diagnose(kind) for kind in SANDBOXES.names()}
-    checks.extend(_sandbox(kind, found) for kind, found in diagnoses.items())
-    config, config_check = _config(project)
-    checks.append(config_check)
+    checks.extend(sandbox_check(kind, found) for kind, found in diagnoses.items())
+    config, settings = config_check(project)
+    checks.append(settings)
     checks.append(_configured_sandbox(config, diagnoses.get(config.sandbox.kind)))
     checks.append(_trajectories(config))
     checks.append(_model(config))
-    checks.append(_local_model(config))
+    checks.append(local_model_check(config))
     checks.append(_keys(config))
     if config.llm.api_base:
         checks.append(_api_base(config))
@@ -127,7 +132,7 @@ def _configured_sandbox(config: RLMConfig, found: Diagnosis | None) -> Check:
     return Check("sandbox in use", "warn", detail)
 
 
-def _sandbox(kind: str, found: Diagnosis | None = None) -> Check:
+def sandbox_check(kind: str, found: Diagnosis | None = None) -> Check:
     """What the sandbox kind `kind` says of itself on this machine (`found`: its
     `diagnose`, made here when not given)."""
     if found is None:
@@ -137,7 +142,7 @@ def _sandbox(kind: str, found: Diagnosis | None = None) -> Check:
     return Check(f"{kind} sandbox", found.status, found.describe())
 
 
-def _config(project: str | None = None) -> tuple[RLMConfig, Check]:
+def config_check(project: str | None = None) -> tuple[RLMConfig, Check]:
     from rlmrt.config import RLMConfig, find_config_file
     from rlmrt.errors import UsageError
     from rlmrt.projects import active_project, load_project_config
@@ -185,7 +190,7 @@ def _model(config: RLMConfig) -> Check:
     return Check("model", "ok", f"{config.llm.model}{sub}")
 
 
-def _local_model(config: RLMConfig) -> Check:
+def local_model_check(config: RLMConfig) -> Check:
     """Whether the embedded local model can serve runs, and whether runs will use it."""
     from rlmrt.local import store
     from rlmrt.local.catalog import get_model
@@ -257,7 +262,8 @@ def _api_base(config: RLMConfig) -> Check:
 _STYLES: dict[Level, str] = {"ok": "green", "warn": "yellow", "fail": "bold red"}
 
 
-def _print(checks: list[Check]) -> None:
+def doctor_table(checks: list[Check]) -> Table:
+    """The checks as the table `rlm doctor` prints (`rlm setup` prints its rows)."""
     from rich.text import Text
 
     table = Table(title="rlm doctor", title_justify="left")
@@ -266,9 +272,4 @@ def _print(checks: list[Check]) -> None:
     table.add_column("detail", overflow="fold")
     for check in checks:
         table.add_row(check.name, Text(check.level, style=_STYLES[check.level]), Text(check.detail))
-    console = Console()
-    console.print(table)
-    fails = sum(c.level == "fail" for c in checks)
-    warns = sum(c.level == "warn" for c in checks)
-    summary = "all good" if not fails and not warns else f"{fails} failed, {warns} warnings"
-    console.print(summary, markup=False, highlight=False)
+    return table

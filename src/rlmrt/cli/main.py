@@ -10,6 +10,7 @@ from typing import Annotated
 import typer
 
 from rlmrt.cli._errors import ErrorHandlingGroup
+from rlmrt.cli._help import reflow_help
 from rlmrt.cli.chat_cmd import chat
 from rlmrt.cli.config_cmd import config_app
 from rlmrt.cli.costs_cmd import costs
@@ -23,6 +24,7 @@ from rlmrt.cli.model_cmd import model_app
 from rlmrt.cli.project_cmd import project_app
 from rlmrt.cli.replay_cmd import replay
 from rlmrt.cli.run_cmd import run
+from rlmrt.cli.setup_cmd import setup_app
 from rlmrt.cli.visualize_cmd import visualize
 
 app = typer.Typer(
@@ -71,6 +73,8 @@ app.add_typer(model_app, name="model")
 app.add_typer(mcp_app, name="mcp")
 app.add_typer(project_app, name="project")
 app.add_typer(metrics_app, name="metrics")
+app.add_typer(setup_app, name="setup")
+reflow_help(app)
 
 if __name__ == "__main__":  # pragma: no cover - `python -m rlmrt.cli.main`
     app()

@@ -5,10 +5,14 @@ from __future__ import annotations
 import json
 import os
 import subprocess
-from typing import Annotated
+from typing import TYPE_CHECKING, Annotated
 
 import typer
 from rich.console import Console
+
+if TYPE_CHECKING:
+    from rlmrt.local.catalog import LocalModel
+    from rlmrt.local.pull import PullResult
 
 model_app = typer.Typer(
     help="The embedded local model: download it, serve it, remove it.",
@@ -32,39 +36,40 @@ def pull(
     """Download a local model into the cache and check its sha256."""
     from rlmrt.local.catalog import get_model
     from rlmrt.local.pull import SOURCES
-    from rlmrt.local.pull import pull as pull_model
 
     model = get_model(name)
-    console = Console(stderr=True)
-    sources = tuple(source) if source else SOURCES
-    if console.is_terminal:
-        from rich.progress import (
-            BarColumn,
-            DownloadColumn,
-            Progress,
-            TransferSpeedColumn,
-        )
-
-        with Progress(
-            "[progress.description]{task.description}",
-            BarColumn(),
-            DownloadColumn(),
-            TransferSpeedColumn(),
-            console=console,
-            transient=True,
-        ) as bar:
-            task = bar.add_task(model.name, total=model.size)
-
-            def show(done: int, total: int, what: str) -> None:
-                bar.update(task, completed=done, total=total, description=what)
-
-            result = pull_model(model, sources=sources, progress=show, force=force)
-    else:
-        result = pull_model(model, sources=sources, force=force)
+    result = pull_with_progress(model, tuple(source) if source else SOURCES, force=force)
     for reason in result.skipped:
         print(f"skipped {reason}")
     served = "already in the cache" if result.source == "cache" else f"from {result.source}"
     print(f"{model.name}: {result.path} ({model.size_gb:.2f} GB, sha256 checked) {served}")
+
+
+def pull_with_progress(
+    model: LocalModel, sources: tuple[str, ...], *, force: bool = False
+) -> PullResult:
+    """Pull `model`, with a progress bar on stderr when it is a terminal."""
+    from rlmrt.local.pull import pull as pull_model
+
+    console = Console(stderr=True)
+    if not console.is_terminal:
+        return pull_model(model, sources=sources, force=force)
+    from rich.progress import BarColumn, DownloadColumn, Progress, TransferSpeedColumn
+
+    with Progress(
+        "[progress.description]{task.description}",
+        BarColumn(),
+        DownloadColumn(),
+        TransferSpeedColumn(),
+        console=console,
+        transient=True,
+    ) as bar:
+        task = bar.add_task(model.name, total=model.size)
+
+        def show(done: int, total: int, what: str) -> None:
+            bar.update(task, completed=done, total=total, description=what)
+
+        return pull_model(model, sources=sources, progress=show, force=force)
 
 
 @model_app.command("list")

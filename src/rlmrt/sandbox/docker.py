@@ -87,7 +87,7 @@ def docker_client() -> DockerClient:
                 "the docker sandbox needs the Docker SDK: pip install 'rlmrt[docker]'"
             ) from exc
         host = os.environ.get("DOCKER_HOST") or DEFAULT_DOCKER_HOST
-        hint = "is dockerd running? scripts/setup-docker starts it"
+        hint = "is dockerd running? `rlm setup docker` starts it"
         if host.startswith("unix://") and not _unix_socket_answers(host[len("unix://") :]):
             # checked here: the SDK leaks its socket when the engine is not there
             raise SandboxError(f"cannot reach the Docker engine at {host} ({hint})")
@@ -138,7 +138,7 @@ class DockerSandbox(KernelBackend):
     @classmethod
     def diagnose(cls) -> Diagnosis:
         """Whether the Docker SDK, a reachable engine and the sandbox image are there."""
-        fix = "run scripts/setup-docker (as root)"
+        fix = "run `rlm setup docker` (as root)"
         try:
             version = docker_client().version().get("Version", "?")
             image = os.environ.get("RLMRT_DOCKER_IMAGE") or DEFAULT_IMAGE

@@ -149,7 +149,7 @@ class ProcessSandbox(KernelBackend):
     def diagnose(cls) -> Diagnosis:
         quotas = (*cls.quota_report(),)
         if not bubblewrap_available():
-            fix = "install bubblewrap (apt-get install bubblewrap)"
+            fix = "`rlm setup process` installs it (as root: Debian's bubblewrap)"
             return Diagnosis(status="warn", detail=f"bubblewrap not found: {fix}", quotas=quotas)
         return Diagnosis(status="ok", detail="bubblewrap available", quotas=quotas)
 

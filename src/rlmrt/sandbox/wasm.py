@@ -2,7 +2,7 @@
 
 How it runs (``kind = "wasm"``):
 
-- Deno and Pyodide come from the npm registry, installed once by ``scripts/setup-wasm``
+- Deno and Pyodide come from the npm registry, installed once by ``rlm setup wasm``
   into `runtime_dir()` (``$RLMRT_WASM_DIR``, default ``$RLMRT_HOME/wasm``); nothing is
   downloaded at run time. Node is not used: Python in Pyodide reaches JavaScript through
   the ``js`` module, and under Node that means ``child_process``.
@@ -60,7 +60,7 @@ __all__ = ["WasmSandbox", "find_runtime", "runtime_dir"]
 DENO_VERSION = "2.9.6"
 PYODIDE_VERSION = "0.29.5"
 SETUP_HINT = (
-    "run scripts/setup-wasm from the rlmrt source tree, or: npm install --prefix {dir}"
+    "run `rlm setup wasm`, or: npm install --prefix {dir}"
     f" deno@{DENO_VERSION} pyodide@{PYODIDE_VERSION}"
 )
 _MB = 1 << 20
