@@ -238,6 +238,44 @@ def test_an_empty_result_confirmed_by_another_block_is_an_answer(serve, make_rlm
     assert len(server.requests) == 3
 
 
+TICKETS = "\n".join(
+    f"T-{n:03d},{status},team{n % 3}"
+    for n, status in enumerate(["OPEN", "REOPENED", "CLOSED", "OPEN", "REOPENED", "REOPENED"])
+)
+
+
+def test_a_substring_test_that_also_counts_longer_values_gets_a_note(serve, make_rlm) -> None:
+    """`'OPEN' in line` also counts the REOPENED lines: the count runs clean and looks
+    right, so the model is shown the longer values and how many lines hold them."""
+    replies = [
+        repl("print(sum(1 for line in context.splitlines() if 'OPEN' in line))"),
+        repl("print(sum(1 for line in context.splitlines() if line.split(',')[1] == 'OPEN'))"),
+        "```repl\n2",
+    ]
+    server = serve(lambda r: replies[turn(r)])
+    result = small(make_rlm, server).completion(
+        "How many tickets have status OPEN?", context=TICKETS
+    )
+    assert (result.answer, result.partial) == ("2", False)
+    note = server.requests[1].last_user_text
+    assert "'OPEN' is also a part of other values: 'REOPENED' (3 lines)" in note
+    assert "lines with 'OPEN' on its own: 2" in note
+    assert "Check this result" not in server.requests[2].last_user_text  # == tests no part
+
+
+def test_a_substring_test_is_noted_once_and_not_for_exact_values(serve, make_rlm) -> None:
+    replies = [
+        repl("print(context.count('CLOSED'))"),  # CLOSED alone only: nothing to say
+        repl("print(context.count('OPEN'))"),
+        repl("print(context.count('OPEN'), 'again')"),
+        "```repl\n5",
+    ]
+    server = serve(lambda r: replies[turn(r)])
+    small(make_rlm, server).completion("How many tickets say OPEN?", context=TICKETS)
+    notes = [request.last_user_text for request in server.requests[1:]]
+    assert ["Check this result" in note for note in notes] == [False, True, False]
+
+
 def test_the_runtimes_line_numbers_back_no_answer(serve, make_rlm) -> None:
     """Over an expense ledger a model answered 10 after seeing 'line 10: ...' in the
     lines the runtime showed it; 10 is not in any line's text."""

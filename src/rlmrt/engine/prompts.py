@@ -104,6 +104,13 @@ EMPTY_RESULT_NOTE = (
     "spacing, case, which field holds what), fix it and run it again."
 )
 
+NEAR_MISS_NOTE = (
+    "Check this result: your code tests for {literal} as a part of the text, and in "
+    "`context` {literal} is also a part of other values: {others} (lines with {literal} on "
+    "its own: {exact:,}). If the question means exactly {literal}, compare whole values "
+    "(split each line into its fields and use ==) and run it again."
+)
+
 NOT_AN_ANSWER_NOTE = (
     "FINAL({answer}) is {reason}, not an answer to the question. Reply with the answer "
     "itself: FINAL(value), or run code to find it."

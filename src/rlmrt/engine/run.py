@@ -19,6 +19,7 @@ from rlmrt.engine.answers import non_answer
 from rlmrt.engine.bridge import RunBridge
 from rlmrt.engine.context_input import LoadedContext, load_context
 from rlmrt.engine.evidence import Evidence, empty_result, lines_holding, peek_lines
+from rlmrt.engine.near_miss import near_misses
 from rlmrt.engine.parsing import (
     FinalMarker,
     final_call_value,
@@ -36,6 +37,7 @@ from rlmrt.engine.prompts import (
     DOUBTED_FINAL_NOTE,
     EMPTY_OUTPUT_NOTE,
     EMPTY_RESULT_NOTE,
+    NEAR_MISS_NOTE,
     NO_CODE_FEEDBACK,
     NOT_AN_ANSWER_NOTE,
     PARTIAL_FINAL_NOTE,
@@ -124,6 +126,7 @@ class Run:
         self._evidence = Evidence()  # read only with the profile's checked_final
         self._peek: list[str] = []  # the lines the first prompt showed
         self._about: list[str] | None = None  # lines about the question, found once
+        self._near_missed: set[str] = set()  # substring tests already noted
         # after a repeated block, the next call samples warmer: at temperature 0 a model
         # that repeated itself once repeats itself forever
         self._unstick: float | None = None
@@ -325,6 +328,7 @@ class Run:
                 if checked:
                     self._evidence.record(code, result)
                     outputs.extend(await self._empty_result_note(code, result))
+                    outputs.extend(await self._near_miss_note(code, result))
                 repeats = self._repeat_note(code, result)
                 outputs.extend(repeats)
                 pointed = (
@@ -375,6 +379,30 @@ class Run:
             return []
         self._evidence.doubt(empty, code)
         return [EMPTY_RESULT_NOTE.format(output=empty, lines="\n".join(self._about))]
+
+    async def _near_miss_note(self, code: str, result: ExecResult) -> list[str]:
+        """A note when the block's substring test (`"OPEN" in line`) also matches longer
+        values of `context` ("REOPENED"): its result ran clean and looks right, and no
+        other check sees that it counted the wrong lines. Once per tested value a run."""
+        value = self.context.value
+        if result.error is not None or not result.stdout.strip() or not isinstance(value, str):
+            return []
+        found = await asyncio.to_thread(near_misses, code, value)
+        notes = []
+        for miss in found:
+            if miss.literal in self._near_missed:
+                continue
+            self._near_missed.add(miss.literal)
+            others = ", ".join(
+                f"{_brief(other, 60)} ({lines:,} line{'s' if lines != 1 else ''})"
+                for other, lines in miss.others
+            )
+            notes.append(
+                NEAR_MISS_NOTE.format(
+                    literal=_brief(miss.literal, 60), others=others, exact=miss.exact_lines
+                )
+            )
+        return notes
 
     def _refused_final_note(self, answer: str) -> str:
         """Why FINAL(answer) from code was refused. The model is shown the value (and the

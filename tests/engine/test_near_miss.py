@@ -1,0 +1,56 @@
+"""near_misses: which substring tests of a block also match longer values of the text."""
+
+from __future__ import annotations
+
+from rlmrt.engine.near_miss import NearMiss, near_misses, substring_literals
+
+LOG = "\n".join(
+    [
+        "ts=1 level=WARN msg=a",
+        "ts=2 level=WARNING msg=b",
+        "ts=3 level=WARN msg=c WARN",
+        "ts=4 level=WARNING msg=d",
+        "ts=5 level=WARNINGS msg=e",
+        "ts=6 level=ERROR msg=f",
+    ]
+)
+
+
+def test_the_literals_a_block_tests_as_parts_of_text() -> None:
+    code = (
+        "a = [l for l in lines if 'x1' in l and 'y2' not in l]\n"
+        "b = text.count('z3') + text.find('w4')\n"
+        "c = 'k' in s  # too short\n"
+        "d = l.split(',')[1] == 'eq'  # a whole-value test\n"
+    )
+    assert substring_literals(code) == ["x1", "y2", "z3"]  # at most three
+    assert substring_literals("this is not python(") == []
+
+
+def test_a_literal_found_alone_and_inside_longer_values() -> None:
+    found = near_misses("print(sum('WARN' in l for l in context.splitlines()))", LOG)
+    assert found == [
+        NearMiss(literal="WARN", exact_lines=2, others=(("WARNING", 2), ("WARNINGS", 1)))
+    ]
+
+
+def test_case_is_ignored_when_the_code_folds_it() -> None:
+    code = "print(sum('warn' in l.lower() for l in context.splitlines()))"
+    [miss] = near_misses(code, LOG)
+    assert miss.literal == "warn" and miss.exact_lines == 2
+    assert dict(miss.others) == {"WARNING": 2, "WARNINGS": 1}
+    assert near_misses("print(sum('warn' in l for l in context.splitlines()))", LOG) == []
+
+
+def test_nothing_to_say() -> None:
+    # only alone (ERROR), only inside longer values (a date prefix), or absent
+    assert near_misses("print(context.count('ERROR'))", LOG) == []
+    assert near_misses("print(context.count('2026-03'))", "on 2026-03-05 and 2026-03-09") == []
+    assert near_misses("print(context.count('INFO'))", LOG) == []
+
+
+def test_edges_that_are_not_word_characters_glue_nothing() -> None:
+    text = "x [WARN] a\ny [WARNING] b\nz[WARN] c"
+    [miss] = near_misses("print(context.count('[WARN'))", text)
+    assert miss.exact_lines == 2 and miss.others == (("[WARNING", 1),)
+    assert near_misses("print(context.count('[WARN]'))", text) == []
