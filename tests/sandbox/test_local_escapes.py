@@ -433,3 +433,45 @@ async def test_output_flood_is_truncated() -> None:
         await assert_still_works(sandbox)
     finally:
         await sandbox.aclose()
+
+
+async def test_what_sandboxed_code_leaves_unraisable_stays_out_of_the_hosts_hook(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """A generator whose finally raises, dropped unfinished, gives Python an error it can
+    only report ("Exception ignored in ..."): from sandboxed code it is the code's own,
+    and the host's `sys.unraisablehook` (a test runner fails the test on one) never sees
+    it. The host's own unraisable errors still reach that hook."""
+    import gc
+    import sys
+
+    seen: list[str] = []
+    monkeypatch.setattr(sys, "unraisablehook", lambda u: seen.append(repr(u.exc_value)))
+    sandbox = LocalSandbox()
+    try:
+        code = (
+            "def numbers():\n"
+            "    try:\n"
+            "        yield 1\n"
+            "    finally:\n"
+            "        raise ValueError('from the finally')\n"
+            "it = numbers()\n"
+            "print(next(it))\n"
+            "del it\n"
+        )
+        result = await sandbox.execute(code)
+        assert result.error is None and result.stdout == "1\n"
+    finally:
+        await sandbox.aclose()
+
+    def host_numbers():  # the same, in the host's own thread
+        try:
+            yield 1
+        finally:
+            raise ValueError("the host's")
+
+    it = host_numbers()
+    next(it)
+    del it
+    gc.collect()
+    assert seen == ['ValueError("the host\'s")']

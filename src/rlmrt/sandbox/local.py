@@ -49,6 +49,7 @@ import asyncio
 import concurrent.futures
 import json
 import queue
+import sys
 import threading
 import time
 import types
@@ -145,6 +146,31 @@ class _ExecState(Cell):
         self.memory_growth = 0
 
 
+# The idents of live worker threads: what the code there leaves unraisable is not the
+# host's (see _quiet_worker_unraisables).
+_WORKER_THREADS: set[int] = set()
+
+
+def _quiet_worker_unraisables() -> None:
+    """Keep the errors Python cannot raise in a worker thread ("Exception ignored in ...",
+    e.g. a recursion bomb's frames hitting the recursion limit again while a timeout
+    unwinds them) out of the host's `sys.unraisablehook`: they belong to the sandboxed
+    code, whose cell already reports its error. Other threads' go to the hook that was
+    there. Called before each execute, so a hook installed later (a test runner's) is
+    wrapped too."""
+    current = sys.unraisablehook
+    if getattr(current, "rlmrt_filter", False):
+        return
+
+    def hook(unraisable: Any) -> None:
+        if threading.get_ident() in _WORKER_THREADS:
+            return
+        current(unraisable)
+
+    hook.rlmrt_filter = True  # type: ignore[attr-defined]
+    sys.unraisablehook = hook
+
+
 class _Worker:
     """The long-lived thread that runs the code of one sandbox."""
 
@@ -158,6 +184,13 @@ class _Worker:
         self.ident: int = self.thread.ident
 
     def _main(self) -> None:
+        _WORKER_THREADS.add(threading.get_ident())
+        try:
+            self._serve()
+        finally:
+            _WORKER_THREADS.discard(threading.get_ident())
+
+    def _serve(self) -> None:
         while True:
             job: _ExecState | None = None
             try:
@@ -375,6 +408,7 @@ class LocalSandbox(SandboxBackend):
         except (SyntaxError, ValueError, MemoryError, RecursionError) as exc:
             return _failed(self._repl.compile_error(exc), started)
         worker = self._ensure_worker()
+        _quiet_worker_unraisables()
         state = _ExecState(compiled, asyncio.get_running_loop(), self.limits.output_bytes)
         self._repl.prepare()
         self._clock.arm(self.limits.exec_timeout_s, worker.ident)
