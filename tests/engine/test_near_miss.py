@@ -37,7 +37,7 @@ def test_a_literal_found_alone_and_inside_longer_values() -> None:
 def test_case_is_ignored_when_the_code_folds_it() -> None:
     code = "print(sum('warn' in l.lower() for l in context.splitlines()))"
     [miss] = near_misses(code, LOG)
-    assert miss.literal == "warn" and miss.exact_lines == 2
+    assert miss.literal == "warn" and miss.exact_lines == 2 and miss.ignore_case
     assert dict(miss.others) == {"WARNING": 2, "WARNINGS": 1}
     assert near_misses("print(sum('warn' in l for l in context.splitlines()))", LOG) == []
 
@@ -54,3 +54,21 @@ def test_edges_that_are_not_word_characters_glue_nothing() -> None:
     [miss] = near_misses("print(context.count('[WARN'))", text)
     assert miss.exact_lines == 2 and miss.others == (("[WARNING", 1),)
     assert near_misses("print(context.count('[WARN]'))", text) == []
+
+
+def test_the_whole_value_test_matches_the_value_alone_whatever_separates_it() -> None:
+    import re
+
+    [miss] = near_misses("print(context.count('WARN'))", LOG)
+    test = miss.whole_value_test()
+    assert test == 're.search(r"(?<![\\w-])WARN(?![\\w-])", line)'
+    kept = [line for line in LOG.splitlines() if eval(test, {"re": re, "line": line})]
+    assert kept == ["ts=1 level=WARN msg=a", "ts=3 level=WARN msg=c WARN"]
+    [folded] = near_misses("print(context.lower().count('warn'))", LOG)
+    assert folded.whole_value_test().endswith(", line, re.IGNORECASE)")
+    text = 'a "x b\na "xy b'
+    [quoted] = near_misses("print(context.count('\"x'))", text)
+    test = quoted.whole_value_test()
+    assert [line for line in text.splitlines() if eval(test, {"re": re, "line": line})] == [
+        'a "x b'
+    ]

@@ -86,6 +86,23 @@ def test_a_repeated_failing_block_is_named_and_the_next_call_samples_warmer(
     assert "one call for many prompts: rlm_query_batched(['first', 'second'])" in second
 
 
+def test_each_further_repeat_changes_the_prompt(serve, make_rlm) -> None:
+    """With the repeat dropped from the conversation, an unchanged note would give the
+    same prompt every time, and a seeded server the same reply until max_iterations: the
+    note counts the repeats instead, and it replaces the earlier one."""
+    failing = repl("print(undefined_name)")
+    replies = iter([failing, failing, failing, failing, "FINAL(fixed)"])
+    server = serve(lambda r: next(replies))
+    result = small(make_rlm, server, seed=0).completion("q", context="c")
+    assert result.answer == "fixed"
+    prompts = [r.last_user_text for r in server.requests[2:5]]
+    assert len(set(prompts)) == 3
+    assert "(iteration 1) and it failed" in prompts[0]
+    assert "(iteration 1, and 1 time since) and it failed" in prompts[1]
+    assert "(iteration 1, and 2 times since) and it failed" in prompts[2]
+    assert prompts[2].count("Note: you ran exactly this code before") == 1
+
+
 def test_a_repeated_working_block_gets_a_progress_note(serve, make_rlm) -> None:
     again = repl("print(len(context))")
     replies = [again, again, repl("FINAL('done')")]
@@ -263,17 +280,28 @@ def test_a_substring_test_that_also_counts_longer_values_gets_a_note(serve, make
     assert "Check this result" not in server.requests[2].last_user_text  # == tests no part
 
 
-def test_a_substring_test_is_noted_once_and_not_for_exact_values(serve, make_rlm) -> None:
+def test_a_substring_test_is_noted_once_and_its_count_needs_other_code(serve, make_rlm) -> None:
+    """No note for a value that is never part of a longer one (CLOSED); one note per
+    tested value; the noted count is no answer until other code prints it, and the
+    note's own whole-value test gives the right count."""
     replies = [
-        repl("print(context.count('CLOSED'))"),  # CLOSED alone only: nothing to say
+        repl("print(context.count('CLOSED'))"),
         repl("print(context.count('OPEN'))"),
         repl("print(context.count('OPEN'), 'again')"),
-        "```repl\n5",
+        "```repl\n5",  # the noted count: not accepted
+        repl(
+            "import re\n"
+            "print(sum(1 for line in context.splitlines()"
+            " if re.search(r'(?<![\\w-])OPEN(?![\\w-])', line)))"
+        ),
+        "```repl\n2",
     ]
     server = serve(lambda r: replies[turn(r)])
-    small(make_rlm, server).completion("How many tickets say OPEN?", context=TICKETS)
+    result = small(make_rlm, server).completion("How many tickets say OPEN?", context=TICKETS)
+    assert (result.answer, result.partial) == ("2", False)
     notes = [request.last_user_text for request in server.requests[1:]]
-    assert ["Check this result" in note for note in notes] == [False, True, False]
+    assert ["Check this result" in note for note in notes] == [False, True, False, False, False]
+    assert 'for example `re.search(r"(?<![\\w-])OPEN(?![\\w-])", line)`' in notes[1]
 
 
 def test_the_runtimes_line_numbers_back_no_answer(serve, make_rlm) -> None:

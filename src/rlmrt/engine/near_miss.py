@@ -10,6 +10,7 @@ them, so that it can decide whether they belong; nothing is changed or refused.
 from __future__ import annotations
 
 import ast
+import re
 from collections import Counter
 from dataclasses import dataclass
 
@@ -30,6 +31,17 @@ class NearMiss:
     literal: str
     exact_lines: int
     others: tuple[tuple[str, int], ...]
+    ignore_case: bool = False
+
+    def whole_value_test(self) -> str:
+        """A Python test of `line` that matches `literal` only where it stands alone,
+        whatever separates the values (a regular expression: `re` must be imported)."""
+        before = r"(?<![\w-])" if _is_glue(self.literal[0]) else ""
+        after = r"(?![\w-])" if _is_glue(self.literal[-1]) else ""
+        pattern = before + re.escape(self.literal) + after
+        written = f'r"{pattern}"' if '"' not in pattern else repr(pattern)
+        flags = ", re.IGNORECASE" if self.ignore_case else ""
+        return f"re.search({written}, line{flags})"
 
 
 def substring_literals(code: str) -> list[str]:
@@ -101,7 +113,7 @@ def _near_miss(literal: str, text: str, *, fold: bool) -> NearMiss | None:
     if not exact_lines or not other_lines:
         return None
     others = tuple(other_lines.most_common(_MAX_OTHERS))
-    return NearMiss(literal=literal, exact_lines=exact_lines, others=others)
+    return NearMiss(literal=literal, exact_lines=exact_lines, others=others, ignore_case=fold)
 
 
 def _is_glue(char: str) -> bool:

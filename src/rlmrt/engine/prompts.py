@@ -60,12 +60,12 @@ DEFERRED_FINAL_NOTE = (
 EMPTY_OUTPUT_NOTE = "(the code ran and printed nothing; use print() to see values)"
 
 REPEATED_FAILURE_NOTE = (
-    "Note: you ran exactly this code before (iteration {iteration}) and it failed the same "
-    "way. Running it again cannot help: find the cause in the error and change the code."
+    "Note: you ran exactly this code before (iteration {iteration}{again}) and it failed the "
+    "same way. Running it again cannot help: find the cause in the error and change the code."
 )
 
 REPEATED_CODE_NOTE = (
-    "Note: you ran exactly this code before (iteration {iteration}). Use its output to "
+    "Note: you ran exactly this code before (iteration {iteration}{again}). Use its output to "
     "make progress, or give FINAL(answer) if you know the answer."
 )
 
@@ -107,8 +107,8 @@ EMPTY_RESULT_NOTE = (
 NEAR_MISS_NOTE = (
     "Check this result: your code tests for {literal} as a part of the text, and in "
     "`context` {literal} is also a part of other values: {others} (lines with {literal} on "
-    "its own: {exact:,}). If the question means exactly {literal}, compare whole values "
-    "(split each line into its fields and use ==) and run it again."
+    "its own: {exact:,}). If the question means exactly {literal}, test whole values, "
+    "for example `{test}`, and run it again."
 )
 
 NOT_AN_ANSWER_NOTE = (
@@ -117,9 +117,9 @@ NOT_AN_ANSWER_NOTE = (
 )
 
 DOUBTED_FINAL_NOTE = (
-    "FINAL({answer}) is not accepted yet: {answer} came from code that found nothing, while "
-    "`context` has lines about the question (see above). Check it with different code (for "
-    "example, print a few lines your filter should match) before you answer."
+    "FINAL({answer}) is not accepted yet: {answer} came from code whose result is in doubt "
+    "(see the note above). Check it with different code (for example, print a few lines "
+    "your filter should match) before you answer."
 )
 
 UNSEEN_FINAL_NOTE = (

@@ -123,6 +123,7 @@ class Run:
         self._last_input_tokens = 0
         self._profile = profile_for(tree.client.model, tree.config.prompt.profile)
         self._ran: dict[str, tuple[int, str | None]] = {}  # code -> (iteration, error)
+        self._repeats: dict[str, int] = {}  # code -> times run again
         self._evidence = Evidence()  # read only with the profile's checked_final
         self._peek: list[str] = []  # the lines the first prompt showed
         self._about: list[str] | None = None  # lines about the question, found once
@@ -399,9 +400,15 @@ class Run:
             )
             notes.append(
                 NEAR_MISS_NOTE.format(
-                    literal=_brief(miss.literal, 60), others=others, exact=miss.exact_lines
+                    literal=_brief(miss.literal, 60),
+                    others=others,
+                    exact=miss.exact_lines,
+                    test=miss.whole_value_test(),
                 )
             )
+        output = result.stdout.strip()
+        if notes and "\n" not in output:
+            self._evidence.doubt(output, code)  # not an answer until other code prints it
         return notes
 
     def _refused_final_note(self, answer: str) -> str:
@@ -425,11 +432,16 @@ class Run:
             self._ran[key] = (self.iterations, result.error)
             return []
         iteration, error = before
+        repeats = self._repeats[key] = self._repeats.get(key, 0) + 1
+        # the count changes the note each time: with the repeat dropped from the
+        # conversation (first_block_only), the same note would give the same prompt, and
+        # a seeded server the same reply, until max_iterations
+        again = f", and {repeats - 1} time{'s' if repeats > 2 else ''} since" if repeats > 1 else ""
         configured = self.config.llm.temperature or 0.0
         self._unstick = max(configured, UNSTICK_TEMPERATURE)
         if result.error is not None and result.error == error:
-            return [REPEATED_FAILURE_NOTE.format(iteration=iteration)]
-        return [REPEATED_CODE_NOTE.format(iteration=iteration)]
+            return [REPEATED_FAILURE_NOTE.format(iteration=iteration, again=again)]
+        return [REPEATED_CODE_NOTE.format(iteration=iteration, again=again)]
 
     async def _compact_if_needed(self, sandbox: SandboxBackend, messages: list[Message]) -> None:
         """Restart the conversation from a summary when the last root call's input
@@ -712,13 +724,17 @@ UNSTICK_TEMPERATURE = 0.7
 
 
 def _forget_repeat(messages: list[Message], note: str) -> None:
-    """Drop a reply that repeated an earlier block; its note goes on the last output.
-    A small model copies its own earlier replies: each repeat kept in the conversation
-    makes the next one likelier, even when sampled warmer."""
+    """Drop a reply that repeated an earlier block; its note goes on the last output, in
+    place of the note of an earlier repeat. A small model copies its own earlier replies:
+    each repeat kept in the conversation makes the next one likelier, even when sampled
+    warmer."""
     messages.pop()
     last = messages[-1]
-    if note not in last["content"]:
-        last["content"] = f"{last['content']}\n\n{note}"
+    kept = [part for part in last["content"].split("\n\n") if not part.startswith(_REPEAT_MARK)]
+    last["content"] = "\n\n".join([*kept, note])
+
+
+_REPEAT_MARK = "Note: you ran exactly this code before"
 
 
 def _brief(value: str, limit: int = 200) -> str:
