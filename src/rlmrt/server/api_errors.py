@@ -94,7 +94,7 @@ async def _validation_error(_request: Request, exc: Exception) -> JSONResponse:
     errors = exc.errors()
     first = errors[0] if errors else {"loc": (), "msg": "invalid request body"}
     param = _param(tuple(first.get("loc", ())))
-    message = str(first.get("msg", "invalid request body"))
+    message = str(first.get("msg", "invalid request body")).removeprefix("Value error, ")
     if param:
         message = f"{param}: {message}"
     if len(errors) > 1:

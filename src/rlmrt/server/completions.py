@@ -122,15 +122,22 @@ def run_failed(exc: RLMError, completion: Completion) -> APIError:
             429, f"{exc} (run {run})", type_="insufficient_quota", code="budget_exceeded"
         )
     if isinstance(exc, ModelError):
-        log.warning("run %s: the model failed: %s", run, exc)
-        status = f", status {exc.status}" if exc.status else ""
-        return APIError(
-            502,
-            f"the model of profile {completion.profile!r} failed"
-            f" ({type(exc).__name__}{status}); run {run}",
-            code="model_error",
+        return model_failed(
+            completion, f"{type(exc).__name__}" + (f", status {exc.status}" if exc.status else "")
         )
     return internal_error(exc, f"run {run} failed ({type(exc).__name__})")
+
+
+def model_failed(completion: Completion, how: str) -> APIError:
+    """A 502: the profile's model failed. Neither the answer nor the log repeats the
+    provider's message (it may quote a key); the run's trajectory keeps it."""
+    run = completion.run_id
+    log.warning("run %s: the model of profile %r failed (%s)", run, completion.profile, how)
+    return APIError(
+        502,
+        f"the model of profile {completion.profile!r} failed ({how}); run {run}",
+        code="model_error",
+    )
 
 
 async def complete(completion: Completion, store: Store, key: ApiKey) -> dict[str, Any]:
@@ -175,14 +182,7 @@ async def stream(completion: Completion, store: Store, key: ApiKey) -> AsyncIter
         result = record.result
         assert result is not None  # a stream ends with its result
         if result.error is not None:
-            log.warning("run %s: the model failed: %s", completion.run_id, result.error)
-            yield _event(
-                APIError(
-                    502,
-                    f"the model of profile {completion.profile!r} failed; run {completion.run_id}",
-                    code="model_error",
-                ).body()
-            )
+            yield _event(model_failed(completion, "its reply failed or broke off").body())
             yield "data: [DONE]\n\n"
             return
         yield _chunk(

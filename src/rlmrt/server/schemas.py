@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, field_validator
 
 from rlmrt.server.api_errors import APIError
 
@@ -39,8 +39,22 @@ class ChatCompletionRequest(BaseModel):
     stream: bool = False
     stream_options: StreamOptions | None = None
     context: str | list[str] | dict[str, Any] | None = Field(
-        default=None, description="The context the RLM works over (text, a list, an object)."
+        default=None,
+        description="The context the RLM works over: a string, a list of strings or an object.",
     )
+
+    @field_validator("context", mode="before")
+    @classmethod
+    def _context_shape(cls, value: Any) -> Any:
+        # one message for a value of none of the three shapes, not one per shape
+        fits = (
+            value is None
+            or isinstance(value, (str, dict))
+            or (isinstance(value, list) and all(isinstance(item, str) for item in value))
+        )
+        if not fits:
+            raise ValueError("must be a string, a list of strings or an object")
+        return value
 
     @property
     def include_usage(self) -> bool:

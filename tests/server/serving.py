@@ -1,0 +1,149 @@
+"""Helpers of the API server tests: `rlm serve` started for real on 127.0.0.1 (a free
+port), pointed at a scripted model server; the scripted model; tenants and keys."""
+
+from __future__ import annotations
+
+import os
+import re
+import signal
+import subprocess
+import sys
+import time
+from dataclasses import dataclass, field
+from datetime import timedelta
+from pathlib import Path
+
+import httpx
+
+from rlmrt.server.storage import Store
+from rlmrt.testing import ChatRequest, Reply, ScriptedOpenAIServer
+
+PROVIDER_KEY = "sk-provider-SECRET-0123456789"
+RLM = [sys.executable, "-m", "rlmrt.cli.main"]
+START_TIMEOUT_S = 60
+
+
+def repl(code: str) -> str:
+    return f"```repl\n{code}\n```"
+
+
+def model_reply(request: ChatRequest) -> Reply | str:
+    """The scripted model: the root answers the length of its context; questions with a
+    marker ask for the other cases."""
+    if not request.is_rlm_root:
+        return "sub"
+    text = request.last_user_text + " ".join(str(m.get("content")) for m in request.messages)
+    if "PLEASE FAIL" in text:
+        return Reply(status=401, error_body={"error": {"message": f"bad key {PROVIDER_KEY}"}})
+    if "NEVER ANSWER" in text:
+        return repl("x = 1")
+    return repl("FINAL(str(len(context)))")
+
+
+RLM_TOML = """
+[sandbox]
+kind = "local"
+
+[server.profiles.short]
+max_iterations = 1
+"""
+
+
+@dataclass
+class APIServer:
+    """A running `rlm serve`: its URLs, log file, database and environment."""
+
+    process: subprocess.Popen[bytes]
+    root: str  # http://127.0.0.1:PORT
+    log: Path
+    home: Path
+    env: dict[str, str]
+    keys: dict[str, str] = field(default_factory=dict)  # name -> the key itself
+
+    @property
+    def url(self) -> str:
+        return f"{self.root}/v1"
+
+    @property
+    def database(self) -> Path:
+        return self.home / "server.db"
+
+    def log_text(self) -> str:
+        return self.log.read_text(errors="replace")
+
+    def stop(self, timeout_s: float = 30) -> int:
+        """SIGTERM by PID, then wait for it (reaped); its exit code."""
+        if self.process.poll() is None:
+            self.process.send_signal(signal.SIGTERM)
+        try:
+            return self.process.wait(timeout=timeout_s)
+        except subprocess.TimeoutExpired:
+            self.process.kill()
+            self.process.wait()
+            raise
+
+
+def server_env(home: Path, model: ScriptedOpenAIServer) -> dict[str, str]:
+    env = {k: v for k, v in os.environ.items() if not k.startswith("RLM_")}
+    env.update(
+        RLMRT_HOME=str(home),
+        RLM_LLM__MODEL="openai/test-model",
+        RLM_LLM__API_BASE=model.url,
+        RLM_LLM__API_KEY=PROVIDER_KEY,
+        RLM_LLM__MAX_RETRIES="0",
+        RLM_TRAJECTORY__DIR=str(home / "runs"),
+    )
+    return env
+
+
+def start_server(folder: Path, env: dict[str, str], *args: str) -> APIServer:
+    """`rlm serve --port 0` in `folder` (its rlm.toml), once it answers /healthz."""
+    log = folder / "server.log"
+    with log.open("wb") as out:
+        process = subprocess.Popen(
+            [*RLM, "serve", "--port", "0", *args],
+            cwd=folder,
+            env=env,
+            stdout=out,
+            stderr=subprocess.STDOUT,
+        )
+    deadline = time.monotonic() + START_TIMEOUT_S
+    try:
+        while True:
+            text = log.read_text(errors="replace")
+            found = re.search(r"on (http://127\.0\.0\.1:\d+)/v1", text)
+            if found and "Application startup complete" in text:
+                server = APIServer(
+                    process=process,
+                    root=found.group(1),
+                    log=log,
+                    home=Path(env["RLMRT_HOME"]),
+                    env=env,
+                )
+                assert httpx.get(f"{server.root}/healthz").status_code == 200
+                return server
+            if process.poll() is not None or time.monotonic() > deadline:
+                raise AssertionError(f"rlm serve did not start; its output:\n{text}")
+            time.sleep(0.1)
+    except BaseException:
+        if process.poll() is None:
+            process.kill()
+        process.wait()
+        raise
+
+
+async def make_keys(database: Path) -> dict[str, str]:
+    store = await Store.open(f"sqlite+aiosqlite:///{database}")
+    try:
+        await store.create_tenant("acme")
+        await store.create_tenant("beta")
+        keys = {
+            "acme": (await store.create_key("acme"))[0],
+            "beta": (await store.create_key("beta"))[0],
+            "revoked": (await store.create_key("acme"))[0],
+            "expired": (await store.create_key("acme", expires_in=timedelta(seconds=1)))[0],
+        }
+        await store.revoke_key(keys["revoked"])
+        return keys
+    finally:
+        await store.aclose()
