@@ -35,6 +35,8 @@ def model_reply(request: ChatRequest) -> Reply | str:
     text = request.last_user_text + " ".join(str(m.get("content")) for m in request.messages)
     if "PLEASE FAIL" in text:
         return Reply(status=401, error_body={"error": {"message": f"bad key {PROVIDER_KEY}"}})
+    if "SLOW" in text:
+        return Reply(text=repl("FINAL('slow answer')"), delay_s=2.0)
     if "NEVER ANSWER" in text:
         return repl("x = 1")
     return repl("FINAL(str(len(context)))")

@@ -12,8 +12,6 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Annotated, Any, TypeVar
 
 import typer
-from rich.console import Console
-from rich.table import Table
 
 from rlmrt.cli import _options as opt
 from rlmrt.cli._errors import CLIUsageError, ErrorHandlingGroup
@@ -65,12 +63,11 @@ def _when(value: datetime | None) -> str:
 
 
 def _print_table(columns: list[str], rows: list[list[str]]) -> None:
-    table = Table(title_justify="left")
-    for column in columns:
-        table.add_column(column, no_wrap=True)
-    for row in rows:
-        table.add_row(*row)
-    Console(soft_wrap=True).print(table)
+    """Aligned columns, never cut (ids and prefixes are copied from here)."""
+    widths = [max(len(cell) for cell in column) for column in zip(columns, *rows, strict=True)]
+    for row in [columns, *rows]:
+        cells = [cell.ljust(width) for cell, width in zip(row, widths, strict=True)]
+        print("  ".join(cells).rstrip())
 
 
 @tenants_app.command("create")
