@@ -73,10 +73,10 @@ class APIServer:
     def log_text(self) -> str:
         return self.log.read_text(errors="replace")
 
-    def stop(self, timeout_s: float = 30) -> int:
-        """SIGTERM by PID, then wait for it (reaped); its exit code."""
+    def stop(self, timeout_s: float = 30, sig: int = signal.SIGTERM) -> int:
+        """`sig` (SIGTERM) by PID, then wait for it (reaped); its exit code."""
         if self.process.poll() is None:
-            self.process.send_signal(signal.SIGTERM)
+            self.process.send_signal(sig)
         try:
             return self.process.wait(timeout=timeout_s)
         except subprocess.TimeoutExpired:

@@ -45,6 +45,19 @@ def test_completion_answers_over_the_context_given_in_the_body(api: APIServer) -
     assert reply.id == f"chatcmpl-{extra['rlm']['run_id']}"
 
 
+def test_sampling_fields_are_accepted_and_ignored(api: APIServer) -> None:
+    reply = client(api).chat.completions.create(
+        model="rlm",
+        messages=QUESTION,
+        temperature=0.2,
+        max_tokens=1,
+        top_p=0.5,
+        user="someone",
+        extra_body={"context": "abcdef"},
+    )
+    assert reply.choices[0].message.content == "6"
+
+
 def test_context_list_and_object(api: APIServer) -> None:
     openai_client = client(api)
     for context, expected in ((["a", "b", "c"], "3"), ({"x": 1, "y": 2}, "2")):
@@ -314,6 +327,7 @@ def test_runs_are_recorded_per_tenant_and_keys_only_hashed(api: APIServer) -> No
     assert done.input_tokens > 0 and done.output_tokens > 0 and done.model_calls == 1
     assert done.finished_at >= done.created_at
     assert {run.tenant_id for run in beta} == {beta[0].tenant_id}
+    assert (api.home / "runs" / f"{done.id}.jsonl").is_file()  # its trajectory, as any run
     assert beta[0].tenant_id not in {run.tenant_id for run in acme}
     # every file of the database, the server's log: the keys are nowhere in clear
     files = [p for p in api.home.iterdir() if p.name.startswith("server.db")]

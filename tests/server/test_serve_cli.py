@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import signal
 import socket
 import threading
 import time
@@ -73,7 +74,8 @@ def test_without_keys_it_warns_that_every_request_gets_401(
         response = httpx.get(f"{server.url}/models")
         assert response.status_code == 401
     finally:
-        assert server.stop() == 0
+        assert server.stop(sig=signal.SIGINT) == 0  # Ctrl-C ends it as gracefully
+    assert server.log_text().rstrip().endswith("server stopped")
 
 
 def test_only_the_profiles_asked_for_are_served(

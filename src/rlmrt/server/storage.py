@@ -44,11 +44,17 @@ class Store:
         try:
             parsed = make_url(url)
             sqlite_file = _sqlite_file(parsed.get_backend_name(), parsed.database)
-            if sqlite_file is not None:
-                sqlite_file.parent.mkdir(parents=True, exist_ok=True)
             engine = create_async_engine(parsed)
         except (ArgumentError, NoSuchModuleError, ImportError, ValueError) as exc:
             raise ConfigError(f"server.database_url {shown}: {exc}") from exc
+        if sqlite_file is not None:
+            try:
+                sqlite_file.parent.mkdir(parents=True, exist_ok=True)
+            except OSError as exc:
+                await engine.dispose()
+                raise ConfigError(
+                    f"cannot open the server database {shown}: its folder: {exc.strerror}"
+                ) from exc
         if engine.dialect.name == "sqlite":
             event.listen(engine.sync_engine, "connect", _sqlite_pragmas)
         try:
