@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+import time
 from typing import Any
 
 import httpx
@@ -138,6 +139,30 @@ def test_streaming_without_usage_and_the_done_line(api: APIServer) -> None:
     bodies = [json.loads(line.removeprefix("data: ")) for line in lines[:-1]]
     assert all("usage" not in body for body in bodies)
     assert bodies[-1]["choices"][0]["delta"] == {"content": "3"}
+
+
+def test_a_client_leaving_a_stream_cancels_its_run(api: APIServer) -> None:
+    with httpx.stream(
+        "POST",
+        f"{api.url}/chat/completions",
+        headers={"Authorization": f"Bearer {api.keys['beta']}"},
+        json={"model": "rlm", "messages": [{"role": "user", "content": "SLOW"}], "stream": True},
+    ) as response:
+        first = next(line for line in response.iter_lines() if line)
+    run_id = json.loads(first.removeprefix("data: "))["id"].removeprefix("chatcmpl-")
+
+    async def status() -> str | None:
+        store = await Store.open(f"sqlite+aiosqlite:///{api.database}")
+        try:
+            runs = {run.id: run for run in await store.runs("beta")}
+            return runs[run_id].status if run_id in runs else None
+        finally:
+            await store.aclose()
+
+    deadline = time.monotonic() + 10
+    while asyncio.run(status()) == "running" and time.monotonic() < deadline:
+        time.sleep(0.1)
+    assert asyncio.run(status()) == "cancelled"
 
 
 def test_async_streaming(api: APIServer) -> None:

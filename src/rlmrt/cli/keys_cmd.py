@@ -9,7 +9,7 @@ import json
 from collections.abc import Awaitable, Callable
 from datetime import datetime
 from pathlib import Path
-from typing import TYPE_CHECKING, Annotated, Any, TypeVar
+from typing import TYPE_CHECKING, Annotated, TypeVar
 
 import typer
 
@@ -127,16 +127,6 @@ def create_key(
     )
 
 
-def _status(key: Any) -> str:
-    from rlmrt.server.models import utc_now
-
-    if key.revoked_at is not None:
-        return "revoked"
-    if key.expires_at is not None and key.expires_at <= utc_now():
-        return "expired"
-    return "active"
-
-
 @keys_app.command("list")
 def list_keys(
     tenant: Annotated[
@@ -154,7 +144,7 @@ def list_keys(
             key.id,
             key.prefix,
             name,
-            _status(key),
+            key.state(),
             _when(key.created_at),
             _when(key.expires_at),
         ]

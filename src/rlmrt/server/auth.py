@@ -9,7 +9,7 @@ from __future__ import annotations
 from fastapi import Request
 
 from rlmrt.server.api_errors import APIError
-from rlmrt.server.models import ApiKey, utc_now
+from rlmrt.server.models import ApiKey
 from rlmrt.server.state import server_state
 
 
@@ -31,8 +31,11 @@ async def authenticate(request: Request) -> ApiKey:
     key = await server_state(request).store.find_key(token)
     if key is None:
         raise _rejected("the API key is not valid")
-    if key.revoked_at is not None:
-        raise _rejected(f"the API key {key.prefix}... was revoked")
-    if key.expires_at is not None and key.expires_at <= utc_now():
-        raise _rejected(f"the API key {key.prefix}... expired")
+    state = key.state()
+    if state != "active":
+        raise _rejected(
+            f"the API key {key.prefix}... was revoked"
+            if state == "revoked"
+            else f"the API key {key.prefix}... expired"
+        )
     return key

@@ -7,6 +7,7 @@ Their schema is made by the Alembic migrations in `migrations/versions`, never b
 from __future__ import annotations
 
 from datetime import datetime, timezone
+from typing import Literal
 
 from sqlalchemy import DateTime, Float, ForeignKey, Integer, String, TypeDecorator
 from sqlalchemy.engine import Dialect
@@ -26,6 +27,9 @@ class UTCDateTime(TypeDecorator[datetime]):
         if value is None or value.tzinfo is not None:
             return value
         return value.replace(tzinfo=timezone.utc)
+
+
+KeyState = Literal["active", "revoked", "expired"]
 
 
 def utc_now() -> datetime:
@@ -56,6 +60,13 @@ class ApiKey(Base):
     created_at: Mapped[datetime] = mapped_column(UTCDateTime(), default=utc_now)
     expires_at: Mapped[datetime | None] = mapped_column(UTCDateTime(), default=None)
     revoked_at: Mapped[datetime | None] = mapped_column(UTCDateTime(), default=None)
+
+    def state(self, now: datetime | None = None) -> KeyState:
+        if self.revoked_at is not None:
+            return "revoked"
+        if self.expires_at is not None and self.expires_at <= (now or utc_now()):
+            return "expired"
+        return "active"
 
 
 class RunRecord(Base):
