@@ -125,3 +125,19 @@ def test_a_taken_port_is_named(
         result = run_cli(prepared(tmp_path, serve), "serve", "--port", str(port), cwd=tmp_path)
     assert result.returncode == 2
     assert f"error: cannot listen on 127.0.0.1:{port}: Address already in use" in result.stderr
+
+
+def test_a_profile_that_cannot_run_stops_the_start(
+    tmp_path: Path, serve: Callable[..., ScriptedOpenAIServer], run_cli: Callable[..., Any]
+) -> None:
+    env = prepared(tmp_path, serve)
+    # no model and no provider key: the local model, which is not downloaded here
+    env = {
+        k: v
+        for k, v in env.items()
+        if k not in ("RLM_LLM__MODEL", "RLMRT_MODELS_DIR") and not k.endswith("_API_KEY")
+    }
+    result = run_cli(env, "serve", "--port", "0", cwd=tmp_path)
+    assert result.returncode == 2
+    assert result.stderr.startswith("error: the local model")
+    assert "is not downloaded" in result.stderr and "Traceback" not in result.stderr

@@ -1,7 +1,7 @@
 """The application factory: `create_app(config)` -> the FastAPI app `rlm serve` runs.
 
-At start (the lifespan) it opens the store, which applies the migrations, and makes
-one `RLM` per profile; at the end it closes them (their sandboxes and connections).
+It makes one `RLM` per profile; at start (the lifespan) it opens the store, which
+applies the migrations; at the end it closes them all (sandboxes, connections).
 """
 
 from __future__ import annotations
@@ -21,27 +21,27 @@ from rlmrt.server.storage import Store
 
 
 def create_app(config: RLMConfig, *, profiles: Sequence[str] = ()) -> FastAPI:
-    """The server of `config`'s profiles (`profiles`: only these)."""
+    """The server of `config`'s profiles (`profiles`: only these). Their `RLM`s are made
+    here, so a profile that cannot run (no model) fails now, not at start."""
     from rlmrt import __version__
+    from rlmrt.engine.rlm import RLM
+    from rlmrt.observe.watchers import metrics_enabled
 
-    configs = profile_configs(config, profiles)  # bad names fail here, not at start
+    made = {
+        name: RLM(config=settings) for name, settings in profile_configs(config, profiles).items()
+    }
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
-        from rlmrt.engine.rlm import RLM
-        from rlmrt.observe.watchers import metrics_enabled
-
         if metrics_enabled(config.observe):
             from rlmrt.observe.metrics import run_metrics
 
             run_metrics()  # /metrics lists the run metrics before the first run
         async with AsyncExitStack() as stack:
+            for rlm in made.values():
+                stack.push_async_callback(rlm.__aexit__, None, None, None)
             store = await Store.open(config.server.database_url)
             stack.push_async_callback(store.aclose)
-            made: dict[str, RLM] = {}
-            for name, profile_config in configs.items():
-                made[name] = RLM(config=profile_config)
-                stack.push_async_callback(made[name].__aexit__, None, None, None)
             app.state.rlm = ServerState(store=store, profiles=made, created=int(time.time()))
             yield
 
