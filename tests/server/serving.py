@@ -48,6 +48,10 @@ kind = "local"
 
 [server.profiles.short]
 max_iterations = 1
+
+[server.profiles.budget]
+daily_usd = 0.01
+prices = { "openai/test-model" = { input_per_mtok = 1000, output_per_mtok = 1000 } }
 """
 
 

@@ -6,6 +6,7 @@ from __future__ import annotations
 import asyncio
 import json
 import time
+from collections.abc import Iterator
 from typing import Any
 
 import httpx
@@ -19,8 +20,21 @@ from rlmrt.server.storage import Store
 QUESTION = [{"role": "user", "content": "How long is the context?"}]
 
 
+_opened: list[openai.OpenAI] = []
+
+
+@pytest.fixture(autouse=True)
+def _close_clients() -> Iterator[None]:
+    yield
+    while _opened:
+        _opened.pop().close()
+
+
 def client(api: APIServer, key: str = "acme") -> openai.OpenAI:
-    return openai.OpenAI(base_url=api.url, api_key=api.keys.get(key, key), max_retries=0)
+    """An openai client with a key of `api` (by name) or `key` itself; closed after the test."""
+    made = openai.OpenAI(base_url=api.url, api_key=api.keys.get(key, key), max_retries=0)
+    _opened.append(made)
+    return made
 
 
 def error_of(response: httpx.Response) -> dict[str, Any]:
@@ -203,7 +217,7 @@ def test_litellm_openai_provider(api: APIServer) -> None:
 
 def test_models_are_the_profiles(api: APIServer) -> None:
     models = client(api).models.list()
-    assert [m.id for m in models] == ["rlm", "short"]
+    assert [m.id for m in models] == ["rlm", "short", "budget"]
     assert all(m.owned_by == "rlmrt" for m in models)
 
 
@@ -215,6 +229,17 @@ def test_a_run_a_limit_ends_says_it_is_partial(api: APIServer) -> None:
     rlm = (reply.model_extra or {})["rlm"]
     assert rlm["partial"] is True
     assert rlm["stop_reason"] == "max_iterations"
+
+
+def test_a_spent_daily_budget_is_429_naming_it(api: APIServer) -> None:
+    ask: dict[str, Any] = {"model": "budget", "messages": QUESTION}
+    first = client(api).chat.completions.create(**ask)  # ~500 tokens at $1000/Mtok: $0.5
+    assert (first.model_extra or {})["rlm"]["cost_usd"] > 0.01
+    with pytest.raises(openai.RateLimitError) as raised:
+        client(api).chat.completions.create(**ask)
+    error = error_of(raised.value.response)
+    assert error["type"] == "insufficient_quota" and error["code"] == "budget_exceeded"
+    assert "daily" in error["message"]
 
 
 def test_a_failed_model_is_an_error_not_an_answer(api: APIServer) -> None:

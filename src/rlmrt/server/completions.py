@@ -75,7 +75,7 @@ def prepare(body: ChatCompletionRequest, profiles: dict[str, RLM]) -> Completion
     )
 
 
-class RunRecord:
+class RecordedRun:
     """The run's row of the caller's tenant, from "running" to how it ended (also when
     the client went away: "cancelled")."""
 
@@ -85,7 +85,7 @@ class RunRecord:
         self.key = key
         self.result: RunResult | None = None
 
-    async def __aenter__(self) -> RunRecord:
+    async def __aenter__(self) -> RecordedRun:
         await self.store.start_run(
             self.completion.run_id, key=self.key, profile=self.completion.profile
         )
@@ -142,7 +142,7 @@ def model_failed(completion: Completion, how: str) -> APIError:
 
 async def complete(completion: Completion, store: Store, key: ApiKey) -> dict[str, Any]:
     """Run to the end; the chat.completion body."""
-    async with RunRecord(store, completion, key) as record:
+    async with RecordedRun(store, completion, key) as record:
         try:
             record.result = await _run(completion)
         except RLMError as exc:
@@ -167,7 +167,7 @@ async def complete(completion: Completion, store: Store, key: ApiKey) -> dict[st
 
 async def stream(completion: Completion, store: Store, key: ApiKey) -> AsyncIterator[str]:
     """The run as server-sent events of chat.completion.chunk objects."""
-    async with RunRecord(store, completion, key) as record:
+    async with RecordedRun(store, completion, key) as record:
         yield _chunk(completion, {"role": "assistant", "content": ""})
         try:
             async for item in stream_run(lambda on: _run(completion, on, stream_root=True)):
