@@ -18,6 +18,7 @@ unless it declares another with `keyword(...)` (e.g. `trajectory.dir` is
 from __future__ import annotations
 
 import os
+import re
 from collections.abc import Mapping
 from functools import cache
 from pathlib import Path
@@ -434,6 +435,7 @@ OTLP_PROTOCOLS = ("http/protobuf", "grpc")
 
 
 DEFAULT_PROFILE = "rlm"
+_URL_PASSWORD = re.compile(r"^([^:/]+://[^:/@]*:)[^/?#]*@")  # scheme://user:PASSWORD@
 
 
 class ServerSettings(_Section):
@@ -522,10 +524,11 @@ class RLMConfig(BaseModel):
         return self.llm.api_key.get_secret_value() if self.llm.api_key else None
 
     def public_dict(self) -> dict[str, Any]:
-        """The settings as plain data, with the API key masked."""
+        """The settings as plain data, with the API key and the database password masked."""
         data = self.model_dump(mode="json")
         if self.llm.api_key is not None:
             data["llm"]["api_key"] = "***"
+        data["server"]["database_url"] = _URL_PASSWORD.sub(r"\1***@", self.server.database_url)
         return data
 
 
