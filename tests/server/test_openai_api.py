@@ -340,14 +340,18 @@ def test_not_json_and_unknown_routes(api: APIServer) -> None:
     missing = httpx.get(f"{api.url}/nothing-here", headers=auth)
     assert missing.status_code == 404
     assert error_of(missing)["code"] == "not_found"
+    assert error_of(missing)["message"] == "no such route: GET /v1/nothing-here"
     wrong_method = httpx.get(f"{api.url}/chat/completions", headers=auth)
     assert wrong_method.status_code == 405
     assert error_of(wrong_method)["code"] == "method_not_allowed"
+    assert wrong_method.headers["allow"] == "POST"
 
 
 def test_health_ready_and_metrics(api: APIServer) -> None:
     assert httpx.get(f"{api.root}/healthz").json() == {"status": "ok"}
     assert httpx.get(f"{api.root}/readyz").json() == {"status": "ready"}
+    schema = httpx.get(f"{api.root}/openapi.json").json()
+    assert {"/v1/chat/completions", "/v1/models", "/healthz"} <= set(schema["paths"])
     client(api).chat.completions.create(model="rlm", messages=QUESTION)
     metrics = httpx.get(f"{api.root}/metrics")
     assert metrics.status_code == 200

@@ -102,11 +102,19 @@ async def _validation_error(_request: Request, exc: Exception) -> JSONResponse:
     return APIError(400, message, param=param, code="invalid_request").response()
 
 
-async def _http_error(_request: Request, exc: Exception) -> JSONResponse:
+async def _http_error(request: Request, exc: Exception) -> JSONResponse:
     assert isinstance(exc, StarletteHTTPException)
-    code = {404: "not_found", 405: "method_not_allowed"}.get(exc.status_code)
     headers = dict(exc.headers) if exc.headers else None
-    error = APIError(exc.status_code, str(exc.detail), code=code, headers=headers)
+    where = f"{request.method} {request.url.path}"
+    status = exc.status_code
+    if status == 404:
+        error = APIError(404, f"no such route: {where}", code="not_found")
+    elif status == 405:
+        error = APIError(  # its headers hold Allow: the methods that are
+            405, f"method not allowed: {where}", code="method_not_allowed", headers=headers
+        )
+    else:
+        error = APIError(status, str(exc.detail), headers=headers)
     return error.response()
 
 
