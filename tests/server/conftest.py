@@ -9,15 +9,24 @@ from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import pytest
-from serving import RLM, RLM_TOML, APIServer, make_keys, model_reply, server_env, start_server
+from serving import (
+    RLM,
+    RLM_TOML,
+    InProcessServer,
+    make_keys,
+    model_reply,
+    server_env,
+    start_in_process,
+)
 
 from rlmrt.testing import ScriptedOpenAIServer
 
 
 @pytest.fixture(scope="module")
-def api(tmp_path_factory: pytest.TempPathFactory) -> Iterator[APIServer]:
-    """One `rlm serve` for the module, with keys of tenants acme and beta (and a revoked
-    and an expired one of acme)."""
+def api(tmp_path_factory: pytest.TempPathFactory) -> Iterator[InProcessServer]:
+    """One server for the module (uvicorn on a thread here, so coverage sees it; `rlm
+    serve` as a process is tested in test_serve_cli.py), with keys of tenants acme and
+    beta (and a revoked and an expired one of acme)."""
     folder = tmp_path_factory.mktemp("api")
     (folder / "rlm.toml").write_text(RLM_TOML)
     model = ScriptedOpenAIServer(model_reply)
@@ -26,7 +35,7 @@ def api(tmp_path_factory: pytest.TempPathFactory) -> Iterator[APIServer]:
         env = server_env(folder / "home", model)
         keys = asyncio.run(make_keys(folder / "home" / "server.db"))
         expired = time.monotonic() + 1.1
-        server = start_server(folder, env)
+        server = start_in_process(folder, env)
         server.keys = keys
         time.sleep(max(0.0, expired - time.monotonic()))  # the expiring key's second is over
         try:

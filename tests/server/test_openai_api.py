@@ -12,7 +12,8 @@ from typing import Any
 import httpx
 import openai
 import pytest
-from serving import PROVIDER_KEY, APIServer
+from serving import PROVIDER_KEY
+from serving import InProcessServer as APIServer
 
 from rlmrt.llm._litellm import import_litellm
 from rlmrt.server.storage import Store

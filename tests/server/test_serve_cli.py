@@ -12,6 +12,7 @@ from pathlib import Path
 from typing import Any
 
 import httpx
+import openai
 import pytest
 from serving import APIServer, make_keys, model_reply, server_env, start_server
 
@@ -32,25 +33,21 @@ def test_sigterm_lets_the_request_under_way_finish_then_exits_0(
     env = prepared(tmp_path, serve)
     keys = asyncio.run(make_keys(tmp_path / "home" / "server.db"))
     server = start_server(tmp_path, env)
-    answers: list[httpx.Response] = []
+    answers: list[str | None] = []
 
-    def ask() -> None:
-        answers.append(
-            httpx.post(
-                f"{server.url}/chat/completions",
-                headers={"Authorization": f"Bearer {keys['acme']}"},
-                json={"model": "rlm", "messages": [{"role": "user", "content": "SLOW"}]},
-                timeout=30,
+    def ask() -> None:  # with the openai client, as a user of `rlm serve` would
+        with openai.OpenAI(base_url=server.url, api_key=keys["acme"], max_retries=0) as client:
+            reply = client.chat.completions.create(
+                model="rlm", messages=[{"role": "user", "content": "SLOW"}], timeout=30
             )
-        )
+        answers.append(reply.choices[0].message.content)
 
     asker = threading.Thread(target=ask)
     asker.start()
     time.sleep(0.8)  # the request is in the server, its model reply takes 2 s
     assert server.stop() == 0
     asker.join(timeout=30)
-    assert answers and answers[0].status_code == 200
-    assert answers[0].json()["choices"][0]["message"]["content"] == "slow answer"
+    assert answers == ["slow answer"]
     log = server.log_text()
     assert "Shutting down" in log and log.rstrip().endswith("server stopped")
 
