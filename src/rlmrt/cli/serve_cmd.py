@@ -16,7 +16,7 @@ import typer
 
 from rlmrt.cli import _options as opt
 from rlmrt.cli._errors import CLIUsageError
-from rlmrt.config import setting_field
+from rlmrt.config import DEFAULT_PROFILE, setting_field
 
 GRACE_S = 30
 
@@ -58,17 +58,16 @@ def serve(
         import uvicorn
 
         from rlmrt.server.app import create_app
-        from rlmrt.server.storage import Store
     except ImportError as exc:
         raise MissingDependencyError(exc.name or "fastapi", "server") from exc
 
     app = create_app(config, profiles=profile or ())
-    usable = asyncio.run(_usable_keys(Store, config.server.database_url))
+    usable = asyncio.run(_usable_keys(config.server.database_url))
     listen_port = 0 if port == 0 else config.server.port
     sock = _bind(config.server.host, listen_port)
     bound_port = sock.getsockname()[1]
     url_host = f"[{config.server.host}]" if ":" in config.server.host else config.server.host
-    names = ", ".join(profile or ["rlm", *config.server.profiles])
+    names = ", ".join(dict.fromkeys(profile or [DEFAULT_PROFILE, *config.server.profiles]))
     typer.echo(f"serving the OpenAI API on http://{url_host}:{bound_port}/v1", err=True)
     typer.echo(f"models (profiles): {names}", err=True)
     if usable == 0:
@@ -83,6 +82,7 @@ def serve(
             log_config=_log_config(uvicorn),
             timeout_graceful_shutdown=GRACE_S,
             lifespan="on",
+            ws="none",  # no WebSocket routes
         )
     )
     try:
@@ -96,11 +96,13 @@ def serve(
     typer.echo("server stopped", err=True)
 
 
-async def _usable_keys(store_class: Any, url: str) -> int:
+async def _usable_keys(url: str) -> int:
     """Open the database now (migrating it), so a bad URL fails before the server starts."""
-    store = await store_class.open(url)
+    from rlmrt.server.storage import Store
+
+    store = await Store.open(url)
     try:
-        return int(await store.usable_keys())
+        return await store.usable_keys()
     finally:
         await store.aclose()
 
@@ -118,7 +120,6 @@ def _bind(host: str, port: int) -> socket.socket:
             hint="choose another --port, or stop what listens there",
         ) from None
     sock.listen(2048)
-    sock.set_inheritable(True)
     return sock
 
 
