@@ -50,6 +50,8 @@ ProjectName = Annotated[
 UNIT_SUFFIXES = ("_usd", "_s")
 SHORT_FLAGS = {"model": "-m"}
 FLAG_TYPES: dict[Any, type] = {str: str, int: int, float: float, bool: bool, Path: Path}
+# sections whose settings are not flags of every command: `rlm serve` has its own
+SECTIONS_WITHOUT_FLAGS = ("server",)
 
 
 def flag_name(keyword: str) -> str:
@@ -90,6 +92,8 @@ def flags() -> dict[str, tuple[str, str, str]]:
     """Each setting's keyword -> (flag, section, field), for the settings a flag can set."""
     found = {}
     for key, (section, name) in keywords().items():
+        if section in SECTIONS_WITHOUT_FLAGS:
+            continue
         if _flag_type(setting_field(section, name)) is not None:
             found[key] = (flag_name(key), section, name)
     return found

@@ -17,6 +17,7 @@ from rlmrt.cli.costs_cmd import costs
 from rlmrt.cli.doctor_cmd import doctor
 from rlmrt.cli.index_cmd import index, search
 from rlmrt.cli.init_cmd import init
+from rlmrt.cli.keys_cmd import keys_app, tenants_app
 from rlmrt.cli.logs_cmd import logs
 from rlmrt.cli.mcp_cmd import mcp_app
 from rlmrt.cli.metrics_cmd import metrics_app
@@ -24,6 +25,7 @@ from rlmrt.cli.model_cmd import model_app
 from rlmrt.cli.project_cmd import project_app
 from rlmrt.cli.replay_cmd import replay
 from rlmrt.cli.run_cmd import run
+from rlmrt.cli.serve_cmd import serve
 from rlmrt.cli.setup_cmd import setup_app
 from rlmrt.cli.visualize_cmd import visualize
 
@@ -68,12 +70,15 @@ app.command("doctor")(doctor)
 app.command("index")(index)
 app.command("search")(search)
 app.command("visualize")(visualize)
+app.command("serve")(serve)
 app.add_typer(config_app, name="config")
 app.add_typer(model_app, name="model")
 app.add_typer(mcp_app, name="mcp")
 app.add_typer(project_app, name="project")
 app.add_typer(metrics_app, name="metrics")
 app.add_typer(setup_app, name="setup")
+app.add_typer(tenants_app, name="tenants")
+app.add_typer(keys_app, name="keys")
 reflow_help(app)
 
 if __name__ == "__main__":  # pragma: no cover - `python -m rlmrt.cli.main`

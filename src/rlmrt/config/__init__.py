@@ -1,10 +1,11 @@
 """Settings: one tree, declared once.
 
 `RLMConfig` nests one model per concern (`llm`, `limits`, `budget`, `sandbox`,
-`prompt`, `trajectory`, `context`, `input`, `observe`). Every field carries its default, bounds and
-description; `rlm.toml` tables, `RLM_<SECTION>__<FIELD>` variables, the `rlm run`
-flags and the MCP tool schemas are all derived from these fields, so a new setting is
-one field. `load_config()` (in `rlmrt.config._sources`) reads the sources.
+`prompt`, `trajectory`, `context`, `input`, `observe`, `server`). Every field carries
+its default, bounds and description; `rlm.toml` tables, `RLM_<SECTION>__<FIELD>`
+variables, the `rlm run` flags and the MCP tool schemas are all derived from these
+fields, so a new setting is one field. `load_config()` (in `rlmrt.config._sources`)
+reads the sources.
 
 Every field also has a *keyword*: a name unique across the tree that says what the
 setting is on its own (`max_depth`, `trajectory_dir`, `sandbox`). Keywords are what
@@ -17,6 +18,7 @@ unless it declares another with `keyword(...)` (e.g. `trajectory.dir` is
 from __future__ import annotations
 
 import os
+import re
 from collections.abc import Mapping
 from functools import cache
 from pathlib import Path
@@ -432,6 +434,59 @@ class ObserveSettings(_Section):
 OTLP_PROTOCOLS = ("http/protobuf", "grpc")
 
 
+DEFAULT_PROFILE = "rlm"
+_URL_PASSWORD = re.compile(r"^([^:/]+://[^:/@]*:)[^/?#]*@")  # scheme://user:PASSWORD@
+
+
+class ServerSettings(_Section):
+    """`rlm serve`: the OpenAI-compatible HTTP API (the `server` extra).
+
+    A profile is a name a client gives as `model`, with the settings its runs use on top
+    of the rest of this tree (keywords or sections, as in `RLM(...)`); the profile
+    "rlm" is this tree as it is, unless a profile of that name changes it."""
+
+    host: str = Field(
+        default="127.0.0.1",
+        description="Address the server listens on (0.0.0.0: every interface).",
+        json_schema_extra=keyword("server_host"),
+    )
+    port: int = Field(
+        default=8000,
+        ge=1,
+        le=65535,
+        description="Port the server listens on.",
+        json_schema_extra=keyword("server_port"),
+    )
+    database_url: str = Field(
+        default_factory=lambda: f"sqlite+aiosqlite:///{default_home() / 'server.db'}",
+        description="SQLAlchemy async URL of the tenants, keys and runs (default: SQLite"
+        " at RLMRT_HOME/server.db).",
+    )
+    profiles: dict[str, dict[str, Any]] = Field(
+        default_factory=dict,
+        description="Profiles clients choose as `model`: name -> settings"
+        " ([server.profiles.NAME] tables).",
+        json_schema_extra=keyword("server_profiles"),
+    )
+
+    @field_validator("profiles")
+    @classmethod
+    def _valid_profiles(cls, value: dict[str, dict[str, Any]]) -> dict[str, dict[str, Any]]:
+        for name, settings in value.items():
+            if not name.strip() or name != name.strip():
+                raise ValueError(f"profile name {name!r}: must be a non-empty name")
+            nested = nest_keywords(settings)
+            if "server" in nested:
+                raise ValueError(f"profile {name!r}: a profile cannot change [server]")
+            try:
+                RLMConfig.model_validate(nested)
+            except ValidationError as exc:
+                raise ValueError(
+                    f"profile {name!r}: " + describe_errors(exc, lambda _path: "profile")
+                ) from exc
+        return value
+
+
 class RLMConfig(BaseModel):
     """Everything that shapes a run, as one tree of sections.
 
@@ -454,6 +509,9 @@ class RLMConfig(BaseModel):
         default_factory=InputSettings, description="Reading context files."
     )
     observe: ObserveSettings = Field(default_factory=ObserveSettings, description="Telemetry.")
+    server: ServerSettings = Field(
+        default_factory=ServerSettings, description="The HTTP API server."
+    )
 
     @model_validator(mode="before")
     @classmethod
@@ -466,10 +524,11 @@ class RLMConfig(BaseModel):
         return self.llm.api_key.get_secret_value() if self.llm.api_key else None
 
     def public_dict(self) -> dict[str, Any]:
-        """The settings as plain data, with the API key masked."""
+        """The settings as plain data, with the API key and the database password masked."""
         data = self.model_dump(mode="json")
         if self.llm.api_key is not None:
             data["llm"]["api_key"] = "***"
+        data["server"]["database_url"] = _URL_PASSWORD.sub(r"\1***@", self.server.database_url)
         return data
 
 

@@ -1,0 +1,266 @@
+"""`POST /v1/chat/completions`: one RLM run per request, answered as OpenAI does.
+
+The run starts the one way runs start (`Engine.run`, with a run id chosen here so its
+record exists before it starts) and is recorded for the caller's tenant: status,
+usage, cost. A run a limit ended is answered with its best answer and says so
+(`finish_reason` "length", `rlm.partial`); a failed run is an error, never an answer.
+Streamed, the root model's tokens arrive as `reasoning_content` deltas while the run
+works, then the answer as `content`, the usage chunk when asked for, and `[DONE]`.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import time
+from collections.abc import AsyncIterator, Awaitable
+from dataclasses import dataclass, field
+from types import TracebackType
+from typing import Any
+
+import anyio
+
+from rlmrt.engine.context_input import LoadedContext, load_context
+from rlmrt.engine.rlm import RLM
+from rlmrt.engine.start import RunResult, new_run_id, stream_run
+from rlmrt.errors import BudgetExceededError, ContextError, ModelError, RLMError
+from rlmrt.events import EventHandler, TokenDelta
+from rlmrt.observe.usage import Usage
+from rlmrt.server.api_errors import APIError, internal_error
+from rlmrt.server.models import ApiKey
+from rlmrt.server.schemas import ChatCompletionRequest
+from rlmrt.server.storage import Store
+
+log = logging.getLogger("rlmrt.server")
+
+
+@dataclass(slots=True, kw_only=True)
+class Completion:
+    """A checked request, ready to run: everything a bad request could fail on is done."""
+
+    profile: str
+    rlm: RLM
+    question: str
+    context: LoadedContext
+    include_usage: bool
+    run_id: str = field(default_factory=new_run_id)
+    created: int = field(default_factory=lambda: int(time.time()))
+
+    @property
+    def id(self) -> str:
+        return f"chatcmpl-{self.run_id}"
+
+
+def prepare(body: ChatCompletionRequest, profiles: dict[str, RLM]) -> Completion:
+    rlm = profiles.get(body.model)
+    if rlm is None:
+        raise APIError(
+            404,
+            f"the model {body.model!r} does not exist: this server's models are its"
+            f" profiles ({', '.join(sorted(profiles))})",
+            param="model",
+            code="model_not_found",
+        )
+    question = body.question()
+    try:
+        context = load_context(body.run_context(), rlm.config.input)
+    except ContextError as exc:
+        raise APIError(400, f"context: {exc}", param="context") from exc
+    return Completion(
+        profile=body.model,
+        rlm=rlm,
+        question=question,
+        context=context,
+        include_usage=body.include_usage,
+    )
+
+
+class RecordedRun:
+    """The run's row of the caller's tenant, from "running" to how it ended (also when
+    the client went away: "cancelled")."""
+
+    def __init__(self, store: Store, completion: Completion, key: ApiKey) -> None:
+        self.store = store
+        self.completion = completion
+        self.key = key
+        self.result: RunResult | None = None
+
+    async def __aenter__(self) -> RecordedRun:
+        await self.store.start_run(
+            self.completion.run_id, key=self.key, profile=self.completion.profile
+        )
+        return self
+
+    async def __aexit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        result = self.result
+        if result is not None:
+            status = "failed" if result.error else "partial" if result.partial else "completed"
+        elif exc_type is not None and not issubclass(exc_type, Exception):
+            status = "cancelled"  # the client left (cancellation, a closed stream)
+        else:
+            status = "failed"
+        with anyio.CancelScope(shield=True):  # recorded even while being cancelled
+            await self.store.finish_run(
+                self.completion.run_id,
+                status=status,
+                stop_reason=result.stop_reason if result else None,
+                usage=result.usage if result else None,
+            )
+
+
+def run_failed(exc: RLMError, completion: Completion) -> APIError:
+    """The answer to a run that raised: what failed, with the run id; the details
+    stay in the server's log."""
+    run = completion.run_id
+    if isinstance(exc, BudgetExceededError):
+        return APIError(
+            429, f"{exc} (run {run})", type_="insufficient_quota", code="budget_exceeded"
+        )
+    if isinstance(exc, ModelError):
+        return model_failed(
+            completion, f"{type(exc).__name__}" + (f", status {exc.status}" if exc.status else "")
+        )
+    return internal_error(exc, f"run {run} failed ({type(exc).__name__})")
+
+
+def model_failed(completion: Completion, how: str) -> APIError:
+    """A 502: the profile's model failed. Neither the answer nor the log repeats the
+    provider's message (it may quote a key); the run's trajectory keeps it."""
+    run = completion.run_id
+    log.warning("run %s: the model of profile %r failed (%s)", run, completion.profile, how)
+    return APIError(
+        502,
+        f"the model of profile {completion.profile!r} failed ({how}); run {run}",
+        code="model_error",
+    )
+
+
+async def complete(completion: Completion, store: Store, key: ApiKey) -> dict[str, Any]:
+    """Run to the end; the chat.completion body."""
+    async with RecordedRun(store, completion, key) as record:
+        try:
+            record.result = await _run(completion)
+        except RLMError as exc:
+            raise run_failed(exc, completion) from exc
+    result = record.result
+    return {
+        "id": completion.id,
+        "object": "chat.completion",
+        "created": completion.created,
+        "model": completion.profile,
+        "choices": [
+            {
+                "index": 0,
+                "message": {"role": "assistant", "content": result.answer},
+                "finish_reason": finish_reason(result),
+            }
+        ],
+        "usage": usage_body(result.usage),
+        "rlm": rlm_body(result),
+    }
+
+
+async def stream(completion: Completion, store: Store, key: ApiKey) -> AsyncIterator[str]:
+    """The run as server-sent events of chat.completion.chunk objects."""
+    async with RecordedRun(store, completion, key) as record:
+        yield _chunk(completion, {"role": "assistant", "content": ""})
+        try:
+            async for item in stream_run(lambda on: _run(completion, on, stream_root=True)):
+                if isinstance(item, RunResult):
+                    record.result = item
+                elif isinstance(item, TokenDelta) and item.depth == 0:
+                    yield _chunk(completion, {"reasoning_content": item.text})
+        except RLMError as exc:
+            yield _event(run_failed(exc, completion).body())
+            yield "data: [DONE]\n\n"
+            return
+        result = record.result
+        assert result is not None  # a stream ends with its result
+        if result.error is not None:
+            yield _event(model_failed(completion, "its reply failed or broke off").body())
+            yield "data: [DONE]\n\n"
+            return
+        yield _chunk(
+            completion, {"content": result.answer}, finish=finish_reason(result), rlm=result
+        )
+        if completion.include_usage:
+            body = _chunk_body(completion, {}, finish=None)
+            body["choices"] = []
+            body["usage"] = usage_body(result.usage)
+            yield _event(body)
+        yield "data: [DONE]\n\n"
+
+
+def _run(
+    completion: Completion, on_event: EventHandler | None = None, *, stream_root: bool = False
+) -> Awaitable[RunResult]:
+    return completion.rlm.engine.run(
+        completion.question,
+        completion.context,
+        on_event=on_event,
+        stream_root=stream_root,
+        run_id=completion.run_id,
+    )
+
+
+def finish_reason(result: RunResult) -> str:
+    """OpenAI's words: "length" when a limit ended the run, else "stop"."""
+    return "length" if result.partial else "stop"
+
+
+def usage_body(usage: Usage) -> dict[str, int]:
+    return {
+        "prompt_tokens": usage.input_tokens,
+        "completion_tokens": usage.output_tokens,
+        "total_tokens": usage.total_tokens,
+    }
+
+
+def rlm_body(result: RunResult) -> dict[str, Any]:
+    """rlmrt's own fields of an answer: the run, whether it is partial and why it ended."""
+    return {
+        "run_id": result.run_id,
+        "partial": result.partial,
+        "stop_reason": result.stop_reason,
+        "iterations": result.iterations,
+        "model_calls": result.usage.model_calls,
+        "cost_usd": round(result.usage.cost_usd, 8),
+    }
+
+
+def _chunk_body(
+    completion: Completion,
+    delta: dict[str, Any],
+    *,
+    finish: str | None,
+    rlm: RunResult | None = None,
+) -> dict[str, Any]:
+    body: dict[str, Any] = {
+        "id": completion.id,
+        "object": "chat.completion.chunk",
+        "created": completion.created,
+        "model": completion.profile,
+        "choices": [{"index": 0, "delta": delta, "finish_reason": finish}],
+    }
+    if rlm is not None:
+        body["rlm"] = rlm_body(rlm)
+    return body
+
+
+def _chunk(
+    completion: Completion,
+    delta: dict[str, Any],
+    *,
+    finish: str | None = None,
+    rlm: RunResult | None = None,
+) -> str:
+    return _event(_chunk_body(completion, delta, finish=finish, rlm=rlm))
+
+
+def _event(body: dict[str, Any]) -> str:
+    return f"data: {json.dumps(body, ensure_ascii=False)}\n\n"

@@ -1,0 +1,1 @@
+"""Alembic migrations of the server's database, applied by `Store.open` at start."""

@@ -1,0 +1,79 @@
+"""The endpoints: the OpenAI API under /v1 (a key needed), health and metrics outside."""
+
+from __future__ import annotations
+
+from typing import Annotated, Any
+
+from fastapi import APIRouter, Depends, Request
+from fastapi.responses import JSONResponse, PlainTextResponse, Response, StreamingResponse
+from sqlalchemy.exc import SQLAlchemyError
+
+from rlmrt.server import completions
+from rlmrt.server.api_errors import APIError
+from rlmrt.server.auth import authenticate
+from rlmrt.server.models import ApiKey
+from rlmrt.server.schemas import ChatCompletionRequest
+from rlmrt.server.state import server_state
+
+api = APIRouter(prefix="/v1")
+ops = APIRouter()
+Caller = Annotated[ApiKey, Depends(authenticate)]
+
+
+@api.post("/chat/completions", response_model=None)
+async def chat_completions(
+    body: ChatCompletionRequest, request: Request, key: Caller
+) -> dict[str, Any] | StreamingResponse:
+    """One RLM run over the request's context; `stream: true` for SSE chunks."""
+    state = server_state(request)
+    completion = completions.prepare(body, state.profiles)
+    if body.stream:
+        return StreamingResponse(
+            completions.stream(completion, state.store, key),
+            media_type="text/event-stream",
+            headers={"Cache-Control": "no-cache", "X-Accel-Buffering": "no"},
+        )
+    return await completions.complete(completion, state.store, key)
+
+
+@api.get("/models")
+async def list_models(request: Request, key: Caller) -> dict[str, Any]:
+    """The profiles, as OpenAI lists models."""
+    state = server_state(request)
+    return {
+        "object": "list",
+        "data": [
+            {"id": name, "object": "model", "created": state.created, "owned_by": "rlmrt"}
+            for name in state.profiles
+        ],
+    }
+
+
+@ops.get("/healthz")
+async def healthz() -> dict[str, str]:
+    """The process answers."""
+    return {"status": "ok"}
+
+
+@ops.get("/readyz", response_model=None)
+async def readyz(request: Request) -> dict[str, str] | JSONResponse:
+    """The database answers (503 when it does not)."""
+    try:
+        await server_state(request).store.ping()
+    except (SQLAlchemyError, OSError):
+        return APIError(503, "the database does not answer", code="not_ready").response()
+    return {"status": "ready"}
+
+
+@ops.get("/metrics", response_model=None)
+async def metrics() -> Response:
+    """Prometheus metrics of the runs (the `metrics` extra)."""
+    try:
+        from prometheus_client import CONTENT_TYPE_LATEST, REGISTRY, generate_latest
+    except ImportError as exc:
+        raise APIError(
+            404,
+            "metrics need prometheus-client: pip install 'rlmrt[metrics]'",
+            code="not_found",
+        ) from exc
+    return PlainTextResponse(generate_latest(REGISTRY), media_type=CONTENT_TYPE_LATEST)

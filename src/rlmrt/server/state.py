@@ -1,0 +1,25 @@
+"""What the running server holds: the store and one `RLM` per profile."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING
+
+from fastapi import Request
+
+if TYPE_CHECKING:
+    from rlmrt.engine.rlm import RLM
+    from rlmrt.server.storage import Store
+
+
+@dataclass(slots=True, kw_only=True)
+class ServerState:
+    store: Store
+    profiles: dict[str, RLM]  # model name a client gives -> the RLM its runs use
+    created: int = field(default=0)  # unix time the profiles were loaded (`/v1/models`)
+
+
+def server_state(request: Request) -> ServerState:
+    state = request.app.state.rlm
+    assert isinstance(state, ServerState)
+    return state

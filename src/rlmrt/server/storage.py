@@ -1,0 +1,253 @@
+"""The server's database: tenants, their keys and their runs.
+
+`Store.open` connects (SQLAlchemy async; SQLite by default, any async URL in
+`[server] database_url`) and applies the Alembic migrations shipped in `migrations/`
+before anything else reads it. Raw keys never reach this module's tables: `create_key`
+returns the key once and stores its hash (see `keys`).
+"""
+
+from __future__ import annotations
+
+import os
+import re
+import secrets
+from collections.abc import Sequence
+from datetime import datetime, timedelta
+from pathlib import Path
+from typing import Any
+
+from sqlalchemy import event, func, select, text
+from sqlalchemy.engine import Connection, make_url
+from sqlalchemy.exc import ArgumentError, NoSuchModuleError, OperationalError
+from sqlalchemy.ext.asyncio import AsyncEngine, async_sessionmaker, create_async_engine
+
+from rlmrt.errors import ConfigError, UsageError
+from rlmrt.observe.usage import Usage
+from rlmrt.server.keys import key_hash, key_prefix, looks_like_key, new_key, same_hash
+from rlmrt.server.models import ApiKey, RunRecord, Tenant, utc_now
+
+MIGRATIONS = Path(__file__).with_name("migrations")
+TENANT_NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]{0,63}")
+
+
+class Store:
+    """Tenants, keys and runs in one database. Open with `await Store.open(url)`."""
+
+    def __init__(self, engine: AsyncEngine) -> None:
+        self.engine = engine
+        self._session = async_sessionmaker(engine, expire_on_commit=False)
+
+    @classmethod
+    async def open(cls, url: str) -> Store:
+        """Connect to `url` and bring its schema to the latest migration."""
+        shown = _shown_url(url)
+        try:
+            parsed = make_url(url)
+            sqlite_file = _sqlite_file(parsed.get_backend_name(), parsed.database)
+            engine = create_async_engine(parsed)
+        except (ArgumentError, NoSuchModuleError, ImportError, ValueError) as exc:
+            raise ConfigError(f"server.database_url {shown}: {exc}") from exc
+        if sqlite_file is not None:
+            try:
+                sqlite_file.parent.mkdir(parents=True, exist_ok=True)
+            except OSError as exc:
+                await engine.dispose()
+                raise ConfigError(
+                    f"cannot open the server database {shown}: its folder: {exc.strerror}"
+                ) from exc
+        if engine.dialect.name == "sqlite":
+            event.listen(engine.sync_engine, "connect", _sqlite_pragmas)
+        try:
+            async with engine.begin() as connection:
+                await connection.run_sync(_upgrade)
+        except OperationalError as exc:
+            await engine.dispose()
+            raise ConfigError(f"cannot open the server database {shown}: {exc.orig}") from exc
+        if sqlite_file is not None:
+            os.chmod(sqlite_file, 0o600)  # key hashes and usage: the owner's only
+        return cls(engine)
+
+    async def aclose(self) -> None:
+        await self.engine.dispose()
+
+    async def ping(self) -> None:
+        """Raises when the database does not answer."""
+        async with self.engine.connect() as connection:
+            await connection.execute(text("SELECT 1"))
+
+    # -- tenants ---------------------------------------------------------------------
+    async def create_tenant(self, name: str) -> Tenant:
+        if TENANT_NAME.fullmatch(name) is None:
+            raise UsageError(
+                f"tenant name {name!r}: use 1-64 letters, digits, '.', '_' or '-',"
+                " starting with a letter or digit"
+            )
+        async with self._session.begin() as session:
+            found = await session.scalar(select(Tenant).where(Tenant.name == name))
+            if found is not None:
+                raise UsageError(f"tenant {name!r} exists already")
+            tenant = Tenant(id=_new_id("ten"), name=name, created_at=utc_now())
+            session.add(tenant)
+        return tenant
+
+    async def tenants(self) -> Sequence[Tenant]:
+        async with self._session() as session:
+            return (await session.scalars(select(Tenant).order_by(Tenant.name))).all()
+
+    async def tenant(self, name: str) -> Tenant:
+        async with self._session() as session:
+            found = await session.scalar(select(Tenant).where(Tenant.name == name))
+            if found is not None:
+                return found
+            names = (await session.scalars(select(Tenant.name).order_by(Tenant.name))).all()
+        raise UsageError(
+            f"no tenant {name!r} (tenants: {', '.join(names) or 'none yet'});"
+            f" create it with: rlm tenants create {name}"
+        )
+
+    # -- keys ------------------------------------------------------------------------
+    async def create_key(
+        self, tenant_name: str, *, expires_in: timedelta | None = None
+    ) -> tuple[str, ApiKey]:
+        """A new key of the tenant: the key itself (to show once) and what is stored."""
+        tenant = await self.tenant(tenant_name)
+        raw = new_key()
+        now = utc_now()
+        key = ApiKey(
+            id=_new_id("key"),
+            tenant_id=tenant.id,
+            prefix=key_prefix(raw),
+            key_hash=key_hash(raw),
+            created_at=now,
+            expires_at=now + expires_in if expires_in is not None else None,
+        )
+        async with self._session.begin() as session:
+            session.add(key)
+        return raw, key
+
+    async def keys(self, tenant_name: str | None = None) -> list[tuple[ApiKey, str]]:
+        """Keys and their tenant's name, oldest first."""
+        query = select(ApiKey, Tenant.name).join(Tenant, ApiKey.tenant_id == Tenant.id)
+        if tenant_name is not None:
+            query = query.where(Tenant.id == (await self.tenant(tenant_name)).id)
+        async with self._session() as session:
+            rows = (await session.execute(query.order_by(ApiKey.created_at))).all()
+        return [(key, name) for key, name in rows]
+
+    async def revoke_key(self, ref: str) -> ApiKey:
+        """Revoke the key `ref` names: its id, its visible prefix or the key itself."""
+        async with self._session.begin() as session:
+            if looks_like_key(ref):
+                where: Any = ApiKey.key_hash == key_hash(ref)
+            else:
+                where = (ApiKey.id == ref) | (ApiKey.prefix == ref)
+            found = (await session.scalars(select(ApiKey).where(where))).all()
+            if not found:
+                raise UsageError(f"no key {ref!r}: give a key id or prefix from `rlm keys list`")
+            if len(found) > 1:
+                raise UsageError(f"{ref!r} names {len(found)} keys: give the key id")
+            key = found[0]
+            if key.revoked_at is None:
+                key.revoked_at = utc_now()
+        return key
+
+    async def find_key(self, raw: str) -> ApiKey | None:
+        """The stored key `raw` is, whatever its state (revoked, expired): candidates are
+        found by the visible prefix, then their hashes compared in constant time."""
+        if not looks_like_key(raw):
+            return None
+        async with self._session() as session:
+            candidates = await session.scalars(
+                select(ApiKey).where(ApiKey.prefix == key_prefix(raw))
+            )
+            matches = [key for key in candidates if same_hash(key.key_hash, raw)]
+        return matches[0] if matches else None
+
+    async def usable_keys(self, now: datetime | None = None) -> int:
+        """Keys neither revoked nor expired."""
+        now = now or utc_now()
+        query = (
+            select(func.count())
+            .select_from(ApiKey)
+            .where(ApiKey.revoked_at.is_(None))
+            .where(ApiKey.expires_at.is_(None) | (ApiKey.expires_at > now))
+        )
+        async with self._session() as session:
+            return int(await session.scalar(query) or 0)
+
+    # -- runs ------------------------------------------------------------------------
+    async def start_run(self, run_id: str, *, key: ApiKey, profile: str) -> None:
+        async with self._session.begin() as session:
+            session.add(
+                RunRecord(
+                    id=run_id,
+                    tenant_id=key.tenant_id,
+                    key_id=key.id,
+                    profile=profile,
+                    status="running",
+                    input_tokens=0,
+                    output_tokens=0,
+                    model_calls=0,
+                    cost_usd=0.0,
+                    created_at=utc_now(),
+                )
+            )
+
+    async def finish_run(
+        self, run_id: str, *, status: str, stop_reason: str | None, usage: Usage | None
+    ) -> None:
+        async with self._session.begin() as session:
+            record = await session.get(RunRecord, run_id)
+            if record is None:
+                return
+            record.status = status
+            record.stop_reason = stop_reason
+            record.finished_at = utc_now()
+            if usage is not None:
+                record.input_tokens = usage.input_tokens
+                record.output_tokens = usage.output_tokens
+                record.model_calls = usage.model_calls
+                record.cost_usd = usage.cost_usd
+
+    async def runs(self, tenant_name: str | None = None) -> Sequence[RunRecord]:
+        """Runs, newest first."""
+        query = select(RunRecord)
+        if tenant_name is not None:
+            query = query.where(RunRecord.tenant_id == (await self.tenant(tenant_name)).id)
+        async with self._session() as session:
+            return (await session.scalars(query.order_by(RunRecord.created_at.desc()))).all()
+
+
+def _sqlite_file(backend: str, database: str | None) -> Path | None:
+    """The file of a SQLite database (None: another database, or SQLite in memory)."""
+    if backend != "sqlite" or not database or database == ":memory:":
+        return None
+    return Path(database).expanduser()
+
+
+def _new_id(kind: str) -> str:
+    return f"{kind}_{secrets.token_hex(8)}"
+
+
+def _shown_url(url: str) -> str:
+    try:
+        return make_url(url).render_as_string(hide_password=True)
+    except (ArgumentError, ValueError):
+        return "(not a database URL)"
+
+
+def _sqlite_pragmas(connection: Any, _record: Any) -> None:
+    cursor = connection.cursor()
+    cursor.execute("PRAGMA foreign_keys=ON")
+    cursor.execute("PRAGMA journal_mode=WAL")  # the CLI writes keys while the server reads
+    cursor.close()
+
+
+def _upgrade(connection: Connection) -> None:
+    from alembic import command
+    from alembic.config import Config
+
+    config = Config()
+    config.set_main_option("script_location", str(MIGRATIONS))
+    config.attributes["connection"] = connection
+    command.upgrade(config, "head")

@@ -1,0 +1,394 @@
+"""`rlm serve` as OpenAI's clients see it: the official `openai` client (sync, async,
+streaming) and LiteLLM's `openai/` provider, against a real server process."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import time
+from collections.abc import Iterator
+from typing import Any
+
+import httpx
+import openai
+import pytest
+from serving import PROVIDER_KEY
+from serving import InProcessServer as APIServer
+
+from rlmrt.llm._litellm import import_litellm
+from rlmrt.server.storage import Store
+
+QUESTION = [{"role": "user", "content": "How long is the context?"}]
+
+
+_opened: list[openai.OpenAI] = []
+
+
+@pytest.fixture(autouse=True)
+def _close_clients() -> Iterator[None]:
+    yield
+    while _opened:
+        _opened.pop().close()
+
+
+def client(api: APIServer, key: str = "acme") -> openai.OpenAI:
+    """An openai client with a key of `api` (by name) or `key` itself; closed after the test."""
+    made = openai.OpenAI(base_url=api.url, api_key=api.keys.get(key, key), max_retries=0)
+    _opened.append(made)
+    return made
+
+
+def error_of(response: httpx.Response) -> dict[str, Any]:
+    body = response.json()
+    assert set(body) == {"error"}
+    assert set(body["error"]) == {"message", "type", "param", "code"}
+    return dict(body["error"])
+
+
+def test_completion_answers_over_the_context_given_in_the_body(api: APIServer) -> None:
+    reply = client(api).chat.completions.create(
+        model="rlm", messages=QUESTION, extra_body={"context": "hello world"}
+    )
+    assert reply.choices[0].message.content == "11"
+    assert reply.choices[0].finish_reason == "stop"
+    assert reply.model == "rlm"
+    assert reply.usage is not None
+    assert reply.usage.prompt_tokens > 0 and reply.usage.completion_tokens > 0
+    assert reply.usage.total_tokens == reply.usage.prompt_tokens + reply.usage.completion_tokens
+    extra = reply.model_extra or {}
+    assert extra["rlm"]["partial"] is False
+    assert extra["rlm"]["stop_reason"] == "final"
+    assert reply.id == f"chatcmpl-{extra['rlm']['run_id']}"
+
+
+def test_sampling_fields_are_accepted_and_ignored(api: APIServer) -> None:
+    reply = client(api).chat.completions.create(
+        model="rlm",
+        messages=QUESTION,
+        temperature=0.2,
+        max_tokens=1,
+        top_p=0.5,
+        user="someone",
+        extra_body={"context": "abcdef"},
+    )
+    assert reply.choices[0].message.content == "6"
+
+
+def test_context_list_and_object(api: APIServer) -> None:
+    openai_client = client(api)
+    for context, expected in ((["a", "b", "c"], "3"), ({"x": 1, "y": 2}, "2")):
+        reply = openai_client.chat.completions.create(
+            model="rlm", messages=QUESTION, extra_body={"context": context}
+        )
+        assert reply.choices[0].message.content == expected
+
+
+def test_earlier_messages_are_the_context_when_none_is_given(api: APIServer) -> None:
+    messages = [
+        {"role": "system", "content": "be brief"},
+        {"role": "user", "content": [{"type": "text", "text": "alpha"}]},
+        {"role": "assistant", "content": "beta"},
+        *QUESTION,
+    ]
+    reply = client(api).chat.completions.create(model="rlm", messages=messages)  # type: ignore[arg-type]
+    assert reply.choices[0].message.content == "3"
+
+
+def test_async_client_runs_concurrent_completions(api: APIServer) -> None:
+    async def main() -> list[str | None]:
+        async with openai.AsyncOpenAI(
+            base_url=api.url, api_key=api.keys["beta"], max_retries=0
+        ) as async_client:
+            replies = await asyncio.gather(
+                *(
+                    async_client.chat.completions.create(
+                        model="rlm", messages=QUESTION, extra_body={"context": "x" * n}
+                    )
+                    for n in (1, 22, 333)
+                )
+            )
+        return [reply.choices[0].message.content for reply in replies]
+
+    assert asyncio.run(main()) == ["1", "22", "333"]
+
+
+def test_streaming_gives_root_tokens_then_the_answer_then_usage(api: APIServer) -> None:
+    chunks = list(
+        client(api).chat.completions.create(
+            model="rlm",
+            messages=QUESTION,
+            extra_body={"context": "hello"},
+            stream=True,
+            stream_options={"include_usage": True},
+        )
+    )
+    assert all(chunk.object == "chat.completion.chunk" for chunk in chunks)
+    assert len({chunk.id for chunk in chunks}) == 1
+    assert chunks[0].choices[0].delta.role == "assistant"
+    content = "".join(c.choices[0].delta.content or "" for c in chunks if c.choices)
+    assert content == "5"
+    reasoning = "".join(
+        (c.choices[0].delta.model_extra or {}).get("reasoning_content", "")
+        for c in chunks
+        if c.choices
+    )
+    assert "FINAL(str(len(context)))" in reasoning  # the root model's reply, as it streamed
+    finishing = [c for c in chunks if c.choices and c.choices[0].finish_reason]
+    assert [c.choices[0].finish_reason for c in finishing] == ["stop"]
+    assert (finishing[0].model_extra or {})["rlm"]["partial"] is False
+    last = chunks[-1]
+    assert last.choices == [] and last.usage is not None and last.usage.total_tokens > 0
+
+
+def test_streaming_without_usage_and_the_done_line(api: APIServer) -> None:
+    with httpx.stream(
+        "POST",
+        f"{api.url}/chat/completions",
+        headers={"Authorization": f"Bearer {api.keys['acme']}"},
+        json={"model": "rlm", "messages": QUESTION, "context": "abc", "stream": True},
+    ) as response:
+        assert response.status_code == 200
+        assert response.headers["content-type"].startswith("text/event-stream")
+        lines = [line for line in response.iter_lines() if line]
+    assert lines[-1] == "data: [DONE]"
+    bodies = [json.loads(line.removeprefix("data: ")) for line in lines[:-1]]
+    assert all("usage" not in body for body in bodies)
+    assert bodies[-1]["choices"][0]["delta"] == {"content": "3"}
+
+
+def test_a_client_leaving_a_stream_cancels_its_run(api: APIServer) -> None:
+    with httpx.stream(
+        "POST",
+        f"{api.url}/chat/completions",
+        headers={"Authorization": f"Bearer {api.keys['beta']}"},
+        json={"model": "rlm", "messages": [{"role": "user", "content": "SLOW"}], "stream": True},
+    ) as response:
+        first = next(line for line in response.iter_lines() if line)
+    run_id = json.loads(first.removeprefix("data: "))["id"].removeprefix("chatcmpl-")
+
+    async def status() -> str | None:
+        store = await Store.open(f"sqlite+aiosqlite:///{api.database}")
+        try:
+            runs = {run.id: run for run in await store.runs("beta")}
+            return runs[run_id].status if run_id in runs else None
+        finally:
+            await store.aclose()
+
+    deadline = time.monotonic() + 10
+    while asyncio.run(status()) == "running" and time.monotonic() < deadline:
+        time.sleep(0.1)
+    assert asyncio.run(status()) == "cancelled"
+
+
+def test_async_streaming(api: APIServer) -> None:
+    async def main() -> str:
+        async with openai.AsyncOpenAI(
+            base_url=api.url, api_key=api.keys["acme"], max_retries=0
+        ) as async_client:
+            stream = await async_client.chat.completions.create(
+                model="rlm", messages=QUESTION, extra_body={"context": "four"}, stream=True
+            )
+            return "".join([c.choices[0].delta.content or "" async for c in stream if c.choices])
+
+    assert asyncio.run(main()) == "4"
+
+
+def test_litellm_openai_provider(api: APIServer) -> None:
+    litellm = import_litellm()  # offline: its bundled price map
+    reply = litellm.completion(
+        model="openai/rlm",
+        api_base=api.url,
+        api_key=api.keys["acme"],
+        messages=QUESTION,
+        extra_body={"context": "0123456"},
+        max_retries=0,
+    )
+    assert reply.choices[0].message.content == "7"
+    assert reply.usage.total_tokens > 0
+    chunks = litellm.completion(
+        model="openai/rlm",
+        api_base=api.url,
+        api_key=api.keys["acme"],
+        messages=QUESTION,
+        extra_body={"context": "01"},
+        stream=True,
+    )
+    assert "".join(c.choices[0].delta.content or "" for c in chunks) == "2"
+
+
+def test_models_are_the_profiles(api: APIServer) -> None:
+    models = client(api).models.list()
+    assert [m.id for m in models] == ["rlm", "short", "budget"]
+    assert all(m.owned_by == "rlmrt" for m in models)
+
+
+def test_a_run_a_limit_ends_says_it_is_partial(api: APIServer) -> None:
+    reply = client(api).chat.completions.create(
+        model="short", messages=[{"role": "user", "content": "NEVER ANSWER"}]
+    )
+    assert reply.choices[0].finish_reason == "length"
+    rlm = (reply.model_extra or {})["rlm"]
+    assert rlm["partial"] is True
+    assert rlm["stop_reason"] == "max_iterations"
+
+
+def test_a_spent_daily_budget_is_429_naming_it(api: APIServer) -> None:
+    ask: dict[str, Any] = {"model": "budget", "messages": QUESTION}
+    first = client(api).chat.completions.create(**ask)  # ~500 tokens at $1000/Mtok: $0.5
+    assert (first.model_extra or {})["rlm"]["cost_usd"] > 0.01
+    with pytest.raises(openai.RateLimitError) as raised:
+        client(api).chat.completions.create(**ask)
+    error = error_of(raised.value.response)
+    assert error["type"] == "insufficient_quota" and error["code"] == "budget_exceeded"
+    assert "daily" in error["message"]
+
+
+def test_a_failed_model_is_an_error_not_an_answer(api: APIServer) -> None:
+    with pytest.raises(openai.APIStatusError) as raised:
+        client(api).chat.completions.create(
+            model="rlm", messages=[{"role": "user", "content": "PLEASE FAIL"}]
+        )
+    assert raised.value.status_code == 502
+    error = error_of(raised.value.response)
+    assert error["code"] == "model_error"
+    assert "ModelAuthError" in error["message"] and "run " in error["message"]
+    assert PROVIDER_KEY not in raised.value.response.text
+    with pytest.raises(openai.APIError) as streamed:
+        list(
+            client(api).chat.completions.create(
+                model="rlm", messages=[{"role": "user", "content": "PLEASE FAIL"}], stream=True
+            )
+        )
+    assert "failed" in str(streamed.value)
+    assert PROVIDER_KEY not in str(streamed.value.body)
+
+
+@pytest.mark.parametrize("key", ["", "rlm-not-a-key-at-all", "revoked", "expired"])
+def test_bad_keys_get_401(api: APIServer, key: str) -> None:
+    raw = api.keys.get(key, key)
+    headers = {"Authorization": f"Bearer {raw}"} if raw else {}
+    for method, path, body in (
+        ("GET", "/models", None),
+        ("POST", "/chat/completions", {"model": "rlm", "messages": QUESTION}),
+    ):
+        response = httpx.request(method, api.url + path, headers=headers, json=body)
+        assert response.status_code == 401
+        assert response.headers["www-authenticate"] == "Bearer"
+        error = error_of(response)
+        assert error["code"] == "invalid_api_key"
+        assert error["type"] == "invalid_request_error"
+        if raw:
+            assert raw not in response.text
+    if key == "revoked":
+        assert "revoked" in error["message"]
+    if key == "expired":
+        assert "expired" in error["message"]
+    with pytest.raises(openai.AuthenticationError):
+        client(api, key or "rlm-x").models.list()
+
+
+def test_unknown_model_is_404(api: APIServer) -> None:
+    with pytest.raises(openai.NotFoundError) as raised:
+        client(api).chat.completions.create(model="gpt-4o", messages=QUESTION)
+    error = error_of(raised.value.response)
+    assert error["code"] == "model_not_found" and error["param"] == "model"
+    assert "'gpt-4o'" in error["message"] and "rlm" in error["message"]
+
+
+@pytest.mark.parametrize(
+    ("body", "param", "words"),
+    [
+        ({"model": "rlm"}, "messages", "Field required"),
+        ({"model": "rlm", "messages": []}, "messages", "at least 1"),
+        (
+            {"model": "rlm", "messages": [{"role": "assistant", "content": "hi"}]},
+            "messages.0.role",
+            "user's question",
+        ),
+        ({"model": "rlm", "messages": [{"role": "user", "content": "  "}]}, "messages.0", "empty"),
+        (
+            {"model": "rlm", "messages": [{"role": "user", "content": [{"type": "image_url"}]}]},
+            "messages.0.content",
+            "only text parts",
+        ),
+        (
+            {"model": "rlm", "messages": QUESTION, "context": [1, 2]},
+            "context",
+            "context: must be a string, a list of strings or an object",
+        ),
+    ],
+)
+def test_bad_bodies_get_400_naming_the_field(
+    api: APIServer, body: dict[str, Any], param: str, words: str
+) -> None:
+    response = httpx.post(
+        f"{api.url}/chat/completions",
+        headers={"Authorization": f"Bearer {api.keys['acme']}"},
+        json=body,
+    )
+    assert response.status_code == 400
+    error = error_of(response)
+    assert error["type"] == "invalid_request_error"
+    assert error["param"] == param
+    assert words in error["message"]
+
+
+def test_not_json_and_unknown_routes(api: APIServer) -> None:
+    auth = {"Authorization": f"Bearer {api.keys['acme']}", "Content-Type": "application/json"}
+    response = httpx.post(f"{api.url}/chat/completions", headers=auth, content=b"{not json")
+    assert response.status_code == 400
+    assert error_of(response)["type"] == "invalid_request_error"
+    missing = httpx.get(f"{api.url}/nothing-here", headers=auth)
+    assert missing.status_code == 404
+    assert error_of(missing)["code"] == "not_found"
+    assert error_of(missing)["message"] == "no such route: GET /v1/nothing-here"
+    wrong_method = httpx.get(f"{api.url}/chat/completions", headers=auth)
+    assert wrong_method.status_code == 405
+    assert error_of(wrong_method)["code"] == "method_not_allowed"
+    assert wrong_method.headers["allow"] == "POST"
+
+
+def test_health_ready_and_metrics(api: APIServer) -> None:
+    assert httpx.get(f"{api.root}/healthz").json() == {"status": "ok"}
+    assert httpx.get(f"{api.root}/readyz").json() == {"status": "ready"}
+    schema = httpx.get(f"{api.root}/openapi.json").json()
+    assert {"/v1/chat/completions", "/v1/models", "/healthz"} <= set(schema["paths"])
+    client(api).chat.completions.create(model="rlm", messages=QUESTION)
+    metrics = httpx.get(f"{api.root}/metrics")
+    assert metrics.status_code == 200
+    assert "rlm_runs_total" in metrics.text or "rlm_runs_created" in metrics.text
+
+
+def test_runs_are_recorded_per_tenant_and_keys_only_hashed(api: APIServer) -> None:
+    client(api, "beta").chat.completions.create(
+        model="rlm", messages=QUESTION, extra_body={"context": "b"}
+    )
+    client(api, "beta").chat.completions.create(
+        model="short", messages=[{"role": "user", "content": "NEVER ANSWER"}]
+    )
+
+    async def read() -> tuple[list[Any], list[Any]]:
+        store = await Store.open(f"sqlite+aiosqlite:///{api.database}")
+        try:
+            return list(await store.runs("beta")), list(await store.runs("acme"))
+        finally:
+            await store.aclose()
+
+    beta, acme = asyncio.run(read())
+    assert [run.profile for run in beta[:2]] == ["short", "rlm"]
+    assert [run.status for run in beta[:2]] == ["partial", "completed"]
+    done = beta[1]
+    assert done.stop_reason == "final" and done.finished_at is not None
+    assert done.input_tokens > 0 and done.output_tokens > 0 and done.model_calls == 1
+    assert done.finished_at >= done.created_at
+    assert {run.tenant_id for run in beta} == {beta[0].tenant_id}
+    assert (api.home / "runs" / f"{done.id}.jsonl").is_file()  # its trajectory, as any run
+    assert beta[0].tenant_id not in {run.tenant_id for run in acme}
+    # every file of the database, the server's log: the keys are nowhere in clear
+    files = [p for p in api.home.iterdir() if p.name.startswith("server.db")]
+    assert files
+    for path in [*files, api.log]:
+        data = path.read_bytes()
+        for raw in api.keys.values():
+            assert raw.encode() not in data, f"a key in {path.name}"
+        assert PROVIDER_KEY.encode() not in data

@@ -1,0 +1,87 @@
+"""The server's database: migrated at open, keys found by prefix and hash only."""
+
+from __future__ import annotations
+
+import sqlite3
+from datetime import timedelta
+from pathlib import Path
+
+import pytest
+
+from rlmrt.errors import ConfigError, UsageError
+from rlmrt.server.keys import key_hash, parse_duration
+from rlmrt.server.storage import Store
+
+
+def url(path: Path) -> str:
+    return f"sqlite+aiosqlite:///{path}"
+
+
+async def test_open_applies_the_migrations_once(tmp_path: Path) -> None:
+    path = tmp_path / "deep" / "folder" / "server.db"
+    store = await Store.open(url(path))
+    await store.create_tenant("acme")
+    await store.aclose()
+    store = await Store.open(url(path))  # again: nothing to migrate, the data stays
+    assert [t.name for t in await store.tenants()] == ["acme"]
+    await store.ping()
+    await store.aclose()
+    with sqlite3.connect(path) as db:
+        assert db.execute("SELECT version_num FROM alembic_version").fetchall() == [("0001",)]
+        tables = {row[0] for row in db.execute("SELECT name FROM sqlite_master WHERE type='table'")}
+    assert {"tenants", "api_keys", "runs"} <= tables
+
+
+async def test_keys_are_found_by_the_whole_key_only(tmp_path: Path) -> None:
+    store = await Store.open(url(tmp_path / "s.db"))
+    try:
+        await store.create_tenant("acme")
+        raw, key = await store.create_key("acme")
+        assert key.key_hash == key_hash(raw) and raw.startswith(key.prefix)
+        found = await store.find_key(raw)
+        assert found is not None and found.id == key.id
+        assert await store.find_key(raw[:-1] + ("A" if raw[-1] != "A" else "B")) is None
+        assert await store.find_key(key.prefix) is None
+        assert await store.find_key("sk-" + raw) is None
+        assert await store.usable_keys() == 1
+        _, short = await store.create_key("acme", expires_in=timedelta(seconds=1))
+        assert short.expires_at is not None
+        assert await store.usable_keys(now=short.expires_at + timedelta(seconds=1)) == 1
+        await store.revoke_key(raw)
+        assert await store.usable_keys() == 1  # the short one, for its second
+        with pytest.raises(UsageError, match="no key"):
+            await store.revoke_key("key_nothing")
+    finally:
+        await store.aclose()
+
+
+async def test_bad_urls_name_the_setting_and_hide_the_password(tmp_path: Path) -> None:
+    with pytest.raises(ConfigError, match=r"server.database_url .*\*\*\*") as raised:
+        await Store.open("postgresql+nosuchdriver://u:hunter2@127.0.0.1/db")
+    assert "hunter2" not in str(raised.value)
+    with pytest.raises(ConfigError, match="not a database URL"):
+        await Store.open("not a url")
+    (tmp_path / "file").write_text("")
+    with pytest.raises(ConfigError, match="cannot open the server database"):
+        await Store.open(url(tmp_path / "file" / "below-a-file.db"))
+
+
+@pytest.mark.parametrize(
+    ("text", "expected"),
+    [
+        ("30d", timedelta(days=30)),
+        ("12h", timedelta(hours=12)),
+        ("2w", timedelta(weeks=2)),
+        ("90m", timedelta(minutes=90)),
+        ("45s", timedelta(seconds=45)),
+        (" 7D ", timedelta(days=7)),
+    ],
+)
+def test_durations(text: str, expected: timedelta) -> None:
+    assert parse_duration(text) == expected
+
+
+@pytest.mark.parametrize("text", ["", "30", "d", "-1d", "0h", "1y", "1.5d"])
+def test_bad_durations(text: str) -> None:
+    with pytest.raises(ValueError, match="is not a duration"):
+        parse_duration(text)
