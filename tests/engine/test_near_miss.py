@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from rlmrt.engine.near_miss import NearMiss, near_misses, substring_literals
+from rlmrt.engine.near_miss import NearMiss, near_misses, substring_literals, whole_value_variant
 
 LOG = "\n".join(
     [
@@ -72,3 +72,25 @@ def test_the_whole_value_test_matches_the_value_alone_whatever_separates_it() ->
     assert [line for line in text.splitlines() if eval(test, {"re": re, "line": line})] == [
         'a "x b'
     ]
+
+
+def test_the_variant_runs_the_same_code_with_whole_value_tests() -> None:
+    code = (
+        "warn = [l for l in context.splitlines() if 'WARN' in l]\n"
+        "other = [l for l in context.splitlines() if 'WARN' not in l]\n"
+        "len(warn), len(other), context.count('WARN')"
+    )
+    variant = whole_value_variant(code, near_misses(code, LOG))
+    assert variant is not None
+    namespace = {"context": LOG, "print": lambda *a: printed.append(a)}
+    printed: list[tuple[object, ...]] = []
+    exec(variant, namespace)
+    assert printed == [((2, 4, 3),)]  # the last expression, as the REPL showed it
+    assert "warn" not in namespace and "rlm_whole_value_check" not in namespace
+
+
+def test_no_variant_for_code_a_second_run_must_not_repeat() -> None:
+    for call in ("llm_query('x')", "FINAL(n)", "rlm_query_batched(['x'])"):
+        code = f"n = context.count('WARN')\n{call}"
+        assert whole_value_variant(code, near_misses(code, LOG)) is None
+    assert whole_value_variant("print(context.count('ERROR'))", []) is None

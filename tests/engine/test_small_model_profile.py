@@ -277,6 +277,7 @@ def test_a_substring_test_that_also_counts_longer_values_gets_a_note(serve, make
     note = server.requests[1].last_user_text
     assert "'OPEN' is also a part of other values: 'REOPENED' (3 lines)" in note
     assert "lines with 'OPEN' on its own: 2" in note
+    assert "The runtime ran your code again with whole-value tests; it printed:\n2" in note
     assert "Check this result" not in server.requests[2].last_user_text  # == tests no part
 
 
@@ -302,6 +303,7 @@ def test_a_substring_test_is_noted_once_and_its_count_needs_other_code(serve, ma
     notes = [request.last_user_text for request in server.requests[1:]]
     assert ["Check this result" in note for note in notes] == [False, True, False, False, False]
     assert 'for example `re.search(r"(?<![\\w-])OPEN(?![\\w-])", line)`' in notes[1]
+    assert "it printed:\n2\n" in notes[1]
 
 
 def test_the_runtimes_line_numbers_back_no_answer(serve, make_rlm) -> None:

@@ -33,12 +33,17 @@ class NearMiss:
     others: tuple[tuple[str, int], ...]
     ignore_case: bool = False
 
-    def whole_value_test(self) -> str:
-        """A Python test of `line` that matches `literal` only where it stands alone,
-        whatever separates the values (a regular expression: `re` must be imported)."""
+    def pattern(self) -> str:
+        """A regular expression matching `literal` only where it stands alone, whatever
+        separates the values."""
         before = r"(?<![\w-])" if _is_glue(self.literal[0]) else ""
         after = r"(?![\w-])" if _is_glue(self.literal[-1]) else ""
-        pattern = before + re.escape(self.literal) + after
+        return before + re.escape(self.literal) + after
+
+    def whole_value_test(self) -> str:
+        """A Python test of `line` that matches `literal` only where it stands alone
+        (`re` must be imported)."""
+        pattern = self.pattern()
         written = f'r"{pattern}"' if '"' not in pattern else repr(pattern)
         flags = ", re.IGNORECASE" if self.ignore_case else ""
         return f"re.search({written}, line{flags})"
@@ -130,3 +135,117 @@ def _extend_right(text: str, at: int) -> int:
     while at < len(text) and _is_glue(text[at]):
         at += 1
     return at
+
+
+# Calls a variant must not repeat: model calls cost, FINAL ends the run.
+_SIDE_EFFECT_CALLS = frozenset(
+    (
+        "llm_query", "llm_query_batched", "rlm_query", "rlm_query_batched", "context_search",
+        "FINAL", "FINAL_VAR", "SHOW_VARS", "open", "exec", "eval", "input",
+    )
+)  # fmt: skip
+VARIANT_FUNCTION = "rlm_whole_value_check"
+_RE_NAME = "rlm_whole_re"
+
+
+def whole_value_variant(code: str, misses: list[NearMiss]) -> str | None:
+    """`code` with each noted substring test made a whole-value test (`"WARN" in line`
+    -> a regular-expression search for WARN standing alone; `s.count("WARN")` -> the
+    number of such matches), run inside a function so that it leaves the REPL's variables
+    as they were. None when nothing could be rewritten, or when the code calls something
+    a second run must not (a model, FINAL, files)."""
+    try:
+        tree = ast.parse(code)
+    except (SyntaxError, ValueError, RecursionError, MemoryError):
+        return None
+    for node in ast.walk(tree):
+        if (
+            isinstance(node, ast.Call)
+            and isinstance(node.func, ast.Name)
+            and node.func.id in _SIDE_EFFECT_CALLS
+        ):
+            return None
+        if isinstance(node, (ast.Global, ast.Nonlocal, ast.Yield, ast.YieldFrom, ast.Await)):
+            return None
+    patterns = {miss.literal: miss for miss in misses}
+    rewriter = _WholeValues(patterns)
+    body = [rewriter.visit(statement) for statement in tree.body]
+    if not rewriter.changed or not body:
+        return None
+    last = body[-1]
+    if isinstance(last, ast.Expr) and not _is_print(last.value):
+        body[-1] = ast.Expr(_call_name("print", [last.value]))  # what the REPL displayed
+    module = ast.parse(
+        f"def {VARIANT_FUNCTION}():\n"
+        f"    import re as {_RE_NAME}\n"
+        f"{VARIANT_FUNCTION}()\n"
+        f"del {VARIANT_FUNCTION}\n"
+    )
+    function = module.body[0]
+    assert isinstance(function, ast.FunctionDef)
+    function.body.extend(body)
+    return ast.unparse(ast.fix_missing_locations(module))
+
+
+class _WholeValues(ast.NodeTransformer):
+    def __init__(self, misses: dict[str, NearMiss]) -> None:
+        self.misses = misses
+        self.changed = False
+
+    def visit_Compare(self, node: ast.Compare) -> ast.expr:
+        self.generic_visit(node)
+        if len(node.ops) != 1 or not isinstance(node.ops[0], (ast.In, ast.NotIn)):
+            return node
+        miss = self._miss(node.left)
+        if miss is None:
+            return node
+        self.changed = True
+        found = ast.Compare(
+            left=self._search("search", miss, node.comparators[0]),
+            ops=[ast.IsNot() if isinstance(node.ops[0], ast.In) else ast.Is()],
+            comparators=[ast.Constant(None)],
+        )
+        return found
+
+    def visit_Call(self, node: ast.Call) -> ast.expr:
+        self.generic_visit(node)
+        if not (
+            isinstance(node.func, ast.Attribute)
+            and node.func.attr == "count"
+            and len(node.args) == 1
+            and not node.keywords
+        ):
+            return node
+        miss = self._miss(node.args[0])
+        if miss is None:
+            return node
+        self.changed = True
+        return _call_name("len", [self._search("findall", miss, node.func.value)])
+
+    def _miss(self, node: ast.expr) -> NearMiss | None:
+        if isinstance(node, ast.Constant) and isinstance(node.value, str):
+            return self.misses.get(node.value)
+        return None
+
+    @staticmethod
+    def _search(function: str, miss: NearMiss, text: ast.expr) -> ast.Call:
+        args: list[ast.expr] = [ast.Constant(miss.pattern()), text]
+        if miss.ignore_case:
+            args.append(
+                ast.Attribute(value=ast.Name(id=_RE_NAME, ctx=ast.Load()), attr="IGNORECASE")
+            )
+        return ast.Call(
+            func=ast.Attribute(value=ast.Name(id=_RE_NAME, ctx=ast.Load()), attr=function),
+            args=args,
+            keywords=[],
+        )
+
+
+def _call_name(name: str, args: list[ast.expr]) -> ast.Call:
+    return ast.Call(func=ast.Name(id=name, ctx=ast.Load()), args=args, keywords=[])
+
+
+def _is_print(node: ast.expr) -> bool:
+    return (
+        isinstance(node, ast.Call) and isinstance(node.func, ast.Name) and node.func.id == "print"
+    )

@@ -111,6 +111,10 @@ NEAR_MISS_NOTE = (
     "for example `{test}`, and run it again."
 )
 
+WHOLE_VALUE_RESULT_NOTE = (
+    "The runtime ran your code again with whole-value tests; it printed:\n{output}"
+)
+
 NOT_AN_ANSWER_NOTE = (
     "FINAL({answer}) is {reason}, not an answer to the question. Reply with the answer "
     "itself: FINAL(value), or run code to find it."

@@ -19,7 +19,7 @@ from rlmrt.engine.answers import non_answer
 from rlmrt.engine.bridge import RunBridge
 from rlmrt.engine.context_input import LoadedContext, load_context
 from rlmrt.engine.evidence import Evidence, empty_result, lines_holding, peek_lines
-from rlmrt.engine.near_miss import near_misses
+from rlmrt.engine.near_miss import near_misses, whole_value_variant
 from rlmrt.engine.parsing import (
     FinalMarker,
     final_call_value,
@@ -46,6 +46,7 @@ from rlmrt.engine.prompts import (
     REPEATED_FAILURE_NOTE,
     UNSEEN_FINAL_LINES_NOTE,
     UNSEEN_FINAL_NOTE,
+    WHOLE_VALUE_RESULT_NOTE,
     compacted_messages,
     first_messages,
     misnamed_helper_note,
@@ -329,7 +330,7 @@ class Run:
                 if checked:
                     self._evidence.record(code, result)
                     outputs.extend(await self._empty_result_note(code, result))
-                    outputs.extend(await self._near_miss_note(code, result))
+                    outputs.extend(await self._near_miss_note(sandbox, code, result))
                 repeats = self._repeat_note(code, result)
                 outputs.extend(repeats)
                 pointed = (
@@ -381,34 +382,46 @@ class Run:
         self._evidence.doubt(empty, code)
         return [EMPTY_RESULT_NOTE.format(output=empty, lines="\n".join(self._about))]
 
-    async def _near_miss_note(self, code: str, result: ExecResult) -> list[str]:
+    async def _near_miss_note(
+        self, sandbox: SandboxBackend, code: str, result: ExecResult
+    ) -> list[str]:
         """A note when the block's substring test (`"OPEN" in line`) also matches longer
         values of `context` ("REOPENED"): its result ran clean and looks right, and no
-        other check sees that it counted the wrong lines. Once per tested value a run."""
+        other check sees that it counted the wrong lines. The runtime runs the same code
+        with whole-value tests and shows what it prints, and the block's own output is
+        no answer until other code prints it. Once per tested value a run."""
         value = self.context.value
         if result.error is not None or not result.stdout.strip() or not isinstance(value, str):
             return []
         found = await asyncio.to_thread(near_misses, code, value)
-        notes = []
-        for miss in found:
-            if miss.literal in self._near_missed:
-                continue
-            self._near_missed.add(miss.literal)
-            others = ", ".join(
-                f"{_brief(other, 60)} ({lines:,} line{'s' if lines != 1 else ''})"
-                for other, lines in miss.others
+        fresh = [miss for miss in found if miss.literal not in self._near_missed]
+        if not fresh:
+            return []
+        self._near_missed.update(miss.literal for miss in fresh)
+        notes = [
+            NEAR_MISS_NOTE.format(
+                literal=_brief(miss.literal, 60),
+                others=", ".join(
+                    f"{_brief(other, 60)} ({lines:,} line{'s' if lines != 1 else ''})"
+                    for other, lines in miss.others
+                ),
+                exact=miss.exact_lines,
+                test=miss.whole_value_test(),
             )
-            notes.append(
-                NEAR_MISS_NOTE.format(
-                    literal=_brief(miss.literal, 60),
-                    others=others,
-                    exact=miss.exact_lines,
-                    test=miss.whole_value_test(),
-                )
-            )
+            for miss in fresh
+        ]
         output = result.stdout.strip()
-        if notes and "\n" not in output:
+        if "\n" not in output:
             self._evidence.doubt(output, code)  # not an answer until other code prints it
+        variant = whole_value_variant(code, fresh)
+        if variant is not None:
+            checked = await sandbox.execute(variant)
+            self._emit_exec(variant, checked)
+            if checked.error is None and checked.stdout.strip():
+                self._evidence.record(variant, checked)
+                notes.append(
+                    WHOLE_VALUE_RESULT_NOTE.format(output=_truncate(checked.stdout.strip(), 500))
+                )
         return notes
 
     def _refused_final_note(self, answer: str) -> str:
