@@ -2,7 +2,13 @@
 
 from __future__ import annotations
 
-from rlmrt.engine.near_miss import NearMiss, near_misses, substring_literals, whole_value_variant
+from rlmrt.engine.near_miss import (
+    NearMiss,
+    longer_value,
+    near_misses,
+    substring_literals,
+    whole_value_variant,
+)
 
 LOG = "\n".join(
     [
@@ -94,3 +100,11 @@ def test_no_variant_for_code_a_second_run_must_not_repeat() -> None:
         code = f"n = context.count('WARN')\n{call}"
         assert whole_value_variant(code, near_misses(code, LOG)) is None
     assert whole_value_variant("print(context.count('ERROR'))", []) is None
+
+
+def test_the_longer_value_a_cut_answer_belongs_to() -> None:
+    text = "wifi: meadow-9328 (Ghent)\nguest: meadowlark"
+    assert longer_value("meadow", text) == "meadow-9328"
+    assert longer_value("9328", text) is None  # a number: a count need not be in the text
+    assert longer_value("Ghent", text) is None  # it stands alone
+    assert longer_value("canyon", text) is None  # absent

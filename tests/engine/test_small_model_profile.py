@@ -201,8 +201,25 @@ def test_a_final_that_is_part_of_a_seen_token_is_named_as_partial(serve, make_rl
     result = small(make_rlm, server).completion("Access code of vault Vega?", context=context)
     assert result.answer == "3591-JS"
     note = server.requests[1].last_user_text
-    assert "called FINAL(3591), but what you saw has it only as part of '3591-JS'" in note
+    assert "called FINAL(3591), but 3591 appears only as part of '3591-JS'" in note
     assert "line 2: The access code" in server.requests[2].last_user_text
+
+
+def test_a_final_cut_from_a_longer_value_of_the_context_is_named_as_partial(
+    serve, make_rlm
+) -> None:
+    """`(\\w+)` takes "meadow" of "meadow-9328": never shown, never alone in `context`.
+    The note names the whole value, which the model can then answer."""
+    replies = [
+        repl("import re\nFINAL(re.search(r'Ghent office is (\\w+)', context).group(1))"),
+        "FINAL(meadow-9328)",
+    ]
+    server = serve(lambda r: replies[turn(r)])
+    context = "filler\nThe Wi-Fi password for the Ghent office is meadow-9328.\nfiller"
+    result = small(make_rlm, server).completion("Wi-Fi password in Ghent?", context=context)
+    assert (result.answer, result.partial) == ("meadow-9328", False)
+    note = server.requests[1].last_user_text
+    assert "called FINAL('meadow'), but 'meadow' appears only as part of 'meadow-9328'" in note
 
 
 LEDGER = "\n".join(

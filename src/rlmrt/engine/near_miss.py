@@ -14,7 +14,7 @@ import re
 from collections import Counter
 from dataclasses import dataclass
 
-__all__ = ["NearMiss", "near_misses", "substring_literals"]
+__all__ = ["NearMiss", "longer_value", "near_misses", "substring_literals", "whole_value_variant"]
 
 _MIN_LITERAL = 2
 _MAX_LITERALS = 3  # per block
@@ -119,6 +119,28 @@ def _near_miss(literal: str, text: str, *, fold: bool) -> NearMiss | None:
         return None
     others = tuple(other_lines.most_common(_MAX_OTHERS))
     return NearMiss(literal=literal, exact_lines=exact_lines, others=others, ignore_case=fold)
+
+
+def longer_value(value: str, text: str) -> str | None:
+    """The value of `text` that `value` is only a part of ("meadow-9328" for "meadow"),
+    when `value` never stands alone in `text`; else None. Numbers are left alone: a
+    computed count need not occur in the text, and "73" inside "1973" says nothing."""
+    value = value.strip()
+    if not any(char.isalpha() for char in value):
+        return None
+    if not (_is_glue(value[0]) or _is_glue(value[-1])):
+        return None
+    first: str | None = None
+    start = text.find(value)
+    while start != -1:
+        end = start + len(value)
+        left = _extend_left(text, start) if _is_glue(value[0]) else start
+        right = _extend_right(text, end) if _is_glue(value[-1]) else end
+        if (left, right) == (start, end):
+            return None  # it stands alone somewhere
+        first = first or text[left:right]
+        start = text.find(value, end)
+    return first
 
 
 def _is_glue(char: str) -> bool:

@@ -70,7 +70,7 @@ REPEATED_CODE_NOTE = (
 )
 
 PARTIAL_FINAL_NOTE = (
-    "Your code called FINAL({answer}), but what you saw has it only as part of {whole}, "
+    "Your code called FINAL({answer}), but {answer} appears only as part of {whole}, "
     "so the run goes on. Check that your code takes the whole value, then reply "
     "FINAL(value)."
 )

@@ -19,7 +19,7 @@ from rlmrt.engine.answers import non_answer
 from rlmrt.engine.bridge import RunBridge
 from rlmrt.engine.context_input import LoadedContext, load_context
 from rlmrt.engine.evidence import Evidence, empty_result, lines_holding, peek_lines
-from rlmrt.engine.near_miss import near_misses, whole_value_variant
+from rlmrt.engine.near_miss import longer_value, near_misses, whole_value_variant
 from rlmrt.engine.parsing import (
     FinalMarker,
     final_call_value,
@@ -430,8 +430,12 @@ class Run:
         whole = self._evidence.whole_of(answer)
         if whole is not None:
             return PARTIAL_FINAL_NOTE.format(answer=_brief(answer), whole=_brief(whole))
-        self._evidence.show(answer)
         value = self.context.value
+        longer = longer_value(answer, value) if isinstance(value, str) and answer else None
+        if longer is not None:  # the code cut a value ("meadow" of "meadow-9328")
+            self._evidence.show(longer)
+            return PARTIAL_FINAL_NOTE.format(answer=_brief(answer), whole=_brief(longer))
+        self._evidence.show(answer)
         lines = lines_holding(answer, value, 3) if isinstance(value, str) else []
         if lines:
             return UNSEEN_FINAL_LINES_NOTE.format(answer=_brief(answer), lines="\n".join(lines))
