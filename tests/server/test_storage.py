@@ -27,9 +27,9 @@ async def test_open_applies_the_migrations_once(tmp_path: Path) -> None:
     await store.ping()
     await store.aclose()
     with sqlite3.connect(path) as db:
-        assert db.execute("SELECT version_num FROM alembic_version").fetchall() == [("0001",)]
+        assert db.execute("SELECT version_num FROM alembic_version").fetchall() == [("0002",)]
         tables = {row[0] for row in db.execute("SELECT name FROM sqlite_master WHERE type='table'")}
-    assert {"tenants", "api_keys", "runs"} <= tables
+    assert {"tenants", "api_keys", "runs", "audit_log"} <= tables
 
 
 async def test_keys_are_found_by_the_whole_key_only(tmp_path: Path) -> None:

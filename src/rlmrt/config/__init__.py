@@ -462,6 +462,45 @@ class ServerSettings(_Section):
         description="SQLAlchemy async URL of the tenants, keys and runs (default: SQLite"
         " at RLMRT_HOME/server.db).",
     )
+    key_requests_per_minute: int = Field(
+        default=60,
+        ge=0,
+        description="Requests per minute of each API key (0: no limit).",
+    )
+    key_tokens_per_minute: int = Field(
+        default=2_000_000,
+        ge=0,
+        description="Model tokens per minute of each API key, counted when a run ends"
+        " (0: no limit).",
+    )
+    key_max_concurrent: int = Field(
+        default=4,
+        ge=0,
+        description="Runs of one API key at the same time (0: no limit).",
+    )
+    tenant_requests_per_minute: int = Field(
+        default=600,
+        ge=0,
+        description="Requests per minute of all of a tenant's keys together (0: no limit;"
+        " `rlm tenants set T --rpm N` overrides it for T).",
+    )
+    tenant_tokens_per_minute: int = Field(
+        default=10_000_000,
+        ge=0,
+        description="Model tokens per minute of all of a tenant's keys together (0: no"
+        " limit; `rlm tenants set T --tpm N` overrides it for T).",
+    )
+    tenant_max_concurrent: int = Field(
+        default=16,
+        ge=0,
+        description="Runs of all of a tenant's keys at the same time (0: no limit;"
+        " `rlm tenants set T --max-concurrent N` overrides it for T).",
+    )
+    rate_limit_storage: str = Field(
+        default="memory://",
+        description="Where the rate-limit counters live, as a `limits` storage URI:"
+        " memory:// (this process) or e.g. redis://HOST:6379 (shared by replicas).",
+    )
     profiles: dict[str, dict[str, Any]] = Field(
         default_factory=dict,
         description="Profiles clients choose as `model`: name -> settings"
