@@ -41,6 +41,7 @@ async def make_keys(database: Path) -> dict[str, str]:
         await store.create_tenant("pair", requests_per_minute=4)
         await store.create_tenant("slow")
         await store.create_tenant("thrifty")
+        await store.create_tenant("late")
         await store.set_tenant_limits("thrifty", tokens_per_minute=1)
         keys = {f"solo{i}": (await store.create_key("solo"))[0] for i in range(3)}
         keys["pair1"] = (await store.create_key("pair"))[0]
@@ -48,6 +49,7 @@ async def make_keys(database: Path) -> dict[str, str]:
         keys["slow"] = (await store.create_key("slow"))[0]
         keys["slow2"] = (await store.create_key("slow"))[0]
         keys["thrifty"] = (await store.create_key("thrifty"))[0]
+        keys["late"] = (await store.create_key("late"))[0]
         return keys
     finally:
         await store.aclose()
@@ -170,3 +172,21 @@ def test_a_request_refused_before_its_body_is_read_holds_no_slot(
     )
     assert bad.status_code == 404
     assert ask(limited, "solo2") == "3"  # key_max_concurrent = 1: the slot was given back
+
+
+def test_a_tenant_limit_set_while_serving_holds_at_once(limited: InProcessServer) -> None:
+    assert ask(limited, "late") == "3"
+
+    async def set_rpm() -> None:  # what `rlm tenants set late --rpm 2` does
+        store = await Store.open(f"sqlite+aiosqlite:///{limited.database}")
+        try:
+            await store.set_tenant_limits("late", requests_per_minute=2)
+        finally:
+            await store.aclose()
+
+    asyncio.run(set_rpm())
+    assert ask(limited, "late") == "3"
+    refused = refusal(limited, "late")
+    assert refused["message"].startswith(
+        "rate limit reached: requests per minute of tenant late (2)"
+    )

@@ -438,6 +438,11 @@ DEFAULT_PROFILE = "rlm"
 _URL_PASSWORD = re.compile(r"^([^:/]+://[^:/@]*:)[^/?#]*@")  # scheme://user:PASSWORD@
 
 
+def masked_url(url: str) -> str:
+    """`url` with its password (scheme://user:PASSWORD@host) shown as ***."""
+    return _URL_PASSWORD.sub(r"\1***@", url)
+
+
 class ServerSettings(_Section):
     """`rlm serve`: the OpenAI-compatible HTTP API (the `server` extra).
 
@@ -567,7 +572,8 @@ class RLMConfig(BaseModel):
         data = self.model_dump(mode="json")
         if self.llm.api_key is not None:
             data["llm"]["api_key"] = "***"
-        data["server"]["database_url"] = _URL_PASSWORD.sub(r"\1***@", self.server.database_url)
+        for url in ("database_url", "rate_limit_storage"):
+            data["server"][url] = masked_url(data["server"][url])
         return data
 
 

@@ -22,7 +22,7 @@ from limits.aio.strategies import FixedWindowRateLimiter, MovingWindowRateLimite
 from limits.errors import ConfigurationError
 from limits.storage import storage_from_string
 
-from rlmrt.config import ServerSettings
+from rlmrt.config import ServerSettings, masked_url
 from rlmrt.errors import ConfigError
 from rlmrt.server.models import ApiKey, Tenant
 
@@ -87,14 +87,17 @@ def scopes(settings: ServerSettings, key: ApiKey, tenant: Tenant) -> tuple[Scope
 def open_storage(uri: str) -> Storage:
     """The async `limits` storage of `uri` (memory://, redis://HOST:PORT, ...)."""
     async_uri = uri if uri.startswith("async+") else f"async+{uri}"
+    shown = masked_url(uri)
     try:
         storage = storage_from_string(async_uri)
     except (ConfigurationError, ValueError) as exc:
-        raise ConfigError(f"server.rate_limit_storage {uri!r}: {exc}") from exc
+        raise ConfigError(
+            f"server.rate_limit_storage {shown}: {str(exc).replace(uri, shown)}"
+        ) from exc
     if not isinstance(storage, Storage) or not isinstance(storage, MovingWindowSupport):
         raise ConfigError(
-            f"server.rate_limit_storage {uri!r}: a storage with moving windows is needed"
-            " (memory://, redis://, memcached:// has none)"
+            f"server.rate_limit_storage {shown}: a storage with moving windows is needed"
+            " (memory://, redis://)"
         )
     return storage
 
@@ -173,8 +176,16 @@ class Admission:
         await self.limiter.charge_tokens(self.scopes, tokens)
 
 
+class _PerMinute(RateLimitItemPerMinute):
+    """A per-minute limit whose counters are named without its amount (`limits` puts the
+    amount in the name): a limit changed while serving counts on, not from zero."""
+
+    def key_for(self, *identifiers: str | int | float | bytes) -> str:
+        return "/".join([self.namespace, "minute", *map(str, identifiers)])
+
+
 def _per_minute(amount: int) -> RateLimitItem:
-    return RateLimitItemPerMinute(amount, namespace="rlmrt")
+    return _PerMinute(amount, namespace="rlmrt")
 
 
 def _run_counter(scope: Scope) -> str:
