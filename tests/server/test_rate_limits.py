@@ -50,6 +50,7 @@ async def make_keys(database: Path) -> dict[str, str]:
         keys["slow2"] = (await store.create_key("slow"))[0]
         keys["thrifty"] = (await store.create_key("thrifty"))[0]
         keys["late"] = (await store.create_key("late"))[0]
+        keys["leaver"] = (await store.create_key("slow"))[0]
         return keys
     finally:
         await store.aclose()
@@ -190,3 +191,20 @@ def test_a_tenant_limit_set_while_serving_holds_at_once(limited: InProcessServer
     assert refused["message"].startswith(
         "rate limit reached: requests per minute of tenant late (2)"
     )
+
+
+def test_a_client_leaving_its_stream_gives_its_run_slot_back(limited: InProcessServer) -> None:
+    key = limited.keys["leaver"]  # key_max_concurrent = 1
+    with httpx.stream(
+        "POST",
+        f"{limited.url}/chat/completions",
+        headers={"Authorization": f"Bearer {key}"},
+        json={"model": "rlm", "messages": SLOW, "stream": True},
+    ) as response:
+        assert response.status_code == 200
+        next(line for line in response.iter_lines() if line)  # the run is under way
+    deadline = time.monotonic() + 10
+    while not any(r.action == "run.cancel" and r.actor == key[:12] for r in audit(limited)):
+        assert time.monotonic() < deadline
+        time.sleep(0.05)
+    assert ask(limited, "leaver") == "3"
