@@ -157,13 +157,23 @@ def test_config_without_subcommand_shows_help(rlm_cli) -> None:
     assert "show" in result.output
 
 
+SERVER_LIMITS = ("requests_per_minute", "tokens_per_minute", "max_concurrent")
+
+
 def test_every_setting_is_a_flag_derived_from_its_field(rlm_cli) -> None:
     from rlmrt.cli._options import flags
     from rlmrt.config import keywords
 
     # tables are set in rlm.toml; the [server] settings are `rlm serve`'s own flags
     server = {key for key, (section, _) in keywords().items() if section == "server"}
-    assert server == {"server_host", "server_port", "database_url", "server_profiles"}
+    assert server == {
+        "server_host",
+        "server_port",
+        "database_url",
+        "server_profiles",
+        "rate_limit_storage",
+        *(f"{who}_{limit}" for who in ("key", "tenant") for limit in SERVER_LIMITS),
+    }
     assert set(keywords()) - set(flags()) == {"prices", "alerts", *server}
     found = settings(
         rlm_cli, "--max-concurrent-runs", "3", "--no-save-trajectory", "--sandbox", "process"

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import asyncio
 import subprocess
 import time
 from collections.abc import Callable, Iterator
@@ -13,13 +12,8 @@ from serving import (
     RLM,
     RLM_TOML,
     InProcessServer,
-    make_keys,
-    model_reply,
-    server_env,
-    start_in_process,
+    serving,
 )
-
-from rlmrt.testing import ScriptedOpenAIServer
 
 
 @pytest.fixture(scope="module")
@@ -28,22 +22,9 @@ def api(tmp_path_factory: pytest.TempPathFactory) -> Iterator[InProcessServer]:
     serve` as a process is tested in test_serve_cli.py), with keys of tenants acme and
     beta (and a revoked and an expired one of acme)."""
     folder = tmp_path_factory.mktemp("api")
-    (folder / "rlm.toml").write_text(RLM_TOML)
-    model = ScriptedOpenAIServer(model_reply)
-    model.start()
-    try:
-        env = server_env(folder / "home", model)
-        keys = asyncio.run(make_keys(folder / "home" / "server.db"))
-        expired = time.monotonic() + 1.1
-        server = start_in_process(folder, env)
-        server.keys = keys
-        time.sleep(max(0.0, expired - time.monotonic()))  # the expiring key's second is over
-        try:
-            yield server
-        finally:
-            server.stop()
-    finally:
-        model.stop()
+    with serving(folder, RLM_TOML) as server:
+        time.sleep(1.1)  # the expiring key's second is over
+        yield server
 
 
 @pytest.fixture

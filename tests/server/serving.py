@@ -3,6 +3,7 @@ port), pointed at a scripted model server; the scripted model; tenants and keys.
 
 from __future__ import annotations
 
+import asyncio
 import logging
 import os
 import re
@@ -12,6 +13,8 @@ import subprocess
 import sys
 import threading
 import time
+from collections.abc import Awaitable, Callable, Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from datetime import timedelta
 from pathlib import Path
@@ -217,3 +220,25 @@ async def make_keys(database: Path) -> dict[str, str]:
         return keys
     finally:
         await store.aclose()
+
+
+@contextmanager
+def serving(
+    folder: Path, toml: str, make: Callable[[Path], Awaitable[dict[str, str]]] = make_keys
+) -> Iterator[InProcessServer]:
+    """An in-process server of `toml` in `folder` on the scripted model, with the keys
+    `make` creates in its database (by name in `.keys`); stopped at the end."""
+    (folder / "rlm.toml").write_text(toml)
+    model = ScriptedOpenAIServer(model_reply)
+    model.start()
+    try:
+        env = server_env(folder / "home", model)
+        keys = asyncio.run(make(folder / "home" / "server.db"))
+        server = start_in_process(folder, env)
+        server.keys = keys
+        try:
+            yield server
+        finally:
+            server.stop()
+    finally:
+        model.stop()

@@ -179,6 +179,17 @@ def test_a_client_leaving_a_stream_cancels_its_run(api: APIServer) -> None:
         time.sleep(0.1)
     assert asyncio.run(status()) == "cancelled"
 
+    async def audited() -> list[tuple[str, str]]:
+        store = await Store.open(f"sqlite+aiosqlite:///{api.database}")
+        try:
+            records = await store.audit_records(tenant_name="beta")
+            return [(r.action, r.actor) for r in records if r.target == run_id]
+        finally:
+            await store.aclose()
+
+    prefix = api.keys["beta"][:12]
+    assert asyncio.run(audited()) == [("run.create", prefix), ("run.cancel", prefix)]
+
 
 def test_async_streaming(api: APIServer) -> None:
     async def main() -> str:

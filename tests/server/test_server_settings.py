@@ -59,3 +59,37 @@ def test_the_database_password_is_masked_where_settings_are_shown() -> None:
         "postgresql+asyncpg://bob:***@db:5432/rlm"
     )
     assert "hunter2" not in str(config.public_dict())
+
+
+def test_rate_limits_are_on_by_default() -> None:
+    server = RLMConfig().server
+    assert server.key_requests_per_minute == 60 and server.key_max_concurrent == 4
+    assert server.key_tokens_per_minute == 2_000_000
+    assert server.tenant_requests_per_minute == 600 and server.tenant_max_concurrent == 16
+    assert server.tenant_tokens_per_minute == 10_000_000
+    assert server.rate_limit_storage == "memory://"
+    with pytest.raises(ConfigError, match="key_requests_per_minute"):
+        load_config(server={"key_requests_per_minute": -1})
+
+
+@pytest.mark.parametrize(
+    ("uri", "message"),
+    [
+        ("nosuch://x", "server.rate_limit_storage nosuch://x: unknown storage scheme"),
+        (
+            "nosuch://bob:hunter2@127.0.0.1:6379",
+            "server.rate_limit_storage nosuch://bob:***@127.0.0.1:6379: unknown storage scheme",
+        ),
+    ],
+)
+def test_a_bad_rate_limit_storage_names_the_setting_not_its_password(
+    uri: str, message: str
+) -> None:
+    from rlmrt.server.app import create_app
+
+    config = load_config(model="openai/m", server={"rate_limit_storage": uri})
+    assert "hunter2" not in str(config.public_dict())
+    with pytest.raises(ConfigError) as raised:
+        create_app(config)
+    assert str(raised.value).startswith(message)
+    assert "hunter2" not in str(raised.value)

@@ -27,9 +27,9 @@ async def test_open_applies_the_migrations_once(tmp_path: Path) -> None:
     await store.ping()
     await store.aclose()
     with sqlite3.connect(path) as db:
-        assert db.execute("SELECT version_num FROM alembic_version").fetchall() == [("0001",)]
+        assert db.execute("SELECT version_num FROM alembic_version").fetchall() == [("0002",)]
         tables = {row[0] for row in db.execute("SELECT name FROM sqlite_master WHERE type='table'")}
-    assert {"tenants", "api_keys", "runs"} <= tables
+    assert {"tenants", "api_keys", "runs", "audit_log"} <= tables
 
 
 async def test_keys_are_found_by_the_whole_key_only(tmp_path: Path) -> None:
@@ -85,3 +85,40 @@ def test_durations(text: str, expected: timedelta) -> None:
 def test_bad_durations(text: str) -> None:
     with pytest.raises(ValueError, match="is not a duration"):
         parse_duration(text)
+
+
+async def test_a_database_of_the_first_migration_is_upgraded_with_its_data(
+    tmp_path: Path,
+) -> None:
+    from alembic import command
+    from alembic.config import Config
+    from sqlalchemy import create_engine
+
+    from rlmrt.server.storage import MIGRATIONS
+
+    path = tmp_path / "old.db"
+    engine = create_engine(f"sqlite:///{path}")
+    with engine.begin() as connection:  # a database the first release made
+        config = Config()
+        config.set_main_option("script_location", str(MIGRATIONS))
+        config.attributes["connection"] = connection
+        command.upgrade(config, "0001")
+        connection.exec_driver_sql(
+            "INSERT INTO tenants (id, name, created_at) VALUES"
+            " ('ten_1', 'acme', '2026-01-01 00:00:00.000000')"
+        )
+    engine.dispose()
+    store = await Store.open(url(path))
+    try:
+        (tenant,) = await store.tenants()
+        assert (tenant.name, tenant.requests_per_minute, tenant.max_concurrent) == (
+            "acme",
+            None,
+            None,
+        )
+        assert (await store.set_tenant_limits("acme", max_concurrent=3)).max_concurrent == 3
+        assert [r.action for r in await store.audit_records()] == ["tenant.limits"]
+    finally:
+        await store.aclose()
+    with sqlite3.connect(path) as db:
+        assert db.execute("SELECT version_num FROM alembic_version").fetchall() == [("0002",)]

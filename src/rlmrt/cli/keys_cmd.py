@@ -62,7 +62,7 @@ def _when(value: datetime | None) -> str:
     return "-" if value is None else value.strftime("%Y-%m-%d %H:%M UTC")
 
 
-def _print_table(columns: list[str], rows: list[list[str]]) -> None:
+def print_table(columns: list[str], rows: list[list[str]]) -> None:
     """Aligned columns, never cut (ids and prefixes are copied from here)."""
     widths = [max(len(cell) for cell in column) for column in zip(columns, *rows, strict=True)]
     for row in [columns, *rows]:
@@ -70,27 +70,110 @@ def _print_table(columns: list[str], rows: list[list[str]]) -> None:
         print("  ".join(cells).rstrip())
 
 
+RpmOpt = Annotated[
+    int | None,
+    typer.Option(
+        "--rpm",
+        min=0,
+        help="Requests per minute of all the tenant's keys together (0: no limit;"
+        " default: [server] tenant_requests_per_minute).",
+        show_default=False,
+    ),
+]
+TpmOpt = Annotated[
+    int | None,
+    typer.Option(
+        "--tpm",
+        min=0,
+        help="Model tokens per minute of all the tenant's keys together (0: no limit;"
+        " default: [server] tenant_tokens_per_minute).",
+        show_default=False,
+    ),
+]
+ConcurrentOpt = Annotated[
+    int | None,
+    typer.Option(
+        "--max-concurrent",
+        min=0,
+        help="Runs of all the tenant's keys at the same time (0: no limit;"
+        " default: [server] tenant_max_concurrent).",
+        show_default=False,
+    ),
+]
+
+
+def _limits(rpm: int | None, tpm: int | None, concurrent: int | None) -> dict[str, int]:
+    given = {"requests_per_minute": rpm, "tokens_per_minute": tpm, "max_concurrent": concurrent}
+    return {name: value for name, value in given.items() if value is not None}
+
+
+def _shown_limit(value: int | None) -> str:
+    return "default" if value is None else "none" if value == 0 else str(value)
+
+
 @tenants_app.command("create")
 def create_tenant(
     name: Annotated[str, typer.Argument(help="The tenant's name.", show_default=False)],
+    rpm: RpmOpt = None,
+    tpm: TpmOpt = None,
+    max_concurrent: ConcurrentOpt = None,
     config_file: opt.ConfigFile = None,
 ) -> None:
-    """Add tenant NAME."""
-    tenant = with_store(config_file, lambda store: store.create_tenant(name))
+    """Add tenant NAME (with its own rate limits, if given)."""
+    limits = _limits(rpm, tpm, max_concurrent)
+    tenant = with_store(config_file, lambda store: store.create_tenant(name, **limits))
     print(f"created tenant {tenant.name} ({tenant.id})")
+
+
+@tenants_app.command("set")
+def set_tenant(
+    name: Annotated[str, typer.Argument(help="The tenant's name.", show_default=False)],
+    rpm: RpmOpt = None,
+    tpm: TpmOpt = None,
+    max_concurrent: ConcurrentOpt = None,
+    reset: Annotated[
+        bool,
+        typer.Option("--reset", help="Back to the [server] defaults (before the ones given)."),
+    ] = False,
+    config_file: opt.ConfigFile = None,
+) -> None:
+    """Set tenant NAME's own rate limits (a running server reads them at each request)."""
+    from rlmrt.server.storage import TENANT_LIMITS
+
+    limits: dict[str, int | None] = dict.fromkeys(TENANT_LIMITS) if reset else {}
+    limits.update(_limits(rpm, tpm, max_concurrent))
+    if not limits:
+        raise CLIUsageError("give a limit to set: --rpm, --tpm, --max-concurrent or --reset")
+    tenant = with_store(config_file, lambda store: store.set_tenant_limits(name, **limits))
+    print(
+        f"tenant {tenant.name}: requests/min {_shown_limit(tenant.requests_per_minute)},"
+        f" tokens/min {_shown_limit(tenant.tokens_per_minute)},"
+        f" concurrent runs {_shown_limit(tenant.max_concurrent)}"
+    )
 
 
 @tenants_app.command("list")
 def list_tenants(config_file: opt.ConfigFile = None, as_json: JsonOpt = False) -> None:
     """List the tenants."""
     tenants = with_store(config_file, lambda store: store.tenants())
-    rows = [[t.name, t.id, _when(t.created_at)] for t in tenants]
+    columns = ["name", "id", "created", "rpm", "tpm", "concurrent"]
+    rows = [
+        [
+            t.name,
+            t.id,
+            _when(t.created_at),
+            _shown_limit(t.requests_per_minute),
+            _shown_limit(t.tokens_per_minute),
+            _shown_limit(t.max_concurrent),
+        ]
+        for t in tenants
+    ]
     if as_json:
-        print(json.dumps([dict(zip(("name", "id", "created"), row, strict=True)) for row in rows]))
+        print(json.dumps([dict(zip(columns, row, strict=True)) for row in rows]))
     elif not rows:
         print("no tenants yet; add one with `rlm tenants create NAME`")
     else:
-        _print_table(["name", "id", "created"], rows)
+        print_table(columns, rows)
 
 
 @keys_app.command("create")
@@ -155,7 +238,7 @@ def list_keys(
     elif not rows:
         print("no keys yet; make one with `rlm keys create --tenant NAME`")
     else:
-        _print_table(columns, rows)
+        print_table(columns, rows)
 
 
 @keys_app.command("revoke")

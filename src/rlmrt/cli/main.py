@@ -11,6 +11,7 @@ import typer
 
 from rlmrt.cli._errors import ErrorHandlingGroup
 from rlmrt.cli._help import reflow_help
+from rlmrt.cli.audit_cmd import audit_app
 from rlmrt.cli.chat_cmd import chat
 from rlmrt.cli.config_cmd import config_app
 from rlmrt.cli.costs_cmd import costs
@@ -79,6 +80,7 @@ app.add_typer(metrics_app, name="metrics")
 app.add_typer(setup_app, name="setup")
 app.add_typer(tenants_app, name="tenants")
 app.add_typer(keys_app, name="keys")
+app.add_typer(audit_app, name="audit")
 reflow_help(app)
 
 if __name__ == "__main__":  # pragma: no cover - `python -m rlmrt.cli.main`

@@ -438,6 +438,11 @@ DEFAULT_PROFILE = "rlm"
 _URL_PASSWORD = re.compile(r"^([^:/]+://[^:/@]*:)[^/?#]*@")  # scheme://user:PASSWORD@
 
 
+def masked_url(url: str) -> str:
+    """`url` with its password (scheme://user:PASSWORD@host) shown as ***."""
+    return _URL_PASSWORD.sub(r"\1***@", url)
+
+
 class ServerSettings(_Section):
     """`rlm serve`: the OpenAI-compatible HTTP API (the `server` extra).
 
@@ -461,6 +466,45 @@ class ServerSettings(_Section):
         default_factory=lambda: f"sqlite+aiosqlite:///{default_home() / 'server.db'}",
         description="SQLAlchemy async URL of the tenants, keys and runs (default: SQLite"
         " at RLMRT_HOME/server.db).",
+    )
+    key_requests_per_minute: int = Field(
+        default=60,
+        ge=0,
+        description="Requests per minute of each API key (0: no limit).",
+    )
+    key_tokens_per_minute: int = Field(
+        default=2_000_000,
+        ge=0,
+        description="Model tokens per minute of each API key, counted when a run ends"
+        " (0: no limit).",
+    )
+    key_max_concurrent: int = Field(
+        default=4,
+        ge=0,
+        description="Runs of one API key at the same time (0: no limit).",
+    )
+    tenant_requests_per_minute: int = Field(
+        default=600,
+        ge=0,
+        description="Requests per minute of all of a tenant's keys together (0: no limit;"
+        " `rlm tenants set T --rpm N` overrides it for T).",
+    )
+    tenant_tokens_per_minute: int = Field(
+        default=10_000_000,
+        ge=0,
+        description="Model tokens per minute of all of a tenant's keys together (0: no"
+        " limit; `rlm tenants set T --tpm N` overrides it for T).",
+    )
+    tenant_max_concurrent: int = Field(
+        default=16,
+        ge=0,
+        description="Runs of all of a tenant's keys at the same time (0: no limit;"
+        " `rlm tenants set T --max-concurrent N` overrides it for T).",
+    )
+    rate_limit_storage: str = Field(
+        default="memory://",
+        description="Where the rate-limit counters live, as a `limits` storage URI:"
+        " memory:// (this process) or e.g. redis://HOST:6379 (shared by replicas).",
     )
     profiles: dict[str, dict[str, Any]] = Field(
         default_factory=dict,
@@ -528,7 +572,8 @@ class RLMConfig(BaseModel):
         data = self.model_dump(mode="json")
         if self.llm.api_key is not None:
             data["llm"]["api_key"] = "***"
-        data["server"]["database_url"] = _URL_PASSWORD.sub(r"\1***@", self.server.database_url)
+        for url in ("database_url", "rate_limit_storage"):
+            data["server"][url] = masked_url(data["server"][url])
         return data
 
 

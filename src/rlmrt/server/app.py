@@ -26,7 +26,9 @@ def create_app(config: RLMConfig, *, profiles: Sequence[str] = ()) -> FastAPI:
     from rlmrt import __version__
     from rlmrt.engine.rlm import RLM
     from rlmrt.observe.watchers import metrics_enabled
+    from rlmrt.server.ratelimits import RateLimiter
 
+    limiter = RateLimiter(config.server)  # a bad storage URI fails now, not at start
     made = {
         name: RLM(config=settings) for name, settings in profile_configs(config, profiles).items()
     }
@@ -42,7 +44,9 @@ def create_app(config: RLMConfig, *, profiles: Sequence[str] = ()) -> FastAPI:
                 stack.push_async_callback(rlm.__aexit__, None, None, None)
             store = await Store.open(config.server.database_url)
             stack.push_async_callback(store.aclose)
-            app.state.rlm = ServerState(store=store, profiles=made, created=int(time.time()))
+            app.state.rlm = ServerState(
+                store=store, limiter=limiter, profiles=made, created=int(time.time())
+            )
             yield
 
     app = FastAPI(

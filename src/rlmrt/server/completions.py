@@ -6,6 +6,8 @@ usage, cost. A run a limit ended is answered with its best answer and says so
 (`finish_reason` "length", `rlm.partial`); a failed run is an error, never an answer.
 Streamed, the root model's tokens arrive as `reasoning_content` deltas while the run
 works, then the answer as `content`, the usage chunk when asked for, and `[DONE]`.
+A run is audited when it starts and ends (its id, profile, status and token counts:
+never the prompt), and gives back its rate-limit slot, charging its tokens, at the end.
 """
 
 from __future__ import annotations
@@ -28,6 +30,7 @@ from rlmrt.events import EventHandler, TokenDelta
 from rlmrt.observe.usage import Usage
 from rlmrt.server.api_errors import APIError, internal_error
 from rlmrt.server.models import ApiKey
+from rlmrt.server.ratelimits import Admission
 from rlmrt.server.schemas import ChatCompletionRequest
 from rlmrt.server.storage import Store
 
@@ -77,19 +80,44 @@ def prepare(body: ChatCompletionRequest, profiles: dict[str, RLM]) -> Completion
 
 class RecordedRun:
     """The run's row of the caller's tenant, from "running" to how it ended (also when
-    the client went away: "cancelled")."""
+    the client went away: "cancelled"), its audit records and its rate-limit slot."""
 
-    def __init__(self, store: Store, completion: Completion, key: ApiKey) -> None:
+    def __init__(
+        self,
+        store: Store,
+        completion: Completion,
+        key: ApiKey,
+        admission: Admission,
+        client: str | None,
+    ) -> None:
         self.store = store
         self.completion = completion
         self.key = key
+        self.admission = admission
+        self.client = client
         self.result: RunResult | None = None
 
     async def __aenter__(self) -> RecordedRun:
-        await self.store.start_run(
-            self.completion.run_id, key=self.key, profile=self.completion.profile
-        )
+        try:
+            await self.store.start_run(
+                self.completion.run_id, key=self.key, profile=self.completion.profile
+            )
+            await self._audit("run.create", {"profile": self.completion.profile})
+        except BaseException:
+            with anyio.CancelScope(shield=True):
+                await self.admission.release(0)
+            raise
         return self
+
+    async def _audit(self, action: str, detail: dict[str, Any]) -> None:
+        await self.store.audit(
+            action,
+            actor=self.key.prefix,
+            tenant_id=self.key.tenant_id,
+            target=self.completion.run_id,
+            client=self.client,
+            detail=detail,
+        )
 
     async def __aexit__(
         self,
@@ -104,12 +132,22 @@ class RecordedRun:
             status = "cancelled"  # the client left (cancellation, a closed stream)
         else:
             status = "failed"
+        usage = result.usage if result else None
         with anyio.CancelScope(shield=True):  # recorded even while being cancelled
+            await self.admission.release(usage.total_tokens if usage else 0)
             await self.store.finish_run(
                 self.completion.run_id,
                 status=status,
                 stop_reason=result.stop_reason if result else None,
-                usage=result.usage if result else None,
+                usage=usage,
+            )
+            await self._audit(
+                "run.cancel" if status == "cancelled" else "run.finish",
+                {
+                    "status": status,
+                    "stop_reason": result.stop_reason if result else None,
+                    "total_tokens": usage.total_tokens if usage else 0,
+                },
             )
 
 
@@ -140,9 +178,10 @@ def model_failed(completion: Completion, how: str) -> APIError:
     )
 
 
-async def complete(completion: Completion, store: Store, key: ApiKey) -> dict[str, Any]:
+async def complete(run: RecordedRun) -> dict[str, Any]:
     """Run to the end; the chat.completion body."""
-    async with RecordedRun(store, completion, key) as record:
+    completion = run.completion
+    async with run as record:
         try:
             record.result = await _run(completion)
         except RLMError as exc:
@@ -165,9 +204,10 @@ async def complete(completion: Completion, store: Store, key: ApiKey) -> dict[st
     }
 
 
-async def stream(completion: Completion, store: Store, key: ApiKey) -> AsyncIterator[str]:
+async def stream(run: RecordedRun) -> AsyncIterator[str]:
     """The run as server-sent events of chat.completion.chunk objects."""
-    async with RecordedRun(store, completion, key) as record:
+    completion = run.completion
+    async with run as record:
         yield _chunk(completion, {"role": "assistant", "content": ""})
         try:
             async for item in stream_run(lambda on: _run(completion, on, stream_root=True)):

@@ -1,4 +1,5 @@
-"""The tables: tenants, their API keys and their runs (SQLAlchemy 2 declarative).
+"""The tables: tenants, their API keys, their runs and the audit log (SQLAlchemy 2
+declarative).
 
 Their schema is made by the Alembic migrations in `migrations/versions`, never by
 `create_all`: a change here comes with a new migration.
@@ -9,7 +10,7 @@ from __future__ import annotations
 from datetime import datetime, timezone
 from typing import Literal
 
-from sqlalchemy import DateTime, Float, ForeignKey, Integer, String, TypeDecorator
+from sqlalchemy import DateTime, Float, ForeignKey, Integer, String, Text, TypeDecorator
 from sqlalchemy.engine import Dialect
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
 
@@ -46,6 +47,10 @@ class Tenant(Base):
     id: Mapped[str] = mapped_column(String(40), primary_key=True)
     name: Mapped[str] = mapped_column(String(64), unique=True)
     created_at: Mapped[datetime] = mapped_column(UTCDateTime(), default=utc_now)
+    # the tenant's own limits of all its keys together; None: the [server] default
+    requests_per_minute: Mapped[int | None] = mapped_column(Integer, default=None)
+    tokens_per_minute: Mapped[int | None] = mapped_column(Integer, default=None)
+    max_concurrent: Mapped[int | None] = mapped_column(Integer, default=None)
 
 
 class ApiKey(Base):
@@ -86,3 +91,21 @@ class RunRecord(Base):
     cost_usd: Mapped[float] = mapped_column(Float, default=0.0)
     created_at: Mapped[datetime] = mapped_column(UTCDateTime(), default=utc_now)
     finished_at: Mapped[datetime | None] = mapped_column(UTCDateTime(), default=None)
+
+
+class AuditRecord(Base):
+    """One entry of the audit log, chained to the one before it by `prev_hash` (see
+    `rlmrt.server.audit`). Rows are only ever added."""
+
+    __tablename__ = "audit_log"
+
+    seq: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=False)
+    at: Mapped[str] = mapped_column(String(40), index=True)  # ISO 8601, UTC
+    action: Mapped[str] = mapped_column(String(40))
+    actor: Mapped[str] = mapped_column(String(40))  # a key's visible prefix, or "cli"
+    tenant_id: Mapped[str | None] = mapped_column(String(40), index=True, default=None)
+    target: Mapped[str | None] = mapped_column(String(80), default=None)
+    client: Mapped[str | None] = mapped_column(String(64), default=None)
+    detail: Mapped[str] = mapped_column(Text, default="{}")  # canonical JSON
+    prev_hash: Mapped[str] = mapped_column(String(64), unique=True)
+    hash: Mapped[str] = mapped_column(String(64))

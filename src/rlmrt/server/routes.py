@@ -7,13 +7,15 @@ from typing import Annotated, Any
 from fastapi import APIRouter, Depends, Request
 from fastapi.responses import JSONResponse, PlainTextResponse, Response, StreamingResponse
 from sqlalchemy.exc import SQLAlchemyError
+from starlette.background import BackgroundTask
 
 from rlmrt.server import completions
 from rlmrt.server.api_errors import APIError
 from rlmrt.server.auth import authenticate
 from rlmrt.server.models import ApiKey
+from rlmrt.server.ratelimits import Admission, RateLimited
 from rlmrt.server.schemas import ChatCompletionRequest
-from rlmrt.server.state import server_state
+from rlmrt.server.state import ServerState, client_address, server_state
 
 api = APIRouter(prefix="/v1")
 ops = APIRouter()
@@ -26,14 +28,45 @@ async def chat_completions(
 ) -> dict[str, Any] | StreamingResponse:
     """One RLM run over the request's context; `stream: true` for SSE chunks."""
     state = server_state(request)
-    completion = completions.prepare(body, state.profiles)
+    client = client_address(request)
+    admission = await _admit(state, key, client)
+    try:
+        completion = completions.prepare(body, state.profiles)
+    except BaseException:
+        await admission.release(0)
+        raise
+    run = completions.RecordedRun(state.store, completion, key, admission, client)
     if body.stream:
         return StreamingResponse(
-            completions.stream(completion, state.store, key),
+            completions.stream(run),
             media_type="text/event-stream",
             headers={"Cache-Control": "no-cache", "X-Accel-Buffering": "no"},
+            # the run slot is given back even when the stream never started
+            background=BackgroundTask(admission.release, 0),
         )
-    return await completions.complete(completion, state.store, key)
+    return await completions.complete(run)
+
+
+async def _admit(state: ServerState, key: ApiKey, client: str | None) -> Admission:
+    """The request within its key's and tenant's rate limits, or a 429 (audited)."""
+    tenant = await state.store.tenant_by_id(key.tenant_id)
+    try:
+        return await state.limiter.admit(key, tenant)
+    except RateLimited as exc:
+        await state.store.audit(
+            "ratelimit.refuse",
+            actor=key.prefix,
+            tenant_id=key.tenant_id,
+            target=exc.scope.name,
+            client=client,
+            detail={"limit": exc.what, "value": exc.limit, "retry_after_s": exc.retry_after_s},
+        )
+        raise APIError(
+            429,
+            str(exc),
+            code="rate_limit_exceeded",
+            headers={"Retry-After": str(exc.retry_after_s)},
+        ) from exc
 
 
 @api.get("/models")

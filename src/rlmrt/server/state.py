@@ -1,4 +1,4 @@
-"""What the running server holds: the store and one `RLM` per profile."""
+"""What the running server holds: the store, the rate limiter and one `RLM` per profile."""
 
 from __future__ import annotations
 
@@ -9,12 +9,14 @@ from fastapi import Request
 
 if TYPE_CHECKING:
     from rlmrt.engine.rlm import RLM
+    from rlmrt.server.ratelimits import RateLimiter
     from rlmrt.server.storage import Store
 
 
 @dataclass(slots=True, kw_only=True)
 class ServerState:
     store: Store
+    limiter: RateLimiter
     profiles: dict[str, RLM]  # model name a client gives -> the RLM its runs use
     created: int = field(default=0)  # unix time the profiles were loaded (`/v1/models`)
 
@@ -23,3 +25,8 @@ def server_state(request: Request) -> ServerState:
     state = request.app.state.rlm
     assert isinstance(state, ServerState)
     return state
+
+
+def client_address(request: Request) -> str | None:
+    """Where a request came from (the audit log's "from where")."""
+    return request.client.host if request.client else None

@@ -1,33 +1,38 @@
-"""The server's database: tenants, their keys and their runs.
+"""The server's database: tenants, their keys, their runs and the audit log.
 
 `Store.open` connects (SQLAlchemy async; SQLite by default, any async URL in
 `[server] database_url`) and applies the Alembic migrations shipped in `migrations/`
 before anything else reads it. Raw keys never reach this module's tables: `create_key`
-returns the key once and stores its hash (see `keys`).
+returns the key once and stores its hash (see `keys`). Changes of tenants and keys are
+audited here (actor "cli": they are made by `rlm tenants` and `rlm keys`).
 """
 
 from __future__ import annotations
 
+import asyncio
 import os
 import re
 import secrets
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from datetime import datetime, timedelta
 from pathlib import Path
 from typing import Any
 
 from sqlalchemy import event, func, select, text
 from sqlalchemy.engine import Connection, make_url
-from sqlalchemy.exc import ArgumentError, NoSuchModuleError, OperationalError
+from sqlalchemy.exc import ArgumentError, IntegrityError, NoSuchModuleError, OperationalError
 from sqlalchemy.ext.asyncio import AsyncEngine, async_sessionmaker, create_async_engine
 
 from rlmrt.errors import ConfigError, UsageError
 from rlmrt.observe.usage import Usage
+from rlmrt.server.audit import CLI_ACTOR, GENESIS, ChainBreak, detail_text, first_break, sealed
 from rlmrt.server.keys import key_hash, key_prefix, looks_like_key, new_key, same_hash
-from rlmrt.server.models import ApiKey, RunRecord, Tenant, utc_now
+from rlmrt.server.models import ApiKey, AuditRecord, RunRecord, Tenant, utc_now
 
 MIGRATIONS = Path(__file__).with_name("migrations")
 TENANT_NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]{0,63}")
+TENANT_LIMITS = ("requests_per_minute", "tokens_per_minute", "max_concurrent")
+APPEND_TRIES = 20  # another process appended at the same place: read the end again
 
 
 class Store:
@@ -36,6 +41,7 @@ class Store:
     def __init__(self, engine: AsyncEngine) -> None:
         self.engine = engine
         self._session = async_sessionmaker(engine, expire_on_commit=False)
+        self._append_lock = asyncio.Lock()  # one chain: appends of this process in turn
 
     @classmethod
     async def open(cls, url: str) -> Store:
@@ -76,7 +82,9 @@ class Store:
             await connection.execute(text("SELECT 1"))
 
     # -- tenants ---------------------------------------------------------------------
-    async def create_tenant(self, name: str) -> Tenant:
+    async def create_tenant(self, name: str, **limits: int | None) -> Tenant:
+        """Add tenant `name`, with its own limits (`TENANT_LIMITS` keywords) if given."""
+        _check_limits(limits)
         if TENANT_NAME.fullmatch(name) is None:
             raise UsageError(
                 f"tenant name {name!r}: use 1-64 letters, digits, '.', '_' or '-',"
@@ -86,9 +94,23 @@ class Store:
             found = await session.scalar(select(Tenant).where(Tenant.name == name))
             if found is not None:
                 raise UsageError(f"tenant {name!r} exists already")
-            tenant = Tenant(id=_new_id("ten"), name=name, created_at=utc_now())
+            tenant = Tenant(id=_new_id("ten"), name=name, created_at=utc_now(), **limits)
             session.add(tenant)
+        await self.audit("tenant.create", tenant_id=tenant.id, target=name, detail=_given(limits))
         return tenant
+
+    async def set_tenant_limits(self, name: str, **limits: int | None) -> Tenant:
+        """Set the tenant's own limits (`TENANT_LIMITS` keywords; None: back to the
+        [server] default); the ones not given stay."""
+        _check_limits(limits)
+        tenant = await self.tenant(name)
+        async with self._session.begin() as session:
+            stored = await session.get(Tenant, tenant.id)
+            assert stored is not None
+            for field, value in limits.items():
+                setattr(stored, field, value)
+        await self.audit("tenant.limits", tenant_id=tenant.id, target=name, detail=limits)
+        return stored
 
     async def tenants(self) -> Sequence[Tenant]:
         async with self._session() as session:
@@ -104,6 +126,13 @@ class Store:
             f"no tenant {name!r} (tenants: {', '.join(names) or 'none yet'});"
             f" create it with: rlm tenants create {name}"
         )
+
+    async def tenant_by_id(self, tenant_id: str) -> Tenant:
+        async with self._session() as session:
+            found = await session.get(Tenant, tenant_id)
+        if found is None:
+            raise UsageError(f"no tenant with id {tenant_id!r}")
+        return found
 
     # -- keys ------------------------------------------------------------------------
     async def create_key(
@@ -123,6 +152,8 @@ class Store:
         )
         async with self._session.begin() as session:
             session.add(key)
+        detail = {"expires_at": key.expires_at.isoformat() if key.expires_at else None}
+        await self.audit("key.create", tenant_id=tenant.id, target=key.prefix, detail=detail)
         return raw, key
 
     async def keys(self, tenant_name: str | None = None) -> list[tuple[ApiKey, str]]:
@@ -147,8 +178,11 @@ class Store:
             if len(found) > 1:
                 raise UsageError(f"{ref!r} names {len(found)} keys: give the key id")
             key = found[0]
-            if key.revoked_at is None:
+            already = key.revoked_at is not None
+            if not already:
                 key.revoked_at = utc_now()
+        if not already:
+            await self.audit("key.revoke", tenant_id=key.tenant_id, target=key.prefix)
         return key
 
     async def find_key(self, raw: str) -> ApiKey | None:
@@ -216,6 +250,74 @@ class Store:
             query = query.where(RunRecord.tenant_id == (await self.tenant(tenant_name)).id)
         async with self._session() as session:
             return (await session.scalars(query.order_by(RunRecord.created_at.desc()))).all()
+
+    # -- the audit log ---------------------------------------------------------------
+    async def audit(
+        self,
+        action: str,
+        *,
+        actor: str = CLI_ACTOR,
+        tenant_id: str | None = None,
+        target: str | None = None,
+        client: str | None = None,
+        detail: Mapping[str, object] | None = None,
+    ) -> AuditRecord:
+        """Append a record to the chain. Appends are serialized: in this process by a
+        lock; across processes (the CLI beside the server) by the unique previous hash,
+        so two appends after the same record cannot both be stored: the loser retries."""
+        async with self._append_lock:
+            for _ in range(APPEND_TRIES):
+                try:
+                    async with self._session.begin() as session:
+                        last = await session.scalar(
+                            select(AuditRecord).order_by(AuditRecord.seq.desc()).limit(1)
+                        )
+                        record = sealed(
+                            AuditRecord(
+                                seq=1 if last is None else last.seq + 1,
+                                at=utc_now().isoformat(),
+                                action=action,
+                                actor=actor,
+                                tenant_id=tenant_id,
+                                target=target,
+                                client=client,
+                                detail=detail_text(detail),
+                                prev_hash=GENESIS if last is None else last.hash,
+                            )
+                        )
+                        session.add(record)
+                    return record
+                except (IntegrityError, OperationalError):  # another process appended first
+                    await asyncio.sleep(0.01)
+        raise RuntimeError(f"the audit log stayed busy for {APPEND_TRIES} tries")
+
+    async def audit_records(
+        self, *, tenant_name: str | None = None, since: datetime | None = None
+    ) -> Sequence[AuditRecord]:
+        """The records in their order, optionally of one tenant and from a time on."""
+        query = select(AuditRecord)
+        if tenant_name is not None:
+            query = query.where(AuditRecord.tenant_id == (await self.tenant(tenant_name)).id)
+        if since is not None:
+            query = query.where(AuditRecord.at >= since.isoformat())
+        async with self._session() as session:
+            return (await session.scalars(query.order_by(AuditRecord.seq))).all()
+
+    async def verify_audit(self) -> tuple[int, ChainBreak | None]:
+        """How many records there are and the first that breaks the chain (None: intact)."""
+        return first_break(await self.audit_records())
+
+
+def _check_limits(limits: Mapping[str, int | None]) -> None:
+    for field, value in limits.items():
+        if field not in TENANT_LIMITS:
+            raise TypeError(f"no tenant limit {field!r}")
+        if value is not None and value < 0:
+            raise UsageError(f"{field.replace('_', ' ')}: {value} is negative (0: no limit)")
+
+
+def _given(limits: Mapping[str, int | None]) -> dict[str, int]:
+    return {field: value for field, value in limits.items() if value is not None}
 
 
 def _sqlite_file(backend: str, database: str | None) -> Path | None:

@@ -1,0 +1,98 @@
+"""No raw key anywhere: after good and bad keys, revoked and expired keys, 429s and a
+provider error quoting the provider's key, neither the server's log (uvicorn's access
+log included), nor an error body, nor the audit log, nor any file of the database
+holds a key."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import subprocess
+import time
+from collections.abc import Callable
+from pathlib import Path
+
+import httpx
+import openai
+import pytest
+from serving import PROVIDER_KEY, make_keys, model_reply, server_env, start_server
+
+from rlmrt.testing import ScriptedOpenAIServer
+
+pytestmark = pytest.mark.slow  # its own server process
+
+TOML = """
+[sandbox]
+kind = "local"
+
+[server]
+key_requests_per_minute = 2
+"""
+QUESTION = [{"role": "user", "content": "How long is the context?"}]
+
+
+def test_no_raw_key_in_logs_bodies_audit_or_database(
+    tmp_path: Path,
+    serve: Callable[..., ScriptedOpenAIServer],
+    run_cli: Callable[..., subprocess.CompletedProcess[str]],
+) -> None:
+    (tmp_path / "rlm.toml").write_text(TOML)
+    env = server_env(tmp_path / "home", serve(model_reply))
+    keys = asyncio.run(make_keys(tmp_path / "home" / "server.db"))
+    bogus = "rlm-" + "Q" * 43
+    foreign = "sk-proj-" + "Z" * 40
+    server = start_server(tmp_path, env)
+    bodies: list[str] = []
+    try:
+        time.sleep(1.1)  # the expiring key's second is over
+        with openai.OpenAI(base_url=server.url, api_key=keys["acme"], max_retries=0) as good:
+            good.chat.completions.create(
+                model="rlm", messages=QUESTION, extra_body={"context": "abc"}
+            )
+            list(
+                good.chat.completions.create(
+                    model="rlm", messages=QUESTION, stream=True, extra_body={"context": "ab"}
+                )
+            )
+            with pytest.raises(openai.RateLimitError) as limited:
+                good.chat.completions.create(model="rlm", messages=QUESTION)
+            bodies.append(limited.value.response.text)
+        with openai.OpenAI(base_url=server.url, api_key=keys["beta"], max_retries=0) as other:
+            with pytest.raises(openai.InternalServerError) as failed:  # the provider's 401
+                other.chat.completions.create(
+                    model="rlm", messages=[{"role": "user", "content": "PLEASE FAIL"}]
+                )
+            bodies.append(failed.value.response.text)
+        with httpx.Client(base_url=server.url) as http:
+            for header in (
+                f"Bearer {bogus}",
+                f"Bearer {foreign}",
+                f"Bearer {keys['revoked']}",
+                f"Bearer {keys['expired']}",
+                f"Basic {keys['acme']}",
+                f"Bearer {keys['acme']}x",
+            ):
+                response = http.get("/models", headers={"Authorization": header})
+                assert response.status_code == 401
+                bodies.append(response.text)
+    finally:
+        assert server.stop() == 0
+    audit = run_cli(env, "audit", "list", "--json", cwd=tmp_path)
+    assert audit.returncode == 0, audit.stderr
+    actions = [r["action"] for r in json.loads(audit.stdout)]
+    assert actions.count("auth.fail") == 6 and actions.count("ratelimit.refuse") == 1
+    assert actions.count("run.finish") == 3
+
+    secrets = [*keys.values(), bogus, foreign, PROVIDER_KEY]
+    places = {
+        "the server's log": server.log_text(),
+        "an error body": "\n".join(bodies),
+        "the audit log": audit.stdout,
+    }
+    for path in server.home.iterdir():
+        if path.name.startswith("server.db"):
+            places[str(path.name)] = path.read_bytes().decode("latin-1")
+    assert 'GET /v1/models HTTP/1.1" 401' in places["the server's log"]  # access log on
+    assert "server.db" in places
+    leaks = [(name, s[:12]) for name, text in places.items() for s in secrets if s in text]
+    assert leaks == []
