@@ -222,6 +222,22 @@ def test_a_final_cut_from_a_longer_value_of_the_context_is_named_as_partial(
     assert "called FINAL('meadow'), but 'meadow' appears only as part of 'meadow-9328'" in note
 
 
+def test_a_refused_final_repeated_as_it_was_is_a_loop_too(serve, make_rlm) -> None:
+    """A block whose FINAL stays refused (a part of '7043-HU'), sent again unchanged, gets
+    the repeat note and a warmer sample, as any repeated block does: a seeded server
+    otherwise answers the same prompt the same way until the wall-time budget."""
+    block = repl("import re\nFINAL(re.search(r'Lyra is (\\d+)-HU', context).group(1))")
+    replies = iter([block, block, "FINAL(7043-HU)"])
+    server = serve(lambda r: next(replies))
+    context = "filler\nThe access code for vault Lyra is 7043-HU.\nfiller"
+    result = small(make_rlm, server, temperature=0).completion("Code of Lyra?", context=context)
+    assert result.answer == "7043-HU"
+    assert [r.body.get("temperature") for r in server.requests] == [0, 0, 0.7]
+    second = server.requests[2].last_user_text
+    assert "appears only as part of '7043-HU'" in second
+    assert "Note: you ran exactly this code before (iteration 1)" in second
+
+
 LEDGER = "\n".join(
     [
         f"INV-{i:05d} | Acme | {100 + i}.00 | {'OVERDUE' if i % 3 == 0 else 'PAID'}"

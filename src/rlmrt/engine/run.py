@@ -324,6 +324,9 @@ class Run:
                     answer = result.final_answer or ""
                     if checked and not self._evidence.was_seen(answer, hints=False):
                         outputs.append(self._refused_final_note(answer))
+                        # a refused FINAL repeated as it was is a loop like any other
+                        repeats = self._repeat_note(code, result)
+                        outputs.extend(repeats)
                         break
                     self._emit_answer(answer, "code")
                     return _Done(answer)
