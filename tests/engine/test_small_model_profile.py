@@ -95,12 +95,19 @@ def test_each_further_repeat_changes_the_prompt(serve, make_rlm) -> None:
     server = serve(lambda r: next(replies))
     result = small(make_rlm, server, seed=0).completion("q", context="c")
     assert result.answer == "fixed"
+    # and each repeat is sampled with a seed of its own (the same seed gives a seeded
+    # server's same reply at any temperature); the first calls keep the user's
+    assert [r.body.get("seed") for r in server.requests] == [0, 0, 2, 3, 4]
     prompts = [r.last_user_text for r in server.requests[2:5]]
     assert len(set(prompts)) == 3
     assert "(iteration 1) and it failed" in prompts[0]
     assert "(iteration 1, and 1 time since) and it failed" in prompts[1]
     assert "(iteration 1, and 2 times since) and it failed" in prompts[2]
     assert prompts[2].count("Note: you ran exactly this code before") == 1
+    # the repeated block's first run leaves only what it printed: nothing left to copy
+    earlier = server.requests[2].messages[-2]
+    assert earlier["role"] == "assistant" and "undefined_name" not in earlier["content"]
+    assert earlier["content"].startswith("(I ran a code block here; it printed ")
 
 
 def test_a_repeated_working_block_gets_a_progress_note(serve, make_rlm) -> None:
@@ -232,6 +239,7 @@ def test_a_refused_final_repeated_as_it_was_is_a_loop_too(serve, make_rlm) -> No
     context = "filler\nThe access code for vault Lyra is 7043-HU.\nfiller"
     result = small(make_rlm, server, temperature=0).completion("Code of Lyra?", context=context)
     assert result.answer == "7043-HU"
+    assert [r.body.get("seed") for r in server.requests] == [None, None, None]  # unseeded
     assert [r.body.get("temperature") for r in server.requests] == [0, 0, 0.7]
     second = server.requests[2].last_user_text
     assert "appears only as part of '7043-HU'" in second

@@ -334,6 +334,14 @@ class ModelClientContract:
             reply = await client.complete(MESSAGES)
         assert (len(reply.text), reply.cut_at) == (5_000, None)
 
+    async def test_a_seed_given_to_one_call_overrides_the_clients_own(
+        self, make_client: MakeClient, server: ScriptedOpenAIServer
+    ) -> None:
+        async with make_client(server.url, seed=7) as client:
+            await client.complete(MESSAGES, seed=8)
+            await client.complete(MESSAGES)
+        assert [r.body.get("seed") for r in server.requests] == [8, 7]
+
     async def test_max_tokens_is_sent_only_when_given(
         self, make_client: MakeClient, server: ScriptedOpenAIServer, replies: ReplyQueue
     ) -> None:

@@ -69,6 +69,11 @@ REPEATED_CODE_NOTE = (
     "make progress, or give FINAL(answer) if you know the answer."
 )
 
+REPEATED_CODE_SUMMARY = (
+    "(I ran a code block here; it printed {output}. Running it again gives the same, so I "
+    "will write different code.)"
+)
+
 PARTIAL_FINAL_NOTE = (
     "Your code called FINAL({answer}), but {answer} appears only as part of {whole}, "
     "so the run goes on. Check that your code takes the whole value, then reply "

@@ -43,6 +43,7 @@ from rlmrt.engine.prompts import (
     PARTIAL_FINAL_NOTE,
     QUESTION_REMINDER,
     REPEATED_CODE_NOTE,
+    REPEATED_CODE_SUMMARY,
     REPEATED_FAILURE_NOTE,
     UNSEEN_FINAL_LINES_NOTE,
     UNSEEN_FINAL_NOTE,
@@ -132,6 +133,7 @@ class Run:
         # after a repeated block, the next call samples warmer: at temperature 0 a model
         # that repeated itself once repeats itself forever
         self._unstick: float | None = None
+        self._unstick_seed: int | None = None  # set with _unstick: a new sample each repeat
 
     @property
     def searcher(self) -> ContextSearch | None:
@@ -278,6 +280,7 @@ class Run:
                     depth=self.depth,
                     purpose="root",
                     temperature=self._unstick,
+                    seed=self._unstick_seed,
                 )
             except BudgetExceededError as exc:
                 return exc.limit
@@ -305,7 +308,7 @@ class Run:
                 continue
             outputs: list[str] = []
             repeats: list[str] = []
-            self._unstick = None
+            self._unstick = self._unstick_seed = None
             for index, code in enumerate(blocks, start=1):
                 exec_id = self.tree.new_call_id()
                 self.tree.emit(
@@ -343,7 +346,7 @@ class Run:
                     self._emit_answer(pointed, "text")
                     return _Done(pointed)
             if repeats and self._profile.first_block_only:
-                _forget_repeat(messages, repeats[0])
+                _forget_repeat(messages, repeats[0], blocks[0], result.stdout)
                 continue
             if find_final(text) is not None:
                 outputs.append(DEFERRED_FINAL_NOTE)
@@ -459,6 +462,11 @@ class Run:
         again = f", and {repeats - 1} time{'s' if repeats > 2 else ''} since" if repeats > 1 else ""
         configured = self.config.llm.temperature or 0.0
         self._unstick = max(configured, UNSTICK_TEMPERATURE)
+        # a seeded model samples a prompt the same way at any temperature (the ledger
+        # showcase sent one wrong block 19 times at 0.7 with seed 0): a new seed each
+        # repeat. Unseeded models vary already, and some providers refuse the argument.
+        seed = self.config.llm.seed
+        self._unstick_seed = None if seed is None else seed + self.iterations
         if result.error is not None and result.error == error:
             return [REPEATED_FAILURE_NOTE.format(iteration=iteration, again=again)]
         return [REPEATED_CODE_NOTE.format(iteration=iteration, again=again)]
@@ -743,15 +751,20 @@ class _Done:
 UNSTICK_TEMPERATURE = 0.7
 
 
-def _forget_repeat(messages: list[Message], note: str) -> None:
+def _forget_repeat(messages: list[Message], note: str, code: str, output: str) -> None:
     """Drop a reply that repeated an earlier block; its note goes on the last output, in
     place of the note of an earlier repeat. A small model copies its own earlier replies:
     each repeat kept in the conversation makes the next one likelier, even when sampled
-    warmer."""
+    warmer with a new seed. So when the block it repeats is the reply just before, that
+    reply's code goes too: the conversation keeps only what it printed."""
     messages.pop()
     last = messages[-1]
     kept = [part for part in last["content"].split("\n\n") if not part.startswith(_REPEAT_MARK)]
     last["content"] = "\n\n".join([*kept, note])
+    if len(messages) >= 2 and messages[-2]["role"] == "assistant":
+        earlier = messages[-2]
+        if code.strip() and code.strip() in earlier["content"]:
+            earlier["content"] = REPEATED_CODE_SUMMARY.format(output=_brief(output.strip(), 200))
 
 
 _REPEAT_MARK = "Note: you ran exactly this code before"

@@ -111,6 +111,7 @@ class RunTree:
         model: str | None = None,
         closing: bool = False,
         temperature: float | None = None,
+        seed: int | None = None,
     ) -> ModelReply:
         """One model call of the tree, with budget check, semaphore and events.
 
@@ -156,7 +157,12 @@ class RunTree:
         try:
             async with self.semaphore:
                 reply = await self._complete(
-                    messages, model_name, on_delta, closing=closing, temperature=temperature
+                    messages,
+                    model_name,
+                    on_delta,
+                    closing=closing,
+                    temperature=temperature,
+                    seed=seed,
                 )
         except (ModelError, BudgetExceededError, asyncio.CancelledError) as exc:
             self.emit(
@@ -233,6 +239,7 @@ class RunTree:
         *,
         closing: bool,
         temperature: float | None = None,
+        seed: int | None = None,
     ) -> ModelReply:
         """The call itself, cut off when the tree's wall time (plus the closing slice,
         for the closing call) runs out."""
@@ -241,6 +248,8 @@ class RunTree:
         cap = self._max_tokens(model_name)
         if cap is not None:  # only then: clients of users may not know the argument
             options["max_tokens"] = cap
+        if seed is not None:  # the same
+            options["seed"] = seed
         call = self.client.complete(
             messages, model=model, on_delta=on_delta, temperature=temperature, **options
         )

@@ -63,10 +63,13 @@ class ModelClient(ABC):
         on_delta: DeltaCallback | None = None,
         temperature: float | None = None,
         max_tokens: int | None = None,
+        seed: int | None = None,
     ) -> ModelReply:
-        """Return the completion of `messages`; `temperature` overrides the client's
-        own for this call (the engine raises it to break a model's loop); `max_tokens`
-        caps the reply's length (the engine passes it only when a budget caps it)."""
+        """Return the completion of `messages`; `temperature` and `seed` override the
+        client's own for this call (the engine changes both to break a model's loop, and
+        passes `seed` only then: a seeded server answers one prompt one way, however
+        warm); `max_tokens` caps the reply's length (the engine passes it only when a
+        budget caps it)."""
 
     async def aclose(self) -> None:
         """Release connections. Idempotent."""

@@ -38,6 +38,7 @@ class LiteLLMClient(ConfiguredClient):
         on_delta: DeltaCallback | None = None,
         temperature: float | None = None,
         max_tokens: int | None = None,
+        seed: int | None = None,
     ) -> ModelReply:
         name = model or self.model
         litellm = import_litellm()
@@ -54,8 +55,9 @@ class LiteLLMClient(ConfiguredClient):
         temperature = self.temperature if temperature is None else temperature
         if temperature is not None:
             kwargs["temperature"] = temperature
-        if self.seed is not None:
-            kwargs["seed"] = self.seed
+        seed = self.seed if seed is None else seed
+        if seed is not None:
+            kwargs["seed"] = seed
         if max_tokens is not None:
             kwargs["max_tokens"] = max_tokens
         limit = self.max_reply_chars

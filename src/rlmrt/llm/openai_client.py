@@ -87,6 +87,7 @@ class OpenAICompatibleClient(ConfiguredClient):
         on_delta: DeltaCallback | None = None,
         temperature: float | None = None,
         max_tokens: int | None = None,
+        seed: int | None = None,
     ) -> ModelReply:
         name = model or self.model
         session = self._http_session()
@@ -100,8 +101,9 @@ class OpenAICompatibleClient(ConfiguredClient):
         temperature = self.temperature if temperature is None else temperature
         if temperature is not None:
             payload["temperature"] = temperature
-        if self.seed is not None:
-            payload["seed"] = self.seed
+        seed = self.seed if seed is None else seed
+        if seed is not None:
+            payload["seed"] = seed
         if max_tokens is not None:
             payload["max_tokens"] = max_tokens
         if on_delta is not None:

@@ -80,6 +80,7 @@ class ReplayClient(ModelClient):
         on_delta: DeltaCallback | None = None,
         temperature: float | None = None,
         max_tokens: int | None = None,
+        seed: int | None = None,
     ) -> ModelReply:
         recorded = self._reply()
         if on_delta is not None:

@@ -74,12 +74,18 @@ class LocalModelClient(ModelClient):
         on_delta: DeltaCallback | None = None,
         temperature: float | None = None,
         max_tokens: int | None = None,
+        seed: int | None = None,
     ) -> ModelReply:
         client = self._client
         if client is None:
             client = await asyncio.to_thread(self._connect)
         return await client.complete(
-            messages, model=model, on_delta=on_delta, temperature=temperature, max_tokens=max_tokens
+            messages,
+            model=model,
+            on_delta=on_delta,
+            temperature=temperature,
+            max_tokens=max_tokens,
+            **({} if seed is None else {"seed": seed}),
         )
 
     def _connect(self) -> ModelClient:
