@@ -26,6 +26,15 @@ if TYPE_CHECKING:
 GroupBy = Literal["model", "day", "project", "run"]
 GROUPS: tuple[GroupBy, ...] = ("model", "day", "project", "run")
 _MARK = b'"kind": "model_call_finished"'
+# the CallCost fields a group adds up (its CostRow has the same names)
+_SUMMED = (
+    "input_tokens",
+    "output_tokens",
+    "cost_usd",
+    "cache_read_tokens",
+    "cache_write_tokens",
+    "reasoning_tokens",
+)
 _UNITS = {"m": 60, "h": 3600, "d": 86_400, "w": 7 * 86_400}
 
 
@@ -118,32 +127,25 @@ def _file_costs(project: str, path: Path, since: float | None) -> Iterator[CallC
 
 def group_costs(costs: Iterable[CallCost], by: GroupBy) -> list[CostRow]:
     """Totals per group, the most expensive first (by day: the newest day first)."""
-    sums: dict[str, list[float]] = {}
+    sums: dict[str, dict[str, float]] = {}
+    calls: dict[str, int] = {}
     runs: dict[str, set[str]] = {}
     for call in costs:
         key = _key(call, by)
-        row = sums.setdefault(key, [0, 0, 0, 0.0, 0, 0, 0])
-        row[0] += 1
-        row[1] += call.input_tokens
-        row[2] += call.output_tokens
-        row[3] += call.cost_usd
-        row[4] += call.cache_read_tokens
-        row[5] += call.cache_write_tokens
-        row[6] += call.reasoning_tokens
+        row = sums.setdefault(key, dict.fromkeys(_SUMMED, 0))
+        for name in _SUMMED:
+            row[name] += getattr(call, name)
+        calls[key] = calls.get(key, 0) + 1
         runs.setdefault(key, set()).add(call.run_id)
     rows = [
         CostRow(
             key=key,
-            calls=int(v[0]),
+            calls=calls[key],
             runs=len(runs[key]),
-            input_tokens=int(v[1]),
-            output_tokens=int(v[2]),
-            cost_usd=v[3],
-            cache_read_tokens=int(v[4]),
-            cache_write_tokens=int(v[5]),
-            reasoning_tokens=int(v[6]),
+            cost_usd=row["cost_usd"],
+            **{name: int(row[name]) for name in _SUMMED if name != "cost_usd"},
         )
-        for key, v in sums.items()
+        for key, row in sums.items()
     ]
     if by == "day":
         return sorted(rows, key=lambda r: r.key, reverse=True)
