@@ -31,6 +31,14 @@ def test_a_best_effort_block_that_only_gives_a_value_is_that_value(serve, make_r
     assert (result.answer, result.partial) == ("475562", True)
 
 
+@pytest.mark.parametrize("reply", ["Final(475562)", "final('475562')"])
+def test_a_best_effort_final_in_any_case_is_its_value_never_the_call_text(
+    serve, make_rlm, reply
+) -> None:
+    result, _ = _run(serve, make_rlm, [repl("x = 5"), reply], max_iterations=1)
+    assert (result.answer, result.partial) == ("475562", True)
+
+
 def test_a_wrongly_cased_helper_gets_a_note(serve, make_rlm) -> None:
     server = serve(scripted(root=[repl("Final(3)"), repl("final_var('x')"), "FINAL(done)"]))
     make_rlm(server).completion("q", context="c")

@@ -12,7 +12,8 @@ from typing import Literal
 # ```python, or a bare fence around FINAL(...)); other languages (```json...) do not.
 _FENCE = re.compile(r"```[ \t]*(?:repl|python|py|python3)?[ \t]*\r?\n(.*?)(?:```|\Z)", re.DOTALL)
 _ANY_FENCE = re.compile(r"```.*?(?:```|\Z)", re.DOTALL)
-_FINAL_START = re.compile(r"^[ \t>*_#`-]*(FINAL_VAR|FINAL)\(", re.MULTILINE)
+# any case: a small model's closing "Final(0)" is its answer 0, not the text "Final(0)"
+_FINAL_START = re.compile(r"^[ \t>*_#`-]*(FINAL_VAR|FINAL)\(", re.MULTILINE | re.IGNORECASE)
 
 
 @dataclass(frozen=True, slots=True)
@@ -90,7 +91,9 @@ def find_final(text: str) -> FinalMarker | None:
     match = _FINAL_START.search(prose)
     if match is None:
         return None
-    kind: Literal["FINAL", "FINAL_VAR"] = "FINAL_VAR" if match.group(1) == "FINAL_VAR" else "FINAL"
+    kind: Literal["FINAL", "FINAL_VAR"] = (
+        "FINAL_VAR" if match.group(1).upper() == "FINAL_VAR" else "FINAL"
+    )
     inner = _balanced(prose, match.end())
     argument = _unquote(inner.strip())
     return FinalMarker(kind, argument)
