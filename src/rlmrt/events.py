@@ -60,6 +60,7 @@ class RunStarted(Event):
     # root runs of a session: {"id", "index", "previous_runs", "contexts",
     # "added_context"} (see RLMSession), so a replay can rebuild the REPL state first
     session: dict[str, Any] | None = None
+    output_schema: dict[str, Any] | None = None  # the JSON Schema an output type asked for
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -238,6 +239,17 @@ class Answer(Event):
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
+class OutputRejected(Event):
+    """A FINAL value that does not fit the run's output type; `errors` name each field."""
+
+    kind: ClassVar[str] = "output_rejected"
+    answer: str
+    errors: list[str]
+    attempt: int
+    retries: int
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
 class RunErrored(Event):
     kind: ClassVar[str] = "error"
     error_type: str
@@ -265,6 +277,7 @@ EVENT_TYPES: dict[str, type[Event]] = {
         SandboxStarted,
         TraceLinked,
         Answer,
+        OutputRejected,
         RunErrored,
     )
 }

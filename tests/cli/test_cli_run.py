@@ -158,3 +158,54 @@ def test_bad_quota_flag_names_the_flag(rlm_cli, use_server) -> None:
     assert result.exit_code == 2
     assert "memory_mb (--memory-mb)" in result.stderr
     assert "Traceback" not in result.output
+
+
+SCHEMA = {
+    "type": "object",
+    "properties": {"count": {"type": "integer"}, "status": {"enum": ["OVERDUE", "PAID"]}},
+    "required": ["count", "status"],
+}
+
+
+def test_run_output_schema_checks_the_answer_and_gives_the_value(
+    rlm_cli, use_server, tmp_path: Path
+) -> None:
+    schema = tmp_path / "answer.schema.json"
+    schema.write_text(json.dumps(SCHEMA))
+    server = use_server(
+        scripted(
+            root=[
+                repl("FINAL({'count': 'many', 'status': 'OVERDUE'})"),
+                repl("FINAL({'count': 138, 'status': 'OVERDUE'})"),
+            ]
+        )
+    )
+    result = rlm_cli("run", "How many overdue?", "--output-schema", str(schema), "--json", "-q")
+    assert result.exit_code == 0, result.output
+    data = json.loads(result.stdout)
+    assert data["output"] == {"count": 138, "status": "OVERDUE"}
+    assert json.loads(data["answer"]) == data["output"]
+    assert '"required": ["count", "status"]' in server.requests[0].last_user_text
+    assert "count: Input should be a valid integer" in server.requests[1].last_user_text
+
+
+def test_run_output_schema_never_fitting_is_partial_and_says_why(
+    rlm_cli, use_server, tmp_path: Path
+) -> None:
+    schema = tmp_path / "answer.schema.json"
+    schema.write_text(json.dumps(SCHEMA))
+    use_server(scripted(root=[repl("FINAL('lots')")] * 3))
+    result = rlm_cli("run", "How many?", "--output-schema", str(schema), "-q")
+    assert result.exit_code == EXIT_PARTIAL
+    assert result.stdout == "lots\n"
+    assert "the answer does not fit --output-schema" in result.stderr
+
+
+def test_run_output_schema_that_is_not_json_is_a_usage_error(rlm_cli, tmp_path: Path) -> None:
+    schema = tmp_path / "bad.json"
+    schema.write_text("{not json")
+    result = rlm_cli("run", "q", "--output-schema", str(schema))
+    assert result.exit_code == 2
+    assert f"--output-schema {schema} is not JSON" in result.stderr
+    missing = rlm_cli("run", "q", "--output-schema", str(tmp_path / "none.json"))
+    assert missing.exit_code == 2 and "cannot read --output-schema" in missing.stderr

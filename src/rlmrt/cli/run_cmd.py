@@ -37,6 +37,14 @@ def run(
         bool, typer.Option("--json", help="Print one JSON object with the result on stdout.")
     ] = False,
     quiet: Annotated[bool, typer.Option("--quiet", "-q", help="No progress on stderr.")] = False,
+    output_schema: Annotated[
+        Path | None,
+        typer.Option(
+            "--output-schema",
+            help="JSON Schema file the answer must fit; the answer is checked and printed as JSON.",
+            show_default=False,
+        ),
+    ] = None,
     config_file: opt.ConfigFile = None,
     project: opt.ProjectName = None,
     settings: dict[str, Any] | None = None,
@@ -44,6 +52,7 @@ def run(
     """Run PROMPT over the context; the answer goes to stdout, progress to stderr."""
     config = opt.load_settings(config_file, settings or {}, project)
     value = _read_context(context or [], config.input.encoding)
+    schema = _read_schema(output_schema) if output_schema is not None else None
 
     from rlmrt.engine.rlm import RLM
     from rlmrt.local.default import local_default_reason
@@ -54,8 +63,21 @@ def run(
 
         print(f"rlm: using the local model {DEFAULT_LOCAL_MODEL} ({reason})", file=sys.stderr)
     rlm = RLM(config=config)
-    result = _execute(rlm, prompt, value, quiet=quiet)
+    result = _execute(rlm, prompt, value, quiet=quiet, output_type=schema)
     _report(result, as_json=as_json)
+
+
+def _read_schema(path: Path) -> dict[str, Any]:
+    """The `--output-schema` file's JSON Schema, or a usage error naming the file."""
+    try:
+        schema = json.loads(path.read_text(encoding="utf-8"))
+    except OSError as exc:
+        raise CLIUsageError(f"cannot read --output-schema {path}: {exc.strerror}") from exc
+    except ValueError as exc:
+        raise CLIUsageError(f"--output-schema {path} is not JSON: {exc}") from exc
+    if not isinstance(schema, dict):
+        raise CLIUsageError(f"--output-schema {path} must hold a JSON object (a JSON Schema)")
+    return schema
 
 
 def _read_context(paths: list[str], encoding: str) -> Any:
@@ -81,7 +103,9 @@ def _read_context(paths: list[str], encoding: str) -> Any:
     return [Path(p) for p in paths]
 
 
-def _execute(rlm: RLM, prompt: str, context: Any, *, quiet: bool) -> RunResult:
+def _execute(
+    rlm: RLM, prompt: str, context: Any, *, quiet: bool, output_type: object = None
+) -> RunResult:
     from rlmrt.cli.live import LiveTree, PlainProgress
 
     console = Console(stderr=True)
@@ -93,7 +117,7 @@ def _execute(rlm: RLM, prompt: str, context: Any, *, quiet: bool) -> RunResult:
 
     async def main() -> RunResult:
         try:
-            return await rlm.acompletion(prompt, context, on_event=handler)
+            return await rlm.acompletion(prompt, context, on_event=handler, output_type=output_type)
         finally:
             await rlm.aclose()
 
@@ -114,6 +138,8 @@ def _report(result: RunResult, *, as_json: bool) -> None:
             "trajectory_path": str(result.trajectory_path) if result.trajectory_path else None,
             "iterations": result.iterations,
         }
+        if result.output is not None:
+            data["output"] = result.output
         print(json.dumps(data, ensure_ascii=False))
     elif result.answer is not None:
         print(result.answer)
@@ -123,6 +149,13 @@ def _report(result: RunResult, *, as_json: bool) -> None:
             hint=f"`rlm logs {result.run_id}` shows what happened",
             code=EXIT_RUN_ERROR,
         )
+    if result.stop_reason == "invalid_output":
+        print(
+            "note: the answer does not fit --output-schema; the run stopped after the "
+            "allowed corrections (`rlm logs` shows each misfit)",
+            file=sys.stderr,
+        )
+        raise typer.Exit(EXIT_PARTIAL)
     if result.partial:
         print(
             f"note: the answer is partial: the run stopped at a limit ({result.stop_reason}) "

@@ -192,6 +192,12 @@ def system_prompt(
     )
 
 
+OUTPUT_INVALID_NOTE = (
+    "Your FINAL value does not have the answer's type:\n{errors}\n"
+    "Fix the value in a ```repl block and give it again with FINAL(value)."
+)
+
+
 def first_messages(
     prompt: str,
     metadata: Mapping[str, Any],
@@ -202,15 +208,18 @@ def first_messages(
     context_search: bool = False,
     extra_rules: str = "",
     peek: Sequence[str] = (),
+    answer_type: str | None = None,
 ) -> list[Message]:
     where = "" if depth == 0 else f" (this is a recursive sub-run at depth {depth})"
     note = f"{session_note}\n\n" if session_note else ""
+    typed = f"{answer_type}\n\n" if answer_type else ""
     if peek:
         note += PEEK_NOTE + "\n".join(peek) + "\n\n"
     user = (
         f"Metadata of `context`{where}:\n{describe_for_prompt(metadata)}\n\n"
         f"{note}"
         f"Question: {prompt}\n\n"
+        f"{typed}"
         "Start by exploring `context` in a ```repl block."
     )
     return [

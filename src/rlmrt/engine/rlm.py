@@ -13,7 +13,15 @@ from rlmrt._loop import LoopThread
 from rlmrt.config import RLMConfig, config_with, load_config
 from rlmrt.context.search import ContextSearch
 from rlmrt.engine.context_input import load_context
-from rlmrt.engine.start import Engine, RunResult, check_prompt, iterate_on, stream_run
+from rlmrt.engine.start import (
+    DEFAULT_OUTPUT_RETRIES,
+    Engine,
+    RunResult,
+    check_prompt,
+    iterate_on,
+    stream_run,
+    typed_output,
+)
 from rlmrt.errors import RLMError
 from rlmrt.events import Event, EventHandler
 from rlmrt.llm.base import ModelClient
@@ -80,14 +88,36 @@ class RLM:
 
     # -- async core --------------------------------------------------------------
     async def acompletion(
-        self, prompt: str, context: Any = None, *, on_event: EventHandler | None = None
+        self,
+        prompt: str,
+        context: Any = None,
+        *,
+        on_event: EventHandler | None = None,
+        output_type: object = None,
+        output_retries: int = DEFAULT_OUTPUT_RETRIES,
     ) -> RunResult:
+        """Run `prompt` over `context` to its answer.
+
+        `output_type` (a Pydantic model, dataclass, TypedDict, plain or generic type, or a
+        JSON Schema dict) asks for a typed answer: the model is told the type, its FINAL
+        value is validated on the host, a misfit goes back to it with the errors up to
+        `output_retries` times, and `result.output` is the typed value."""
         check_prompt(prompt)
         return await self.engine.run(
-            prompt, load_context(context, self.config.input), on_event=on_event
+            prompt,
+            load_context(context, self.config.input),
+            on_event=on_event,
+            output=typed_output(output_type, output_retries),
         )
 
-    def astream(self, prompt: str, context: Any = None) -> AsyncGenerator[Event | RunResult, None]:
+    def astream(
+        self,
+        prompt: str,
+        context: Any = None,
+        *,
+        output_type: object = None,
+        output_retries: int = DEFAULT_OUTPUT_RETRIES,
+    ) -> AsyncGenerator[Event | RunResult, None]:
         """Yield the run's events as they happen (root-model token deltas included),
         then the `RunResult`."""
 
@@ -98,6 +128,7 @@ class RLM:
                 load_context(context, self.config.input),
                 on_event=on_event,
                 stream_root=True,
+                output=typed_output(output_type, output_retries),
             )
 
         return stream_run(start)
@@ -136,17 +167,38 @@ class RLM:
             await asyncio.to_thread(self._sync.stop)
 
     # -- sync facade ----------------------------------------------------------------
-    def completion(self, prompt: str, context: Any = None) -> RunResult:
+    def completion(
+        self,
+        prompt: str,
+        context: Any = None,
+        *,
+        output_type: object = None,
+        output_retries: int = DEFAULT_OUTPUT_RETRIES,
+    ) -> RunResult:
         """Synchronous form of `acompletion`."""
-        return self._sync.run(self.acompletion(prompt, context))
+        return self._sync.run(
+            self.acompletion(
+                prompt, context, output_type=output_type, output_retries=output_retries
+            )
+        )
 
     def warm(self) -> int:
         """Synchronous form of `awarm`."""
         return self._sync.run(self.awarm())
 
-    def stream(self, prompt: str, context: Any = None) -> Iterator[Event | RunResult]:
+    def stream(
+        self,
+        prompt: str,
+        context: Any = None,
+        *,
+        output_type: object = None,
+        output_retries: int = DEFAULT_OUTPUT_RETRIES,
+    ) -> Iterator[Event | RunResult]:
         """Synchronous form of `astream`: events as they happen, then the result."""
-        return iterate_on(self._sync, self.astream(prompt, context))
+        return iterate_on(
+            self._sync,
+            self.astream(prompt, context, output_type=output_type, output_retries=output_retries),
+        )
 
     def close(self) -> None:
         """Close the model client and stop the facade's loop."""

@@ -12,7 +12,7 @@ import asyncio
 import time
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, Literal
 
 from rlmrt.context.search import ContextSearch
 from rlmrt.engine.answers import non_answer
@@ -20,6 +20,7 @@ from rlmrt.engine.bridge import RunBridge
 from rlmrt.engine.context_input import LoadedContext, load_context
 from rlmrt.engine.evidence import Evidence, empty_result, lines_holding, peek_lines
 from rlmrt.engine.near_miss import longer_value, near_misses, whole_value_variant
+from rlmrt.engine.output_type import OutputInvalid, OutputType
 from rlmrt.engine.parsing import (
     FinalMarker,
     final_call_value,
@@ -40,6 +41,7 @@ from rlmrt.engine.prompts import (
     NEAR_MISS_NOTE,
     NO_CODE_FEEDBACK,
     NOT_AN_ANSWER_NOTE,
+    OUTPUT_INVALID_NOTE,
     PARTIAL_FINAL_NOTE,
     QUESTION_REMINDER,
     REPEATED_CODE_NOTE,
@@ -62,6 +64,7 @@ from rlmrt.events import (
     CodeStarted,
     Compacted,
     LimitNotEnforced,
+    OutputRejected,
     RunErrored,
     RunFinished,
     RunStarted,
@@ -86,6 +89,7 @@ class RunOutcome:
     stop_reason: str
     iterations: int
     usage: Usage
+    output: Any = None
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -110,8 +114,14 @@ class Run:
         call_id: str,
         parent_call_id: str | None,
         turn: SessionTurn | None = None,
+        output_type: OutputType | None = None,
+        output_retries: int = 2,
     ) -> None:
         self.tree = tree
+        self.output_type = output_type
+        self.output: Any = None  # the typed answer, when an output type was asked
+        self._output_retries = output_retries
+        self._output_rejections = 0
         self.prompt = prompt
         self.context = context
         self.depth = depth
@@ -160,6 +170,7 @@ class Run:
                 context_metadata=self.context.metadata,
                 max_depth=self.config.budget.max_depth,
                 session=self._turn.place if self._turn is not None else None,
+                output_schema=self.output_type.schema if self.output_type else None,
             )
         )
         try:
@@ -195,6 +206,7 @@ class Run:
             stop_reason=reason,
             iterations=self.iterations,
             usage=self.tree.ledger.usage(self.call_id),
+            output=self.output,
         )
 
     async def _loop(self) -> tuple[str | None, bool, str]:
@@ -252,12 +264,49 @@ class Run:
             context_search=self.searcher is not None and self.searcher.enabled,
             extra_rules=self._profile.extra_rules,
             peek=peek,
+            answer_type=self.output_type.instructions() if self.output_type else None,
         )
-        stop_reason = await self._iterate(sandbox, messages)
-        if isinstance(stop_reason, _Done):
-            return stop_reason.answer, False, "final"
-        answer = await self._best_effort(sandbox, messages, stop_reason)
-        return answer, True, stop_reason
+        while True:
+            stop_reason = await self._iterate(sandbox, messages)
+            if not isinstance(stop_reason, _Done):
+                break
+            errors = self._typed(stop_reason)
+            if not errors:
+                self._emit_answer(stop_reason.answer, stop_reason.source)
+                return stop_reason.answer, False, "final"
+            if self._output_rejections > self._output_retries:
+                # out of retries: the last value, marked partial, with its errors recorded
+                self._emit_answer(stop_reason.answer, stop_reason.source, partial=True)
+                return stop_reason.answer, True, "invalid_output"
+            note = OUTPUT_INVALID_NOTE.format(errors="\n".join(f"- {e}" for e in errors))
+            messages.append({"role": "user", "content": note})
+        done = await self._best_effort(sandbox, messages, stop_reason)
+        if done is None:
+            return None, True, stop_reason
+        self._typed(done)
+        self._emit_answer(done.answer, done.source, partial=True)
+        return done.answer, True, stop_reason
+
+    def _typed(self, done: _Done) -> list[str]:
+        """Check an answer against the output type (none asked: nothing to check); the
+        typed value is kept in `output`, a misfit is recorded and its errors returned."""
+        if self.output_type is None:
+            return []
+        try:
+            self.output = self.output_type.validate(done.answer)
+        except OutputInvalid as exc:
+            self._output_rejections += 1
+            self.tree.emit(
+                OutputRejected(
+                    **self._ids(),
+                    answer=done.answer,
+                    errors=exc.errors,
+                    attempt=self._output_rejections,
+                    retries=self._output_retries,
+                )
+            )
+            return exc.errors
+        return []
 
     async def _iterate(self, sandbox: SandboxBackend, messages: list[Message]) -> _Done | str:
         """Returns the answer, or the name of the limit that stopped the run."""
@@ -293,8 +342,7 @@ class Run:
                 messages[-1]["content"] = text
             answer = self._evidence.literal_answer(blocks) if checked else None
             if answer is not None:
-                self._emit_answer(answer, "text")
-                return _Done(answer)
+                return _Done(answer, "text")
             if not blocks:
                 marker = find_final(text)
                 note = self._refused_text_final(marker, checked=checked)
@@ -331,8 +379,7 @@ class Run:
                         repeats = self._repeat_note(code, result)
                         outputs.extend(repeats)
                         break
-                    self._emit_answer(answer, "code")
-                    return _Done(answer)
+                    return _Done(answer, "code")
                 if checked:
                     self._evidence.record(code, result)
                     outputs.extend(await self._empty_result_note(code, result))
@@ -343,8 +390,7 @@ class Run:
                     self._evidence.pointed_answer(code, result, len(blocks)) if checked else None
                 )
                 if pointed is not None:
-                    self._emit_answer(pointed, "text")
-                    return _Done(pointed)
+                    return _Done(pointed, "text")
             if repeats and self._profile.first_block_only:
                 _forget_repeat(messages, repeats[0], blocks[0], result.stdout)
                 continue
@@ -509,20 +555,18 @@ class Run:
         return NO_CODE_FEEDBACK
 
     async def _final_from_text(
-        self, sandbox: SandboxBackend, marker: FinalMarker | None, *, partial: bool = False
+        self, sandbox: SandboxBackend, marker: FinalMarker | None
     ) -> _Done | None:
         if marker is None:
             return None
         if marker.kind == "FINAL":
-            self._emit_answer(marker.argument, "text", partial=partial)
-            return _Done(marker.argument)
+            return _Done(marker.argument, "text")
         name = marker.argument.strip().strip("\"'")
         result = await sandbox.execute(f"FINAL_VAR({name!r})")
         self._emit_exec(f"FINAL_VAR({name!r})", result)
         if not result.final_set:
             return None
-        self._emit_answer(result.final_answer or "", "text", partial=partial)
-        return _Done(result.final_answer or "")
+        return _Done(result.final_answer or "", "text")
 
     def _emit_exec(self, code: str, result: ExecResult, *, call_id: str | None = None) -> None:
         self.tree.emit(
@@ -562,7 +606,7 @@ class Run:
 
     async def _best_effort(
         self, sandbox: SandboxBackend, messages: list[Message], reason: str
-    ) -> str | None:
+    ) -> _Done | None:
         """One last call for the best answer from what is known; the work is kept.
 
         Skipped when a token or cost budget is spent (any reply would overspend it) or
@@ -590,8 +634,7 @@ class Run:
             return None
         marker = find_final(reply.text)
         if marker is not None and marker.kind == "FINAL_VAR":
-            done = await self._final_from_text(sandbox, marker, partial=True)
-            return done.answer if done is not None else None
+            return await self._final_from_text(sandbox, marker)
         # Without FINAL, the reply's prose is the answer: code it wrote cannot run now,
         # but a block that is only a value ("```repl\n475562") is that value.
         answer = marker.argument if marker is not None else strip_code(reply.text).strip()
@@ -610,8 +653,7 @@ class Run:
         if why is not None:
             self._report(f"the best-effort reply was {why}, not an answer", "NoAnswer")
             return None
-        self._emit_answer(answer, "best_effort", partial=True)
-        return answer
+        return _Done(answer, "best_effort")
 
     def _report_unenforced(self, sandbox: SandboxBackend) -> None:
         missing = sandbox.unenforced_limits()
@@ -746,6 +788,7 @@ def code_executed(
 @dataclass(frozen=True, slots=True)
 class _Done:
     answer: str
+    source: Literal["code", "text", "best_effort"]
 
 
 UNSTICK_TEMPERATURE = 0.7

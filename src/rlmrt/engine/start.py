@@ -14,12 +14,13 @@ from collections.abc import AsyncGenerator, AsyncIterator, Awaitable, Callable, 
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
 from pathlib import Path
-from typing import TypeVar
+from typing import Any, TypeVar
 
 from rlmrt._loop import LoopThread
 from rlmrt.config import RLMConfig
 from rlmrt.context.search import ContextSearch
 from rlmrt.engine.context_input import LoadedContext
+from rlmrt.engine.output_type import OutputType
 from rlmrt.engine.run import Run, RunOutcome, SessionTurn
 from rlmrt.engine.tree import RunTree
 from rlmrt.errors import ConfigError, ModelError
@@ -42,7 +43,9 @@ class RunResult:
 
     `answer` is the final answer as text (None only when a limit stopped the run and
     even the best-effort call failed). `partial` is True when a limit ended the run;
-    `stop_reason` names it ("final" when the model answered). `usage` covers the whole
+    `stop_reason` names it ("final" when the model answered; "invalid_output" when
+    the answers never fit the requested output type). `output` is the answer as the
+    requested output type (None without one, or when no answer fit it). `usage` covers the whole
     run tree. `error` says why a streamed run failed (`stop_reason` "error"): a stream
     ends with its result, where `completion` raises.
     """
@@ -55,6 +58,7 @@ class RunResult:
     trajectory_path: Path | None
     iterations: int
     error: str | None = None
+    output: Any = None
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -78,6 +82,7 @@ class Engine:
         stream_root: bool = False,
         turn: SessionTurn | None = None,
         run_id: str | None = None,
+        output: TypedOutput | None = None,
     ) -> RunResult:
         """Run `prompt` over `context` to its answer.
 
@@ -120,6 +125,8 @@ class Engine:
             call_id=run_id,
             parent_call_id=None,
             turn=turn,
+            output_type=output.type if output else None,
+            output_retries=output.retries if output else 0,
         )
         try:
             outcome = await root.execute()
@@ -150,7 +157,28 @@ class Engine:
             trajectory_path=writer.path if writer else None,
             iterations=outcome.iterations,
             error=error,
+            output=outcome.output,
         )
+
+
+DEFAULT_OUTPUT_RETRIES = 2
+
+
+@dataclass(frozen=True, slots=True)
+class TypedOutput:
+    """An output type a run is asked for, and how many misfits go back to the model."""
+
+    type: OutputType
+    retries: int
+
+
+def typed_output(spec: object, retries: int = DEFAULT_OUTPUT_RETRIES) -> TypedOutput | None:
+    """The run's typed output from a user's `output_type` (None: plain text answers)."""
+    if spec is None:
+        return None
+    if isinstance(retries, bool) or not isinstance(retries, int) or retries < 0:
+        raise ConfigError(f"output_retries must be an int >= 0, got {retries!r}")
+    return TypedOutput(OutputType.of(spec), retries)
 
 
 def new_run_id() -> str:

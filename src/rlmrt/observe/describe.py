@@ -14,6 +14,7 @@ from rlmrt.events import (
     ModelCallFailed,
     ModelCallFinished,
     ModelCallStarted,
+    OutputRejected,
     RunErrored,
     RunFinished,
     RunStarted,
@@ -78,6 +79,12 @@ def describe(event: Event) -> str | None:
         return "partial answer (best effort)" if event.partial else f"answer ready ({event.source})"
     if isinstance(event, RunErrored):
         return f"error: {event.error_type}: {event.message}"
+    if isinstance(event, OutputRejected):
+        return (
+            f"answer does not fit the output type (misfit {event.attempt} of "
+            f"{event.retries + 1}): "
+            f"{fmt.preview(event.errors[0] if event.errors else '')}"
+        )
     if isinstance(event, RunFinished):
         usage = event.usage
         total = int(usage.get("input_tokens", 0)) + int(usage.get("output_tokens", 0))
