@@ -12,6 +12,7 @@ import typer
 from rlmrt.cli._errors import ErrorHandlingGroup
 from rlmrt.cli._help import reflow_help
 from rlmrt.cli.audit_cmd import audit_app
+from rlmrt.cli.batch_cmd import batch
 from rlmrt.cli.chat_cmd import chat
 from rlmrt.cli.config_cmd import config_app
 from rlmrt.cli.costs_cmd import costs
@@ -72,6 +73,7 @@ app.command("index")(index)
 app.command("search")(search)
 app.command("visualize")(visualize)
 app.command("serve")(serve)
+app.command("batch")(batch)
 app.add_typer(config_app, name="config")
 app.add_typer(model_app, name="model")
 app.add_typer(mcp_app, name="mcp")
