@@ -176,20 +176,3 @@ def test_apt_install_as_root_runs_apt_get() -> None:
     notes = Notes()
     assert apt_install(Host(root=True, rlm="rlm"), notes, "x", ["bubblewrap"]) is None
     assert notes.lines == ["working: installing bubblewrap (apt-get)", "installed bubblewrap"]
-
-
-def test_without_root_the_server_step_names_the_missing_packages(
-    rlm_cli, monkeypatch: pytest.MonkeyPatch, tmp_path: Path
-) -> None:
-    from rlmrt.setup import server as server_step
-
-    monkeypatch.setattr(server_step, "POSTGRES_ROOT", tmp_path / "no-postgresql")
-    if shutil.which("initdb") or server_step.redis_binary() is None:
-        pytest.skip("initdb is on PATH here, or redis-server is missing")
-    result = rlm_cli("setup", "--no-root", "server")
-    assert result.exit_code == 1
-    assert "server: not finished: missing: postgresql (Debian packages)" in result.output
-    assert "server: run: sudo apt-get install -y --no-install-recommends postgresql" in (
-        result.output
-    )
-    assert "not finished: server (see above)" in result.output
