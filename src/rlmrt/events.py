@@ -239,6 +239,16 @@ class Answer(Event):
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
+class MemoryRecalled(Event):
+    """Memory items a run's first prompt shows: each {"id", "kind", "text"}; `purpose`
+    says why ("pinned": pinned by the user; "lessons": learned notes like the question)."""
+
+    kind: ClassVar[str] = "memory_recalled"
+    purpose: Literal["pinned", "lessons"]
+    items: list[dict[str, str]]
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
 class OutputRejected(Event):
     """A FINAL value that does not fit the run's output type; `errors` name each field."""
 
@@ -277,6 +287,7 @@ EVENT_TYPES: dict[str, type[Event]] = {
         SandboxStarted,
         TraceLinked,
         Answer,
+        MemoryRecalled,
         OutputRejected,
         RunErrored,
     )

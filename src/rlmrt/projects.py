@@ -54,6 +54,10 @@ class Project:
     def index_path(self) -> Path:
         return self.home / "index.sqlite"
 
+    @property
+    def memory_path(self) -> Path:
+        return self.home / "memory.sqlite"
+
     def defaults(self) -> dict[str, Any]:
         """Settings the project gives unless its rlm.toml, RLM_* or flags say otherwise."""
         return {
@@ -61,6 +65,7 @@ class Project:
             "context_provider": "local",
             "context_root": self.root,
             "context_index": self.index_path,
+            "memory_path": self.memory_path,
             "project_name": self.name,
         }
 

@@ -22,6 +22,7 @@ from rlmrt.cli.init_cmd import init
 from rlmrt.cli.keys_cmd import keys_app, tenants_app
 from rlmrt.cli.logs_cmd import logs
 from rlmrt.cli.mcp_cmd import mcp_app
+from rlmrt.cli.memory_cmd import feedback, memory_app
 from rlmrt.cli.metrics_cmd import metrics_app
 from rlmrt.cli.model_cmd import model_app
 from rlmrt.cli.project_cmd import project_app
@@ -74,6 +75,7 @@ app.command("search")(search)
 app.command("visualize")(visualize)
 app.command("serve")(serve)
 app.command("batch")(batch)
+app.command("feedback")(feedback)
 app.add_typer(config_app, name="config")
 app.add_typer(model_app, name="model")
 app.add_typer(mcp_app, name="mcp")
@@ -83,6 +85,7 @@ app.add_typer(setup_app, name="setup")
 app.add_typer(tenants_app, name="tenants")
 app.add_typer(keys_app, name="keys")
 app.add_typer(audit_app, name="audit")
+app.add_typer(memory_app, name="memory")
 reflow_help(app)
 
 if __name__ == "__main__":  # pragma: no cover - `python -m rlmrt.cli.main`

@@ -295,6 +295,36 @@ class ContextSettings(_Section):
         return None if value is None else value.expanduser()
 
 
+class MemorySettings(_Section):
+    """What runs remember and recall, and the notes learned from feedback on runs; one
+    store per project (or one for this machine outside projects)."""
+
+    path: Path = Field(
+        default_factory=lambda: default_home() / "memory.sqlite",
+        description="The memory store (default: RLMRT_HOME/memory.sqlite; a project's own).",
+        json_schema_extra=keyword("memory_path"),
+    )
+    pinned_max_tokens: int = Field(
+        default=400,
+        ge=0,
+        le=20_000,
+        description="Pinned memories added to a run's first prompt, up to this many tokens "
+        "(0: none).",
+    )
+    learning: bool = Field(
+        default=True,
+        description="Add the learned notes most like the question to a run's first prompt.",
+    )
+    learned_max_notes: int = Field(
+        default=3, ge=0, le=20, description="Learned notes added to a first prompt, at most."
+    )
+
+    @field_validator("path")
+    @classmethod
+    def _expand(cls, value: Path) -> Path:
+        return value.expanduser()
+
+
 class InputSettings(_Section):
     """How paths given as a context (`-c`, `Path`s) are read.
 
@@ -553,6 +583,9 @@ class RLMConfig(BaseModel):
         default_factory=InputSettings, description="Reading context files."
     )
     observe: ObserveSettings = Field(default_factory=ObserveSettings, description="Telemetry.")
+    memory: MemorySettings = Field(
+        default_factory=MemorySettings, description="Memory and learned notes."
+    )
     server: ServerSettings = Field(
         default_factory=ServerSettings, description="The HTTP API server."
     )

@@ -209,10 +209,13 @@ def first_messages(
     extra_rules: str = "",
     peek: Sequence[str] = (),
     answer_type: str | None = None,
+    memory_note: str = "",
 ) -> list[Message]:
     where = "" if depth == 0 else f" (this is a recursive sub-run at depth {depth})"
     note = f"{session_note}\n\n" if session_note else ""
     typed = f"{answer_type}\n\n" if answer_type else ""
+    if memory_note:
+        note += memory_note + "\n\n"
     if peek:
         note += PEEK_NOTE + "\n".join(peek) + "\n\n"
     user = (

@@ -54,6 +54,7 @@ from rlmrt.engine.prompts import (
     first_messages,
     misnamed_helper_note,
 )
+from rlmrt.engine.recall import recall_for_prompt
 from rlmrt.engine.shared import SharedSandbox
 from rlmrt.engine.slots import RunSlot
 from rlmrt.engine.tree import RunTree
@@ -64,6 +65,7 @@ from rlmrt.events import (
     CodeStarted,
     Compacted,
     LimitNotEnforced,
+    MemoryRecalled,
     OutputRejected,
     RunErrored,
     RunFinished,
@@ -265,6 +267,7 @@ class Run:
             extra_rules=self._profile.extra_rules,
             peek=peek,
             answer_type=self.output_type.instructions() if self.output_type else None,
+            memory_note=await self._recall() if self.depth == 0 else "",
         )
         while True:
             stop_reason = await self._iterate(sandbox, messages)
@@ -286,6 +289,20 @@ class Run:
         self._typed(done)
         self._emit_answer(done.answer, done.source, partial=True)
         return done.answer, True, stop_reason
+
+    async def _recall(self) -> str:
+        """The project's memory for the first prompt, each part recorded as an event."""
+        recalled = await asyncio.to_thread(recall_for_prompt, self.config.memory, self.prompt)
+        for purpose, items in (("pinned", recalled.pinned), ("lessons", recalled.lessons)):
+            if items:
+                self.tree.emit(
+                    MemoryRecalled(
+                        **self._ids(),
+                        purpose=purpose,  # type: ignore[arg-type]
+                        items=[{"id": i.id, "kind": i.kind, "text": i.text} for i in items],
+                    )
+                )
+        return recalled.note
 
     def _typed(self, done: _Done) -> list[str]:
         """Check an answer against the output type (none asked: nothing to check); the

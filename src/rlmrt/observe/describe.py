@@ -11,6 +11,7 @@ from rlmrt.events import (
     Compacted,
     CostWarning,
     Event,
+    MemoryRecalled,
     ModelCallFailed,
     ModelCallFinished,
     ModelCallStarted,
@@ -79,6 +80,9 @@ def describe(event: Event) -> str | None:
         return "partial answer (best effort)" if event.partial else f"answer ready ({event.source})"
     if isinstance(event, RunErrored):
         return f"error: {event.error_type}: {event.message}"
+    if isinstance(event, MemoryRecalled):
+        what = "pinned item(s)" if event.purpose == "pinned" else "learned lesson(s)"
+        return f"memory: {len(event.items)} {what} in the first prompt"
     if isinstance(event, OutputRejected):
         return (
             f"answer does not fit the output type (misfit {event.attempt} of "

@@ -1,0 +1,61 @@
+"""What a root run's first prompt takes from the project's memory: the pinned items and
+the learned lessons most like the question, each capped, each recorded as an event."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from rlmrt.config import MemorySettings
+from rlmrt.context.base import estimate_tokens
+from rlmrt.memory import MemoryItem, MemoryStore
+
+PINNED_HEADING = "Remembered for this project (pinned):"
+LESSONS_HEADING = (
+    "Lessons learned from earlier runs judged good or bad (use what fits this question):"
+)
+
+
+@dataclass(frozen=True, slots=True)
+class Recalled:
+    """The items a first prompt shows, and the note that shows them ("" for none)."""
+
+    pinned: list[MemoryItem]
+    lessons: list[MemoryItem]
+
+    @property
+    def note(self) -> str:
+        parts = []
+        if self.pinned:
+            parts.append(_block(PINNED_HEADING, self.pinned))
+        if self.lessons:
+            parts.append(_block(LESSONS_HEADING, self.lessons))
+        return "\n\n".join(parts)
+
+
+def recall_for_prompt(settings: MemorySettings, question: str) -> Recalled:
+    """The pinned items (oldest first) within `pinned_max_tokens`, and with `learning`
+    on, up to `learned_max_notes` lessons ranked by the question. An absent store is
+    read as empty and not created."""
+    store = MemoryStore(settings.path)
+    try:
+        pinned = _within(store.items(pinned=True), settings.pinned_max_tokens)
+        lessons: list[MemoryItem] = []
+        if settings.learning and settings.learned_max_notes and question.strip():
+            lessons = store.recall(question, k=settings.learned_max_notes, kind="lesson")
+    finally:
+        store.close()
+    return Recalled(pinned, lessons)
+
+
+def _within(items: list[MemoryItem], max_tokens: int) -> list[MemoryItem]:
+    kept, used = [], 0
+    for item in items:
+        used += estimate_tokens(item.text)
+        if used > max_tokens:
+            break
+        kept.append(item)
+    return kept
+
+
+def _block(heading: str, items: list[MemoryItem]) -> str:
+    return heading + "\n" + "\n".join(f"- {item.text}" for item in items)

@@ -1,0 +1,70 @@
+"""A root run's first prompt shows the project's pinned memories and the learned lessons
+most like its question, capped, each recorded as an event; without a store, nothing."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from scripting import repl
+
+from rlmrt.events import Event, MemoryRecalled
+from rlmrt.memory import MemoryStore
+from rlmrt.observe.describe import describe
+from rlmrt.testing import scripted
+
+
+def _run(serve, make_rlm, memory: Path, **settings):
+    server = serve(scripted(root=[repl("FINAL('ok')")]))
+    rlm = make_rlm(server, memory_path=memory, **settings)
+    events: list[Event] = []
+    rlm.subscribe(events.append)
+    rlm.completion("How many ledger invoices are overdue?", context="c")
+    return server.requests[0].last_user_text, [e for e in events if isinstance(e, MemoryRecalled)]
+
+
+def test_pinned_items_and_matching_lessons_reach_the_first_prompt(
+    serve, make_rlm, tmp_path: Path
+) -> None:
+    store = MemoryStore(tmp_path / "memory.sqlite")
+    pinned = store.remember("Amounts are in EUR.", pinned=True)
+    store.remember("Not pinned, so not shown.")
+    lesson = store.remember(
+        "Overdue invoices in a ledger: split each line on '|' and compare the status field.",
+        kind="lesson",
+        source_runs=["run-1"],
+    )
+    store.remember("Log levels: the second word of each log line.", kind="lesson")
+    store.close()
+    prompt, events = _run(serve, make_rlm, tmp_path / "memory.sqlite")
+    assert "Remembered for this project (pinned):\n- Amounts are in EUR." in prompt
+    assert "Not pinned" not in prompt
+    assert "split each line on '|' and compare the status field" in prompt
+    assert "Log levels" not in prompt  # it shares no word with the question
+    assert prompt.index("Amounts are in EUR.") < prompt.index("Question: How many")
+    assert [(e.purpose, [i["id"] for i in e.items]) for e in events] == [
+        ("pinned", [pinned.id]),
+        ("lessons", [lesson.id]),
+    ]
+    assert describe(events[1]) == "memory: 1 learned lesson(s) in the first prompt"
+
+
+def test_learning_off_and_the_pinned_cap(serve, make_rlm, tmp_path: Path) -> None:
+    store = MemoryStore(tmp_path / "memory.sqlite")
+    store.remember("first pinned, short", pinned=True)
+    store.remember("second pinned " + "x" * 400, pinned=True)
+    store.remember("ledger invoices overdue lesson", kind="lesson")
+    store.close()
+    prompt, events = _run(
+        serve, make_rlm, tmp_path / "memory.sqlite", learning=False, pinned_max_tokens=20
+    )
+    assert "first pinned, short" in prompt and "second pinned" not in prompt
+    assert "lesson" not in prompt
+    assert [e.purpose for e in events] == ["pinned"]
+
+
+def test_without_a_store_the_prompt_is_unchanged_and_no_file_is_made(
+    serve, make_rlm, tmp_path: Path
+) -> None:
+    prompt, events = _run(serve, make_rlm, tmp_path / "none" / "memory.sqlite")
+    assert "Remembered" not in prompt and "Lessons" not in prompt and events == []
+    assert not (tmp_path / "none").exists()
