@@ -43,7 +43,14 @@ class Notes:
 @pytest.mark.parametrize(
     "step",
     # observe imports Phoenix (seconds) to name its version
-    ["process", "wasm", "docker", "browser", "server", pytest.param("observe", marks=pytest.mark.slow)],
+    [
+        "process",
+        "wasm",
+        "docker",
+        "browser",
+        "server",
+        pytest.param("observe", marks=pytest.mark.slow),
+    ],
 )
 def test_a_second_run_does_nothing_and_says_so(rlm_cli, step: str) -> None:
     if step == "observe" and not (phoenix_venv() / "bin" / "phoenix").is_file() and not ROOT:

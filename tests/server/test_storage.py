@@ -7,10 +7,13 @@ from datetime import timedelta
 from pathlib import Path
 
 import pytest
+from sqlalchemy import inspect, text
 
 from rlmrt.errors import ConfigError, UsageError
 from rlmrt.server.keys import key_hash, parse_duration
 from rlmrt.server.storage import Store
+
+HEAD = "0002"  # the newest migration
 
 
 def url(path: Path) -> str:
@@ -27,13 +30,13 @@ async def test_open_applies_the_migrations_once(tmp_path: Path) -> None:
     await store.ping()
     await store.aclose()
     with sqlite3.connect(path) as db:
-        assert db.execute("SELECT version_num FROM alembic_version").fetchall() == [("0002",)]
+        assert db.execute("SELECT version_num FROM alembic_version").fetchall() == [(HEAD,)]
         tables = {row[0] for row in db.execute("SELECT name FROM sqlite_master WHERE type='table'")}
     assert {"tenants", "api_keys", "runs", "audit_log"} <= tables
 
 
-async def test_keys_are_found_by_the_whole_key_only(tmp_path: Path) -> None:
-    store = await Store.open(url(tmp_path / "s.db"))
+async def test_keys_are_found_by_the_whole_key_only(database_url: str) -> None:
+    store = await Store.open(database_url)
     try:
         await store.create_tenant("acme")
         raw, key = await store.create_key("acme")
@@ -51,6 +54,24 @@ async def test_keys_are_found_by_the_whole_key_only(tmp_path: Path) -> None:
         assert await store.usable_keys() == 1  # the short one, for its second
         with pytest.raises(UsageError, match="no key"):
             await store.revoke_key("key_nothing")
+    finally:
+        await store.aclose()
+
+
+async def test_open_migrates_either_database_once(database_url: str) -> None:
+    """SQLite and PostgreSQL: the migrations make the tables, a second open keeps the data."""
+    store = await Store.open(database_url)
+    await store.create_tenant("acme", max_concurrent=2)
+    await store.aclose()
+    store = await Store.open(database_url)
+    try:
+        (tenant,) = await store.tenants()
+        assert (tenant.name, tenant.max_concurrent) == ("acme", 2)
+        async with store.engine.connect() as connection:
+            version = await connection.execute(text("SELECT version_num FROM alembic_version"))
+            assert version.all() == [(HEAD,)]
+            tables = await connection.run_sync(lambda sync: inspect(sync).get_table_names())
+        assert {"tenants", "api_keys", "runs", "audit_log"} <= set(tables)
     finally:
         await store.aclose()
 
@@ -121,4 +142,4 @@ async def test_a_database_of_the_first_migration_is_upgraded_with_its_data(
     finally:
         await store.aclose()
     with sqlite3.connect(path) as db:
-        assert db.execute("SELECT version_num FROM alembic_version").fetchall() == [("0002",)]
+        assert db.execute("SELECT version_num FROM alembic_version").fetchall() == [(HEAD,)]

@@ -33,6 +33,7 @@ MIGRATIONS = Path(__file__).with_name("migrations")
 TENANT_NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]{0,63}")
 TENANT_LIMITS = ("requests_per_minute", "tokens_per_minute", "max_concurrent")
 APPEND_TRIES = 20  # another process appended at the same place: read the end again
+AUDIT_APPEND_LOCK = 0x726C6D5F61756474  # PostgreSQL advisory lock id of audit appends
 
 
 class Store:
@@ -263,12 +264,19 @@ class Store:
         detail: Mapping[str, object] | None = None,
     ) -> AuditRecord:
         """Append a record to the chain. Appends are serialized: in this process by a
-        lock; across processes (the CLI beside the server) by the unique previous hash,
-        so two appends after the same record cannot both be stored: the loser retries."""
+        lock; across processes (replicas, the CLI beside the server) on PostgreSQL by a
+        transaction-level advisory lock taken before the chain's end is read, and on
+        any database by the unique previous hash, so two appends after the same record
+        cannot both be stored: the loser retries."""
         async with self._append_lock:
             for _ in range(APPEND_TRIES):
                 try:
                     async with self._session.begin() as session:
+                        if self.engine.dialect.name == "postgresql":
+                            await session.execute(
+                                text("SELECT pg_advisory_xact_lock(:lock)"),
+                                {"lock": AUDIT_APPEND_LOCK},
+                            )
                         last = await session.scalar(
                             select(AuditRecord).order_by(AuditRecord.seq.desc()).limit(1)
                         )
