@@ -15,6 +15,7 @@ from __future__ import annotations
 import math
 import time
 from dataclasses import dataclass, field
+from typing import Any
 
 from limits import RateLimitItem, RateLimitItemPerMinute
 from limits.aio.storage import MovingWindowSupport, Storage
@@ -85,11 +86,15 @@ def scopes(settings: ServerSettings, key: ApiKey, tenant: Tenant) -> tuple[Scope
 
 
 def open_storage(uri: str) -> Storage:
-    """The async `limits` storage of `uri` (memory://, redis://HOST:PORT, ...)."""
+    """The async `limits` storage of `uri` (memory://, redis://HOST:PORT, ...). Redis is
+    spoken through redis-py's asyncio client (the `redis` package of the server extra),
+    whose counters Redis increments atomically (a Lua script per hit)."""
     async_uri = uri if uri.startswith("async+") else f"async+{uri}"
     shown = masked_url(uri)
+    scheme = async_uri.split("://", 1)[0]
+    options: dict[str, str] = {"implementation": "redispy"} if "redis" in scheme else {}
     try:
-        storage = storage_from_string(async_uri)
+        storage = storage_from_string(async_uri, **options)
     except (ConfigurationError, ValueError) as exc:
         raise ConfigError(
             f"server.rate_limit_storage {shown}: {str(exc).replace(uri, shown)}"
@@ -110,6 +115,13 @@ class RateLimiter:
         self.storage = open_storage(settings.rate_limit_storage)
         self._requests = MovingWindowRateLimiter(self.storage)
         self._tokens = FixedWindowRateLimiter(self.storage)
+
+    async def aclose(self) -> None:
+        """Close the storage's connections: `limits` has no close of its own, so its
+        Redis client (redis-py's, behind the storage's `bridge`) is closed here."""
+        bridge: Any = getattr(self.storage, "bridge", None)
+        if bridge is not None:
+            await bridge.get_connection().aclose()
 
     async def admit(self, key: ApiKey, tenant: Tenant) -> Admission:
         """Count one request of `key`; raises `RateLimited` naming the first limit it
@@ -171,8 +183,11 @@ class Admission:
         if self.released:
             return
         self.released = True
+        storage = self.limiter.storage
         for scope in self.holding:
-            await self.limiter.storage.incr(_run_counter(scope), CONCURRENT_EXPIRY_S, amount=-1)
+            left = await storage.incr(_run_counter(scope), CONCURRENT_EXPIRY_S, amount=-1)
+            if left < 0:  # the counter expired while the run held its slot: back to 0
+                await storage.incr(_run_counter(scope), CONCURRENT_EXPIRY_S, amount=-left)
         await self.limiter.charge_tokens(self.scopes, tokens)
 
 

@@ -90,11 +90,14 @@ async def healthz() -> dict[str, str]:
 
 @ops.get("/readyz", response_model=None)
 async def readyz(request: Request) -> dict[str, str] | JSONResponse:
-    """The database answers (503 when it does not)."""
+    """The database and the rate-limit storage answer (503 when one does not)."""
+    state = server_state(request)
     try:
-        await server_state(request).store.ping()
+        await state.store.ping()
     except (SQLAlchemyError, OSError):
         return APIError(503, "the database does not answer", code="not_ready").response()
+    if not await state.limiter.storage.check():
+        return APIError(503, "the rate-limit storage does not answer", code="not_ready").response()
     return {"status": "ready"}
 
 
