@@ -221,7 +221,8 @@ def observe(ctx: typer.Context, as_user: AsUser = False) -> None:
 @setup_app.command("server")
 def server(ctx: typer.Context, as_user: AsUser = False) -> None:
     """Install PostgreSQL and Redis (Debian; needs root), which `rlm serve` replicas
-    share: the database (`[server] database_url`) and the rate-limit counters."""
+    share: the database (server.database_url) and the rate-limit counters
+    (server.rate_limit_storage)."""
     _run(["server"], as_user or ctx.obj is True)
 
 

@@ -11,8 +11,15 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from rlmrt.errors import SetupError
-from rlmrt.setup._host import Host, Outcome, Reporter, apt_install, run_quiet, system_binary
+from rlmrt.setup._host import (
+    Host,
+    Outcome,
+    Reporter,
+    apt_install,
+    run_quiet,
+    stop_services,
+    system_binary,
+)
 
 STEP = "server"
 PACKAGES = ("postgresql", "redis-server")
@@ -55,23 +62,10 @@ def setup_server(host: Host, report: Reporter) -> Outcome:
         needs = apt_install(host, report, STEP, missing)
         if needs is not None:
             return needs
-        _stop_services()
+        stop_services(SERVICES)  # the tests start their own on 127.0.0.1
     initdb = postgres_binary("initdb") or "initdb"
     redis = redis_binary() or "redis-server"
     postgres_version = run_quiet([initdb, "--version"]).strip()
     redis_version = run_quiet([redis, "--version"]).split(" sha=")[0].strip()
     detail = f"{postgres_version} ({Path(initdb).parent}); {redis_version}"
     return Outcome(STEP, "done" if missing else "ready", detail)
-
-
-def _stop_services() -> None:
-    """Stop the services apt started (the tests start their own on 127.0.0.1)."""
-    systemctl = system_binary("systemctl")
-    if systemctl is None:
-        return
-    for service in SERVICES:
-        try:
-            run_quiet([systemctl, "is-active", "--quiet", service])
-        except SetupError:
-            continue  # not running
-        run_quiet([systemctl, "stop", service])
