@@ -50,9 +50,13 @@ def test_cli_changes_are_audited_and_listed() -> None:
     key = rlm("keys", "create", "--tenant", "acme").stdout.strip()
     assert rlm("keys", "revoke", key[:12]).exit_code == 0
     assert rlm("keys", "revoke", key[:12]).exit_code == 0  # again: nothing changes
-    set_ = rlm("tenants", "set", "beta", "--max-concurrent", "2", "--tpm", "0")
+    set_ = rlm(
+        "tenants", "set", "beta", "--max-concurrent", "2", "--tpm", "0", "--daily-usd", "2.5"
+    )
     assert set_.exit_code == 0
-    assert set_.stdout == "tenant beta: requests/min default, tokens/min none, concurrent runs 2\n"
+    assert set_.stdout == (
+        "tenant beta: requests/min default, tokens/min none, concurrent runs 2, USD/day 2.5\n"
+    )
 
     records = listed()
     assert [(r["action"], r["actor"], r["target"]) for r in records] == [
@@ -63,7 +67,7 @@ def test_cli_changes_are_audited_and_listed() -> None:
         ("tenant.limits", "cli", "beta"),
     ]
     assert records[0]["detail"] == {"requests_per_minute": 10}
-    assert records[4]["detail"] == {"tokens_per_minute": 0, "max_concurrent": 2}
+    assert records[4]["detail"] == {"tokens_per_minute": 0, "max_concurrent": 2, "daily_usd": 2.5}
     assert [r["seq"] for r in records] == [1, 2, 3, 4, 5]
     assert records[0]["prev_hash"] == GENESIS
     assert all(b["prev_hash"] == a["hash"] for a, b in itertools.pairwise(records))
@@ -75,9 +79,9 @@ def test_cli_changes_are_audited_and_listed() -> None:
     verified = rlm("audit", "verify")
     assert verified.exit_code == 0 and verified.stdout == "5 records, chain intact\n"
     reset = rlm("tenants", "set", "beta", "--reset")
-    assert (
-        reset.stdout
-        == "tenant beta: requests/min default, tokens/min default, concurrent runs default\n"
+    assert reset.stdout == (
+        "tenant beta: requests/min default, tokens/min default, concurrent runs default,"
+        " USD/day default\n"
     )
 
 

@@ -10,10 +10,12 @@ import pytest
 from sqlalchemy import inspect, text
 
 from rlmrt.errors import ConfigError, UsageError
+from rlmrt.observe.usage import Usage
 from rlmrt.server.keys import key_hash, parse_duration
-from rlmrt.server.storage import Store
+from rlmrt.server.models import utc_now
+from rlmrt.server.storage import Spent, Store
 
-HEAD = "0002"  # the newest migration
+HEAD = "0004"  # the newest migration
 
 
 def url(path: Path) -> str:
@@ -72,6 +74,35 @@ async def test_open_migrates_either_database_once(database_url: str) -> None:
             assert version.all() == [(HEAD,)]
             tables = await connection.run_sync(lambda sync: inspect(sync).get_table_names())
         assert {"tenants", "api_keys", "runs", "audit_log"} <= set(tables)
+    finally:
+        await store.aclose()
+
+
+async def test_spending_of_the_day_by_key_and_tenant(database_url: str) -> None:
+    """What runs started from a time on cost, of one key and of its whole tenant."""
+    store = await Store.open(database_url)
+    try:
+        await store.create_tenant("acme")
+        await store.create_tenant("beta")
+        _, first = await store.create_key("acme", daily_usd=1.5)
+        _, second = await store.create_key("acme")
+        _, other = await store.create_key("beta")
+        assert (first.daily_usd, second.daily_usd) == (1.5, None)
+        start = utc_now()
+        for run_id, key, cost in [("r1", first, 0.25), ("r2", second, 0.5), ("r3", other, 4.0)]:
+            await store.start_run(run_id, key=key, profile="rlm")
+            await store.finish_run(
+                run_id, status="completed", stop_reason="final", usage=Usage(cost_usd=cost)
+            )
+        await store.start_run("r4", key=first, profile="rlm")  # under way: no cost yet
+        spent = await store.spent_since(start, key_id=first.id, tenant_id=first.tenant_id)
+        assert spent == Spent(key_usd=0.25, tenant_usd=0.75)
+        later = await store.spent_since(
+            utc_now() + timedelta(seconds=1), key_id=first.id, tenant_id=first.tenant_id
+        )
+        assert later == Spent(key_usd=0.0, tenant_usd=0.0)
+        with pytest.raises(UsageError, match="daily usd: -1 is negative"):
+            await store.create_key("acme", daily_usd=-1)
     finally:
         await store.aclose()
 

@@ -41,6 +41,7 @@ class Scope:
     requests_per_minute: int
     tokens_per_minute: int
     max_concurrent: int
+    daily_usd: float = 0.0  # USD per UTC day (see `budgets`)
 
 
 class RateLimited(Exception):
@@ -58,9 +59,12 @@ class RateLimited(Exception):
 
 
 def scopes(settings: ServerSettings, key: ApiKey, tenant: Tenant) -> tuple[Scope, Scope]:
-    """The key's and its tenant's limits."""
+    """The key's and its tenant's limits (their own, else the [server] defaults)."""
 
     def own(value: int | None, default: int) -> int:
+        return default if value is None else value
+
+    def own_usd(value: float | None, default: float) -> float:
         return default if value is None else value
 
     return (
@@ -71,6 +75,7 @@ def scopes(settings: ServerSettings, key: ApiKey, tenant: Tenant) -> tuple[Scope
             requests_per_minute=settings.key_requests_per_minute,
             tokens_per_minute=settings.key_tokens_per_minute,
             max_concurrent=settings.key_max_concurrent,
+            daily_usd=own_usd(key.daily_usd, settings.key_daily_usd),
         ),
         Scope(
             kind="tenant",
@@ -81,6 +86,7 @@ def scopes(settings: ServerSettings, key: ApiKey, tenant: Tenant) -> tuple[Scope
             ),
             tokens_per_minute=own(tenant.tokens_per_minute, settings.tenant_tokens_per_minute),
             max_concurrent=own(tenant.max_concurrent, settings.tenant_max_concurrent),
+            daily_usd=own_usd(tenant.daily_usd, settings.tenant_daily_usd),
         ),
     )
 

@@ -12,8 +12,9 @@ from starlette.background import BackgroundTask
 from rlmrt.server import completions
 from rlmrt.server.api_errors import APIError
 from rlmrt.server.auth import authenticate
+from rlmrt.server.budgets import BudgetSpent, DailyBudget, check_budgets, daily_budgets
 from rlmrt.server.models import ApiKey
-from rlmrt.server.ratelimits import Admission, RateLimited
+from rlmrt.server.ratelimits import Admission, RateLimited, scopes
 from rlmrt.server.schemas import ChatCompletionRequest
 from rlmrt.server.state import ServerState, client_address, server_state
 
@@ -29,9 +30,9 @@ async def chat_completions(
     """One RLM run over the request's context; `stream: true` for SSE chunks."""
     state = server_state(request)
     client = client_address(request)
-    admission = await _admit(state, key, client)
+    admission, daily = await _admit(state, key, client)
     try:
-        completion = completions.prepare(body, state.profiles)
+        completion = completions.prepare(body, state.profiles, daily=daily)
     except BaseException:
         await admission.release(0)
         raise
@@ -47,11 +48,37 @@ async def chat_completions(
     return await completions.complete(run)
 
 
-async def _admit(state: ServerState, key: ApiKey, client: str | None) -> Admission:
-    """The request within its key's and tenant's rate limits, or a 429 (audited)."""
+async def _admit(
+    state: ServerState, key: ApiKey, client: str | None
+) -> tuple[Admission, DailyBudget | None]:
+    """The request within its key's and tenant's daily budgets and rate limits, or a
+    429 (audited); the budget its run may spend at most."""
     tenant = await state.store.tenant_by_id(key.tenant_id)
+    budgets = await daily_budgets(state.store, scopes(state.limiter.settings, key, tenant))
     try:
-        return await state.limiter.admit(key, tenant)
+        daily = check_budgets(budgets)
+    except BudgetSpent as exc:
+        await state.store.audit(
+            "budget.refuse",
+            actor=key.prefix,
+            tenant_id=key.tenant_id,
+            target=exc.budget.scope.name,
+            client=client,
+            detail={
+                "budget": exc.budget.stop_reason,
+                "limit_usd": exc.budget.limit_usd,
+                "spent_usd": round(exc.budget.spent_usd, 8),
+            },
+        )
+        raise APIError(
+            429,
+            str(exc),
+            type_="insufficient_quota",
+            code="budget_exceeded",
+            headers={"Retry-After": str(exc.retry_after_s)},
+        ) from exc
+    try:
+        return await state.limiter.admit(key, tenant), daily
     except RateLimited as exc:
         await state.store.audit(
             "ratelimit.refuse",
