@@ -39,17 +39,20 @@ max_iterations = 4
 
 async def make_keys(database: Path) -> dict[str, str]:
     """solo: a key of the [server] default budget; free: a key of its own budget 0 (none);
-    team1/team2: keys of a tenant of 0.4 USD a day (its own), each of the default."""
+    team1/team2: keys of a tenant of 0.4 USD a day (its own), each of the default;
+    streams: a key of a tenant of 0.3 USD a day."""
     store = await Store.open(f"sqlite+aiosqlite:///{database}")
     try:
         await store.create_tenant("solo")
         await store.create_tenant("team")
         await store.set_tenant_limits("team", daily_usd=0.4)
+        await store.create_tenant("streams", daily_usd=0.3)
         return {
             "solo": (await store.create_key("solo"))[0],
             "free": (await store.create_key("solo", daily_usd=0))[0],
             "team1": (await store.create_key("team"))[0],
             "team2": (await store.create_key("team"))[0],
+            "streams": (await store.create_key("streams"))[0],
         }
     finally:
         await store.aclose()
@@ -137,3 +140,20 @@ def test_a_tenant_budget_counts_all_its_keys(budgeted: InProcessServer) -> None:
     assert first.json()["rlm"]["model_calls"] == 1
     message = refused(ask(budgeted, "team2", QUESTION))  # the other key: the tenant's spent
     assert message.startswith("budget exceeded: the daily budget of tenant team (0.4 USD)")
+
+
+def test_a_streamed_run_a_budget_ends_says_so_in_its_last_chunk(
+    budgeted: InProcessServer,
+) -> None:
+    body = {"model": "loop", "messages": LOOP, "context": "abc", "stream": True}
+    headers = {"Authorization": f"Bearer {budgeted.keys['streams']}"}
+    with httpx.stream(
+        "POST", f"{budgeted.url}/chat/completions", json=body, headers=headers, timeout=60
+    ) as response:
+        assert response.status_code == 200
+        lines = [line for line in response.iter_lines() if line.startswith("data: {")]
+    last = json.loads(lines[-1].removeprefix("data: "))
+    assert last["choices"][0]["finish_reason"] == "length"
+    assert last["rlm"]["stop_reason"] == "tenant_daily_usd"
+    assert last["rlm"]["model_calls"] == 1
+    refused(ask(budgeted, "streams", QUESTION))
