@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import sqlite3
 from datetime import timedelta
 from pathlib import Path
@@ -174,3 +175,16 @@ async def test_a_database_of_the_first_migration_is_upgraded_with_its_data(
         await store.aclose()
     with sqlite3.connect(path) as db:
         assert db.execute("SELECT version_num FROM alembic_version").fetchall() == [(HEAD,)]
+
+
+@pytest.mark.server_daemons
+async def test_replicas_starting_at_once_migrate_a_new_database_once(postgres_url: str) -> None:
+    """Four stores opening one empty PostgreSQL database at the same moment (replicas
+    starting together): one migrates it, the others wait and find it migrated."""
+    stores = await asyncio.gather(*(Store.open(postgres_url) for _ in range(4)))
+    try:
+        await stores[0].create_tenant("acme")
+        assert [t.name for t in await stores[3].tenants()] == ["acme"]
+    finally:
+        for store in stores:
+            await store.aclose()

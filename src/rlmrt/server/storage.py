@@ -34,7 +34,8 @@ MIGRATIONS = Path(__file__).with_name("migrations")
 TENANT_NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]{0,63}")
 TENANT_LIMITS = ("requests_per_minute", "tokens_per_minute", "max_concurrent", "daily_usd")
 APPEND_TRIES = 20  # another process appended at the same place: read the end again
-AUDIT_APPEND_LOCK = 0x726C6D5F61756474  # PostgreSQL advisory lock id of audit appends
+AUDIT_APPEND_LOCK = 0x726C6D5F61756474  # PostgreSQL advisory lock ids: audit appends,
+MIGRATE_LOCK = 0x726C6D5F6D696772  # and migrations
 
 
 @dataclass(frozen=True, slots=True)
@@ -75,6 +76,11 @@ class Store:
             event.listen(engine.sync_engine, "connect", _sqlite_pragmas)
         try:
             async with engine.begin() as connection:
+                if engine.dialect.name == "postgresql":  # replicas starting together:
+                    # one migrates (PostgreSQL's DDL is transactional), the rest wait
+                    await connection.execute(
+                        text("SELECT pg_advisory_xact_lock(:lock)"), {"lock": MIGRATE_LOCK}
+                    )
                 await connection.run_sync(_upgrade)
         except OperationalError as exc:
             await engine.dispose()
