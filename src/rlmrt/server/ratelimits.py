@@ -12,6 +12,7 @@ several replicas.
 
 from __future__ import annotations
 
+import logging
 import math
 import time
 from dataclasses import dataclass, field
@@ -20,13 +21,14 @@ from typing import Any
 from limits import RateLimitItem, RateLimitItemPerMinute
 from limits.aio.storage import MovingWindowSupport, Storage
 from limits.aio.strategies import FixedWindowRateLimiter, MovingWindowRateLimiter
-from limits.errors import ConfigurationError
+from limits.errors import ConfigurationError, StorageError
 from limits.storage import storage_from_string
 
 from rlmrt.config import ServerSettings, masked_url
 from rlmrt.errors import ConfigError
 from rlmrt.server.models import ApiKey, Tenant
 
+log = logging.getLogger("rlmrt.server")
 CONCURRENT_EXPIRY_S = 3600  # a run counter a crashed replica left behind ends by then
 RUN_SLOT_RETRY_S = 1
 
@@ -94,11 +96,14 @@ def scopes(settings: ServerSettings, key: ApiKey, tenant: Tenant) -> tuple[Scope
 def open_storage(uri: str) -> Storage:
     """The async `limits` storage of `uri` (memory://, redis://HOST:PORT, ...). Redis is
     spoken through redis-py's asyncio client (the `redis` package of the server extra),
-    whose counters Redis increments atomically (a Lua script per hit)."""
+    whose counters Redis increments atomically (a Lua script per hit). The storage's
+    failures are raised as `limits.errors.StorageError`."""
     async_uri = uri if uri.startswith("async+") else f"async+{uri}"
     shown = masked_url(uri)
     scheme = async_uri.split("://", 1)[0]
-    options: dict[str, str] = {"implementation": "redispy"} if "redis" in scheme else {}
+    options: dict[str, str | bool] = {"wrap_exceptions": True}
+    if "redis" in scheme:
+        options["implementation"] = "redispy"
     try:
         storage = storage_from_string(async_uri, **options)
     except (ConfigurationError, ValueError) as exc:
@@ -190,11 +195,19 @@ class Admission:
             return
         self.released = True
         storage = self.limiter.storage
-        for scope in self.holding:
-            left = await storage.incr(_run_counter(scope), CONCURRENT_EXPIRY_S, amount=-1)
-            if left < 0:  # the counter expired while the run held its slot: back to 0
-                await storage.incr(_run_counter(scope), CONCURRENT_EXPIRY_S, amount=-left)
-        await self.limiter.charge_tokens(self.scopes, tokens)
+        try:
+            for scope in self.holding:
+                left = await storage.incr(_run_counter(scope), CONCURRENT_EXPIRY_S, amount=-1)
+                if left < 0:  # the counter expired while the run held its slot: back to 0
+                    await storage.incr(_run_counter(scope), CONCURRENT_EXPIRY_S, amount=-left)
+            await self.limiter.charge_tokens(self.scopes, tokens)
+        except StorageError as exc:  # the run is over either way: it is recorded
+            log.warning(
+                "the rate-limit storage failed while a run gave back its slot (%s); the"
+                " slot's counter ends within %d s",
+                type(exc.storage_error).__name__,
+                CONCURRENT_EXPIRY_S,
+            )
 
 
 class _PerMinute(RateLimitItemPerMinute):

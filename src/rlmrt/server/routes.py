@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
+import logging
 from typing import Annotated, Any
 
 from fastapi import APIRouter, Depends, Request
 from fastapi.responses import JSONResponse, PlainTextResponse, Response, StreamingResponse
+from limits.errors import StorageError
 from sqlalchemy.exc import SQLAlchemyError
 from starlette.background import BackgroundTask
 
@@ -18,6 +20,8 @@ from rlmrt.server.ratelimits import Admission, RateLimited, scopes
 from rlmrt.server.schemas import ChatCompletionRequest
 from rlmrt.server.state import ServerState, client_address, server_state
 
+log = logging.getLogger("rlmrt.server")
+STORAGE_RETRY_S = 5  # a client's wait when the rate-limit storage does not answer
 api = APIRouter(prefix="/v1")
 ops = APIRouter()
 Caller = Annotated[ApiKey, Depends(authenticate)]
@@ -79,6 +83,17 @@ async def _admit(
         ) from exc
     try:
         return await state.limiter.admit(key, tenant), daily
+    except StorageError as exc:  # no counting, no run: a limit must not lapse silently
+        log.warning(
+            "the rate-limit storage failed (%s): request refused",
+            type(exc.storage_error).__name__,
+        )
+        raise APIError(
+            503,
+            "the rate-limit storage does not answer; try again later",
+            code="rate_limit_storage_unavailable",
+            headers={"Retry-After": str(STORAGE_RETRY_S)},
+        ) from exc
     except RateLimited as exc:
         await state.store.audit(
             "ratelimit.refuse",
