@@ -43,7 +43,14 @@ class Notes:
 @pytest.mark.parametrize(
     "step",
     # observe imports Phoenix (seconds) to name its version
-    ["process", "wasm", "docker", "browser", pytest.param("observe", marks=pytest.mark.slow)],
+    [
+        "process",
+        "wasm",
+        "docker",
+        "browser",
+        "server",
+        pytest.param("observe", marks=pytest.mark.slow),
+    ],
 )
 def test_a_second_run_does_nothing_and_says_so(rlm_cli, step: str) -> None:
     if step == "observe" and not (phoenix_venv() / "bin" / "phoenix").is_file() and not ROOT:
@@ -176,3 +183,26 @@ def test_apt_install_as_root_runs_apt_get() -> None:
     notes = Notes()
     assert apt_install(Host(root=True, rlm="rlm"), notes, "x", ["bubblewrap"]) is None
     assert notes.lines == ["working: installing bubblewrap (apt-get)", "installed bubblewrap"]
+
+
+def test_without_root_the_server_step_names_the_missing_packages(
+    rlm_cli, monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
+    from rlmrt.setup import server as server_step
+
+    found = server_step.system_binary
+
+    def no_postgresql(name: str) -> str | None:
+        return None if name in ("initdb", "postgres") else found(name)
+
+    monkeypatch.setattr(server_step, "POSTGRES_ROOT", tmp_path / "no-postgresql")
+    monkeypatch.setattr(server_step, "system_binary", no_postgresql)
+    if server_step.redis_binary() is None:
+        pytest.skip("redis-server is missing here")
+    result = rlm_cli("setup", "--no-root", "server")
+    assert result.exit_code == 1, result.output
+    assert "server: not finished: missing: postgresql (Debian packages)" in result.output
+    assert "server: run: sudo apt-get install -y --no-install-recommends postgresql" in (
+        result.output
+    )
+    assert "not finished: server (see above)" in result.output

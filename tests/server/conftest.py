@@ -8,6 +8,7 @@ from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import pytest
+import server_daemons
 from serving import (
     RLM,
     RLM_TOML,
@@ -39,3 +40,35 @@ def run_cli() -> Callable[..., subprocess.CompletedProcess[str]]:
         )
 
     return run
+
+
+@pytest.fixture(scope="session")
+def postgres_server() -> Iterator[server_daemons.Postgres]:
+    """One PostgreSQL for the session (`server_daemons` tests)."""
+    server_daemons.need_daemons()
+    with server_daemons.postgres() as found:
+        yield found
+
+
+@pytest.fixture
+def postgres_url(postgres_server: server_daemons.Postgres) -> str:
+    """A fresh database of the session's PostgreSQL."""
+    return postgres_server.new_database()
+
+
+@pytest.fixture(scope="session")
+def redis_url() -> Iterator[str]:
+    """One Redis for the session (`server_daemons` tests)."""
+    server_daemons.need_daemons()
+    with server_daemons.redis() as url:
+        yield url
+
+
+@pytest.fixture(params=["sqlite", pytest.param("postgresql", marks=pytest.mark.server_daemons)])
+def database_url(request: pytest.FixtureRequest, tmp_path: Path) -> str:
+    """The URL of an empty database: SQLite (a file) and PostgreSQL (a fresh database
+    of the session's server), for the storage tests that hold on both."""
+    if request.param == "sqlite":
+        return f"sqlite+aiosqlite:///{tmp_path / 'server.db'}"
+    url: str = request.getfixturevalue("postgres_url")
+    return url

@@ -8,7 +8,6 @@ import asyncio
 import itertools
 import json
 import os
-import sqlite3
 import time
 from collections.abc import Iterator
 from pathlib import Path
@@ -16,6 +15,7 @@ from typing import Any
 
 import httpx
 import pytest
+from server_daemons import run_sql
 from serving import RLM_TOML, InProcessServer, serving
 from typer.testing import CliRunner, Result
 
@@ -50,9 +50,13 @@ def test_cli_changes_are_audited_and_listed() -> None:
     key = rlm("keys", "create", "--tenant", "acme").stdout.strip()
     assert rlm("keys", "revoke", key[:12]).exit_code == 0
     assert rlm("keys", "revoke", key[:12]).exit_code == 0  # again: nothing changes
-    set_ = rlm("tenants", "set", "beta", "--max-concurrent", "2", "--tpm", "0")
+    set_ = rlm(
+        "tenants", "set", "beta", "--max-concurrent", "2", "--tpm", "0", "--daily-usd", "2.5"
+    )
     assert set_.exit_code == 0
-    assert set_.stdout == "tenant beta: requests/min default, tokens/min none, concurrent runs 2\n"
+    assert set_.stdout == (
+        "tenant beta: requests/min default, tokens/min none, concurrent runs 2, USD/day 2.5\n"
+    )
 
     records = listed()
     assert [(r["action"], r["actor"], r["target"]) for r in records] == [
@@ -63,7 +67,7 @@ def test_cli_changes_are_audited_and_listed() -> None:
         ("tenant.limits", "cli", "beta"),
     ]
     assert records[0]["detail"] == {"requests_per_minute": 10}
-    assert records[4]["detail"] == {"tokens_per_minute": 0, "max_concurrent": 2}
+    assert records[4]["detail"] == {"tokens_per_minute": 0, "max_concurrent": 2, "daily_usd": 2.5}
     assert [r["seq"] for r in records] == [1, 2, 3, 4, 5]
     assert records[0]["prev_hash"] == GENESIS
     assert all(b["prev_hash"] == a["hash"] for a, b in itertools.pairwise(records))
@@ -75,9 +79,9 @@ def test_cli_changes_are_audited_and_listed() -> None:
     verified = rlm("audit", "verify")
     assert verified.exit_code == 0 and verified.stdout == "5 records, chain intact\n"
     reset = rlm("tenants", "set", "beta", "--reset")
-    assert (
-        reset.stdout
-        == "tenant beta: requests/min default, tokens/min default, concurrent runs default\n"
+    assert reset.stdout == (
+        "tenant beta: requests/min default, tokens/min default, concurrent runs default,"
+        " USD/day default\n"
     )
 
 
@@ -98,9 +102,15 @@ def test_misuse_is_one_line(args: tuple[str, ...], message: str) -> None:
     assert "Traceback" not in result.stderr
 
 
-def tamper(sql: str, *params: object) -> None:
-    with sqlite3.connect(database()) as db:
-        db.execute(sql, params)
+@pytest.fixture
+def chain(database_url: str, monkeypatch: pytest.MonkeyPatch) -> str:
+    """The database `rlm audit` and `rlm keys` use in a test: SQLite or PostgreSQL."""
+    monkeypatch.setenv("RLM_SERVER__DATABASE_URL", database_url)
+    return database_url
+
+
+def tamper(chain: str, sql: str, **params: object) -> None:
+    run_sql(chain, sql, **params)
 
 
 def fresh_log(records: int) -> None:
@@ -117,54 +127,54 @@ def broken_at() -> str:
     return result.stdout
 
 
-def test_verify_finds_an_edited_record() -> None:
+def test_verify_finds_an_edited_record(chain: str) -> None:
     fresh_log(5)
-    tamper("UPDATE audit_log SET client = '10.0.0.9' WHERE seq = 3")
+    tamper(chain, "UPDATE audit_log SET client = '10.0.0.9' WHERE seq = 3")
     assert broken_at().startswith("audit log broken at record 3: was changed")
 
 
-def test_verify_finds_an_edited_record_whose_hash_was_recomputed() -> None:
+def test_verify_finds_an_edited_record_whose_hash_was_recomputed(chain: str) -> None:
     fresh_log(5)
-    tamper("UPDATE audit_log SET actor = 'someone' WHERE seq = 2")
+    tamper(chain, "UPDATE audit_log SET actor = 'someone' WHERE seq = 2")
 
     async def rehash() -> str:
-        store = await Store.open(url(database()))
+        store = await Store.open(chain)
         try:
             return record_hash((await store.audit_records())[1])
         finally:
             await store.aclose()
 
-    tamper("UPDATE audit_log SET hash = ? WHERE seq = 2", asyncio.run(rehash()))
+    tamper(chain, "UPDATE audit_log SET hash = :hash WHERE seq = 2", hash=asyncio.run(rehash()))
     assert broken_at().startswith("audit log broken at record 3: does not follow record 2")
 
 
-def test_verify_finds_a_deleted_record() -> None:
+def test_verify_finds_a_deleted_record(chain: str) -> None:
     fresh_log(5)
-    tamper("DELETE FROM audit_log WHERE seq = 2")
+    tamper(chain, "DELETE FROM audit_log WHERE seq = 2")
     assert broken_at().startswith("audit log broken at record 3: does not follow record 1")
 
 
-def test_verify_finds_two_swapped_records() -> None:
+def test_verify_finds_two_swapped_records(chain: str) -> None:
     fresh_log(5)
-    with sqlite3.connect(database()) as db:  # records 2 and 4 trade places
-        db.execute("UPDATE audit_log SET seq = -2 WHERE seq = 2")
-        db.execute("UPDATE audit_log SET seq = 2 WHERE seq = 4")
-        db.execute("UPDATE audit_log SET seq = 4 WHERE seq = -2")
+    # records 2 and 4 trade places
+    tamper(chain, "UPDATE audit_log SET seq = -2 WHERE seq = 2")
+    tamper(chain, "UPDATE audit_log SET seq = 2 WHERE seq = 4")
+    tamper(chain, "UPDATE audit_log SET seq = 4 WHERE seq = -2")
     assert broken_at().startswith("audit log broken at record 2: does not follow record 1")
 
 
-def test_verify_finds_a_changed_first_record() -> None:
+def test_verify_finds_a_changed_first_record(chain: str) -> None:
     fresh_log(3)
-    tamper("UPDATE audit_log SET detail = '{\"x\":1}' WHERE seq = 1")
+    tamper(chain, "UPDATE audit_log SET detail = :detail WHERE seq = 1", detail='{"x":1}')
     assert broken_at().startswith("audit log broken at record 1: was changed")
 
 
-async def test_concurrent_appends_keep_one_chain(tmp_path: Path) -> None:
-    """Appends of one store at once, and of two stores on one database (the CLI beside
-    the server) at once: every record is kept, and the chain is one line."""
-    path = tmp_path / "server.db"
-    first = await Store.open(url(path))
-    second = await Store.open(url(path))
+async def test_concurrent_appends_keep_one_chain(database_url: str) -> None:
+    """Appends of one store at once, and of two stores on one database (replicas, the
+    CLI beside the server) at once, on SQLite and PostgreSQL: every record is kept, and
+    the chain is one line."""
+    first = await Store.open(database_url)
+    second = await Store.open(database_url)
     try:
         await asyncio.gather(
             *(first.audit("test.one", target=str(i)) for i in range(40)),

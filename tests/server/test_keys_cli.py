@@ -102,3 +102,21 @@ def test_a_bad_database_url_names_the_setting(monkeypatch: pytest.MonkeyPatch) -
     assert result.exit_code == 2
     assert result.stderr.startswith("error: server.database_url nosuchdb://user:***@host/x")
     assert "hunter2" not in result.stderr
+
+
+def test_daily_budgets_are_set_and_listed(
+    database_url: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """On SQLite and PostgreSQL: a tenant's and a key's own USD per day."""
+    monkeypatch.setenv("RLM_SERVER__DATABASE_URL", database_url)
+    assert rlm("tenants", "create", "acme", "--daily-usd", "5").exit_code == 0
+    assert rlm("keys", "create", "--tenant", "acme", "--daily-usd", "1.5").exit_code == 0
+    assert rlm("keys", "create", "--tenant", "acme").exit_code == 0
+    (tenant,) = json.loads(rlm("tenants", "list", "--json").stdout)
+    assert tenant["usd_per_day"] == "5"
+    keys = json.loads(rlm("keys", "list", "--json").stdout)
+    assert [k["usd_per_day"] for k in keys] == ["1.5", "default"]
+    set_ = rlm("tenants", "set", "acme", "--daily-usd", "0")
+    assert set_.stdout.endswith(", USD/day none\n")
+    refused = rlm("keys", "create", "--tenant", "acme", "--daily-usd", "-1")
+    assert refused.exit_code == 2 and "--daily-usd" in refused.stderr

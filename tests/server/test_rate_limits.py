@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+import socket
 import time
 from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
@@ -208,3 +209,31 @@ def test_a_client_leaving_its_stream_gives_its_run_slot_back(limited: InProcessS
         assert time.monotonic() < deadline
         time.sleep(0.05)
     assert ask(limited, "leaver") == "3"
+
+
+def test_a_rate_limit_storage_that_does_not_answer_refuses_requests(
+    tmp_path: Path,
+) -> None:
+    """Redis gone (nothing listens on its port): requests get 503, not unlimited runs,
+    and /readyz says the server is not ready."""
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        port = sock.getsockname()[1]  # closed again: nothing listens there
+    toml = (
+        f'[sandbox]\nkind = "local"\n\n[server]\nrate_limit_storage = "redis://127.0.0.1:{port}"\n'
+    )
+    with serving(tmp_path, toml) as server:
+        response = httpx.post(
+            f"{server.url}/chat/completions",
+            headers={"Authorization": f"Bearer {server.keys['acme']}"},
+            json={"model": "rlm", "messages": QUESTION, "context": "abc"},
+            timeout=30,
+        )
+        assert response.status_code == 503
+        assert response.json()["error"]["code"] == "rate_limit_storage_unavailable"
+        assert response.headers["retry-after"] == "5"
+        ready = httpx.get(f"{server.root}/readyz", timeout=30)
+        assert ready.status_code == 503
+        assert "rate-limit storage" in ready.json()["error"]["message"]
+        assert "the rate-limit storage failed (ConnectionError)" in server.log_text()
+    assert not (tmp_path / "home" / "runs").exists()  # no run started

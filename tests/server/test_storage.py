@@ -2,15 +2,21 @@
 
 from __future__ import annotations
 
+import asyncio
 import sqlite3
 from datetime import timedelta
 from pathlib import Path
 
 import pytest
+from sqlalchemy import inspect, text
 
 from rlmrt.errors import ConfigError, UsageError
+from rlmrt.observe.usage import Usage
 from rlmrt.server.keys import key_hash, parse_duration
-from rlmrt.server.storage import Store
+from rlmrt.server.models import utc_now
+from rlmrt.server.storage import Spent, Store
+
+HEAD = "0004"  # the newest migration
 
 
 def url(path: Path) -> str:
@@ -27,13 +33,13 @@ async def test_open_applies_the_migrations_once(tmp_path: Path) -> None:
     await store.ping()
     await store.aclose()
     with sqlite3.connect(path) as db:
-        assert db.execute("SELECT version_num FROM alembic_version").fetchall() == [("0002",)]
+        assert db.execute("SELECT version_num FROM alembic_version").fetchall() == [(HEAD,)]
         tables = {row[0] for row in db.execute("SELECT name FROM sqlite_master WHERE type='table'")}
     assert {"tenants", "api_keys", "runs", "audit_log"} <= tables
 
 
-async def test_keys_are_found_by_the_whole_key_only(tmp_path: Path) -> None:
-    store = await Store.open(url(tmp_path / "s.db"))
+async def test_keys_are_found_by_the_whole_key_only(database_url: str) -> None:
+    store = await Store.open(database_url)
     try:
         await store.create_tenant("acme")
         raw, key = await store.create_key("acme")
@@ -51,6 +57,53 @@ async def test_keys_are_found_by_the_whole_key_only(tmp_path: Path) -> None:
         assert await store.usable_keys() == 1  # the short one, for its second
         with pytest.raises(UsageError, match="no key"):
             await store.revoke_key("key_nothing")
+    finally:
+        await store.aclose()
+
+
+async def test_open_migrates_either_database_once(database_url: str) -> None:
+    """SQLite and PostgreSQL: the migrations make the tables, a second open keeps the data."""
+    store = await Store.open(database_url)
+    await store.create_tenant("acme", max_concurrent=2)
+    await store.aclose()
+    store = await Store.open(database_url)
+    try:
+        (tenant,) = await store.tenants()
+        assert (tenant.name, tenant.max_concurrent) == ("acme", 2)
+        async with store.engine.connect() as connection:
+            version = await connection.execute(text("SELECT version_num FROM alembic_version"))
+            assert version.all() == [(HEAD,)]
+            tables = await connection.run_sync(lambda sync: inspect(sync).get_table_names())
+        assert {"tenants", "api_keys", "runs", "audit_log"} <= set(tables)
+    finally:
+        await store.aclose()
+
+
+async def test_spending_of_the_day_by_key_and_tenant(database_url: str) -> None:
+    """What runs started from a time on cost, of one key and of its whole tenant."""
+    store = await Store.open(database_url)
+    try:
+        await store.create_tenant("acme")
+        await store.create_tenant("beta")
+        _, first = await store.create_key("acme", daily_usd=1.5)
+        _, second = await store.create_key("acme")
+        _, other = await store.create_key("beta")
+        assert (first.daily_usd, second.daily_usd) == (1.5, None)
+        start = utc_now()
+        for run_id, key, cost in [("r1", first, 0.25), ("r2", second, 0.5), ("r3", other, 4.0)]:
+            await store.start_run(run_id, key=key, profile="rlm")
+            await store.finish_run(
+                run_id, status="completed", stop_reason="final", usage=Usage(cost_usd=cost)
+            )
+        await store.start_run("r4", key=first, profile="rlm")  # under way: no cost yet
+        spent = await store.spent_since(start, key_id=first.id, tenant_id=first.tenant_id)
+        assert spent == Spent(key_usd=0.25, tenant_usd=0.75)
+        later = await store.spent_since(
+            utc_now() + timedelta(seconds=1), key_id=first.id, tenant_id=first.tenant_id
+        )
+        assert later == Spent(key_usd=0.0, tenant_usd=0.0)
+        with pytest.raises(UsageError, match="daily usd: -1 is negative"):
+            await store.create_key("acme", daily_usd=-1)
     finally:
         await store.aclose()
 
@@ -121,4 +174,17 @@ async def test_a_database_of_the_first_migration_is_upgraded_with_its_data(
     finally:
         await store.aclose()
     with sqlite3.connect(path) as db:
-        assert db.execute("SELECT version_num FROM alembic_version").fetchall() == [("0002",)]
+        assert db.execute("SELECT version_num FROM alembic_version").fetchall() == [(HEAD,)]
+
+
+@pytest.mark.server_daemons
+async def test_replicas_starting_at_once_migrate_a_new_database_once(postgres_url: str) -> None:
+    """Four stores opening one empty PostgreSQL database at the same moment (replicas
+    starting together): one migrates it, the others wait and find it migrated."""
+    stores = await asyncio.gather(*(Store.open(postgres_url) for _ in range(4)))
+    try:
+        await stores[0].create_tenant("acme")
+        assert [t.name for t in await stores[3].tenants()] == ["acme"]
+    finally:
+        for store in stores:
+            await store.aclose()

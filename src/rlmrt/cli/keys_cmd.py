@@ -102,13 +102,32 @@ ConcurrentOpt = Annotated[
 ]
 
 
-def _limits(rpm: int | None, tpm: int | None, concurrent: int | None) -> dict[str, int]:
-    given = {"requests_per_minute": rpm, "tokens_per_minute": tpm, "max_concurrent": concurrent}
+TenantUsdOpt = Annotated[
+    float | None,
+    typer.Option(
+        "--daily-usd",
+        min=0,
+        help="USD all the tenant's keys together may spend per UTC day (0: no budget;"
+        " default: [server] tenant_daily_usd).",
+        show_default=False,
+    ),
+]
+
+
+def _limits(
+    rpm: int | None, tpm: int | None, concurrent: int | None, daily_usd: float | None = None
+) -> dict[str, float]:
+    given = {
+        "requests_per_minute": rpm,
+        "tokens_per_minute": tpm,
+        "max_concurrent": concurrent,
+        "daily_usd": daily_usd,
+    }
     return {name: value for name, value in given.items() if value is not None}
 
 
-def _shown_limit(value: int | None) -> str:
-    return "default" if value is None else "none" if value == 0 else str(value)
+def _shown_limit(value: float | None) -> str:
+    return "default" if value is None else "none" if value == 0 else f"{value:g}"
 
 
 @tenants_app.command("create")
@@ -117,10 +136,11 @@ def create_tenant(
     rpm: RpmOpt = None,
     tpm: TpmOpt = None,
     max_concurrent: ConcurrentOpt = None,
+    daily_usd: TenantUsdOpt = None,
     config_file: opt.ConfigFile = None,
 ) -> None:
-    """Add tenant NAME (with its own rate limits, if given)."""
-    limits = _limits(rpm, tpm, max_concurrent)
+    """Add tenant NAME (with its own rate limits and budget, if given)."""
+    limits = _limits(rpm, tpm, max_concurrent, daily_usd)
     tenant = with_store(config_file, lambda store: store.create_tenant(name, **limits))
     print(f"created tenant {tenant.name} ({tenant.id})")
 
@@ -131,24 +151,29 @@ def set_tenant(
     rpm: RpmOpt = None,
     tpm: TpmOpt = None,
     max_concurrent: ConcurrentOpt = None,
+    daily_usd: TenantUsdOpt = None,
     reset: Annotated[
         bool,
         typer.Option("--reset", help="Back to the [server] defaults (before the ones given)."),
     ] = False,
     config_file: opt.ConfigFile = None,
 ) -> None:
-    """Set tenant NAME's own rate limits (a running server reads them at each request)."""
+    """Set tenant NAME's own rate limits and budget (a running server reads them at
+    each request)."""
     from rlmrt.server.storage import TENANT_LIMITS
 
-    limits: dict[str, int | None] = dict.fromkeys(TENANT_LIMITS) if reset else {}
-    limits.update(_limits(rpm, tpm, max_concurrent))
+    limits: dict[str, float | None] = dict.fromkeys(TENANT_LIMITS) if reset else {}
+    limits.update(_limits(rpm, tpm, max_concurrent, daily_usd))
     if not limits:
-        raise CLIUsageError("give a limit to set: --rpm, --tpm, --max-concurrent or --reset")
+        raise CLIUsageError(
+            "give a limit to set: --rpm, --tpm, --max-concurrent, --daily-usd or --reset"
+        )
     tenant = with_store(config_file, lambda store: store.set_tenant_limits(name, **limits))
     print(
         f"tenant {tenant.name}: requests/min {_shown_limit(tenant.requests_per_minute)},"
         f" tokens/min {_shown_limit(tenant.tokens_per_minute)},"
-        f" concurrent runs {_shown_limit(tenant.max_concurrent)}"
+        f" concurrent runs {_shown_limit(tenant.max_concurrent)},"
+        f" USD/day {_shown_limit(tenant.daily_usd)}"
     )
 
 
@@ -156,7 +181,7 @@ def set_tenant(
 def list_tenants(config_file: opt.ConfigFile = None, as_json: JsonOpt = False) -> None:
     """List the tenants."""
     tenants = with_store(config_file, lambda store: store.tenants())
-    columns = ["name", "id", "created", "rpm", "tpm", "concurrent"]
+    columns = ["name", "id", "created", "rpm", "tpm", "concurrent", "usd_per_day"]
     rows = [
         [
             t.name,
@@ -165,6 +190,7 @@ def list_tenants(config_file: opt.ConfigFile = None, as_json: JsonOpt = False) -
             _shown_limit(t.requests_per_minute),
             _shown_limit(t.tokens_per_minute),
             _shown_limit(t.max_concurrent),
+            _shown_limit(t.daily_usd),
         ]
         for t in tenants
     ]
@@ -189,6 +215,16 @@ def create_key(
             show_default=False,
         ),
     ] = None,
+    daily_usd: Annotated[
+        float | None,
+        typer.Option(
+            "--daily-usd",
+            min=0,
+            help="USD the key may spend per UTC day (0: no budget; default: [server]"
+            " key_daily_usd).",
+            show_default=False,
+        ),
+    ] = None,
     config_file: opt.ConfigFile = None,
 ) -> None:
     """Make an API key of TENANT and print it (once: only its hash is kept)."""
@@ -199,7 +235,8 @@ def create_key(
     except ValueError as exc:
         raise CLIUsageError(f"--expires: {exc}") from None
     raw, key = with_store(
-        config_file, lambda store: store.create_key(tenant, expires_in=expires_in)
+        config_file,
+        lambda store: store.create_key(tenant, expires_in=expires_in, daily_usd=daily_usd),
     )
     print(raw)
     expiry = f", expires {_when(key.expires_at)}" if key.expires_at else ""
@@ -221,7 +258,7 @@ def list_keys(
 ) -> None:
     """List the keys (their prefixes, never the keys)."""
     found = with_store(config_file, lambda store: store.keys(tenant))
-    columns = ["id", "prefix", "tenant", "status", "created", "expires"]
+    columns = ["id", "prefix", "tenant", "status", "created", "expires", "usd_per_day"]
     rows = [
         [
             key.id,
@@ -230,6 +267,7 @@ def list_keys(
             key.state(),
             _when(key.created_at),
             _when(key.expires_at),
+            _shown_limit(key.daily_usd),
         ]
         for key, name in found
     ]

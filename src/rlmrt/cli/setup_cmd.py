@@ -109,6 +109,12 @@ def _observe(host: Host, report: Reporter) -> Outcome:
     return setup_observe(host, report)
 
 
+def _server(host: Host, report: Reporter) -> Outcome:
+    from rlmrt.setup.server import setup_server
+
+    return setup_server(host, report)
+
+
 def _model(host: Host, report: Reporter) -> Outcome:
     """The default local model, pulled as `rlm model pull` does (a progress bar)."""
     from rlmrt.cli.model_cmd import pull_with_progress
@@ -134,6 +140,7 @@ STEPS = {
         _Step("docker", _docker, _sandbox_row("docker")),
         _Step("browser", _browser, None),
         _Step("observe", _observe, None),
+        _Step("server", _server, None),
         _Step("model", _model, _model_row),
     )
 }
@@ -171,8 +178,8 @@ def _run(names: list[str], as_user: bool) -> None:
 @setup_app.callback(invoke_without_command=True)
 def setup_all(ctx: typer.Context, as_user: AsUser = False) -> None:
     """Set up every part, in this order: process (bubblewrap), wasm (Deno and Pyodide),
-    docker (engine and image), browser (Chromium), observe (Phoenix, Prometheus), model
-    (the local model, 1.1 GB). Each step does only what is missing."""
+    docker (engine and image), browser (Chromium), observe (Phoenix, Prometheus), server
+    (PostgreSQL, Redis), model (the local model, 1.1 GB). Each step does only what is missing."""
     ctx.obj = as_user  # `rlm setup --no-root STEP` holds for the step too
     if ctx.invoked_subcommand is None:
         _run(list(STEPS), as_user)
@@ -209,6 +216,14 @@ def observe(ctx: typer.Context, as_user: AsUser = False) -> None:
     """Install the telemetry backends the observe tests use: Arize Phoenix in its own
     virtual environment, Prometheus and Alertmanager (Debian; needs root)."""
     _run(["observe"], as_user or ctx.obj is True)
+
+
+@setup_app.command("server")
+def server(ctx: typer.Context, as_user: AsUser = False) -> None:
+    """Install PostgreSQL and Redis (Debian; needs root), which `rlm serve` replicas
+    share: the database (server.database_url) and the rate-limit counters
+    (server.rate_limit_storage)."""
+    _run(["server"], as_user or ctx.obj is True)
 
 
 @setup_app.command("model")

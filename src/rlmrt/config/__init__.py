@@ -531,6 +531,21 @@ class ServerSettings(_Section):
         description="Runs of all of a tenant's keys at the same time (0: no limit;"
         " `rlm tenants set T --max-concurrent N` overrides it for T).",
     )
+    key_daily_usd: float = Field(
+        default=0.0,
+        ge=0,
+        le=1_000_000,
+        description="USD each API key's runs may spend per UTC day, at the configured"
+        " prices ([llm] prices or LiteLLM's); a run that reaches it ends partial (0: no"
+        " budget; `rlm keys create --daily-usd` overrides it for a key).",
+    )
+    tenant_daily_usd: float = Field(
+        default=0.0,
+        ge=0,
+        le=1_000_000,
+        description="USD all of a tenant's keys together may spend per UTC day (0: no"
+        " budget; `rlm tenants set T --daily-usd X` overrides it for T).",
+    )
     rate_limit_storage: str = Field(
         default="memory://",
         description="Where the rate-limit counters live, as a `limits` storage URI:"

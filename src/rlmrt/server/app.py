@@ -42,6 +42,7 @@ def create_app(config: RLMConfig, *, profiles: Sequence[str] = ()) -> FastAPI:
         async with AsyncExitStack() as stack:
             for rlm in made.values():
                 stack.push_async_callback(rlm.__aexit__, None, None, None)
+            stack.push_async_callback(limiter.aclose)
             store = await Store.open(config.server.database_url)
             stack.push_async_callback(store.aclose)
             app.state.rlm = ServerState(

@@ -15,8 +15,8 @@ from __future__ import annotations
 import json
 import logging
 import time
-from collections.abc import AsyncIterator, Awaitable
-from dataclasses import dataclass, field
+from collections.abc import AsyncIterator
+from dataclasses import dataclass, field, replace
 from types import TracebackType
 from typing import Any
 
@@ -29,12 +29,14 @@ from rlmrt.errors import BudgetExceededError, ContextError, ModelError, RLMError
 from rlmrt.events import EventHandler, TokenDelta
 from rlmrt.observe.usage import Usage
 from rlmrt.server.api_errors import APIError, internal_error
+from rlmrt.server.budgets import DailyBudget, capped
 from rlmrt.server.models import ApiKey
 from rlmrt.server.ratelimits import Admission
 from rlmrt.server.schemas import ChatCompletionRequest
 from rlmrt.server.storage import Store
 
 log = logging.getLogger("rlmrt.server")
+COST_CAP = "max_cost_usd"  # the engine's budget a daily budget's remainder is run as
 
 
 @dataclass(slots=True, kw_only=True)
@@ -46,6 +48,7 @@ class Completion:
     question: str
     context: LoadedContext
     include_usage: bool
+    daily: DailyBudget | None = None  # the budget the run may spend at most
     run_id: str = field(default_factory=new_run_id)
     created: int = field(default_factory=lambda: int(time.time()))
 
@@ -54,7 +57,9 @@ class Completion:
         return f"chatcmpl-{self.run_id}"
 
 
-def prepare(body: ChatCompletionRequest, profiles: dict[str, RLM]) -> Completion:
+def prepare(
+    body: ChatCompletionRequest, profiles: dict[str, RLM], *, daily: DailyBudget | None = None
+) -> Completion:
     rlm = profiles.get(body.model)
     if rlm is None:
         raise APIError(
@@ -75,6 +80,7 @@ def prepare(body: ChatCompletionRequest, profiles: dict[str, RLM]) -> Completion
         question=question,
         context=context,
         include_usage=body.include_usage,
+        daily=daily,
     )
 
 
@@ -236,16 +242,25 @@ async def stream(run: RecordedRun) -> AsyncIterator[str]:
         yield "data: [DONE]\n\n"
 
 
-def _run(
+async def _run(
     completion: Completion, on_event: EventHandler | None = None, *, stream_root: bool = False
-) -> Awaitable[RunResult]:
-    return completion.rlm.engine.run(
+) -> RunResult:
+    """The run, on an engine whose cost cap is the daily budget's remainder when that is
+    tighter than the profile's own (a run it ends says which budget)."""
+    engine = completion.rlm.engine
+    config = capped(engine.config, completion.daily)
+    if config is not None:
+        engine = replace(engine, config=config)
+    result = await engine.run(
         completion.question,
         completion.context,
         on_event=on_event,
         stream_root=stream_root,
         run_id=completion.run_id,
     )
+    if config is not None and completion.daily is not None and result.stop_reason == COST_CAP:
+        return replace(result, stop_reason=completion.daily.stop_reason)
+    return result
 
 
 def finish_reason(result: RunResult) -> str:

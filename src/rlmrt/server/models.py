@@ -51,6 +51,7 @@ class Tenant(Base):
     requests_per_minute: Mapped[int | None] = mapped_column(Integer, default=None)
     tokens_per_minute: Mapped[int | None] = mapped_column(Integer, default=None)
     max_concurrent: Mapped[int | None] = mapped_column(Integer, default=None)
+    daily_usd: Mapped[float | None] = mapped_column(Float, default=None)
 
 
 class ApiKey(Base):
@@ -65,6 +66,8 @@ class ApiKey(Base):
     created_at: Mapped[datetime] = mapped_column(UTCDateTime(), default=utc_now)
     expires_at: Mapped[datetime | None] = mapped_column(UTCDateTime(), default=None)
     revoked_at: Mapped[datetime | None] = mapped_column(UTCDateTime(), default=None)
+    # the key's own USD per UTC day; None: the [server] key_daily_usd default
+    daily_usd: Mapped[float | None] = mapped_column(Float, default=None)
 
     def state(self, now: datetime | None = None) -> KeyState:
         if self.revoked_at is not None:
@@ -81,7 +84,7 @@ class RunRecord(Base):
 
     id: Mapped[str] = mapped_column(String(64), primary_key=True)
     tenant_id: Mapped[str] = mapped_column(ForeignKey("tenants.id"), index=True)
-    key_id: Mapped[str] = mapped_column(ForeignKey("api_keys.id"))
+    key_id: Mapped[str] = mapped_column(ForeignKey("api_keys.id"), index=True)
     profile: Mapped[str] = mapped_column(String(64))
     status: Mapped[str] = mapped_column(String(16))  # running, completed, partial, failed, ...
     stop_reason: Mapped[str | None] = mapped_column(String(64), default=None)

@@ -12,20 +12,23 @@ several replicas.
 
 from __future__ import annotations
 
+import logging
 import math
 import time
 from dataclasses import dataclass, field
+from typing import Any
 
 from limits import RateLimitItem, RateLimitItemPerMinute
 from limits.aio.storage import MovingWindowSupport, Storage
 from limits.aio.strategies import FixedWindowRateLimiter, MovingWindowRateLimiter
-from limits.errors import ConfigurationError
+from limits.errors import ConfigurationError, StorageError
 from limits.storage import storage_from_string
 
 from rlmrt.config import ServerSettings, masked_url
 from rlmrt.errors import ConfigError
 from rlmrt.server.models import ApiKey, Tenant
 
+log = logging.getLogger("rlmrt.server")
 CONCURRENT_EXPIRY_S = 3600  # a run counter a crashed replica left behind ends by then
 RUN_SLOT_RETRY_S = 1
 
@@ -40,6 +43,7 @@ class Scope:
     requests_per_minute: int
     tokens_per_minute: int
     max_concurrent: int
+    daily_usd: float = 0.0  # USD per UTC day (see `budgets`)
 
 
 class RateLimited(Exception):
@@ -57,9 +61,12 @@ class RateLimited(Exception):
 
 
 def scopes(settings: ServerSettings, key: ApiKey, tenant: Tenant) -> tuple[Scope, Scope]:
-    """The key's and its tenant's limits."""
+    """The key's and its tenant's limits (their own, else the [server] defaults)."""
 
     def own(value: int | None, default: int) -> int:
+        return default if value is None else value
+
+    def own_usd(value: float | None, default: float) -> float:
         return default if value is None else value
 
     return (
@@ -70,6 +77,7 @@ def scopes(settings: ServerSettings, key: ApiKey, tenant: Tenant) -> tuple[Scope
             requests_per_minute=settings.key_requests_per_minute,
             tokens_per_minute=settings.key_tokens_per_minute,
             max_concurrent=settings.key_max_concurrent,
+            daily_usd=own_usd(key.daily_usd, settings.key_daily_usd),
         ),
         Scope(
             kind="tenant",
@@ -80,16 +88,24 @@ def scopes(settings: ServerSettings, key: ApiKey, tenant: Tenant) -> tuple[Scope
             ),
             tokens_per_minute=own(tenant.tokens_per_minute, settings.tenant_tokens_per_minute),
             max_concurrent=own(tenant.max_concurrent, settings.tenant_max_concurrent),
+            daily_usd=own_usd(tenant.daily_usd, settings.tenant_daily_usd),
         ),
     )
 
 
 def open_storage(uri: str) -> Storage:
-    """The async `limits` storage of `uri` (memory://, redis://HOST:PORT, ...)."""
+    """The async `limits` storage of `uri` (memory://, redis://HOST:PORT, ...). Redis is
+    spoken through redis-py's asyncio client (the `redis` package of the server extra),
+    whose counters Redis increments atomically (a Lua script per hit). The storage's
+    failures are raised as `limits.errors.StorageError`."""
     async_uri = uri if uri.startswith("async+") else f"async+{uri}"
     shown = masked_url(uri)
+    scheme = async_uri.split("://", 1)[0]
+    options: dict[str, str | bool] = {"wrap_exceptions": True}
+    if "redis" in scheme:
+        options["implementation"] = "redispy"
     try:
-        storage = storage_from_string(async_uri)
+        storage = storage_from_string(async_uri, **options)
     except (ConfigurationError, ValueError) as exc:
         raise ConfigError(
             f"server.rate_limit_storage {shown}: {str(exc).replace(uri, shown)}"
@@ -110,6 +126,13 @@ class RateLimiter:
         self.storage = open_storage(settings.rate_limit_storage)
         self._requests = MovingWindowRateLimiter(self.storage)
         self._tokens = FixedWindowRateLimiter(self.storage)
+
+    async def aclose(self) -> None:
+        """Close the storage's connections: `limits` has no close of its own, so its
+        Redis client (redis-py's, behind the storage's `bridge`) is closed here."""
+        bridge: Any = getattr(self.storage, "bridge", None)
+        if bridge is not None:
+            await bridge.get_connection().aclose()
 
     async def admit(self, key: ApiKey, tenant: Tenant) -> Admission:
         """Count one request of `key`; raises `RateLimited` naming the first limit it
@@ -171,9 +194,20 @@ class Admission:
         if self.released:
             return
         self.released = True
-        for scope in self.holding:
-            await self.limiter.storage.incr(_run_counter(scope), CONCURRENT_EXPIRY_S, amount=-1)
-        await self.limiter.charge_tokens(self.scopes, tokens)
+        storage = self.limiter.storage
+        try:
+            for scope in self.holding:
+                left = await storage.incr(_run_counter(scope), CONCURRENT_EXPIRY_S, amount=-1)
+                if left < 0:  # the counter expired while the run held its slot: back to 0
+                    await storage.incr(_run_counter(scope), CONCURRENT_EXPIRY_S, amount=-left)
+            await self.limiter.charge_tokens(self.scopes, tokens)
+        except StorageError as exc:  # the run is over either way: it is recorded
+            log.warning(
+                "the rate-limit storage failed while a run gave back its slot (%s); the"
+                " slot's counter ends within %d s",
+                type(exc.storage_error).__name__,
+                CONCURRENT_EXPIRY_S,
+            )
 
 
 class _PerMinute(RateLimitItemPerMinute):

@@ -2,21 +2,26 @@
 
 from __future__ import annotations
 
+import logging
 from typing import Annotated, Any
 
 from fastapi import APIRouter, Depends, Request
 from fastapi.responses import JSONResponse, PlainTextResponse, Response, StreamingResponse
+from limits.errors import StorageError
 from sqlalchemy.exc import SQLAlchemyError
 from starlette.background import BackgroundTask
 
 from rlmrt.server import completions
 from rlmrt.server.api_errors import APIError
 from rlmrt.server.auth import authenticate
+from rlmrt.server.budgets import BudgetSpent, DailyBudget, check_budgets, daily_budgets
 from rlmrt.server.models import ApiKey
-from rlmrt.server.ratelimits import Admission, RateLimited
+from rlmrt.server.ratelimits import Admission, RateLimited, scopes
 from rlmrt.server.schemas import ChatCompletionRequest
 from rlmrt.server.state import ServerState, client_address, server_state
 
+log = logging.getLogger("rlmrt.server")
+STORAGE_RETRY_S = 5  # a client's wait when the rate-limit storage does not answer
 api = APIRouter(prefix="/v1")
 ops = APIRouter()
 Caller = Annotated[ApiKey, Depends(authenticate)]
@@ -29,9 +34,9 @@ async def chat_completions(
     """One RLM run over the request's context; `stream: true` for SSE chunks."""
     state = server_state(request)
     client = client_address(request)
-    admission = await _admit(state, key, client)
+    admission, daily = await _admit(state, key, client)
     try:
-        completion = completions.prepare(body, state.profiles)
+        completion = completions.prepare(body, state.profiles, daily=daily)
     except BaseException:
         await admission.release(0)
         raise
@@ -47,11 +52,48 @@ async def chat_completions(
     return await completions.complete(run)
 
 
-async def _admit(state: ServerState, key: ApiKey, client: str | None) -> Admission:
-    """The request within its key's and tenant's rate limits, or a 429 (audited)."""
+async def _admit(
+    state: ServerState, key: ApiKey, client: str | None
+) -> tuple[Admission, DailyBudget | None]:
+    """The request within its key's and tenant's daily budgets and rate limits, or a
+    429 (audited); the budget its run may spend at most."""
     tenant = await state.store.tenant_by_id(key.tenant_id)
+    budgets = await daily_budgets(state.store, scopes(state.limiter.settings, key, tenant))
     try:
-        return await state.limiter.admit(key, tenant)
+        daily = check_budgets(budgets)
+    except BudgetSpent as exc:
+        await state.store.audit(
+            "budget.refuse",
+            actor=key.prefix,
+            tenant_id=key.tenant_id,
+            target=exc.budget.scope.name,
+            client=client,
+            detail={
+                "budget": exc.budget.stop_reason,
+                "limit_usd": exc.budget.limit_usd,
+                "spent_usd": round(exc.budget.spent_usd, 8),
+            },
+        )
+        raise APIError(
+            429,
+            str(exc),
+            type_="insufficient_quota",
+            code="budget_exceeded",
+            headers={"Retry-After": str(exc.retry_after_s)},
+        ) from exc
+    try:
+        return await state.limiter.admit(key, tenant), daily
+    except StorageError as exc:  # no counting, no run: a limit must not lapse silently
+        log.warning(
+            "the rate-limit storage failed (%s): request refused",
+            type(exc.storage_error).__name__,
+        )
+        raise APIError(
+            503,
+            "the rate-limit storage does not answer; try again later",
+            code="rate_limit_storage_unavailable",
+            headers={"Retry-After": str(STORAGE_RETRY_S)},
+        ) from exc
     except RateLimited as exc:
         await state.store.audit(
             "ratelimit.refuse",
@@ -90,11 +132,14 @@ async def healthz() -> dict[str, str]:
 
 @ops.get("/readyz", response_model=None)
 async def readyz(request: Request) -> dict[str, str] | JSONResponse:
-    """The database answers (503 when it does not)."""
+    """The database and the rate-limit storage answer (503 when one does not)."""
+    state = server_state(request)
     try:
-        await server_state(request).store.ping()
+        await state.store.ping()
     except (SQLAlchemyError, OSError):
         return APIError(503, "the database does not answer", code="not_ready").response()
+    if not await state.limiter.storage.check():
+        return APIError(503, "the rate-limit storage does not answer", code="not_ready").response()
     return {"status": "ready"}
 
 

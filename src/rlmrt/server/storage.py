@@ -14,6 +14,7 @@ import os
 import re
 import secrets
 from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
 from datetime import datetime, timedelta
 from pathlib import Path
 from typing import Any
@@ -31,8 +32,18 @@ from rlmrt.server.models import ApiKey, AuditRecord, RunRecord, Tenant, utc_now
 
 MIGRATIONS = Path(__file__).with_name("migrations")
 TENANT_NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]{0,63}")
-TENANT_LIMITS = ("requests_per_minute", "tokens_per_minute", "max_concurrent")
+TENANT_LIMITS = ("requests_per_minute", "tokens_per_minute", "max_concurrent", "daily_usd")
 APPEND_TRIES = 20  # another process appended at the same place: read the end again
+AUDIT_APPEND_LOCK = 0x726C6D5F61756474  # PostgreSQL advisory lock ids: audit appends,
+MIGRATE_LOCK = 0x726C6D5F6D696772  # and migrations
+
+
+@dataclass(frozen=True, slots=True)
+class Spent:
+    """USD spent by one key and by its whole tenant."""
+
+    key_usd: float
+    tenant_usd: float
 
 
 class Store:
@@ -65,6 +76,11 @@ class Store:
             event.listen(engine.sync_engine, "connect", _sqlite_pragmas)
         try:
             async with engine.begin() as connection:
+                if engine.dialect.name == "postgresql":  # replicas starting together:
+                    # one migrates (PostgreSQL's DDL is transactional), the rest wait
+                    await connection.execute(
+                        text("SELECT pg_advisory_xact_lock(:lock)"), {"lock": MIGRATE_LOCK}
+                    )
                 await connection.run_sync(_upgrade)
         except OperationalError as exc:
             await engine.dispose()
@@ -82,7 +98,7 @@ class Store:
             await connection.execute(text("SELECT 1"))
 
     # -- tenants ---------------------------------------------------------------------
-    async def create_tenant(self, name: str, **limits: int | None) -> Tenant:
+    async def create_tenant(self, name: str, **limits: float | None) -> Tenant:
         """Add tenant `name`, with its own limits (`TENANT_LIMITS` keywords) if given."""
         _check_limits(limits)
         if TENANT_NAME.fullmatch(name) is None:
@@ -99,7 +115,7 @@ class Store:
         await self.audit("tenant.create", tenant_id=tenant.id, target=name, detail=_given(limits))
         return tenant
 
-    async def set_tenant_limits(self, name: str, **limits: int | None) -> Tenant:
+    async def set_tenant_limits(self, name: str, **limits: float | None) -> Tenant:
         """Set the tenant's own limits (`TENANT_LIMITS` keywords; None: back to the
         [server] default); the ones not given stay."""
         _check_limits(limits)
@@ -136,9 +152,15 @@ class Store:
 
     # -- keys ------------------------------------------------------------------------
     async def create_key(
-        self, tenant_name: str, *, expires_in: timedelta | None = None
+        self,
+        tenant_name: str,
+        *,
+        expires_in: timedelta | None = None,
+        daily_usd: float | None = None,
     ) -> tuple[str, ApiKey]:
-        """A new key of the tenant: the key itself (to show once) and what is stored."""
+        """A new key of the tenant: the key itself (to show once) and what is stored.
+        `daily_usd`: its own budget per UTC day (None: the [server] default)."""
+        _check_limits({"daily_usd": daily_usd})
         tenant = await self.tenant(tenant_name)
         raw = new_key()
         now = utc_now()
@@ -149,10 +171,14 @@ class Store:
             key_hash=key_hash(raw),
             created_at=now,
             expires_at=now + expires_in if expires_in is not None else None,
+            daily_usd=daily_usd,
         )
         async with self._session.begin() as session:
             session.add(key)
-        detail = {"expires_at": key.expires_at.isoformat() if key.expires_at else None}
+        detail = {
+            "expires_at": key.expires_at.isoformat() if key.expires_at else None,
+            **_given({"daily_usd": daily_usd}),
+        }
         await self.audit("key.create", tenant_id=tenant.id, target=key.prefix, detail=detail)
         return raw, key
 
@@ -243,6 +269,20 @@ class Store:
                 record.model_calls = usage.model_calls
                 record.cost_usd = usage.cost_usd
 
+    async def spent_since(self, since: datetime, *, key_id: str, tenant_id: str) -> Spent:
+        """USD the runs started from `since` on spent, of the key and of its tenant (a
+        run's cost is recorded when it ends)."""
+        since_filter = RunRecord.created_at >= since
+        cost = func.coalesce(func.sum(RunRecord.cost_usd), 0.0)
+        async with self._session() as session:
+            key = await session.scalar(
+                select(cost).where(since_filter).where(RunRecord.key_id == key_id)
+            )
+            tenant = await session.scalar(
+                select(cost).where(since_filter).where(RunRecord.tenant_id == tenant_id)
+            )
+        return Spent(key_usd=float(key or 0.0), tenant_usd=float(tenant or 0.0))
+
     async def runs(self, tenant_name: str | None = None) -> Sequence[RunRecord]:
         """Runs, newest first."""
         query = select(RunRecord)
@@ -263,12 +303,19 @@ class Store:
         detail: Mapping[str, object] | None = None,
     ) -> AuditRecord:
         """Append a record to the chain. Appends are serialized: in this process by a
-        lock; across processes (the CLI beside the server) by the unique previous hash,
-        so two appends after the same record cannot both be stored: the loser retries."""
+        lock; across processes (replicas, the CLI beside the server) on PostgreSQL by a
+        transaction-level advisory lock taken before the chain's end is read, and on
+        any database by the unique previous hash, so two appends after the same record
+        cannot both be stored: the loser retries."""
         async with self._append_lock:
             for _ in range(APPEND_TRIES):
                 try:
                     async with self._session.begin() as session:
+                        if self.engine.dialect.name == "postgresql":
+                            await session.execute(
+                                text("SELECT pg_advisory_xact_lock(:lock)"),
+                                {"lock": AUDIT_APPEND_LOCK},
+                            )
                         last = await session.scalar(
                             select(AuditRecord).order_by(AuditRecord.seq.desc()).limit(1)
                         )
@@ -308,7 +355,7 @@ class Store:
         return first_break(await self.audit_records())
 
 
-def _check_limits(limits: Mapping[str, int | None]) -> None:
+def _check_limits(limits: Mapping[str, float | None]) -> None:
     for field, value in limits.items():
         if field not in TENANT_LIMITS:
             raise TypeError(f"no tenant limit {field!r}")
@@ -316,7 +363,7 @@ def _check_limits(limits: Mapping[str, int | None]) -> None:
             raise UsageError(f"{field.replace('_', ' ')}: {value} is negative (0: no limit)")
 
 
-def _given(limits: Mapping[str, int | None]) -> dict[str, int]:
+def _given(limits: Mapping[str, float | None]) -> dict[str, float]:
     return {field: value for field, value in limits.items() if value is not None}
 
 

@@ -124,3 +124,17 @@ def apt_install(
         run_quiet([apt, "install", "-qq", *_apt_options(recommends), *packages], env=env)
     report.note(f"installed {listed}")
     return None
+
+
+def stop_services(services: Sequence[str]) -> None:
+    """Stop those of systemd's `services` that run (apt starts a package's service;
+    rlmrt's tests start their own daemons). Nothing without systemd."""
+    systemctl = system_binary("systemctl")
+    if systemctl is None:
+        return
+    for service in services:
+        try:
+            run_quiet([systemctl, "is-active", "--quiet", service])
+        except SetupError:
+            continue  # not running
+        run_quiet([systemctl, "stop", service])

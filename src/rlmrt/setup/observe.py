@@ -14,8 +14,15 @@ import os
 import sys
 from pathlib import Path
 
-from rlmrt.errors import SetupError
-from rlmrt.setup._host import Host, Outcome, Reporter, apt_install, run_quiet, system_binary
+from rlmrt.setup._host import (
+    Host,
+    Outcome,
+    Reporter,
+    apt_install,
+    run_quiet,
+    stop_services,
+    system_binary,
+)
 
 STEP = "observe"
 PROMETHEUS_PACKAGES = ("prometheus", "prometheus-alertmanager")
@@ -47,21 +54,8 @@ def setup_observe(host: Host, report: Reporter) -> Outcome:
         needs = apt_install(host, report, STEP, PROMETHEUS_PACKAGES)
         if needs is not None:
             return needs
-        _stop_services()
+        stop_services(PROMETHEUS_PACKAGES)  # the tests run their own on 127.0.0.1
         done = True
     prometheus = run_quiet([system_binary("prometheus") or "prometheus", "--version"])
     detail = f"phoenix {phoenix.strip()} ({venv}); {prometheus.splitlines()[0]}"
     return Outcome(STEP, "done" if done else "ready", detail)
-
-
-def _stop_services() -> None:
-    """Stop the services apt started (the tests run their own on 127.0.0.1)."""
-    systemctl = system_binary("systemctl")
-    if systemctl is None:
-        return
-    for service in PROMETHEUS_PACKAGES:
-        try:
-            run_quiet([systemctl, "is-active", "--quiet", service])
-        except SetupError:
-            continue  # not running
-        run_quiet([systemctl, "stop", service])
