@@ -14,6 +14,7 @@ from rlmrt.batch import BatchLimits, BatchSummary, batch, is_right, read_dataset
 from rlmrt.batch.local import LocalExecutor
 from rlmrt.batch.runner import run_batch
 from rlmrt.errors import ConfigError
+from rlmrt.memory import MemoryStore
 from rlmrt.testing import ChatRequest, Reply
 
 
@@ -48,6 +49,7 @@ def config(serve, tmp_path: Path) -> RLMConfig:
         api_key="sk-test",
         max_retries=0,
         trajectory_dir=tmp_path / "runs",
+        memory_path=tmp_path / "memory.sqlite",
     )
 
 
@@ -212,3 +214,22 @@ def test_each_context_file_is_loaded_and_handed_over_once(config, tmp_path: Path
     assert summary.ran == 9
     answers = {r["id"]: r["answer"] for r in lines(tmp_path / "results.jsonl")}
     assert answers == {f"r{n}": "10" if n % 3 else "20" for n in range(9)}
+
+
+def test_scored_runs_are_judged_for_learning_unless_told_not_to(config, tmp_path: Path) -> None:
+    dataset = write_dataset(
+        tmp_path,
+        [
+            {"id": "a", "prompt": "how long?", "context": "abcd", "expected": "4"},
+            {"id": "b", "prompt": "how long?", "context": "ab", "expected": "3"},
+            {"id": "c", "prompt": "how long?", "context": "abc"},
+        ],
+    )
+    batch(dataset, tmp_path / "quiet.jsonl", config=config, limits=BatchLimits(feedback=False))
+    assert MemoryStore(config.memory.path).feedback() == []
+    batch(dataset, tmp_path / "results.jsonl", config=config)
+    runs = {r["id"]: r["run_id"] for r in lines(tmp_path / "results.jsonl")}
+    store = MemoryStore(config.memory.path)
+    judged = {f.run_id: (f.verdict, f.expected, f.answer) for f in store.feedback()}
+    store.close()
+    assert judged == {runs["a"]: ("good", "4", "4"), runs["b"]: ("bad", "3", "2")}

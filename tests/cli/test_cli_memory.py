@@ -82,3 +82,18 @@ def test_one_projects_memory_is_not_anothers(rlm_cli, tmp_path: Path) -> None:
     )
     assert beta == []
     assert json.loads(rlm_cli("memory", "list", "--json").stdout) == []  # outside projects
+
+
+def test_learn_turns_judged_runs_into_lessons(rlm_cli, use_server) -> None:
+    use_server(scripted(root=[repl("FINAL('137')")], sub="Compare the status field exactly."))
+    run = json.loads(rlm_cli("run", "How many overdue?", "--json", "-q").stdout)
+    assert rlm_cli("feedback", run["run_id"], "bad", "--expected", "138").exit_code == 0
+    learned = rlm_cli("memory", "learn")
+    assert learned.exit_code == 0, learned.output
+    assert f"({run['run_id']}): Compare the status field exactly." in learned.stdout
+    lessons = json.loads(rlm_cli("memory", "list", "--kind", "lesson", "--json").stdout)
+    assert [(i["text"], i["source_runs"]) for i in lessons] == [
+        ("Compare the status field exactly.", [run["run_id"]])
+    ]
+    nothing = rlm_cli("memory", "learn")
+    assert "no judged run to learn from" in nothing.stdout

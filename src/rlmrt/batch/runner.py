@@ -16,6 +16,7 @@ from rlmrt.batch.scoring import Match, is_right
 from rlmrt.config import RLMConfig
 from rlmrt.engine.context_input import load_context
 from rlmrt.errors import RLMError
+from rlmrt.memory import Feedback, MemoryStore
 
 
 class Executor(Protocol):
@@ -79,6 +80,7 @@ class BatchLimits:
     total_budget_usd: float | None = None
     total_budget_tokens: int | None = None
     match: Match = "exact"
+    feedback: bool = True  # scored runs are judged good or bad in the project's memory
 
 
 ProgressHandler = Callable[[RecordResult, BatchSummary], None]
@@ -106,6 +108,7 @@ async def run_batch(
             todo.append(record)
     contexts = _Contexts(config, executor)
     by_id = records_by_id(records)
+    memory = MemoryStore(config.memory.path) if limits.feedback else None
     running: set[asyncio.Task[RecordResult]] = set()
     queue = iter(todo)
     try:
@@ -126,6 +129,8 @@ async def run_batch(
             for task in finished:
                 result = _scored(task.result(), by_id, limits.match)
                 output.append(result)
+                if memory is not None:
+                    _judge(memory, result, by_id[result.id])
                 summary.add(result, now=True)
                 if on_result is not None:
                     on_result(result, summary)
@@ -134,9 +139,27 @@ async def run_batch(
         for task in running:
             task.cancel()
         await asyncio.gather(*running, return_exceptions=True)
+        if memory is not None:
+            memory.close()
     summary.not_run = summary.total - summary.ran - summary.already_done
     summary.wall_time_s = time.perf_counter() - started
     return summary
+
+
+def _judge(memory: MemoryStore, result: RecordResult, record: BatchRecord) -> None:
+    """A scored run's verdict, kept for learning (`rlm memory learn`)."""
+    if result.correct is None or result.run_id is None:
+        return
+    memory.give_feedback(
+        Feedback(
+            run_id=result.run_id,
+            verdict="good" if result.correct else "bad",
+            expected=result.expected,
+            prompt=record.prompt,
+            answer=result.answer,
+            note="judged by rlm batch against the record's expected answer",
+        )
+    )
 
 
 async def _failed(record: BatchRecord, error: str) -> RecordResult:

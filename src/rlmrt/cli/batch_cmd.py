@@ -73,6 +73,13 @@ def batch(
         str,
         typer.Option("--match", help="Scoring: exact (normalized) or contains (a whole token)."),
     ] = "exact",
+    feedback: Annotated[
+        bool,
+        typer.Option(
+            "--feedback/--no-feedback",
+            help="Judge each scored run good or bad in the project's memory (for learning).",
+        ),
+    ] = True,
     as_json: Annotated[
         bool, typer.Option("--json", help="Print the summary as JSON on stdout.")
     ] = False,
@@ -96,6 +103,7 @@ def batch(
         total_budget_usd=total_budget_usd,
         total_budget_tokens=total_budget_tokens,
         match=match,  # type: ignore[arg-type]
+        feedback=feedback,
     )
     console = Console(stderr=True)
     progress = Progress(

@@ -4,10 +4,11 @@ run, from which notes are learned)."""
 from __future__ import annotations
 
 import json
+import sys
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
-from typing import TYPE_CHECKING, Annotated
+from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
 from rich.console import Console
@@ -155,6 +156,32 @@ def export(
     else:
         out.write_text(text + "\n", encoding="utf-8")
         print(f"wrote {len(data['items'])} items and {len(data['feedback'])} feedback to {out}")
+
+
+@memory_app.command("learn")
+@opt.setting_flags
+def learn(
+    limit: Annotated[
+        int, typer.Option("--limit", min=1, max=1000, help="Judged runs to learn from, at most.")
+    ] = 50,
+    config_file: opt.ConfigFile = None,
+    project: opt.ProjectName = None,
+    settings: dict[str, Any] | None = None,
+) -> None:
+    """Write one lesson per judged run not learned from yet (a model call each: the
+    configured model, or the local one)."""
+    config = opt.load_settings(config_file, settings or {}, project)
+
+    from rlmrt.engine.rlm import RLM
+
+    with RLM(config=config) as rlm:
+        made = rlm.learn(limit=limit)
+    for lesson in made.lessons:
+        print(f"{lesson.id} ({', '.join(lesson.source_runs)}): {lesson.text}")
+    for run_id, why in made.skipped.items():
+        print(f"skipped {run_id}: {why}", file=sys.stderr)
+    if not made.lessons and not made.skipped:
+        print("no judged run to learn from; judge runs with `rlm feedback RUN_ID good|bad`")
 
 
 def feedback(

@@ -13,6 +13,7 @@ from rlmrt._loop import LoopThread
 from rlmrt.config import RLMConfig, config_with, load_config
 from rlmrt.context.search import ContextSearch
 from rlmrt.engine.context_input import load_context
+from rlmrt.engine.learning import Distilled, distill_lessons
 from rlmrt.engine.start import (
     DEFAULT_OUTPUT_RETRIES,
     Engine,
@@ -26,6 +27,7 @@ from rlmrt.errors import RLMError
 from rlmrt.events import Event, EventHandler
 from rlmrt.llm.base import ModelClient
 from rlmrt.local.default import local_default_reason, use_local_model
+from rlmrt.memory import MemoryStore
 from rlmrt.sandbox.pool import SandboxPool
 
 if TYPE_CHECKING:
@@ -132,6 +134,20 @@ class RLM:
             )
 
         return stream_run(start)
+
+    async def alearn(self, *, limit: int = 50) -> Distilled:
+        """Write one lesson per run judged good or bad (`rlmrt.memory.give_feedback`,
+        `rlm feedback`, scored batch runs) not learned from yet, with this RLM's model;
+        later runs see the lessons most like their question (`[memory] learning`)."""
+        store = MemoryStore(self.config.memory.path)
+        try:
+            return await distill_lessons(store, self.client, self.config, limit=limit)
+        finally:
+            store.close()
+
+    def learn(self, *, limit: int = 50) -> Distilled:
+        """Synchronous form of `alearn`."""
+        return self._sync.run(self.alearn(limit=limit))
 
     def session(self, context: Any = None) -> RLMSession:
         """A conversation of several completions over one persistent sandbox.

@@ -1,0 +1,116 @@
+"""Learning from feedback: each run judged good or bad becomes one short lesson, written
+by a model call from what the run was asked, the code it ran and how it ended, and kept
+as procedural memory (kind "lesson") with the run as its source. Runs then see the
+lessons most like their question (see `recall.py`)."""
+
+from __future__ import annotations
+
+import asyncio
+from dataclasses import dataclass
+from pathlib import Path
+
+from rlmrt.config import RLMConfig
+from rlmrt.engine.answers import non_answer
+from rlmrt.errors import ModelError
+from rlmrt.events import CodeExecuted, RunStarted
+from rlmrt.llm.base import ModelClient
+from rlmrt.memory import Feedback, MemoryItem, MemoryStore
+from rlmrt.observe.trajectory import SUFFIX, iter_events
+
+MAX_CODE_CHARS = 1_500
+MAX_OUTPUT_CHARS = 300
+MAX_BLOCKS = 6
+MAX_LESSON_CHARS = 600
+DISTILL_CONCURRENCY = 4
+
+DISTILL_PROMPT = """\
+A language model answered a question about a large text by writing Python code in a \
+REPL where the text is the variable `context`. The run was judged {verdict}.
+
+Question: {question}
+{context_shape}
+Code it ran, in order (with the start of each output):
+{code}
+
+Its answer: {answer}
+{expected}{note}
+Write ONE lesson of at most three sentences for future runs on similar questions and \
+data: {ask} Name the code approach concretely (how to split, filter, compare, count). \
+Do not mention this run's particular values or answer. Reply with the lesson only."""
+
+ASK_GOOD = "what approach worked, so it can be reused."
+ASK_BAD = "what went wrong and what to do instead."
+
+
+@dataclass(frozen=True, slots=True)
+class Distilled:
+    """What one `distill_lessons` pass made and what it could not use (and why)."""
+
+    lessons: list[MemoryItem]
+    skipped: dict[str, str]  # run id -> reason
+
+
+async def distill_lessons(
+    store: MemoryStore, client: ModelClient, config: RLMConfig, *, limit: int = 50
+) -> Distilled:
+    """One lesson per judged run not distilled yet (at most `limit`), each stored and
+    its feedback marked distilled; a failed model call leaves its run for next time."""
+    pending = store.feedback(distilled=False)[:limit]
+    gate = asyncio.Semaphore(DISTILL_CONCURRENCY)
+
+    async def one(entry: Feedback) -> tuple[Feedback, str | None, str | None]:
+        async with gate:
+            try:
+                reply = await client.complete(
+                    [{"role": "user", "content": distill_prompt(entry, config.trajectory.dir)}],
+                    temperature=0.0,
+                    max_tokens=200,
+                )
+            except ModelError as exc:
+                return entry, None, f"the model call failed: {exc}"
+        lesson = reply.text.strip().strip('"').strip()
+        why = non_answer(lesson, entry.prompt or "") if lesson else "empty"
+        if why is not None and why != "code":  # a lesson may well name code
+            return entry, None, f"the model's reply was {why}"
+        return entry, lesson[:MAX_LESSON_CHARS], None
+
+    lessons: list[MemoryItem] = []
+    skipped: dict[str, str] = {}
+    distilled: list[str] = []
+    for entry, lesson, why in await asyncio.gather(*(one(e) for e in pending)):
+        if lesson is None:
+            skipped[entry.run_id] = why or "no lesson"
+            continue
+        lessons.append(
+            store.remember(lesson, kind="lesson", tags=[entry.verdict], source_runs=[entry.run_id])
+        )
+        distilled.append(entry.run_id)
+    store.mark_distilled(distilled)
+    return Distilled(lessons, skipped)
+
+
+def distill_prompt(entry: Feedback, runs_dir: Path) -> str:
+    """The distilling call's prompt for one judged run (its code from its trajectory
+    when the file is there)."""
+    blocks: list[str] = []
+    shape = ""
+    path = runs_dir / f"{entry.run_id}{SUFFIX}"
+    if path.is_file():
+        for event in iter_events(path):
+            if isinstance(event, RunStarted) and event.call_id == entry.run_id:
+                meta = event.context_metadata
+                size = meta.get("total_length", "?")
+                shape = f"The context: {meta.get('type', '?')}, {size} characters.\n"
+            if isinstance(event, CodeExecuted) and len(blocks) < MAX_BLOCKS:
+                output = (event.error or event.stdout or "(no output)")[:MAX_OUTPUT_CHARS]
+                blocks.append(f"```python\n{event.code[:MAX_CODE_CHARS]}\n```\n-> {output}")
+    return DISTILL_PROMPT.format(
+        verdict=entry.verdict,
+        question=entry.prompt or "(not recorded)",
+        context_shape=shape,
+        code="\n\n".join(blocks) or "(no code recorded)",
+        answer=entry.answer if entry.answer is not None else "(none)",
+        expected=f"The right answer: {entry.expected}\n" if entry.expected else "",
+        note=f"The judge's note: {entry.note}\n" if entry.note else "",
+        ask=ASK_GOOD if entry.verdict == "good" else ASK_BAD,
+    )

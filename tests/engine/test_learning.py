@@ -1,0 +1,85 @@
+"""Learning from feedback: judged runs become lessons through a model call that sees
+the run's question, code, answer and verdict; the lessons then reach later prompts."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from scripting import repl
+
+from rlmrt.memory import MemoryStore, give_feedback
+from rlmrt.testing import ChatRequest, Reply, scripted
+
+LESSON = "Split each ledger line on '|' and compare the sixth field exactly to the status."
+
+
+def test_judged_runs_become_lessons_once(serve, make_rlm, tmp_path: Path) -> None:
+    server = serve(
+        scripted(
+            root=[
+                repl("n = sum('OVERDUE' in line for line in context.splitlines())\nprint(n)"),
+                repl("FINAL(str(n))"),
+                repl("FINAL('2')"),
+            ],
+            sub=[LESSON, "Count PAID rows by the status field, not by a substring."],
+        )
+    )
+    rlm = make_rlm(server, memory_path=tmp_path / "memory.sqlite")
+    first = rlm.completion("How many invoices are OVERDUE?", context="a|OVERDUE\nb|PAID")
+    second = rlm.completion("How many invoices are PAID?", context="a|OVERDUE\nb|PAID")
+    give_feedback(rlm.config, first.run_id, "good")
+    give_feedback(rlm.config, second.run_id, "bad", expected="1", note="counted the wrong rows")
+    store = MemoryStore(tmp_path / "memory.sqlite")
+
+    made = rlm.learn()
+
+    assert made.skipped == {}
+    assert sorted((i.text, tuple(i.tags), tuple(i.source_runs)) for i in made.lessons) == sorted(
+        [
+            (LESSON, ("good",), (first.run_id,)),
+            (
+                "Count PAID rows by the status field, not by a substring.",
+                ("bad",),
+                (second.run_id,),
+            ),
+        ]
+    )
+    asks = [r.last_user_text for r in server.requests if not r.is_rlm_root]
+    good = next(a for a in asks if "judged good" in a)
+    assert "Question: How many invoices are OVERDUE?" in good
+    assert "n = sum('OVERDUE' in line for line in context.splitlines())" in good
+    assert "-> 1" in good  # the block's output
+    assert "what approach worked" in good
+    bad = next(a for a in asks if "judged bad" in a)
+    assert "The right answer: 1" in bad and "counted the wrong rows" in bad
+    assert "what went wrong and what to do instead" in bad
+    assert store.feedback(distilled=False) == []
+    again = rlm.learn()
+    assert again.lessons == [] and again.skipped == {}
+    assert len(store.items(kind="lesson")) == 2
+    store.close()
+
+
+def test_a_failed_or_useless_reply_leaves_the_run_for_next_time(
+    serve, make_rlm, tmp_path: Path
+) -> None:
+    replies = iter(
+        [Reply(status=500, error_body={"error": {"message": "down"}}), "I'm sorry, I cannot."]
+    )
+
+    def model(request: ChatRequest) -> Reply | str:
+        return repl("FINAL('x')") if request.is_rlm_root else next(replies)
+
+    server = serve(model)
+    rlm = make_rlm(server, memory_path=tmp_path / "memory.sqlite")
+    runs = [rlm.completion(f"question {n}?", context="c").run_id for n in range(2)]
+    for run_id in runs:
+        give_feedback(rlm.config, run_id, "good")
+    store = MemoryStore(tmp_path / "memory.sqlite")
+    made = rlm.learn()
+    assert made.lessons == []
+    reasons = sorted(made.skipped.values())  # which run met which reply depends on timing
+    assert reasons[0].startswith("the model call failed: ")
+    assert reasons[1] == "the model's reply was a refusal"
+    assert sorted(f.run_id for f in store.feedback(distilled=False)) == sorted(runs)
+    store.close()
