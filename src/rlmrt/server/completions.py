@@ -14,14 +14,17 @@ from __future__ import annotations
 
 import json
 import logging
+import secrets
 import time
-from collections.abc import AsyncIterator, Awaitable
+from collections.abc import AsyncIterator, Awaitable, Sequence
 from dataclasses import dataclass, field
+from pathlib import Path
 from types import TracebackType
 from typing import Any
 
 import anyio
 
+from rlmrt.config import InputSettings
 from rlmrt.engine.context_input import LoadedContext, load_context
 from rlmrt.engine.rlm import RLM
 from rlmrt.engine.start import RunResult, new_run_id, stream_run
@@ -46,7 +49,7 @@ class Completion:
     question: str
     context: LoadedContext
     include_usage: bool
-    run_id: str = field(default_factory=new_run_id)
+    run_id: str = field(default_factory=lambda: server_run_id())
     created: int = field(default_factory=lambda: int(time.time()))
 
     @property
@@ -54,7 +57,19 @@ class Completion:
         return f"chatcmpl-{self.run_id}"
 
 
-def prepare(body: ChatCompletionRequest, profiles: dict[str, RLM]) -> Completion:
+def server_run_id() -> str:
+    """A run id (sortable by time, as every run's) no one can guess: 128 random bits
+    (the API answers a run to the tenant that knows its id)."""
+    return f"{new_run_id()}-{secrets.token_hex(12)}"
+
+
+def prepare(
+    body: ChatCompletionRequest,
+    profiles: dict[str, RLM],
+    files: Sequence[tuple[str, Path]] = (),
+) -> Completion:
+    """The checked request; `files` (names and paths of its `context_files`) are its
+    context when given: one file its text, several a dict of name -> text."""
     rlm = profiles.get(body.model)
     if rlm is None:
         raise APIError(
@@ -66,9 +81,14 @@ def prepare(body: ChatCompletionRequest, profiles: dict[str, RLM]) -> Completion
         )
     question = body.question()
     try:
-        context = load_context(body.run_context(), rlm.config.input)
+        context = (
+            _files_context(files, rlm.config.input)
+            if files
+            else load_context(body.run_context(), rlm.config.input)
+        )
     except ContextError as exc:
-        raise APIError(400, f"context: {exc}", param="context") from exc
+        param = "context_files" if files else "context"
+        raise APIError(400, f"{param}: {exc}", param=param) from exc
     return Completion(
         profile=body.model,
         rlm=rlm,
@@ -76,6 +96,17 @@ def prepare(body: ChatCompletionRequest, profiles: dict[str, RLM]) -> Completion
         context=context,
         include_usage=body.include_usage,
     )
+
+
+def _files_context(files: Sequence[tuple[str, Path]], options: InputSettings) -> LoadedContext:
+    """Uploaded files as a context, read as a path given to `rlm` is (`[input]`)."""
+    if len(files) == 1:
+        return load_context(files[0][1], options)
+    texts: dict[str, Any] = {}
+    for name, path in files:
+        key = name if name not in texts else f"{name} ({path.name})"
+        texts[key] = load_context(path, options).value
+    return load_context(texts, options)
 
 
 class RecordedRun:
@@ -89,8 +120,11 @@ class RecordedRun:
         key: ApiKey,
         admission: Admission,
         client: str | None,
+        *,
+        instance_id: str | None = None,
     ) -> None:
         self.store = store
+        self.instance_id = instance_id
         self.completion = completion
         self.key = key
         self.admission = admission
@@ -100,7 +134,10 @@ class RecordedRun:
     async def __aenter__(self) -> RecordedRun:
         try:
             await self.store.start_run(
-                self.completion.run_id, key=self.key, profile=self.completion.profile
+                self.completion.run_id,
+                key=self.key,
+                profile=self.completion.profile,
+                instance_id=self.instance_id,
             )
             await self._audit("run.create", {"profile": self.completion.profile})
         except BaseException:
@@ -183,7 +220,7 @@ async def complete(run: RecordedRun) -> dict[str, Any]:
     completion = run.completion
     async with run as record:
         try:
-            record.result = await _run(completion)
+            record.result = await run_completion(completion)
         except RLMError as exc:
             raise run_failed(exc, completion) from exc
     result = record.result
@@ -210,7 +247,9 @@ async def stream(run: RecordedRun) -> AsyncIterator[str]:
     async with run as record:
         yield _chunk(completion, {"role": "assistant", "content": ""})
         try:
-            async for item in stream_run(lambda on: _run(completion, on, stream_root=True)):
+            async for item in stream_run(
+                lambda on: run_completion(completion, on, stream_root=True)
+            ):
                 if isinstance(item, RunResult):
                     record.result = item
                 elif isinstance(item, TokenDelta) and item.depth == 0:
@@ -236,7 +275,7 @@ async def stream(run: RecordedRun) -> AsyncIterator[str]:
         yield "data: [DONE]\n\n"
 
 
-def _run(
+def run_completion(
     completion: Completion, on_event: EventHandler | None = None, *, stream_root: bool = False
 ) -> Awaitable[RunResult]:
     return completion.rlm.engine.run(

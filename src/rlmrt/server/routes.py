@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from typing import Annotated, Any
 
+import anyio
 from fastapi import APIRouter, Depends, Request
 from fastapi.responses import JSONResponse, PlainTextResponse, Response, StreamingResponse
 from sqlalchemy.exc import SQLAlchemyError
@@ -12,6 +13,7 @@ from starlette.background import BackgroundTask
 from rlmrt.server import completions
 from rlmrt.server.api_errors import APIError
 from rlmrt.server.auth import authenticate
+from rlmrt.server.files import context_files
 from rlmrt.server.models import ApiKey
 from rlmrt.server.ratelimits import Admission, RateLimited
 from rlmrt.server.schemas import ChatCompletionRequest
@@ -29,13 +31,15 @@ async def chat_completions(
     """One RLM run over the request's context; `stream: true` for SSE chunks."""
     state = server_state(request)
     client = client_address(request)
-    admission = await _admit(state, key, client)
+    admission = await admit(state, key, client)
     try:
-        completion = completions.prepare(body, state.profiles)
+        completion = await prepared(state, body, key)
     except BaseException:
         await admission.release(0)
         raise
-    run = completions.RecordedRun(state.store, completion, key, admission, client)
+    run = completions.RecordedRun(
+        state.store, completion, key, admission, client, instance_id=state.instance_id
+    )
     if body.stream:
         return StreamingResponse(
             completions.stream(run),
@@ -47,7 +51,20 @@ async def chat_completions(
     return await completions.complete(run)
 
 
-async def _admit(state: ServerState, key: ApiKey, client: str | None) -> Admission:
+async def prepared(
+    state: ServerState, body: ChatCompletionRequest, key: ApiKey
+) -> completions.Completion:
+    """The request checked and its context loaded (`context_files`: the caller's
+    tenant's files, read off the event loop)."""
+    if not body.context_files:
+        return completions.prepare(body, state.profiles)
+    if body.context is not None:
+        raise APIError(400, "give the context or context_files, not both", param="context_files")
+    found = await context_files(state, key.tenant_id, body.context_files)
+    return await anyio.to_thread.run_sync(completions.prepare, body, state.profiles, found)
+
+
+async def admit(state: ServerState, key: ApiKey, client: str | None) -> Admission:
     """The request within its key's and tenant's rate limits, or a 429 (audited)."""
     tenant = await state.store.tenant_by_id(key.tenant_id)
     try:
