@@ -24,7 +24,7 @@ SMALL_LIMIT = 4096
 def small(tmp_path_factory: pytest.TempPathFactory) -> Iterator[InProcessServer]:
     """A server that takes files of at most `SMALL_LIMIT` bytes and JSON bodies of 2 KiB."""
     folder = tmp_path_factory.mktemp("small")
-    toml = RLM_TOML + f"\n[server]\nmax_file_bytes = {SMALL_LIMIT}\nmax_request_bytes = 2048\n"
+    toml = RLM_TOML + f"\n[server]\nmax_upload_bytes = {SMALL_LIMIT}\nmax_request_bytes = 2048\n"
     with serving(folder, toml) as server:
         yield server
 

@@ -510,7 +510,7 @@ class ServerSettings(_Section):
         default_factory=lambda: default_home() / "files",
         description="Folder of the files clients upload to /v1/files (default: RLMRT_HOME/files).",
     )
-    max_file_bytes: int = Field(
+    max_upload_bytes: int = Field(
         default=1 << 30,
         ge=1,
         le=1 << 40,

@@ -69,7 +69,7 @@ def create_app(config: RLMConfig, *, profiles: Sequence[str] = ()) -> FastAPI:
                     cancel=tasks.cancel,
                 )
             )
-            stack.callback(keeper.cancel)
+            stack.push_async_callback(_stopped, keeper)
             app.state.rlm = ServerState(
                 store=store,
                 limiter=limiter,
@@ -94,3 +94,8 @@ def create_app(config: RLMConfig, *, profiles: Sequence[str] = ()) -> FastAPI:
     app.include_router(runs)
     app.include_router(ops)
     return app
+
+
+async def _stopped(task: asyncio.Task[None]) -> None:
+    task.cancel()
+    await asyncio.gather(task, return_exceptions=True)

@@ -52,5 +52,5 @@ class BodyLimit:
 
 
 def is_upload(scope: Scope) -> bool:
-    """A file upload (`POST /v1/files`): capped by `max_file_bytes` instead."""
+    """A file upload (`POST /v1/files`): capped by `max_upload_bytes` instead."""
     return scope.get("method") == "POST" and scope.get("path", "").rstrip("/") == "/v1/files"

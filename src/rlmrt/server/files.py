@@ -23,7 +23,7 @@ from rlmrt.server.api_errors import APIError
 from rlmrt.server.auth import authenticate
 from rlmrt.server.models import ApiKey, StoredFile, utc_now
 from rlmrt.server.state import ServerState, client_address, server_state
-from rlmrt.server.uploads import receive_upload
+from rlmrt.server.uploads import receive_upload, too_large
 
 files = APIRouter(prefix="/v1/files")
 Caller = Annotated[ApiKey, Depends(authenticate)]
@@ -105,15 +105,10 @@ async def context_files(
 async def upload_file(request: Request, key: Caller) -> dict[str, Any]:
     """Upload a file (multipart: `file` and `purpose`), streamed to disk."""
     state = server_state(request)
-    limit = state.settings.max_file_bytes
+    limit = state.settings.max_upload_bytes
     declared = request.headers.get("content-length", "")
     if declared.isdigit() and int(declared) > limit + (64 << 10):  # the file and its fields
-        raise APIError(
-            413,
-            f"the upload is larger than this server takes ({limit:,} bytes: server.max_file_bytes)",
-            param="file",
-            code="file_too_large",
-        )
+        raise too_large(limit)
     file_id = new_file_id()
     path = file_path(state, file_id)
     upload = await receive_upload(

@@ -29,6 +29,23 @@ async def chat_completions(
     body: ChatCompletionRequest, request: Request, key: Caller
 ) -> dict[str, Any] | StreamingResponse:
     """One RLM run over the request's context; `stream: true` for SSE chunks."""
+    run = await admitted_run(request, body, key)
+    if body.stream:
+        return StreamingResponse(
+            completions.stream(run),
+            media_type="text/event-stream",
+            headers={"Cache-Control": "no-cache", "X-Accel-Buffering": "no"},
+            # the run slot is given back even when the stream never started
+            background=BackgroundTask(run.admission.release, 0),
+        )
+    return await completions.complete(run)
+
+
+async def admitted_run(
+    request: Request, body: ChatCompletionRequest, key: ApiKey
+) -> completions.RecordedRun:
+    """The request within its rate limits (its slot taken), checked, its context loaded:
+    its run, to record (a completion's or an async run's)."""
     state = server_state(request)
     client = client_address(request)
     admission = await admit(state, key, client)
@@ -37,18 +54,9 @@ async def chat_completions(
     except BaseException:
         await admission.release(0)
         raise
-    run = completions.RecordedRun(
+    return completions.RecordedRun(
         state.store, completion, key, admission, client, instance_id=state.instance_id
     )
-    if body.stream:
-        return StreamingResponse(
-            completions.stream(run),
-            media_type="text/event-stream",
-            headers={"Cache-Control": "no-cache", "X-Accel-Buffering": "no"},
-            # the run slot is given back even when the stream never started
-            background=BackgroundTask(admission.release, 0),
-        )
-    return await completions.complete(run)
 
 
 async def prepared(

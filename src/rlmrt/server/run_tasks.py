@@ -12,7 +12,7 @@ class RunTasks:
 
     def __init__(self) -> None:
         self._tasks: dict[str, asyncio.Task[None]] = {}
-        self.stopping = False  # the server is stopping: its runs end "cancelled" by it
+        self.stopping = False  # the server stops: its runs end failed, not cancelled
 
     def start(self, run_id: str, work: Coroutine[Any, Any, None]) -> None:
         task = asyncio.create_task(work, name=f"run {run_id}")

@@ -24,8 +24,9 @@ from rlmrt.errors import RLMError
 from rlmrt.server.api_errors import APIError, internal_error
 from rlmrt.server.auth import authenticate
 from rlmrt.server.completions import RecordedRun, run_completion, run_failed
+from rlmrt.server.instances import SERVER_STOPPED
 from rlmrt.server.models import ApiKey, RunRecord
-from rlmrt.server.routes import admit, prepared
+from rlmrt.server.routes import admitted_run
 from rlmrt.server.run_events import ENDED, EventRecorder, event_stream, trajectory_document
 from rlmrt.server.schemas import ChatCompletionRequest
 from rlmrt.server.state import ServerState, client_address, server_state
@@ -80,16 +81,8 @@ async def owned_run(state: ServerState, tenant_id: str, run_id: str) -> RunRecor
 async def create_run(body: ChatCompletionRequest, request: Request, key: Caller) -> dict[str, Any]:
     """Start a run of a chat-completions body; its id at once."""
     state = server_state(request)
-    client = client_address(request)
-    admission = await admit(state, key, client)
-    try:
-        completion = await prepared(state, body, key)
-    except BaseException:
-        await admission.release(0)
-        raise
-    run = RecordedRun(
-        state.store, completion, key, admission, client, instance_id=state.instance_id
-    )
+    run = await admitted_run(request, body, key)
+    completion = run.completion
     recorded = AsyncExitStack()
     await recorded.enter_async_context(run)  # the record exists before the answer
     state.runs.start(completion.run_id, _drive(state, run, recorded))
@@ -106,21 +99,29 @@ async def _drive(state: ServerState, run: RecordedRun, recorded: AsyncExitStack)
     """The run to its end; its events, answer or error stored before its status."""
     completion = run.completion
     recorder = EventRecorder(state.store.sessions, completion.run_id)
+    writer = asyncio.create_task(recorder.run())
     error: str | None = None
-    async with recorded, anyio.create_task_group() as writers:
-        writers.start_soon(recorder.run)
+    async with recorded:
         try:
             run.result = await run_completion(completion, recorder)
         except RLMError as exc:
             error = run_failed(exc, completion).message
         except Exception as exc:  # noqa: BLE001 - a bug: logged, the run failed
             error = internal_error(exc, f"run {completion.run_id} failed").message
-        except BaseException:
-            error = "the server running it stopped" if state.runs.stopping else "cancelled"
-            raise
+        except asyncio.CancelledError:
+            if not state.runs.stopping:
+                error = "cancelled"
+                raise
+            # the server stops: the run failed, as a run of a server that died does
+            # (its task ends here, the cancellation taken: `RunTasks.aclose` waits)
+            error = SERVER_STOPPED
+            uncancel = getattr(asyncio.current_task(), "uncancel", None)
+            if uncancel is not None:  # Python 3.11+ counts the cancellations taken
+                uncancel()
         finally:
-            await recorder.close()
             with anyio.CancelScope(shield=True):
+                await recorder.close()
+                await writer
                 await _store_outcome(state, run, error)
 
 

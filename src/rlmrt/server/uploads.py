@@ -33,6 +33,15 @@ class Upload:
     fields: dict[str, str] = field(default_factory=dict)
 
 
+def too_large(limit: int) -> APIError:
+    return APIError(
+        413,
+        f"the file is larger than this server takes ({limit:,} bytes: server.max_upload_bytes)",
+        param=FILE_FIELD,
+        code="file_too_large",
+    )
+
+
 class _Receiver:
     """The parser's callbacks: which part is being read, and its bytes so far."""
 
@@ -82,13 +91,7 @@ class _Receiver:
         if self._is_file:
             self.upload.size += len(piece)
             if self.upload.size > self.max_bytes:
-                raise APIError(
-                    413,
-                    f"the file is larger than this server takes ({self.max_bytes:,} bytes:"
-                    " server.max_file_bytes)",
-                    param=FILE_FIELD,
-                    code="file_too_large",
-                )
+                raise too_large(self.max_bytes)
             self.digest.update(piece)
             self.pending.append(piece)
             return
