@@ -234,3 +234,14 @@ def test_bad_run_requests(api: InProcessServer) -> None:
     assert unknown.status_code == 404 and unknown.json()["error"]["param"] == "model"
     no_key = httpx.post(f"{api.url}/runs", json={"model": "rlm", "messages": QUESTION})
     assert no_key.status_code == 401
+
+
+def test_a_completion_is_not_an_async_run(api: InProcessServer) -> None:
+    completion = httpx.post(
+        f"{api.url}/chat/completions",
+        headers=auth(api),
+        json={"model": "rlm", "messages": QUESTION, "context": "abc"},
+    )
+    run_id = "run-" + completion.json()["rlm"]["run_id"]
+    for path in ("", "/events", "/trajectory"):
+        assert httpx.get(f"{api.url}/runs/{run_id}{path}", headers=auth(api)).status_code == 404

@@ -125,6 +125,7 @@ class RecordedRun:
     ) -> None:
         self.store = store
         self.instance_id = instance_id
+        self.kind = "completion"  # or "run": an async run (`/v1/runs`)
         self.completion = completion
         self.key = key
         self.admission = admission
@@ -137,6 +138,7 @@ class RecordedRun:
                 self.completion.run_id,
                 key=self.key,
                 profile=self.completion.profile,
+                kind=self.kind,
                 instance_id=self.instance_id,
             )
             await self._audit("run.create", {"profile": self.completion.profile})

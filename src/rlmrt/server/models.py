@@ -103,6 +103,7 @@ class RunRecord(Base):
     cost_usd: Mapped[float] = mapped_column(Float, default=0.0)
     created_at: Mapped[datetime] = mapped_column(UTCDateTime(), default=utc_now)
     finished_at: Mapped[datetime | None] = mapped_column(UTCDateTime(), default=None)
+    kind: Mapped[str] = mapped_column(String(16), default="completion")  # or "run" (async)
     instance_id: Mapped[str | None] = mapped_column(String(40), index=True, default=None)
     answer: Mapped[str | None] = mapped_column(Text, default=None)
     error: Mapped[str | None] = mapped_column(Text, default=None)

@@ -40,7 +40,7 @@ SSE_HEADERS = {"Cache-Control": "no-cache", "X-Accel-Buffering": "no"}
 
 
 def run_body(record: RunRecord) -> dict[str, Any]:
-    """A run as the API shows it."""
+    """An async run as the API shows it."""
     return {
         "id": PREFIX + record.id,
         "object": "run",
@@ -69,7 +69,9 @@ async def owned_run(state: ServerState, tenant_id: str, run_id: str) -> RunRecor
         async with state.store.sessions() as session:
             record = await session.scalar(
                 select(RunRecord).where(
-                    RunRecord.id == run_id.removeprefix(PREFIX), RunRecord.tenant_id == tenant_id
+                    RunRecord.id == run_id.removeprefix(PREFIX),
+                    RunRecord.tenant_id == tenant_id,
+                    RunRecord.kind == "run",  # a completion's events are not kept
                 )
             )
     if record is None:
@@ -82,6 +84,7 @@ async def create_run(body: ChatCompletionRequest, request: Request, key: Caller)
     """Start a run of a chat-completions body; its id at once."""
     state = server_state(request)
     run = await admitted_run(request, body, key)
+    run.kind = "run"
     completion = run.completion
     recorded = AsyncExitStack()
     await recorded.enter_async_context(run)  # the record exists before the answer

@@ -212,7 +212,13 @@ class Store:
 
     # -- runs ------------------------------------------------------------------------
     async def start_run(
-        self, run_id: str, *, key: ApiKey, profile: str, instance_id: str | None = None
+        self,
+        run_id: str,
+        *,
+        key: ApiKey,
+        profile: str,
+        kind: str = "completion",
+        instance_id: str | None = None,
     ) -> None:
         async with self._session.begin() as session:
             session.add(
@@ -227,6 +233,7 @@ class Store:
                     model_calls=0,
                     cost_usd=0.0,
                     created_at=utc_now(),
+                    kind=kind,
                     instance_id=instance_id,
                 )
             )

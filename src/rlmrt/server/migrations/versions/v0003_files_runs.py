@@ -20,6 +20,9 @@ depends_on = None
 
 def upgrade() -> None:
     with op.batch_alter_table("runs") as batch:
+        batch.add_column(
+            sa.Column("kind", sa.String(16), nullable=False, server_default="completion")
+        )
         batch.add_column(sa.Column("instance_id", sa.String(40), nullable=True))
         batch.add_column(sa.Column("answer", sa.Text(), nullable=True))
         batch.add_column(sa.Column("error", sa.Text(), nullable=True))
@@ -67,3 +70,4 @@ def downgrade() -> None:
         batch.drop_column("error")
         batch.drop_column("answer")
         batch.drop_column("instance_id")
+        batch.drop_column("kind")
