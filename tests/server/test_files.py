@@ -149,8 +149,30 @@ def test_bad_uploads_are_400_and_keep_nothing(api: InProcessServer) -> None:
     url = f"{api.url}/files"
     no_purpose = httpx.post(url, headers=auth(api), files={"file": ("a.txt", b"abc")})
     assert no_purpose.status_code == 400 and error_of(no_purpose)["param"] == "purpose"
-    no_file = httpx.post(url, headers=auth(api), data={"purpose": "user_data"}, files={})
-    assert no_file.status_code == 400
+    purpose = b'--B\r\nContent-Disposition: form-data; name="purpose"\r\n\r\nuser_data\r\n'
+    a_file = b'--B\r\nContent-Disposition: form-data; name="file"; filename="x"\r\n\r\nabc\r\n'
+    bodies = {  # what the message says, for each
+        "no file": (purpose + b"--B--\r\n", "no file"),
+        "one file per upload": (purpose + a_file + a_file + b"--B--\r\n", "one file"),
+        "no name": (
+            b"--B\r\nContent-Disposition: form-data\r\n\r\nabc\r\n--B--\r\n",
+            "has no name",
+        ),
+        "cut short": (purpose + a_file[:-2], "ended before the file did"),
+        "not multipart": (b"--C\r\n\x00\r\n", "not valid"),
+        "field too long": (
+            purpose.replace(b"user_data", b"u" * 70_000) + a_file + b"--B--\r\n",
+            "'purpose' is too long",
+        ),
+    }
+    for why, (body, says) in bodies.items():
+        response = httpx.post(
+            url,
+            headers={**auth(api), "Content-Type": "multipart/form-data; boundary=B"},
+            content=body,
+        )
+        assert response.status_code == 400, (why, response.text)
+        assert says in error_of(response)["message"], (why, response.text)
     as_json = httpx.post(url, headers=auth(api), json={"purpose": "user_data"})
     assert as_json.status_code == 400
     assert "multipart/form-data" in error_of(as_json)["message"]

@@ -51,6 +51,7 @@ class _Receiver:
         self.upload = Upload()
         self.digest = hashlib.sha256()
         self.pending: list[bytes] = []  # file bytes parsed from the last chunk, to write
+        self.file_ended = False  # its closing boundary came: the file is whole
         self._header_name = b""
         self._header_value = b""
         self._disposition = b""
@@ -100,7 +101,9 @@ class _Receiver:
         self._value.extend(piece)
 
     def on_part_end(self) -> None:
-        if not self._is_file and self._name is not None:
+        if self._is_file:
+            self.file_ended = True
+        elif self._name is not None:
             self.upload.fields[self._name] = self._value.decode("utf-8", "replace")
 
 
@@ -144,9 +147,16 @@ async def receive_upload(
             await anyio.Path(destination).unlink(missing_ok=True)
             raise
     upload = receiver.upload
-    if upload.filename is None:
+    missing = (
+        "no file: send it as the multipart field 'file'"
+        if upload.filename is None
+        else "the body ended before the file did (no closing boundary)"
+        if not receiver.file_ended
+        else None
+    )
+    if missing is not None:
         await anyio.Path(destination).unlink(missing_ok=True)
-        raise APIError(400, "no file: send it as the multipart field 'file'", param=FILE_FIELD)
+        raise APIError(400, missing, param=FILE_FIELD)
     upload.sha256 = receiver.digest.hexdigest()
     return upload
 
