@@ -13,7 +13,7 @@ from typing import Any
 
 import httpx
 import pytest
-from serving import RLM_TOML, InProcessServer, serving
+from serving import PROVIDER_KEY, RLM_TOML, InProcessServer, serving
 
 from rlmrt.server.storage import Store
 
@@ -215,6 +215,12 @@ def test_a_failed_run_says_why_without_the_providers_message(api: InProcessServe
     body = ended(api, run_id)
     assert body["status"] == "failed" and body["answer"] is None
     assert "failed" in body["error"] and "sk-provider" not in body["error"]
+    # the provider's 401 quoted its key: the events its tenant reads hold it redacted
+    trajectory = httpx.get(f"{api.url}/runs/{run_id}/trajectory", headers=auth(api)).text
+    streamed = "".join(json.dumps(m) for m in sse(api, run_id))
+    for text in (trajectory, streamed):
+        assert "model_call_failed" in text and "[redacted]" in text
+        assert PROVIDER_KEY not in text
 
 
 def test_a_partial_run(api: InProcessServer) -> None:

@@ -21,6 +21,7 @@ from rlmrt.server.api_errors import install_error_handlers
 from rlmrt.server.body_limit import BodyLimit, is_upload
 from rlmrt.server.files import files
 from rlmrt.server.profiles import profile_configs
+from rlmrt.server.redact import server_secrets
 from rlmrt.server.routes import api, ops
 from rlmrt.server.run_tasks import RunTasks
 from rlmrt.server.runs import runs
@@ -77,6 +78,7 @@ def create_app(config: RLMConfig, *, profiles: Sequence[str] = ()) -> FastAPI:
                 settings=settings,
                 runs=tasks,
                 instance_id=instance_id,
+                secrets=server_secrets([config, *(rlm.config for rlm in made.values())]),
                 created=int(time.time()),
             )
             yield

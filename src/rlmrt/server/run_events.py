@@ -19,6 +19,7 @@ from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 from rlmrt.events import Event
 from rlmrt.observe.trajectory import event_json
 from rlmrt.server.models import RunEvent, RunRecord
+from rlmrt.server.redact import redacted
 
 FLUSH_S = 0.1  # how often a run's new events are written
 POLL_S = 0.2  # how often a stream looks for new events
@@ -32,9 +33,10 @@ class EventRecorder:
     """The event handler of one run: numbers its events and writes them in batches
     (`run` drives the writing; `close` writes the last ones)."""
 
-    def __init__(self, sessions: Sessions, run_id: str) -> None:
+    def __init__(self, sessions: Sessions, run_id: str, secrets: Sequence[str] = ()) -> None:
         self.sessions = sessions
         self.run_id = run_id
+        self.secrets = secrets  # replaced in each event (see `redact`)
         self._pending: list[dict[str, object]] = []
         self._seq = 0
         self._closed = asyncio.Event()
@@ -43,7 +45,12 @@ class EventRecorder:
     def __call__(self, event: Event) -> None:
         self._seq += 1
         self._pending.append(
-            {"run_id": self.run_id, "seq": self._seq, "kind": event.kind, "data": event_json(event)}
+            {
+                "run_id": self.run_id,
+                "seq": self._seq,
+                "kind": event.kind,
+                "data": redacted(event_json(event), self.secrets),
+            }
         )
 
     async def run(self) -> None:

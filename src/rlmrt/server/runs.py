@@ -101,7 +101,7 @@ async def create_run(body: ChatCompletionRequest, request: Request, key: Caller)
 async def _drive(state: ServerState, run: RecordedRun, recorded: AsyncExitStack) -> None:
     """The run to its end; its events, answer or error stored before its status."""
     completion = run.completion
-    recorder = EventRecorder(state.store.sessions, completion.run_id)
+    recorder = EventRecorder(state.store.sessions, completion.run_id, state.secrets)
     writer = asyncio.create_task(recorder.run())
     error: str | None = None
     async with recorded:

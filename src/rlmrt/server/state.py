@@ -24,6 +24,7 @@ class ServerState:
     settings: ServerSettings
     runs: RunTasks  # the async runs of this process
     instance_id: str  # this process, in the database (see `instances`)
+    secrets: tuple[str, ...] = ()  # kept out of the events tenants read (see `redact`)
     created: int = field(default=0)  # unix time the profiles were loaded (`/v1/models`)
 
 
