@@ -550,6 +550,16 @@ class ServerSettings(_Section):
         json_schema_extra=keyword("server_profiles"),
     )
 
+    @model_validator(mode="after")
+    def _stale_after_heartbeats(self) -> ServerSettings:
+        # a server is dead after missing two heartbeats at least, never between two
+        if self.instance_stale_s < 2 * self.heartbeat_s:
+            raise ValueError(
+                f"instance_stale_s ({self.instance_stale_s:g}) must be at least twice"
+                f" heartbeat_s ({self.heartbeat_s:g}): a live server would be taken for dead"
+            )
+        return self
+
     @field_validator("profiles")
     @classmethod
     def _valid_profiles(cls, value: dict[str, dict[str, Any]]) -> dict[str, dict[str, Any]]:
