@@ -172,6 +172,12 @@ def test_every_setting_is_a_flag_derived_from_its_field(rlm_cli) -> None:
         "database_url",
         "server_profiles",
         "rate_limit_storage",
+        "files_dir",
+        "max_upload_bytes",
+        "max_request_bytes",
+        "heartbeat_s",
+        "instance_stale_s",
+        "event_keepalive_s",
         *(f"{who}_{limit}" for who in ("key", "tenant") for limit in SERVER_LIMITS),
     }
     assert set(keywords()) - set(flags()) == {"prices", "alerts", *server}

@@ -138,6 +138,7 @@ def server_env(home: Path, model: ScriptedOpenAIServer) -> dict[str, str]:
         RLM_TRAJECTORY__DIR=str(home / "runs"),
         # as the defaults, said here: an in-process server reads this `env`, not RLMRT_HOME
         RLM_SERVER__DATABASE_URL=f"sqlite+aiosqlite:///{home / 'server.db'}",
+        RLM_SERVER__FILES_DIR=str(home / "files"),
     )
     return env
 

@@ -1,5 +1,6 @@
 """No raw key anywhere: after good and bad keys, revoked and expired keys, 429s and a
-provider error quoting the provider's key, neither the server's log (uvicorn's access
+provider error quoting the provider's key (in a completion and in an async run, whose
+events are kept), neither the server's log (uvicorn's access
 log included), nor an error body, nor the audit log, nor any file of the database
 holds a key."""
 
@@ -63,6 +64,19 @@ def test_no_raw_key_in_logs_bodies_audit_or_database(
                     model="rlm", messages=[{"role": "user", "content": "PLEASE FAIL"}]
                 )
             bodies.append(failed.value.response.text)
+        beta = {"Authorization": f"Bearer {keys['beta']}"}
+        run = httpx.post(  # an async run: its events are kept in the database
+            f"{server.url}/runs",
+            headers=beta,
+            json={"model": "rlm", "messages": [{"role": "user", "content": "PLEASE FAIL"}]},
+        ).json()["id"]
+        deadline = time.monotonic() + 30
+        while httpx.get(f"{server.url}/runs/{run}", headers=beta).json()["status"] == "running":
+            assert time.monotonic() < deadline
+            time.sleep(0.05)
+        for path in ("", "/events", "/trajectory"):
+            bodies.append(httpx.get(f"{server.url}/runs/{run}{path}", headers=beta).text)
+        assert "model_call_failed" in bodies[-1]
         with httpx.Client(base_url=server.url) as http:
             for header in (
                 f"Bearer {bogus}",
@@ -81,7 +95,7 @@ def test_no_raw_key_in_logs_bodies_audit_or_database(
     assert audit.returncode == 0, audit.stderr
     actions = [r["action"] for r in json.loads(audit.stdout)]
     assert actions.count("auth.fail") == 6 and actions.count("ratelimit.refuse") == 1
-    assert actions.count("run.finish") == 3
+    assert actions.count("run.finish") == 4
 
     secrets = [*keys.values(), bogus, foreign, PROVIDER_KEY]
     places = {

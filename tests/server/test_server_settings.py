@@ -6,8 +6,9 @@ import os
 from pathlib import Path
 
 import pytest
+from pydantic import ValidationError
 
-from rlmrt.config import RLMConfig, load_config
+from rlmrt.config import RLMConfig, ServerSettings, load_config
 from rlmrt.errors import ConfigError
 from rlmrt.server.profiles import profile_configs
 
@@ -93,3 +94,9 @@ def test_a_bad_rate_limit_storage_names_the_setting_not_its_password(
         create_app(config)
     assert str(raised.value).startswith(message)
     assert "hunter2" not in str(raised.value)
+
+
+def test_a_server_is_dead_after_two_heartbeats_at_least() -> None:
+    assert ServerSettings(heartbeat_s=1, instance_stale_s=2).instance_stale_s == 2
+    with pytest.raises(ValidationError, match="at least twice heartbeat_s"):
+        ServerSettings(heartbeat_s=5, instance_stale_s=6)

@@ -35,7 +35,8 @@ async def test_open_applies_the_migrations_once(tmp_path: Path) -> None:
     with sqlite3.connect(path) as db:
         assert db.execute("SELECT version_num FROM alembic_version").fetchall() == [(HEAD,)]
         tables = {row[0] for row in db.execute("SELECT name FROM sqlite_master WHERE type='table'")}
-    assert {"tenants", "api_keys", "runs", "audit_log"} <= tables
+    assert {"tenants", "api_keys", "runs", "audit_log", "files", "run_events"} <= tables
+    assert "server_instances" in tables
 
 
 async def test_keys_are_found_by_the_whole_key_only(database_url: str) -> None:

@@ -551,12 +551,59 @@ class ServerSettings(_Section):
         description="Where the rate-limit counters live, as a `limits` storage URI:"
         " memory:// (this process) or e.g. redis://HOST:6379 (shared by replicas).",
     )
+    files_dir: Path = Field(
+        default_factory=lambda: default_home() / "files",
+        description="Folder of the files clients upload to /v1/files (default: RLMRT_HOME/files).",
+    )
+    max_upload_bytes: int = Field(
+        default=1 << 30,
+        ge=1,
+        le=1 << 40,
+        description="Largest file /v1/files takes, in bytes (a larger upload is refused"
+        " with 413 and nothing of it kept).",
+    )
+    max_request_bytes: int = Field(
+        default=64 << 20,
+        ge=1024,
+        le=1 << 34,
+        description="Largest request body of the JSON endpoints, in bytes (413 over it).",
+    )
+    heartbeat_s: float = Field(
+        default=5.0,
+        gt=0,
+        le=3600,
+        description="How often each server records that it is alive, takes the cancels"
+        " of its runs asked of other replicas, and looks for runs of dead servers.",
+    )
+    instance_stale_s: float = Field(
+        default=60.0,
+        gt=0,
+        le=86400,
+        description="A server not heard of for this long is dead: its running runs are"
+        " marked failed (keep it well above heartbeat_s).",
+    )
+    event_keepalive_s: float = Field(
+        default=15.0,
+        gt=0,
+        le=3600,
+        description="Seconds between the keep-alive comments of /v1/runs/{id}/events.",
+    )
     profiles: dict[str, dict[str, Any]] = Field(
         default_factory=dict,
         description="Profiles clients choose as `model`: name -> settings"
         " ([server.profiles.NAME] tables).",
         json_schema_extra=keyword("server_profiles"),
     )
+
+    @model_validator(mode="after")
+    def _stale_after_heartbeats(self) -> ServerSettings:
+        # a server is dead after missing two heartbeats at least, never between two
+        if self.instance_stale_s < 2 * self.heartbeat_s:
+            raise ValueError(
+                f"instance_stale_s ({self.instance_stale_s:g}) must be at least twice"
+                f" heartbeat_s ({self.heartbeat_s:g}): a live server would be taken for dead"
+            )
+        return self
 
     @field_validator("profiles")
     @classmethod

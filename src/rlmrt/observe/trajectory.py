@@ -38,14 +38,21 @@ class TrajectoryWriter:
     def __call__(self, event: Event) -> None:
         if self._file is None:
             return
-        line = json.dumps(event.to_dict(), ensure_ascii=False, default=str)
-        self._file.write(line.encode("utf-8", "backslashreplace") + b"\n")
+        self._file.write(event_json(event).encode() + b"\n")
         self._file.flush()
 
     def close(self) -> None:
         if self._file is not None:
             self._file.close()
             self._file = None
+
+
+def event_json(event: Event) -> str:
+    """An event as one line of JSON (its `to_dict` form): text that is not valid Unicode
+    (a lone surrogate from a file name or the shell) is written as its JSON escape
+    (`\\udcff`), which reads back as the same string."""
+    line = json.dumps(event.to_dict(), ensure_ascii=False, default=str)
+    return line.encode("utf-8", "backslashreplace").decode("utf-8")
 
 
 # Reading for display (`rlm logs`): a line longer than this is not read whole; its

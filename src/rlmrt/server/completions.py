@@ -14,14 +14,17 @@ from __future__ import annotations
 
 import json
 import logging
+import secrets
 import time
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Sequence
 from dataclasses import dataclass, field, replace
+from pathlib import Path
 from types import TracebackType
 from typing import Any
 
 import anyio
 
+from rlmrt.config import InputSettings
 from rlmrt.engine.context_input import LoadedContext, load_context
 from rlmrt.engine.rlm import RLM
 from rlmrt.engine.start import RunResult, new_run_id, stream_run
@@ -49,7 +52,7 @@ class Completion:
     context: LoadedContext
     include_usage: bool
     daily: DailyBudget | None = None  # the budget the run may spend at most
-    run_id: str = field(default_factory=new_run_id)
+    run_id: str = field(default_factory=lambda: server_run_id())
     created: int = field(default_factory=lambda: int(time.time()))
 
     @property
@@ -57,9 +60,22 @@ class Completion:
         return f"chatcmpl-{self.run_id}"
 
 
+def server_run_id() -> str:
+    """A run id (sortable by time, as every run's) no one can guess: 128 random bits
+    (the API answers a run to the tenant that knows its id)."""
+    return f"{new_run_id()}-{secrets.token_hex(12)}"
+
+
 def prepare(
-    body: ChatCompletionRequest, profiles: dict[str, RLM], *, daily: DailyBudget | None = None
+    body: ChatCompletionRequest,
+    profiles: dict[str, RLM],
+    files: Sequence[tuple[str, Path]] = (),
+    *,
+    daily: DailyBudget | None = None,
 ) -> Completion:
+    """The checked request; `files` (names and paths of its `context_files`) are its
+    context when given: one file its text, several a dict of name -> text. `daily` is
+    the daily budget its run may spend at most."""
     rlm = profiles.get(body.model)
     if rlm is None:
         raise APIError(
@@ -71,9 +87,14 @@ def prepare(
         )
     question = body.question()
     try:
-        context = load_context(body.run_context(), rlm.config.input)
+        context = (
+            _files_context(files, rlm.config.input)
+            if files
+            else load_context(body.run_context(), rlm.config.input)
+        )
     except ContextError as exc:
-        raise APIError(400, f"context: {exc}", param="context") from exc
+        param = "context_files" if files else "context"
+        raise APIError(400, f"{param}: {exc}", param=param) from exc
     return Completion(
         profile=body.model,
         rlm=rlm,
@@ -82,6 +103,17 @@ def prepare(
         include_usage=body.include_usage,
         daily=daily,
     )
+
+
+def _files_context(files: Sequence[tuple[str, Path]], options: InputSettings) -> LoadedContext:
+    """Uploaded files as a context, read as a path given to `rlm` is (`[input]`)."""
+    if len(files) == 1:
+        return load_context(files[0][1], options)
+    texts: dict[str, Any] = {}
+    for name, path in files:
+        key = name if name not in texts else f"{name} ({path.name})"
+        texts[key] = load_context(path, options).value
+    return load_context(texts, options)
 
 
 class RecordedRun:
@@ -95,8 +127,12 @@ class RecordedRun:
         key: ApiKey,
         admission: Admission,
         client: str | None,
+        *,
+        instance_id: str | None = None,
     ) -> None:
         self.store = store
+        self.instance_id = instance_id
+        self.kind = "completion"  # or "run": an async run (`/v1/runs`)
         self.completion = completion
         self.key = key
         self.admission = admission
@@ -106,7 +142,11 @@ class RecordedRun:
     async def __aenter__(self) -> RecordedRun:
         try:
             await self.store.start_run(
-                self.completion.run_id, key=self.key, profile=self.completion.profile
+                self.completion.run_id,
+                key=self.key,
+                profile=self.completion.profile,
+                kind=self.kind,
+                instance_id=self.instance_id,
             )
             await self._audit("run.create", {"profile": self.completion.profile})
         except BaseException:
@@ -189,7 +229,7 @@ async def complete(run: RecordedRun) -> dict[str, Any]:
     completion = run.completion
     async with run as record:
         try:
-            record.result = await _run(completion)
+            record.result = await run_completion(completion)
         except RLMError as exc:
             raise run_failed(exc, completion) from exc
     result = record.result
@@ -216,7 +256,9 @@ async def stream(run: RecordedRun) -> AsyncIterator[str]:
     async with run as record:
         yield _chunk(completion, {"role": "assistant", "content": ""})
         try:
-            async for item in stream_run(lambda on: _run(completion, on, stream_root=True)):
+            async for item in stream_run(
+                lambda on: run_completion(completion, on, stream_root=True)
+            ):
                 if isinstance(item, RunResult):
                     record.result = item
                 elif isinstance(item, TokenDelta) and item.depth == 0:
@@ -242,7 +284,7 @@ async def stream(run: RecordedRun) -> AsyncIterator[str]:
         yield "data: [DONE]\n\n"
 
 
-async def _run(
+async def run_completion(
     completion: Completion, on_event: EventHandler | None = None, *, stream_root: bool = False
 ) -> RunResult:
     """The run, on an engine whose cost cap is the daily budget's remainder when that is

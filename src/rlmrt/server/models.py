@@ -10,7 +10,17 @@ from __future__ import annotations
 from datetime import datetime, timezone
 from typing import Literal
 
-from sqlalchemy import DateTime, Float, ForeignKey, Integer, String, Text, TypeDecorator
+from sqlalchemy import (
+    BigInteger,
+    Boolean,
+    DateTime,
+    Float,
+    ForeignKey,
+    Integer,
+    String,
+    Text,
+    TypeDecorator,
+)
 from sqlalchemy.engine import Dialect
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
 
@@ -78,7 +88,9 @@ class ApiKey(Base):
 
 
 class RunRecord(Base):
-    """One completion a tenant asked for: its status, usage and cost."""
+    """One run a tenant asked for (a completion or an async run): its status, usage and
+    cost; an async run's answer or error too. `instance_id` is the server running it
+    (a run of a dead server is marked failed: see `instances`)."""
 
     __tablename__ = "runs"
 
@@ -94,6 +106,11 @@ class RunRecord(Base):
     cost_usd: Mapped[float] = mapped_column(Float, default=0.0)
     created_at: Mapped[datetime] = mapped_column(UTCDateTime(), default=utc_now)
     finished_at: Mapped[datetime | None] = mapped_column(UTCDateTime(), default=None)
+    kind: Mapped[str] = mapped_column(String(16), default="completion")  # or "run" (async)
+    instance_id: Mapped[str | None] = mapped_column(String(40), index=True, default=None)
+    answer: Mapped[str | None] = mapped_column(Text, default=None)
+    error: Mapped[str | None] = mapped_column(Text, default=None)
+    cancel_requested: Mapped[bool] = mapped_column(Boolean, default=False)
 
 
 class AuditRecord(Base):
@@ -112,3 +129,42 @@ class AuditRecord(Base):
     detail: Mapped[str] = mapped_column(Text, default="{}")  # canonical JSON
     prev_hash: Mapped[str] = mapped_column(String(64), unique=True)
     hash: Mapped[str] = mapped_column(String(64))
+
+
+class RunEvent(Base):
+    """One event of a run, as its trajectory line (`Event.to_dict`), numbered from 1:
+    what /v1/runs/{id}/events sends (resumed after a number) on any replica."""
+
+    __tablename__ = "run_events"
+
+    run_id: Mapped[str] = mapped_column(ForeignKey("runs.id"), primary_key=True)
+    seq: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=False)
+    kind: Mapped[str] = mapped_column(String(40))
+    data: Mapped[str] = mapped_column(Text)  # JSON
+
+
+class StoredFile(Base):
+    """A file a tenant uploaded: its bytes are `ServerSettings.files_dir / id`."""
+
+    __tablename__ = "files"
+
+    id: Mapped[str] = mapped_column(String(64), primary_key=True)
+    tenant_id: Mapped[str] = mapped_column(ForeignKey("tenants.id"), index=True)
+    key_id: Mapped[str] = mapped_column(ForeignKey("api_keys.id"))
+    filename: Mapped[str] = mapped_column(String(255))
+    purpose: Mapped[str] = mapped_column(String(64))
+    bytes: Mapped[int] = mapped_column(BigInteger)
+    sha256: Mapped[str] = mapped_column(String(64))
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime(), default=utc_now)
+
+
+class ServerInstance(Base):
+    """A running `rlm serve` process and when it was last heard of (its heartbeat)."""
+
+    __tablename__ = "server_instances"
+
+    id: Mapped[str] = mapped_column(String(40), primary_key=True)
+    host: Mapped[str] = mapped_column(String(255))
+    pid: Mapped[int] = mapped_column(Integer)
+    started_at: Mapped[datetime] = mapped_column(UTCDateTime(), default=utc_now)
+    heartbeat_at: Mapped[datetime] = mapped_column(UTCDateTime(), default=utc_now, index=True)

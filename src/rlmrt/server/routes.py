@@ -5,6 +5,7 @@ from __future__ import annotations
 import logging
 from typing import Annotated, Any
 
+import anyio
 from fastapi import APIRouter, Depends, Request
 from fastapi.responses import JSONResponse, PlainTextResponse, Response, StreamingResponse
 from limits.errors import StorageError
@@ -15,6 +16,7 @@ from rlmrt.server import completions
 from rlmrt.server.api_errors import APIError
 from rlmrt.server.auth import authenticate
 from rlmrt.server.budgets import BudgetSpent, DailyBudget, check_budgets, daily_budgets
+from rlmrt.server.files import context_files
 from rlmrt.server.models import ApiKey
 from rlmrt.server.ratelimits import Admission, RateLimited, scopes
 from rlmrt.server.schemas import ChatCompletionRequest
@@ -32,27 +34,52 @@ async def chat_completions(
     body: ChatCompletionRequest, request: Request, key: Caller
 ) -> dict[str, Any] | StreamingResponse:
     """One RLM run over the request's context; `stream: true` for SSE chunks."""
-    state = server_state(request)
-    client = client_address(request)
-    admission, daily = await _admit(state, key, client)
-    try:
-        completion = completions.prepare(body, state.profiles, daily=daily)
-    except BaseException:
-        await admission.release(0)
-        raise
-    run = completions.RecordedRun(state.store, completion, key, admission, client)
+    run = await admitted_run(request, body, key)
     if body.stream:
         return StreamingResponse(
             completions.stream(run),
             media_type="text/event-stream",
             headers={"Cache-Control": "no-cache", "X-Accel-Buffering": "no"},
             # the run slot is given back even when the stream never started
-            background=BackgroundTask(admission.release, 0),
+            background=BackgroundTask(run.admission.release, 0),
         )
     return await completions.complete(run)
 
 
-async def _admit(
+async def admitted_run(
+    request: Request, body: ChatCompletionRequest, key: ApiKey
+) -> completions.RecordedRun:
+    """The request within its rate limits (its slot taken), checked, its context loaded:
+    its run, to record (a completion's or an async run's)."""
+    state = server_state(request)
+    client = client_address(request)
+    admission, daily = await admit(state, key, client)
+    try:
+        completion = await prepared(state, body, key, daily)
+    except BaseException:
+        await admission.release(0)
+        raise
+    return completions.RecordedRun(
+        state.store, completion, key, admission, client, instance_id=state.instance_id
+    )
+
+
+async def prepared(
+    state: ServerState, body: ChatCompletionRequest, key: ApiKey, daily: DailyBudget | None
+) -> completions.Completion:
+    """The request checked and its context loaded (`context_files`: the caller's
+    tenant's files, read off the event loop); `daily`: the budget its run may spend."""
+    if not body.context_files:
+        return completions.prepare(body, state.profiles, daily=daily)
+    if body.context is not None:
+        raise APIError(400, "give the context or context_files, not both", param="context_files")
+    found = await context_files(state, key.tenant_id, body.context_files)
+    return await anyio.to_thread.run_sync(
+        lambda: completions.prepare(body, state.profiles, found, daily=daily)
+    )
+
+
+async def admit(
     state: ServerState, key: ApiKey, client: str | None
 ) -> tuple[Admission, DailyBudget | None]:
     """The request within its key's and tenant's daily budgets and rate limits, or a

@@ -42,6 +42,13 @@ class ChatCompletionRequest(BaseModel):
         default=None,
         description="The context the RLM works over: a string, a list of strings or an object.",
     )
+    context_files: list[str] | None = Field(
+        default=None,
+        min_length=1,
+        max_length=1000,
+        description="Ids of uploaded files (/v1/files) that are the context instead: one"
+        " file is its text, several a dict of file name -> text.",
+    )
 
     @field_validator("context", mode="before")
     @classmethod

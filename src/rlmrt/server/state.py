@@ -1,4 +1,5 @@
-"""What the running server holds: the store, the rate limiter and one `RLM` per profile."""
+"""What the running server holds: the store, the rate limiter, one `RLM` per profile,
+its settings, its async runs and its instance id."""
 
 from __future__ import annotations
 
@@ -8,8 +9,10 @@ from typing import TYPE_CHECKING
 from fastapi import Request
 
 if TYPE_CHECKING:
+    from rlmrt.config import ServerSettings
     from rlmrt.engine.rlm import RLM
     from rlmrt.server.ratelimits import RateLimiter
+    from rlmrt.server.run_tasks import RunTasks
     from rlmrt.server.storage import Store
 
 
@@ -18,6 +21,10 @@ class ServerState:
     store: Store
     limiter: RateLimiter
     profiles: dict[str, RLM]  # model name a client gives -> the RLM its runs use
+    settings: ServerSettings
+    runs: RunTasks  # the async runs of this process
+    instance_id: str  # this process, in the database (see `instances`)
+    secrets: tuple[str, ...] = ()  # kept out of the events tenants read (see `redact`)
     created: int = field(default=0)  # unix time the profiles were loaded (`/v1/models`)
 
 

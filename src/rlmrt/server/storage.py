@@ -52,6 +52,7 @@ class Store:
     def __init__(self, engine: AsyncEngine) -> None:
         self.engine = engine
         self._session = async_sessionmaker(engine, expire_on_commit=False)
+        self.sessions = self._session  # for the stores of files and runs beside this one
         self._append_lock = asyncio.Lock()  # one chain: appends of this process in turn
 
     @classmethod
@@ -236,7 +237,15 @@ class Store:
             return int(await session.scalar(query) or 0)
 
     # -- runs ------------------------------------------------------------------------
-    async def start_run(self, run_id: str, *, key: ApiKey, profile: str) -> None:
+    async def start_run(
+        self,
+        run_id: str,
+        *,
+        key: ApiKey,
+        profile: str,
+        kind: str = "completion",
+        instance_id: str | None = None,
+    ) -> None:
         async with self._session.begin() as session:
             session.add(
                 RunRecord(
@@ -250,6 +259,8 @@ class Store:
                     model_calls=0,
                     cost_usd=0.0,
                     created_at=utc_now(),
+                    kind=kind,
+                    instance_id=instance_id,
                 )
             )
 

@@ -1,0 +1,99 @@
+"""Tenants see only their own: tenant beta's key tries every id of tenant acme (runs,
+their events, trajectories and cancel; files, their content and delete) and gets a 404
+with OpenAI's error body, never acme's data; and the ids are unguessable."""
+
+from __future__ import annotations
+
+import re
+import time
+
+import httpx
+import openai
+from serving import InProcessServer
+
+SECRET = "acme-only-context-7f3a"
+QUESTION = [{"role": "user", "content": "How long is the context?"}]
+
+
+def auth(api: InProcessServer, key: str) -> dict[str, str]:
+    return {"Authorization": f"Bearer {api.keys[key]}"}
+
+
+def acme_ids(api: InProcessServer) -> tuple[str, str]:
+    """A finished run and a file of tenant acme."""
+    with openai.OpenAI(base_url=api.url, api_key=api.keys["acme"], max_retries=0) as acme:
+        file_id = acme.files.create(file=("secret.txt", SECRET.encode()), purpose="user_data").id
+    response = httpx.post(
+        f"{api.url}/runs",
+        headers=auth(api, "acme"),
+        json={"model": "rlm", "messages": QUESTION, "context_files": [file_id]},
+    )
+    run_id = response.json()["id"]
+    deadline = time.monotonic() + 30
+    while httpx.get(f"{api.url}/runs/{run_id}", headers=auth(api, "acme")).json()["status"] in (
+        "queued",
+        "running",
+    ):
+        assert time.monotonic() < deadline
+        time.sleep(0.05)
+    return run_id, file_id
+
+
+def test_another_tenant_gets_404_for_every_id(api: InProcessServer) -> None:
+    run_id, file_id = acme_ids(api)
+    tries = [
+        ("GET", f"/runs/{run_id}"),
+        ("GET", f"/runs/{run_id}/events"),
+        ("GET", f"/runs/{run_id}/trajectory"),
+        ("POST", f"/runs/{run_id}/cancel"),
+        ("GET", f"/files/{file_id}"),
+        ("GET", f"/files/{file_id}/content"),
+        ("DELETE", f"/files/{file_id}"),
+    ]
+    for method, path in tries:
+        response = httpx.request(method, api.url + path, headers=auth(api, "beta"))
+        assert response.status_code == 404, (method, path, response.text)
+        error = response.json()["error"]
+        assert set(error) == {"message", "type", "param", "code"}
+        assert error["type"] == "invalid_request_error"
+        assert SECRET not in response.text and "secret.txt" not in response.text
+        # the same answer as for an id that never existed
+        never = path.replace(run_id, "run-" + "0" * 52).replace(file_id, "file-" + "0" * 32)
+        other = httpx.request(method, api.url + never, headers=auth(api, "beta"))
+        assert other.status_code == 404
+        assert other.json()["error"]["code"] == error["code"]
+    # a run of acme's files is refused to beta as a context too
+    completion = httpx.post(
+        f"{api.url}/chat/completions",
+        headers=auth(api, "beta"),
+        json={"model": "rlm", "messages": QUESTION, "context_files": [file_id]},
+    )
+    assert completion.status_code == 404 and SECRET not in completion.text
+    # and nothing of acme's changed: its owner still reads both
+    for path in (f"/runs/{run_id}", f"/files/{file_id}/content", f"/runs/{run_id}/trajectory"):
+        assert httpx.get(api.url + path, headers=auth(api, "acme")).status_code == 200
+    assert httpx.get(f"{api.url}/files/{file_id}/content", headers=auth(api, "acme")).text == SECRET
+    assert httpx.get(f"{api.url}/runs/{run_id}", headers=auth(api, "acme")).json()["status"] == (
+        "completed"
+    )
+
+
+def test_ids_are_unguessable(api: InProcessServer) -> None:
+    """Run ids: the time, then 32 + 96 random bits; file ids: 128 random bits."""
+    with openai.OpenAI(base_url=api.url, api_key=api.keys["acme"], max_retries=0) as acme:
+        files = [acme.files.create(file=("f", b"x"), purpose="user_data").id for _ in range(3)]
+    runs = [
+        httpx.post(
+            f"{api.url}/runs",
+            headers=auth(api, "acme"),
+            json={"model": "rlm", "messages": QUESTION, "context": "x"},
+        ).json()["id"]
+        for _ in range(3)
+    ]
+    for file_id in files:
+        assert re.fullmatch(r"file-[0-9a-f]{32}", file_id), file_id
+    for run_id in runs:
+        found = re.fullmatch(r"run-\d{8}-\d{9}-([0-9a-f]{8})-([0-9a-f]{24})", run_id)
+        assert found, run_id
+    randoms = [re.sub(r"^run-\d{8}-\d{9}-", "", r) for r in runs]
+    assert len(set(files)) == len(set(randoms)) == 3
