@@ -27,6 +27,7 @@ from rlmrt.errors import ConfigError, ModelError
 from rlmrt.events import Event, EventBus, EventHandler
 from rlmrt.llm.base import ModelClient
 from rlmrt.observe.costs import check_project_budgets
+from rlmrt.observe.redact import known_secrets
 from rlmrt.observe.trajectory import SUFFIX, TrajectoryWriter
 from rlmrt.observe.usage import Usage
 from rlmrt.observe.watchers import run_watchers
@@ -99,7 +100,10 @@ class Engine:
         watchers = run_watchers(self.config, bus.emit, spent_today_usd=spent.today_usd)
         writer: TrajectoryWriter | None = None
         if self.config.trajectory.save:
-            writer = TrajectoryWriter(self.config.trajectory.dir / f"{run_id}{SUFFIX}")
+            writer = TrajectoryWriter(
+                self.config.trajectory.dir / f"{run_id}{SUFFIX}",
+                secrets=known_secrets([self.config.api_key_value()]),
+            )
             bus.subscribe(writer)
         for handler in self.handlers:
             bus.subscribe(handler)

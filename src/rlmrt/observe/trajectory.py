@@ -15,18 +15,21 @@ from typing import IO
 
 from rlmrt.errors import ConfigError, UsageError
 from rlmrt.events import Event, event_from_dict
+from rlmrt.observe.redact import redacted
 
 SUFFIX = ".jsonl"
 
 
 class TrajectoryWriter:
-    """An event handler that appends each event to `path`.
+    """An event handler that appends each event to `path`, each of `secrets` replaced
+    (see `redact`).
 
     Text that is not valid Unicode (a lone surrogate from a file name or the shell) is
     written as its JSON escape (`\\udcff`), which reads back as the same string."""
 
-    def __init__(self, path: Path) -> None:
+    def __init__(self, path: Path, secrets: tuple[str, ...] = ()) -> None:
         self.path = path
+        self.secrets = secrets
         try:
             path.parent.mkdir(parents=True, exist_ok=True)
             self._file: IO[bytes] | None = path.open("ab")
@@ -38,7 +41,7 @@ class TrajectoryWriter:
     def __call__(self, event: Event) -> None:
         if self._file is None:
             return
-        self._file.write(event_json(event).encode() + b"\n")
+        self._file.write(redacted(event_json(event), self.secrets).encode() + b"\n")
         self._file.flush()
 
     def close(self) -> None:
