@@ -14,6 +14,10 @@ TOOLS = {
     "list_projects",
     "context_search",
     "index_project",
+    "memory_remember",
+    "memory_recall",
+    "memory_forget",
+    "feedback",
 }
 
 

@@ -59,6 +59,7 @@ async def test_lists_every_tool_with_a_precise_schema(connect) -> None:
             "max_depth",
             "max_iterations",
             "max_cost_usd",
+            "output_schema",
         }
         assert completion["properties"]["prompt"]["minLength"] == 1
         depth = completion["properties"]["max_depth"]["anyOf"][0]

@@ -5,8 +5,6 @@ from __future__ import annotations
 
 import json
 import sys
-from collections.abc import Iterator
-from contextlib import contextmanager
 from pathlib import Path
 from typing import TYPE_CHECKING, Annotated, Any
 
@@ -34,16 +32,11 @@ KindOpt = Annotated[
 ]
 
 
-@contextmanager
-def _store(config_file: Path | None, project: str | None) -> Iterator[MemoryStore]:
-    """The active project's store, closed after the command."""
+def _store(config_file: Path | None, project: str | None) -> MemoryStore:
+    """The active project's store (a context manager: closed after the command)."""
     from rlmrt.memory import open_memory
 
-    store = open_memory(opt.load_settings(config_file, {}, project))
-    try:
-        yield store
-    finally:
-        store.close()
+    return open_memory(opt.load_settings(config_file, {}, project))
 
 
 def _kind(kind: str | None) -> str | None:

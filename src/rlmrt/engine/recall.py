@@ -36,14 +36,11 @@ def recall_for_prompt(settings: MemorySettings, question: str) -> Recalled:
     """The pinned items (oldest first) within `pinned_max_tokens`, and with `learning`
     on, up to `learned_max_notes` lessons ranked by the question. An absent store is
     read as empty and not created."""
-    store = MemoryStore(settings.path)
-    try:
+    lessons: list[MemoryItem] = []
+    with MemoryStore(settings.path) as store:
         pinned = _within(store.items(pinned=True), settings.pinned_max_tokens)
-        lessons: list[MemoryItem] = []
         if settings.learning and settings.learned_max_notes and question.strip():
             lessons = store.recall(question, k=settings.learned_max_notes, kind="lesson")
-    finally:
-        store.close()
     return Recalled(pinned, lessons)
 
 

@@ -139,11 +139,8 @@ class RLM:
         """Write one lesson per run judged good or bad (`rlmrt.memory.give_feedback`,
         `rlm feedback`, scored batch runs) not learned from yet, with this RLM's model;
         later runs see the lessons most like their question (`[memory] learning`)."""
-        store = MemoryStore(self.config.memory.path)
-        try:
+        with MemoryStore(self.config.memory.path) as store:
             return await distill_lessons(store, self.client, self.config, limit=limit)
-        finally:
-            store.close()
 
     def learn(self, *, limit: int = 50) -> Distilled:
         """Synchronous form of `alearn`."""

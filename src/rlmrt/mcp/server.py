@@ -105,6 +105,13 @@ def build_server(service: RLMService) -> MCPServer[Any]:
         max_depth: MaxDepth = None,
         max_iterations: MaxIterations = None,
         max_cost_usd: MaxCostUsd = None,
+        output_schema: Annotated[
+            dict[str, Any] | None,
+            Field(
+                description="A JSON Schema the answer must fit: the run checks it, sends a"
+                " misfit back to the model, and returns the checked value as `output`."
+            ),
+        ] = None,
     ) -> dict[str, Any]:
         """Run a Recursive Language Model over `context` or `files` and return its answer,
         whether it is partial (a limit stopped the run), the usage and the run id (read
@@ -125,7 +132,12 @@ def build_server(service: RLMService) -> MCPServer[Any]:
         }
         return await _guard(
             service.complete(
-                prompt, context=context, files=files, settings=settings, progress=progress
+                prompt,
+                context=context,
+                files=files,
+                settings=settings,
+                progress=progress,
+                output_schema=output_schema,
             )
         )
 
@@ -209,6 +221,47 @@ def build_server(service: RLMService) -> MCPServer[Any]:
     ) -> dict[str, Any]:
         """Build or refresh the local search index of the project (changed files only)."""
         return await _guard(service.index_project(rebuild=rebuild))
+
+    @app.tool()
+    async def memory_remember(
+        text: Annotated[str, Field(description="What to remember.", min_length=1)],
+        tags: Annotated[
+            list[str] | None, Field(description="Tags, one word each.", max_length=20)
+        ] = None,
+        pin: Annotated[
+            bool, Field(description="Show it in every run's first prompt (capped).")
+        ] = False,
+    ) -> dict[str, Any]:
+        """Remember a fact in the active project's memory (never visible from another)."""
+        return _guard_sync(lambda: service.remember(text, tags=tags or [], pin=pin))
+
+    @app.tool()
+    async def memory_recall(
+        query: Annotated[str, Field(description="Words to look for.", min_length=1)],
+        k: Annotated[int, Field(description="How many items.", ge=1, le=100)] = 5,
+    ) -> dict[str, Any]:
+        """The project's memory items that best match `query` (full-text search)."""
+        return _guard_sync(lambda: service.recall(query, k=k))
+
+    @app.tool()
+    async def memory_forget(
+        id: Annotated[str, Field(description="The item's id (mem-...).", min_length=1)],
+    ) -> dict[str, Any]:
+        """Forget one item of the project's memory."""
+        return _guard_sync(lambda: service.forget(id))
+
+    @app.tool()
+    async def feedback(
+        run_id: Annotated[str, Field(description="The run, or a unique part of its id.")],
+        verdict: Annotated[Literal["good", "bad"], Field(description="The run's verdict.")],
+        note: Annotated[str | None, Field(description="Why, in a few words.")] = None,
+        expected: Annotated[
+            str | None, Field(description="The answer the run should have given.")
+        ] = None,
+    ) -> dict[str, Any]:
+        """Judge a recorded run good or bad; `rlm memory learn` turns verdicts into
+        lessons that later runs see."""
+        return _guard_sync(lambda: service.feedback(run_id, verdict, note=note, expected=expected))
 
     @app.resource("rlm://runs", name="runs", mime_type="application/json")
     def runs() -> str:

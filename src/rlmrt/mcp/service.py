@@ -18,6 +18,7 @@ from rlmrt.context.search import ContextSearch, check_search_args
 from rlmrt.errors import RunError, UsageError
 from rlmrt.events import Event, EventHandler
 from rlmrt.mcp.sessions import Session, SessionPool
+from rlmrt.memory import Verdict, open_memory
 from rlmrt.observe.describe import describe
 from rlmrt.projects import Project, ProjectRegistry, load_project_config
 from rlmrt.sandbox.kernel import render_value
@@ -114,8 +115,10 @@ class RLMService:
         files: list[str] | None = None,
         settings: dict[str, Any] | None = None,
         progress: Progress | None = None,
+        output_schema: dict[str, Any] | None = None,
     ) -> dict[str, Any]:
-        """One RLM run; `progress` gets a message for each step worth one."""
+        """One RLM run; `progress` gets a message for each step worth one;
+        `output_schema` (a JSON Schema) asks for a typed answer, given as `output`."""
         from rlmrt.engine.rlm import RLM, RunResult
 
         if not prompt.strip():
@@ -125,7 +128,7 @@ class RLMService:
         rlm = RLM(config=config)
         result: RunResult | None = None
         try:
-            async for item in rlm.astream(prompt, value):
+            async for item in rlm.astream(prompt, value, output_type=output_schema):
                 if isinstance(item, RunResult):
                     result = item
                 elif progress is not None:
@@ -137,7 +140,7 @@ class RLMService:
         assert result is not None  # astream always ends with the result
         if result.error is not None:  # a stream ends with its result; the tool fails
             raise RunError(result.error)
-        return {
+        done = {
             "answer": result.answer,
             "partial": result.partial,
             "stop_reason": result.stop_reason,
@@ -146,6 +149,33 @@ class RLMService:
             "iterations": result.iterations,
             "project": self.project.name if self.project else None,
         }
+        if output_schema is not None:
+            done["output"] = result.output
+        return done
+
+    # -- memory --------------------------------------------------------------------------
+
+    def remember(self, text: str, *, tags: list[str], pin: bool) -> dict[str, Any]:
+        with open_memory(self.config()) as store:
+            return store.remember(text, tags=tags, pinned=pin).to_dict()
+
+    def recall(self, query: str, *, k: int) -> dict[str, Any]:
+        with open_memory(self.config()) as store:
+            return {"items": [item.to_dict() for item in store.recall(query, k=k)]}
+
+    def forget(self, item_id: str) -> dict[str, Any]:
+        with open_memory(self.config()) as store:
+            if not store.forget(item_id):
+                raise UsageError(f"id: no memory item {item_id!r} in this project")
+        return {"forgotten": item_id}
+
+    def feedback(
+        self, run_id: str, verdict: Verdict, *, note: str | None, expected: str | None
+    ) -> dict[str, Any]:
+        from rlmrt.memory import give_feedback
+
+        given = give_feedback(self.config(), run_id, verdict, note=note, expected=expected)
+        return {"run_id": given.run_id, "verdict": given.verdict}
 
     # -- sessions ------------------------------------------------------------------------
     async def execute(self, code: str, *, session: str, sandbox: str | None) -> dict[str, Any]:

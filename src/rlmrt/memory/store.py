@@ -228,6 +228,12 @@ class MemoryStore:
 
     # -- the file ----------------------------------------------------------------------
 
+    def __enter__(self) -> MemoryStore:
+        return self
+
+    def __exit__(self, *exc_info: object) -> None:
+        self.close()
+
     def close(self) -> None:
         with self._lock:
             if self._db is not None:
