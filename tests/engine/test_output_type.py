@@ -172,3 +172,12 @@ def test_a_bad_output_type_is_a_clear_error(serve, make_rlm, output_type, retrie
             "q", context="c", output_type=output_type, output_retries=retries
         )
     assert server.requests == []
+
+
+def test_a_session_turn_takes_an_output_type_too(serve, make_rlm) -> None:
+    server = serve(scripted(root=[repl("x = 3"), repl("FINAL(x)"), repl("FINAL([x, x])")]))
+    with make_rlm(server).session(context="c") as session:
+        first = session.completion("q1", output_type=int)
+        second = session.completion("q2", output_type=list[int])
+    assert (first.output, second.output) == (3, [3, 3])
+    assert "The answer must be a value of type `list[int]`" in server.requests[2].last_user_text

@@ -32,7 +32,16 @@ from rlmrt.engine.context_input import load_context
 from rlmrt.engine.prompts import session_note
 from rlmrt.engine.run import SessionTurn, code_executed
 from rlmrt.engine.shared import SessionHost, SharedSandbox
-from rlmrt.engine.start import Engine, RunResult, check_prompt, iterate_on, stream_run
+from rlmrt.engine.start import (
+    DEFAULT_OUTPUT_RETRIES,
+    Engine,
+    RunResult,
+    TypedOutput,
+    check_prompt,
+    iterate_on,
+    stream_run,
+    typed_output,
+)
 from rlmrt.errors import SandboxClosedError
 from rlmrt.events import Event, EventHandler
 from rlmrt.sandbox.base import ExecResult, SandboxBackend
@@ -169,17 +178,35 @@ class RLMSession(CodeSession):
         self.history: list[dict[str, Any]] = []
 
     async def acompletion(
-        self, prompt: str, context: Any = None, *, on_event: EventHandler | None = None
+        self,
+        prompt: str,
+        context: Any = None,
+        *,
+        on_event: EventHandler | None = None,
+        output_type: object = None,
+        output_retries: int = DEFAULT_OUTPUT_RETRIES,
     ) -> RunResult:
-        """Run `prompt` in the session; a `context` given here becomes `context_N`."""
-        return await self.arun_turn(self.engine, prompt, context, on_event=on_event)
+        """Run `prompt` in the session; a `context` given here becomes `context_N`;
+        `output_type` asks for a typed answer, as `RLM.acompletion`."""
+        output = typed_output(output_type, output_retries)
+        return await self.arun_turn(self.engine, prompt, context, on_event=on_event, output=output)
 
-    def astream(self, prompt: str, context: Any = None) -> AsyncGenerator[Event | RunResult, None]:
+    def astream(
+        self,
+        prompt: str,
+        context: Any = None,
+        *,
+        output_type: object = None,
+        output_retries: int = DEFAULT_OUTPUT_RETRIES,
+    ) -> AsyncGenerator[Event | RunResult, None]:
         """Like `RLM.astream`: the completion's events as they happen (root-model token
         deltas included), then its `RunResult`."""
+        output = typed_output(output_type, output_retries)
 
         def start(on_event: EventHandler) -> Awaitable[RunResult]:
-            return self.arun_turn(self.engine, prompt, context, on_event=on_event, stream_root=True)
+            return self.arun_turn(
+                self.engine, prompt, context, on_event=on_event, stream_root=True, output=output
+            )
 
         return stream_run(start)
 
@@ -192,6 +219,7 @@ class RLMSession(CodeSession):
         on_event: EventHandler | None = None,
         stream_root: bool = False,
         run_id: str | None = None,
+        output: TypedOutput | None = None,
     ) -> RunResult:
         """One completion, run by `engine`. Replays use it with their own engine (the
         recorded replies and settings) and the recorded `run_id` (code may have seen
@@ -226,6 +254,7 @@ class RLMSession(CodeSession):
                 stream_root=stream_root,
                 turn=turn,
                 run_id=run_id,
+                output=output,
             )
             self.history.append(
                 {
@@ -244,13 +273,34 @@ class RLMSession(CodeSession):
         self._contexts["context"] = self._first.metadata
 
     # -- sync facade ----------------------------------------------------------------
-    def completion(self, prompt: str, context: Any = None) -> RunResult:
+    def completion(
+        self,
+        prompt: str,
+        context: Any = None,
+        *,
+        output_type: object = None,
+        output_retries: int = DEFAULT_OUTPUT_RETRIES,
+    ) -> RunResult:
         """Synchronous form of `acompletion` (runs on the RLM's helper loop)."""
-        return self._loop.run(self.acompletion(prompt, context))
+        return self._loop.run(
+            self.acompletion(
+                prompt, context, output_type=output_type, output_retries=output_retries
+            )
+        )
 
-    def stream(self, prompt: str, context: Any = None) -> Iterator[Event | RunResult]:
+    def stream(
+        self,
+        prompt: str,
+        context: Any = None,
+        *,
+        output_type: object = None,
+        output_retries: int = DEFAULT_OUTPUT_RETRIES,
+    ) -> Iterator[Event | RunResult]:
         """Synchronous form of `astream`: events as they happen, then the result."""
-        return iterate_on(self._loop, self.astream(prompt, context))
+        return iterate_on(
+            self._loop,
+            self.astream(prompt, context, output_type=output_type, output_retries=output_retries),
+        )
 
     def close(self) -> None:
         if self._shared is None:
