@@ -27,7 +27,7 @@ async def test_open_applies_the_migrations_once(tmp_path: Path) -> None:
     await store.ping()
     await store.aclose()
     with sqlite3.connect(path) as db:
-        assert db.execute("SELECT version_num FROM alembic_version").fetchall() == [("0002",)]
+        assert db.execute("SELECT version_num FROM alembic_version").fetchall() == [("0005",)]
         tables = {row[0] for row in db.execute("SELECT name FROM sqlite_master WHERE type='table'")}
     assert {"tenants", "api_keys", "runs", "audit_log"} <= tables
 
@@ -121,4 +121,4 @@ async def test_a_database_of_the_first_migration_is_upgraded_with_its_data(
     finally:
         await store.aclose()
     with sqlite3.connect(path) as db:
-        assert db.execute("SELECT version_num FROM alembic_version").fetchall() == [("0002",)]
+        assert db.execute("SELECT version_num FROM alembic_version").fetchall() == [("0005",)]

@@ -27,8 +27,10 @@ def create_app(config: RLMConfig, *, profiles: Sequence[str] = ()) -> FastAPI:
     from rlmrt.engine.rlm import RLM
     from rlmrt.observe.watchers import metrics_enabled
     from rlmrt.server.ratelimits import RateLimiter
+    from rlmrt.server.tokens import TokenVerifier
 
     limiter = RateLimiter(config.server)  # a bad storage URI fails now, not at start
+    tokens = TokenVerifier(config.server) if config.server.jwt_jwks_url else None
     made = {
         name: RLM(config=settings) for name, settings in profile_configs(config, profiles).items()
     }
@@ -45,7 +47,11 @@ def create_app(config: RLMConfig, *, profiles: Sequence[str] = ()) -> FastAPI:
             store = await Store.open(config.server.database_url)
             stack.push_async_callback(store.aclose)
             app.state.rlm = ServerState(
-                store=store, limiter=limiter, profiles=made, created=int(time.time())
+                store=store,
+                limiter=limiter,
+                profiles=made,
+                created=int(time.time()),
+                tokens=tokens,
             )
             yield
 

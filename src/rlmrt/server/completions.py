@@ -29,7 +29,7 @@ from rlmrt.errors import BudgetExceededError, ContextError, ModelError, RLMError
 from rlmrt.events import EventHandler, TokenDelta
 from rlmrt.observe.usage import Usage
 from rlmrt.server.api_errors import APIError, internal_error
-from rlmrt.server.models import ApiKey
+from rlmrt.server.auth import Caller
 from rlmrt.server.ratelimits import Admission
 from rlmrt.server.schemas import ChatCompletionRequest
 from rlmrt.server.storage import Store
@@ -86,13 +86,13 @@ class RecordedRun:
         self,
         store: Store,
         completion: Completion,
-        key: ApiKey,
+        caller: Caller,
         admission: Admission,
         client: str | None,
     ) -> None:
         self.store = store
         self.completion = completion
-        self.key = key
+        self.caller = caller
         self.admission = admission
         self.client = client
         self.result: RunResult | None = None
@@ -100,7 +100,7 @@ class RecordedRun:
     async def __aenter__(self) -> RecordedRun:
         try:
             await self.store.start_run(
-                self.completion.run_id, key=self.key, profile=self.completion.profile
+                self.completion.run_id, caller=self.caller, profile=self.completion.profile
             )
             await self._audit("run.create", {"profile": self.completion.profile})
         except BaseException:
@@ -112,8 +112,8 @@ class RecordedRun:
     async def _audit(self, action: str, detail: dict[str, Any]) -> None:
         await self.store.audit(
             action,
-            actor=self.key.prefix,
-            tenant_id=self.key.tenant_id,
+            actor=self.caller.actor,
+            tenant_id=self.caller.tenant_id,
             target=self.completion.run_id,
             client=self.client,
             detail=detail,

@@ -1,4 +1,5 @@
-"""The endpoints: the OpenAI API under /v1 (a key needed), health and metrics outside."""
+"""The endpoints: the OpenAI API under /v1 (a key or a bearer token needed), health and
+metrics outside."""
 
 from __future__ import annotations
 
@@ -11,31 +12,32 @@ from starlette.background import BackgroundTask
 
 from rlmrt.server import completions
 from rlmrt.server.api_errors import APIError
-from rlmrt.server.auth import authenticate
-from rlmrt.server.models import ApiKey
+from rlmrt.server.auth import Caller, scoped
 from rlmrt.server.ratelimits import Admission, RateLimited
 from rlmrt.server.schemas import ChatCompletionRequest
 from rlmrt.server.state import ServerState, client_address, server_state
+from rlmrt.server.tokens import READ, WRITE
 
 api = APIRouter(prefix="/v1")
 ops = APIRouter()
-Caller = Annotated[ApiKey, Depends(authenticate)]
+Reader = Annotated[Caller, Depends(scoped(READ))]
+Writer = Annotated[Caller, Depends(scoped(WRITE))]
 
 
 @api.post("/chat/completions", response_model=None)
 async def chat_completions(
-    body: ChatCompletionRequest, request: Request, key: Caller
+    body: ChatCompletionRequest, request: Request, caller: Writer
 ) -> dict[str, Any] | StreamingResponse:
     """One RLM run over the request's context; `stream: true` for SSE chunks."""
     state = server_state(request)
     client = client_address(request)
-    admission = await _admit(state, key, client)
+    admission = await _admit(state, caller, client)
     try:
         completion = completions.prepare(body, state.profiles)
     except BaseException:
         await admission.release(0)
         raise
-    run = completions.RecordedRun(state.store, completion, key, admission, client)
+    run = completions.RecordedRun(state.store, completion, caller, admission, client)
     if body.stream:
         return StreamingResponse(
             completions.stream(run),
@@ -47,16 +49,16 @@ async def chat_completions(
     return await completions.complete(run)
 
 
-async def _admit(state: ServerState, key: ApiKey, client: str | None) -> Admission:
-    """The request within its key's and tenant's rate limits, or a 429 (audited)."""
-    tenant = await state.store.tenant_by_id(key.tenant_id)
+async def _admit(state: ServerState, caller: Caller, client: str | None) -> Admission:
+    """The request within its caller's and tenant's rate limits, or a 429 (audited)."""
+    tenant = await state.store.tenant_by_id(caller.tenant_id)
     try:
-        return await state.limiter.admit(key, tenant)
+        return await state.limiter.admit(caller, tenant)
     except RateLimited as exc:
         await state.store.audit(
             "ratelimit.refuse",
-            actor=key.prefix,
-            tenant_id=key.tenant_id,
+            actor=caller.actor,
+            tenant_id=caller.tenant_id,
             target=exc.scope.name,
             client=client,
             detail={"limit": exc.what, "value": exc.limit, "retry_after_s": exc.retry_after_s},
@@ -70,7 +72,7 @@ async def _admit(state: ServerState, key: ApiKey, client: str | None) -> Admissi
 
 
 @api.get("/models")
-async def list_models(request: Request, key: Caller) -> dict[str, Any]:
+async def list_models(request: Request, caller: Reader) -> dict[str, Any]:
     """The profiles, as OpenAI lists models."""
     state = server_state(request)
     return {

@@ -1,4 +1,5 @@
-"""What the running server holds: the store, the rate limiter and one `RLM` per profile."""
+"""What the running server holds: the store, the rate limiter, one `RLM` per profile and
+the verifier of bearer tokens."""
 
 from __future__ import annotations
 
@@ -11,6 +12,7 @@ if TYPE_CHECKING:
     from rlmrt.engine.rlm import RLM
     from rlmrt.server.ratelimits import RateLimiter
     from rlmrt.server.storage import Store
+    from rlmrt.server.tokens import TokenVerifier
 
 
 @dataclass(slots=True, kw_only=True)
@@ -19,6 +21,7 @@ class ServerState:
     limiter: RateLimiter
     profiles: dict[str, RLM]  # model name a client gives -> the RLM its runs use
     created: int = field(default=0)  # unix time the profiles were loaded (`/v1/models`)
+    tokens: TokenVerifier | None = None  # None: JWT bearer tokens are not accepted
 
 
 def server_state(request: Request) -> ServerState:
