@@ -15,6 +15,7 @@ from fastapi import FastAPI
 from rlmrt.config import RLMConfig
 from rlmrt.server.api_errors import install_error_handlers
 from rlmrt.server.profiles import profile_configs
+from rlmrt.server.responses import install_openapi
 from rlmrt.server.routes import api, ops
 from rlmrt.server.state import ServerState
 from rlmrt.server.storage import Store
@@ -62,6 +63,7 @@ def create_app(config: RLMConfig, *, profiles: Sequence[str] = ()) -> FastAPI:
         lifespan=lifespan,
     )
     install_error_handlers(app)
+    install_openapi(app, list(made))
     app.include_router(api)
     app.include_router(ops)
     return app

@@ -14,6 +14,14 @@ from rlmrt.server import completions
 from rlmrt.server.api_errors import APIError
 from rlmrt.server.auth import Caller, scoped
 from rlmrt.server.ratelimits import Admission, RateLimited
+from rlmrt.server.responses import (
+    COMPLETION_RESPONSES,
+    METRICS_RESPONSES,
+    MODELS_RESPONSES,
+    READY_RESPONSES,
+    SERVER_ERROR,
+    Status,
+)
 from rlmrt.server.schemas import ChatCompletionRequest
 from rlmrt.server.state import ServerState, client_address, server_state
 from rlmrt.server.tokens import READ, WRITE
@@ -24,7 +32,7 @@ Reader = Annotated[Caller, Depends(scoped(READ))]
 Writer = Annotated[Caller, Depends(scoped(WRITE))]
 
 
-@api.post("/chat/completions", response_model=None)
+@api.post("/chat/completions", response_model=None, responses=COMPLETION_RESPONSES)
 async def chat_completions(
     body: ChatCompletionRequest, request: Request, caller: Writer
 ) -> dict[str, Any] | StreamingResponse:
@@ -71,7 +79,7 @@ async def _admit(state: ServerState, caller: Caller, client: str | None) -> Admi
         ) from exc
 
 
-@api.get("/models")
+@api.get("/models", response_model=None, responses=MODELS_RESPONSES)
 async def list_models(request: Request, caller: Reader) -> dict[str, Any]:
     """The profiles, as OpenAI lists models."""
     state = server_state(request)
@@ -84,13 +92,13 @@ async def list_models(request: Request, caller: Reader) -> dict[str, Any]:
     }
 
 
-@ops.get("/healthz")
+@ops.get("/healthz", response_model=None, responses={200: {"model": Status}, **SERVER_ERROR})
 async def healthz() -> dict[str, str]:
     """The process answers."""
     return {"status": "ok"}
 
 
-@ops.get("/readyz", response_model=None)
+@ops.get("/readyz", response_model=None, responses=READY_RESPONSES)
 async def readyz(request: Request) -> dict[str, str] | JSONResponse:
     """The database answers (503 when it does not)."""
     try:
@@ -100,7 +108,7 @@ async def readyz(request: Request) -> dict[str, str] | JSONResponse:
     return {"status": "ready"}
 
 
-@ops.get("/metrics", response_model=None)
+@ops.get("/metrics", response_model=None, responses=METRICS_RESPONSES)
 async def metrics() -> Response:
     """Prometheus metrics of the runs (the `metrics` extra)."""
     try:
