@@ -195,8 +195,9 @@ def test_a_bad_token_is_refused_saying_why(
 
 
 def test_scopes_decide_what_a_token_may_do(server: InProcessServer, idp: IdentityProvider) -> None:
-    reader = idp.token(scope="runs:read")
+    reader = idp.token(scope="runs:read", sub="reader")
     assert get_models(server, reader).status_code == 200
+    before = len(audit_records(server))
     for token in (reader, idp.token(scope=None), idp.token(scope="openid profile")):
         response = httpx.post(
             f"{server.url}/chat/completions",
@@ -206,6 +207,11 @@ def test_scopes_decide_what_a_token_may_do(server: InProcessServer, idp: Identit
         assert response.status_code == 403, response.text
         error = response.json()["error"]
         assert error["code"] == "insufficient_scope" and "'runs:write'" in error["message"]
+    denied = audit_records(server)[before:]
+    assert [(r["action"], r["detail"]["reason"]) for r in denied] == [
+        ("auth.denied", "no scope runs:write")
+    ] * 3
+    assert denied[0]["actor"] == "jwt:reader" and denied[0]["tenant_id"] is not None
     assert get_models(server, idp.token(scope=None)).status_code == 403
     # Azure AD and Okta send `scp`, a list or a string
     assert get_models(server, idp.token(scope=None, scp=["runs:write"])).status_code == 200

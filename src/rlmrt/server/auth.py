@@ -6,8 +6,8 @@ There is no anonymous mode. A missing, unknown, revoked or expired key, or a ref
 token, is a 401 with OpenAI's `invalid_api_key` code, and an "auth.fail" record of the
 audit log; neither the message nor the record holds the credential (the record: a
 key's visible prefix when it looks like one of ours, a token's reason of refusal).
-A token without the scope a route needs is a 403 (`insufficient_scope`); API keys have
-every scope.
+A token without the scope a route needs is a 403 (`insufficient_scope`), audited as
+"auth.denied"; API keys have every scope.
 """
 
 from __future__ import annotations
@@ -151,6 +151,13 @@ def scoped(scope: str) -> Callable[[Request], Awaitable[Caller]]:
     async def caller_with_scope(request: Request) -> Caller:
         caller = await authenticate(request)
         if not caller.allows(scope):
+            await server_state(request).store.audit(
+                "auth.denied",
+                actor=caller.actor,
+                tenant_id=caller.tenant_id,
+                client=client_address(request),
+                detail={"reason": f"no scope {scope}", "path": request.url.path},
+            )
             raise APIError(
                 403,
                 f"the bearer token lacks the scope {scope!r} this request needs",
