@@ -235,6 +235,15 @@ def stop(processes: list[subprocess.Popen[bytes]]) -> None:
             process.wait()
 
 
+def show_failures(folder: Path, count: int) -> None:
+    """The replicas' logged errors (their logs go with the temporary folder)."""
+    for index in range(count):
+        lines = (folder / f"serve-{index}.log").read_text(errors="replace").splitlines()
+        for number, line in enumerate(lines):
+            if line.startswith(("ERROR", "Traceback")) or "Error:" in line:
+                print(f"  replica {index}: " + " | ".join(lines[number : number + 3]))
+
+
 async def make_key(database_url: str) -> str:
     from rlmrt.server.storage import Store
 
@@ -299,6 +308,7 @@ def main() -> None:
                             print(json.dumps(rows[-1]), flush=True)
                 finally:
                     stop(processes)
+                    show_failures(folder, replica_count)
     finally:
         if model.stdin is not None:
             model.stdin.close()
