@@ -158,6 +158,7 @@ def test_config_without_subcommand_shows_help(rlm_cli) -> None:
 
 
 SERVER_LIMITS = ("requests_per_minute", "tokens_per_minute", "max_concurrent")
+JWT_SETTINGS = ("jwks_url", "issuer", "audience", "tenant_claim", "algorithms", "leeway_s")
 
 
 def test_every_setting_is_a_flag_derived_from_its_field(rlm_cli) -> None:
@@ -179,6 +180,7 @@ def test_every_setting_is_a_flag_derived_from_its_field(rlm_cli) -> None:
         "instance_stale_s",
         "event_keepalive_s",
         *(f"{who}_{limit}" for who in ("key", "tenant") for limit in SERVER_LIMITS),
+        *(f"jwt_{name}" for name in JWT_SETTINGS),
     }
     assert set(keywords()) - set(flags()) == {"prices", "alerts", *server}
     found = settings(

@@ -1,8 +1,8 @@
-"""No raw key anywhere: after good and bad keys, revoked and expired keys, 429s and a
-provider error quoting the provider's key (in a completion and in an async run, whose
-events are kept), neither the server's log (uvicorn's access
-log included), nor an error body, nor the audit log, nor any file of the database
-holds a key."""
+"""No raw key or token anywhere: after good and bad keys, revoked and expired keys, good
+and refused JWT bearer tokens, 429s and a provider error quoting the provider's key (in
+a completion and in an async run, whose events are kept), neither the server's log
+(uvicorn's access log included), nor an error body, nor the audit log, nor any file of
+the database, nor any trajectory holds a key or a token."""
 
 from __future__ import annotations
 
@@ -16,6 +16,7 @@ from pathlib import Path
 import httpx
 import openai
 import pytest
+from jwks import IdentityProvider
 from serving import PROVIDER_KEY, make_keys, model_reply, server_env, start_server
 
 from rlmrt.testing import ScriptedOpenAIServer
@@ -28,6 +29,7 @@ kind = "local"
 
 [server]
 key_requests_per_minute = 2
+{jwt}
 """
 QUESTION = [{"role": "user", "content": "How long is the context?"}]
 
@@ -37,7 +39,18 @@ def test_no_raw_key_in_logs_bodies_audit_or_database(
     serve: Callable[..., ScriptedOpenAIServer],
     run_cli: Callable[..., subprocess.CompletedProcess[str]],
 ) -> None:
-    (tmp_path / "rlm.toml").write_text(TOML)
+    idp = IdentityProvider()
+    idp.start()
+    (tmp_path / "rlm.toml").write_text(TOML.format(jwt=idp.toml()))
+    token = idp.token()
+    refused = [
+        idp.token(exp=int(time.time()) - 3600, iat=int(time.time()) - 7200),
+        idp.token(aud="another-service"),
+        idp.token("rsa", key=IdentityProvider().keys["rsa"]),
+        idp.unsigned_token(),
+        idp.hs256_with_public_key(),
+        idp.token(tenant="nobody"),
+    ]
     env = server_env(tmp_path / "home", serve(model_reply))
     keys = asyncio.run(make_keys(tmp_path / "home" / "server.db"))
     bogus = "rlm-" + "Q" * 43
@@ -77,8 +90,13 @@ def test_no_raw_key_in_logs_bodies_audit_or_database(
         for path in ("", "/events", "/trajectory"):
             bodies.append(httpx.get(f"{server.url}/runs/{run}{path}", headers=beta).text)
         assert "model_call_failed" in bodies[-1]
+        with openai.OpenAI(base_url=server.url, api_key=token, max_retries=0) as jwt_client:
+            jwt_client.chat.completions.create(
+                model="rlm", messages=QUESTION, extra_body={"context": "abc"}
+            )
         with httpx.Client(base_url=server.url) as http:
             for header in (
+                *(f"Bearer {bad}" for bad in refused),
                 f"Bearer {bogus}",
                 f"Bearer {foreign}",
                 f"Bearer {keys['revoked']}",
@@ -91,13 +109,15 @@ def test_no_raw_key_in_logs_bodies_audit_or_database(
                 bodies.append(response.text)
     finally:
         assert server.stop() == 0
+        idp.stop()
     audit = run_cli(env, "audit", "list", "--json", cwd=tmp_path)
     assert audit.returncode == 0, audit.stderr
     actions = [r["action"] for r in json.loads(audit.stdout)]
-    assert actions.count("auth.fail") == 6 and actions.count("ratelimit.refuse") == 1
+    assert actions.count("auth.fail") == 6 + len(refused) and actions.count("ratelimit.refuse") == 1
     assert actions.count("run.finish") == 4
 
-    secrets = [*keys.values(), bogus, foreign, PROVIDER_KEY]
+    signatures = [t.rsplit(".", 1)[1] for t in (token, *refused) if not t.endswith(".")]
+    secrets = [*keys.values(), bogus, foreign, PROVIDER_KEY, token, *refused, *signatures]
     places = {
         "the server's log": server.log_text(),
         "an error body": "\n".join(bodies),
@@ -108,5 +128,10 @@ def test_no_raw_key_in_logs_bodies_audit_or_database(
             places[str(path.name)] = path.read_bytes().decode("latin-1")
     assert 'GET /v1/models HTTP/1.1" 401' in places["the server's log"]  # access log on
     assert "server.db" in places
-    leaks = [(name, s[:12]) for name, text in places.items() for s in secrets if s in text]
+    runs = sorted((server.home / "runs").rglob("*.*"))
+    assert runs  # the trajectories of the runs: the provider key is redacted there too
+    checks = [(name, text, secrets) for name, text in places.items()] + [
+        (str(path), path.read_text(errors="replace"), secrets) for path in runs
+    ]
+    leaks = [(name, s[:12]) for name, text, searched in checks for s in searched if s in text]
     assert leaks == []

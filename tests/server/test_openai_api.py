@@ -227,6 +227,23 @@ def test_litellm_openai_provider(api: APIServer) -> None:
     assert "".join(c.choices[0].delta.content or "" for c in chunks) == "2"
 
 
+def test_litellm_async_streaming(api: APIServer) -> None:
+    litellm = import_litellm()
+
+    async def answer() -> str:
+        chunks = await litellm.acompletion(
+            model="openai/rlm",
+            api_base=api.url,
+            api_key=api.keys["acme"],
+            messages=QUESTION,
+            extra_body={"context": "012"},
+            stream=True,
+        )
+        return "".join([c.choices[0].delta.content or "" async for c in chunks])
+
+    assert asyncio.run(answer()) == "3"
+
+
 def test_models_are_the_profiles(api: APIServer) -> None:
     models = client(api).models.list()
     assert [m.id for m in models] == ["rlm", "short", "budget"]

@@ -16,7 +16,7 @@ from rlmrt.server.keys import key_hash, parse_duration
 from rlmrt.server.models import utc_now
 from rlmrt.server.storage import Spent, Store
 
-HEAD = "0004"  # the newest migration
+HEAD = "0005"  # the newest migration
 
 
 def url(path: Path) -> str:
@@ -161,6 +161,15 @@ async def test_a_database_of_the_first_migration_is_upgraded_with_its_data(
             "INSERT INTO tenants (id, name, created_at) VALUES"
             " ('ten_1', 'acme', '2026-01-01 00:00:00.000000')"
         )
+        connection.exec_driver_sql(
+            "INSERT INTO api_keys (id, tenant_id, prefix, key_hash, created_at) VALUES"
+            " ('key_1', 'ten_1', 'rlm-AAAAAAAA', 'h', '2026-01-01 00:00:00.000000')"
+        )
+        connection.exec_driver_sql(
+            "INSERT INTO runs (id, tenant_id, key_id, profile, status, input_tokens,"
+            " output_tokens, model_calls, cost_usd, created_at) VALUES ('run_1', 'ten_1',"
+            " 'key_1', 'rlm', 'completed', 1, 2, 1, 0.5, '2026-01-01 00:00:00.000000')"
+        )
     engine.dispose()
     store = await Store.open(url(path))
     try:
@@ -172,6 +181,8 @@ async def test_a_database_of_the_first_migration_is_upgraded_with_its_data(
         )
         assert (await store.set_tenant_limits("acme", max_concurrent=3)).max_concurrent == 3
         assert [r.action for r in await store.audit_records()] == ["tenant.limits"]
+        (run,) = await store.runs("acme")  # 0005: a run's key may be none, its subject kept
+        assert (run.id, run.key_id, run.subject, run.output_tokens) == ("run_1", "key_1", None, 2)
     finally:
         await store.aclose()
     with sqlite3.connect(path) as db:

@@ -70,7 +70,7 @@ def serve(
     names = ", ".join(dict.fromkeys(profile or [DEFAULT_PROFILE, *config.server.profiles]))
     typer.echo(f"serving the OpenAI API on http://{url_host}:{bound_port}/v1", err=True)
     typer.echo(f"models (profiles): {names}", err=True)
-    if usable == 0:
+    if usable == 0 and not config.server.jwt_jwks_url:
         typer.echo(
             "warning: no usable API key yet, every /v1 request gets 401; make one with"
             " `rlm tenants create NAME` and `rlm keys create --tenant NAME`",

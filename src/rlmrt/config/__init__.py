@@ -23,6 +23,7 @@ from collections.abc import Mapping
 from functools import cache
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Literal
+from urllib.parse import urlsplit
 
 from pydantic import (
     BaseModel,
@@ -588,6 +589,36 @@ class ServerSettings(_Section):
         le=3600,
         description="Seconds between the keep-alive comments of /v1/runs/{id}/events.",
     )
+    jwt_jwks_url: str | None = Field(
+        default=None,
+        description="URL of the JSON Web Key Set whose keys sign the OIDC/JWT bearer tokens"
+        " this server accepts (unset: API keys only); https, or http on this machine only."
+        " Needs jwt_issuer and jwt_audience.",
+    )
+    jwt_issuer: str | None = Field(
+        default=None, description="The `iss` claim a bearer token must carry."
+    )
+    jwt_audience: str | None = Field(
+        default=None, description="The `aud` claim a bearer token must carry (this server)."
+    )
+    jwt_tenant_claim: str = Field(
+        default="tenant",
+        min_length=1,
+        description="The token's claim that names its tenant (as `rlm tenants create` named"
+        " it; the tenant must exist).",
+    )
+    jwt_algorithms: list[str] = Field(
+        default_factory=lambda: ["RS256", "ES256"],
+        min_length=1,
+        description="Signature algorithms a bearer token may use: public-key ones only (RS*,"
+        " PS*, ES*, EdDSA); never `none` or HS*.",
+    )
+    jwt_leeway_s: int = Field(
+        default=30,
+        ge=0,
+        le=300,
+        description="Seconds of clock difference allowed on a token's exp, nbf and iat.",
+    )
     profiles: dict[str, dict[str, Any]] = Field(
         default_factory=dict,
         description="Profiles clients choose as `model`: name -> settings"
@@ -621,6 +652,41 @@ class ServerSettings(_Section):
                     f"profile {name!r}: " + describe_errors(exc, lambda _path: "profile")
                 ) from exc
         return value
+
+    @field_validator("jwt_algorithms")
+    @classmethod
+    def _public_key_algorithms(cls, value: list[str]) -> list[str]:
+        refused = [name for name in value if name not in JWT_ALGORITHMS]
+        if refused:
+            raise ValueError(
+                f"{', '.join(map(repr, refused))}: a bearer token's algorithm must be a"
+                f" public-key one ({', '.join(JWT_ALGORITHMS)})"
+            )
+        return value
+
+    @model_validator(mode="after")
+    def _whole_jwt_settings(self) -> ServerSettings:
+        url = self.jwt_jwks_url
+        if url is None:
+            return self
+        if not self.jwt_issuer or not self.jwt_audience:
+            raise ValueError(
+                "jwt_jwks_url needs jwt_issuer and jwt_audience (a token of any issuer or"
+                " audience would be accepted)"
+            )
+        parsed = urlsplit(url)
+        local = parsed.scheme == "http" and parsed.hostname in ("127.0.0.1", "::1", "localhost")
+        if parsed.scheme != "https" and not local:
+            raise ValueError(
+                f"jwt_jwks_url {masked_url(url)}: use https (http only on this machine)"
+            )
+        return self
+
+
+# what a bearer token may be signed with: never "none", never HS* (a public key as secret)
+JWT_ALGORITHMS = (
+    "RS256", "RS384", "RS512", "PS256", "PS384", "PS512", "ES256", "ES384", "ES512", "EdDSA"
+)  # fmt: skip
 
 
 class RLMConfig(BaseModel):

@@ -22,6 +22,7 @@ from rlmrt.server.body_limit import BodyLimit, is_upload
 from rlmrt.server.files import files
 from rlmrt.server.profiles import profile_configs
 from rlmrt.server.redact import server_secrets
+from rlmrt.server.responses import install_openapi
 from rlmrt.server.routes import api, ops
 from rlmrt.server.run_tasks import RunTasks
 from rlmrt.server.runs import runs
@@ -36,9 +37,11 @@ def create_app(config: RLMConfig, *, profiles: Sequence[str] = ()) -> FastAPI:
     from rlmrt.engine.rlm import RLM
     from rlmrt.observe.watchers import metrics_enabled
     from rlmrt.server.ratelimits import RateLimiter
+    from rlmrt.server.tokens import TokenVerifier
 
     settings = config.server
     limiter = RateLimiter(settings)  # a bad storage URI fails now, not at start
+    tokens = TokenVerifier(settings) if settings.jwt_jwks_url else None
     made = {
         name: RLM(config=profile) for name, profile in profile_configs(config, profiles).items()
     }
@@ -81,6 +84,7 @@ def create_app(config: RLMConfig, *, profiles: Sequence[str] = ()) -> FastAPI:
                 instance_id=instance_id,
                 secrets=server_secrets([config, *(rlm.config for rlm in made.values())]),
                 created=int(time.time()),
+                tokens=tokens,
             )
             yield
 
@@ -92,6 +96,7 @@ def create_app(config: RLMConfig, *, profiles: Sequence[str] = ()) -> FastAPI:
     )
     install_error_handlers(app)
     app.add_middleware(BodyLimit, limit=settings.max_request_bytes, exempt=is_upload)
+    install_openapi(app, list(made))
     app.include_router(api)
     app.include_router(files)
     app.include_router(runs)

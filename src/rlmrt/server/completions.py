@@ -32,8 +32,8 @@ from rlmrt.errors import BudgetExceededError, ContextError, ModelError, RLMError
 from rlmrt.events import EventHandler, TokenDelta
 from rlmrt.observe.usage import Usage
 from rlmrt.server.api_errors import APIError, internal_error
+from rlmrt.server.auth import Caller
 from rlmrt.server.budgets import DailyBudget, capped
-from rlmrt.server.models import ApiKey
 from rlmrt.server.ratelimits import Admission
 from rlmrt.server.schemas import ChatCompletionRequest
 from rlmrt.server.storage import Store
@@ -124,7 +124,7 @@ class RecordedRun:
         self,
         store: Store,
         completion: Completion,
-        key: ApiKey,
+        caller: Caller,
         admission: Admission,
         client: str | None,
         *,
@@ -134,7 +134,7 @@ class RecordedRun:
         self.instance_id = instance_id
         self.kind = "completion"  # or "run": an async run (`/v1/runs`)
         self.completion = completion
-        self.key = key
+        self.caller = caller
         self.admission = admission
         self.client = client
         self.result: RunResult | None = None
@@ -143,7 +143,7 @@ class RecordedRun:
         try:
             await self.store.start_run(
                 self.completion.run_id,
-                key=self.key,
+                caller=self.caller,
                 profile=self.completion.profile,
                 kind=self.kind,
                 instance_id=self.instance_id,
@@ -158,8 +158,8 @@ class RecordedRun:
     async def _audit(self, action: str, detail: dict[str, Any]) -> None:
         await self.store.audit(
             action,
-            actor=self.key.prefix,
-            tenant_id=self.key.tenant_id,
+            actor=self.caller.actor,
+            tenant_id=self.caller.tenant_id,
             target=self.completion.run_id,
             client=self.client,
             detail=detail,

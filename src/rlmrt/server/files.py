@@ -13,20 +13,19 @@ import re
 import secrets
 from collections.abc import Sequence
 from pathlib import Path
-from typing import Annotated, Any
+from typing import Any
 
-from fastapi import APIRouter, Depends, Request
+from fastapi import APIRouter, Request
 from fastapi.responses import FileResponse
 from sqlalchemy import delete, select
 
 from rlmrt.server.api_errors import APIError
-from rlmrt.server.auth import authenticate
-from rlmrt.server.models import ApiKey, StoredFile, utc_now
+from rlmrt.server.auth import Reader, Writer
+from rlmrt.server.models import StoredFile, utc_now
 from rlmrt.server.state import ServerState, client_address, server_state
 from rlmrt.server.uploads import receive_upload, too_large
 
 files = APIRouter(prefix="/v1/files")
-Caller = Annotated[ApiKey, Depends(authenticate)]
 FILE_ID = re.compile(r"file-[0-9a-f]{32}")
 PURPOSE = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]{0,63}")
 MULTIPART_BODY = {
@@ -102,7 +101,7 @@ async def context_files(
 
 
 @files.post("", openapi_extra=MULTIPART_BODY)
-async def upload_file(request: Request, key: Caller) -> dict[str, Any]:
+async def upload_file(request: Request, caller: Writer) -> dict[str, Any]:
     """Upload a file (multipart: `file` and `purpose`), streamed to disk."""
     state = server_state(request)
     limit = state.settings.max_upload_bytes
@@ -125,8 +124,9 @@ async def upload_file(request: Request, key: Caller) -> dict[str, Any]:
             )
         record = StoredFile(
             id=file_id,
-            tenant_id=key.tenant_id,
-            key_id=key.id,
+            tenant_id=caller.tenant_id,
+            key_id=caller.key_id,
+            subject=caller.subject,
             filename=upload.filename or "upload",
             purpose=purpose,
             bytes=upload.size,
@@ -140,8 +140,8 @@ async def upload_file(request: Request, key: Caller) -> dict[str, Any]:
         raise
     await state.store.audit(
         "file.upload",
-        actor=key.prefix,
-        tenant_id=key.tenant_id,
+        actor=caller.actor,
+        tenant_id=caller.tenant_id,
         target=file_id,
         client=client_address(request),
         detail={"bytes": upload.size, "sha256": upload.sha256, "purpose": purpose},
@@ -150,13 +150,13 @@ async def upload_file(request: Request, key: Caller) -> dict[str, Any]:
 
 
 @files.get("")
-async def list_files(request: Request, key: Caller) -> dict[str, Any]:
+async def list_files(request: Request, caller: Reader) -> dict[str, Any]:
     """The caller's tenant's files, newest first."""
     state = server_state(request)
     async with state.store.sessions() as session:
         found = await session.scalars(
             select(StoredFile)
-            .where(StoredFile.tenant_id == key.tenant_id)
+            .where(StoredFile.tenant_id == caller.tenant_id)
             .order_by(StoredFile.created_at.desc())
         )
         data = [file_body(record) for record in found]
@@ -164,15 +164,15 @@ async def list_files(request: Request, key: Caller) -> dict[str, Any]:
 
 
 @files.get("/{file_id}")
-async def get_file(file_id: str, request: Request, key: Caller) -> dict[str, Any]:
-    return file_body(await owned_file(server_state(request), key.tenant_id, file_id))
+async def get_file(file_id: str, request: Request, caller: Reader) -> dict[str, Any]:
+    return file_body(await owned_file(server_state(request), caller.tenant_id, file_id))
 
 
 @files.get("/{file_id}/content", response_model=None)
-async def get_file_content(file_id: str, request: Request, key: Caller) -> FileResponse:
+async def get_file_content(file_id: str, request: Request, caller: Reader) -> FileResponse:
     """The file's bytes, as uploaded."""
     state = server_state(request)
-    record = await owned_file(state, key.tenant_id, file_id)
+    record = await owned_file(state, caller.tenant_id, file_id)
     return FileResponse(
         file_path(state, record.id),
         media_type="application/octet-stream",
@@ -181,16 +181,16 @@ async def get_file_content(file_id: str, request: Request, key: Caller) -> FileR
 
 
 @files.delete("/{file_id}")
-async def delete_file(file_id: str, request: Request, key: Caller) -> dict[str, Any]:
+async def delete_file(file_id: str, request: Request, caller: Writer) -> dict[str, Any]:
     state = server_state(request)
-    record = await owned_file(state, key.tenant_id, file_id)
+    record = await owned_file(state, caller.tenant_id, file_id)
     async with state.store.sessions.begin() as session:
         await session.execute(delete(StoredFile).where(StoredFile.id == record.id))
     file_path(state, record.id).unlink(missing_ok=True)
     await state.store.audit(
         "file.delete",
-        actor=key.prefix,
-        tenant_id=key.tenant_id,
+        actor=caller.actor,
+        tenant_id=caller.tenant_id,
         target=record.id,
         client=client_address(request),
         detail={"bytes": record.bytes, "sha256": record.sha256},

@@ -96,7 +96,8 @@ class RunRecord(Base):
 
     id: Mapped[str] = mapped_column(String(64), primary_key=True)
     tenant_id: Mapped[str] = mapped_column(ForeignKey("tenants.id"), index=True)
-    key_id: Mapped[str] = mapped_column(ForeignKey("api_keys.id"), index=True)
+    key_id: Mapped[str | None] = mapped_column(ForeignKey("api_keys.id"), default=None, index=True)
+    subject: Mapped[str | None] = mapped_column(String(255), default=None)  # a token's
     profile: Mapped[str] = mapped_column(String(64))
     status: Mapped[str] = mapped_column(String(16))  # running, completed, partial, failed, ...
     stop_reason: Mapped[str | None] = mapped_column(String(64), default=None)
@@ -150,7 +151,8 @@ class StoredFile(Base):
 
     id: Mapped[str] = mapped_column(String(64), primary_key=True)
     tenant_id: Mapped[str] = mapped_column(ForeignKey("tenants.id"), index=True)
-    key_id: Mapped[str] = mapped_column(ForeignKey("api_keys.id"))
+    key_id: Mapped[str | None] = mapped_column(ForeignKey("api_keys.id"), default=None)
+    subject: Mapped[str | None] = mapped_column(String(255), default=None)  # a token's
     filename: Mapped[str] = mapped_column(String(255))
     purpose: Mapped[str] = mapped_column(String(64))
     bytes: Mapped[int] = mapped_column(BigInteger)

@@ -3,11 +3,11 @@ moving window: never more than N in any 60 s), model tokens per minute (a fixed 
 charged with each run's usage when it ends, checked before the next starts) and runs
 at the same time (a counter taken at the start and given back at the end).
 
-Each key has the `[server] key_*` limits; all the keys of a tenant together have the
-tenant's own limits (`rlm tenants set`) or the `[server] tenant_*` defaults; 0 is no
-limit. The counters live in `[server] rate_limit_storage` (a `limits` storage URI):
-`memory://` holds them in this process; a shared storage (`redis://...`) holds them for
-several replicas.
+Each key, and each bearer token's subject, has the `[server] key_*` limits; all the
+keys of a tenant together have the tenant's own limits (`rlm tenants set`) or the
+`[server] tenant_*` defaults; 0 is no limit. The counters live in `[server]
+rate_limit_storage` (a `limits` storage URI): `memory://` holds them in this process; a
+shared storage (`redis://...`) holds them for several replicas.
 """
 
 from __future__ import annotations
@@ -16,7 +16,7 @@ import logging
 import math
 import time
 from dataclasses import dataclass, field
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from limits import RateLimitItem, RateLimitItemPerMinute
 from limits.aio.storage import MovingWindowSupport, Storage
@@ -26,7 +26,10 @@ from limits.storage import storage_from_string
 
 from rlmrt.config import ServerSettings, masked_url
 from rlmrt.errors import ConfigError
-from rlmrt.server.models import ApiKey, Tenant
+from rlmrt.server.models import Tenant
+
+if TYPE_CHECKING:
+    from rlmrt.server.auth import Caller
 
 log = logging.getLogger("rlmrt.server")
 CONCURRENT_EXPIRY_S = 3600  # a run counter a crashed replica left behind ends by then
@@ -60,8 +63,9 @@ class RateLimited(Exception):
         )
 
 
-def scopes(settings: ServerSettings, key: ApiKey, tenant: Tenant) -> tuple[Scope, Scope]:
-    """The key's and its tenant's limits (their own, else the [server] defaults)."""
+def scopes(settings: ServerSettings, caller: Caller, tenant: Tenant) -> tuple[Scope, Scope]:
+    """The caller's (a key's, a token subject's) and its tenant's limits (their own,
+    else the [server] defaults)."""
 
     def own(value: int | None, default: int) -> int:
         return default if value is None else value
@@ -72,12 +76,12 @@ def scopes(settings: ServerSettings, key: ApiKey, tenant: Tenant) -> tuple[Scope
     return (
         Scope(
             kind="key",
-            id=key.id,
-            name=f"key {key.prefix}...",
+            id=caller.limit_id,
+            name=caller.limit_name,
             requests_per_minute=settings.key_requests_per_minute,
             tokens_per_minute=settings.key_tokens_per_minute,
             max_concurrent=settings.key_max_concurrent,
-            daily_usd=own_usd(key.daily_usd, settings.key_daily_usd),
+            daily_usd=own_usd(caller.daily_usd, settings.key_daily_usd),
         ),
         Scope(
             kind="tenant",
@@ -134,10 +138,10 @@ class RateLimiter:
         if bridge is not None:
             await bridge.get_connection().aclose()
 
-    async def admit(self, key: ApiKey, tenant: Tenant) -> Admission:
-        """Count one request of `key`; raises `RateLimited` naming the first limit it
+    async def admit(self, caller: Caller, tenant: Tenant) -> Admission:
+        """Count one request of `caller`; raises `RateLimited` naming the first limit it
         is over (then nothing stays counted but the request itself)."""
-        checked = scopes(self.settings, key, tenant)
+        checked = scopes(self.settings, caller, tenant)
         for scope in checked:
             if scope.tokens_per_minute and not await self._tokens.test(
                 _per_minute(scope.tokens_per_minute), scope.kind, scope.id, "tokens"

@@ -1,12 +1,13 @@
-"""The endpoints: the OpenAI API under /v1 (a key needed), health and metrics outside."""
+"""The endpoints: the OpenAI API under /v1 (a key or a bearer token needed), health and
+metrics outside."""
 
 from __future__ import annotations
 
 import logging
-from typing import Annotated, Any
+from typing import Any
 
 import anyio
-from fastapi import APIRouter, Depends, Request
+from fastapi import APIRouter, Request
 from fastapi.responses import JSONResponse, PlainTextResponse, Response, StreamingResponse
 from limits.errors import StorageError
 from sqlalchemy.exc import SQLAlchemyError
@@ -14,11 +15,18 @@ from starlette.background import BackgroundTask
 
 from rlmrt.server import completions
 from rlmrt.server.api_errors import APIError
-from rlmrt.server.auth import authenticate
+from rlmrt.server.auth import Caller, Reader, Writer
 from rlmrt.server.budgets import BudgetSpent, DailyBudget, check_budgets, daily_budgets
 from rlmrt.server.files import context_files
-from rlmrt.server.models import ApiKey
 from rlmrt.server.ratelimits import Admission, RateLimited, scopes
+from rlmrt.server.responses import (
+    COMPLETION_RESPONSES,
+    METRICS_RESPONSES,
+    MODELS_RESPONSES,
+    READY_RESPONSES,
+    SERVER_ERROR,
+    Status,
+)
 from rlmrt.server.schemas import ChatCompletionRequest
 from rlmrt.server.state import ServerState, client_address, server_state
 
@@ -26,15 +34,14 @@ log = logging.getLogger("rlmrt.server")
 STORAGE_RETRY_S = 5  # a client's wait when the rate-limit storage does not answer
 api = APIRouter(prefix="/v1")
 ops = APIRouter()
-Caller = Annotated[ApiKey, Depends(authenticate)]
 
 
-@api.post("/chat/completions", response_model=None)
+@api.post("/chat/completions", response_model=None, responses=COMPLETION_RESPONSES)
 async def chat_completions(
-    body: ChatCompletionRequest, request: Request, key: Caller
+    body: ChatCompletionRequest, request: Request, caller: Writer
 ) -> dict[str, Any] | StreamingResponse:
     """One RLM run over the request's context; `stream: true` for SSE chunks."""
-    run = await admitted_run(request, body, key)
+    run = await admitted_run(request, body, caller)
     if body.stream:
         return StreamingResponse(
             completions.stream(run),
@@ -47,25 +54,25 @@ async def chat_completions(
 
 
 async def admitted_run(
-    request: Request, body: ChatCompletionRequest, key: ApiKey
+    request: Request, body: ChatCompletionRequest, caller: Caller
 ) -> completions.RecordedRun:
     """The request within its rate limits (its slot taken), checked, its context loaded:
     its run, to record (a completion's or an async run's)."""
     state = server_state(request)
     client = client_address(request)
-    admission, daily = await admit(state, key, client)
+    admission, daily = await admit(state, caller, client)
     try:
-        completion = await prepared(state, body, key, daily)
+        completion = await prepared(state, body, caller, daily)
     except BaseException:
         await admission.release(0)
         raise
     return completions.RecordedRun(
-        state.store, completion, key, admission, client, instance_id=state.instance_id
+        state.store, completion, caller, admission, client, instance_id=state.instance_id
     )
 
 
 async def prepared(
-    state: ServerState, body: ChatCompletionRequest, key: ApiKey, daily: DailyBudget | None
+    state: ServerState, body: ChatCompletionRequest, caller: Caller, daily: DailyBudget | None
 ) -> completions.Completion:
     """The request checked and its context loaded (`context_files`: the caller's
     tenant's files, read off the event loop); `daily`: the budget its run may spend."""
@@ -73,26 +80,26 @@ async def prepared(
         return completions.prepare(body, state.profiles, daily=daily)
     if body.context is not None:
         raise APIError(400, "give the context or context_files, not both", param="context_files")
-    found = await context_files(state, key.tenant_id, body.context_files)
+    found = await context_files(state, caller.tenant_id, body.context_files)
     return await anyio.to_thread.run_sync(
         lambda: completions.prepare(body, state.profiles, found, daily=daily)
     )
 
 
 async def admit(
-    state: ServerState, key: ApiKey, client: str | None
+    state: ServerState, caller: Caller, client: str | None
 ) -> tuple[Admission, DailyBudget | None]:
-    """The request within its key's and tenant's daily budgets and rate limits, or a
+    """The request within its caller's and tenant's daily budgets and rate limits, or a
     429 (audited); the budget its run may spend at most."""
-    tenant = await state.store.tenant_by_id(key.tenant_id)
-    budgets = await daily_budgets(state.store, scopes(state.limiter.settings, key, tenant))
+    tenant = await state.store.tenant_by_id(caller.tenant_id)
+    budgets = await daily_budgets(state.store, scopes(state.limiter.settings, caller, tenant))
     try:
         daily = check_budgets(budgets)
     except BudgetSpent as exc:
         await state.store.audit(
             "budget.refuse",
-            actor=key.prefix,
-            tenant_id=key.tenant_id,
+            actor=caller.actor,
+            tenant_id=caller.tenant_id,
             target=exc.budget.scope.name,
             client=client,
             detail={
@@ -109,7 +116,7 @@ async def admit(
             headers={"Retry-After": str(exc.retry_after_s)},
         ) from exc
     try:
-        return await state.limiter.admit(key, tenant), daily
+        return await state.limiter.admit(caller, tenant), daily
     except StorageError as exc:  # no counting, no run: a limit must not lapse silently
         log.warning(
             "the rate-limit storage failed (%s): request refused",
@@ -124,8 +131,8 @@ async def admit(
     except RateLimited as exc:
         await state.store.audit(
             "ratelimit.refuse",
-            actor=key.prefix,
-            tenant_id=key.tenant_id,
+            actor=caller.actor,
+            tenant_id=caller.tenant_id,
             target=exc.scope.name,
             client=client,
             detail={"limit": exc.what, "value": exc.limit, "retry_after_s": exc.retry_after_s},
@@ -138,8 +145,8 @@ async def admit(
         ) from exc
 
 
-@api.get("/models")
-async def list_models(request: Request, key: Caller) -> dict[str, Any]:
+@api.get("/models", response_model=None, responses=MODELS_RESPONSES)
+async def list_models(request: Request, caller: Reader) -> dict[str, Any]:
     """The profiles, as OpenAI lists models."""
     state = server_state(request)
     return {
@@ -151,13 +158,13 @@ async def list_models(request: Request, key: Caller) -> dict[str, Any]:
     }
 
 
-@ops.get("/healthz")
+@ops.get("/healthz", response_model=None, responses={200: {"model": Status}, **SERVER_ERROR})
 async def healthz() -> dict[str, str]:
     """The process answers."""
     return {"status": "ok"}
 
 
-@ops.get("/readyz", response_model=None)
+@ops.get("/readyz", response_model=None, responses=READY_RESPONSES)
 async def readyz(request: Request) -> dict[str, str] | JSONResponse:
     """The database and the rate-limit storage answer (503 when one does not)."""
     state = server_state(request)
@@ -170,7 +177,7 @@ async def readyz(request: Request) -> dict[str, str] | JSONResponse:
     return {"status": "ready"}
 
 
-@ops.get("/metrics", response_model=None)
+@ops.get("/metrics", response_model=None, responses=METRICS_RESPONSES)
 async def metrics() -> Response:
     """Prometheus metrics of the runs (the `metrics` extra)."""
     try:

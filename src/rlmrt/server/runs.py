@@ -16,16 +16,16 @@ from contextlib import AsyncExitStack
 from typing import Annotated, Any
 
 import anyio
-from fastapi import APIRouter, Depends, Header, Request
+from fastapi import APIRouter, Header, Request
 from fastapi.responses import JSONResponse, StreamingResponse
 from sqlalchemy import select, update
 
 from rlmrt.errors import RLMError
 from rlmrt.server.api_errors import APIError, internal_error
-from rlmrt.server.auth import authenticate
+from rlmrt.server.auth import Reader, Writer
 from rlmrt.server.completions import RecordedRun, run_completion, run_failed
 from rlmrt.server.instances import SERVER_STOPPED
-from rlmrt.server.models import ApiKey, RunRecord
+from rlmrt.server.models import RunRecord
 from rlmrt.server.routes import admitted_run
 from rlmrt.server.run_events import ENDED, EventRecorder, event_stream, trajectory_document
 from rlmrt.server.schemas import ChatCompletionRequest
@@ -34,7 +34,6 @@ from rlmrt.server.state import ServerState, client_address, server_state
 log = logging.getLogger("rlmrt.server")
 
 runs = APIRouter(prefix="/v1/runs")
-Caller = Annotated[ApiKey, Depends(authenticate)]
 PREFIX = "run-"
 SSE_HEADERS = {"Cache-Control": "no-cache", "X-Accel-Buffering": "no"}
 
@@ -80,10 +79,12 @@ async def owned_run(state: ServerState, tenant_id: str, run_id: str) -> RunRecor
 
 
 @runs.post("", status_code=202)
-async def create_run(body: ChatCompletionRequest, request: Request, key: Caller) -> dict[str, Any]:
+async def create_run(
+    body: ChatCompletionRequest, request: Request, caller: Writer
+) -> dict[str, Any]:
     """Start a run of a chat-completions body; its id at once."""
     state = server_state(request)
-    run = await admitted_run(request, body, key)
+    run = await admitted_run(request, body, caller)
     run.kind = "run"
     completion = run.completion
     recorded = AsyncExitStack()
@@ -139,29 +140,31 @@ async def _store_outcome(state: ServerState, run: RecordedRun, error: str | None
 
 
 @runs.get("/{run_id}")
-async def get_run(run_id: str, request: Request, key: Caller) -> dict[str, Any]:
-    return run_body(await owned_run(server_state(request), key.tenant_id, run_id))
+async def get_run(run_id: str, request: Request, caller: Reader) -> dict[str, Any]:
+    return run_body(await owned_run(server_state(request), caller.tenant_id, run_id))
 
 
 @runs.post("/{run_id}/cancel", response_model=None)
-async def cancel_run(run_id: str, request: Request, key: Caller) -> dict[str, Any] | JSONResponse:
+async def cancel_run(
+    run_id: str, request: Request, caller: Writer
+) -> dict[str, Any] | JSONResponse:
     """End the run: cancelled here, or asked of the replica running it (202 until then)."""
     state = server_state(request)
-    record = await owned_run(state, key.tenant_id, run_id)
+    record = await owned_run(state, caller.tenant_id, run_id)
     if record.status in ENDED:
         return run_body(record)
     task = state.runs.cancel(record.id)
     if task is not None:
         await _ended(task)
-        return run_body(await owned_run(state, key.tenant_id, run_id))
+        return run_body(await owned_run(state, caller.tenant_id, run_id))
     async with state.store.sessions.begin() as session:
         await session.execute(
             update(RunRecord).where(RunRecord.id == record.id).values(cancel_requested=True)
         )
     await state.store.audit(
         "run.cancel.ask",
-        actor=key.prefix,
-        tenant_id=key.tenant_id,
+        actor=caller.actor,
+        tenant_id=caller.tenant_id,
         target=record.id,
         client=client_address(request),
     )
@@ -178,13 +181,13 @@ async def _ended(task: asyncio.Task[None]) -> None:
 async def run_events(
     run_id: str,
     request: Request,
-    key: Caller,
+    caller: Reader,
     last_event_id: Annotated[str | None, Header()] = None,
 ) -> StreamingResponse:
     """The run's events as server-sent events (`id:` its number; `Last-Event-ID`
     resumes after it), ending with an `end` event once the run has ended."""
     state = server_state(request)
-    record = await owned_run(state, key.tenant_id, run_id)
+    record = await owned_run(state, caller.tenant_id, run_id)
     after = 0
     if last_event_id is not None:
         if not last_event_id.strip().isdigit():
@@ -198,10 +201,10 @@ async def run_events(
 
 
 @runs.get("/{run_id}/trajectory", response_model=None)
-async def run_trajectory(run_id: str, request: Request, key: Caller) -> StreamingResponse:
+async def run_trajectory(run_id: str, request: Request, caller: Reader) -> StreamingResponse:
     """The run's events so far as one JSON document: `{"id", "status", "events": [...]}`."""
     state = server_state(request)
-    record = await owned_run(state, key.tenant_id, run_id)
+    record = await owned_run(state, caller.tenant_id, run_id)
     head = json.dumps({"id": PREFIX + record.id, "status": record.status})[:-1] + ', "events": ['
     return StreamingResponse(
         trajectory_document(state.store.sessions, record.id, head),

@@ -9,9 +9,15 @@ from __future__ import annotations
 
 from typing import Any
 
-from pydantic import BaseModel, ConfigDict, Field, field_validator
+from pydantic import BaseModel, ConfigDict, Field, JsonValue, field_validator
 
 from rlmrt.server.api_errors import APIError
+
+EXAMPLE: dict[str, JsonValue] = {  # in /openapi.json; schemathesis starts from it
+    "model": "rlm",
+    "messages": [{"role": "user", "content": "How many lines mention an error?"}],
+    "context": "ok\nerror: disk full\nok\nerror: timeout",
+}
 
 
 class ChatMessage(BaseModel):
@@ -24,11 +30,11 @@ class ChatMessage(BaseModel):
 class StreamOptions(BaseModel):
     model_config = ConfigDict(extra="allow")
 
-    include_usage: bool = False
+    include_usage: bool = Field(default=False, strict=True)  # 0 or "true" is a 400
 
 
 class ChatCompletionRequest(BaseModel):
-    model_config = ConfigDict(extra="allow")
+    model_config = ConfigDict(extra="allow", json_schema_extra={"examples": [EXAMPLE]})
 
     model: str = Field(description="A profile of this server (GET /v1/models lists them).")
     messages: list[ChatMessage] = Field(
@@ -36,7 +42,7 @@ class ChatCompletionRequest(BaseModel):
         description="The last message is the question (role user); the earlier ones are the"
         " context when `context` is not given.",
     )
-    stream: bool = False
+    stream: bool = Field(default=False, strict=True)
     stream_options: StreamOptions | None = None
     context: str | list[str] | dict[str, Any] | None = Field(
         default=None,

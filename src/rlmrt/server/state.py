@@ -1,5 +1,5 @@
 """What the running server holds: the store, the rate limiter, one `RLM` per profile,
-its settings, its async runs and its instance id."""
+its settings, its async runs, its instance id and the verifier of bearer tokens."""
 
 from __future__ import annotations
 
@@ -14,6 +14,7 @@ if TYPE_CHECKING:
     from rlmrt.server.ratelimits import RateLimiter
     from rlmrt.server.run_tasks import RunTasks
     from rlmrt.server.storage import Store
+    from rlmrt.server.tokens import TokenVerifier
 
 
 @dataclass(slots=True, kw_only=True)
@@ -26,6 +27,7 @@ class ServerState:
     instance_id: str  # this process, in the database (see `instances`)
     secrets: tuple[str, ...] = ()  # kept out of the events tenants read (see `redact`)
     created: int = field(default=0)  # unix time the profiles were loaded (`/v1/models`)
+    tokens: TokenVerifier | None = None  # None: JWT bearer tokens are not accepted
 
 
 def server_state(request: Request) -> ServerState:

@@ -17,7 +17,7 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from sqlalchemy import event, func, select, text
 from sqlalchemy.engine import Connection, make_url
@@ -29,6 +29,9 @@ from rlmrt.observe.usage import Usage
 from rlmrt.server.audit import CLI_ACTOR, GENESIS, ChainBreak, detail_text, first_break, sealed
 from rlmrt.server.keys import key_hash, key_prefix, looks_like_key, new_key, same_hash
 from rlmrt.server.models import ApiKey, AuditRecord, RunRecord, Tenant, utc_now
+
+if TYPE_CHECKING:
+    from rlmrt.server.auth import Caller
 
 MIGRATIONS = Path(__file__).with_name("migrations")
 TENANT_NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]{0,63}")
@@ -241,7 +244,7 @@ class Store:
         self,
         run_id: str,
         *,
-        key: ApiKey,
+        caller: Caller,
         profile: str,
         kind: str = "completion",
         instance_id: str | None = None,
@@ -250,8 +253,9 @@ class Store:
             session.add(
                 RunRecord(
                     id=run_id,
-                    tenant_id=key.tenant_id,
-                    key_id=key.id,
+                    tenant_id=caller.tenant_id,
+                    key_id=caller.key_id,
+                    subject=caller.subject,
                     profile=profile,
                     status="running",
                     input_tokens=0,
