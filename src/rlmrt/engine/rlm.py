@@ -6,7 +6,7 @@ from __future__ import annotations
 
 import asyncio
 import weakref
-from collections.abc import AsyncGenerator, Awaitable, Iterator
+from collections.abc import AsyncGenerator, Awaitable, Iterator, Sequence
 from typing import TYPE_CHECKING, Any
 
 from rlmrt._loop import LoopThread
@@ -22,6 +22,7 @@ from rlmrt.sandbox.pool import SandboxPool
 
 if TYPE_CHECKING:
     from rlmrt.engine.session import RLMSession
+    from rlmrt.tools import Tool
 
 __all__ = ["RLM", "RunResult"]
 
@@ -80,14 +81,24 @@ class RLM:
 
     # -- async core --------------------------------------------------------------
     async def acompletion(
-        self, prompt: str, context: Any = None, *, on_event: EventHandler | None = None
+        self,
+        prompt: str,
+        context: Any = None,
+        *,
+        on_event: EventHandler | None = None,
+        tools: Sequence[Tool] = (),
     ) -> RunResult:
+        """Run `prompt` over `context` to its answer. `tools` (made with
+        `rlmrt.tools.tool`) are offered to the run's code as `tools.NAME(...)`, with the
+        tools granted in the settings."""
         check_prompt(prompt)
         return await self.engine.run(
-            prompt, load_context(context, self.config.input), on_event=on_event
+            prompt, load_context(context, self.config.input), on_event=on_event, tools=tools
         )
 
-    def astream(self, prompt: str, context: Any = None) -> AsyncGenerator[Event | RunResult, None]:
+    def astream(
+        self, prompt: str, context: Any = None, *, tools: Sequence[Tool] = ()
+    ) -> AsyncGenerator[Event | RunResult, None]:
         """Yield the run's events as they happen (root-model token deltas included),
         then the `RunResult`."""
 
@@ -98,6 +109,7 @@ class RLM:
                 load_context(context, self.config.input),
                 on_event=on_event,
                 stream_root=True,
+                tools=tools,
             )
 
         return stream_run(start)
@@ -136,17 +148,21 @@ class RLM:
             await asyncio.to_thread(self._sync.stop)
 
     # -- sync facade ----------------------------------------------------------------
-    def completion(self, prompt: str, context: Any = None) -> RunResult:
+    def completion(
+        self, prompt: str, context: Any = None, *, tools: Sequence[Tool] = ()
+    ) -> RunResult:
         """Synchronous form of `acompletion`."""
-        return self._sync.run(self.acompletion(prompt, context))
+        return self._sync.run(self.acompletion(prompt, context, tools=tools))
 
     def warm(self) -> int:
         """Synchronous form of `awarm`."""
         return self._sync.run(self.awarm())
 
-    def stream(self, prompt: str, context: Any = None) -> Iterator[Event | RunResult]:
+    def stream(
+        self, prompt: str, context: Any = None, *, tools: Sequence[Tool] = ()
+    ) -> Iterator[Event | RunResult]:
         """Synchronous form of `astream`: events as they happen, then the result."""
-        return iterate_on(self._sync, self.astream(prompt, context))
+        return iterate_on(self._sync, self.astream(prompt, context, tools=tools))
 
     def close(self) -> None:
         """Close the model client and stop the facade's loop."""

@@ -252,6 +252,7 @@ class Run:
             context_search=self.searcher is not None and self.searcher.enabled,
             extra_rules=self._profile.extra_rules,
             peek=peek,
+            tools=self.tree.tools.prompt_lines() if self.tree.tools is not None else (),
         )
         stop_reason = await self._iterate(sandbox, messages)
         if isinstance(stop_reason, _Done):
