@@ -20,7 +20,7 @@ from typing import TYPE_CHECKING, Any
 
 from rlmrt.config import MCPServerSettings
 from rlmrt.errors import MissingDependencyError, ToolError
-from rlmrt.tools._model import Secrets, Tool, ToolNeeds
+from rlmrt.tools._model import Secrets, Tool, ToolNeeds, type_text
 
 if TYPE_CHECKING:
     from mcp import Client
@@ -70,7 +70,9 @@ class MCPServer:
             raise MissingDependencyError("mcp", "mcp") from exc
         self._owner = asyncio.ensure_future(self._own(Client(self._target())))
         ready = asyncio.ensure_future(self._ready.wait())
-        await asyncio.wait({ready, self._owner}, timeout=START_TIMEOUT_S)
+        await asyncio.wait(
+            {ready, self._owner}, timeout=START_TIMEOUT_S, return_when=asyncio.FIRST_COMPLETED
+        )
         ready.cancel()
         client = self._client
         if client is None:
@@ -82,7 +84,14 @@ class MCPServer:
         except Exception as exc:
             await self.aclose()
             raise ToolError(f"MCP server {self.name!r} did not list its tools: {exc}") from exc
-        return [MCPTool(self, t.name, t.description or "", t.input_schema) for t in listed.tools]
+        tools = []
+        for listed_tool in listed.tools:
+            found = MCPTool(
+                self, listed_tool.name, listed_tool.description or "", listed_tool.input_schema
+            )
+            found.returns = _returns(listed_tool.output_schema)
+            tools.append(found)
+        return tools
 
     async def _own(self, client: Client) -> None:
         try:
@@ -171,6 +180,16 @@ def _check_schema(name: str, schema: dict[str, Any], arguments: dict[str, Any]) 
     where = ".".join(str(p) for p in error.path) or "arguments"
     kind = TypeError if error.validator == "type" else ValueError
     raise kind(f"tools.{name}() argument {where!r}: {error.message}")
+
+
+def _returns(schema: dict[str, Any] | None) -> str | None:
+    """The result's Python type from an output schema (a wrapped plain value's own)."""
+    if not schema:
+        return None
+    properties = schema.get("properties") or {}
+    if list(properties) == ["result"]:
+        return type_text(properties["result"])
+    return "dict"
 
 
 def _text(content: Sequence[Any]) -> str:

@@ -22,6 +22,7 @@ __all__ = [
     "ToolNeeds",
     "name_problem",
     "signature_text",
+    "type_text",
 ]
 
 #: names a tool cannot have: the `tools` namespace's own attributes
@@ -149,7 +150,7 @@ def signature_text(schema: Mapping[str, Any]) -> str:
     parts: list[str] = []
     optional: list[str] = []
     for name, prop in properties.items():
-        text = f"{name}: {_type_text(prop)}"
+        text = f"{name}: {type_text(prop)}"
         if name in required:
             parts.append(text)
         else:
@@ -158,20 +159,21 @@ def signature_text(schema: Mapping[str, Any]) -> str:
     return ", ".join(parts + optional)
 
 
-def _type_text(prop: Any) -> str:
+def type_text(prop: Any) -> str:
+    """The Python type of a JSON schema, as text ("list[int]")."""
     if not isinstance(prop, Mapping):
         return "Any"
     kind = prop.get("type")
     if isinstance(kind, str):
         text = _JSON_TYPES.get(kind, "Any")
         if kind == "array" and isinstance(prop.get("items"), Mapping):
-            text = f"list[{_type_text(prop['items'])}]"
+            text = f"list[{type_text(prop['items'])}]"
         return text
     if isinstance(kind, list):
         return " | ".join(_JSON_TYPES.get(str(k), "Any") for k in kind)
     options = prop.get("anyOf") or prop.get("oneOf")
     if isinstance(options, list) and options:
-        return " | ".join(_type_text(option) for option in options)
+        return " | ".join(type_text(option) for option in options)
     if "enum" in prop and isinstance(prop["enum"], list):
         return "Literal[" + ", ".join(repr(v) for v in prop["enum"]) + "]"
     return "Any"
