@@ -268,13 +268,13 @@ class ToolSettings(_Section):
             return data
         known = {field_keyword(n, f) for n, f in cls.model_fields.items()} | set(cls.model_fields)
         out = {k: v for k, v in data.items() if k in known}
-        granted = dict(out.get("granted") or out.pop("granted_tools", None) or {})
-        for name, value in data.items():
-            if name in known:
-                continue
-            granted[name] = {"version": value} if isinstance(value, str) else value
+        granted = dict(out.pop("granted", None) or out.pop("granted_tools", None) or {})
+        granted.update({name: value for name, value in data.items() if name not in known})
         if granted:
-            out["granted"] = granted
+            out["granted"] = {
+                name: {"version": value} if isinstance(value, str) else value
+                for name, value in granted.items()
+            }
         return out
 
 

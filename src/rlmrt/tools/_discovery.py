@@ -67,7 +67,7 @@ def check_pin(tool: Tool, pin: str) -> None:
     from packaging.version import InvalidVersion, Version
 
     try:
-        accepted = SpecifierSet(pin)
+        accepted = SpecifierSet(f"=={pin.strip()}" if _is_version(pin) else pin)
     except InvalidSpecifier:
         raise ConfigError(
             f'[tools] {tool.name} = "{pin}" is not a version pin (e.g. ">=1.2,<2")'
@@ -84,6 +84,17 @@ def check_pin(tool: Tool, pin: str) -> None:
             f"tool {tool.name!r} is installed at version {tool.version}{where}, but [tools]"
             f' pins {tool.name} = "{pin}"; install a matching version or change the pin'
         )
+
+
+def _is_version(text: str) -> bool:
+    """A bare version (`"1.3.0"`) pins that version."""
+    from packaging.version import InvalidVersion, Version
+
+    try:
+        Version(text.strip())
+    except InvalidVersion:
+        return False
+    return True
 
 
 def needs_refusal(tool: Tool, settings: ToolSettings) -> str | None:
