@@ -23,7 +23,7 @@ tools_app = typer.Typer(
     no_args_is_help=True,
     add_completion=False,
 )
-JsonOpt = Annotated[bool, typer.Option("--json", help="Print JSON instead.")]
+JsonOpt = opt.JsonOpt
 McpOpt = Annotated[
     bool, typer.Option("--mcp", help="Also start the [tools.mcp.*] servers and list their tools.")
 ]

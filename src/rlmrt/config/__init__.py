@@ -171,22 +171,6 @@ class BudgetLimits(_Section):
     )
 
 
-class ToolGrant(BaseModel):
-    """One tool granted in `[tools]`: its version pin and the needs granted to it alone
-    (on top of `[tools.grants]`). `sqlite = ">=1.2,<2"` is `[tools.sqlite] version = ...`."""
-
-    model_config = ConfigDict(extra="forbid", frozen=True)
-
-    version: str = Field(
-        default="", description='Versions of the tool accepted, e.g. ">=1.2,<2" ("": any).'
-    )
-    network: bool = Field(default=False, description="Grant this tool the network.")
-    paths: list[str] = Field(default_factory=list, description="Paths this tool may use.")
-    secrets: list[str] = Field(
-        default_factory=list, description="Environment variables this tool may read (host only)."
-    )
-
-
 class ToolGrants(BaseModel):
     """Needs granted to every tool (`[tools.grants]`)."""
 
@@ -200,6 +184,15 @@ class ToolGrants(BaseModel):
         default_factory=list,
         description="Environment variables tools may read; they reach the tool on the host"
         " only, never the sandbox or the trajectory.",
+    )
+
+
+class ToolGrant(ToolGrants):
+    """One tool granted in `[tools]`: its version pin and the needs granted to it alone
+    (on top of `[tools.grants]`). `sqlite = ">=1.2,<2"` is `[tools.sqlite] version = ...`."""
+
+    version: str = Field(
+        default="", description='Versions of the tool accepted, e.g. ">=1.2,<2" ("": any).'
     )
 
 

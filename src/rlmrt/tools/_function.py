@@ -12,7 +12,7 @@ import asyncio
 import inspect
 import re
 from collections.abc import Callable, Mapping, Sequence
-from typing import Any, get_args, get_type_hints, overload
+from typing import Annotated, Any, get_args, get_type_hints, overload
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, create_model
 
@@ -40,7 +40,7 @@ class FunctionTool(Tool):
     ) -> None:
         self.function = function
         summary, arg_docs = _parse_docstring(inspect.getdoc(function) or "")
-        hints = get_type_hints(function)
+        hints = get_type_hints(function, include_extras=True)
         signature = inspect.signature(function)
         self._secrets_param: str | None = None
         fields: dict[str, Any] = {}
@@ -49,14 +49,13 @@ class FunctionTool(Tool):
             if param.kind in (param.VAR_POSITIONAL, param.VAR_KEYWORD):
                 raise ValueError(f"tool {function.__name__}: *args and **kwargs have no schema")
             annotation = hints.get(param.name, Any)
-            if annotation is Secrets:
+            if annotation is Secrets or Secrets in get_args(annotation):
                 self._secrets_param = param.name
                 continue
             default = ... if param.default is inspect.Parameter.empty else param.default
-            fields[param.name] = (
-                annotation,
-                Field(default, description=arg_docs.get(param.name)),
-            )
+            # the description joins what the annotation holds (Annotated[int, Field(ge=0)])
+            described = Annotated[annotation, Field(description=arg_docs.get(param.name))]  # type: ignore[valid-type]
+            fields[param.name] = (described, default)
             kept.append(param.replace(annotation=inspect.Parameter.empty))
         self._bind = signature.replace(parameters=kept, return_annotation=signature.empty)
         tool_name = name or function.__name__
