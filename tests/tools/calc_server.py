@@ -1,6 +1,7 @@
 """A tiny MCP server for the tests (the SDK's MCPServer on stdio)."""
 
 import os
+import sys
 
 from mcp.server.mcpserver import MCPServer
 
@@ -26,4 +27,7 @@ def fail(why: str) -> str:
 
 
 if __name__ == "__main__":
-    server.run()
+    if sys.argv[1:2] == ["http"]:  # streamable HTTP on 127.0.0.1:PORT/mcp
+        server.run("streamable-http", host="127.0.0.1", port=int(sys.argv[2]))
+    else:
+        server.run()

@@ -6,8 +6,12 @@ checked on the host, and its process gone when the run ends."""
 from __future__ import annotations
 
 import os
+import socket
+import subprocess
 import sys
 import textwrap
+import time
+from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -86,10 +90,45 @@ async def test_the_toolbox_lists_validates_and_stops_the_server() -> None:
     await box.aclose()  # idempotent
 
 
+@pytest.fixture
+def http_calc() -> Iterator[str]:
+    """The calc server on streamable HTTP at 127.0.0.1, stopped by its pid."""
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        port = probe.getsockname()[1]
+    process = subprocess.Popen(
+        [sys.executable, str(SERVER), "http", str(port)],
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
+    try:
+        deadline = time.monotonic() + 30
+        while True:
+            try:
+                socket.create_connection(("127.0.0.1", port), timeout=0.2).close()
+                break
+            except OSError:
+                assert process.poll() is None and time.monotonic() < deadline
+                time.sleep(0.1)
+        yield f"http://127.0.0.1:{port}/mcp"
+    finally:
+        process.terminate()
+        process.wait(10)
+
+
+def test_a_run_calls_the_tools_of_a_streamable_http_server(serve, make_rlm, http_calc) -> None:
+    code = 'FINAL(sum(tools.batch([("calc__add", {"a": i, "b": 1}) for i in range(5)])))'
+    server = serve(scripted(root=[repl(code)]))
+    rlm = make_rlm(server, sandbox="process", mcp_servers={"calc": {"url": http_calc}})
+    assert rlm.completion("add", context="c").answer == "15"
+
+
 async def test_a_server_that_cannot_start_is_named() -> None:
-    broken = {"bad": {"command": sys.executable, "args": ["-c", "import sys; sys.exit(3)"]}}
-    with pytest.raises(ToolError, match="MCP server 'bad' did not start"):
+    code = "import sys; sys.exit('no database at /nowhere')"
+    broken = {"bad": {"command": sys.executable, "args": ["-c", code]}}
+    with pytest.raises(ToolError, match="MCP server 'bad' did not start: .*") as failed:
         await open_toolbox(ToolSettings(mcp=broken))
+    assert str(failed.value).endswith("; it said: no database at /nowhere")
 
 
 def test_rlm_toml_configures_mcp_servers(tmp_path: Path) -> None:

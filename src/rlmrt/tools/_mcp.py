@@ -15,8 +15,9 @@ from __future__ import annotations
 
 import asyncio
 import re
+import tempfile
 from collections.abc import Mapping, Sequence
-from typing import TYPE_CHECKING, Any
+from typing import IO, TYPE_CHECKING, Any
 
 from rlmrt.config import MCPServerSettings
 from rlmrt.errors import MissingDependencyError, ToolError
@@ -28,6 +29,7 @@ if TYPE_CHECKING:
 __all__ = ["MCPServer", "MCPTool", "open_servers", "tool_name"]
 
 START_TIMEOUT_S = 60.0
+STDERR_TAIL_CHARS = 1_000
 _NOT_NAME = re.compile(r"\W")
 
 
@@ -48,19 +50,33 @@ class MCPServer:
         self._stop = asyncio.Event()
         self._ready = asyncio.Event()
         self._error: BaseException | None = None
+        self._stderr: IO[str] | None = None
 
     def _target(self) -> Any:
-        from mcp import StdioServerParameters
+        """The SDK's transport: the URL, or the command on stdio with its stderr kept
+        in `self._stderr` (not the terminal's: a failed start's error quotes it)."""
+        from mcp.client.stdio import StdioServerParameters, stdio_client
 
         if self.settings.url is not None:
             return self.settings.url
         assert self.settings.command is not None  # the settings hold one of the two
-        return StdioServerParameters(
+        params = StdioServerParameters(
             command=self.settings.command,
             args=list(self.settings.args),
             env=dict(self.settings.env) or None,
             cwd=self.settings.cwd,
         )
+        self._stderr = tempfile.TemporaryFile("w+", encoding="utf-8", errors="replace")
+        return stdio_client(params, errlog=self._stderr)
+
+    def _said(self) -> str:
+        """The end of what the server wrote on stderr, for an error message."""
+        if self._stderr is None:
+            return ""
+        self._stderr.flush()
+        self._stderr.seek(0)
+        text = self._stderr.read()[-STDERR_TAIL_CHARS:].strip()
+        return f"; it said: {text}" if text else ""
 
     async def start(self) -> list[MCPTool]:
         """Connect (starting the server's process for stdio) and list its tools."""
@@ -76,9 +92,10 @@ class MCPServer:
         ready.cancel()
         client = self._client
         if client is None:
-            await self.aclose()
             why = f"{type(self._error).__name__}: {self._error}" if self._error else "timed out"
-            raise ToolError(f"MCP server {self.name!r} did not start: {why}")
+            said = self._said()
+            await self.aclose()
+            raise ToolError(f"MCP server {self.name!r} did not start: {why}{said}")
         try:
             listed = await client.list_tools()
         except Exception as exc:
@@ -123,6 +140,9 @@ class MCPServer:
             return
         self._stop.set()
         await asyncio.gather(owner, return_exceptions=True)
+        if self._stderr is not None:
+            self._stderr.close()
+            self._stderr = None
 
 
 class MCPTool(Tool):
