@@ -126,7 +126,7 @@ def test_a_run_calls_the_tools_of_a_streamable_http_server(serve, make_rlm, http
 async def test_a_server_that_cannot_start_is_named() -> None:
     code = "import sys; sys.exit('no database at /nowhere')"
     broken = {"bad": {"command": sys.executable, "args": ["-c", code]}}
-    with pytest.raises(ToolError, match="MCP server 'bad' did not start: .*") as failed:
+    with pytest.raises(ToolError, match="MCP server 'bad' did not start: ") as failed:
         await open_toolbox(ToolSettings(mcp=broken))
     assert str(failed.value).endswith("; it said: no database at /nowhere")
 
