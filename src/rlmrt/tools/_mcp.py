@@ -66,7 +66,8 @@ class MCPServer:
             env=dict(self.settings.env) or None,
             cwd=self.settings.cwd,
         )
-        self._stderr = tempfile.TemporaryFile("w+", encoding="utf-8", errors="replace")  # noqa: SIM115 - open while the server runs; closed by aclose
+        # open while the server runs: `aclose` closes it
+        self._stderr = tempfile.TemporaryFile("w+", encoding="utf-8", errors="replace")  # noqa: SIM115
         return stdio_client(params, errlog=self._stderr)
 
     def _said(self) -> str:
