@@ -11,15 +11,17 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass
-from importlib.metadata import EntryPoint, entry_points
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from rlmrt.config import ToolGrant, ToolSettings
 from rlmrt.errors import ConfigError
 from rlmrt.tools._box import ToolBox
 from rlmrt.tools._function import FunctionTool
 from rlmrt.tools._model import Tool
+
+if TYPE_CHECKING:
+    from importlib.metadata import EntryPoint
 
 __all__ = ["ENTRY_POINT_GROUP", "InstalledTool", "installed_tools", "open_toolbox"]
 
@@ -38,6 +40,8 @@ class InstalledTool:
 
 def installed_tools() -> dict[str, InstalledTool]:
     """The tools installed packages provide, by entry-point name."""
+    from importlib.metadata import entry_points  # not at import: runs without tools skip it
+
     found: dict[str, InstalledTool] = {}
     for point in entry_points(group=ENTRY_POINT_GROUP):
         found[point.name] = _load(point)
