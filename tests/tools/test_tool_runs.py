@@ -159,3 +159,27 @@ def test_secrets_reach_the_tool_only_when_granted_and_never_the_sandbox(
     assert "token=***" in server.requests[3].last_user_text
     assert result.trajectory_path is not None
     assert "s3cr3t-value" not in result.trajectory_path.read_text()
+
+
+def test_the_live_view_and_the_progress_lines_show_tool_calls(serve, make_rlm) -> None:
+    from rich.console import Console
+
+    from rlmrt.cli.calltree import render_tree
+    from rlmrt.observe.calltree import CallTree
+    from rlmrt.observe.describe import describe
+
+    server = serve(scripted(root=[repl("tools.add(1)\ntools.boom('y')"), "FINAL(done)"]))
+    rlm = make_rlm(server, sandbox="local")
+    events = _events(rlm)
+    rlm.completion("q", context="c", tools=[add, boom])
+    lines = [line for e in events if isinstance(e, ToolCalled) if (line := describe(e))]
+    assert lines[0].startswith("tools.add done (")
+    assert lines[1].startswith(
+        "tools.boom failed: ToolError: tools.boom() failed: RuntimeError: cannot handle y ("
+    )
+    tree = CallTree.of(events)
+    console = Console(width=200, record=True)
+    console.print(render_tree(tree, now=events[-1].ts))
+    shown = console.export_text()
+    assert "tools.add 1.2.0 → ok" in shown
+    assert "tools.boom 0.1.0 → ToolError: tools.boom() failed" in shown
