@@ -183,3 +183,26 @@ def test_the_live_view_and_the_progress_lines_show_tool_calls(serve, make_rlm) -
     shown = console.export_text()
     assert "tools.add 1.2.0 → ok" in shown
     assert "tools.boom 0.1.0 → ToolError: tools.boom() failed" in shown
+
+
+_RUNNING = {"now": 0, "peak": 0}
+
+
+@tool
+async def gauge() -> int:
+    """Count the calls running at once."""
+    _RUNNING["now"] += 1
+    _RUNNING["peak"] = max(_RUNNING["peak"], _RUNNING["now"])
+    try:
+        await asyncio.sleep(0.1)
+        return _RUNNING["now"]
+    finally:
+        _RUNNING["now"] -= 1
+
+
+def test_a_batch_runs_concurrently_under_the_trees_concurrency_limit(serve, make_rlm) -> None:
+    code = 'FINAL(len(tools.batch([("gauge", {})] * 8)))'
+    server = serve(scripted(root=[repl(code)]))
+    rlm = make_rlm(server, sandbox="process", max_concurrency=3)
+    assert rlm.completion("q", context="c", tools=[gauge]).answer == "8"
+    assert _RUNNING["peak"] == 3
