@@ -97,3 +97,13 @@ async def test_a_result_that_is_not_json_data_is_a_tool_error() -> None:
 
 def test_secrets_never_show_their_values() -> None:
     assert repr(Secrets({"TOKEN": "abc"})) == "Secrets(TOKEN)"
+
+
+async def test_a_tools_own_type_error_is_its_failure_not_a_bad_call() -> None:
+    @tool
+    def buggy(n: int) -> int:
+        """Has a bug."""
+        return n + "1"  # type: ignore[operator, no-any-return]
+
+    with pytest.raises(ToolError, match=r"tools.buggy\(\) failed: TypeError: unsupported"):
+        await ToolBox([buggy], ToolSettings()).invoke(buggy, [1], {})

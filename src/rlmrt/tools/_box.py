@@ -75,8 +75,8 @@ class ToolBox:
             raise ToolError(
                 f"tools.{tool.name}() took longer than {limit:g} s (tool_timeout_s)"
             ) from None
-        except (ToolError, TypeError, ValueError) as exc:
-            raise type(exc)(_scrub(str(exc), secrets)) from None
+        except ToolError as exc:  # already names the tool (an MCP server's error)
+            raise ToolError(_scrub(str(exc), secrets)) from None
         except Exception as exc:  # noqa: BLE001 - the tool's failure is data for the code
             line = f"{type(exc).__name__}: {exc}" if str(exc) else type(exc).__name__
             raise ToolError(f"tools.{tool.name}() failed: {_scrub(line, secrets)}") from None
