@@ -16,6 +16,7 @@ RLMError                         every error rlmrt raises
     │   ├── SandboxClosedError   the sandbox was used after close()
     │   └── KernelTimeout        the sandbox kernel did not answer a request in time
     ├── BudgetExceededError      a limit of the run tree was reached (names it)
+    ├── ToolError                a tool call failed on the host, or the tool is not offered
     ├── PullError                no source could deliver a local model's file
     ├── ServerError              the local model server did not start or answer
     └── SetupError               a set-up step failed (a package install, a daemon start)
@@ -105,6 +106,11 @@ class SandboxClosedError(SandboxError):
 class KernelTimeout(SandboxError):
     """The kernel did not answer a request in time (its channel is unusable after it:
     the backend restarts the kernel)."""
+
+
+class ToolError(RunError):
+    """A tool (`tools.NAME(...)` in code) failed on the host, timed out, returned too
+    much, or is not offered; the message names the tool. Code sees it as its error."""
 
 
 class BudgetExceededError(RunError):

@@ -22,10 +22,10 @@ from typing import Any, ClassVar, Literal
 # for a slot). 4: `attempts` of model calls. 5: `CodeStarted` (an execution began; its
 # `CodeExecuted` has the same call_id), `TraceLinked` (the trace of a traced run) and
 # `SandboxStarted` (a run's sandbox, cold or from the pool); `ModelCallFinished`'s
-# `response_model` and `finish_reason`.
+# `response_model` and `finish_reason`. 6: `ToolCalled` (a call of `tools.NAME(...)`).
 # Readers take any version: a field a newer version added is ignored, one an older
 # version lacks keeps its default; an unknown kind is an error.
-EVENT_SCHEMA_VERSION = 5
+EVENT_SCHEMA_VERSION = 6
 
 SubCallKind = Literal["llm", "rlm"]
 ModelCallPurpose = Literal["root", "sub", "final", "compact"]
@@ -159,6 +159,21 @@ class SubCallFinished(Event):
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
+class ToolCalled(Event):
+    """Code called a tool (`tools.NAME(...)`, or an item of `tools.batch`). The arguments
+    are kept as a digest only (they may be large or private); `version` is None when
+    no offered tool has that name."""
+
+    kind: ClassVar[str] = "tool_called"
+    tool: str
+    version: str | None
+    arguments_digest: str
+    ok: bool
+    error: str | None
+    duration_s: float
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
 class BudgetWarning(Event):
     kind: ClassVar[str] = "budget_warning"
     limit: str
@@ -279,6 +294,7 @@ EVENT_TYPES: dict[str, type[Event]] = {
         CodeExecuted,
         SubCallStarted,
         SubCallFinished,
+        ToolCalled,
         BudgetWarning,
         CostWarning,
         LimitNotEnforced,

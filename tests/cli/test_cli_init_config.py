@@ -182,7 +182,8 @@ def test_every_setting_is_a_flag_derived_from_its_field(rlm_cli) -> None:
         *(f"{who}_{limit}" for who in ("key", "tenant") for limit in SERVER_LIMITS),
         *(f"jwt_{name}" for name in JWT_SETTINGS),
     }
-    assert set(keywords()) - set(flags()) == {"prices", "alerts", *server}
+    tables = {"prices", "alerts", "granted_tools", "tool_grants", "mcp_servers"}
+    assert set(keywords()) - set(flags()) == {*tables, *server}
     found = settings(
         rlm_cli, "--max-concurrent-runs", "3", "--no-save-trajectory", "--sandbox", "process"
     )["settings"]

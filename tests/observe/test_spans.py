@@ -178,3 +178,35 @@ def test_an_unreachable_collector_does_not_fail_the_run(
         f"cannot export spans to {endpoint}{path}; runs go on, further failures are only counted"
     ]
     assert not [w for w in warnings if "Transient error" in w or "Failed to export" in w]
+
+
+def test_a_tool_call_is_an_execute_tool_span_under_its_code_block(serve, make_rlm) -> None:
+    from rlmrt.testing import scripted
+    from rlmrt.tools import tool
+
+    @tool(version="3.0.0")
+    def double(n: int) -> int:
+        """Double n."""
+        return 2 * n
+
+    code = (
+        "```repl\ntry:\n    tools.double('x')\nexcept TypeError:\n    pass\n"
+        "FINAL(tools.double(4))\n```"
+    )
+    server = serve(scripted(root=[code]))
+    with global_provider() as exporter, make_rlm(server) as rlm:
+        assert rlm.completion("q", context="c", tools=[double]).answer == "8"
+    spans = list(exporter.get_finished_spans())
+    assert shape(spans) == [
+        [
+            "invoke_agent rlm",
+            [
+                [f"chat {MODEL}", []],
+                ["execute_tool repl", [["execute_tool double", []], ["execute_tool double", []]]],
+            ],
+        ]
+    ]
+    bad, good = [s for s in spans if s.name == "execute_tool double"]
+    assert good.attributes["gen_ai.tool.name"] == "double"
+    assert good.attributes["rlm.tool.version"] == "3.0.0"
+    assert bad.attributes["error.type"] == "TypeError" and "error.type" not in good.attributes

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import inspect
 from collections.abc import AsyncIterator, Sequence
+from types import SimpleNamespace
 from typing import Any
 
 import pytest
@@ -28,6 +29,13 @@ GOOD_CALLS = {
     "rlm_query": "rlm_query('deep', {'k': [1, None]})",
     "rlm_query_batched": "rlm_query_batched(['q1', 'q2'], ('c1', 'c2'))",
     "context_search": "context_search('needle', 5)",
+    "tool_call": "tool_call('echo', [1], {'k': 'v'})",
+    "tool_batch": "tool_batch([('echo', {'x': 1}), ('fail', {})])",
+}
+# what code writes for the functions it reaches through the `tools` namespace
+IN_CODE = {
+    "tool_call": "tools.echo(1, k='v')",
+    "tool_batch": "tools.batch([('echo', {'x': 1}), ('fail', {})])",
 }
 BAD_CALLS = [
     "llm_query(1)",
@@ -44,12 +52,17 @@ BAD_CALLS = [
     "context_search('q', max_tokens=0)",
     "context_search('q', max_tokens='5')",
     "context_search('q', True)",
+    "tools.batch('echo')",
+    "tools.batch([('echo', 1)])",
 ]
 
 
 def on_host(call: str) -> Any:
     """`call` evaluated on the host against the table: what code must see."""
-    namespace = {name: function.arguments for name, function in HOST_FUNCTIONS.items()}
+    namespace: dict[str, Any] = {
+        name: function.arguments for name, function in HOST_FUNCTIONS.items()
+    }
+    namespace["tools"] = SimpleNamespace(batch=HOST_FUNCTIONS["tool_batch"].arguments)
     try:
         return eval(call, namespace)
     except Exception as exc:
@@ -86,6 +99,16 @@ class RecordingBridge:
         self.calls.append(("context_search", {"query": query, "max_tokens": max_tokens}))
         return [{"text": query, "tokens": max_tokens}]
 
+    async def tool_call(
+        self, tool: str, args: Sequence[Any] | None = None, kwargs: dict[str, Any] | None = None
+    ) -> Any:
+        self.calls.append(("tool_call", {"tool": tool, "args": args, "kwargs": kwargs}))
+        return {"tool": tool, "args": list(args or ()), "kwargs": kwargs}
+
+    async def tool_batch(self, calls: Sequence[Sequence[Any]]) -> list[Any]:
+        self.calls.append(("tool_batch", {"calls": calls}))
+        return [QueryFailed("ToolError: no") if n == "fail" else f"{n}:{a}" for n, a in calls]
+
 
 @pytest.fixture(params=SANDBOXES.names())
 async def started(request: pytest.FixtureRequest) -> AsyncIterator[tuple[SandboxBackend, Any]]:
@@ -113,7 +136,9 @@ def printed(call: str) -> str:
 
 
 def test_the_helpers_are_the_table_and_the_answer_helpers() -> None:
-    assert (*HOST_FUNCTIONS, "FINAL", "FINAL_VAR", "SHOW_VARS") == HELPER_NAMES
+    own = [name for name, function in HOST_FUNCTIONS.items() if function.helper]
+    assert (*own, "tools", "FINAL", "FINAL_VAR", "SHOW_VARS") == HELPER_NAMES
+    assert set(HOST_FUNCTIONS) - set(own) == set(IN_CODE)
     assert set(GOOD_CALLS) == set(HOST_FUNCTIONS)
     for name, function in HOST_FUNCTIONS.items():
         assert function.name == name and function.arguments.__doc__
@@ -143,7 +168,10 @@ async def test_every_kind_offers_the_table_and_its_errors(
     started: tuple[SandboxBackend, RecordingBridge],
 ) -> None:
     backend, bridge = started
-    shown = ", ".join(f"callable({name})" for name in HELPER_NAMES)
+    shown = ", ".join(
+        f"callable({name})" if name != "tools" else "callable(tools.any_name)"
+        for name in HELPER_NAMES
+    )
     result = await backend.execute(f"print({shown})")
     assert result.stdout == " ".join(["True"] * len(HELPER_NAMES)) + "\n", result.error
     assert await backend.list_variables() == {}  # helpers are not the user's variables
@@ -160,8 +188,8 @@ async def test_every_kind_hands_the_table_arguments_to_the_bridge(
 ) -> None:
     backend, bridge = started
     outputs = []
-    for call in GOOD_CALLS.values():
-        result = await backend.execute(printed(call))
+    for name, call in GOOD_CALLS.items():
+        result = await backend.execute(printed(IN_CODE.get(name, call)))
         assert result.error is None, result.error
         outputs.append(result.stdout)
     assert bridge.calls == [(name, on_host(call)) for name, call in GOOD_CALLS.items()]
@@ -171,6 +199,8 @@ async def test_every_kind_hands_the_table_arguments_to_the_bridge(
         "rlm:deep\n",
         "['rlm:q1', 'rlm:q2']\n",
         "[{'text': 'needle', 'tokens': 5}]\n",
+        "{'tool': 'echo', 'args': [1], 'kwargs': {'k': 'v'}}\n",
+        "[\"echo:{'x': 1}\", 'failed: ToolError: no']\n",
     ]
 
 
@@ -180,7 +210,7 @@ async def test_without_a_bridge_every_host_function_says_so(
     backend, _ = started
     backend.bridge = None
     for name, call in GOOD_CALLS.items():
-        result = await backend.execute(printed(call))
+        result = await backend.execute(printed(IN_CODE.get(name, call)))
         assert result.stdout == (
             f"RuntimeError('{name} is only available inside an RLM run"
             " (this sandbox has no host bridge)')\n"

@@ -27,6 +27,7 @@ if TYPE_CHECKING:
 
 F = TypeVar("F", bound=Callable[..., Any])
 
+JsonOpt = Annotated[bool, typer.Option("--json", help="Print JSON instead.")]
 ConfigFile = Annotated[
     Path | None,
     typer.Option(

@@ -23,7 +23,7 @@ PathArg = Annotated[
         show_default=False,
     ),
 ]
-JsonOpt = Annotated[bool, typer.Option("--json", help="Print JSON instead.")]
+JsonOpt = opt.JsonOpt
 ProjectOpt = opt.ProjectName
 
 

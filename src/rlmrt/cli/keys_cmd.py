@@ -35,7 +35,7 @@ keys_app = typer.Typer(
     no_args_is_help=True,
     add_completion=False,
 )
-JsonOpt = Annotated[bool, typer.Option("--json", help="Print JSON instead.")]
+JsonOpt = opt.JsonOpt
 
 
 def with_store(config_file: Path | None, action: Callable[[Store], Awaitable[T]]) -> T:

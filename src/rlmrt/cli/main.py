@@ -30,6 +30,7 @@ from rlmrt.cli.replay_cmd import replay
 from rlmrt.cli.run_cmd import run
 from rlmrt.cli.serve_cmd import serve
 from rlmrt.cli.setup_cmd import setup_app
+from rlmrt.cli.tools_cmd import tools_app
 from rlmrt.cli.visualize_cmd import visualize
 
 app = typer.Typer(
@@ -86,6 +87,7 @@ app.add_typer(tenants_app, name="tenants")
 app.add_typer(keys_app, name="keys")
 app.add_typer(audit_app, name="audit")
 app.add_typer(memory_app, name="memory")
+app.add_typer(tools_app, name="tools")
 reflow_help(app)
 
 if __name__ == "__main__":  # pragma: no cover - `python -m rlmrt.cli.main`

@@ -158,6 +158,11 @@ class BudgetLimits(_Section):
     max_concurrency: int = Field(
         default=64, ge=1, le=4096, description="Model calls running at once in one run tree."
     )
+    max_tool_calls: int | None = Field(
+        default=1000,
+        ge=1,
+        description="Tool calls (tools.NAME(...), each item of tools.batch) of the whole tree.",
+    )
     max_concurrent_runs: int = Field(
         default=8,
         ge=1,
@@ -165,6 +170,106 @@ class BudgetLimits(_Section):
         description="Child runs (and their sandboxes) running at once in one run tree; more"
         " wait their turn.",
     )
+
+
+class ToolGrants(BaseModel):
+    """Needs granted to every tool (`[tools.grants]`)."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    network: bool = Field(default=False, description="Tools may use the network.")
+    paths: list[str] = Field(
+        default_factory=list, description="Paths (and what is under them) tools may use."
+    )
+    secrets: list[str] = Field(
+        default_factory=list,
+        description="Environment variables tools may read; they reach the tool on the host"
+        " only, never the sandbox or the trajectory.",
+    )
+
+
+class ToolGrant(ToolGrants):
+    """One tool granted in `[tools]`: its version pin and the needs granted to it alone
+    (on top of `[tools.grants]`). `sqlite = ">=1.2,<2"` is `[tools.sqlite] version = ...`."""
+
+    version: str = Field(
+        default="", description='Versions of the tool accepted, e.g. ">=1.2,<2" ("": any).'
+    )
+
+
+class MCPServerSettings(BaseModel):
+    """An MCP server whose tools code may call (`[tools.mcp.NAME]`): a stdio `command`
+    (with `args` and `env`) or a streamable-HTTP `url`."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    command: str | None = Field(default=None, description="Program that serves MCP on stdio.")
+    args: list[str] = Field(default_factory=list, description="Arguments of `command`.")
+    env: dict[str, str] = Field(
+        default_factory=dict, description="Environment variables of `command`."
+    )
+    cwd: str | None = Field(default=None, description="Working folder of `command`.")
+    url: str | None = Field(default=None, description="URL of a streamable-HTTP MCP server.")
+
+    @model_validator(mode="after")
+    def _one_transport(self) -> MCPServerSettings:
+        if (self.command is None) == (self.url is None):
+            raise ValueError("an MCP server needs exactly one of command (stdio) or url (HTTP)")
+        return self
+
+
+class ToolSettings(_Section):
+    """Tools code may call as `tools.NAME(...)`: which are granted (each other key of
+    `[tools]` is a tool's name and its version pin or `ToolGrant` table), what they may
+    use, and the MCP servers that provide more."""
+
+    call_timeout_s: float = Field(
+        default=30.0,
+        gt=0,
+        le=86_400,
+        description="Wall seconds one tool call may take.",
+        json_schema_extra=keyword("tool_timeout_s"),
+    )
+    output_bytes: int = Field(
+        default=100_000,
+        gt=0,
+        le=1_000_000_000,
+        description="Bytes (as JSON) of one tool call's result; a longer text is cut with a"
+        " marker, a larger value is refused.",
+        json_schema_extra=keyword("tool_output_bytes"),
+    )
+    granted: dict[str, ToolGrant] = Field(
+        default_factory=dict,
+        description="Tools offered to code by name, with their version pins.",
+        json_schema_extra=keyword("granted_tools"),
+    )
+    grants: ToolGrants = Field(
+        default_factory=ToolGrants,
+        description="Needs granted to every tool.",
+        json_schema_extra=keyword("tool_grants"),
+    )
+    mcp: dict[str, MCPServerSettings] = Field(
+        default_factory=dict,
+        description="MCP servers whose tools are offered as tools.SERVER__TOOL.",
+        json_schema_extra=keyword("mcp_servers"),
+    )
+
+    @model_validator(mode="before")
+    @classmethod
+    def _granted_by_name(cls, data: Any) -> Any:
+        """`[tools]` keys that are not fields are granted tools: `name = "pin"` or a table."""
+        if not isinstance(data, Mapping):
+            return data
+        known = {field_keyword(n, f) for n, f in cls.model_fields.items()} | set(cls.model_fields)
+        out = {k: v for k, v in data.items() if k in known}
+        granted = dict(out.pop("granted", None) or out.pop("granted_tools", None) or {})
+        granted.update({name: value for name, value in data.items() if name not in known})
+        if granted:
+            out["granted"] = {
+                name: {"version": value} if isinstance(value, str) else value
+                for name, value in granted.items()
+            }
+        return out
 
 
 class SandboxSettings(_Section):
@@ -717,6 +822,7 @@ class RLMConfig(BaseModel):
     server: ServerSettings = Field(
         default_factory=ServerSettings, description="The HTTP API server."
     )
+    tools: ToolSettings = Field(default_factory=ToolSettings, description="Tools code may call.")
 
     @model_validator(mode="before")
     @classmethod

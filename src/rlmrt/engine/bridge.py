@@ -1,4 +1,5 @@
-"""The host side of sandboxed code's calls: sub-model queries, batches, context search.
+"""The host side of sandboxed code's calls: sub-model queries, batches, context search,
+tools.
 
 One method per entry of the sandbox's host-function table (`rlmrt.sandbox.kernel.
 HOST_FUNCTIONS`). Sandboxed code can forge any argument, so every call is checked on
@@ -12,6 +13,7 @@ from collections.abc import Sequence
 from typing import TYPE_CHECKING, Any
 
 from rlmrt.context.search import NOT_CONFIGURED
+from rlmrt.engine.tool_calls import call_tool
 from rlmrt.errors import ConfigError, RLMError, SandboxError
 from rlmrt.sandbox.base import QueryFailed
 
@@ -61,10 +63,19 @@ class RunBridge:
             raise ConfigError(NOT_CONFIGURED)
         return await searcher.search(query, max_tokens)
 
+    async def tool_call(
+        self, tool: str, args: Sequence[Any] | None = None, kwargs: dict[str, Any] | None = None
+    ) -> Any:
+        return await call_tool(self._run, tool, args or (), kwargs or {})
 
-async def _gather(calls: list[Any]) -> list[str | QueryFailed]:
+    async def tool_batch(self, calls: Sequence[Sequence[Any]]) -> list[Any]:
+        run = self._run
+        return await _gather([call_tool(run, name, (), arguments) for name, arguments in calls])
+
+
+async def _gather(calls: list[Any]) -> list[Any]:
     results = await asyncio.gather(*calls, return_exceptions=True)
-    out: list[str | QueryFailed] = []
+    out: list[Any] = []
     for item in results:
         if isinstance(item, BaseException):
             if not isinstance(item, (RLMError, ValueError, TypeError)):

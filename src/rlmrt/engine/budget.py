@@ -43,6 +43,17 @@ class Budget:
         self._started = clock()
         self._warn = warn
         self._warned: set[str] = set()
+        self.tool_calls = 0
+
+    def count_tool_call(self) -> None:
+        """Count one tool call; a `BudgetExceededError` when `max_tool_calls` is spent."""
+        limit = self.limits.max_tool_calls
+        if limit is not None and self.tool_calls >= limit:
+            raise BudgetExceededError(
+                "max_tool_calls",
+                f"budget exhausted: max_tool_calls={limit} reached (used {self.tool_calls})",
+            )
+        self.tool_calls += 1
 
     def elapsed_s(self) -> float:
         return self._clock() - self._started
@@ -99,6 +110,7 @@ class Budget:
         used = self._ledger.total()
         return [
             ("max_model_calls", used.model_calls, self.limits.max_model_calls),
+            ("max_tool_calls", self.tool_calls, self.limits.max_tool_calls),
             ("max_input_tokens", used.input_tokens, self.limits.max_input_tokens),
             ("max_output_tokens", used.output_tokens, self.limits.max_output_tokens),
             ("max_cost_usd", used.cost_usd, self.limits.max_cost_usd),

@@ -172,6 +172,14 @@ about `max_tokens` tokens in all. Each hit is a dict with keys source, start_lin
 end_line, title, text, score.
 """
 
+TOOLS_LINES = """\
+- tools: functions that run on the host, called from code as tools.NAME(...) with the \
+arguments shown (in loops if need be). tools.batch([("NAME", {{"arg": value}}), ...]) \
+runs many calls at once and returns their results in order (failed items are Exception \
+objects). The tools:
+{lines}
+"""
+
 
 def system_prompt(
     *,
@@ -179,14 +187,20 @@ def system_prompt(
     sub_window_chars: int = 400_000,
     context_search: bool = False,
     extra_rules: str = "",
+    tools: Sequence[str] = (),
 ) -> str:
     """The root model's instructions; `context_search` lists that REPL function (only
-    when a context provider is configured); `extra_rules` come from the prompt profile."""
+    when a context provider is configured); `tools` are the offered tools' lines
+    (`ToolBox.prompt_lines`; none: the prompt does not mention tools); `extra_rules`
+    come from the prompt profile."""
+    functions = CONTEXT_SEARCH_LINE if context_search else ""
+    if tools:
+        functions += TOOLS_LINES.format(lines="\n".join(f"  - {line}" for line in tools))
     return (
         SYSTEM_PROMPT.format(
             sub_window=f"{sub_window_chars:,}",
             max_output_chars=max_output_chars,
-            context_search=CONTEXT_SEARCH_LINE if context_search else "",
+            context_search=functions,
         )
         + extra_rules
     )
@@ -210,6 +224,7 @@ def first_messages(
     peek: Sequence[str] = (),
     answer_type: str | None = None,
     memory_note: str = "",
+    tools: Sequence[str] = (),
 ) -> list[Message]:
     where = "" if depth == 0 else f" (this is a recursive sub-run at depth {depth})"
     note = f"{session_note}\n\n" if session_note else ""
@@ -232,6 +247,7 @@ def first_messages(
                 max_output_chars=max_output_chars,
                 context_search=context_search,
                 extra_rules=extra_rules,
+                tools=tools,
             ),
         },
         {"role": "user", "content": user},

@@ -6,7 +6,7 @@ from __future__ import annotations
 
 import asyncio
 import weakref
-from collections.abc import AsyncGenerator, Awaitable, Iterator
+from collections.abc import AsyncGenerator, Awaitable, Iterator, Sequence
 from typing import TYPE_CHECKING, Any
 
 from rlmrt._loop import LoopThread
@@ -32,6 +32,7 @@ from rlmrt.sandbox.pool import SandboxPool
 
 if TYPE_CHECKING:
     from rlmrt.engine.session import RLMSession
+    from rlmrt.tools import Tool
 
 __all__ = ["RLM", "RunResult"]
 
@@ -97,19 +98,23 @@ class RLM:
         on_event: EventHandler | None = None,
         output_type: object = None,
         output_retries: int = DEFAULT_OUTPUT_RETRIES,
+        tools: Sequence[Tool] = (),
     ) -> RunResult:
         """Run `prompt` over `context` to its answer.
 
         `output_type` (a Pydantic model, dataclass, TypedDict, plain or generic type, or a
         JSON Schema dict) asks for a typed answer: the model is told the type, its FINAL
         value is validated on the host, a misfit goes back to it with the errors up to
-        `output_retries` times, and `result.output` is the typed value."""
+        `output_retries` times, and `result.output` is the typed value. `tools` (made with
+        `rlmrt.tools.tool`) are offered to the run's code as `tools.NAME(...)`, with the
+        tools granted in the settings."""
         check_prompt(prompt)
         return await self.engine.run(
             prompt,
             load_context(context, self.config.input),
             on_event=on_event,
             output=typed_output(output_type, output_retries),
+            tools=tools,
         )
 
     def astream(
@@ -119,6 +124,7 @@ class RLM:
         *,
         output_type: object = None,
         output_retries: int = DEFAULT_OUTPUT_RETRIES,
+        tools: Sequence[Tool] = (),
     ) -> AsyncGenerator[Event | RunResult, None]:
         """Yield the run's events as they happen (root-model token deltas included),
         then the `RunResult`."""
@@ -131,6 +137,7 @@ class RLM:
                 on_event=on_event,
                 stream_root=True,
                 output=typed_output(output_type, output_retries),
+                tools=tools,
             )
 
         return stream_run(start)
@@ -187,11 +194,16 @@ class RLM:
         *,
         output_type: object = None,
         output_retries: int = DEFAULT_OUTPUT_RETRIES,
+        tools: Sequence[Tool] = (),
     ) -> RunResult:
         """Synchronous form of `acompletion`."""
         return self._sync.run(
             self.acompletion(
-                prompt, context, output_type=output_type, output_retries=output_retries
+                prompt,
+                context,
+                output_type=output_type,
+                output_retries=output_retries,
+                tools=tools,
             )
         )
 
@@ -206,11 +218,18 @@ class RLM:
         *,
         output_type: object = None,
         output_retries: int = DEFAULT_OUTPUT_RETRIES,
+        tools: Sequence[Tool] = (),
     ) -> Iterator[Event | RunResult]:
         """Synchronous form of `astream`: events as they happen, then the result."""
         return iterate_on(
             self._sync,
-            self.astream(prompt, context, output_type=output_type, output_retries=output_retries),
+            self.astream(
+                prompt,
+                context,
+                output_type=output_type,
+                output_retries=output_retries,
+                tools=tools,
+            ),
         )
 
     def close(self) -> None:

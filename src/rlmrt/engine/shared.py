@@ -63,6 +63,18 @@ class SessionHost:
             raise self._refuse("rlm_query_batched")
         return await self._run.rlm_query_batched(prompts, contexts)
 
+    async def tool_call(
+        self, tool: str, args: Sequence[Any] | None = None, kwargs: dict[str, Any] | None = None
+    ) -> Any:
+        if self._run is None:
+            raise self._refuse("tools." + tool)
+        return await self._run.tool_call(tool, args, kwargs)
+
+    async def tool_batch(self, calls: Sequence[Sequence[Any]]) -> list[Any]:
+        if self._run is None:
+            raise self._refuse("tools.batch")
+        return await self._run.tool_batch(calls)
+
     async def context_search(self, query: str, max_tokens: int = 2000) -> list[dict[str, Any]]:
         if self._run is not None:
             return await self._run.context_search(query, max_tokens)

@@ -10,7 +10,14 @@ from __future__ import annotations
 
 import asyncio
 import secrets
-from collections.abc import AsyncGenerator, AsyncIterator, Awaitable, Callable, Iterator
+from collections.abc import (
+    AsyncGenerator,
+    AsyncIterator,
+    Awaitable,
+    Callable,
+    Iterator,
+    Sequence,
+)
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
 from pathlib import Path
@@ -32,6 +39,7 @@ from rlmrt.observe.trajectory import SUFFIX, TrajectoryWriter
 from rlmrt.observe.usage import Usage
 from rlmrt.observe.watchers import run_watchers
 from rlmrt.sandbox.pool import SandboxPool
+from rlmrt.tools import Tool, open_toolbox
 
 __all__ = ["Engine", "RunResult", "check_prompt", "iterate_on", "new_run_id", "stream_run"]
 
@@ -84,6 +92,7 @@ class Engine:
         turn: SessionTurn | None = None,
         run_id: str | None = None,
         output: TypedOutput | None = None,
+        tools: Sequence[Tool] = (),
     ) -> RunResult:
         """Run `prompt` over `context` to its answer.
 
@@ -91,7 +100,8 @@ class Engine:
         error, such as a stream cut mid-reply, ends the run with an "error" result
         instead of raising: a stream ends with its result); `turn` runs it
         in a session's sandbox; `run_id` is given by replays, which keep the recorded
-        ids (code may have seen them in a session's `history`)."""
+        ids (code may have seen them in a session's `history`); `tools` are offered to
+        the run's code as `tools.NAME(...)`, with those granted in the settings."""
         check_prompt(prompt)
         run_id = run_id or new_run_id()
         spent = check_project_budgets(self.config)
@@ -111,6 +121,14 @@ class Engine:
             bus.subscribe(on_event)
         for watcher in watchers:  # last: spans link each run to its trace after its start
             bus.subscribe(watcher)
+        try:  # MCP servers start here; a granted tool that does not fit stops the run
+            toolbox = await open_toolbox(self.config.tools, tools)
+        except BaseException:
+            for watcher in watchers:
+                watcher.close()
+            if writer is not None:
+                writer.close()
+            raise
         tree = RunTree(
             config=self.config,
             client=self.client,
@@ -120,6 +138,7 @@ class Engine:
             sandboxes=self.sandboxes,
             searcher=self.searcher,
             spent_before=spent,
+            tools=toolbox,
         )
         root = Run(
             tree,
@@ -148,6 +167,8 @@ class Engine:
                 usage=tree.ledger.total(),
             )
         finally:
+            if toolbox is not None:
+                await toolbox.aclose()
             for watcher in watchers:
                 watcher.close()
             if writer is not None:

@@ -37,6 +37,7 @@ from rlmrt.llm.pricing import cost_usd
 from rlmrt.observe.costs import ProjectSpend
 from rlmrt.observe.usage import UsageLedger
 from rlmrt.sandbox.pool import SandboxPool
+from rlmrt.tools import ToolBox
 
 
 class RunTree:
@@ -51,8 +52,10 @@ class RunTree:
         sandboxes: SandboxPool | None = None,
         searcher: ContextSearch | None = None,
         spent_before: ProjectSpend | None = None,
+        tools: ToolBox | None = None,
     ) -> None:
         self.config = config
+        self.tools = tools  # what `tools.NAME(...)` reaches; None: no tools offered
         self.sandboxes = sandboxes or SandboxPool(0)
         self.searcher = searcher  # what context_search() asks; None: no provider
         self.client = client

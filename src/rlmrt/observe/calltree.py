@@ -33,6 +33,7 @@ from rlmrt.events import (
     RunStarted,
     SubCallFinished,
     SubCallStarted,
+    ToolCalled,
 )
 from rlmrt.observe import format as fmt
 from rlmrt.observe.usage import Usage, UsageLedger
@@ -146,6 +147,8 @@ class CallTree:
                     node.detail += " → " + fmt.preview(event.response, 40)
                 else:
                     node.detail += " → " + fmt.preview(event.error, 60)
+        elif isinstance(event, ToolCalled):
+            self._tool_called(event)
         elif isinstance(event, (BudgetWarning, CostWarning)):
             if self.root is not None:
                 self._note(self.root, "warn", "warning", event.message)
@@ -276,6 +279,26 @@ class CallTree:
             started=event.ts,
         )
         self._nodes[node.id] = node
+        if found is not None:
+            found[1].children.append(node)
+        elif event.parent_call_id in self._nodes:
+            self._nodes[event.parent_call_id].children.append(node)
+
+    def _tool_called(self, event: ToolCalled) -> None:
+        """A tool call: a finished node under the code block that made it."""
+        outcome = "ok" if event.ok else fmt.preview(event.error, 60)
+        node = Node(
+            id=event.call_id,
+            kind="sub",
+            title=f"tools.{event.tool}",
+            detail=f"{event.version or '?'} → {outcome}",
+            started=event.ts - event.duration_s,
+            status="ok" if event.ok else "error",
+            duration_s=event.duration_s,
+            ended=event.ts,
+        )
+        self._nodes[node.id] = node
+        found = self._code_node(event.parent_call_id or "", event.ts)
         if found is not None:
             found[1].children.append(node)
         elif event.parent_call_id in self._nodes:

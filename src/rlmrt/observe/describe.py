@@ -23,6 +23,7 @@ from rlmrt.events import (
     SandboxStarted,
     SubCallFinished,
     SubCallStarted,
+    ToolCalled,
     TraceLinked,
 )
 from rlmrt.observe import format as fmt
@@ -64,6 +65,9 @@ def describe(event: Event) -> str | None:
     if isinstance(event, SubCallFinished):
         outcome = "done" if event.ok else f"failed: {event.error}"
         return f"{event.sub_kind}_query {outcome} ({fmt.duration(event.duration_s)})"
+    if isinstance(event, ToolCalled):
+        outcome = "done" if event.ok else f"failed: {event.error}"
+        return f"tools.{event.tool} {outcome} ({fmt.duration(event.duration_s)})"
     if isinstance(event, (BudgetWarning, CostWarning)):
         return f"warning: {event.message}"
     if isinstance(event, Compacted):

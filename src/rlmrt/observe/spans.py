@@ -15,6 +15,7 @@ only when tracing is on).
 
 from __future__ import annotations
 
+import dataclasses
 import json
 from collections.abc import Callable
 from typing import Any, ClassVar
@@ -43,6 +44,7 @@ from rlmrt.events import (
     SandboxStarted,
     SubCallFinished,
     SubCallStarted,
+    ToolCalled,
     TraceLinked,
 )
 from rlmrt.observe.execution import error_type, limit_hit
@@ -287,6 +289,17 @@ class SpanRecorder:
             error=None if event.ok else "SubCallError",
         )
 
+    def _tool_called(self, event: ToolCalled) -> None:
+        """A call of `tools.NAME(...)`: one event, so its span starts `duration_s` back."""
+        run_id = event.parent_call_id or ""
+        attributes = {**self._tool(event.tool), "rlm.tool.version": event.version or ""}
+        started = dataclasses.replace(event, ts=event.ts - event.duration_s)
+        self._start(
+            started, f"execute_tool {event.tool}", self._executing.get(run_id, run_id), attributes
+        )
+        error = None if event.ok else (event.error or "ToolError").split(":", 1)[0]
+        self._end(event, {}, error=error)
+
     @staticmethod
     def _tool(name: str) -> dict[str, Any]:
         return {
@@ -329,6 +342,7 @@ class SpanRecorder:
         CodeExecuted: _code_executed,
         SubCallStarted: _sub_started,
         SubCallFinished: _sub_finished,
+        ToolCalled: _tool_called,
         Answer: _answer,
         BudgetWarning: _budget_warning,
         CostWarning: _cost_warning,

@@ -174,6 +174,17 @@ class HostBridge(Protocol):
         end_line, title, text, score, tokens)."""
         ...
 
+    async def tool_call(
+        self, tool: str, args: Sequence[Any] | None = None, kwargs: dict[str, Any] | None = None
+    ) -> Any:
+        """The result of the host tool `tool` (`tools.NAME(...)` in code), as JSON data."""
+        ...
+
+    async def tool_batch(self, calls: Sequence[Sequence[Any]]) -> list[Any]:
+        """The results of (name, arguments) calls run concurrently (`tools.batch`);
+        a failed call's item is a `QueryFailed`."""
+        ...
+
 
 async def call_host(bridge: HostBridge | None, name: str, args: Any) -> Any:
     """Run the host function `name` for sandboxed code: the one dispatch of every kind.

@@ -55,6 +55,7 @@ __all__ = [
     "HostFunction",
     "QueryFailed",
     "Repl",
+    "Tools",
     "cpu_message",
     "exception_line",
     "render_final",
@@ -212,14 +213,21 @@ class HostFunction:
     items reach code as `QueryFailed`.
     """
 
-    __slots__ = ("arguments", "batched", "name")
+    __slots__ = ("arguments", "batched", "helper", "name")
 
     def __init__(
-        self, name: str, arguments: Callable[..., dict[str, Any]], *, batched: bool = False
+        self,
+        name: str,
+        arguments: Callable[..., dict[str, Any]],
+        *,
+        batched: bool = False,
+        helper: bool = True,
     ) -> None:
         # errors of a bad call name the helper: "llm_query() missing 1 required ..."
         arguments.__name__ = arguments.__qualname__ = name
         self.name, self.arguments, self.batched = name, arguments, batched
+        #: False: code reaches it only through another helper (the `tools` namespace)
+        self.helper = helper
 
 
 def _llm_query(prompt: str, model: str | None = None) -> dict[str, Any]:
@@ -271,6 +279,41 @@ def _context_search(query: str, max_tokens: int = 2000) -> dict[str, Any]:
     return {"query": query, "max_tokens": max_tokens}
 
 
+def _tool_call(tool: str, args: Any = None, kwargs: Any = None) -> dict[str, Any]:
+    """Call the host tool `tool` with positional `args` and keyword `kwargs`."""
+    _check_str("tool_call", "tool", tool)
+    if args is not None and not isinstance(args, (list, tuple)):
+        raise TypeError(f"tool_call() args must be a list, got {type(args).__name__}")
+    if kwargs is not None and not isinstance(kwargs, dict):
+        raise TypeError(f"tool_call() kwargs must be a dict, got {type(kwargs).__name__}")
+    return {"tool": tool, "args": list(args or ()), "kwargs": dict(kwargs or {})}
+
+
+def _tool_batch(calls: Any) -> dict[str, Any]:
+    """Run several tool calls concurrently; results in order (failed items: QueryFailed).
+
+    `calls` is a list of ("name", {arguments}) pairs."""
+    if not isinstance(calls, (list, tuple)):
+        raise TypeError(
+            f"tools.batch() takes a list of (name, arguments) pairs, got {type(calls).__name__}"
+            " (e.g. tools.batch([('add', {'a': 1, 'b': 2}), ('add', {'a': 3, 'b': 4})]))"
+        )
+    items = []
+    for i, call in enumerate(calls):
+        if (
+            not isinstance(call, (list, tuple))
+            or len(call) != 2
+            or not isinstance(call[0], str)
+            or not isinstance(call[1], dict)
+        ):
+            raise TypeError(
+                f"tools.batch() calls[{i}] must be a (name, arguments) pair: a str and a dict,"
+                f" got {call!r:.80}"
+            )
+        items.append([call[0], dict(call[1])])
+    return {"calls": items}
+
+
 def _check_str(func: str, arg: str, value: Any) -> None:
     if not isinstance(value, str):
         raise TypeError(f"{func}() {arg} must be a str, got {type(value).__name__}")
@@ -303,10 +346,18 @@ HOST_FUNCTIONS: dict[str, HostFunction] = {
         HostFunction("rlm_query", _rlm_query),
         HostFunction("rlm_query_batched", _rlm_query_batched, batched=True),
         HostFunction("context_search", _context_search),
+        HostFunction("tool_call", _tool_call, helper=False),
+        HostFunction("tool_batch", _tool_batch, batched=True, helper=False),
     )
 }
 # what every sandbox's REPL defines (the engine names them in its notes)
-HELPER_NAMES = (*HOST_FUNCTIONS, "FINAL", "FINAL_VAR", "SHOW_VARS")
+HELPER_NAMES = (
+    *(name for name, function in HOST_FUNCTIONS.items() if function.helper),
+    "tools",
+    "FINAL",
+    "FINAL_VAR",
+    "SHOW_VARS",
+)
 
 
 def timeout_message(timeout_s: float | None) -> str:
@@ -653,8 +704,11 @@ class Repl:
 
     def _make_helpers(self) -> dict[str, Any]:
         helpers: dict[str, Any] = {
-            name: _host_helper(function, self) for name, function in HOST_FUNCTIONS.items()
+            name: _host_helper(function, self)
+            for name, function in HOST_FUNCTIONS.items()
+            if function.helper
         }
+        helpers["tools"] = Tools(self)
 
         def FINAL(*value: Any) -> None:
             """Mark `value` as the final answer."""
@@ -699,6 +753,39 @@ def _host_helper(function: HostFunction, repl: Repl) -> Callable[..., Any]:
     helper.__name__ = helper.__qualname__ = name
     helper.__doc__ = arguments.__doc__
     return helper
+
+
+class Tools:
+    """`tools` in the REPL: `tools.NAME(...)` calls the host tool NAME (its arguments are
+    checked on the host, against the tool's schema); `tools.batch([("NAME", {...}), ...])`
+    runs several calls concurrently. Which tools exist is the host's business: the
+    system prompt lists them, and calling one that is not offered says why."""
+
+    __slots__ = ("_repl",)
+
+    def __init__(self, repl: Repl) -> None:
+        self._repl = repl
+
+    def __getattr__(self, name: str) -> Callable[..., Any]:
+        if name.startswith("_"):
+            raise AttributeError(name)
+        repl = self._repl
+
+        def call(*args: Any, **kwargs: Any) -> Any:
+            return repl.call("tool_call", _tool_call(name, args, kwargs))
+
+        call.__name__ = call.__qualname__ = name
+        call.__doc__ = f"Call the host tool {name!r} (see the tools listed in the system prompt)."
+        return call
+
+    def batch(self, calls: Any) -> list[Any]:
+        """Run several tool calls concurrently; results in order, a failed call's
+        item is a QueryFailed (check with isinstance(r, Exception))."""
+        result: list[Any] = self._repl.call("tool_batch", _tool_batch(calls))
+        return result
+
+    def __repr__(self) -> str:
+        return "<tools: call tools.NAME(...) or tools.batch([('NAME', {...}), ...])>"
 
 
 class Kernel(Repl):
