@@ -260,3 +260,20 @@ def test_media_objects_edit_and_split(tmp_path: Path) -> None:
         assert last.getnframes() == 4000
     with pytest.raises(ValueError, match="WAV recordings only"):
         load_context(write_mp3(tmp_path / "e.mp3", 3)).value.split(1.0)
+
+
+def test_a_broken_pdf_is_one_clear_error_and_nothing_on_stderr(tmp_path: Path) -> None:
+    import subprocess
+    import sys
+
+    path = tmp_path / "cut.pdf"
+    path.write_bytes(write_pdf(tmp_path / "whole.pdf", ["text"]).read_bytes()[:300])
+    code = (
+        "from rlmrt.engine.context_input import load_context\n"
+        "from rlmrt.errors import ContextError\n"
+        f"try: load_context(__import__('pathlib').Path({str(path)!r}))\n"
+        "except ContextError as exc: print(exc)\n"
+    )
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    assert "cut.pdf: a PDF that cannot be read (" in out.stdout
+    assert out.stderr == ""  # pypdf's repair warnings ("EOF marker not found") stay quiet

@@ -60,6 +60,13 @@ def _pdf(data: bytes, encoding: str) -> list[str]:
     if not data.startswith(b"%PDF-"):
         raise Unreadable("not a PDF file (it does not begin with %PDF-)")
     pypdf = _need("pypdf", "pypdf")
+    import logging
+
+    # pypdf logs what it repairs ("EOF marker not found") as warnings, which an
+    # unconfigured logging prints on stderr: a file it cannot read is our error instead
+    log = logging.getLogger("pypdf")
+    level = log.level
+    log.setLevel(logging.ERROR)
     try:
         reader = pypdf.PdfReader(io.BytesIO(data))
         if reader.is_encrypted and not reader.decrypt(""):
@@ -67,8 +74,10 @@ def _pdf(data: bytes, encoding: str) -> list[str]:
         return [page.extract_text() or "" for page in reader.pages]
     except Unreadable:
         raise
-    except Exception as exc:
+    except Exception as exc:  # pypdf raises many kinds for a broken file
         raise Unreadable(f"a PDF that cannot be read ({_reason(exc)})") from exc
+    finally:
+        log.setLevel(level)
 
 
 def _docx(data: bytes, encoding: str) -> list[str]:
