@@ -277,3 +277,14 @@ def test_a_broken_pdf_is_one_clear_error_and_nothing_on_stderr(tmp_path: Path) -
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
     assert "cut.pdf: a PDF that cannot be read (" in out.stdout
     assert out.stderr == ""  # pypdf's repair warnings ("EOF marker not found") stay quiet
+
+
+def test_a_list_of_rows_is_described_by_its_kinds_not_row_by_row(tmp_path: Path) -> None:
+    path = tmp_path / "rows.csv"
+    path.write_text("id,name\n" + "".join(f"{i},n{i}\n" for i in range(50)))
+    loaded = load_context(path, InputSettings(parse_text=True))
+    assert loaded.metadata["items"] == 51
+    assert loaded.metadata["item_types"] == ["list"]
+    assert loaded.metadata["item_lengths"] == [2] * 20
+    prompt = describe_for_prompt(loaded.metadata)
+    assert "Item types: ['list']" in prompt and "(lengths of 31 more items not listed)" in prompt

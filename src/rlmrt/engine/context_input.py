@@ -3,9 +3,10 @@ metadata the root model sees instead of the context itself."""
 
 from __future__ import annotations
 
+import itertools
 import os
 import stat
-from collections.abc import Mapping, Sequence
+from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -248,20 +249,32 @@ def describe(value: ContextValue) -> dict[str, Any]:
         meta["total_length"] = len(value)
         meta["preview"] = _preview(value)
     elif isinstance(value, (list, dict)):
-        items = dict(value.items()) if isinstance(value, dict) else dict(enumerate(value))
-        lengths = {str(key): _length(item) for key, item in items.items()}
-        listed = list(lengths.items())[:LISTED_ITEMS]
+        # a parsed CSV may hold millions of rows: one list of lengths, nothing per item else
+        items = list(value.values()) if isinstance(value, dict) else value
+        keys = list(map(str, value)) if isinstance(value, dict) else None
+        lengths = [_length(item) for item in items]
         meta.update(
             items=len(value),
-            total_length=sum(lengths.values()),
-            item_lengths=dict(listed) if isinstance(value, dict) else [n for _, n in listed],
-            preview=_preview(next(iter(items.values()), "")),
+            total_length=sum(lengths),
+            item_lengths=(
+                dict(zip(keys[:LISTED_ITEMS], lengths[:LISTED_ITEMS], strict=True))
+                if keys is not None
+                else lengths[:LISTED_ITEMS]
+            ),
+            preview=_preview(items[0]) if items else "",
         )
-        kinds = {str(key): type(item).__name__ for key, item in items.items()}
-        if any(kind != "str" for kind in kinds.values()):
-            meta["item_types"] = dict(list(kinds.items())[:LISTED_ITEMS])
+        if any(not isinstance(item, str) for item in items):
+            # a folder's: per file; a list's (rows, pages): the kinds there are
+            meta["item_types"] = (
+                {
+                    key: type(item).__name__
+                    for key, item in itertools.islice(_named(keys, items), LISTED_ITEMS)
+                }
+                if keys is not None
+                else sorted({type(item).__name__ for item in items})
+            )
         media = {
-            str(key): item.describe() for key, item in items.items() if isinstance(item, Media)
+            key: item.describe() for key, item in _named(keys, items) if isinstance(item, Media)
         }
         if media:
             meta["media"] = media
@@ -271,6 +284,11 @@ def describe(value: ContextValue) -> dict[str, Any]:
     if meta.get("items", 0) > LISTED_ITEMS:
         meta["items_not_listed"] = meta["items"] - LISTED_ITEMS
     return meta
+
+
+def _named(keys: list[str] | None, items: list[Any]) -> Iterator[tuple[str, Any]]:
+    """(key, item) of a dict's items, or (index as text, item) of a list's."""
+    return zip(keys if keys is not None else map(str, itertools.count()), items, strict=False)
 
 
 def _preview(item: Any) -> str:
