@@ -5,6 +5,8 @@ from __future__ import annotations
 
 import io
 import json
+import subprocess
+import sys
 import wave
 from datetime import date
 from pathlib import Path
@@ -223,19 +225,22 @@ def test_what_cannot_be_read_is_named_and_skip_loads_the_rest(tmp_path: Path) ->
     assert listed.metadata["skipped"][0]["path"] == str(folder / "locked.pdf")
 
 
-def test_a_missing_extra_names_the_install_command(tmp_path: Path) -> None:
-    import subprocess
-    import sys
-
-    path = write_pdf(tmp_path / "r.pdf", ["x"])
+def load_in_a_fresh_python(path: Path, first: str = "") -> subprocess.CompletedProcess[str]:
+    """`load_context(path)` in a new interpreter (after the code `first`): its output is
+    the `UsageError` raised, and its stderr what else was printed."""
     code = (
-        "import sys; sys.modules['pypdf'] = None\n"
+        f"{first}\n"
         "from rlmrt.engine.context_input import load_context\n"
-        "from rlmrt.errors import MissingDependencyError\n"
+        "from rlmrt.errors import UsageError\n"
         f"try: load_context(__import__('pathlib').Path({str(path)!r}))\n"
-        "except MissingDependencyError as exc: print(exc)\n"
+        "except UsageError as exc: print(exc)\n"
     )
-    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    return subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+
+
+def test_a_missing_extra_names_the_install_command(tmp_path: Path) -> None:
+    path = write_pdf(tmp_path / "r.pdf", ["x"])
+    out = load_in_a_fresh_python(path, "import sys; sys.modules['pypdf'] = None")
     assert "pip install 'rlmrt[documents]'" in out.stdout
     assert "pypdf is not installed" in out.stdout
 
@@ -263,18 +268,9 @@ def test_media_objects_edit_and_split(tmp_path: Path) -> None:
 
 
 def test_a_broken_pdf_is_one_clear_error_and_nothing_on_stderr(tmp_path: Path) -> None:
-    import subprocess
-    import sys
-
     path = tmp_path / "cut.pdf"
     path.write_bytes(write_pdf(tmp_path / "whole.pdf", ["text"]).read_bytes()[:300])
-    code = (
-        "from rlmrt.engine.context_input import load_context\n"
-        "from rlmrt.errors import ContextError\n"
-        f"try: load_context(__import__('pathlib').Path({str(path)!r}))\n"
-        "except ContextError as exc: print(exc)\n"
-    )
-    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    out = load_in_a_fresh_python(path)
     assert "cut.pdf: a PDF that cannot be read (" in out.stdout
     assert out.stderr == ""  # pypdf's repair warnings ("EOF marker not found") stay quiet
 
