@@ -284,3 +284,8 @@ def test_a_list_of_rows_is_described_by_its_kinds_not_row_by_row(tmp_path: Path)
     assert loaded.metadata["item_lengths"] == [2] * 20
     prompt = describe_for_prompt(loaded.metadata)
     assert "Item types: ['list']" in prompt and "(lengths of 31 more items not listed)" in prompt
+
+
+def test_a_text_file_that_begins_like_a_pdf_stays_text(tmp_path: Path) -> None:
+    (tmp_path / "notes.txt").write_text("%PDF-1.7 is the version we target\n")
+    assert load_context(tmp_path / "notes.txt").value == "%PDF-1.7 is the version we target\n"

@@ -108,7 +108,7 @@ class _PathReader:
         data = self._read_bytes(path)
         if data is None:  # pragma: no cover - a single file is never skipped
             raise ContextError(f"cannot read context file {_shown(path)}")
-        read = reader_for(path, data[:8], parse_text=self.options.parse_text)
+        read = reader_for(path, data, self.options)
         if read is not None:
             try:
                 return read(data, self.options.encoding)
@@ -141,7 +141,7 @@ class _PathReader:
                 data = self._read_bytes(file, relative=relative)
                 if data is None:
                     continue
-                read = reader_for(file, data[:8], parse_text=self.options.parse_text)
+                read = reader_for(file, data, self.options)
                 if read is not None:
                     try:
                         files[relative] = read(data, self.options.encoding)

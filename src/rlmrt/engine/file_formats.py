@@ -27,6 +27,7 @@ from html.parser import HTMLParser
 from pathlib import Path
 from typing import Any
 
+from rlmrt.config import InputSettings
 from rlmrt.errors import MissingDependencyError
 from rlmrt.sandbox.kernel import Audio, Image
 
@@ -41,16 +42,25 @@ class Unreadable(Exception):
     """A file of a known format whose content cannot be read (encrypted, corrupt)."""
 
 
-def reader_for(path: Path, head: bytes, *, parse_text: bool) -> Reader | None:
-    """How to read the file at `path` that begins with `head`, or None to read it as
-    text (or bytes) as any other file."""
+def reader_for(path: Path, data: bytes, options: InputSettings) -> Reader | None:
+    """How to read the file at `path` holding `data`, or None to read it as text (or
+    bytes) as any other file. A PDF is known by its suffix, or by its first bytes when
+    it is not text (a text file that begins with "%PDF-" stays text, as before)."""
     suffix = path.suffix.lower()
-    if suffix == ".pdf" or head.startswith(b"%PDF-"):
+    if suffix == ".pdf" or (data.startswith(b"%PDF-") and not _is_text(data, options.encoding)):
         return _pdf
     found = _BINARY.get(suffix)
-    if found is None and parse_text:
+    if found is None and options.parse_text:
         found = _TEXT.get(suffix)
     return found
+
+
+def _is_text(data: bytes, encoding: str) -> bool:
+    try:
+        data.decode(encoding)
+    except UnicodeDecodeError:
+        return False
+    return True
 
 
 # -- documents ----------------------------------------------------------------------------
