@@ -253,11 +253,11 @@ class Image(Media):
                 "editing an Image needs Pillow, which this sandbox cannot import;"
                 " its bytes are in .data"
             ) from None
+        out = BytesIO()
         with Pillow.open(BytesIO(self.data)) as picture:
             picture.load()
             result = edit(picture)
-        out = BytesIO()
-        result.save(out, format=_PILLOW_FORMATS.get(self.format, self.format.upper()))
+            result.save(out, format=_PILLOW_FORMATS.get(self.format, self.format.upper()))
         return Image(out.getvalue(), self.format, width=result.width, height=result.height)
 
 
