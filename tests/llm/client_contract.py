@@ -23,6 +23,7 @@ from rlmrt.errors import (
 )
 from rlmrt.llm import ModelClient, RetryPolicy
 from rlmrt.llm.base import Message
+from rlmrt.llm.media import media_parts, user_message
 from rlmrt.testing import ChatRequest, Reply, ScriptedOpenAIServer
 
 MakeClient = Callable[..., ModelClient]
@@ -71,6 +72,35 @@ class ModelClientContract:
         assert request.stream is False
         assert request.messages == MESSAGES
         assert request.headers["authorization"] == "Bearer test-key"
+
+    @pytest.mark.parametrize("streamed", [False, True])
+    async def test_content_parts_reach_the_server_as_they_are(
+        self,
+        make_client: MakeClient,
+        server: ScriptedOpenAIServer,
+        replies: ReplyQueue,
+        streamed: bool,
+    ) -> None:
+        """Issue 19: an image and a recording sent with a prompt, in OpenAI's format."""
+        parts = media_parts(
+            [{"format": "png", "data": "iVBORw0KGgo="}], [{"format": "wav", "data": "UklGRg=="}]
+        )
+        message = user_message("Describe both.", parts)
+        replies.push("a picture and a sound")
+        async with make_client(server.url, model="openai/m1") as client:
+            reply = await client.complete(
+                [MESSAGES[0], message], on_delta=(lambda _: None) if streamed else None
+            )
+        assert reply.text == "a picture and a sound"
+        [request] = server.requests
+        assert request.messages[1] == {
+            "role": "user",
+            "content": [
+                {"type": "text", "text": "Describe both."},
+                {"type": "image_url", "image_url": {"url": "data:image/png;base64,iVBORw0KGgo="}},
+                {"type": "input_audio", "input_audio": {"data": "UklGRg==", "format": "wav"}},
+            ],
+        }
 
     async def test_streaming_with_deltas_and_usage(
         self, make_client: MakeClient, server: ScriptedOpenAIServer, replies: ReplyQueue

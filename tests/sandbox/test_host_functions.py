@@ -24,7 +24,7 @@ LIMITS = Limits(exec_timeout_s=20, memory_mb=512, output_bytes=100_000)
 
 # one good call per host function: adding an entry to the table needs one here
 GOOD_CALLS = {
-    "llm_query": "llm_query('hi', model='m')",
+    "llm_query": "llm_query('hi', model='m', images=[b'\\x89PNG\\r\\n'])",
     "llm_query_batched": "llm_query_batched(('a', 'fail'))",
     "rlm_query": "rlm_query('deep', {'k': [1, None]})",
     "rlm_query_batched": "rlm_query_batched(['q1', 'q2'], ('c1', 'c2'))",
@@ -42,6 +42,9 @@ BAD_CALLS = [
     "llm_query()",
     "llm_query('p', model=2)",
     "llm_query('p', 'm', 'extra')",
+    "llm_query('p', images=[1])",
+    "llm_query('p', audio=[b'GIF89a'])",
+    "llm_query('p', audio=[{'format': 'wav', 'data': 3}])",
     "llm_query_batched('one prompt')",
     "llm_query_batched(['a', 2])",
     "rlm_query(None)",
@@ -75,8 +78,16 @@ class RecordingBridge:
     def __init__(self) -> None:
         self.calls: list[tuple[str, dict[str, Any]]] = []
 
-    async def llm_query(self, prompt: str, model: str | None = None) -> str:
-        self.calls.append(("llm_query", {"prompt": prompt, "model": model}))
+    async def llm_query(
+        self,
+        prompt: str,
+        model: str | None = None,
+        images: Sequence[dict[str, str]] | None = None,
+        audio: Sequence[dict[str, str]] | None = None,
+    ) -> str:
+        media = {"images": images} if images is not None else {}
+        media.update({"audio": audio} if audio is not None else {})
+        self.calls.append(("llm_query", {"prompt": prompt, "model": model, **media}))
         return f"llm:{prompt}"
 
     async def llm_query_batched(

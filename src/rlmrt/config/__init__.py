@@ -76,6 +76,9 @@ class ModelPrice(BaseModel):
     )
 
 
+MediaInput = Literal["auto", "none", "images", "audio", "all"]
+
+
 class LLMSettings(_Section):
     """The models and how to reach them."""
 
@@ -116,6 +119,12 @@ class LLMSettings(_Section):
         le=1_000_000_000,
         description="Characters of one model reply that are read; a longer reply is cut"
         " there (a warning event says so).",
+    )
+    media_input: MediaInput = Field(
+        default="auto",
+        description="What models take besides text (llm_query's images= and audio=):"
+        ' "auto" asks LiteLLM\'s model info (a model it does not know is sent them);'
+        ' "none", "images", "audio" or "all" declare it for every model (a local one).',
     )
 
 
@@ -461,6 +470,12 @@ class InputSettings(_Section):
     encoding: str = Field(
         default="utf-8",
         description="Encoding of context files (a folder's files that do not decode stay bytes).",
+    )
+    parse_text: bool = Field(
+        default=False,
+        description="Parse text formats too: CSV/TSV into a list of rows, JSON into its"
+        " value, JSONL into a list, HTML into its text (off: they stay text, as they are)."
+        " PDF, DOCX, XLSX, images and audio are always read by format.",
     )
 
     @field_validator("encoding")

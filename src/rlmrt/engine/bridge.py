@@ -15,6 +15,7 @@ from typing import TYPE_CHECKING, Any
 from rlmrt.context.search import NOT_CONFIGURED
 from rlmrt.engine.tool_calls import call_tool
 from rlmrt.errors import ConfigError, RLMError, SandboxError
+from rlmrt.llm.media import media_parts
 from rlmrt.sandbox.base import QueryFailed
 
 if TYPE_CHECKING:
@@ -40,8 +41,14 @@ class RunBridge:
             raise SandboxError("no run is in progress in this sandbox")
         return self._bound
 
-    async def llm_query(self, prompt: str, model: str | None = None) -> str:
-        return await self._run.sub_llm(prompt, model)
+    async def llm_query(
+        self,
+        prompt: str,
+        model: str | None = None,
+        images: Sequence[dict[str, str]] | None = None,
+        audio: Sequence[dict[str, str]] | None = None,
+    ) -> str:
+        return await self._run.sub_llm(prompt, model, media_parts(images or (), audio or ()))
 
     async def llm_query_batched(
         self, prompts: Sequence[str], model: str | None = None

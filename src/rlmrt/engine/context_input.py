@@ -3,21 +3,26 @@ metadata the root model sees instead of the context itself."""
 
 from __future__ import annotations
 
+import itertools
 import os
 import stat
-from collections.abc import Mapping, Sequence
+from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 from rlmrt.config import InputSettings
+from rlmrt.engine.file_formats import Unreadable, reader_for
 from rlmrt.errors import ContextError
+from rlmrt.sandbox.kernel import Media
 
 PREVIEW_CHARS = 400
 LISTED_ITEMS = 20
 SKIPPED_DIRS = frozenset({".git", ".hg", ".svn", "__pycache__", "node_modules", ".venv", ".tox"})
 
-ContextValue = str | bytes | list[str] | dict[str, Any] | None
+# str, bytes, a list of str, a dict (a folder: path -> item), None; or what a file of a
+# known format reads as (`rlmrt.engine.file_formats`): a list, a dict, an Image, ...
+ContextValue = Any
 
 
 @dataclass(frozen=True, slots=True)
@@ -58,8 +63,10 @@ def _to_value(context: Any, reader: _PathReader) -> ContextValue:
         if items and all(isinstance(item, os.PathLike) for item in items):
             merged: dict[str, Any] = {}
             for item in items:
-                loaded = reader.read(Path(item))
-                if isinstance(loaded, dict):
+                loaded = reader.read(Path(item), listed=True)
+                if loaded is _SKIPPED:
+                    continue
+                if isinstance(loaded, dict) and Path(item).is_dir():
                     merged.update(loaded)
                 else:
                     merged[str(item)] = loaded
@@ -74,6 +81,9 @@ def _to_value(context: Any, reader: _PathReader) -> ContextValue:
     )
 
 
+_SKIPPED = object()  # what `_PathReader.read` returns for a listed file it skipped
+
+
 class _PathReader:
     """Reads the paths of one context under one set of `ReadOptions`."""
 
@@ -83,7 +93,9 @@ class _PathReader:
         self._failed: list[str] = []
         self._total = 0
 
-    def read(self, path: Path) -> str | dict[str, Any]:
+    def read(self, path: Path, *, listed: bool = False) -> Any:
+        """The value of the file or folder at `path`; with `listed` (one of several
+        paths), a file that cannot be read is `_SKIPPED` under errors="skip"."""
         if not path.exists():
             raise ContextError(f"context path does not exist: {_shown(path)}")
         if path.is_dir():
@@ -96,6 +108,15 @@ class _PathReader:
         data = self._read_bytes(path)
         if data is None:  # pragma: no cover - a single file is never skipped
             raise ContextError(f"cannot read context file {_shown(path)}")
+        read = reader_for(path, data, self.options)
+        if read is not None:
+            try:
+                return read(data, self.options.encoding)
+            except Unreadable as exc:
+                if listed and self.options.errors == "skip":
+                    self.skipped.append({"path": _shown(path), "reason": str(exc)})
+                    return _SKIPPED
+                raise ContextError(f"cannot read context file {_shown(path)}: {exc}") from exc
         try:
             return data.decode(self.options.encoding)
         except UnicodeDecodeError as exc:
@@ -119,6 +140,16 @@ class _PathReader:
                     continue
                 data = self._read_bytes(file, relative=relative)
                 if data is None:
+                    continue
+                read = reader_for(file, data, self.options)
+                if read is not None:
+                    try:
+                        files[relative] = read(data, self.options.encoding)
+                    except Unreadable as exc:
+                        if self.options.errors == "skip":
+                            self.skipped.append({"path": relative, "reason": str(exc)})
+                        else:
+                            self._failed.append(f"{relative}: {exc}")
                     continue
                 try:
                     files[relative] = data.decode(self.options.encoding)
@@ -202,36 +233,62 @@ def _shown(path: Path) -> str:
 
 
 def _length(item: Any) -> int:
-    return len(item) if isinstance(item, (str, bytes, list, dict)) else len(repr(item))
+    """A str's characters, bytes's or an Image's bytes, a list's or dict's items."""
+    return len(item) if isinstance(item, (str, bytes, list, dict, Media)) else len(repr(item))
 
 
 def describe(value: ContextValue) -> dict[str, Any]:
-    """Type, total length, per-item lengths and a short preview: never the whole thing."""
+    """Type, total length, per-item lengths and a short preview: never the whole thing.
+    Images and recordings are described by their metadata (`media`), never their bytes."""
     if value is None:
         return {"type": "none", "total_length": 0}
     meta: dict[str, Any] = {"type": type(value).__name__}
-    if isinstance(value, (str, bytes)):
+    if isinstance(value, Media):
+        meta.update(type=value.kind, total_length=len(value), media={"context": value.describe()})
+    elif isinstance(value, (str, bytes)):
         meta["total_length"] = len(value)
         meta["preview"] = _preview(value)
-    elif isinstance(value, list):
-        lengths = [len(item) for item in value]
+    elif isinstance(value, (list, dict)):
+        # a parsed CSV may hold millions of rows: one list of lengths, nothing per item else
+        items = list(value.values()) if isinstance(value, dict) else value
+        keys = list(map(str, value)) if isinstance(value, dict) else None
+        lengths = [_length(item) for item in items]
         meta.update(
             items=len(value),
             total_length=sum(lengths),
-            item_lengths=lengths[:LISTED_ITEMS],
-            preview=_preview(value[0]) if value else "",
+            item_lengths=(
+                dict(zip(keys[:LISTED_ITEMS], lengths[:LISTED_ITEMS], strict=True))
+                if keys is not None
+                else lengths[:LISTED_ITEMS]
+            ),
+            preview=_preview(items[0]) if items else "",
         )
-    else:
-        lengths_by_key = {str(key): _length(item) for key, item in value.items()}
-        meta.update(
-            items=len(value),
-            total_length=sum(lengths_by_key.values()),
-            item_lengths=dict(list(lengths_by_key.items())[:LISTED_ITEMS]),
-            preview=_preview(next(iter(value.values()), "")),
-        )
+        if any(not isinstance(item, str) for item in items):
+            # a folder's: per file; a list's (rows, pages): the kinds there are
+            meta["item_types"] = (
+                {
+                    key: type(item).__name__
+                    for key, item in itertools.islice(_named(keys, items), LISTED_ITEMS)
+                }
+                if keys is not None
+                else sorted({type(item).__name__ for item in items})
+            )
+        media = {
+            key: item.describe() for key, item in _named(keys, items) if isinstance(item, Media)
+        }
+        if media:
+            meta["media"] = media
+    else:  # a number or bool of a parsed JSON file
+        meta["total_length"] = len(repr(value))
+        meta["preview"] = _preview(value)
     if meta.get("items", 0) > LISTED_ITEMS:
         meta["items_not_listed"] = meta["items"] - LISTED_ITEMS
     return meta
+
+
+def _named(keys: list[str] | None, items: list[Any]) -> Iterator[tuple[str, Any]]:
+    """(key, item) of a dict's items, or (index as text, item) of a list's."""
+    return zip(keys if keys is not None else map(str, itertools.count()), items, strict=False)
 
 
 def _preview(item: Any) -> str:
@@ -243,11 +300,27 @@ def _preview(item: Any) -> str:
 
 def describe_for_prompt(meta: Mapping[str, Any]) -> str:
     lines = [f"Type: {meta['type']}", f"Total length: {meta['total_length']:,} characters"]
+    if meta["type"] in ("image", "audio"):
+        lines[1] = f"Total length: {meta['total_length']:,} bytes"
     if "items" in meta:
         lines.append(f"Items: {meta['items']:,}")
         lines.append(f"Item lengths: {meta['item_lengths']}")
         if "items_not_listed" in meta:
             lines.append(f"(lengths of {meta['items_not_listed']:,} more items not listed)")
+    if "item_types" in meta:
+        lines.append(f"Item types: {meta['item_types']}")
+    media = meta.get("media", {})
+    if media:
+        described = list(media.items())
+        shown = "; ".join(f"{key}: {what}" for key, what in described[:LISTED_ITEMS])
+        more = (
+            f"; and {len(described) - LISTED_ITEMS:,} more" if len(described) > LISTED_ITEMS else ""
+        )
+        lines.append(
+            f"Images and recordings (Image/Audio objects: .format, .width/.height,"
+            f" .duration_s, .data bytes; send them with llm_query(prompt, images=[...]) or"
+            f" audio=[...]): {shown}{more}"
+        )
     skipped = meta.get("skipped", [])
     if skipped:
         listed = "; ".join(f"{item['path']} ({item['reason']})" for item in skipped[:LISTED_ITEMS])

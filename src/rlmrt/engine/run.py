@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import asyncio
 import time
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass
 from typing import Any, Literal
 
@@ -76,7 +76,8 @@ from rlmrt.events import (
     SubCallKind,
     SubCallStarted,
 )
-from rlmrt.llm.base import Message
+from rlmrt.llm.base import ChatMessage, Message
+from rlmrt.llm.media import media_refusal, user_message
 from rlmrt.observe.usage import Usage
 from rlmrt.prompt_profiles import profile_for
 from rlmrt.sandbox.base import ExecResult, SandboxBackend
@@ -692,14 +693,27 @@ class Run:
         self.tree.emit(RunErrored(**self._ids(), error_type=error_type, message=message))
 
     # -- sub-calls (called by the bridge) ----------------------------------------
-    async def sub_llm(self, prompt: str, model: str | None) -> str:
-        return await self._sub_call("llm", prompt, model, lambda cid: self._llm(prompt, model, cid))
+    async def sub_llm(
+        self, prompt: str, model: str | None, media: Sequence[dict[str, Any]] = ()
+    ) -> str:
+        """`media`: content parts (`rlmrt.llm.media`) sent after the prompt; a model
+        that does not take them is refused here, before any call."""
+        if media:
+            name = model or self.config.llm.sub_model or self.tree.client.model
+            refusal = media_refusal(name, media, self.config.llm.media_input)
+            if refusal is not None:
+                raise ValueError(refusal)
+        return await self._sub_call(
+            "llm", prompt, model, lambda cid: self._llm(prompt, model, cid, media)
+        )
 
-    async def _llm(self, prompt: str, model: str | None, call_id: str) -> str:
-        messages: list[Message] = []
+    async def _llm(
+        self, prompt: str, model: str | None, call_id: str, media: Sequence[dict[str, Any]] = ()
+    ) -> str:
+        messages: list[ChatMessage] = []
         if self.config.llm.sub_system_prompt:
             messages.append({"role": "system", "content": self.config.llm.sub_system_prompt})
-        messages.append({"role": "user", "content": prompt})
+        messages.append(user_message(prompt, media))
         reply = await self.tree.model_call(
             messages, parent_call_id=call_id, depth=self.depth + 1, purpose="sub", model=model
         )

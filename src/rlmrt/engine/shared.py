@@ -39,10 +39,16 @@ class SessionHost:
     def _refuse(self, fn: str) -> UsageError:
         return UsageError(self._no_run.format(fn=fn))
 
-    async def llm_query(self, prompt: str, model: str | None = None) -> str:
+    async def llm_query(
+        self,
+        prompt: str,
+        model: str | None = None,
+        images: Sequence[dict[str, str]] | None = None,
+        audio: Sequence[dict[str, str]] | None = None,
+    ) -> str:
         if self._run is None:
             raise self._refuse("llm_query")
-        return await self._run.llm_query(prompt, model)
+        return await self._run.llm_query(prompt, model, images, audio)
 
     async def llm_query_batched(
         self, prompts: Sequence[str], model: str | None = None

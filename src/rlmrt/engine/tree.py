@@ -31,7 +31,7 @@ from rlmrt.events import (
     ModelCallStarted,
     TokenDelta,
 )
-from rlmrt.llm.base import DeltaCallback, Message, ModelClient, ModelReply
+from rlmrt.llm.base import ChatMessage, DeltaCallback, ModelClient, ModelReply
 from rlmrt.llm.call_site import MODEL_CALL
 from rlmrt.llm.pricing import cost_usd
 from rlmrt.observe.costs import ProjectSpend
@@ -106,7 +106,7 @@ class RunTree:
 
     async def model_call(
         self,
-        messages: Sequence[Message],
+        messages: Sequence[ChatMessage],
         *,
         parent_call_id: str,
         depth: int,
@@ -236,7 +236,7 @@ class RunTree:
 
     async def _complete(
         self,
-        messages: Sequence[Message],
+        messages: Sequence[ChatMessage],
         model_name: str,
         on_delta: DeltaCallback | None,
         *,

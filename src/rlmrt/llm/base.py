@@ -6,7 +6,7 @@ from abc import ABC, abstractmethod
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from types import TracebackType
-from typing import Literal, TypedDict
+from typing import Any, Literal, TypedDict
 
 Role = Literal["system", "user", "assistant"]
 
@@ -14,6 +14,18 @@ Role = Literal["system", "user", "assistant"]
 class Message(TypedDict):
     role: Role
     content: str
+
+
+class PartsMessage(TypedDict):
+    """A message of content parts in OpenAI's chat format: ``{"type": "text", ...}``,
+    ``{"type": "image_url", ...}``, ``{"type": "input_audio", ...}`` (`rlmrt.llm.media`)."""
+
+    role: Role
+    content: list[dict[str, Any]]
+
+
+#: what a client sends: text messages, and content-part ones for images and recordings
+ChatMessage = Message | PartsMessage
 
 
 DeltaCallback = Callable[[str], None]
@@ -57,7 +69,7 @@ class ModelClient(ABC):
     @abstractmethod
     async def complete(
         self,
-        messages: Sequence[Message],
+        messages: Sequence[ChatMessage],
         *,
         model: str | None = None,
         on_delta: DeltaCallback | None = None,

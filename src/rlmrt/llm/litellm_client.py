@@ -16,7 +16,7 @@ from rlmrt.llm._chat import collect_stream, cut_reply, reply_from_completion
 from rlmrt.llm._configured import ConfiguredClient
 from rlmrt.llm._litellm import import_litellm
 from rlmrt.llm._retry import Target, library_errors, with_retries
-from rlmrt.llm.base import DeltaCallback, Message, ModelReply
+from rlmrt.llm.base import ChatMessage, DeltaCallback, ModelReply
 
 if TYPE_CHECKING:
     pass
@@ -32,7 +32,7 @@ class LiteLLMClient(ConfiguredClient):
 
     async def complete(
         self,
-        messages: Sequence[Message],
+        messages: Sequence[ChatMessage],
         *,
         model: str | None = None,
         on_delta: DeltaCallback | None = None,

@@ -30,7 +30,7 @@ from rlmrt.llm._chat import cut_reply
 from rlmrt.llm._configured import ConfiguredClient
 from rlmrt.llm._retry import HTTPStatusFailure, RetryPolicy, Target, with_retries
 from rlmrt.llm._usage import token_counts
-from rlmrt.llm.base import DeltaCallback, Message, ModelReply
+from rlmrt.llm.base import ChatMessage, DeltaCallback, ModelReply
 
 if TYPE_CHECKING:
     from rlmrt.config import RLMConfig
@@ -81,7 +81,7 @@ class OpenAICompatibleClient(ConfiguredClient):
 
     async def complete(
         self,
-        messages: Sequence[Message],
+        messages: Sequence[ChatMessage],
         *,
         model: str | None = None,
         on_delta: DeltaCallback | None = None,

@@ -18,7 +18,7 @@ from collections.abc import Sequence
 
 from rlmrt.errors import ModelError
 from rlmrt.events import Event, ModelCallFinished, RunStarted, SubCallStarted
-from rlmrt.llm.base import DeltaCallback, Message, ModelClient, ModelReply
+from rlmrt.llm.base import ChatMessage, DeltaCallback, ModelClient, ModelReply
 from rlmrt.llm.call_site import MODEL_CALL
 
 __all__ = ["ReplayClient"]
@@ -74,7 +74,7 @@ class ReplayClient(ModelClient):
 
     async def complete(
         self,
-        messages: Sequence[Message],
+        messages: Sequence[ChatMessage],
         *,
         model: str | None = None,
         on_delta: DeltaCallback | None = None,

@@ -15,7 +15,7 @@ import threading
 from collections.abc import Mapping, Sequence
 
 from rlmrt.config import RLMConfig, config_with
-from rlmrt.llm.base import DeltaCallback, Message, ModelClient, ModelReply
+from rlmrt.llm.base import ChatMessage, DeltaCallback, ModelClient, ModelReply
 from rlmrt.llm.provider_keys import keys_present
 from rlmrt.local.catalog import LocalModel, get_model
 
@@ -68,7 +68,7 @@ class LocalModelClient(ModelClient):
 
     async def complete(
         self,
-        messages: Sequence[Message],
+        messages: Sequence[ChatMessage],
         *,
         model: str | None = None,
         on_delta: DeltaCallback | None = None,

@@ -157,7 +157,15 @@ class HostBridge(Protocol):
     wherever the code runs (a worker thread, a kernel message loop).
     """
 
-    async def llm_query(self, prompt: str, model: str | None = None) -> str: ...
+    async def llm_query(
+        self,
+        prompt: str,
+        model: str | None = None,
+        images: Sequence[dict[str, str]] | None = None,
+        audio: Sequence[dict[str, str]] | None = None,
+    ) -> str:
+        """`images` / `audio`: ``{"format", "data": base64}`` items (the kernel's
+        `MEDIA_FORMATS`), checked by the table before they get here."""
 
     async def llm_query_batched(
         self, prompts: Sequence[str], model: str | None = None

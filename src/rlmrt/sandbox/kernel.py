@@ -51,8 +51,12 @@ __all__ = [
     "BYTES_TAG",
     "HELPER_NAMES",
     "HOST_FUNCTIONS",
+    "MEDIA_TAG",
+    "Audio",
     "Cell",
     "HostFunction",
+    "Image",
+    "Media",
     "QueryFailed",
     "Repl",
     "Tools",
@@ -130,11 +134,14 @@ BYTES_TAG = "\x00bytes"
 
 def pack_bytes(value: Any) -> Any:
     """`value` with every bytes/bytearray in it (at any depth of dicts, lists and
-    tuples) as ``{BYTES_TAG: base64}``: JSON data for the channel."""
+    tuples) as ``{BYTES_TAG: base64}`` and every `Media` as ``{MEDIA_TAG: ...}``: JSON
+    data for the channel."""
     if isinstance(value, (bytes, bytearray)):
         import binascii
 
         return {BYTES_TAG: binascii.b2a_base64(value, newline=False).decode("ascii")}
+    if isinstance(value, Media):
+        return value.packed()
     if isinstance(value, dict):
         return {key: pack_bytes(item) for key, item in value.items()}
     if isinstance(value, (list, tuple)):
@@ -149,10 +156,185 @@ def unpack_bytes(value: Any) -> Any:
             import binascii
 
             return binascii.a2b_base64(value[BYTES_TAG])
+        if len(value) == 1 and MEDIA_TAG in value:
+            return _unpack_media(value[MEDIA_TAG])
         return {key: unpack_bytes(item) for key, item in value.items()}
     if isinstance(value, list):
         return [unpack_bytes(item) for item in value]
     return value
+
+
+#: how an image or a recording travels in JSON: {MEDIA_TAG: {kind, format, data: base64, ...}}
+MEDIA_TAG = "\x00media"
+
+
+class Media:
+    """The bytes of an image or a recording, with what is known of them (`info`).
+
+    Its repr (what a REPL shows, what a prompt may quote) is metadata only, never the
+    bytes. `data` is the file's bytes, `format` its lower-case format name ("png").
+    """
+
+    kind = "media"
+    __slots__ = ("data", "format", "info")
+
+    def __init__(self, data: bytes, format: str, **info: Any) -> None:
+        if not isinstance(data, (bytes, bytearray)):
+            raise TypeError(f"{type(self).__name__} data must be bytes, got {type(data).__name__}")
+        self.data, self.format, self.info = bytes(data), str(format).lower(), info
+
+    @property
+    def size(self) -> int:
+        """Bytes of `data`."""
+        return len(self.data)
+
+    def describe(self) -> str:
+        return f"{self.format}, {len(self.data):,} bytes"
+
+    def __repr__(self) -> str:
+        return f"<{type(self).__name__} {self.describe()}>"
+
+    def __len__(self) -> int:
+        return len(self.data)
+
+    def __eq__(self, other: object) -> bool:
+        return type(other) is type(self) and other.data == self.data and other.format == self.format
+
+    __hash__ = None  # type: ignore[assignment]
+
+    def packed(self) -> dict[str, Any]:
+        import binascii
+
+        data = binascii.b2a_base64(self.data, newline=False).decode("ascii")
+        return {MEDIA_TAG: {**self.info, "kind": self.kind, "format": self.format, "data": data}}
+
+
+class Image(Media):
+    """An image (PNG, JPEG, WebP) with `width` and `height` in pixels. `crop`, `resize`
+    and `thumbnail` need Pillow where the code runs; they return new `Image`s."""
+
+    kind = "image"
+    __slots__ = ()
+
+    @property
+    def width(self) -> int | None:
+        return self.info.get("width")
+
+    @property
+    def height(self) -> int | None:
+        return self.info.get("height")
+
+    def describe(self) -> str:
+        return f"{self.format} {self.width}x{self.height}, {len(self.data):,} bytes"
+
+    def crop(self, box: tuple[int, int, int, int]) -> Image:
+        """The part of the image inside `box` = (left, top, right, bottom), in pixels."""
+        return self._edited(lambda picture: picture.crop(tuple(box)))
+
+    def resize(self, size: tuple[int, int]) -> Image:
+        """The image scaled to `size` = (width, height), in pixels."""
+        return self._edited(lambda picture: picture.resize(tuple(size)))
+
+    def thumbnail(self, longest: int) -> Image:
+        """The image scaled down (never up) so that its longer side is `longest` pixels."""
+
+        def shrink(picture: Any) -> Any:
+            picture.thumbnail((longest, longest))
+            return picture
+
+        return self._edited(shrink)
+
+    def _edited(self, edit: Callable[[Any], Any]) -> Image:
+        try:
+            from io import BytesIO
+
+            from PIL import Image as Pillow
+        except ImportError:
+            raise ImportError(
+                "editing an Image needs Pillow, which this sandbox cannot import;"
+                " its bytes are in .data"
+            ) from None
+        out = BytesIO()
+        with Pillow.open(BytesIO(self.data)) as picture:
+            picture.load()
+            result = edit(picture)
+            result.save(out, format=_PILLOW_FORMATS.get(self.format, self.format.upper()))
+        return Image(out.getvalue(), self.format, width=result.width, height=result.height)
+
+
+_PILLOW_FORMATS = {"jpeg": "JPEG", "png": "PNG", "webp": "WEBP"}
+
+
+class Audio(Media):
+    """A recording (WAV, MP3) with `duration_s`; a WAV one also has `sample_rate` and
+    `channels` and can be cut with `split` (the standard library's `wave`)."""
+
+    kind = "audio"
+    __slots__ = ()
+
+    @property
+    def duration_s(self) -> float | None:
+        return self.info.get("duration_s")
+
+    @property
+    def sample_rate(self) -> int | None:
+        return self.info.get("sample_rate")
+
+    @property
+    def channels(self) -> int | None:
+        return self.info.get("channels")
+
+    def describe(self) -> str:
+        duration = self.duration_s
+        length = "unknown length" if duration is None else f"{duration:.2f} s"
+        return f"{self.format}, {length}, {len(self.data):,} bytes"
+
+    def split(self, seconds: float) -> list[Audio]:
+        """The recording cut into pieces of `seconds` each (the last may be shorter): WAV only."""
+        if self.format != "wav":
+            raise ValueError(f"split() cuts WAV recordings only, this one is {self.format}")
+        if not seconds > 0:
+            raise ValueError(f"split() seconds must be > 0, got {seconds!r}")
+        import io
+        import wave
+
+        pieces: list[Audio] = []
+        with wave.open(io.BytesIO(self.data), "rb") as source:
+            params = source.getparams()
+            step = max(1, int(params.framerate * seconds))
+            while True:
+                frames = source.readframes(step)
+                if not frames:
+                    break
+                out = io.BytesIO()
+                with wave.open(out, "wb") as piece:
+                    piece.setparams(params)
+                    piece.writeframes(frames)
+                count = len(frames) // (params.sampwidth * params.nchannels)
+                pieces.append(
+                    Audio(
+                        out.getvalue(),
+                        "wav",
+                        duration_s=count / params.framerate,
+                        sample_rate=params.framerate,
+                        channels=params.nchannels,
+                    )
+                )
+        return pieces
+
+
+_MEDIA_KINDS = {"image": Image, "audio": Audio}
+
+
+def _unpack_media(packed: Any) -> Any:
+    """A `Media.packed` dict's object (anything else: as it is, a dict of data)."""
+    if not isinstance(packed, dict) or packed.get("kind") not in _MEDIA_KINDS:
+        return packed
+    import binascii
+
+    info = {k: v for k, v in packed.items() if k not in ("kind", "format", "data")}
+    data = binascii.a2b_base64(str(packed.get("data", "")))
+    return _MEDIA_KINDS[packed["kind"]](data, str(packed.get("format", "")), **info)
 
 
 _SIGNALS = (signal.SIGALRM, signal.SIGPROF)
@@ -230,11 +412,76 @@ class HostFunction:
         self.helper = helper
 
 
-def _llm_query(prompt: str, model: str | None = None) -> dict[str, Any]:
-    """Ask a language model `prompt`; returns its reply."""
+def _llm_query(
+    prompt: str, model: str | None = None, images: Any = None, audio: Any = None
+) -> dict[str, Any]:
+    """Ask a language model `prompt`; returns its reply. `images` / `audio`: a list of
+    Image / Audio objects (or their files' bytes) the model sees with the prompt."""
     _check_str("llm_query", "prompt", prompt)
     _check_optional_str("llm_query", "model", model)
-    return {"prompt": prompt, "model": model}
+    args: dict[str, Any] = {"prompt": prompt, "model": model}
+    if images is not None:
+        args["images"] = _media_arguments("images", images, "image")
+    if audio is not None:
+        args["audio"] = _media_arguments("audio", audio, "audio")
+    return args
+
+
+#: the formats `llm_query` sends, by kind, and how their bytes begin (`_sniffed`)
+MEDIA_FORMATS = {"image": ("png", "jpeg", "webp", "gif"), "audio": ("wav", "mp3")}
+
+
+def _media_arguments(arg: str, items: Any, kind: str) -> list[dict[str, str]]:
+    """`items` (Media of `kind`, bytes, or this function's own output when the host
+    checks a call again) as ``[{"format", "data": base64}]``."""
+    if isinstance(items, (Media, bytes, bytearray, dict)):
+        items = [items]
+    if not isinstance(items, (list, tuple)):
+        raise TypeError(
+            f"llm_query() {arg} must be a list of {kind.capitalize()} objects or bytes,"
+            f" got {type(items).__name__}"
+        )
+    out: list[dict[str, str]] = []
+    for i, item in enumerate(items):
+        if isinstance(item, Media):
+            if item.kind != kind:
+                raise TypeError(f"llm_query() {arg}[{i}] is {item.kind}, not {kind}")
+            packed = item.packed()[MEDIA_TAG]
+            fmt, data = packed["format"], packed["data"]
+        elif isinstance(item, (bytes, bytearray)):
+            import binascii
+
+            fmt = _sniffed(bytes(item[:16]))
+            data = binascii.b2a_base64(item, newline=False).decode("ascii")
+        elif isinstance(item, dict) and isinstance(item.get("data"), str):
+            fmt, data = str(item.get("format")), item["data"]
+        else:
+            raise TypeError(
+                f"llm_query() {arg}[{i}] must be an {kind.capitalize()} or bytes,"
+                f" got {type(item).__name__}"
+            )
+        if fmt not in MEDIA_FORMATS[kind]:
+            raise ValueError(
+                f"llm_query() {arg}[{i}] is not a {'/'.join(MEDIA_FORMATS[kind])} file"
+                f" (format: {fmt})"
+            )
+        out.append({"format": fmt, "data": data})
+    return out
+
+
+def _sniffed(head: bytes) -> str:
+    """A file's format from its first bytes ("unknown" when none of `MEDIA_FORMATS`)."""
+    if head.startswith(b"\x89PNG"):
+        return "png"
+    if head.startswith(b"\xff\xd8\xff"):
+        return "jpeg"
+    if head.startswith(b"GIF8"):
+        return "gif"
+    if head.startswith(b"RIFF") and head[8:12] in (b"WEBP", b"WAVE"):
+        return "webp" if head[8:12] == b"WEBP" else "wav"
+    if head.startswith(b"ID3") or (len(head) > 1 and head[0] == 0xFF and head[1] & 0xE0 == 0xE0):
+        return "mp3"
+    return "unknown"
 
 
 def _llm_query_batched(prompts: Any, model: str | None = None) -> dict[str, Any]:
