@@ -48,7 +48,7 @@ def test_every_event_round_trips_and_is_versioned() -> None:
     data = event.to_dict()
     assert data["kind"] == "model_call_finished" and data["v"] == EVENT_SCHEMA_VERSION
     assert event_from_dict(json.loads(json.dumps(data))) == event
-    assert len(EVENT_TYPES) == 22
+    assert len(EVENT_TYPES) == 23
     with pytest.raises(ValueError, match="unknown event kind"):
         event_from_dict({"kind": "nope"})
 

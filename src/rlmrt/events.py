@@ -259,8 +259,18 @@ class MemoryRecalled(Event):
     says why ("pinned": pinned by the user; "lessons": learned notes like the question)."""
 
     kind: ClassVar[str] = "memory_recalled"
-    purpose: Literal["pinned", "lessons"]
+    purpose: Literal["pinned", "lessons", "recall"]  # "recall": code's memory.recall
     items: list[dict[str, str]]
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class MemoryChanged(Event):
+    """Code remembered (`text` given) or forgot an item of the project's memory."""
+
+    kind: ClassVar[str] = "memory_changed"
+    action: Literal["remember", "forget"]
+    item_id: str
+    text: str | None
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -304,6 +314,7 @@ EVENT_TYPES: dict[str, type[Event]] = {
         TraceLinked,
         Answer,
         MemoryRecalled,
+        MemoryChanged,
         OutputRejected,
         RunErrored,
     )

@@ -31,12 +31,20 @@ GOOD_CALLS = {
     "context_search": "context_search('needle', 5)",
     "tool_call": "tool_call('echo', [1], {'k': 'v'})",
     "tool_batch": "tool_batch([('echo', {'x': 1}), ('fail', {})])",
+    "memory_remember": "memory_remember('note', ['t'], True)",
+    "memory_recall": "memory_recall('note', k=2)",
+    "memory_forget": "memory_forget('mem-1')",
 }
 # what code writes for the functions it reaches through the `tools` namespace
 IN_CODE = {
     "tool_call": "tools.echo(1, k='v')",
     "tool_batch": "tools.batch([('echo', {'x': 1}), ('fail', {})])",
+    "memory_remember": "memory.remember('note', ['t'], True)",
+    "memory_recall": "memory.recall('note', k=2)",
+    "memory_forget": "memory.forget('mem-1')",
 }
+# how code checks a namespace is there
+NAMESPACE_CHECKS = {"tools": "callable(tools.any_name)", "memory": "callable(memory.recall)"}
 BAD_CALLS = [
     "llm_query(1)",
     "llm_query()",
@@ -57,6 +65,11 @@ BAD_CALLS = [
     "context_search('q', True)",
     "tools.batch('echo')",
     "tools.batch([('echo', 1)])",
+    "memory.remember(1)",
+    "memory.remember('t', tags='one')",
+    "memory.remember('t', pin=1)",
+    "memory.recall('q', k=0)",
+    "memory.forget(3)",
 ]
 
 
@@ -66,6 +79,11 @@ def on_host(call: str) -> Any:
         name: function.arguments for name, function in HOST_FUNCTIONS.items()
     }
     namespace["tools"] = SimpleNamespace(batch=HOST_FUNCTIONS["tool_batch"].arguments)
+    namespace["memory"] = SimpleNamespace(
+        remember=HOST_FUNCTIONS["memory_remember"].arguments,
+        recall=HOST_FUNCTIONS["memory_recall"].arguments,
+        forget=HOST_FUNCTIONS["memory_forget"].arguments,
+    )
     try:
         return eval(call, namespace)
     except Exception as exc:
@@ -120,6 +138,20 @@ class RecordingBridge:
         self.calls.append(("tool_batch", {"calls": calls}))
         return [QueryFailed("ToolError: no") if n == "fail" else f"{n}:{a}" for n, a in calls]
 
+    async def memory_remember(
+        self, text: str, tags: Sequence[str] | None = None, pin: bool = False
+    ) -> str:
+        self.calls.append(("memory_remember", {"text": text, "tags": tags, "pin": pin}))
+        return "mem-1"
+
+    async def memory_recall(self, query: str, k: int = 5) -> list[dict[str, Any]]:
+        self.calls.append(("memory_recall", {"query": query, "k": k}))
+        return [{"id": "mem-1", "text": query}]
+
+    async def memory_forget(self, item_id: str) -> bool:
+        self.calls.append(("memory_forget", {"item_id": item_id}))
+        return True
+
 
 @pytest.fixture(params=SANDBOXES.names())
 async def started(request: pytest.FixtureRequest) -> AsyncIterator[tuple[SandboxBackend, Any]]:
@@ -148,7 +180,7 @@ def printed(call: str) -> str:
 
 def test_the_helpers_are_the_table_and_the_answer_helpers() -> None:
     own = [name for name, function in HOST_FUNCTIONS.items() if function.helper]
-    assert (*own, "tools", "FINAL", "FINAL_VAR", "SHOW_VARS") == HELPER_NAMES
+    assert (*own, "tools", "memory", "FINAL", "FINAL_VAR", "SHOW_VARS") == HELPER_NAMES
     assert set(HOST_FUNCTIONS) - set(own) == set(IN_CODE)
     assert set(GOOD_CALLS) == set(HOST_FUNCTIONS)
     for name, function in HOST_FUNCTIONS.items():
@@ -180,8 +212,7 @@ async def test_every_kind_offers_the_table_and_its_errors(
 ) -> None:
     backend, bridge = started
     shown = ", ".join(
-        f"callable({name})" if name != "tools" else "callable(tools.any_name)"
-        for name in HELPER_NAMES
+        NAMESPACE_CHECKS.get(name, f"callable({name})") for name in HELPER_NAMES
     )
     result = await backend.execute(f"print({shown})")
     assert result.stdout == " ".join(["True"] * len(HELPER_NAMES)) + "\n", result.error
@@ -212,6 +243,9 @@ async def test_every_kind_hands_the_table_arguments_to_the_bridge(
         "[{'text': 'needle', 'tokens': 5}]\n",
         "{'tool': 'echo', 'args': [1], 'kwargs': {'k': 'v'}}\n",
         "[\"echo:{'x': 1}\", 'failed: ToolError: no']\n",
+        "mem-1\n",
+        "[{'id': 'mem-1', 'text': 'note'}]\n",
+        "True\n",
     ]
 
 

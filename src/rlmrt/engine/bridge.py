@@ -13,6 +13,7 @@ from collections.abc import Sequence
 from typing import TYPE_CHECKING, Any
 
 from rlmrt.context.search import NOT_CONFIGURED
+from rlmrt.engine import memory_calls
 from rlmrt.engine.tool_calls import call_tool
 from rlmrt.errors import ConfigError, RLMError, SandboxError
 from rlmrt.llm.media import media_parts
@@ -78,6 +79,17 @@ class RunBridge:
     async def tool_batch(self, calls: Sequence[Sequence[Any]]) -> list[Any]:
         run = self._run
         return await _gather([call_tool(run, name, (), arguments) for name, arguments in calls])
+
+    async def memory_remember(
+        self, text: str, tags: Sequence[str] | None = None, pin: bool = False
+    ) -> str:
+        return await memory_calls.remember(self._run, text, tags or (), pin)
+
+    async def memory_recall(self, query: str, k: int = 5) -> list[dict[str, Any]]:
+        return await memory_calls.recall(self._run, query, k)
+
+    async def memory_forget(self, item_id: str) -> bool:
+        return await memory_calls.forget(self._run, item_id)
 
 
 async def _gather(calls: list[Any]) -> list[Any]:

@@ -81,6 +81,23 @@ class SessionHost:
             raise self._refuse("tools.batch")
         return await self._run.tool_batch(calls)
 
+    async def memory_remember(
+        self, text: str, tags: Sequence[str] | None = None, pin: bool = False
+    ) -> str:
+        if self._run is None:
+            raise self._refuse("memory.remember")
+        return await self._run.memory_remember(text, tags, pin)
+
+    async def memory_recall(self, query: str, k: int = 5) -> list[dict[str, Any]]:
+        if self._run is None:
+            raise self._refuse("memory.recall")
+        return await self._run.memory_recall(query, k)
+
+    async def memory_forget(self, item_id: str) -> bool:
+        if self._run is None:
+            raise self._refuse("memory.forget")
+        return await self._run.memory_forget(item_id)
+
     async def context_search(self, query: str, max_tokens: int = 2000) -> list[dict[str, Any]]:
         if self._run is not None:
             return await self._run.context_search(query, max_tokens)

@@ -11,6 +11,7 @@ from rlmrt.events import (
     Compacted,
     CostWarning,
     Event,
+    MemoryChanged,
     MemoryRecalled,
     ModelCallFailed,
     ModelCallFinished,
@@ -85,8 +86,14 @@ def describe(event: Event) -> str | None:
     if isinstance(event, RunErrored):
         return f"error: {event.error_type}: {event.message}"
     if isinstance(event, MemoryRecalled):
+        if event.purpose == "recall":
+            return f"memory.recall: {len(event.items)} item(s)"
         what = "pinned item(s)" if event.purpose == "pinned" else "learned lesson(s)"
         return f"memory: {len(event.items)} {what} in the first prompt"
+    if isinstance(event, MemoryChanged):
+        if event.action == "forget":
+            return f"memory.forget: {event.item_id}"
+        return f'memory.remember: "{fmt.preview(event.text or "")}"'
     if isinstance(event, OutputRejected):
         return (
             f"answer does not fit the output type (misfit {event.attempt} of "

@@ -193,6 +193,20 @@ class HostBridge(Protocol):
         a failed call's item is a `QueryFailed`."""
         ...
 
+    async def memory_remember(
+        self, text: str, tags: Sequence[str] | None = None, pin: bool = False
+    ) -> str:
+        """The id of a new item of the project's memory (`memory.remember`)."""
+        ...
+
+    async def memory_recall(self, query: str, k: int = 5) -> list[dict[str, Any]]:
+        """The project's memory items that best match `query` (`memory.recall`)."""
+        ...
+
+    async def memory_forget(self, item_id: str) -> bool:
+        """Whether an item was forgotten (`memory.forget`)."""
+        ...
+
 
 async def call_host(bridge: HostBridge | None, name: str, args: Any) -> Any:
     """Run the host function `name` for sandboxed code: the one dispatch of every kind.

@@ -561,6 +561,32 @@ def _tool_batch(calls: Any) -> dict[str, Any]:
     return {"calls": items}
 
 
+def _memory_remember(text: str, tags: Any = None, pin: bool = False) -> dict[str, Any]:
+    """Remember `text` in the project's memory (optional `tags`, `pin`); its id."""
+    _check_str("memory.remember", "text", text)
+    if tags is not None and (
+        not isinstance(tags, (list, tuple)) or not all(isinstance(t, str) for t in tags)
+    ):
+        raise TypeError(f"memory.remember() tags must be a list of str, got {tags!r:.60}")
+    if not isinstance(pin, bool):
+        raise TypeError(f"memory.remember() pin must be True or False, got {pin!r:.60}")
+    return {"text": text, "tags": list(tags or ()), "pin": pin}
+
+
+def _memory_recall(query: str, k: int = 5) -> dict[str, Any]:
+    """The `k` items of the project's memory that best match `query`."""
+    _check_str("memory.recall", "query", query)
+    if not isinstance(k, int) or isinstance(k, bool) or not 1 <= k <= 100:
+        raise TypeError(f"memory.recall() k must be an int from 1 to 100, got {k!r:.60}")
+    return {"query": query, "k": k}
+
+
+def _memory_forget(item_id: str) -> dict[str, Any]:
+    """Forget the memory item `item_id`; whether there was one."""
+    _check_str("memory.forget", "item_id", item_id)
+    return {"item_id": item_id}
+
+
 def _check_str(func: str, arg: str, value: Any) -> None:
     if not isinstance(value, str):
         raise TypeError(f"{func}() {arg} must be a str, got {type(value).__name__}")
@@ -595,12 +621,16 @@ HOST_FUNCTIONS: dict[str, HostFunction] = {
         HostFunction("context_search", _context_search),
         HostFunction("tool_call", _tool_call, helper=False),
         HostFunction("tool_batch", _tool_batch, batched=True, helper=False),
+        HostFunction("memory_remember", _memory_remember, helper=False),
+        HostFunction("memory_recall", _memory_recall, helper=False),
+        HostFunction("memory_forget", _memory_forget, helper=False),
     )
 }
 # what every sandbox's REPL defines (the engine names them in its notes)
 HELPER_NAMES = (
     *(name for name, function in HOST_FUNCTIONS.items() if function.helper),
     "tools",
+    "memory",
     "FINAL",
     "FINAL_VAR",
     "SHOW_VARS",
@@ -956,6 +986,7 @@ class Repl:
             if function.helper
         }
         helpers["tools"] = Tools(self)
+        helpers["memory"] = Memory(self)
 
         def FINAL(*value: Any) -> None:
             """Mark `value` as the final answer."""
@@ -1033,6 +1064,36 @@ class Tools:
 
     def __repr__(self) -> str:
         return "<tools: call tools.NAME(...) or tools.batch([('NAME', {...}), ...])>"
+
+
+class Memory:
+    """`memory` in the REPL: the project's memory, kept on the host between runs.
+    `memory.remember(text, tags=None, pin=False)` gives the new item's id,
+    `memory.recall(query, k=5)` the best matches (dicts: id, text, kind, tags, pinned),
+    `memory.forget(item_id)` whether there was such an item."""
+
+    __slots__ = ("_repl",)
+
+    def __init__(self, repl: Repl) -> None:
+        self._repl = repl
+
+    def remember(self, text: str, tags: Any = None, pin: bool = False) -> str:
+        """Remember `text` (optional one-word `tags`; `pin`: shown in later runs' prompts)."""
+        item_id: str = self._repl.call("memory_remember", _memory_remember(text, tags, pin))
+        return item_id
+
+    def recall(self, query: str, k: int = 5) -> list[dict[str, Any]]:
+        """The `k` remembered items that best match `query`, best first."""
+        items: list[dict[str, Any]] = self._repl.call("memory_recall", _memory_recall(query, k))
+        return items
+
+    def forget(self, item_id: str) -> bool:
+        """Forget one item; False when there was none with that id."""
+        gone: bool = self._repl.call("memory_forget", _memory_forget(item_id))
+        return gone
+
+    def __repr__(self) -> str:
+        return "<memory: remember(text, tags=None, pin=False), recall(query, k=5), forget(id)>"
 
 
 class Kernel(Repl):
