@@ -1,6 +1,8 @@
 """The shipped tools' tests use rlmrt's pytest plugin as any tool author's tests do.
 Installed from this tree, rlmrt's `pytest11` entry point loads it; where the installed
-rlmrt predates the entry point, it is loaded here."""
+rlmrt predates the entry point, it is registered here."""
+
+import importlib
 
 import pytest
 
@@ -9,9 +11,9 @@ PLUGIN = "rlmrt.testing.pytest_plugin"
 
 @pytest.hookimpl(tryfirst=True)
 def pytest_configure(config: pytest.Config) -> None:
-    manager = config.pluginmanager
-    if not manager.has_plugin("rlmrt") and not manager.has_plugin(PLUGIN):
-        manager.import_plugin(PLUGIN)
+    plugin = importlib.import_module(PLUGIN)
+    if not config.pluginmanager.is_registered(plugin):
+        config.pluginmanager.register(plugin, PLUGIN)
 
 
 @pytest.fixture(autouse=True)

@@ -16,7 +16,8 @@ from rlmrt_tool_http_get import http_get
 class Pages(BaseHTTPRequestHandler):
     def do_GET(self) -> None:
         if self.path == "/slow":
-            threading.Event().wait(3)
+            threading.Event().wait(3)  # the client has given up by then: nothing to send
+            return
         if self.path == "/moved":
             self.send_response(302)
             self.send_header("Location", "/hello")
