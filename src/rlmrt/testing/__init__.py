@@ -14,6 +14,7 @@ from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
     from rlmrt.testing.contract import ToolContractError, tool_contract
+    from rlmrt.testing.packages import SimpleIndex, build_wheel
     from rlmrt.testing.scripts import ChatRequest, Handler, Reply, ScriptedReplies, scripted
     from rlmrt.testing.server import ScriptedOpenAIServer
     from rlmrt.testing.trajectory import assert_tool_called, tool_calls
@@ -24,8 +25,10 @@ __all__ = [
     "Reply",
     "ScriptedOpenAIServer",
     "ScriptedReplies",
+    "SimpleIndex",
     "ToolContractError",
     "assert_tool_called",
+    "build_wheel",
     "scripted",
     "tool_calls",
     "tool_contract",
@@ -34,6 +37,7 @@ __all__ = [
 _LAZY = {name: "rlmrt.testing.scripts" for name in __all__}
 _LAZY["ScriptedOpenAIServer"] = "rlmrt.testing.server"
 _LAZY.update(dict.fromkeys(("ToolContractError", "tool_contract"), "rlmrt.testing.contract"))
+_LAZY.update(dict.fromkeys(("SimpleIndex", "build_wheel"), "rlmrt.testing.packages"))
 _LAZY.update(dict.fromkeys(("assert_tool_called", "tool_calls"), "rlmrt.testing.trajectory"))
 
 

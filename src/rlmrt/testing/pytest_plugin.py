@@ -53,7 +53,7 @@ def pytest_generate_tests(metafunc: pytest.Metafunc) -> None:
         if marker.args and isinstance(marker.args[0], str)
     ):
         return  # the test chose its kinds itself
-    option = str(metafunc.config.getoption(_OPTION))
+    option = str(metafunc.config.getoption(_OPTION, default=None) or DEFAULT_SANDBOXES)
     kinds = [kind.strip() for kind in option.split(",") if kind.strip()]
     metafunc.parametrize("rlm_sandbox_kind", kinds, ids=kinds, scope="function")
 
