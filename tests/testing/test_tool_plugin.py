@@ -247,3 +247,20 @@ def test_an_authors_suite_runs_on_each_sandbox_kind(tmp_path: Path) -> None:
     ):
         assert name in done.stdout
     assert "5 passed" in done.stdout
+
+
+def test_the_plugin_is_registered_and_imports_nothing_heavy() -> None:
+    if sys.version_info >= (3, 11):
+        import tomllib
+    else:  # pragma: no cover - the 3.10 suite
+        import tomli as tomllib
+
+    pyproject = tomllib.loads((Path(__file__).parents[2] / "pyproject.toml").read_text())
+    entry = pyproject["project"]["entry-points"]["pytest11"]
+    assert entry == {"rlmrt": "rlmrt.testing.pytest_plugin"}
+    code = (
+        "import sys; import rlmrt.testing.pytest_plugin;"
+        " print(sorted(m for m in sys.modules if m.startswith('rlmrt')))"
+    )
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    assert done.stdout.strip() == "['rlmrt', 'rlmrt.testing', 'rlmrt.testing.pytest_plugin']"

@@ -136,3 +136,16 @@ def test_without_the_path_granted_it_is_not_offered(scripted_rlm, sqlite: Functi
     assert "tools.sqlite is not offered to this run: it needs path" in (
         scripted_rlm.server.requests[1].last_user_text
     )
+
+
+def test_installed_and_granted_in_rlm_toml_it_is_offered(
+    scripted_rlm, shop: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("RLMRT_SQLITE_DATABASE", str(shop))
+    (tmp_path / "rlm.toml").write_text(
+        f'[tools.sqlite]\nversion = ">=1,<2"\npaths = [{str(shop)!r}]\n'
+    )
+    rlm = scripted_rlm([CODE])  # no tools= : the entry point, granted by rlm.toml
+    result = rlm.completion("how many orders of 5 or more?", context="c")
+    assert result.answer == "70"
+    assert_tool_called(result, "sqlite", where={"version": "1.0.0", "ok": True}, times=1)
