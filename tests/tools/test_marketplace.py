@@ -291,3 +291,38 @@ def test_installing_a_package_uses_pip_from_a_local_index_and_grants_nothing(
         assert "pip could not install rlmrt-tool-dice==1.1.0" in failed.stderr
         assert "Traceback" not in failed.stderr
     assert not (work / "rlm.toml").exists()  # nothing granted, nothing written
+
+
+def _server(*packages: dict[str, object], remotes: list[dict[str, str]] | None = None) -> dict:
+    return {
+        "name": "io.github.x/y",
+        "version": "3.0.0",
+        "packages": list(packages),
+        "remotes": remotes or [],
+    }
+
+
+def test_launch_commands_of_each_package_kind() -> None:
+    from rlmrt.errors import UsageError
+    from rlmrt.tools._market import launch_command, parse_index
+
+    def launch(server: dict) -> tuple[object, ...]:
+        found = launch_command(parse_index({"servers": [server]})[0])
+        return found.command, found.args, found.url
+
+    pypi = {
+        "registryType": "pypi",
+        "identifier": "y-mcp",
+        "transport": {"type": "stdio"},
+        "runtimeArguments": [{"type": "named", "name": "--python", "value": "3.12"}],
+    }
+    assert launch(_server(pypi)) == ("uvx", ("--python", "3.12", "y-mcp==3.0.0"), None)
+    hinted = {**pypi, "runtimeHint": "pipx", "runtimeArguments": [], "version": "3.0.1"}
+    assert launch(_server(hinted)) == ("pipx", ("y-mcp==3.0.1",), None)
+    http_only = {**pypi, "transport": {"type": "streamable-http", "url": "http://h/mcp"}}
+    remote = {"type": "streamable-http", "url": "https://y.example/mcp"}
+    assert launch(_server(http_only, remotes=[remote])) == (None, (), "https://y.example/mcp")
+    nuget = {"registryType": "nuget", "identifier": "Y.Mcp", "runtimeHint": "dnx"}
+    assert launch(_server(nuget)) == ("dnx", ("Y.Mcp",), None)
+    with pytest.raises(UsageError, match=r"no stdio package .* nor streamable-http remote"):
+        launch(_server(remotes=[{"type": "sse", "url": "https://y.example/sse"}]))
