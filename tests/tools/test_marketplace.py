@@ -142,8 +142,9 @@ def test_search_reads_an_index_url(index: Path, tmp_path: Path) -> None:
     ],
 )
 def test_a_bad_index_is_named_without_a_traceback(
-    tmp_path: Path, content: str | None, said: str
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, content: str | None, said: str
 ) -> None:
+    monkeypatch.delenv("RLMRT_TOOL_INDEX", raising=False)
     args = ["tools", "search", "x"]
     if content is not None:
         (tmp_path / "bad.json").write_text(content)
