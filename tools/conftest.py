@@ -1,6 +1,7 @@
 """The shipped tools' tests use rlmrt's pytest plugin as any tool author's tests do.
 Installed from this tree, rlmrt's `pytest11` entry point loads it; where the installed
-rlmrt predates the entry point, it is registered here."""
+rlmrt predates the entry point, it is registered here (too late for its command-line
+option: there, ``pytest -p rlmrt.testing.pytest_plugin tools --rlm-sandboxes=...``)."""
 
 import importlib
 
