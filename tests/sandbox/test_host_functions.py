@@ -211,9 +211,7 @@ async def test_every_kind_offers_the_table_and_its_errors(
     started: tuple[SandboxBackend, RecordingBridge],
 ) -> None:
     backend, bridge = started
-    shown = ", ".join(
-        NAMESPACE_CHECKS.get(name, f"callable({name})") for name in HELPER_NAMES
-    )
+    shown = ", ".join(NAMESPACE_CHECKS.get(name, f"callable({name})") for name in HELPER_NAMES)
     result = await backend.execute(f"print({shown})")
     assert result.stdout == " ".join(["True"] * len(HELPER_NAMES)) + "\n", result.error
     assert await backend.list_variables() == {}  # helpers are not the user's variables

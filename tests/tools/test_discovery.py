@@ -103,7 +103,7 @@ async def test_only_granted_tools_are_offered_and_pins_are_checked(site: Path) -
         ' shout = ">=2"; install a matching version or change the pin'
     )
     with pytest.raises(ConfigError, match="no installed package provides it"):
-        await open_toolbox(RLMConfig(tools={"not_installed_anywhere": "*"}).tools)
+        await open_toolbox(RLMConfig(tools={"no_such_tool": "*"}).tools)
     granted = RLMConfig(tools={"fetch": {"version": "1.3.0", "network": True}})
     box = await open_toolbox(granted.tools)
     assert box is not None and list(box.tools) == ["fetch"]

@@ -31,6 +31,7 @@ from rlmrt.cli.run_cmd import run
 from rlmrt.cli.serve_cmd import serve
 from rlmrt.cli.setup_cmd import setup_app
 from rlmrt.cli.tools_cmd import tools_app
+from rlmrt.cli.tools_market_cmd import register as register_market
 from rlmrt.cli.visualize_cmd import visualize
 
 app = typer.Typer(
@@ -87,6 +88,7 @@ app.add_typer(tenants_app, name="tenants")
 app.add_typer(keys_app, name="keys")
 app.add_typer(audit_app, name="audit")
 app.add_typer(memory_app, name="memory")
+register_market(tools_app)  # `rlm tools search` and `rlm tools install`
 app.add_typer(tools_app, name="tools")
 reflow_help(app)
 
