@@ -16,6 +16,7 @@ from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 from starlette.exceptions import HTTPException as StarletteHTTPException
+from starlette.routing import Match, Route
 
 log = logging.getLogger("rlmrt.server")
 
@@ -110,12 +111,25 @@ async def _http_error(request: Request, exc: Exception) -> JSONResponse:
     if status == 404:
         error = APIError(404, f"no such route: {where}", code="not_found")
     elif status == 405:
-        error = APIError(  # its headers hold Allow: the methods that are
+        headers = {**(headers or {}), "Allow": _allowed_methods(request)}
+        error = APIError(
             405, f"method not allowed: {where}", code="method_not_allowed", headers=headers
         )
     else:
         error = APIError(status, str(exc.detail), headers=headers)
     return error.response()
+
+
+def _allowed_methods(request: Request) -> str:
+    """The methods of every route of the request's path: Starlette's 405 names only the
+    first route's (`GET` of `/v1/files/{file_id}`, not its `DELETE` declared apart)."""
+    methods: set[str] = set()
+    for route in request.app.router.routes:
+        if isinstance(route, Route) and route.methods:
+            match, _ = route.matches(request.scope)
+            if match is not Match.NONE:
+                methods |= route.methods
+    return ", ".join(sorted(methods))
 
 
 async def _unexpected(_request: Request, exc: Exception) -> JSONResponse:

@@ -22,6 +22,13 @@ from sqlalchemy import delete, select
 from rlmrt.server.api_errors import APIError
 from rlmrt.server.auth import Reader, Writer
 from rlmrt.server.models import StoredFile, utc_now
+from rlmrt.server.responses import (
+    FILE_CONTENT_RESPONSES,
+    FILE_DELETE_RESPONSES,
+    FILE_RESPONSES,
+    FILES_RESPONSES,
+    UPLOAD_RESPONSES,
+)
 from rlmrt.server.state import ServerState, client_address, server_state
 from rlmrt.server.uploads import receive_upload, too_large
 
@@ -38,7 +45,7 @@ MULTIPART_BODY = {
                     "required": ["file", "purpose"],
                     "properties": {
                         "file": {"type": "string", "format": "binary"},
-                        "purpose": {"type": "string"},
+                        "purpose": {"type": "string", "pattern": f"^{PURPOSE.pattern}$"},
                     },
                 }
             }
@@ -100,7 +107,7 @@ async def context_files(
     return found
 
 
-@files.post("", openapi_extra=MULTIPART_BODY)
+@files.post("", response_model=None, responses=UPLOAD_RESPONSES, openapi_extra=MULTIPART_BODY)
 async def upload_file(request: Request, caller: Writer) -> dict[str, Any]:
     """Upload a file (multipart: `file` and `purpose`), streamed to disk."""
     state = server_state(request)
@@ -149,7 +156,7 @@ async def upload_file(request: Request, caller: Writer) -> dict[str, Any]:
     return file_body(record)
 
 
-@files.get("")
+@files.get("", response_model=None, responses=FILES_RESPONSES)
 async def list_files(request: Request, caller: Reader) -> dict[str, Any]:
     """The caller's tenant's files, newest first."""
     state = server_state(request)
@@ -163,12 +170,12 @@ async def list_files(request: Request, caller: Reader) -> dict[str, Any]:
     return {"object": "list", "data": data, "has_more": False}
 
 
-@files.get("/{file_id}")
+@files.get("/{file_id}", response_model=None, responses=FILE_RESPONSES)
 async def get_file(file_id: str, request: Request, caller: Reader) -> dict[str, Any]:
     return file_body(await owned_file(server_state(request), caller.tenant_id, file_id))
 
 
-@files.get("/{file_id}/content", response_model=None)
+@files.get("/{file_id}/content", response_model=None, responses=FILE_CONTENT_RESPONSES)
 async def get_file_content(file_id: str, request: Request, caller: Reader) -> FileResponse:
     """The file's bytes, as uploaded."""
     state = server_state(request)
@@ -180,7 +187,7 @@ async def get_file_content(file_id: str, request: Request, caller: Reader) -> Fi
     )
 
 
-@files.delete("/{file_id}")
+@files.delete("/{file_id}", response_model=None, responses=FILE_DELETE_RESPONSES)
 async def delete_file(file_id: str, request: Request, caller: Writer) -> dict[str, Any]:
     state = server_state(request)
     record = await owned_file(state, caller.tenant_id, file_id)
