@@ -34,7 +34,9 @@ from rlmrt.server.uploads import receive_upload, too_large
 
 files = APIRouter(prefix="/v1/files")
 FILE_ID = re.compile(r"file-[0-9a-f]{32}")
-PURPOSE = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]{0,63}")
+# OpenAI's purposes: its API refuses others, and so does this server (a multipart field
+# is text, so only a closed set tells a purpose from a stray value such as "null")
+PURPOSES = ("assistants", "batch", "evals", "fine-tune", "user_data", "vision")
 MULTIPART_BODY = {
     "requestBody": {
         "required": True,
@@ -45,7 +47,7 @@ MULTIPART_BODY = {
                     "required": ["file", "purpose"],
                     "properties": {
                         "file": {"type": "string", "format": "binary"},
-                        "purpose": {"type": "string", "pattern": f"^{PURPOSE.pattern}$"},
+                        "purpose": {"type": "string", "enum": list(PURPOSES)},
                     },
                 }
             }
@@ -122,11 +124,11 @@ async def upload_file(request: Request, caller: Writer) -> dict[str, Any]:
     )
     try:
         purpose = upload.fields.get("purpose", "")
-        if PURPOSE.fullmatch(purpose) is None:
+        if purpose not in PURPOSES:
             raise APIError(
                 400,
-                "purpose: give the file's purpose (1-64 letters, digits, '.', '_' or '-',"
-                " e.g. 'user_data')",
+                f"purpose: give the file's purpose, one of {', '.join(PURPOSES)}"
+                " (e.g. 'user_data')",
                 param="purpose",
             )
         record = StoredFile(
