@@ -125,26 +125,19 @@ class RunStarted(_Open):
     created_at: int
 
 
-class RunUsage(_Open):
-    prompt_tokens: int
-    completion_tokens: int
-    total_tokens: int
+class RunUsage(TokenUsage):
     model_calls: int
     cost_usd: float
 
 
-class Run(_Open):
+class Run(RunStarted):
     """An async run: its status, and once it has ended its answer or error."""
 
-    id: str
-    object: str = Field(description="Always 'run'.")
-    model: str
     status: str = Field(description="'running', or how it ended.")
     answer: str | None
     error: str | None
     stop_reason: str | None
     usage: RunUsage
-    created_at: int
     finished_at: int | None
 
 
