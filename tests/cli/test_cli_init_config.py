@@ -157,7 +157,7 @@ def test_config_without_subcommand_shows_help(rlm_cli) -> None:
     assert "show" in result.output
 
 
-SERVER_LIMITS = ("requests_per_minute", "tokens_per_minute", "max_concurrent")
+SERVER_LIMITS = ("requests_per_minute", "tokens_per_minute", "max_concurrent", "daily_usd")
 JWT_SETTINGS = ("jwks_url", "issuer", "audience", "tenant_claim", "algorithms", "leeway_s")
 
 
