@@ -149,6 +149,11 @@ def test_bad_uploads_are_400_and_keep_nothing(api: InProcessServer) -> None:
     url = f"{api.url}/files"
     no_purpose = httpx.post(url, headers=auth(api), files={"file": ("a.txt", b"abc")})
     assert no_purpose.status_code == 400 and error_of(no_purpose)["param"] == "purpose"
+    for bad in ("", "null", "user data", "fine_tune"):
+        refused = httpx.post(
+            url, headers=auth(api), files={"file": ("a.txt", b"abc")}, data={"purpose": bad}
+        )
+        assert refused.status_code == 400 and error_of(refused)["param"] == "purpose", bad
     purpose = b'--B\r\nContent-Disposition: form-data; name="purpose"\r\n\r\nuser_data\r\n'
     a_file = b'--B\r\nContent-Disposition: form-data; name="file"; filename="x"\r\n\r\nabc\r\n'
     bodies = {  # what the message says, for each

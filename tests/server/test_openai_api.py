@@ -374,6 +374,10 @@ def test_not_json_and_unknown_routes(api: APIServer) -> None:
     assert wrong_method.status_code == 405
     assert error_of(wrong_method)["code"] == "method_not_allowed"
     assert wrong_method.headers["allow"] == "POST"
+    # a path with routes of several methods lists them all (not only its first route's)
+    one_file = httpx.options(f"{api.url}/files/file-{'0' * 32}", headers=auth)
+    assert one_file.status_code == 405
+    assert one_file.headers["allow"] == "GET, DELETE"
 
 
 def test_health_ready_and_metrics(api: APIServer) -> None:

@@ -13,6 +13,7 @@ import pytest
 from serving import APIServer, model_reply, server_env, start_server
 
 from rlmrt.config import ServerSettings
+from rlmrt.server.auth import Caller
 from rlmrt.server.models import ApiKey, Tenant
 from rlmrt.server.ratelimits import RateLimited, RateLimiter
 from rlmrt.server.storage import Store
@@ -159,13 +160,15 @@ async def test_two_limiters_on_one_redis_share_their_counts(redis_url: str) -> N
     """Two processes' limiters (here two in one) count one key's requests together."""
     settings = ServerSettings(rate_limit_storage=redis_url, key_requests_per_minute=5)
     tenant = Tenant(id="ten_shared", name="shared")
-    key = ApiKey(id="key_shared_redis", tenant_id=tenant.id, prefix="rlm-sharedkey")
+    caller = Caller.of_key(
+        ApiKey(id="key_shared_redis", tenant_id=tenant.id, prefix="rlm-sharedkey")
+    )
     first, second = RateLimiter(settings), RateLimiter(settings)
     try:
         for limiter in [first, second] * 2 + [first]:
-            await (await limiter.admit(key, tenant)).release(0)
+            await (await limiter.admit(caller, tenant)).release(0)
         with pytest.raises(RateLimited, match="requests per minute of key rlm-sharedkey"):
-            await second.admit(key, tenant)
+            await second.admit(caller, tenant)
         assert await first.storage.check()
     finally:
         await first.aclose()

@@ -65,6 +65,6 @@ def test_schemathesis_finds_nothing(server: InProcessServer, tmp_path: Path) -> 
         timeout=300,
     )
     assert result.returncode == 0, result.stdout + result.stderr
-    assert "Operations:       5 selected / 5 total" in result.stdout
+    assert "Operations:       15 selected / 15 total" in result.stdout
     assert " passed" in result.stdout and "failed" not in result.stdout
     assert server.keys["acme"] not in result.stdout  # it filters the header

@@ -12,6 +12,7 @@ from sqlalchemy import inspect, text
 
 from rlmrt.errors import ConfigError, UsageError
 from rlmrt.observe.usage import Usage
+from rlmrt.server.auth import Caller
 from rlmrt.server.keys import key_hash, parse_duration
 from rlmrt.server.models import utc_now
 from rlmrt.server.storage import Spent, Store
@@ -92,11 +93,13 @@ async def test_spending_of_the_day_by_key_and_tenant(database_url: str) -> None:
         assert (first.daily_usd, second.daily_usd) == (1.5, None)
         start = utc_now()
         for run_id, key, cost in [("r1", first, 0.25), ("r2", second, 0.5), ("r3", other, 4.0)]:
-            await store.start_run(run_id, key=key, profile="rlm")
+            await store.start_run(run_id, caller=Caller.of_key(key), profile="rlm")
             await store.finish_run(
                 run_id, status="completed", stop_reason="final", usage=Usage(cost_usd=cost)
             )
-        await store.start_run("r4", key=first, profile="rlm")  # under way: no cost yet
+        await store.start_run(
+            "r4", caller=Caller.of_key(first), profile="rlm"
+        )  # under way: no cost yet
         spent = await store.spent_since(start, key_id=first.id, tenant_id=first.tenant_id)
         assert spent == Spent(key_usd=0.25, tenant_usd=0.75)
         later = await store.spent_since(

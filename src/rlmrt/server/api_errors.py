@@ -16,6 +16,7 @@ from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 from starlette.exceptions import HTTPException as StarletteHTTPException
+from starlette.routing import Match
 
 log = logging.getLogger("rlmrt.server")
 
@@ -30,6 +31,9 @@ _TYPES = {
     502: "api_error",
     503: "api_error",
 }
+
+
+_METHODS = ("GET", "HEAD", "POST", "PUT", "PATCH", "DELETE", "OPTIONS")
 
 
 class APIError(Exception):
@@ -110,12 +114,24 @@ async def _http_error(request: Request, exc: Exception) -> JSONResponse:
     if status == 404:
         error = APIError(404, f"no such route: {where}", code="not_found")
     elif status == 405:
-        error = APIError(  # its headers hold Allow: the methods that are
+        headers = {**(headers or {}), "Allow": _allowed_methods(request)}
+        error = APIError(
             405, f"method not allowed: {where}", code="method_not_allowed", headers=headers
         )
     else:
         error = APIError(status, str(exc.detail), headers=headers)
     return error.response()
+
+
+def _allowed_methods(request: Request) -> str:
+    """The methods some route of the request's path takes: Starlette's 405 names only the
+    first route's (`GET` of `/v1/files/{file_id}`, not its `DELETE` declared apart)."""
+    allowed = []
+    for method in _METHODS:
+        scope = {**request.scope, "method": method}
+        if any(route.matches(scope)[0] is Match.FULL for route in request.app.router.routes):
+            allowed.append(method)
+    return ", ".join(allowed)
 
 
 async def _unexpected(_request: Request, exc: Exception) -> JSONResponse:

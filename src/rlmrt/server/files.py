@@ -22,12 +22,21 @@ from sqlalchemy import delete, select
 from rlmrt.server.api_errors import APIError
 from rlmrt.server.auth import Reader, Writer
 from rlmrt.server.models import StoredFile, utc_now
+from rlmrt.server.responses import (
+    FILE_CONTENT_RESPONSES,
+    FILE_DELETE_RESPONSES,
+    FILE_RESPONSES,
+    FILES_RESPONSES,
+    UPLOAD_RESPONSES,
+)
 from rlmrt.server.state import ServerState, client_address, server_state
 from rlmrt.server.uploads import receive_upload, too_large
 
 files = APIRouter(prefix="/v1/files")
 FILE_ID = re.compile(r"file-[0-9a-f]{32}")
-PURPOSE = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]{0,63}")
+# OpenAI's purposes: its API refuses others, and so does this server (a multipart field
+# is text, so only a closed set tells a purpose from a stray value such as "null")
+PURPOSES = ("assistants", "batch", "evals", "fine-tune", "user_data", "vision")
 MULTIPART_BODY = {
     "requestBody": {
         "required": True,
@@ -38,7 +47,7 @@ MULTIPART_BODY = {
                     "required": ["file", "purpose"],
                     "properties": {
                         "file": {"type": "string", "format": "binary"},
-                        "purpose": {"type": "string"},
+                        "purpose": {"type": "string", "enum": list(PURPOSES)},
                     },
                 }
             }
@@ -100,7 +109,7 @@ async def context_files(
     return found
 
 
-@files.post("", openapi_extra=MULTIPART_BODY)
+@files.post("", response_model=None, responses=UPLOAD_RESPONSES, openapi_extra=MULTIPART_BODY)
 async def upload_file(request: Request, caller: Writer) -> dict[str, Any]:
     """Upload a file (multipart: `file` and `purpose`), streamed to disk."""
     state = server_state(request)
@@ -115,11 +124,11 @@ async def upload_file(request: Request, caller: Writer) -> dict[str, Any]:
     )
     try:
         purpose = upload.fields.get("purpose", "")
-        if PURPOSE.fullmatch(purpose) is None:
+        if purpose not in PURPOSES:
             raise APIError(
                 400,
-                "purpose: give the file's purpose (1-64 letters, digits, '.', '_' or '-',"
-                " e.g. 'user_data')",
+                f"purpose: give the file's purpose, one of {', '.join(PURPOSES)}"
+                " (e.g. 'user_data')",
                 param="purpose",
             )
         record = StoredFile(
@@ -149,7 +158,7 @@ async def upload_file(request: Request, caller: Writer) -> dict[str, Any]:
     return file_body(record)
 
 
-@files.get("")
+@files.get("", response_model=None, responses=FILES_RESPONSES)
 async def list_files(request: Request, caller: Reader) -> dict[str, Any]:
     """The caller's tenant's files, newest first."""
     state = server_state(request)
@@ -163,12 +172,12 @@ async def list_files(request: Request, caller: Reader) -> dict[str, Any]:
     return {"object": "list", "data": data, "has_more": False}
 
 
-@files.get("/{file_id}")
+@files.get("/{file_id}", response_model=None, responses=FILE_RESPONSES)
 async def get_file(file_id: str, request: Request, caller: Reader) -> dict[str, Any]:
     return file_body(await owned_file(server_state(request), caller.tenant_id, file_id))
 
 
-@files.get("/{file_id}/content", response_model=None)
+@files.get("/{file_id}/content", response_model=None, responses=FILE_CONTENT_RESPONSES)
 async def get_file_content(file_id: str, request: Request, caller: Reader) -> FileResponse:
     """The file's bytes, as uploaded."""
     state = server_state(request)
@@ -180,7 +189,7 @@ async def get_file_content(file_id: str, request: Request, caller: Reader) -> Fi
     )
 
 
-@files.delete("/{file_id}")
+@files.delete("/{file_id}", response_model=None, responses=FILE_DELETE_RESPONSES)
 async def delete_file(file_id: str, request: Request, caller: Writer) -> dict[str, Any]:
     state = server_state(request)
     record = await owned_file(state, caller.tenant_id, file_id)

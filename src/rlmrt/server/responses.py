@@ -90,6 +90,65 @@ class Status(_Open):
     status: str
 
 
+class FileObject(_Open):
+    """An uploaded file, as OpenAI describes one, with its SHA-256."""
+
+    id: str
+    object: str = Field(description="Always 'file'.")
+    bytes: int
+    created_at: int
+    filename: str
+    purpose: str
+    status: str
+    sha256: str
+
+
+class FileList(_Open):
+    object: str = Field(description="Always 'list'.")
+    data: list[FileObject]
+    has_more: bool
+
+
+class FileDeleted(_Open):
+    id: str
+    object: str = Field(description="Always 'file'.")
+    deleted: bool
+
+
+class RunStarted(_Open):
+    """An async run just started."""
+
+    id: str
+    object: str = Field(description="Always 'run'.")
+    model: str
+    status: str = Field(description="Always 'running'.")
+    created_at: int
+
+
+class RunUsage(TokenUsage):
+    model_calls: int
+    cost_usd: float
+
+
+class Run(RunStarted):
+    """An async run: its status, and once it has ended its answer or error."""
+
+    status: str = Field(description="'running', or how it ended.")
+    answer: str | None
+    error: str | None
+    stop_reason: str | None
+    usage: RunUsage
+    finished_at: int | None
+
+
+class Trajectory(_Open):
+    """A run's events so far, as one document."""
+
+    id: str
+    status: str
+    events: list[dict[str, Any]]
+
+
 # one event of a stream (before OpenAPI 3.2, the `schema` of text/event-stream is an event's)
 SSE_EVENT = {
     "type": "object",
@@ -99,6 +158,21 @@ SSE_EVENT = {
             "description": "A `chat.completion.chunk` as JSON, an error body, or `[DONE]`.",
         },
         "event": {"type": "string"},
+    },
+    "required": ["data"],
+}
+
+
+# one event of a run's stream
+RUN_EVENT = {
+    "type": "object",
+    "properties": {
+        "id": {"type": "string", "description": "The event's number (`Last-Event-ID`)."},
+        "event": {"type": "string", "description": "The event's kind, or `end`."},
+        "data": {
+            "type": "string",
+            "description": "The event as JSON; for `end`, the run's final status.",
+        },
     },
     "required": ["data"],
 }
@@ -117,6 +191,16 @@ AUTH_ERRORS: dict[int | str, dict[str, Any]] = {
     503: error("The keys that verify bearer tokens could not be fetched."),
     **SERVER_ERROR,
 }
+RUN_REQUEST_ERRORS: dict[int | str, dict[str, Any]] = {
+    400: error("A request the server cannot run (its field is named in `param`)."),
+    404: error(
+        "The model is not a profile of this server, or a file of `context_files` is not"
+        " one of the tenant's."
+    ),
+    413: error("The request body is larger than `server.max_request_bytes`."),
+    429: error("A rate limit or budget is reached (`Retry-After` says when to retry)."),
+    **AUTH_ERRORS,
+}
 COMPLETION_RESPONSES: dict[int | str, dict[str, Any]] = {
     200: {
         "model": ChatCompletion,
@@ -124,11 +208,8 @@ COMPLETION_RESPONSES: dict[int | str, dict[str, Any]] = {
         " `chat.completion.chunk` objects ending with `data: [DONE]`.",
         "content": {"text/event-stream": {"schema": SSE_EVENT}},
     },
-    400: error("A request the server cannot run (its field is named in `param`)."),
-    404: error("The model is not a profile of this server."),
-    429: error("A rate limit or budget is reached (`Retry-After` says when to retry)."),
     502: error("The profile's model failed."),
-    **AUTH_ERRORS,
+    **RUN_REQUEST_ERRORS,
 }
 MODELS_RESPONSES: dict[int | str, dict[str, Any]] = {
     200: {"model": ModelList, "description": "The profiles."},
@@ -146,6 +227,67 @@ METRICS_RESPONSES: dict[int | str, dict[str, Any]] = {
     },
     404: error("Metrics need prometheus-client (the metrics extra)."),
     **SERVER_ERROR,
+}
+
+NO_FILE = error("No file of the tenant has this id.")
+UPLOAD_RESPONSES: dict[int | str, dict[str, Any]] = {
+    200: {"model": FileObject, "description": "The stored file."},
+    400: error("Not a multipart body with one `file` and a valid `purpose`."),
+    413: error("The file is larger than `server.max_upload_bytes`."),
+    **AUTH_ERRORS,
+}
+FILES_RESPONSES: dict[int | str, dict[str, Any]] = {
+    200: {"model": FileList, "description": "The tenant's files, newest first."},
+    **AUTH_ERRORS,
+}
+FILE_RESPONSES: dict[int | str, dict[str, Any]] = {
+    200: {"model": FileObject, "description": "The file."},
+    404: NO_FILE,
+    **AUTH_ERRORS,
+}
+FILE_CONTENT_RESPONSES: dict[int | str, dict[str, Any]] = {
+    200: {
+        "description": "The file's bytes, as uploaded.",
+        "content": {"application/octet-stream": {"schema": {"type": "string"}}},
+    },
+    404: NO_FILE,
+    **AUTH_ERRORS,
+}
+FILE_DELETE_RESPONSES: dict[int | str, dict[str, Any]] = {
+    200: {"model": FileDeleted, "description": "The file is deleted."},
+    404: NO_FILE,
+    **AUTH_ERRORS,
+}
+NO_RUN = error("No async run of the tenant has this id.")
+RUN_START_RESPONSES: dict[int | str, dict[str, Any]] = {
+    202: {"model": RunStarted, "description": "The run started; its id."},
+    **RUN_REQUEST_ERRORS,
+}
+RUN_RESPONSES: dict[int | str, dict[str, Any]] = {
+    200: {"model": Run, "description": "The run."},
+    404: NO_RUN,
+    **AUTH_ERRORS,
+}
+RUN_CANCEL_RESPONSES: dict[int | str, dict[str, Any]] = {
+    200: {"model": Run, "description": "The run has ended (cancelled, or before)."},
+    202: {"model": Run, "description": "The replica running it is asked to cancel it."},
+    404: NO_RUN,
+    **AUTH_ERRORS,
+}
+RUN_EVENTS_RESPONSES: dict[int | str, dict[str, Any]] = {
+    200: {
+        "description": "Server-sent events of the run (`id:` each one's number), ending"
+        " with an `end` event once the run has ended.",
+        "content": {"text/event-stream": {"schema": RUN_EVENT}},
+    },
+    400: error("`Last-Event-ID` is not an event's number."),
+    404: NO_RUN,
+    **AUTH_ERRORS,
+}
+RUN_TRAJECTORY_RESPONSES: dict[int | str, dict[str, Any]] = {
+    200: {"model": Trajectory, "description": "The run's events so far."},
+    404: NO_RUN,
+    **AUTH_ERRORS,
 }
 
 

@@ -26,6 +26,13 @@ from rlmrt.server.auth import Reader, Writer
 from rlmrt.server.completions import RecordedRun, run_completion, run_failed
 from rlmrt.server.instances import SERVER_STOPPED
 from rlmrt.server.models import RunRecord
+from rlmrt.server.responses import (
+    RUN_CANCEL_RESPONSES,
+    RUN_EVENTS_RESPONSES,
+    RUN_RESPONSES,
+    RUN_START_RESPONSES,
+    RUN_TRAJECTORY_RESPONSES,
+)
 from rlmrt.server.routes import admitted_run
 from rlmrt.server.run_events import ENDED, EventRecorder, event_stream, trajectory_document
 from rlmrt.server.schemas import ChatCompletionRequest
@@ -78,7 +85,7 @@ async def owned_run(state: ServerState, tenant_id: str, run_id: str) -> RunRecor
     return record
 
 
-@runs.post("", status_code=202)
+@runs.post("", status_code=202, response_model=None, responses=RUN_START_RESPONSES)
 async def create_run(
     body: ChatCompletionRequest, request: Request, caller: Writer
 ) -> dict[str, Any]:
@@ -139,12 +146,12 @@ async def _store_outcome(state: ServerState, run: RecordedRun, error: str | None
         )
 
 
-@runs.get("/{run_id}")
+@runs.get("/{run_id}", response_model=None, responses=RUN_RESPONSES)
 async def get_run(run_id: str, request: Request, caller: Reader) -> dict[str, Any]:
     return run_body(await owned_run(server_state(request), caller.tenant_id, run_id))
 
 
-@runs.post("/{run_id}/cancel", response_model=None)
+@runs.post("/{run_id}/cancel", response_model=None, responses=RUN_CANCEL_RESPONSES)
 async def cancel_run(
     run_id: str, request: Request, caller: Writer
 ) -> dict[str, Any] | JSONResponse:
@@ -177,7 +184,7 @@ async def _ended(task: asyncio.Task[None]) -> None:
         await asyncio.wait({task})
 
 
-@runs.get("/{run_id}/events", response_model=None)
+@runs.get("/{run_id}/events", response_model=None, responses=RUN_EVENTS_RESPONSES)
 async def run_events(
     run_id: str,
     request: Request,
@@ -200,7 +207,7 @@ async def run_events(
     )
 
 
-@runs.get("/{run_id}/trajectory", response_model=None)
+@runs.get("/{run_id}/trajectory", response_model=None, responses=RUN_TRAJECTORY_RESPONSES)
 async def run_trajectory(run_id: str, request: Request, caller: Reader) -> StreamingResponse:
     """The run's events so far as one JSON document: `{"id", "status", "events": [...]}`."""
     state = server_state(request)
