@@ -146,7 +146,10 @@ async def through_server(
 ) -> Measured:
     expected = str(len(CONTEXT))
     turn = iter(range(1 << 30))
-    limits = httpx.Limits(max_connections=concurrency * 2, max_keepalive_connections=concurrency)
+    # one kept connection per replica at least: with fewer, concurrency 1 through 4
+    # replicas opened a new connection for every request
+    kept = max(concurrency, len(roots))
+    limits = httpx.Limits(max_connections=kept * 2, max_keepalive_connections=kept)
     body = {
         "model": "rlm",
         "messages": [{"role": "user", "content": QUESTION}],

@@ -10,6 +10,7 @@ import json
 import os
 import time
 from collections.abc import Iterator
+from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
@@ -17,10 +18,13 @@ import httpx
 import pytest
 from server_daemons import run_sql
 from serving import RLM_TOML, InProcessServer, serving
+from sqlalchemy.exc import IntegrityError
 from typer.testing import CliRunner, Result
 
 from rlmrt.cli.main import app
-from rlmrt.server.audit import GENESIS, record_hash
+from rlmrt.observe.usage import Usage
+from rlmrt.server.audit import GENESIS, Entry, record_hash
+from rlmrt.server.auth import Caller
 from rlmrt.server.storage import Store
 
 
@@ -186,6 +190,46 @@ async def test_concurrent_appends_keep_one_chain(database_url: str) -> None:
             [("test.one", i) for i in range(40)] + [("test.two", i) for i in range(40)]
         )
         assert await first.verify_audit() == (80, None)
+    finally:
+        await first.aclose()
+        await second.aclose()
+
+
+async def test_runs_and_their_records_are_written_together(database_url: str) -> None:
+    """A run's row and its audit record share one transaction, from two stores at once
+    (two replicas): every run has its row and its records, the chain is one line, and
+    a run whose row cannot be stored leaves no record."""
+    first = await Store.open(database_url)
+    second = await Store.open(database_url)
+    try:
+        await first.create_tenant("acme")
+        caller = Caller.of_key((await first.create_key("acme"))[1])
+        before = len(await first.audit_records())
+
+        async def run(store: Store, run_id: str) -> None:
+            entry = Entry("run.create", caller.actor, tenant_id=caller.tenant_id, target=run_id)
+            await store.start_run(run_id, caller=caller, profile="rlm", audited=entry)
+            await store.finish_run(
+                run_id,
+                status="completed",
+                stop_reason="final",
+                usage=Usage(input_tokens=3),
+                audited=replace(entry, action="run.finish"),
+            )
+
+        await asyncio.gather(
+            *(run(store, f"r{i}-{n}") for i, store in enumerate((first, second)) for n in range(15))
+        )
+        rows = {r.id: (r.status, r.input_tokens) for r in await first.runs("acme")}
+        assert rows == {f"r{i}-{n}": ("completed", 3) for i in range(2) for n in range(15)}
+        records = (await first.audit_records())[before:]
+        assert sorted((r.action, r.target) for r in records) == sorted(
+            (action, run_id) for run_id in rows for action in ("run.create", "run.finish")
+        )
+        assert await first.verify_audit() == (before + 60, None)
+        with pytest.raises(IntegrityError):  # the run exists already: nothing is appended
+            await run(first, "r0-0")
+        assert len(await first.audit_records()) == before + 60
     finally:
         await first.aclose()
         await second.aclose()

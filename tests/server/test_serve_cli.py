@@ -16,6 +16,7 @@ import openai
 import pytest
 from serving import APIServer, make_keys, model_reply, server_env, start_server
 
+from rlmrt.cli.serve_cmd import _bind
 from rlmrt.server.storage import Store
 from rlmrt.testing import ScriptedOpenAIServer
 
@@ -138,3 +139,26 @@ def test_a_profile_that_cannot_run_stops_the_start(
     assert result.returncode == 2
     assert result.stderr.startswith("error: the local model")
     assert "is not downloaded" in result.stderr and "Traceback" not in result.stderr
+
+
+async def test_the_listening_socket_gets_connections_without_nagle() -> None:
+    """asyncio turns Nagle off (TCP_NODELAY) only on sockets made with IPPROTO_TCP; with
+    it on, an answer's body waited for the client's delayed ACK of its headers (~40 ms
+    on every request, bench/README.md)."""
+    sock = _bind("127.0.0.1", 0)
+    accepted: asyncio.Future[int] = asyncio.get_running_loop().create_future()
+
+    class Probe(asyncio.Protocol):
+        def connection_made(self, transport: asyncio.BaseTransport) -> None:
+            conn = transport.get_extra_info("socket")
+            accepted.set_result(conn.getsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY))
+            transport.close()
+
+    server = await asyncio.get_running_loop().create_server(Probe, sock=sock)
+    _, writer = await asyncio.open_connection(*sock.getsockname()[:2])
+    try:
+        assert await asyncio.wait_for(accepted, 10) != 0
+    finally:
+        writer.close()
+        server.close()
+        await server.wait_closed()

@@ -20,6 +20,18 @@ GENESIS = "0" * 64  # the previous hash of the first record
 CLI_ACTOR = "cli"
 
 
+@dataclass(frozen=True, slots=True)
+class Entry:
+    """A record to append, before the chain gives it its place (seq, time, hashes)."""
+
+    action: str
+    actor: str = CLI_ACTOR
+    tenant_id: str | None = None
+    target: str | None = None
+    client: str | None = None
+    detail: Mapping[str, object] | None = None
+
+
 def canonical(value: Any) -> str:
     return json.dumps(value, sort_keys=True, separators=(",", ":"), ensure_ascii=False)
 

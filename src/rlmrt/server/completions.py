@@ -7,7 +7,9 @@ usage, cost. A run a limit ended is answered with its best answer and says so
 Streamed, the root model's tokens arrive as `reasoning_content` deltas while the run
 works, then the answer as `content`, the usage chunk when asked for, and `[DONE]`.
 A run is audited when it starts and ends (its id, profile, status and token counts:
-never the prompt), and gives back its rate-limit slot, charging its tokens, at the end.
+never the prompt), each record in the transaction that writes the run's row (one
+commit at the start, one at the end), and gives back its rate-limit slot, charging
+its tokens, at the end.
 """
 
 from __future__ import annotations
@@ -32,6 +34,7 @@ from rlmrt.errors import BudgetExceededError, ContextError, ModelError, RLMError
 from rlmrt.events import EventHandler, TokenDelta
 from rlmrt.observe.usage import Usage
 from rlmrt.server.api_errors import APIError, internal_error
+from rlmrt.server.audit import Entry
 from rlmrt.server.auth import Caller
 from rlmrt.server.budgets import DailyBudget, capped
 from rlmrt.server.ratelimits import Admission
@@ -147,16 +150,17 @@ class RecordedRun:
                 profile=self.completion.profile,
                 kind=self.kind,
                 instance_id=self.instance_id,
+                audited=self._entry("run.create", {"profile": self.completion.profile}),
             )
-            await self._audit("run.create", {"profile": self.completion.profile})
         except BaseException:
             with anyio.CancelScope(shield=True):
                 await self.admission.release(0)
             raise
         return self
 
-    async def _audit(self, action: str, detail: dict[str, Any]) -> None:
-        await self.store.audit(
+    def _entry(self, action: str, detail: dict[str, Any]) -> Entry:
+        """The run's audit record of `action`, written with its row."""
+        return Entry(
             action,
             actor=self.caller.actor,
             tenant_id=self.caller.tenant_id,
@@ -186,14 +190,14 @@ class RecordedRun:
                 status=status,
                 stop_reason=result.stop_reason if result else None,
                 usage=usage,
-            )
-            await self._audit(
-                "run.cancel" if status == "cancelled" else "run.finish",
-                {
-                    "status": status,
-                    "stop_reason": result.stop_reason if result else None,
-                    "total_tokens": usage.total_tokens if usage else 0,
-                },
+                audited=self._entry(
+                    "run.cancel" if status == "cancelled" else "run.finish",
+                    {
+                        "status": status,
+                        "stop_reason": result.stop_reason if result else None,
+                        "total_tokens": usage.total_tokens if usage else 0,
+                    },
+                ),
             )
 
 

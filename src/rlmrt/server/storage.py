@@ -13,7 +13,7 @@ import asyncio
 import os
 import re
 import secrets
-from collections.abc import Mapping, Sequence
+from collections.abc import Awaitable, Callable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from pathlib import Path
@@ -22,11 +22,24 @@ from typing import TYPE_CHECKING, Any
 from sqlalchemy import event, func, select, text
 from sqlalchemy.engine import Connection, make_url
 from sqlalchemy.exc import ArgumentError, IntegrityError, NoSuchModuleError, OperationalError
-from sqlalchemy.ext.asyncio import AsyncEngine, async_sessionmaker, create_async_engine
+from sqlalchemy.ext.asyncio import (
+    AsyncEngine,
+    AsyncSession,
+    async_sessionmaker,
+    create_async_engine,
+)
 
 from rlmrt.errors import ConfigError, UsageError
 from rlmrt.observe.usage import Usage
-from rlmrt.server.audit import CLI_ACTOR, GENESIS, ChainBreak, detail_text, first_break, sealed
+from rlmrt.server.audit import (
+    CLI_ACTOR,
+    GENESIS,
+    ChainBreak,
+    Entry,
+    detail_text,
+    first_break,
+    sealed,
+)
 from rlmrt.server.keys import key_hash, key_prefix, looks_like_key, new_key, same_hash
 from rlmrt.server.models import ApiKey, AuditRecord, RunRecord, Tenant, utc_now
 
@@ -39,6 +52,7 @@ TENANT_LIMITS = ("requests_per_minute", "tokens_per_minute", "max_concurrent", "
 APPEND_TRIES = 20  # another process appended at the same place: read the end again
 AUDIT_APPEND_LOCK = 0x726C6D5F61756474  # PostgreSQL advisory lock ids: audit appends,
 MIGRATE_LOCK = 0x726C6D5F6D696772  # and migrations
+SQLITE_BUSY_MS = 5000  # a writer waits this long for another (a replica, the CLI)
 
 
 @dataclass(frozen=True, slots=True)
@@ -248,30 +262,48 @@ class Store:
         profile: str,
         kind: str = "completion",
         instance_id: str | None = None,
+        audited: Entry | None = None,
     ) -> None:
-        async with self._session.begin() as session:
-            session.add(
-                RunRecord(
-                    id=run_id,
-                    tenant_id=caller.tenant_id,
-                    key_id=caller.key_id,
-                    subject=caller.subject,
-                    profile=profile,
-                    status="running",
-                    input_tokens=0,
-                    output_tokens=0,
-                    model_calls=0,
-                    cost_usd=0.0,
-                    created_at=utc_now(),
-                    kind=kind,
-                    instance_id=instance_id,
-                )
-            )
+        """Record the run as running; with `audited`, that record is appended to the
+        audit log in the same transaction (one commit, not two)."""
+        row = RunRecord(
+            id=run_id,
+            tenant_id=caller.tenant_id,
+            key_id=caller.key_id,
+            subject=caller.subject,
+            profile=profile,
+            status="running",
+            input_tokens=0,
+            output_tokens=0,
+            model_calls=0,
+            cost_usd=0.0,
+            created_at=utc_now(),
+            kind=kind,
+            instance_id=instance_id,
+        )
+
+        async def insert(session: AsyncSession) -> None:
+            session.add(row)
+
+        if audited is None:
+            async with self._session.begin() as session:
+                await insert(session)
+        else:
+            await self._append(audited, along=insert)
 
     async def finish_run(
-        self, run_id: str, *, status: str, stop_reason: str | None, usage: Usage | None
+        self,
+        run_id: str,
+        *,
+        status: str,
+        stop_reason: str | None,
+        usage: Usage | None,
+        audited: Entry | None = None,
     ) -> None:
-        async with self._session.begin() as session:
+        """Record how the run ended; with `audited`, in the transaction that appends
+        that record to the audit log."""
+
+        async def update(session: AsyncSession) -> None:
             record = await session.get(RunRecord, run_id)
             if record is None:
                 return
@@ -283,6 +315,12 @@ class Store:
                 record.output_tokens = usage.output_tokens
                 record.model_calls = usage.model_calls
                 record.cost_usd = usage.cost_usd
+
+        if audited is None:
+            async with self._session.begin() as session:
+                await update(session)
+        else:
+            await self._append(audited, along=update)
 
     async def spent_since(self, since: datetime, *, key_id: str, tenant_id: str) -> Spent:
         """USD the runs started from `since` on spent, of the key and of its tenant (a
@@ -322,10 +360,25 @@ class Store:
         transaction-level advisory lock taken before the chain's end is read, and on
         any database by the unique previous hash, so two appends after the same record
         cannot both be stored: the loser retries."""
+        return await self._append(
+            Entry(action, actor, tenant_id=tenant_id, target=target, client=client, detail=detail)
+        )
+
+    async def _append(
+        self, entry: Entry, *, along: Callable[[AsyncSession], Awaitable[None]] | None = None
+    ) -> AuditRecord:
+        """Append `entry` (see `audit`); `along` writes in the same transaction, so
+        both are stored or neither (a retry runs it again: the transaction that lost
+        was rolled back whole; `along`'s own integrity errors are raised, not retried)."""
         async with self._append_lock:
             for _ in range(APPEND_TRIES):
+                appending = along is None
                 try:
                     async with self._session.begin() as session:
+                        if along is not None:
+                            await along(session)
+                            await session.flush()
+                            appending = True
                         if self.engine.dialect.name == "postgresql":
                             await session.execute(
                                 text("SELECT pg_advisory_xact_lock(:lock)"),
@@ -338,19 +391,21 @@ class Store:
                             AuditRecord(
                                 seq=1 if last is None else last.seq + 1,
                                 at=utc_now().isoformat(),
-                                action=action,
-                                actor=actor,
-                                tenant_id=tenant_id,
-                                target=target,
-                                client=client,
-                                detail=detail_text(detail),
+                                action=entry.action,
+                                actor=entry.actor,
+                                tenant_id=entry.tenant_id,
+                                target=entry.target,
+                                client=entry.client,
+                                detail=detail_text(entry.detail),
                                 prev_hash=GENESIS if last is None else last.hash,
                             )
                         )
                         session.add(record)
                     return record
-                except (IntegrityError, OperationalError):  # another process appended first
-                    await asyncio.sleep(0.01)
+                except (IntegrityError, OperationalError) as exc:
+                    if not appending and isinstance(exc, IntegrityError):
+                        raise
+                    await asyncio.sleep(0.01)  # another process appended first
         raise RuntimeError(f"the audit log stayed busy for {APPEND_TRIES} tries")
 
     async def audit_records(
@@ -404,6 +459,10 @@ def _sqlite_pragmas(connection: Any, _record: Any) -> None:
     cursor = connection.cursor()
     cursor.execute("PRAGMA foreign_keys=ON")
     cursor.execute("PRAGMA journal_mode=WAL")  # the CLI writes keys while the server reads
+    # in WAL, NORMAL syncs at checkpoints, not at every commit: a commit survives a
+    # crash of the process, and the database stays consistent when power fails
+    cursor.execute("PRAGMA synchronous=NORMAL")
+    cursor.execute(f"PRAGMA busy_timeout={SQLITE_BUSY_MS}")
     cursor.close()
 
 
