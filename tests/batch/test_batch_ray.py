@@ -32,6 +32,9 @@ REPLY_DELAY_S = 0.25
 HEAD_IP, WORKER_IP = "127.0.0.2", "127.0.0.3"
 START_TIMEOUT_S = 90
 # node death noticed within seconds, not the default half minute
+# a loopback-only test cluster: no token (a token file a local `ray.init` left in
+# ~/.ray would otherwise turn authentication on, and the nodes would refuse the test)
+NO_AUTH = {"RAY_AUTH_MODE": "disabled", "RAY_USAGE_STATS_ENABLED": "0"}
 FAST_HEALTH_CHECKS = {
     "RAY_health_check_initial_delay_ms": "0",
     "RAY_health_check_period_ms": "1000",
@@ -92,13 +95,18 @@ def _group_members(pgid: int) -> list[int]:
     return members
 
 
-def _alive_nodes(address: str) -> int:
+def _alive_nodes(address: str, env: dict[str, str]) -> int:
     probe = (
         f"import ray; ray.init(address={address!r}, logging_level='error', log_to_driver=False);"
         "print(sum(n['Alive'] for n in ray.nodes()))"
     )
     done = subprocess.run(
-        [sys.executable, "-c", probe], capture_output=True, text=True, timeout=60, check=False
+        [sys.executable, "-c", probe],
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
+        env=env,
     )
     return int(done.stdout.strip().splitlines()[-1]) if done.returncode == 0 else 0
 
@@ -107,7 +115,7 @@ def _alive_nodes(address: str) -> int:
 def cluster() -> Iterator[Cluster]:
     # Ray's socket paths must stay short: a temp dir of its own under /tmp
     temp = Path(tempfile.mkdtemp(prefix="rlmray-", dir="/tmp"))
-    env = {**os.environ, **FAST_HEALTH_CHECKS, "RAY_USAGE_STATS_ENABLED": "0"}
+    env = {**os.environ, **FAST_HEALTH_CHECKS, **NO_AUTH}
     # Ray maps 127.0.0.1 to the machine's network address; other loopback addresses
     # it keeps, so the two nodes talk over loopback only
     port = _free_port()
@@ -125,14 +133,14 @@ def cluster() -> Iterator[Cluster]:
     worker: subprocess.Popen[bytes] | None = None
     try:
         deadline = time.monotonic() + START_TIMEOUT_S
-        while _alive_nodes(address) < 1:
+        while _alive_nodes(address, env) < 1:
             assert head.poll() is None, (temp / "head.log").read_text()
             assert time.monotonic() < deadline, "the Ray head did not start"
             time.sleep(1)
         worker = _ray_start(
             WORKER_IP, f"--address={address}", "--num-cpus=2", env=env, log=temp / "worker.log"
         )
-        while _alive_nodes(address) < 2:
+        while _alive_nodes(address, env) < 2:
             assert worker.poll() is None, (temp / "worker.log").read_text()
             assert time.monotonic() < deadline, "the Ray worker node did not join"
             time.sleep(1)
@@ -150,8 +158,10 @@ def model(request: ChatRequest) -> Reply | str:
 
 
 def test_a_batch_spreads_over_two_nodes_and_survives_losing_one(
-    cluster: Cluster, serve, tmp_path: Path
+    cluster: Cluster, serve, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
+    for name, value in NO_AUTH.items():  # the driver, as the nodes
+        monkeypatch.setenv(name, value)
     server = serve(model)
     shared = tmp_path / "shared.txt"
     shared.write_text("y" * 500)
