@@ -2,32 +2,28 @@
 virtual environment, discovered there by its entry point, offered to a run when its pin
 matches and refused at the run's start when it does not.
 
-The wheel is assembled here by the wheel spec (PEP 427: the module, METADATA, WHEEL,
-entry_points.txt and a RECORD of hashes): this machine has no build backend that works
-offline (setuptools without `wheel`, no hatchling), and pip installs it like any other."""
+The wheel is assembled by `rlmrt.testing.build_wheel`, by the wheel spec (PEP 427): this
+machine has no build backend that works offline (setuptools without `wheel`, no
+hatchling), and pip installs it like any other."""
 
 from __future__ import annotations
 
-import base64
-import hashlib
 import os
 import site
 import subprocess
 import sys
 import textwrap
-import zipfile
 from pathlib import Path
 
 import pytest
 
-from rlmrt.testing import scripted
+from rlmrt.testing import build_wheel, scripted
 
 ROOT = Path(__file__).resolve().parents[2]
 
 pytestmark = pytest.mark.slow
 
-NAME, VERSION = "rlmrt_greet", "2.1.0"
-ENTRY_POINTS = "[rlmrt.tools]\ngreet = greet_tool:greet\n"
+VERSION = "2.1.0"
 
 MODULE = '''\
 from rlmrt.tools import tool
@@ -52,35 +48,16 @@ with RLM(model="openai/test-model", api_base=sys.argv[1], api_key="k", sandbox="
 """
 
 
-def build_wheel(folder: Path) -> Path:
-    """The package's wheel (see the module docs)."""
-    folder.mkdir()
-    info = f"{NAME}-{VERSION}.dist-info"
-    files = {
-        "greet_tool.py": MODULE,
-        f"{info}/METADATA": f"Metadata-Version: 2.1\nName: rlmrt-greet\nVersion: {VERSION}\n",
-        f"{info}/WHEEL": "Wheel-Version: 1.0\nGenerator: test\nRoot-Is-Purelib: true\n"
-        "Tag: py3-none-any\n",
-        f"{info}/entry_points.txt": ENTRY_POINTS,
-    }
-    record = []
-    for name, text in files.items():
-        data = text.encode()
-        digest = base64.urlsafe_b64encode(hashlib.sha256(data).digest()).rstrip(b"=").decode()
-        record.append(f"{name},sha256={digest},{len(data)}")
-    record.append(f"{info}/RECORD,,")
-    wheel = folder / f"{NAME}-{VERSION}-py3-none-any.whl"
-    with zipfile.ZipFile(wheel, "w") as archive:
-        for name, text in files.items():
-            archive.writestr(name, text)
-        archive.writestr(f"{info}/RECORD", "\n".join(record) + "\n")
-    return wheel
-
-
 def test_a_tool_wheel_installed_in_a_venv_is_discovered_pinned_and_refused(
     tmp_path: Path, serve
 ) -> None:
-    wheel = build_wheel(tmp_path / "dist")
+    wheel = build_wheel(
+        tmp_path / "dist",
+        "rlmrt-greet",
+        VERSION,
+        {"greet_tool.py": MODULE},
+        entry_points={"rlmrt.tools": {"greet": "greet_tool:greet"}},
+    )
 
     venv = tmp_path / "venv"
     subprocess.run([sys.executable, "-m", "venv", str(venv)], check=True, capture_output=True)
