@@ -57,7 +57,8 @@ class EventRecorder:
         """Write what arrived every `FLUSH_S` until closed."""
         while not self._closed.is_set():
             await self._flush()
-            with contextlib.suppress(TimeoutError):
+            # asyncio's own TimeoutError: on Python 3.10 it is not the builtin one
+            with contextlib.suppress(asyncio.TimeoutError):
                 await asyncio.wait_for(self._closed.wait(), FLUSH_S)
 
     async def close(self) -> None:

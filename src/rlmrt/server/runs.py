@@ -131,9 +131,11 @@ async def _drive(state: ServerState, run: RecordedRun, recorded: AsyncExitStack)
                 uncancel()
         finally:
             with anyio.CancelScope(shield=True):
-                await recorder.close()
-                await writer
-                await _store_outcome(state, run, error)
+                try:
+                    await recorder.close()
+                    await writer
+                finally:  # the answer is kept even if recording its events failed
+                    await _store_outcome(state, run, error)
 
 
 async def _store_outcome(state: ServerState, run: RecordedRun, error: str | None) -> None:
