@@ -27,7 +27,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import re
 import statistics
 import subprocess
 import sys
@@ -90,10 +89,10 @@ def outcome(
 
 
 def is_right(answer: str | None, expected: str) -> bool:
-    if not answer:
-        return False
-    text = re.sub(r"(?<=\d)[,_](?=\d{3})", "", answer)
-    return re.search(rf"(?<![\w-]){re.escape(expected)}(?![\w-]|\.\d)", text) is not None
+    """`expected` as a whole token of the answer: `rlm batch --match contains`'s rule."""
+    from rlmrt.batch.scoring import is_right as scored
+
+    return scored(answer, expected, "contains")
 
 
 # -- the three systems ----------------------------------------------------------------------
