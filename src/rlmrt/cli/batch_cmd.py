@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+from dataclasses import fields
 from pathlib import Path
 from typing import TYPE_CHECKING, Annotated, Any
 
@@ -153,23 +154,11 @@ def _status(summary: BatchSummary) -> str:
 
 
 def summary_dict(summary: BatchSummary, out: Path) -> dict[str, Any]:
-    return {
-        "total": summary.total,
-        "ran": summary.ran,
-        "already_done": summary.already_done,
-        "not_run": summary.not_run,
-        "stopped_by": summary.stopped_by,
-        "errors": summary.errors,
-        "partial": summary.partial,
-        "scored": summary.scored,
-        "correct": summary.correct,
-        "accuracy": summary.accuracy,
-        "input_tokens": summary.input_tokens,
-        "output_tokens": summary.output_tokens,
-        "cost_usd": round(summary.cost_usd, 8),
-        "wall_time_s": round(summary.wall_time_s, 3),
-        "out": str(out),
-    }
+    """The summary's counts and totals (not its per-record results), with `accuracy`."""
+    data = {f.name: getattr(summary, f.name) for f in fields(summary) if f.name != "results"}
+    data["cost_usd"] = round(summary.cost_usd, 8)
+    data["wall_time_s"] = round(summary.wall_time_s, 3)
+    return {**data, "accuracy": summary.accuracy, "out": str(out)}
 
 
 def _table(summary: BatchSummary, out: Path) -> Table:
