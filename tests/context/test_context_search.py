@@ -23,10 +23,12 @@ from rlmrt.observe.trajectory import read_events
 from rlmrt.sandbox.facade import SANDBOXES, create_backend
 from rlmrt.testing import scripted
 
-# every registered sandbox kind; the container and WebAssembly ones are slow to start
+# every registered sandbox kind; the container and WebAssembly ones are slow to start.
+# "remote" needs a sandbox host: tests/sandbox runs its host functions against one
 KINDS = [
     pytest.param(kind, marks=[] if kind in ("local", "process") else [pytest.mark.slow])
     for kind in SANDBOXES.names()
+    if kind != "remote"
 ]
 
 

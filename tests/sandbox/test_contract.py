@@ -30,27 +30,32 @@ from typing import Any
 
 import contract_probes as probes
 import pytest
+from remote_helpers import kind_options
 
 from rlmrt.errors import MissingDependencyError, SandboxClosedError, SandboxError, UsageError
 from rlmrt.sandbox import SANDBOXES, ExecResult, Sandbox
 from rlmrt.sandbox._kernel_backend import KernelBackend
+from rlmrt.sandbox.remote import RemoteSandbox
 
 KINDS = SANDBOXES.names()
 BASE_LIMITS: dict[str, Any] = {"exec_timeout_s": 10, "memory_mb": 512, "output_bytes": 100_000}
 
 MakeSandbox = Callable[..., Sandbox]
+#: what each kind needs beyond its limits (the remote kind: its host), set by `kind`
+OPTIONS: dict[str, dict[str, Any]] = {}
 
 
 @pytest.fixture(params=KINDS)
 def kind(request: pytest.FixtureRequest) -> str:
     name: str = request.param
+    OPTIONS[name] = kind_options(request, name)
     return name
 
 
 def open_sandbox(kind: str, **limits: Any) -> Sandbox:
     """`Sandbox(kind, ...)`, or skip the test when the backend cannot run on this machine."""
     try:
-        return Sandbox(kind, **{**BASE_LIMITS, **limits})
+        return Sandbox(kind, **{**BASE_LIMITS, **limits, **OPTIONS[kind]})
     except MissingDependencyError as exc:
         pytest.skip(f"the {kind} sandbox cannot start here: {exc}")
 
@@ -400,7 +405,7 @@ STUCK = (
 
 @pytest.mark.slow
 def test_every_loaded_context_survives_a_restart(kind: str, make: MakeSandbox) -> None:
-    if not issubclass(SANDBOXES.load(kind), KernelBackend):
+    if not issubclass(SANDBOXES.load(kind), (KernelBackend, RemoteSandbox)):
         pytest.skip(f"the {kind} sandbox is never restarted: its variables outlive a timeout")
     sandbox = make(exec_timeout_s=TIMEOUT_S)
     sandbox.load_context("first", name="context")

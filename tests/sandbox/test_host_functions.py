@@ -13,6 +13,7 @@ from types import SimpleNamespace
 from typing import Any
 
 import pytest
+from remote_helpers import kind_options
 
 from rlmrt.engine.bridge import RunBridge
 from rlmrt.errors import MissingDependencyError
@@ -158,7 +159,12 @@ async def started(request: pytest.FixtureRequest) -> AsyncIterator[tuple[Sandbox
     """A started backend of each kind, with a `RecordingBridge`."""
     bridge = RecordingBridge()
     try:
-        backend = create_backend(request.param, limits=LIMITS, bridge=bridge)
+        backend = create_backend(
+            request.param,
+            limits=LIMITS,
+            bridge=bridge,
+            options=kind_options(request, request.param),
+        )
         await backend.start()
     except MissingDependencyError as exc:
         pytest.skip(f"the {request.param} sandbox cannot start here: {exc}")

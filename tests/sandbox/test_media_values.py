@@ -8,6 +8,7 @@ import wave
 from collections.abc import AsyncIterator
 
 import pytest
+from remote_helpers import kind_options
 
 from rlmrt.errors import MissingDependencyError
 from rlmrt.sandbox import SANDBOXES, Limits, SandboxBackend, create_backend
@@ -29,7 +30,9 @@ def wav_bytes(seconds: float, rate: int = 8000) -> bytes:
 @pytest.fixture(params=SANDBOXES.names())
 async def backend(request: pytest.FixtureRequest) -> AsyncIterator[SandboxBackend]:
     try:
-        started = create_backend(request.param, limits=LIMITS)
+        started = create_backend(
+            request.param, limits=LIMITS, options=kind_options(request, request.param)
+        )
         await started.start()
     except MissingDependencyError as exc:
         pytest.skip(f"the {request.param} sandbox cannot start here: {exc}")

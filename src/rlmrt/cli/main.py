@@ -28,6 +28,7 @@ from rlmrt.cli.model_cmd import model_app
 from rlmrt.cli.project_cmd import project_app
 from rlmrt.cli.replay_cmd import replay
 from rlmrt.cli.run_cmd import run
+from rlmrt.cli.sandbox_cmd import sandbox_app
 from rlmrt.cli.serve_cmd import serve
 from rlmrt.cli.setup_cmd import setup_app
 from rlmrt.cli.tools_cmd import tools_app
@@ -88,6 +89,7 @@ app.add_typer(tenants_app, name="tenants")
 app.add_typer(keys_app, name="keys")
 app.add_typer(audit_app, name="audit")
 app.add_typer(memory_app, name="memory")
+app.add_typer(sandbox_app, name="sandbox")
 register_market(tools_app)  # `rlm tools search` and `rlm tools install`
 app.add_typer(tools_app, name="tools")
 reflow_help(app)

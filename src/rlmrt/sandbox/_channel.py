@@ -12,13 +12,21 @@ import contextlib
 import json
 import struct
 from collections.abc import Awaitable, Callable
-from typing import Any
+from typing import Any, Protocol
 
 from rlmrt.errors import KernelTimeout, SandboxError
 from rlmrt.sandbox.base import HostBridge, call_host
 from rlmrt.sandbox.kernel import HOST_FUNCTIONS
 
-__all__ = ["MAX_FRAME", "KernelChannel", "KernelTimeout", "encode_frame"]
+__all__ = [
+    "MAX_FRAME",
+    "CallRelay",
+    "FrameWriter",
+    "KernelChannel",
+    "KernelTimeout",
+    "decode_frame",
+    "encode_frame",
+]
 
 MAX_FRAME = 256 << 20
 _HEADER = struct.Struct(">I")
@@ -31,6 +39,38 @@ def encode_frame(msg: dict[str, Any]) -> bytes:
     return _HEADER.pack(len(data)) + data
 
 
+def decode_frame(frame: bytes, *, max_frame: int = MAX_FRAME) -> dict[str, Any]:
+    """The message in one whole frame (the inverse of `encode_frame`)."""
+    if len(frame) < _HEADER.size:
+        raise SandboxError("a frame shorter than its header")
+    (size,) = _HEADER.unpack_from(frame)
+    if size > max_frame or size != len(frame) - _HEADER.size:
+        raise SandboxError(f"a frame of {len(frame)} bytes does not hold the {size} it announces")
+    try:
+        msg = json.loads(frame[_HEADER.size :].decode("utf-8", "surrogatepass"))
+    except (UnicodeDecodeError, ValueError) as exc:
+        raise SandboxError(f"garbage instead of a frame: {frame[:80]!r}") from exc
+    if not isinstance(msg, dict):
+        raise SandboxError(f"a frame that is not a JSON object: {frame[:80]!r}")
+    return msg
+
+
+class FrameWriter(Protocol):
+    """Where the channel writes frames: an `asyncio.StreamWriter`, or anything with its
+    `write` / `drain` / `close` (a WebSocket carrying one frame per message)."""
+
+    def write(self, data: bytes) -> None: ...
+
+    async def drain(self) -> None: ...
+
+    def close(self) -> None: ...
+
+
+#: answers a kernel's ``call`` frame with the ``result`` frame for it, instead of the
+#: bridge: a sandbox host passes its kernels' calls on to the client that owns the models
+CallRelay = Callable[[dict[str, Any]], Awaitable[dict[str, Any]]]
+
+
 class KernelChannel:
     """Requests to one kernel, serving the kernel's calls to the host while they wait.
 
@@ -41,7 +81,7 @@ class KernelChannel:
     def __init__(
         self,
         reader: asyncio.StreamReader,
-        writer: asyncio.StreamWriter,
+        writer: FrameWriter,
         bridge: HostBridge | None,
         *,
         max_frame: int = MAX_FRAME,
@@ -56,6 +96,7 @@ class KernelChannel:
         self._lock = asyncio.Lock()
         self._broken: str | None = None
         self._calls: set[asyncio.Task[None]] = set()
+        self.relay: CallRelay | None = None
 
     @property
     def broken(self) -> bool:
@@ -153,6 +194,10 @@ class KernelChannel:
         return SandboxError(what)
 
     async def _serve_call(self, frame: dict[str, Any]) -> None:
+        if self.relay is not None:
+            with contextlib.suppress(SandboxError):
+                await self.send({**await self.relay(frame), "id": frame.get("id")})
+            return
         fn = str(frame.get("fn"))
         try:
             value = await call_host(self.bridge, fn, frame.get("args"))

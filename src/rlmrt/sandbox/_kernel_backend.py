@@ -26,7 +26,7 @@ from pathlib import Path
 from typing import Any
 
 from rlmrt.errors import SandboxClosedError, SandboxError, UsageError
-from rlmrt.sandbox._channel import KernelChannel, KernelTimeout
+from rlmrt.sandbox._channel import CallRelay, KernelChannel, KernelTimeout
 from rlmrt.sandbox._sweep import folder_prefix, sweep_once
 from rlmrt.sandbox.base import ExecResult, HostBridge, Limits, SandboxBackend
 from rlmrt.sandbox.kernel import (
@@ -64,6 +64,7 @@ class KernelBackend(SandboxBackend):
         # watches the CPU of threads the last execute left running (see `_end_strays`)
         self._idle_watch: asyncio.Task[None] | None = None
         self._idle_killed = False
+        self._call_relay: CallRelay | None = None
 
     @property
     def bridge(self) -> HostBridge | None:
@@ -75,6 +76,17 @@ class KernelBackend(SandboxBackend):
         self._bridge = bridge
         if self._channel is not None:
             self._channel.bridge = bridge
+
+    @property
+    def call_relay(self) -> CallRelay | None:
+        """Set by a sandbox host: the kernel's calls go to its client, not to `bridge`."""
+        return self._call_relay
+
+    @call_relay.setter
+    def call_relay(self, relay: CallRelay | None) -> None:
+        self._call_relay = relay
+        if self._channel is not None:
+            self._channel.relay = relay
 
     # -- what a backend provides ------------------------------------------------------
 
@@ -177,6 +189,7 @@ class KernelBackend(SandboxBackend):
     async def _spawn(self) -> None:
         started = time.perf_counter()
         self._channel = await self._launch(self._folder())
+        self._channel.relay = self._call_relay
         try:
             ready = await self._channel.receive(timeout=START_TIMEOUT_S)
             if ready.get("op") != "ready":

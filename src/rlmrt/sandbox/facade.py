@@ -2,7 +2,8 @@
 
 from __future__ import annotations
 
-from collections.abc import Coroutine
+import inspect
+from collections.abc import Coroutine, Mapping
 from types import TracebackType
 from typing import Any, TypeVar
 
@@ -11,7 +12,14 @@ from pydantic import ValidationError
 from rlmrt._loop import LoopThread
 from rlmrt._registry import LazyRegistry
 from rlmrt.errors import ConfigError, SandboxClosedError
-from rlmrt.sandbox.base import Diagnosis, ExecResult, HostBridge, Limits, SandboxBackend
+from rlmrt.sandbox.base import (
+    LIMIT_NAMES,
+    Diagnosis,
+    ExecResult,
+    HostBridge,
+    Limits,
+    SandboxBackend,
+)
 from rlmrt.sandbox.kernel import exception_line
 
 SANDBOXES: LazyRegistry[SandboxBackend] = LazyRegistry(
@@ -21,6 +29,7 @@ SANDBOXES: LazyRegistry[SandboxBackend] = LazyRegistry(
         "process": "rlmrt.sandbox.process:ProcessSandbox",
         "wasm": "rlmrt.sandbox.wasm:WasmSandbox",
         "docker": "rlmrt.sandbox.docker:DockerSandbox",
+        "remote": "rlmrt.sandbox.remote:RemoteSandbox",
     },
 )
 
@@ -28,10 +37,20 @@ T = TypeVar("T")
 
 
 def create_backend(
-    kind: str, *, limits: Limits | None = None, bridge: HostBridge | None = None
+    kind: str,
+    *,
+    limits: Limits | None = None,
+    bridge: HostBridge | None = None,
+    options: Mapping[str, Any] | None = None,
 ) -> SandboxBackend:
-    """Build (not start) the backend registered as `kind`."""
-    return SANDBOXES.load(kind)(limits=limits, bridge=bridge)
+    """Build (not start) the backend registered as `kind`; `options` are what that kind
+    takes beyond the limits (the remote kind's `url` and `token`)."""
+    backend = SANDBOXES.load(kind)
+    given = dict(options or {})
+    unknown = sorted(set(given) - set(inspect.signature(backend).parameters)) if given else []
+    if unknown:
+        raise ConfigError(f"the {kind} sandbox takes no option {', '.join(unknown)}")
+    return backend(limits=limits, bridge=bridge, **given)
 
 
 def diagnose(kind: str) -> Diagnosis:
@@ -70,20 +89,26 @@ class Sandbox:
         kind: str = "process",
         *,
         limits: Limits | None = None,
-        **limit_values: float | None,
+        **values: Any,
     ) -> None:
         """`kind` is a registered backend; the default, "process", holds its limits
         whatever the code does (``"local"`` runs in this process: for trusted code only).
-        `limit_values` are `Limits` fields (`exec_timeout_s=5`, `memory_mb=512`);
-        given ones (not None) override `limits`."""
-        given = {name: value for name, value in limit_values.items() if value is not None}
+        `values` are `Limits` fields (`exec_timeout_s=5`, `memory_mb=512`), given ones
+        (not None) overriding `limits`, and the kind's options (``"remote"``: `url`,
+        `token`, `ca_file`)."""
+        given = {
+            name: value
+            for name, value in values.items()
+            if name in LIMIT_NAMES and value is not None
+        }
+        options = {name: value for name, value in values.items() if name not in LIMIT_NAMES}
         try:
             self.limits = Limits(**{**(limits or Limits()).model_dump(), **given})
         except ValidationError as exc:
             problems = "; ".join(f"{e['loc'][0]}: {e['msg']}" for e in exc.errors())
             raise ConfigError(f"invalid sandbox limits: {problems}") from exc
         self.kind = kind
-        self._backend = create_backend(kind, limits=self.limits)
+        self._backend = create_backend(kind, limits=self.limits, options=options)
         self._loop = LoopThread(f"rlmrt-sandbox-{kind}")
         self._closed = False
         try:

@@ -1,0 +1,95 @@
+"""A sandbox host (`rlm sandbox serve`) in its own process on 127.0.0.1, for the suites
+parametrized on the "remote" kind: started by a fixture, stopped by its PID and reaped."""
+
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import sys
+import time
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+TOKEN = "remote-suite-token-5d1e"
+SERVE = (sys.executable, "-m", "rlmrt.cli.main", "sandbox", "serve")
+
+
+@dataclass
+class HostProcess:
+    """A running sandbox host: its address, token and process."""
+
+    url: str
+    token: str
+    process: subprocess.Popen[str]
+    log: Path
+
+    @property
+    def options(self) -> dict[str, Any]:
+        return {"url": self.url, "token": self.token}
+
+    def stop(self) -> None:
+        """SIGTERM by PID (the host closes its sandboxes), SIGKILL if it hangs; reaped."""
+        if self.process.poll() is None:
+            os.kill(self.process.pid, signal.SIGTERM)
+            try:
+                self.process.wait(15)
+            except subprocess.TimeoutExpired:
+                os.kill(self.process.pid, signal.SIGKILL)
+                self.process.wait(5)
+        if self.process.stdout is not None:
+            self.process.stdout.close()
+
+
+def start_host(
+    folder: Path, *args: str, env: dict[str, str] | None = None, port: int = 0
+) -> HostProcess:
+    """`rlm sandbox serve` on 127.0.0.1 (port 0: any free one), in `folder`, its stderr
+    in folder/host.log; returns once it listens."""
+    folder.mkdir(parents=True, exist_ok=True)
+    log = folder / "host.log"
+    environment = {
+        "PATH": os.environ.get("PATH", "/usr/bin:/bin"),
+        "HOME": str(folder),
+        "RLMRT_HOME": str(folder / "home"),
+        "RLM_SANDBOX_HOST_TOKEN": TOKEN,
+        **(env or {}),
+    }
+    if "PYTHONPATH" in os.environ:
+        environment["PYTHONPATH"] = os.environ["PYTHONPATH"]
+    with log.open("a") as errors:
+        process = subprocess.Popen(
+            [*SERVE, "--listen", f"127.0.0.1:{port}", "--sandbox-pool", "1", *args],
+            cwd=folder,
+            env=environment,
+            stdout=subprocess.PIPE,
+            stderr=errors,
+            text=True,
+            start_new_session=True,
+        )
+    assert process.stdout is not None
+    url = process.stdout.readline().strip()
+    if not url.startswith(("ws://", "wss://")):
+        process.wait(10)
+        raise RuntimeError(f"the sandbox host did not start: {log.read_text()[-2000:]}")
+    return HostProcess(url, TOKEN, process, log)
+
+
+def kind_options(request: pytest.FixtureRequest, kind: str) -> dict[str, Any]:
+    """What `Sandbox(kind, ...)` / `create_backend` needs beyond the limits: for
+    "remote", the address and token of the session's sandbox host."""
+    if kind != "remote":
+        return {}
+    host: HostProcess = request.getfixturevalue("remote_host")
+    return host.options
+
+
+def wait_for(predicate: Any, timeout: float = 10.0) -> None:
+    deadline = time.monotonic() + timeout
+    while not predicate():
+        if time.monotonic() > deadline:
+            raise AssertionError("timed out waiting")
+        time.sleep(0.05)
