@@ -299,6 +299,26 @@ class SandboxSettings(_Section):
         " process); 0: off.",
         json_schema_extra=keyword("sandbox_pool"),
     )
+    url: str | None = Field(
+        default=None,
+        pattern=r"^wss?://",
+        description="The remote kind's sandbox host (`rlm sandbox serve`): ws://HOST:PORT,"
+        " or wss:// when it serves TLS.",
+        json_schema_extra=keyword("sandbox_url"),
+    )
+    token_env: str = Field(
+        default="RLM_SANDBOX_TOKEN",
+        pattern=r"^[A-Za-z_][A-Za-z0-9_]*$",
+        description="The environment variable holding the sandbox host's token (the token"
+        " is never a setting, so never written to a file or a log).",
+        json_schema_extra=keyword("sandbox_token_env"),
+    )
+    ca_file: Path | None = Field(
+        default=None,
+        description="The certificate (PEM) a wss:// sandbox host is trusted by, instead of"
+        " the system's (a self-signed one).",
+        json_schema_extra=keyword("sandbox_ca_file"),
+    )
 
     @field_validator("kind")
     @classmethod
@@ -309,6 +329,24 @@ class SandboxSettings(_Section):
             return SANDBOXES.check(value)
         except ConfigError as exc:
             raise ValueError(str(exc)) from exc
+
+    def backend_options(self) -> dict[str, Any]:
+        """What the configured kind takes beyond the limits (`create_backend`'s options):
+        for "remote", the host's url, the token read from `token_env` now, and `ca_file`."""
+        if self.kind != "remote":
+            return {}
+        if self.url is None:
+            raise ConfigError(
+                "the remote sandbox needs sandbox.url (--sandbox-url), the address of a"
+                " sandbox host (`rlm sandbox serve`)"
+            )
+        token = os.environ.get(self.token_env)
+        if not token:
+            raise ConfigError(
+                f"the remote sandbox needs its host's token in ${self.token_env}"
+                " (sandbox.token_env names the variable)"
+            )
+        return {"url": self.url, "token": token, "ca_file": self.ca_file}
 
 
 class PromptSettings(_Section):

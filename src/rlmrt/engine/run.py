@@ -228,7 +228,10 @@ class Run:
         try:
             asked = time.perf_counter()
             sandbox = await self.tree.sandboxes.acquire(
-                self.config.sandbox.kind, self.config.limits, self._bridge
+                self.config.sandbox.kind,
+                self.config.limits,
+                self._bridge,
+                self.config.sandbox.backend_options(),
             )
             self.tree.emit(
                 SandboxStarted(

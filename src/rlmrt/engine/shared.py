@@ -111,4 +111,9 @@ class SharedSandbox:
 
     def __init__(self, config: RLMConfig, host: SessionHost) -> None:
         self.host = host
-        self.backend = create_backend(config.sandbox.kind, limits=config.limits, bridge=host)
+        self.backend = create_backend(
+            config.sandbox.kind,
+            limits=config.limits,
+            bridge=host,
+            options=config.sandbox.backend_options(),
+        )

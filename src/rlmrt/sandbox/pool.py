@@ -17,6 +17,8 @@ import asyncio
 import contextlib
 import logging
 from collections import defaultdict, deque
+from collections.abc import Mapping
+from typing import Any
 
 from rlmrt.sandbox.base import HostBridge, Limits, SandboxBackend
 from rlmrt.sandbox.facade import SANDBOXES, create_backend
@@ -42,12 +44,19 @@ class SandboxPool:
     def pooled(self, kind: str) -> bool:
         return self.size > 0 and SANDBOXES.load(kind).slow_start
 
-    async def acquire(self, kind: str, limits: Limits, bridge: HostBridge | None) -> SandboxBackend:
-        """A started backend of `kind` with `limits`, answering to `bridge`."""
+    async def acquire(
+        self,
+        kind: str,
+        limits: Limits,
+        bridge: HostBridge | None,
+        options: Mapping[str, Any] | None = None,
+    ) -> SandboxBackend:
+        """A started backend of `kind` with `limits`, answering to `bridge`; `options`
+        are `create_backend`'s (a kind that takes some, "remote", is never pooled)."""
         if self._closed:
             raise RuntimeError("the sandbox pool is closed")
-        if not self.pooled(kind) or not self._own_loop():
-            backend = create_backend(kind, limits=limits, bridge=bridge)
+        if options or not self.pooled(kind) or not self._own_loop():
+            backend = create_backend(kind, limits=limits, bridge=bridge, options=options)
             await _start(backend)
             return backend
         key = (kind, limits)

@@ -167,7 +167,9 @@ class RemoteSandbox(SandboxBackend):
         return self._lock
 
     async def _connected(self) -> KernelChannel:
-        if self._channel is None or self._channel.broken:
+        # a finished pump: the connection closed while idle (the host went away)
+        gone = self._pump is not None and self._pump.done()
+        if self._channel is None or self._channel.broken or gone:
             await self._disconnect(shutdown=False)
             await self._connect()
         assert self._channel is not None
