@@ -12,6 +12,9 @@ For each kind in `SANDBOXES`:
   `--acquires` samples; "not pooled" for kinds that start fast (local).
 
 A kind whose backend cannot start here (a missing extra) is listed with the reason.
+The "remote" kind talks to a sandbox host (`rlm sandbox serve`, process kind) this
+script starts on 127.0.0.1 and stops by PID at the end: its execute is a round trip
+over a loopback WebSocket plus the host's own round trip to its kernel.
 
     .venv/bin/python bench/sandboxes.py [--starts 20] [--executes 200] [--acquires 20] [--kinds ...]
 """
@@ -20,17 +23,51 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import contextlib
+import os
+import secrets
+import signal
 import statistics
+import subprocess
+import sys
 import time
+from collections.abc import Iterator
+from typing import Any
 
 from rlmrt.errors import RLMError
 from rlmrt.sandbox import SANDBOXES, Limits, Sandbox
 from rlmrt.sandbox.pool import SandboxPool
 
+#: what `Sandbox(kind, ...)` takes beyond the limits; "remote" is filled by `remote_host`
+OPTIONS: dict[str, dict[str, Any]] = {}
+
+
+@contextlib.contextmanager
+def remote_host() -> Iterator[None]:
+    """A sandbox host on 127.0.0.1 for the "remote" kind, stopped by its PID and reaped."""
+    token = secrets.token_urlsafe(32)
+    host = subprocess.Popen(
+        [sys.executable, "-m", "rlmrt.cli.main", "sandbox", "serve", "--listen", "127.0.0.1:0"],
+        env={**os.environ, "RLM_SANDBOX_HOST_TOKEN": token},
+        stdout=subprocess.PIPE,
+        text=True,
+    )
+    try:
+        assert host.stdout is not None
+        OPTIONS["remote"] = {"url": host.stdout.readline().strip(), "token": token}
+        yield
+    finally:
+        host.send_signal(signal.SIGTERM)
+        try:
+            host.wait(15)
+        except subprocess.TimeoutExpired:
+            host.kill()
+            host.wait()
+
 
 def cold_start(kind: str) -> float:
     started = time.perf_counter()
-    sandbox = Sandbox(kind)
+    sandbox = Sandbox(kind, **OPTIONS.get(kind, {}))
     try:
         result = sandbox.execute("x = 1")
         took = time.perf_counter() - started
@@ -42,7 +79,7 @@ def cold_start(kind: str) -> float:
 
 
 def execute_latency(kind: str, runs: int) -> float:
-    with Sandbox(kind) as sandbox:
+    with Sandbox(kind, **OPTIONS.get(kind, {})) as sandbox:
         sandbox.execute("x = 1")  # warm: first-execute costs are in the cold start
         times = []
         for _ in range(runs):
@@ -99,8 +136,10 @@ def main() -> None:
         f" | execute `x = 1` ms (median of {args.executes}) | pooled acquire ms |"
     )
     print("|---|---|---|---|---|")
-    for kind in args.kinds.split(","):
-        print(measure(kind, args.starts, args.executes, args.acquires), flush=True)
+    kinds = args.kinds.split(",")
+    with remote_host() if "remote" in kinds else contextlib.nullcontext():
+        for kind in kinds:
+            print(measure(kind, args.starts, args.executes, args.acquires), flush=True)
 
 
 if __name__ == "__main__":

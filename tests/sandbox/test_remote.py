@@ -10,9 +10,11 @@ from __future__ import annotations
 
 import ast
 import asyncio
+import contextlib
 import datetime
 import ipaddress
 import os
+import signal
 import subprocess
 import sys
 from collections.abc import AsyncIterator, Callable, Iterator
@@ -351,3 +353,22 @@ async def test_a_restarted_host_is_reported_as_a_restarted_sandbox(
         assert again.stderr == ""
     finally:
         await backend.aclose()
+
+
+def test_sigterm_closes_the_host_and_its_kernels(hosts: Callable[..., HostProcess]) -> None:
+    host = hosts("stopped")
+    with Sandbox("remote", url=host.url, token=TOKEN) as sandbox:
+        sandbox.execute("x = 1")
+        kernels = descendants(host.process.pid)
+        assert kernels
+        os.kill(host.process.pid, signal.SIGTERM)
+        assert host.process.wait(15) == 0
+    assert "error" not in host.log.read_text()
+    for pid in kernels:
+        wait_for(lambda pid=pid: not Path(f"/proc/{pid}").exists() or zombie(pid))
+
+
+def zombie(pid: int) -> bool:
+    with contextlib.suppress(OSError):
+        return Path(f"/proc/{pid}/stat").read_text().split(") ", 1)[1].startswith("Z")
+    return True

@@ -1,9 +1,11 @@
 """`rlm sandbox serve` (a sandbox host for `Sandbox("remote", ...)`) and `rlm sandbox
-token FILE` (a new token for it, stored hashed)."""
+token FILE` (a new token for it, stored hashed). SIGTERM or Ctrl-C stop the host: it
+closes its sandboxes and exits 0."""
 
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import os
 import ssl
 from pathlib import Path
@@ -98,7 +100,9 @@ def serve(
         pool=config.sandbox.pool,
         tls=_tls(tls_cert, tls_key),
     )
-    asyncio.run(_serve(host, address.strip("[]"), int(port_text), tls_cert is not None))
+    # SIGTERM or Ctrl-C, its sandboxes closed on the way out: how a host ends
+    with contextlib.suppress(KeyboardInterrupt):
+        asyncio.run(_serve(host, address.strip("[]"), int(port_text), tls_cert is not None))
 
 
 async def _serve(host: Any, address: str, port: int, tls: bool) -> None:
