@@ -37,7 +37,7 @@ from rlmrt.sandbox.kernel import (
     variable_name_problem,
 )
 
-__all__ = ["GRACE_S", "START_TIMEOUT_S", "KernelBackend"]
+__all__ = ["GRACE_S", "START_TIMEOUT_S", "KernelBackend", "check_variable_name"]
 
 GRACE_S = 1.0  # after a limit, how long the kernel gets to answer before it is killed
 START_TIMEOUT_S = 15.0
@@ -223,7 +223,7 @@ class KernelBackend(SandboxBackend):
 
     async def load_context(self, context: Any, *, name: str = "context") -> None:
         self._check_open()
-        _check_name(name)
+        check_variable_name(name)
         if isinstance(context, str):
             data, suffix = context.encode("utf-8", "surrogateescape"), ".txt"
         elif isinstance(context, (bytes, bytearray)):
@@ -245,7 +245,7 @@ class KernelBackend(SandboxBackend):
 
     async def set_variable(self, name: str, value: Any) -> None:
         self._check_open()
-        _check_name(name)
+        check_variable_name(name)
         if isinstance(value, types.ModuleType):
             raise UsageError("modules cannot be put into the sandbox")
         text, packed = _to_json(value, "a variable", self.kind)
@@ -379,7 +379,8 @@ class KernelBackend(SandboxBackend):
         return ExecResult(stderr=message, error=message, duration_s=time.perf_counter() - started)
 
 
-def _check_name(name: Any) -> None:
+def check_variable_name(name: Any) -> None:
+    """A `UsageError` unless `name` may name a variable in the sandbox."""
     problem = variable_name_problem(name)
     if problem is not None:
         raise UsageError(problem)

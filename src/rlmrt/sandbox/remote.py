@@ -34,6 +34,7 @@ from rlmrt.errors import (
     UsageError,
 )
 from rlmrt.sandbox._channel import KernelChannel, KernelTimeout
+from rlmrt.sandbox._kernel_backend import check_variable_name
 from rlmrt.sandbox._remote_wire import (
     MAX_MESSAGE,
     WebSocketWriter,
@@ -49,7 +50,7 @@ from rlmrt.sandbox.base import (
     QuotaStatus,
     SandboxBackend,
 )
-from rlmrt.sandbox.kernel import pack_bytes, unpack_bytes, variable_name_problem
+from rlmrt.sandbox.kernel import pack_bytes, unpack_bytes
 
 if TYPE_CHECKING:
     from websockets.asyncio.client import ClientConnection
@@ -264,13 +265,13 @@ class RemoteSandbox(SandboxBackend):
             return await self._request(msg)
 
     async def load_context(self, context: Any, *, name: str = "context") -> None:
-        _check_name(name)
+        check_variable_name(name)
         value = pack_bytes(context)
         await self._locked_request({"op": "load_context", "name": name, "value": value})
         self._contexts[name] = value
 
     async def set_variable(self, name: str, value: Any) -> None:
-        _check_name(name)
+        check_variable_name(name)
         if isinstance(value, types.ModuleType):
             raise UsageError("modules cannot be put into the sandbox")
         await self._locked_request({"op": "set", "name": name, "value": pack_bytes(value)})
@@ -317,12 +318,6 @@ class RemoteSandbox(SandboxBackend):
             final_set=bool(reply.get("final_set")),
             display=reply.get("display"),
         )
-
-
-def _check_name(name: Any) -> None:
-    problem = variable_name_problem(name)
-    if problem is not None:
-        raise UsageError(problem)
 
 
 def _tls_context(url: str, ca_file: str | Path | None) -> ssl.SSLContext | None:
