@@ -372,3 +372,25 @@ def zombie(pid: int) -> bool:
     with contextlib.suppress(OSError):
         return Path(f"/proc/{pid}/stat").read_text().split(") ", 1)[1].startswith("Z")
     return True
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("kind", ["docker", "wasm"])
+async def test_a_host_serves_its_other_kinds(hosts: Callable[..., HostProcess], kind: str) -> None:
+    from rlmrt.sandbox.wasm import runtime_dir
+
+    # the host's HOME is its own folder: it is told where Deno and Pyodide are
+    host = hosts(kind, "--kind", kind, env={"RLMRT_WASM_DIR": str(runtime_dir())})
+    try:
+        backend = await open_remote(host.url)
+    except SandboxError as exc:
+        if "docker engine" in str(exc).lower() or "not installed" in str(exc):
+            pytest.skip(f"the host cannot run {kind} sandboxes here: {exc}")
+        raise
+    try:
+        result = await backend.execute("import sys\nprint(sys.platform)")
+        assert result.error is None
+        assert result.stdout == ("emscripten\n" if kind == "wasm" else "linux\n")
+        assert "memory_mb" in backend.enforces  # what the host's kind holds, as it says
+    finally:
+        await backend.aclose()
