@@ -197,6 +197,26 @@ async def test_the_host_caps_what_the_client_asks(hosts: Callable[..., HostProce
         await backend.aclose()
 
 
+async def test_a_full_host_says_so(hosts: Callable[..., HostProcess]) -> None:
+    host = hosts("full", "--max-sandboxes", "1")
+    first = await open_remote(host.url)
+    try:
+        with pytest.raises(SandboxError, match="this sandbox host is full: it serves at most 1"):
+            await open_remote(host.url)
+    finally:
+        await first.aclose()
+    # a closed sandbox frees its place (once the host has read the client's shutdown)
+    for _ in range(50):
+        try:
+            second = await open_remote(host.url)
+        except SandboxError:
+            await asyncio.sleep(0.1)
+        else:
+            await second.aclose()
+            return
+    raise AssertionError("the closed sandbox's place was never freed")
+
+
 # -- credentials stay with the client ---------------------------------------------------------
 
 API_KEY = "sk-remote-canary-91f3c2"

@@ -73,6 +73,14 @@ def serve(
             "--grace", min=0, help="Seconds a disconnected client's sandbox waits for it."
         ),
     ] = 60.0,
+    max_sandboxes: Annotated[
+        int,
+        typer.Option(
+            "--max-sandboxes",
+            min=1,
+            help="Sandboxes served at a time (with those waiting for their client).",
+        ),
+    ] = 16,
     config_file: opt.ConfigFile = None,
     settings: dict[str, Any] | None = None,
 ) -> None:
@@ -97,6 +105,7 @@ def serve(
         token_hash=token_hash,
         max_limits=config.limits,
         grace_s=grace,
+        max_sandboxes=max_sandboxes,
         pool=config.sandbox.pool,
         tls=_tls(tls_cert, tls_key),
     )

@@ -40,11 +40,12 @@ if TYPE_CHECKING:
     from websockets.asyncio.server import Server, ServerConnection
     from websockets.http11 import Request, Response
 
-__all__ = ["DEFAULT_GRACE_S", "HOST_KINDS", "SandboxHost", "cap_limits"]
+__all__ = ["DEFAULT_GRACE_S", "DEFAULT_MAX_SANDBOXES", "HOST_KINDS", "SandboxHost", "cap_limits"]
 
 log = logging.getLogger("rlmrt")
 
 DEFAULT_GRACE_S = 60.0
+DEFAULT_MAX_SANDBOXES = 16
 #: kinds a host may run: each holds its limits outside the host's own process
 HOST_KINDS = ("process", "docker", "wasm")
 OPEN_TIMEOUT_S = 10.0
@@ -76,7 +77,8 @@ class _Session:
 
 class SandboxHost:
     """Serves sandboxes of `kind` to clients that present the token whose hash is
-    `token_hash`, within `max_limits`."""
+    `token_hash`, within `max_limits`, at most `max_sandboxes` at a time (those waiting
+    for their client in the grace period count)."""
 
     def __init__(
         self,
@@ -85,6 +87,7 @@ class SandboxHost:
         token_hash: str,
         max_limits: Limits,
         grace_s: float = DEFAULT_GRACE_S,
+        max_sandboxes: int = DEFAULT_MAX_SANDBOXES,
         pool: int = 2,
         tls: ssl.SSLContext | None = None,
     ) -> None:
@@ -94,6 +97,7 @@ class SandboxHost:
         self.kind = kind
         self.max_limits = max_limits
         self.grace_s = grace_s
+        self.max_sandboxes = max_sandboxes
         self._token_hash = token_hash
         self._tls = tls
         self._pool = SandboxPool(pool)
@@ -161,6 +165,11 @@ class SandboxHost:
         session = self._sessions.get(asked) if isinstance(asked, str) else None
         resumed = session is not None
         if session is None:
+            if len(self._sessions) >= self.max_sandboxes:
+                raise UsageError(
+                    f"this sandbox host is full: it serves at most {self.max_sandboxes}"
+                    " sandboxes at a time; try again later"
+                )
             limits = cap_limits(dict(first.get("limits") or {}), self.max_limits)
             backend = await self._pool.acquire(self.kind, limits, None)
             session = _Session(secrets.token_urlsafe(16), backend)
