@@ -252,11 +252,7 @@ class RemoteSandbox(SandboxBackend):
 
     async def _request(self, msg: dict[str, Any], *, timeout: float | None = None) -> Any:
         channel = await self._connected()
-        reply = await channel.request(msg, timeout=timeout or CONNECT_TIMEOUT_S)
-        if reply.get("op") == "error":
-            if reply.get("sandbox"):
-                raise SandboxError(str(reply.get("error")))
-            raise UsageError(str(reply.get("error")))
+        reply = _checked(await channel.request(msg, timeout=timeout or CONNECT_TIMEOUT_S))
         return reply.get("value")
 
     async def _locked_request(self, msg: dict[str, Any]) -> Any:
@@ -306,8 +302,7 @@ class RemoteSandbox(SandboxBackend):
                 )
                 duration = time.perf_counter() - started
                 return ExecResult(stderr=notice + message, error=message, duration_s=duration)
-        if reply.get("op") == "error":
-            raise UsageError(str(reply.get("error")))
+        _checked(reply)
         error = reply.get("error")
         return ExecResult(
             stdout=str(reply.get("stdout") or ""),
@@ -318,6 +313,14 @@ class RemoteSandbox(SandboxBackend):
             final_set=bool(reply.get("final_set")),
             display=reply.get("display"),
         )
+
+
+def _checked(reply: dict[str, Any]) -> dict[str, Any]:
+    """`reply`, unless the host answered with an error: raised as the host raised it."""
+    if reply.get("op") == "error":
+        error = SandboxError if reply.get("sandbox") else UsageError
+        raise error(str(reply.get("error")))
+    return reply
 
 
 def _tls_context(url: str, ca_file: str | Path | None) -> ssl.SSLContext | None:
