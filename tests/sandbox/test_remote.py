@@ -22,9 +22,11 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from pydantic import ValidationError
 from remote_helpers import TOKEN, CuttableProxy, HostProcess, free_port, start_host, wait_for
 
 from rlmrt import RLM
+from rlmrt.config import RLMConfig
 from rlmrt.errors import ConfigError, SandboxError
 from rlmrt.events import CodeExecuted, Event, RunStarted
 from rlmrt.sandbox import Limits, Sandbox, create_backend
@@ -84,6 +86,22 @@ def test_the_remote_kind_says_what_it_lacks() -> None:
         Sandbox("remote", url="ws://127.0.0.1:1", token="t", colour="red")
     with pytest.raises(SandboxError, match=r"cannot reach the sandbox host at ws://127\.0\.0\.1:1"):
         Sandbox("remote", url="ws://127.0.0.1:1", token="t")
+
+
+def test_the_remote_settings_name_what_is_missing(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.delenv("RLM_SANDBOX_TOKEN", raising=False)
+    with pytest.raises(ConfigError, match=r"needs sandbox\.url \(--sandbox-url\)"):
+        RLMConfig(sandbox="remote").sandbox.backend_options()
+    settings = RLMConfig(sandbox="remote", sandbox_url="ws://h:1", sandbox_token_env="MY_TOKEN")
+    with pytest.raises(ConfigError, match=r"needs its host's token in \$MY_TOKEN"):
+        settings.sandbox.backend_options()
+    monkeypatch.setenv("MY_TOKEN", "t0k")
+    options = settings.sandbox.backend_options()
+    assert options == {"url": "ws://h:1", "token": "t0k", "ca_file": None}
+    assert "t0k" not in settings.model_dump_json()  # the token is never a setting
+    with pytest.raises(ValidationError, match=r"sandbox\.url\n.*should match pattern '\^wss\?://'"):
+        RLMConfig(sandbox_url="http://h:1")
+    assert RLMConfig().sandbox.backend_options() == {}
 
 
 def test_a_token_file_holds_only_its_hash(
