@@ -7,6 +7,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import os
+import signal
 import ssl
 from pathlib import Path
 from typing import Annotated, Any
@@ -25,6 +26,7 @@ sandbox_app = typer.Typer(
 )
 
 TOKEN_ENV = "RLM_SANDBOX_HOST_TOKEN"
+STOP_SIGNALS = (signal.SIGTERM, signal.SIGINT)
 
 
 @sandbox_app.command("token")
@@ -120,9 +122,15 @@ async def _serve(host: Any, address: str, port: int, tls: bool) -> None:
     # the first line of stdout is the address: scripts starting port 0 read it
     typer.echo(f"{'wss' if tls else 'ws'}://{url_host}:{bound_port}")
     typer.echo(f"serving {host.kind} sandboxes; limits at most {host.max_limits!r}", err=True)
+    # SIGTERM and Ctrl-C end the wait, not whichever task runs when they come
+    loop, stop = asyncio.get_running_loop(), asyncio.Event()
+    for signum in STOP_SIGNALS:
+        loop.add_signal_handler(signum, stop.set)
     try:
-        await host.serve_forever()
+        await stop.wait()
     finally:
+        for signum in STOP_SIGNALS:
+            loop.remove_signal_handler(signum)
         await host.aclose()
 
 

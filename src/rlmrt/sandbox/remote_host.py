@@ -124,10 +124,6 @@ class SandboxHost:
         await self._pool.warm(self.kind, self.max_limits)
         return str(address[0]), int(address[1])
 
-    async def serve_forever(self) -> None:
-        assert self._server is not None, "start() first"
-        await self._server.serve_forever()
-
     async def aclose(self) -> None:
         if self._server is not None:
             self._server.close()
