@@ -29,7 +29,9 @@ TEMPLATE = """\
 # request_timeout_s = 120.0
 
 [sandbox]
-kind = "process"       # process, docker, wasm, or local (trusted code only)
+kind = "process"       # process, docker, wasm, remote, or local (trusted code only)
+# url = "wss://sandboxes.example:8765"   # remote: a sandbox host (`rlm sandbox serve`);
+# token_env = "RLM_SANDBOX_TOKEN"        # the variable holding its token
 
 [limits]
 # Per code execution: wall seconds, memory in MB, bytes of output kept.

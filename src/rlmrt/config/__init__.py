@@ -287,8 +287,8 @@ class SandboxSettings(_Section):
     kind: str = Field(
         default="process",
         description="Sandbox backend: process (the default: a killable process, isolated by"
-        " bubblewrap where installed), docker, wasm, or local (in-process, for trusted code:"
-        " its time and memory limits are best-effort).",
+        " bubblewrap where installed), docker, wasm, remote (on a sandbox host: see url), or"
+        " local (in-process, for trusted code: its time and memory limits are best-effort).",
         json_schema_extra=keyword("sandbox"),
     )
     pool: int = Field(
