@@ -102,6 +102,7 @@ class SandboxHost:
         self._tls = tls
         self._pool = SandboxPool(pool)
         self._sessions: dict[str, _Session] = {}
+        self._opening = 0
         self._call_ids = itertools.count(1)
         self._server: Server | None = None
 
@@ -142,18 +143,24 @@ class SandboxHost:
         return connection.respond(http.HTTPStatus.UNAUTHORIZED, "a valid bearer token is needed\n")
 
     async def _handle(self, connection: ServerConnection) -> None:
+        from websockets.exceptions import ConnectionClosed
+
         try:
-            session = await self._open(connection)
+            session, resumed = await self._open(connection)
+        except ConnectionClosed:
+            return  # gone before its sandbox was open
         except (UsageError, SandboxError, TimeoutError) as exc:
             with contextlib.suppress(Exception):
                 await connection.send(encode_frame({"op": "error", "error": str(exc)}))
             return
         try:
-            await self._serve(session, connection)
+            await self._serve(session, connection, resumed)
         finally:
             self._detach(session, connection)
 
-    async def _open(self, connection: ServerConnection) -> _Session:
+    async def _open(self, connection: ServerConnection) -> tuple[_Session, bool]:
+        """The session the client's `open` asks for (its own again, or a new one), now
+        attached to `connection`, and whether it was resumed."""
         first = decode_frame(_as_bytes(await asyncio.wait_for(connection.recv(), OPEN_TIMEOUT_S)))
         if first.get("op") != "open":
             raise UsageError(f"the first message must be `open`, got {first.get('op')!r}")
@@ -161,13 +168,17 @@ class SandboxHost:
         session = self._sessions.get(asked) if isinstance(asked, str) else None
         resumed = session is not None
         if session is None:
-            if len(self._sessions) >= self.max_sandboxes:
+            if len(self._sessions) + self._opening >= self.max_sandboxes:
                 raise UsageError(
                     f"this sandbox host is full: it serves at most {self.max_sandboxes}"
                     " sandboxes at a time; try again later"
                 )
             limits = cap_limits(dict(first.get("limits") or {}), self.max_limits)
-            backend = await self._pool.acquire(self.kind, limits, None)
+            self._opening += 1  # counted while it starts: the maximum holds for racing opens
+            try:
+                backend = await self._pool.acquire(self.kind, limits, None)
+            finally:
+                self._opening -= 1
             session = _Session(secrets.token_urlsafe(16), backend)
             if isinstance(backend, KernelBackend):  # every HOST_KINDS one
                 backend.call_relay = functools.partial(self._relay, session)
@@ -178,30 +189,27 @@ class SandboxHost:
             session.expiry.cancel()
             session.expiry = None
         session.connection = connection
-        backend = session.backend
         log.info(
             "sandbox host: %s session %s for %s",
             "resumed" if resumed else "new",
             session.id[:6],
             _peer(connection),
         )
-        await connection.send(
-            encode_frame(
-                {
-                    "op": "ready",
-                    "session": session.id,
-                    "resumed": resumed,
-                    "limits": backend.limits.model_dump(),
-                    "enforces": sorted(backend.enforces),
-                }
-            )
-        )
-        return session
+        return session, resumed
 
-    async def _serve(self, session: _Session, connection: ServerConnection) -> None:
+    async def _serve(self, session: _Session, connection: ServerConnection, resumed: bool) -> None:
         from websockets.exceptions import ConnectionClosed
 
+        backend = session.backend
+        ready = {
+            "op": "ready",
+            "session": session.id,
+            "resumed": resumed,
+            "limits": backend.limits.model_dump(),
+            "enforces": sorted(backend.enforces),
+        }
         try:
+            await connection.send(encode_frame(ready))
             async for message in connection:
                 msg = decode_frame(_as_bytes(message))
                 op = msg.get("op")
