@@ -17,6 +17,7 @@ file (WAL; each serves its own rate-limit counters in memory, limits off here).
 
     python bench/server.py                  # concurrency 1 (100 runs) and 200 (200 runs)
     python bench/server.py --quick          # fewer runs
+    python bench/server.py --runs 400       # more runs at concurrency 1 (a steadier p50)
 """
 
 from __future__ import annotations
@@ -263,11 +264,14 @@ def main() -> None:
     parser.add_argument("--model-server", action="store_true", help=argparse.SUPPRESS)
     parser.add_argument("--quick", action="store_true", help="fewer runs")
     parser.add_argument("--replicas", default="1,4", help="replica counts (default 1,4)")
+    parser.add_argument(
+        "--runs", type=int, default=100, help="runs at concurrency 1 (default 100; --quick: 20)"
+    )
     args = parser.parse_args()
     if args.model_server:
         serve_model()
         return
-    levels = [(1, 20), (200, 200)] if args.quick else [(1, 100), (200, 200)]
+    levels = [(1, 20), (200, 200)] if args.quick else [(1, args.runs), (200, 200)]
     replicas = [int(n) for n in args.replicas.split(",")]
     model = subprocess.Popen(
         [sys.executable, __file__, "--model-server"],

@@ -203,7 +203,7 @@ async def test_runs_and_their_records_are_written_together(database_url: str) ->
     second = await Store.open(database_url)
     try:
         await first.create_tenant("acme")
-        caller = Caller.of_key((await first.create_key("acme"))[1])
+        caller = Caller.of_key((await first.create_key("acme"))[1], await first.tenant("acme"))
         before = len(await first.audit_records())
 
         async def run(store: Store, run_id: str) -> None:
@@ -256,6 +256,21 @@ async def server_records(api: InProcessServer) -> list[dict[str, Any]]:
         await store.aclose()
 
 
+async def records_after(
+    api: InProcessServer, before: int, *, finished: int
+) -> list[dict[str, Any]]:
+    """The server's records after the first `before`, once `finished` runs' ends are
+    among them: a completion's end is written right after its answer was sent
+    (`completions.RunResponse`), so it may land a moment after the client has it."""
+    deadline = time.monotonic() + 10
+    while True:
+        records = (await server_records(api))[before:]
+        ends = [r for r in records if r["action"] in ("run.finish", "run.cancel")]
+        if len(ends) >= finished or time.monotonic() > deadline:
+            return records
+        await asyncio.sleep(0.05)
+
+
 async def test_requests_are_audited_in_one_chain_when_concurrent(api: InProcessServer) -> None:
     """Runs (created, finished) and failed authentications of concurrent requests."""
     before = len(await server_records(api))
@@ -284,7 +299,7 @@ async def test_requests_are_audited_in_one_chain_when_concurrent(api: InProcessS
             *(fail(t) for t in (bogus, "not-a-key", api.keys["revoked"], api.keys["expired"])),
         )
     assert statuses == [200] * 4 + [401] * 4
-    records = (await server_records(api))[before:]
+    records = await records_after(api, before, finished=4)
     runs = [r for r in records if r["action"].startswith("run.")]
     assert sorted(r["action"] for r in runs) == ["run.create"] * 4 + ["run.finish"] * 4
     assert all(r["actor"] == good[:12] and r["client"] == "127.0.0.1" for r in runs)

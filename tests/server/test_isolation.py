@@ -1,6 +1,9 @@
 """Tenants see only their own: tenant beta's key tries every id of tenant acme (runs,
-their events, trajectories and cancel; files, their content and delete) and gets a 404
-with OpenAI's error body, never acme's data; and the ids are unguessable."""
+their events, trajectories and cancel; files, their content and delete; a completion's
+id) and gets a 404 with OpenAI's error body, never acme's data, nor acme's files in its
+list; and the ids are unguessable. The API has no route that takes a session id or a
+key id (keys are managed by `rlm keys`, not over HTTP): a test checks that every route
+of the OpenAPI schema with an id in its path is one this suite tries."""
 
 from __future__ import annotations
 
@@ -39,16 +42,31 @@ def acme_ids(api: InProcessServer) -> tuple[str, str]:
     return run_id, file_id
 
 
+# every route with an id in its path, as tried below
+TRIED = [
+    ("GET", "/runs/{run_id}"),
+    ("GET", "/runs/{run_id}/events"),
+    ("GET", "/runs/{run_id}/trajectory"),
+    ("POST", "/runs/{run_id}/cancel"),
+    ("GET", "/files/{file_id}"),
+    ("GET", "/files/{file_id}/content"),
+    ("DELETE", "/files/{file_id}"),
+]
+
+
 def test_another_tenant_gets_404_for_every_id(api: InProcessServer) -> None:
     run_id, file_id = acme_ids(api)
+    with openai.OpenAI(base_url=api.url, api_key=api.keys["acme"], max_retries=0) as acme:
+        completion_id = acme.chat.completions.create(
+            model="rlm", messages=QUESTION, extra_body={"context": SECRET}
+        ).id
+    # a completion is a run too (of kind "completion"): its id, as a run's
+    completion_run = "run-" + completion_id.removeprefix("chatcmpl-")
     tries = [
-        ("GET", f"/runs/{run_id}"),
-        ("GET", f"/runs/{run_id}/events"),
-        ("GET", f"/runs/{run_id}/trajectory"),
-        ("POST", f"/runs/{run_id}/cancel"),
-        ("GET", f"/files/{file_id}"),
-        ("GET", f"/files/{file_id}/content"),
-        ("DELETE", f"/files/{file_id}"),
+        (method, template.format(run_id=ran, file_id=file_id))
+        for method, template in TRIED
+        for ran in (run_id, completion_run)
+        if "{run_id}" in template or ran == run_id
     ]
     for method, path in tries:
         response = httpx.request(method, api.url + path, headers=auth(api, "beta"))
@@ -59,6 +77,7 @@ def test_another_tenant_gets_404_for_every_id(api: InProcessServer) -> None:
         assert SECRET not in response.text and "secret.txt" not in response.text
         # the same answer as for an id that never existed
         never = path.replace(run_id, "run-" + "0" * 52).replace(file_id, "file-" + "0" * 32)
+        never = never.replace(completion_run, "run-" + "0" * 52)
         other = httpx.request(method, api.url + never, headers=auth(api, "beta"))
         assert other.status_code == 404
         assert other.json()["error"]["code"] == error["code"]
@@ -69,6 +88,10 @@ def test_another_tenant_gets_404_for_every_id(api: InProcessServer) -> None:
         json={"model": "rlm", "messages": QUESTION, "context_files": [file_id]},
     )
     assert completion.status_code == 404 and SECRET not in completion.text
+    # beta's list of files holds none of acme's
+    listed = httpx.get(f"{api.url}/files", headers=auth(api, "beta"))
+    assert listed.status_code == 200
+    assert file_id not in [found["id"] for found in listed.json()["data"]]
     # and nothing of acme's changed: its owner still reads both
     for path in (f"/runs/{run_id}", f"/files/{file_id}/content", f"/runs/{run_id}/trajectory"):
         assert httpx.get(api.url + path, headers=auth(api, "acme")).status_code == 200
@@ -97,3 +120,16 @@ def test_ids_are_unguessable(api: InProcessServer) -> None:
         assert found, run_id
     randoms = [re.sub(r"^run-\d{8}-\d{9}-", "", r) for r in runs]
     assert len(set(files)) == len(set(randoms)) == 3
+
+
+def test_every_route_with_an_id_is_tried(api: InProcessServer) -> None:
+    """No route takes an id this suite does not try as another tenant (the API has no
+    route of sessions or keys)."""
+    schema = httpx.get(f"{api.root}/openapi.json").json()
+    with_ids = sorted(
+        (method.upper(), path.removeprefix("/v1"))
+        for path, operations in schema["paths"].items()
+        if "{" in path
+        for method in operations
+    )
+    assert with_ids == sorted(TRIED)

@@ -2,7 +2,11 @@
 and refused JWT bearer tokens, 429s and a provider error quoting the provider's key (in
 a completion and in an async run, whose events are kept), neither the server's log
 (uvicorn's access log included), nor an error body, nor the audit log, nor any file of
-the database, nor any trajectory holds a key or a token."""
+the database, nor any trajectory, nor `GET /metrics`, nor any span the server exported
+(OTLP, message content on) holds a key or a token.
+
+The server's spans are its runs' (the engine's span tree: agent, model calls, code);
+it makes no span of its own per HTTP request or authentication."""
 
 from __future__ import annotations
 
@@ -17,6 +21,7 @@ import httpx
 import openai
 import pytest
 from jwks import IdentityProvider
+from otlp_collector import OTLPCollector
 from serving import PROVIDER_KEY, make_keys, model_reply, server_env, start_server
 
 from rlmrt.testing import ScriptedOpenAIServer
@@ -30,6 +35,13 @@ kind = "local"
 [server]
 key_requests_per_minute = 2
 {jwt}
+
+[observe]
+trace = true
+trace_content = true
+otlp_endpoint = "{otlp}"
+otlp_protocol = "http/protobuf"
+metrics = true
 """
 QUESTION = [{"role": "user", "content": "How long is the context?"}]
 
@@ -41,7 +53,9 @@ def test_no_raw_key_in_logs_bodies_audit_or_database(
 ) -> None:
     idp = IdentityProvider()
     idp.start()
-    (tmp_path / "rlm.toml").write_text(TOML.format(jwt=idp.toml()))
+    collector = OTLPCollector()
+    collector.start()
+    (tmp_path / "rlm.toml").write_text(TOML.format(jwt=idp.toml(), otlp=collector.endpoint))
     token = idp.token()
     refused = [
         idp.token(exp=int(time.time()) - 3600, iat=int(time.time()) - 7200),
@@ -107,9 +121,13 @@ def test_no_raw_key_in_logs_bodies_audit_or_database(
                 response = http.get("/models", headers={"Authorization": header})
                 assert response.status_code == 401
                 bodies.append(response.text)
+            scraped = http.get(f"{server.root}/metrics")
+            assert scraped.status_code == 200
+            metrics = scraped.text
     finally:
-        assert server.stop() == 0
+        assert server.stop() == 0  # its span exporter flushes as it exits
         idp.stop()
+        collector.stop()
     audit = run_cli(env, "audit", "list", "--json", cwd=tmp_path)
     assert audit.returncode == 0, audit.stderr
     actions = [r["action"] for r in json.loads(audit.stdout)]
@@ -123,7 +141,14 @@ def test_no_raw_key_in_logs_bodies_audit_or_database(
         "the server's log": server.log_text(),
         "an error body": "\n".join(bodies),
         "the audit log": audit.stdout,
+        "the metrics": metrics,
+        "the spans": collector.text(),
     }
+    assert "rlm_runs_total{" in metrics  # the runs were counted
+    names = collector.names()  # the runs' spans: agents, model calls (content on)
+    assert any(n.startswith("invoke_agent") for n in names), names
+    assert any(n.startswith("chat") for n in names), names
+    assert "gen_ai.input.messages" in places["the spans"]
     for path in server.home.iterdir():
         if path.name.startswith("server.db"):
             places[str(path.name)] = path.read_bytes().decode("latin-1")

@@ -47,7 +47,7 @@ async def test_keys_are_found_by_the_whole_key_only(database_url: str) -> None:
         raw, key = await store.create_key("acme")
         assert key.key_hash == key_hash(raw) and raw.startswith(key.prefix)
         found = await store.find_key(raw)
-        assert found is not None and found.id == key.id
+        assert found is not None and found[0].id == key.id and found[1].name == "acme"
         assert await store.find_key(raw[:-1] + ("A" if raw[-1] != "A" else "B")) is None
         assert await store.find_key(key.prefix) is None
         assert await store.find_key("sk-" + raw) is None
@@ -85,20 +85,21 @@ async def test_spending_of_the_day_by_key_and_tenant(database_url: str) -> None:
     """What runs started from a time on cost, of one key and of its whole tenant."""
     store = await Store.open(database_url)
     try:
-        await store.create_tenant("acme")
-        await store.create_tenant("beta")
+        acme = await store.create_tenant("acme")
+        beta = await store.create_tenant("beta")
         _, first = await store.create_key("acme", daily_usd=1.5)
         _, second = await store.create_key("acme")
         _, other = await store.create_key("beta")
         assert (first.daily_usd, second.daily_usd) == (1.5, None)
         start = utc_now()
-        for run_id, key, cost in [("r1", first, 0.25), ("r2", second, 0.5), ("r3", other, 4.0)]:
-            await store.start_run(run_id, caller=Caller.of_key(key), profile="rlm")
+        ran = [("r1", first, acme, 0.25), ("r2", second, acme, 0.5), ("r3", other, beta, 4.0)]
+        for run_id, key, tenant, cost in ran:
+            await store.start_run(run_id, caller=Caller.of_key(key, tenant), profile="rlm")
             await store.finish_run(
                 run_id, status="completed", stop_reason="final", usage=Usage(cost_usd=cost)
             )
         await store.start_run(
-            "r4", caller=Caller.of_key(first), profile="rlm"
+            "r4", caller=Caller.of_key(first, acme), profile="rlm"
         )  # under way: no cost yet
         spent = await store.spent_since(start, key_id=first.id, tenant_id=first.tenant_id)
         assert spent == Spent(key_usd=0.25, tenant_usd=0.75)

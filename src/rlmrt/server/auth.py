@@ -22,7 +22,7 @@ from fastapi import Depends, Request
 from rlmrt.errors import UsageError
 from rlmrt.server.api_errors import APIError
 from rlmrt.server.keys import key_prefix, looks_like_key
-from rlmrt.server.models import ApiKey
+from rlmrt.server.models import ApiKey, Tenant
 from rlmrt.server.state import client_address, server_state
 from rlmrt.server.tokens import READ, WRITE, TokenRefused, looks_like_jwt
 
@@ -31,9 +31,10 @@ ACTOR_CHARS = 40  # the audit log's actor column
 
 @dataclass(frozen=True, slots=True)
 class Caller:
-    """An authenticated caller: one API key, or one token subject, of a tenant."""
+    """An authenticated caller: one API key, or one token subject, of a tenant (as read
+    when the caller was: its limits are those of that moment)."""
 
-    tenant_id: str
+    tenant: Tenant
     actor: str  # the audit log's "who": a key's visible prefix, or "jwt:<subject>"
     limit_id: str  # whose own rate limits: the key's id, or "jwt:<subject>"
     limit_name: str  # those limits in messages: "key rlm-Ab3dE9xQ...", "token subject x"
@@ -42,10 +43,15 @@ class Caller:
     scopes: frozenset[str] | None = None  # None: every scope (an API key)
     daily_usd: float | None = None  # the key's own USD per day (None: the [server] default)
 
+    @property
+    def tenant_id(self) -> str:
+        return self.tenant.id
+
     @classmethod
-    def of_key(cls, key: ApiKey) -> Caller:
+    def of_key(cls, key: ApiKey, tenant: Tenant) -> Caller:
+        """The caller of `key`, of `tenant` (`Store.find_key` reads both at once)."""
         return cls(
-            tenant_id=key.tenant_id,
+            tenant=tenant,
             actor=key.prefix,
             limit_id=key.id,
             limit_name=f"key {key.prefix}...",
@@ -98,9 +104,10 @@ async def authenticate(request: Request) -> Caller:
         )
     if not looks_like_key(token) and looks_like_jwt(token):
         return await _token_caller(request, token)
-    key = await server_state(request).store.find_key(token)
-    if key is None:
+    found = await server_state(request).store.find_key(token)
+    if found is None:
         raise await _rejected(request, "the API key is not valid", "unknown key", actor=prefix)
+    key, tenant = found
     state = key.state()
     if state != "active":
         raise await _rejected(
@@ -112,7 +119,7 @@ async def authenticate(request: Request) -> Caller:
             actor=key.prefix,
             tenant_id=key.tenant_id,
         )
-    return Caller.of_key(key)
+    return Caller.of_key(key, tenant)
 
 
 async def _token_caller(request: Request, token: str) -> Caller:
@@ -139,7 +146,7 @@ async def _token_caller(request: Request, token: str) -> Caller:
             actor=actor,
         ) from None
     return Caller(
-        tenant_id=tenant.id,
+        tenant=tenant,
         actor=actor,
         limit_id=f"jwt:{verified.subject}",
         limit_name=f"token subject {verified.subject!r}",

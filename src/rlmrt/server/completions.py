@@ -10,6 +10,15 @@ A run is audited when it starts and ends (its id, profile, status and token coun
 never the prompt), each record in the transaction that writes the run's row (one
 commit at the start, one at the end), and gives back its rate-limit slot, charging
 its tokens, at the end.
+
+The start is committed before the answer starts. The end of a completion is written
+right after its answer was sent (`RunResponse`: same request, awaited before it
+finishes, shielded from cancellation, so a server that stops drains it; a server
+that dies first leaves the run "running" on a dead instance, which `instances` marks
+failed): the client does not wait for that commit. Two exceptions write the end
+before the answer: a run under a daily USD budget (the caller's next request must
+see what this one cost) and an async run (`/v1/runs`, whose status is read back).
+The rate-limit slot and the tokens are always given back before the answer.
 """
 
 from __future__ import annotations
@@ -18,13 +27,15 @@ import json
 import logging
 import secrets
 import time
-from collections.abc import AsyncIterator, Sequence
+from collections.abc import AsyncGenerator, AsyncIterator, Sequence
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 from types import TracebackType
 from typing import Any
 
 import anyio
+from starlette.responses import JSONResponse, Response, StreamingResponse
+from starlette.types import Receive, Scope, Send
 
 from rlmrt.config import InputSettings
 from rlmrt.engine.context_input import LoadedContext, load_context
@@ -141,6 +152,8 @@ class RecordedRun:
         self.admission = admission
         self.client = client
         self.result: RunResult | None = None
+        self._after_answer = False  # the end written by `RunResponse`, not on exit
+        self._end: tuple[str, Entry] | None = None  # the end to write, once
 
     async def __aenter__(self) -> RecordedRun:
         try:
@@ -157,6 +170,12 @@ class RecordedRun:
                 await self.admission.release(0)
             raise
         return self
+
+    def end_after_answer(self) -> None:
+        """Write the run's end once its answer was sent (a `RunResponse` does), not as
+        it exits; except under a daily budget, which the caller's next request must
+        find spent."""
+        self._after_answer = self.completion.daily is None
 
     def _entry(self, action: str, detail: dict[str, Any]) -> Entry:
         """The run's audit record of `action`, written with its row."""
@@ -183,22 +202,69 @@ class RecordedRun:
         else:
             status = "failed"
         usage = result.usage if result else None
+        self._end = (
+            status,
+            self._entry(
+                "run.cancel" if status == "cancelled" else "run.finish",
+                {
+                    "status": status,
+                    "stop_reason": result.stop_reason if result else None,
+                    "total_tokens": usage.total_tokens if usage else 0,
+                },
+            ),
+        )
         with anyio.CancelScope(shield=True):  # recorded even while being cancelled
             await self.admission.release(usage.total_tokens if usage else 0)
+            if not self._after_answer:
+                await self.record_end()
+
+    async def record_end(self) -> None:
+        """Write how the run ended and its audit record (once; nothing before it ended),
+        even while being cancelled."""
+        end, self._end = self._end, None
+        if end is None:
+            return
+        status, entry = end
+        result = self.result
+        with anyio.CancelScope(shield=True):
             await self.store.finish_run(
                 self.completion.run_id,
                 status=status,
                 stop_reason=result.stop_reason if result else None,
-                usage=usage,
-                audited=self._entry(
-                    "run.cancel" if status == "cancelled" else "run.finish",
-                    {
-                        "status": status,
-                        "stop_reason": result.stop_reason if result else None,
-                        "total_tokens": usage.total_tokens if usage else 0,
-                    },
-                ),
+                usage=result.usage if result else None,
+                audited=entry,
             )
+
+
+class RunResponse(Response):
+    """A response that writes its run's end once it was sent, or failed to be: the
+    client has its answer without waiting for that commit (see the module's doc).
+    Mixed in before a Starlette response class."""
+
+    run: RecordedRun
+
+    def ends(self, run: RecordedRun) -> RunResponse:
+        """This response, which ends `run` (`run.end_after_answer()` was called)."""
+        self.run = run
+        return self
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        try:
+            await super().__call__(scope, receive, send)
+        finally:
+            with anyio.CancelScope(shield=True):
+                body = getattr(self, "body_iterator", None)
+                if isinstance(body, AsyncGenerator):  # a stream cut short ends here
+                    await body.aclose()
+                await self.run.record_end()
+
+
+class RunJSONResponse(RunResponse, JSONResponse):
+    """A completion's body; its run's end written after it was sent."""
+
+
+class RunStreamingResponse(RunResponse, StreamingResponse):
+    """A completion's SSE stream; its run's end written after `[DONE]` was sent."""
 
 
 def run_failed(exc: RLMError, completion: Completion) -> APIError:
@@ -228,15 +294,24 @@ def model_failed(completion: Completion, how: str) -> APIError:
     )
 
 
-async def complete(run: RecordedRun) -> dict[str, Any]:
-    """Run to the end; the chat.completion body."""
+async def complete(run: RecordedRun) -> RunResponse:
+    """Run to the end; the chat.completion response (which writes the run's end)."""
     completion = run.completion
-    async with run as record:
-        try:
-            record.result = await run_completion(completion)
-        except RLMError as exc:
-            raise run_failed(exc, completion) from exc
+    run.end_after_answer()
+    try:
+        async with run as record:
+            try:
+                record.result = await run_completion(completion)
+            except RLMError as exc:
+                raise run_failed(exc, completion) from exc
+    except BaseException:
+        await run.record_end()  # the error's answer, after the end
+        raise
     result = record.result
+    return RunJSONResponse(_completion_body(completion, result)).ends(run)
+
+
+def _completion_body(completion: Completion, result: RunResult) -> dict[str, Any]:
     return {
         "id": completion.id,
         "object": "chat.completion",
@@ -255,8 +330,10 @@ async def complete(run: RecordedRun) -> dict[str, Any]:
 
 
 async def stream(run: RecordedRun) -> AsyncIterator[str]:
-    """The run as server-sent events of chat.completion.chunk objects."""
+    """The run as server-sent events of chat.completion.chunk objects; a
+    `RunStreamingResponse` of `run` sends them (it writes the run's end)."""
     completion = run.completion
+    run.end_after_answer()
     async with run as record:
         yield _chunk(completion, {"role": "assistant", "content": ""})
         try:

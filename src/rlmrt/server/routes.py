@@ -8,7 +8,7 @@ from typing import Any
 
 import anyio
 from fastapi import APIRouter, Request
-from fastapi.responses import JSONResponse, PlainTextResponse, Response, StreamingResponse
+from fastapi.responses import JSONResponse, PlainTextResponse, Response
 from limits.errors import StorageError
 from sqlalchemy.exc import SQLAlchemyError
 from starlette.background import BackgroundTask
@@ -39,17 +39,17 @@ ops = APIRouter()
 @api.post("/chat/completions", response_model=None, responses=COMPLETION_RESPONSES)
 async def chat_completions(
     body: ChatCompletionRequest, request: Request, caller: Writer
-) -> dict[str, Any] | StreamingResponse:
+) -> Response:
     """One RLM run over the request's context; `stream: true` for SSE chunks."""
     run = await admitted_run(request, body, caller)
     if body.stream:
-        return StreamingResponse(
+        return completions.RunStreamingResponse(
             completions.stream(run),
             media_type="text/event-stream",
             headers={"Cache-Control": "no-cache", "X-Accel-Buffering": "no"},
             # the run slot is given back even when the stream never started
             background=BackgroundTask(run.admission.release, 0),
-        )
+        ).ends(run)
     return await completions.complete(run)
 
 
@@ -91,7 +91,7 @@ async def admit(
 ) -> tuple[Admission, DailyBudget | None]:
     """The request within its caller's and tenant's daily budgets and rate limits, or a
     429 (audited); the budget its run may spend at most."""
-    tenant = await state.store.tenant_by_id(caller.tenant_id)
+    tenant = caller.tenant  # read with the key (or the token's tenant): no second read
     budgets = await daily_budgets(state.store, scopes(state.limiter.settings, caller, tenant))
     try:
         daily = check_budgets(budgets)

@@ -161,13 +161,6 @@ class Store:
             f" create it with: rlm tenants create {name}"
         )
 
-    async def tenant_by_id(self, tenant_id: str) -> Tenant:
-        async with self._session() as session:
-            found = await session.get(Tenant, tenant_id)
-        if found is None:
-            raise UsageError(f"no tenant with id {tenant_id!r}")
-        return found
-
     # -- keys ------------------------------------------------------------------------
     async def create_key(
         self,
@@ -229,16 +222,19 @@ class Store:
             await self.audit("key.revoke", tenant_id=key.tenant_id, target=key.prefix)
         return key
 
-    async def find_key(self, raw: str) -> ApiKey | None:
-        """The stored key `raw` is, whatever its state (revoked, expired): candidates are
-        found by the visible prefix, then their hashes compared in constant time."""
+    async def find_key(self, raw: str) -> tuple[ApiKey, Tenant] | None:
+        """The stored key `raw` is, whatever its state (revoked, expired), and its tenant,
+        in one read: candidates are found by the visible prefix, then their hashes
+        compared in constant time."""
         if not looks_like_key(raw):
             return None
         async with self._session() as session:
-            candidates = await session.scalars(
-                select(ApiKey).where(ApiKey.prefix == key_prefix(raw))
+            candidates = await session.execute(
+                select(ApiKey, Tenant)
+                .join(Tenant, ApiKey.tenant_id == Tenant.id)
+                .where(ApiKey.prefix == key_prefix(raw))
             )
-            matches = [key for key in candidates if same_hash(key.key_hash, raw)]
+            matches = [(key, tenant) for key, tenant in candidates if same_hash(key.key_hash, raw)]
         return matches[0] if matches else None
 
     async def usable_keys(self, now: datetime | None = None) -> int:
