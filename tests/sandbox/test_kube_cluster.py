@@ -9,6 +9,7 @@ half-hour build) or without root; the daemons' ports are fixed, so one run at a 
 
 from __future__ import annotations
 
+import json
 import os
 import subprocess
 from collections.abc import Iterator
@@ -95,6 +96,68 @@ def test_a_pod_of_the_sandbox_image_runs_with_no_network(cluster: Cluster) -> No
     inside = cluster.kubectl("exec", "-i", "probe", "--", "python3", "-c", probe, stdin="hi")
     assert inside.returncode == 0, inside.stderr
     assert inside.stdout.split("\n")[:3] == ["HI", "[]", "OSError 101"]  # ENETUNREACH
+
+
+def test_a_pod_hardened_as_the_docker_sandbox_runs(cluster: Cluster) -> None:
+    """The docker sandbox's hardening as a pod spec; Guaranteed QoS, whose -997 OOM score
+    adjustment setup-kubernetes' dockershim patch leaves out (no CAP_SYS_RESOURCE here)."""
+    limits = {"memory": "128Mi", "cpu": "500m"}
+    pod = {
+        "apiVersion": "v1",
+        "kind": "Pod",
+        "metadata": {"name": "hardened"},
+        "spec": {
+            "restartPolicy": "Never",
+            "automountServiceAccountToken": False,
+            "securityContext": {"runAsUser": 65534, "runAsGroup": 65534, "runAsNonRoot": True},
+            "containers": [
+                {
+                    "name": "kernel",
+                    "image": DEFAULT_IMAGE,
+                    "imagePullPolicy": "Never",
+                    "command": ["sleep", "infinity"],
+                    "securityContext": {
+                        "readOnlyRootFilesystem": True,
+                        "allowPrivilegeEscalation": False,
+                        "capabilities": {"drop": ["ALL"]},
+                    },
+                    "resources": {"limits": limits, "requests": limits},
+                    "volumeMounts": [
+                        {"name": "tmp", "mountPath": "/tmp"},
+                        {"name": "code", "mountPath": "/rlmrt", "readOnly": True},
+                    ],
+                }
+            ],
+            "volumes": [
+                {"name": "tmp", "emptyDir": {"medium": "Memory", "sizeLimit": "16Mi"}},
+                {"name": "code", "hostPath": {"path": str(REPO / "src" / "rlmrt" / "sandbox")}},
+            ],
+        },
+    }
+    applied = cluster.kubectl("apply", "-f", "-", stdin=json.dumps(pod))
+    assert applied.returncode == 0, applied.stderr
+    ready = cluster.kubectl("wait", "--for", "condition=Ready", "pod/hardened", "--timeout", "90s")
+    assert ready.returncode == 0, ready.stderr + cluster.kubectl("describe", "pod/hardened").stdout
+    qos = cluster.kubectl("get", "pod/hardened", "-o", "jsonpath={.status.qosClass}").stdout
+    assert qos == "Guaranteed"
+    probe = (
+        "import os\n"
+        "status = dict(l.split(':\\t', 1) for l in open('/proc/self/status').read().splitlines())\n"
+        "print(os.getuid(), status['CapEff'].strip(), status['NoNewPrivs'].strip())\n"
+        "print(os.path.exists('/rlmrt/__init__.py'))\n"
+        "open('/tmp/f', 'w').write('x')\n"
+        "try:\n"
+        "    open('/f', 'w')\n"
+        "except OSError as e:\n"
+        "    print(e.strerror)\n"
+    )
+    inside = cluster.kubectl("exec", "hardened", "--", "python3", "-c", probe)
+    assert inside.returncode == 0, inside.stderr
+    assert inside.stdout.splitlines() == [
+        "65534 0000000000000000 1",
+        "True",
+        "Read-only file system",
+    ]
 
 
 def test_start_again_changes_nothing_and_status_says_so(cluster: Cluster) -> None:
