@@ -181,4 +181,8 @@ def test_stop_leaves_nothing_behind(cluster: Cluster) -> None:
     assert pods == []
     mounts = Path("/proc/self/mounts").read_text()
     assert str(cluster.state) not in mounts
+    uids = {d.name for d in (cluster.state / "kubelet" / "pods").iterdir()}
+    assert len(uids) == 2  # probe's and hardened's
+    assert not [d for d in Path("/var/log/pods").iterdir() if d.name.rsplit("_", 1)[1] in uids]
+    assert not [link for link in Path("/var/log/containers").iterdir() if not link.exists()]
     assert cluster.script("stop").returncode == 0  # stopping a stopped cluster is fine
