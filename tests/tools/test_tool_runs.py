@@ -206,3 +206,32 @@ def test_a_batch_runs_concurrently_under_the_trees_concurrency_limit(serve, make
     rlm = make_rlm(server, sandbox="process", max_concurrency=3)
     assert rlm.completion("q", context="c", tools=[gauge]).answer == "8"
     assert _RUNNING["peak"] == 3
+
+
+def test_a_sessions_completions_are_offered_their_tools(serve, make_rlm) -> None:
+    server = serve(
+        scripted(
+            root=[
+                repl("kept = tools.add(1, b=2)\nFINAL(kept)"),
+                repl("try:\n    tools.add(1)\nexcept Exception as exc:\n    print(exc)"),
+                "FINAL(done)",
+                repl("FINAL(tools.add(kept, b=10))"),
+            ]
+        )
+    )
+    rlm = make_rlm(server, sandbox="process")
+    events = _events(rlm)
+    with rlm.session(context="c") as session:
+        assert session.completion("add 1 and 2", tools=[add]).answer == "3"
+        assert session.completion("again, without tools").answer == "done"
+        assert session.completion("add 10 to what you kept", tools=[add]).answer == "13"
+    assert "no tools are offered to this run" in server.requests[2].last_user_text
+    system = [r.messages[0]["content"] for r in server.requests]
+    assert "tools.add(a: int, b: int = 2) -> int: Add two numbers." in system[0]
+    assert "tools." not in system[1]
+    called = [e for e in events if isinstance(e, ToolCalled)]
+    assert [(e.tool, e.version, e.ok) for e in called] == [
+        ("add", "1.2.0", True),
+        ("add", None, False),
+        ("add", "1.2.0", True),
+    ]
