@@ -235,3 +235,20 @@ def test_a_sessions_completions_are_offered_their_tools(serve, make_rlm) -> None
         ("add", None, False),
         ("add", "1.2.0", True),
     ]
+
+
+def test_the_question_names_the_tools_and_says_when_there_is_no_context(serve, make_rlm) -> None:
+    """The tools are listed in the system prompt; the first user message names them
+    by the question too, and, with no `context`, says the answer is to come from them."""
+    server = serve(scripted(root=[repl("FINAL(tools.add(1))"), repl("FINAL(tools.add(2))")]))
+    rlm = make_rlm(server, sandbox="local")
+    assert rlm.completion("add", tools=[add, boom]).answer == "3"
+    assert rlm.completion("add", context="c", tools=[add]).answer == "4"
+    without, given = (r.messages[1]["content"] for r in server.requests)
+    assert without.endswith(
+        "There is no `context`: answer by calling the tools (tools.add, tools.boom)"
+        " in a ```repl block."
+    )
+    assert given.endswith(
+        "Start by exploring `context`, or by calling the tools (tools.add), in a ```repl block."
+    )
