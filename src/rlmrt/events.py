@@ -23,9 +23,10 @@ from typing import Any, ClassVar, Literal
 # `CodeExecuted` has the same call_id), `TraceLinked` (the trace of a traced run) and
 # `SandboxStarted` (a run's sandbox, cold or from the pool); `ModelCallFinished`'s
 # `response_model` and `finish_reason`. 6: `ToolCalled` (a call of `tools.NAME(...)`).
+# 7: `RunStarted.tools` (the version, schema digest and source of each offered tool).
 # Readers take any version: a field a newer version added is ignored, one an older
 # version lacks keeps its default; an unknown kind is an error.
-EVENT_SCHEMA_VERSION = 6
+EVENT_SCHEMA_VERSION = 7
 
 SubCallKind = Literal["llm", "rlm"]
 ModelCallPurpose = Literal["root", "sub", "final", "compact"]
@@ -61,6 +62,9 @@ class RunStarted(Event):
     # "added_context"} (see RLMSession), so a replay can rebuild the REPL state first
     session: dict[str, Any] | None = None
     output_schema: dict[str, Any] | None = None  # the JSON Schema an output type asked for
+    # root runs: {name: {"version", "schema_digest", "source"}} of each tool offered to
+    # the tree (`ToolBox.record`), so a replay can warn when a tool changed since
+    tools: dict[str, dict[str, str | None]] | None = None
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)

@@ -5,6 +5,10 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
+from local_helpers import MODEL, MODELS_DIR
+
+from rlmrt.local import store
+from rlmrt.local.server import ServerInfo, ensure_server, running_server, stop_server
 
 
 @pytest.fixture
@@ -44,3 +48,29 @@ def _no_zombies_left() -> Iterator[None]:
     yield
     left = sorted(set(_zombie_children()) - before)
     assert not left, f"processes left uncollected (zombies): {left}"
+
+
+@pytest.fixture(scope="module")
+def real_cache() -> Iterator[None]:
+    """The real model's cache (a failure when the model was not pulled)."""
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setenv("RLMRT_MODELS_DIR", MODELS_DIR)
+        if not store.verified(MODEL):
+            pytest.fail(f"the local model is not in {MODELS_DIR}: run `rlm model pull`")
+        yield
+
+
+@pytest.fixture(scope="module")
+def server(real_cache: None) -> Iterator[ServerInfo]:
+    """The real model's server: the running one (shared), or one started and stopped here."""
+    started_here = running_server() is None
+    info = ensure_server(MODEL)
+    yield info
+    if started_here:
+        stop_server()
+
+
+@pytest.fixture
+def real_models_dir(real_cache: None, monkeypatch: pytest.MonkeyPatch) -> None:
+    """RLMRT_MODELS_DIR names the real cache again, over the test's isolated RLMRT_HOME."""
+    monkeypatch.setenv("RLMRT_MODELS_DIR", MODELS_DIR)

@@ -11,60 +11,19 @@ from __future__ import annotations
 
 import os
 import random
-from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-from local_helpers import closed_port
+from local_helpers import MODEL, MODELS_DIR, closed_port, local_rlm
 from pypi_index import build_part_wheels, serve_index
 
 from rlmrt import RLM
 from rlmrt.events import CodeExecuted, Event, RunStarted
 from rlmrt.local import store
-from rlmrt.local.catalog import get_model
 from rlmrt.local.pull import pull
 from rlmrt.local.server import ServerInfo, ensure_server, running_server, stop_server
 
-pytestmark = pytest.mark.local_model
-
-MODEL = get_model(None)
-# the real cache that scripts/setup pulled into, read before the tests isolate RLMRT_HOME
-MODELS_DIR = str(store.models_dir())
-
-
-@pytest.fixture(scope="module")
-def real_cache() -> Iterator[None]:
-    with pytest.MonkeyPatch.context() as patch:
-        patch.setenv("RLMRT_MODELS_DIR", MODELS_DIR)
-        if not store.verified(MODEL):
-            pytest.fail(f"the local model is not in {MODELS_DIR}: run `rlm model pull`")
-        yield
-
-
-@pytest.fixture(autouse=True)
-def _use_real_cache(real_cache: None, monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setenv("RLMRT_MODELS_DIR", MODELS_DIR)  # over the isolated RLMRT_HOME
-
-
-@pytest.fixture(scope="module")
-def server(real_cache: None) -> Iterator[ServerInfo]:
-    started_here = running_server() is None
-    info = ensure_server(MODEL)
-    yield info
-    if started_here:
-        stop_server()
-
-
-def local_rlm(server: ServerInfo, tmp_path: Path, **settings: object) -> RLM:
-    return RLM(
-        model=f"openai/{MODEL.name}",
-        api_base=server.base_url,
-        api_key="sk-local",
-        temperature=0,
-        seed=0,
-        trajectory_dir=tmp_path / "runs",
-        **settings,
-    )
+pytestmark = [pytest.mark.local_model, pytest.mark.usefixtures("real_models_dir")]
 
 
 def test_pull_through_the_offline_route(

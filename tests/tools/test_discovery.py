@@ -156,3 +156,57 @@ def test_rlm_tools_list_and_info(site: Path, tmp_path: Path) -> None:
     assert unknown.exit_code == 2
     assert "no installed tool named 'nope'" in unknown.output
     assert "Traceback" not in unknown.output
+
+
+def _swap(site: Path, old: str, new: str) -> None:
+    """Upgrade `shouty` in `site` from `old` to `new`, as pip would (the old files go)."""
+    import shutil
+
+    shutil.rmtree(site / f"shouty-{old}.dist-info")
+    install(site, new)
+    importlib.invalidate_caches()
+
+
+def test_rlm_replay_warns_when_an_offered_tool_changed_since(
+    site: Path, tmp_path: Path, serve, make_rlm
+) -> None:
+    server = serve(scripted(root=['```repl\nFINAL(tools.shout("hey", 3))\n```']))
+    rlm = make_rlm(server, granted_tools={"shout": "*"})
+    result = rlm.completion("q")  # no context: the replay needs none given again
+    assert result.answer == "HEY HEY HEY" and result.trajectory_path is not None
+    (tmp_path / "rlm.toml").write_text('[tools]\nshout = "*"\n')  # offered again on replay
+    runner = CliRunner()
+    replay = ["replay", result.run_id, "--dir", str(tmp_path / "runs")]
+
+    same = runner.invoke(app, replay)
+    assert same.exit_code == 0, same.output
+    assert same.stdout.endswith("1 code execution(s), identical\n")
+    assert same.stderr == ""
+
+    _swap(site, "1.3.0", "1.4.0")
+    newer = runner.invoke(app, replay)
+    assert newer.exit_code == 0, newer.output  # the code's output did not change
+    assert newer.stderr == (
+        "warning: tool 'shout': the run offered version 1.3.0 (from shouty 1.3.0);"
+        " version 1.4.0 (from shouty 1.4.0) is installed now\n"
+    )
+
+    _swap(site, "1.4.0", "1.3.0")
+    path = result.trajectory_path
+    recorded = installed_tools()["shout"].tool
+    assert recorded is not None
+    digest = recorded.schema_digest()
+    path.write_text(path.read_text().replace(digest, "0123456789abcdef"))
+    reshaped = runner.invoke(app, replay)
+    assert reshaped.stderr == (
+        "warning: tool 'shout': version 1.3.0 is installed as the run had it, but its"
+        f" schema changed (digest 0123456789abcdef recorded, {digest} now)\n"
+    )
+
+    (site / "shouty-1.3.0.dist-info" / "entry_points.txt").write_text("[rlmrt.tools]\n")
+    (tmp_path / "rlm.toml").write_text("")
+    gone = runner.invoke(app, replay)
+    assert "warning: tool 'shout': the run offered version 1.3.0 (from shouty 1.3.0); it is" in (
+        gone.stderr
+    )
+    assert "not installed now" in gone.stderr

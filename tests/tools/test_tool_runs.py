@@ -206,3 +206,49 @@ def test_a_batch_runs_concurrently_under_the_trees_concurrency_limit(serve, make
     rlm = make_rlm(server, sandbox="process", max_concurrency=3)
     assert rlm.completion("q", context="c", tools=[gauge]).answer == "8"
     assert _RUNNING["peak"] == 3
+
+
+def test_a_sessions_completions_are_offered_their_tools(serve, make_rlm) -> None:
+    server = serve(
+        scripted(
+            root=[
+                repl("kept = tools.add(1, b=2)\nFINAL(kept)"),
+                repl("try:\n    tools.add(1)\nexcept Exception as exc:\n    print(exc)"),
+                "FINAL(done)",
+                repl("FINAL(tools.add(kept, b=10))"),
+            ]
+        )
+    )
+    rlm = make_rlm(server, sandbox="process")
+    events = _events(rlm)
+    with rlm.session(context="c") as session:
+        assert session.completion("add 1 and 2", tools=[add]).answer == "3"
+        assert session.completion("again, without tools").answer == "done"
+        assert session.completion("add 10 to what you kept", tools=[add]).answer == "13"
+    assert "no tools are offered to this run" in server.requests[2].last_user_text
+    system = [r.messages[0]["content"] for r in server.requests]
+    assert "tools.add(a: int, b: int = 2) -> int: Add two numbers." in system[0]
+    assert "tools." not in system[1]
+    called = [e for e in events if isinstance(e, ToolCalled)]
+    assert [(e.tool, e.version, e.ok) for e in called] == [
+        ("add", "1.2.0", True),
+        ("add", None, False),
+        ("add", "1.2.0", True),
+    ]
+
+
+def test_the_question_names_the_tools_and_says_when_there_is_no_context(serve, make_rlm) -> None:
+    """The tools are listed in the system prompt; the first user message names them
+    by the question too, and, with no `context`, says the answer is to come from them."""
+    server = serve(scripted(root=[repl("FINAL(tools.add(1))"), repl("FINAL(tools.add(2))")]))
+    rlm = make_rlm(server, sandbox="local")
+    assert rlm.completion("add", tools=[add, boom]).answer == "3"
+    assert rlm.completion("add", context="c", tools=[add]).answer == "4"
+    without, given = (r.messages[1]["content"] for r in server.requests)
+    assert without.endswith(
+        "There is no `context`: answer by calling the tools (tools.add, tools.boom)"
+        " in a ```repl block."
+    )
+    assert given.endswith(
+        "Start by exploring `context`, or by calling the tools (tools.add), in a ```repl block."
+    )

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import sys
 from pathlib import Path
 from typing import TYPE_CHECKING, Annotated, Any
 
@@ -77,6 +78,7 @@ def replay(
     found = find_run(config.trajectory.dir, run_id)
     recording = Recording.read(found.path)
     recording.earlier_runs()  # a missing earlier trajectory is named before any work
+    _warn_changed_tools(recording)
     encoding = config.input.encoding
     value = recording.check_context(_read_context(context or [], encoding), config.input)
     added = recording.check_session_contexts(
@@ -91,6 +93,16 @@ def replay(
     _print_report(report, as_json=as_json)
     if not report.identical:
         raise typer.Exit(EXIT_RUN_ERROR)
+
+
+def _warn_changed_tools(recording: Recording) -> None:
+    """A warning on stderr per tool the run offered that is installed otherwise now."""
+    if not recording.root.tools:
+        return
+    from rlmrt.tools import changed_tools
+
+    for line in changed_tools(recording.root.tools):
+        print(f"warning: {line}", file=sys.stderr)
 
 
 def _print_report(report: ReplayReport, *, as_json: bool) -> None:

@@ -212,6 +212,18 @@ OUTPUT_INVALID_NOTE = (
 )
 
 
+def _start_line(metadata: Mapping[str, Any], tools: Sequence[str]) -> str:
+    """How the first reply should begin: with `context`, or also with the tools when
+    some are offered, named here by the question (a small model reads the system
+    prompt's list as background); only with them when there is no `context`."""
+    if not tools:
+        return "Start by exploring `context` in a ```repl block."
+    names = ", ".join(line.split("(", 1)[0] for line in tools)  # "tools.NAME(...): ..."
+    if metadata.get("type") == "none":
+        return f"There is no `context`: answer by calling the tools ({names}) in a ```repl block."
+    return f"Start by exploring `context`, or by calling the tools ({names}), in a ```repl block."
+
+
 def first_messages(
     prompt: str,
     metadata: Mapping[str, Any],
@@ -238,7 +250,7 @@ def first_messages(
         f"{note}"
         f"Question: {prompt}\n\n"
         f"{typed}"
-        "Start by exploring `context` in a ```repl block."
+        f"{_start_line(metadata, tools)}"
     )
     return [
         {

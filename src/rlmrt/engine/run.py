@@ -162,6 +162,12 @@ class Run:
             "depth": self.depth,
         }
 
+    def _offered_tools(self) -> dict[str, dict[str, str | None]] | None:
+        """The tree's tools, recorded once: on the root's `RunStarted`."""
+        if self.depth != 0 or self.tree.tools is None:
+            return None
+        return self.tree.tools.record()
+
     # -- the loop -----------------------------------------------------------------
     async def execute(self) -> RunOutcome:
         self.tree.emit(
@@ -174,6 +180,7 @@ class Run:
                 max_depth=self.config.budget.max_depth,
                 session=self._turn.place if self._turn is not None else None,
                 output_schema=self.output_type.schema if self.output_type else None,
+                tools=self._offered_tools(),
             )
         )
         try:

@@ -23,7 +23,7 @@ import asyncio
 import secrets
 from collections.abc import AsyncGenerator, Awaitable, Iterator, Sequence
 from types import TracebackType
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from rlmrt._loop import LoopThread
 from rlmrt.config import RLMConfig
@@ -45,6 +45,9 @@ from rlmrt.engine.start import (
 from rlmrt.errors import SandboxClosedError
 from rlmrt.events import Event, EventHandler
 from rlmrt.sandbox.base import ExecResult, SandboxBackend
+
+if TYPE_CHECKING:
+    from rlmrt.tools import Tool
 
 __all__ = ["CodeSession", "RLMSession"]
 
@@ -185,11 +188,15 @@ class RLMSession(CodeSession):
         on_event: EventHandler | None = None,
         output_type: object = None,
         output_retries: int = DEFAULT_OUTPUT_RETRIES,
+        tools: Sequence[Tool] = (),
     ) -> RunResult:
         """Run `prompt` in the session; a `context` given here becomes `context_N`;
-        `output_type` asks for a typed answer, as `RLM.acompletion`."""
+        `output_type` asks for a typed answer and `tools` are offered to the
+        completion's code, as `RLM.acompletion`."""
         output = typed_output(output_type, output_retries)
-        return await self.arun_turn(self.engine, prompt, context, on_event=on_event, output=output)
+        return await self.arun_turn(
+            self.engine, prompt, context, on_event=on_event, output=output, tools=tools
+        )
 
     def astream(
         self,
@@ -198,6 +205,7 @@ class RLMSession(CodeSession):
         *,
         output_type: object = None,
         output_retries: int = DEFAULT_OUTPUT_RETRIES,
+        tools: Sequence[Tool] = (),
     ) -> AsyncGenerator[Event | RunResult, None]:
         """Like `RLM.astream`: the completion's events as they happen (root-model token
         deltas included), then its `RunResult`."""
@@ -205,7 +213,13 @@ class RLMSession(CodeSession):
 
         def start(on_event: EventHandler) -> Awaitable[RunResult]:
             return self.arun_turn(
-                self.engine, prompt, context, on_event=on_event, stream_root=True, output=output
+                self.engine,
+                prompt,
+                context,
+                on_event=on_event,
+                stream_root=True,
+                output=output,
+                tools=tools,
             )
 
         return stream_run(start)
@@ -220,6 +234,7 @@ class RLMSession(CodeSession):
         stream_root: bool = False,
         run_id: str | None = None,
         output: TypedOutput | None = None,
+        tools: Sequence[Tool] = (),
     ) -> RunResult:
         """One completion, run by `engine`. Replays use it with their own engine (the
         recorded replies and settings) and the recorded `run_id` (code may have seen
@@ -255,6 +270,7 @@ class RLMSession(CodeSession):
                 turn=turn,
                 run_id=run_id,
                 output=output,
+                tools=tools,
             )
             self.history.append(
                 {
@@ -280,11 +296,16 @@ class RLMSession(CodeSession):
         *,
         output_type: object = None,
         output_retries: int = DEFAULT_OUTPUT_RETRIES,
+        tools: Sequence[Tool] = (),
     ) -> RunResult:
         """Synchronous form of `acompletion` (runs on the RLM's helper loop)."""
         return self._loop.run(
             self.acompletion(
-                prompt, context, output_type=output_type, output_retries=output_retries
+                prompt,
+                context,
+                output_type=output_type,
+                output_retries=output_retries,
+                tools=tools,
             )
         )
 
@@ -295,11 +316,18 @@ class RLMSession(CodeSession):
         *,
         output_type: object = None,
         output_retries: int = DEFAULT_OUTPUT_RETRIES,
+        tools: Sequence[Tool] = (),
     ) -> Iterator[Event | RunResult]:
         """Synchronous form of `astream`: events as they happen, then the result."""
         return iterate_on(
             self._loop,
-            self.astream(prompt, context, output_type=output_type, output_retries=output_retries),
+            self.astream(
+                prompt,
+                context,
+                output_type=output_type,
+                output_retries=output_retries,
+                tools=tools,
+            ),
         )
 
     def close(self) -> None:

@@ -9,7 +9,13 @@ of MCP servers configured in `[tools.mcp.NAME]` are offered as `tools.NAME__TOOL
 """
 
 from rlmrt.tools._box import ToolBox, arguments_digest
-from rlmrt.tools._discovery import ENTRY_POINT_GROUP, InstalledTool, installed_tools, open_toolbox
+from rlmrt.tools._discovery import (
+    ENTRY_POINT_GROUP,
+    InstalledTool,
+    changed_tools,
+    installed_tools,
+    open_toolbox,
+)
 from rlmrt.tools._function import FunctionTool, tool
 from rlmrt.tools._model import Secrets, Tool, ToolNeeds
 
@@ -22,6 +28,7 @@ __all__ = [
     "ToolBox",
     "ToolNeeds",
     "arguments_digest",
+    "changed_tools",
     "installed_tools",
     "open_toolbox",
     "tool",

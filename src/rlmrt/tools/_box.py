@@ -50,6 +50,14 @@ class ToolBox:
         """One line per offered tool for the system prompt: its signature and summary."""
         return [f"tools.{t.signature()}: {t.summary()}" for t in self.tools.values()]
 
+    def record(self) -> dict[str, dict[str, str | None]]:
+        """What a run records of each offered tool (`RunStarted.tools`): its version,
+        schema digest and source, so a replay can tell when the tool changed since."""
+        return {
+            name: {"version": t.version, "schema_digest": t.schema_digest(), "source": t.source}
+            for name, t in self.tools.items()
+        }
+
     def find(self, name: str) -> Tool:
         """The offered tool `name`; a `ToolError` saying why there is none."""
         found = self.tools.get(name)

@@ -9,7 +9,7 @@ needs are not granted is not offered, and calling it says why.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -23,7 +23,13 @@ from rlmrt.tools._model import Tool
 if TYPE_CHECKING:
     from importlib.metadata import EntryPoint
 
-__all__ = ["ENTRY_POINT_GROUP", "InstalledTool", "installed_tools", "open_toolbox"]
+__all__ = [
+    "ENTRY_POINT_GROUP",
+    "InstalledTool",
+    "changed_tools",
+    "installed_tools",
+    "open_toolbox",
+]
 
 ENTRY_POINT_GROUP = "rlmrt.tools"
 
@@ -61,6 +67,44 @@ def _load(point: EntryPoint) -> InstalledTool:
         return InstalledTool(point.name, package, None, error)
     tool.source = package
     return InstalledTool(point.name, package, tool)
+
+
+def changed_tools(recorded: Mapping[str, Mapping[str, str | None]]) -> list[str]:
+    """One line per tool a run offered (`RunStarted.tools`) whose installed package now
+    provides another version or schema, or provides it no longer. Tools given to the run
+    in code or served by MCP servers have no installed counterpart to compare with."""
+    from_packages = {
+        name: entry for name, entry in recorded.items() if _is_package(entry.get("source"))
+    }
+    if not from_packages:
+        return []
+    installed = installed_tools()
+    lines: list[str] = []
+    for name, entry in sorted(from_packages.items()):
+        was = f"{entry.get('version')} (from {entry.get('source')})"
+        found = installed.get(name)
+        if found is None or found.tool is None:
+            why = "is not installed now" if found is None else f"cannot load now: {found.error}"
+            lines.append(f"tool {name!r}: the run offered version {was}; it {why}")
+            continue
+        tool = found.tool
+        if tool.version != entry.get("version"):
+            lines.append(
+                f"tool {name!r}: the run offered version {was}; version {tool.version}"
+                f" (from {tool.source}) is installed now"
+            )
+        elif tool.schema_digest() != entry.get("schema_digest"):
+            lines.append(
+                f"tool {name!r}: version {tool.version} is installed as the run had it, but"
+                f" its schema changed (digest {entry.get('schema_digest')} recorded,"
+                f" {tool.schema_digest()} now)"
+            )
+    return lines
+
+
+def _is_package(source: str | None) -> bool:
+    """Whether a recorded source is an installed package ("name 1.2.3"), not an MCP server."""
+    return source is not None and not source.startswith("mcp ")
 
 
 def check_pin(tool: Tool, pin: str) -> None:

@@ -9,6 +9,8 @@ tool raises reaches it as one line (see `rlmrt.tools._box`).
 
 from __future__ import annotations
 
+import hashlib
+import json
 import keyword
 from abc import ABC, abstractmethod
 from collections.abc import Iterator, Mapping, Sequence
@@ -138,6 +140,12 @@ class Tool(ABC):
         """`NAME(a: int, b: str = 'x') -> int`, from the schema."""
         returns = f" -> {self.returns}" if self.returns else ""
         return f"{self.name}({signature_text(self.input_schema)}){returns}"
+
+    def schema_digest(self) -> str:
+        """A short digest of what code sees of the tool (its argument schema and result
+        type): a run records it, and a replay warns when the installed tool's differs."""
+        text = json.dumps([self.input_schema, self.returns], sort_keys=True, default=repr)
+        return hashlib.sha256(text.encode("utf-8", "surrogatepass")).hexdigest()[:16]
 
     def __repr__(self) -> str:
         return f"<{type(self).__name__} {self.name} {self.version}>"

@@ -92,3 +92,61 @@ def test_code_reads_through_them_from_each_sandbox(
     assert result.answer == "604"
     assert_tool_called(result, "files_list", times=1)
     assert_tool_called(result, "files_read", where={"ok": True}, times=2)
+
+
+def test_a_link_swapped_in_after_the_check_does_not_lead_out(root: Path, tmp_path: Path) -> None:
+    """The check resolved `notes/a.txt` inside the root; `notes` is a link to a folder
+    outside by the time it is opened: the open, one component at a time from the
+    root's fd without following links, refuses it."""
+    from rlmrt_tool_files import _open_beneath
+
+    outside = tmp_path / "outside"
+    outside.mkdir()
+    (outside / "a.txt").write_text("outside")
+    checked = root.resolve() / "notes" / "a.txt"
+    (root / "notes").rename(root / "notes.old")
+    (root / "notes").symlink_to(outside)
+    with pytest.raises(ValueError, match="leads through a symbolic link that was not there"):
+        _open_beneath(root.resolve(), checked, "notes/a.txt", folder=False)
+    with pytest.raises(ValueError, match="leads through a symbolic link that was not there"):
+        _open_beneath(root.resolve(), checked.parent, "notes", folder=True)
+    (root / "notes").unlink()
+    (root / "notes").symlink_to(outside / "a.txt")  # the file itself a link now
+    with pytest.raises(ValueError, match="leads through a symbolic link that was not there"):
+        _open_beneath(root.resolve(), root.resolve() / "notes", "notes", folder=False)
+
+
+def test_reads_racing_a_link_swap_never_read_outside(
+    tools: dict[str, FunctionTool], root: Path, tmp_path: Path
+) -> None:
+    """A thread swaps `doc.txt` between a file and a link to a file outside the root
+    while reads go on: each read gets the file or is refused, never the outside text."""
+    import os
+    import threading
+
+    (tmp_path / "secret.txt").write_text("outside")
+    (root / "doc.txt").write_text("inside")
+    stop = threading.Event()
+
+    def swap() -> None:
+        while not stop.is_set():
+            os.symlink(tmp_path / "secret.txt", root / "link.tmp")
+            os.rename(root / "link.tmp", root / "doc.txt")
+            (root / "file.tmp").write_text("inside")
+            os.rename(root / "file.tmp", root / "doc.txt")
+
+    swapper = threading.Thread(target=swap)
+    swapper.start()
+    texts: list[str] = []
+    refused = 0
+    try:
+        for _ in range(3000):
+            try:
+                texts.append(run(tools["files_read"], path="doc.txt")["text"])  # type: ignore[index]
+            except ValueError:
+                refused += 1
+    finally:
+        stop.set()
+        swapper.join()
+    assert "outside" not in texts
+    assert texts and refused  # both sides of the swap were met

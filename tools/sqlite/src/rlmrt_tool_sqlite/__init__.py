@@ -50,7 +50,7 @@ def sqlite_tool(
     uri = f"file:{quote(str(path))}?mode=ro"
 
     def sqlite(sql: str, max_rows: Annotated[int, Field(ge=1, le=row_cap)] = 100) -> dict[str, Any]:
-        """Run one read-only SQL query on the database; returns its columns and rows.
+        """One read-only SQL query (tables listed in sqlite_master) -> {columns, rows, truncated}.
 
         Args:
             sql: one SELECT statement (or WITH ... SELECT); writes are refused
