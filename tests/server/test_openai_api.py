@@ -81,6 +81,17 @@ def test_a_json_schema_response_format_makes_the_answer_its_typed_json(api: APIS
     content = reply.choices[0].message.content
     assert content is not None and json.loads(content) == {"length": 11, "unit": "chars"}
     assert reply.choices[0].finish_reason == "stop"
+    chunks = list(
+        client(api).chat.completions.create(
+            model="rlm",
+            messages=QUESTION,
+            response_format={"type": "json_schema", "json_schema": {"schema": LENGTH_SCHEMA}},
+            extra_body={"context": "hello"},
+            stream=True,
+        )
+    )
+    streamed = "".join(c.choices[0].delta.content or "" for c in chunks if c.choices)
+    assert json.loads(streamed) == {"length": 5, "unit": "chars"}
     plain = client(api).chat.completions.create(
         model="rlm", messages=QUESTION, extra_body={"context": "hello world"}
     )
