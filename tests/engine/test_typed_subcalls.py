@@ -169,3 +169,35 @@ def test_media_as_an_rlm_query_context_reach_the_child_as_data(
     assert result.answer.endswith(" png 40x30")
     child_first = "\n".join(str(m["content"]) for m in server.requests[1].messages)
     assert "<Image" not in child_first  # described by its metadata, not a repr string
+
+
+@pytest.mark.parametrize("kind", KINDS)
+def test_a_dataclass_crosses_as_its_schema_with_its_defaults_optional(
+    serve, make_rlm, kind: str
+) -> None:
+    code = (
+        "from dataclasses import dataclass\n"
+        "from typing import Optional\n"
+        "@dataclass\n"
+        "class Person:\n"
+        "    name: str\n"
+        "    age: Optional[int] = None\n"
+        "p = llm_query('Who?', output_type=Person)\n"
+        "FINAL(repr(p))"
+    )
+    server = serve(scripted(root=[repl(code)], sub='{"name": "Ada"}'))
+    result = make_rlm(server, sandbox=kind).completion("q", "c")
+    assert result.answer == "{'name': 'Ada'}"  # the checked JSON data, as the model gave it
+    [sub] = _sub_requests(server)
+    assert sub.body["response_format"]["json_schema"] == {
+        "name": "Person",
+        "schema": {
+            "title": "Person",
+            "type": "object",
+            "properties": {
+                "name": {"type": "string"},
+                "age": {"anyOf": [{"type": "integer"}, {"type": "null"}]},
+            },
+            "required": ["name"],
+        },
+    }
