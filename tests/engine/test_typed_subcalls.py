@@ -172,7 +172,7 @@ def test_media_as_an_rlm_query_context_reach_the_child_as_data(
 
 
 @pytest.mark.parametrize("kind", KINDS)
-def test_a_dataclass_crosses_as_its_schema_with_its_defaults_optional(
+def test_a_dataclass_crosses_as_its_schema_and_comes_back_as_instances(
     serve, make_rlm, kind: str
 ) -> None:
     code = (
@@ -183,12 +183,16 @@ def test_a_dataclass_crosses_as_its_schema_with_its_defaults_optional(
         "    name: str\n"
         "    age: Optional[int] = None\n"
         "p = llm_query('Who?', output_type=Person)\n"
-        "FINAL(repr(p))"
+        "team = llm_query('Who else?', output_type=dict[str, list[Person]])\n"
+        "FINAL(repr([p, team]))"
     )
-    server = serve(scripted(root=[repl(code)], sub='{"name": "Ada"}'))
+    replies = iter(['{"name": "Ada"}', '{"a": [{"name": "Bo", "age": 3}]}'])
+    server = serve(scripted(root=[repl(code)], sub=lambda r: next(replies)))
     result = make_rlm(server, sandbox=kind).completion("q", "c")
-    assert result.answer == "{'name': 'Ada'}"  # the checked JSON data, as the model gave it
-    [sub] = _sub_requests(server)
+    assert result.answer == (  # instances, the default filled
+        "[Person(name='Ada', age=None), {'a': [Person(name='Bo', age=3)]}]"
+    )
+    sub, _ = _sub_requests(server)
     assert sub.body["response_format"]["json_schema"] == {
         "name": "Person",
         "schema": {

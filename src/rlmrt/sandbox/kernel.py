@@ -529,14 +529,41 @@ def _schema_of(spec: Any, depth: int) -> dict[str, Any]:
 
 
 def _typed_result(spec: Any, value: Any, batched: bool) -> Any:
-    """A typed call's result as code asked for it: a Pydantic model's instance when the
-    type was one (built from the checked JSON data), else the JSON data itself."""
-    build = getattr(spec, "model_validate", None)
-    if not isinstance(spec, type) or not callable(build):
-        return value
+    """A typed call's result as code asked for it (`_built`); a batched call's failed
+    items stay QueryFailed."""
     if batched:
-        return [item if isinstance(item, QueryFailed) else build(item) for item in value]
-    return build(value)
+        return [item if isinstance(item, QueryFailed) else _built(spec, item, 0) for item in value]
+    return _built(spec, value, 0)
+
+
+def _built(spec: Any, value: Any, depth: int) -> Any:
+    """`value` (JSON data the host checked against `spec`'s schema) with a dataclass's
+    instances where `spec` names one (at any depth of lists, dicts and Optional), a
+    Pydantic model's where the sandbox has Pydantic; the rest stays JSON data."""
+    import dataclasses
+    import typing
+
+    if depth > 32 or value is None or isinstance(spec, dict):
+        return value
+    build = getattr(spec, "model_validate", None)
+    if isinstance(spec, type) and callable(build):
+        return build(value)
+    if isinstance(spec, type) and dataclasses.is_dataclass(spec) and isinstance(value, dict):
+        hints = typing.get_type_hints(spec)
+        fields = {f.name for f in dataclasses.fields(spec) if f.init}
+        return spec(
+            **{k: _built(hints.get(k), v, depth + 1) for k, v in value.items() if k in fields}
+        )
+    origin, args = typing.get_origin(spec), typing.get_args(spec)
+    if origin in (list, tuple, set, frozenset) and args and isinstance(value, list):
+        return [_built(args[0], item, depth + 1) for item in value]
+    if origin is dict and len(args) == 2 and isinstance(value, dict):
+        return {key: _built(args[1], item, depth + 1) for key, item in value.items()}
+    if origin is typing.Union or origin is types.UnionType:
+        options = [arg for arg in args if arg is not type(None)]
+        if len(options) == 1:  # Optional[X]; a wider union stays data: which one fits?
+            return _built(options[0], value, depth + 1)
+    return value
 
 
 #: the formats `llm_query` sends, by kind, and how their bytes begin (`_sniffed`)
