@@ -92,6 +92,13 @@ def test_a_json_schema_response_format_makes_the_answer_its_typed_json(api: APIS
     )
     streamed = "".join(c.choices[0].delta.content or "" for c in chunks if c.choices)
     assert json.loads(streamed) == {"length": 5, "unit": "chars"}
+    anything = client(api).chat.completions.create(
+        model="rlm",
+        messages=QUESTION,
+        response_format={"type": "json_object"},
+        extra_body={"context": "hi"},
+    )
+    assert json.loads(anything.choices[0].message.content or "") == {"length": 2, "unit": "chars"}
     plain = client(api).chat.completions.create(
         model="rlm", messages=QUESTION, extra_body={"context": "hello world"}
     )
