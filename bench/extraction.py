@@ -280,7 +280,7 @@ def orders(rng: random.Random, size: int) -> Task:
     used: set[Any] = set()
 
     def order(number: int) -> tuple[str, dict[str, Any]]:
-        items = [
+        items: list[dict[str, Any]] = [
             {
                 "sku": f"SKU-{rng.randrange(10_000, 99_999)}",
                 "qty": rng.randint(1, 4),
@@ -337,7 +337,7 @@ def make_task(name: str, seed: int) -> Task:
 def same(value: Any, expected: Any) -> bool:
     """Equal, numbers within 0.01, lists as multisets of records (order is not asked)."""
     if isinstance(expected, bool) or isinstance(value, bool):
-        return value == expected
+        return bool(value == expected)
     if isinstance(expected, (int, float)) and isinstance(value, (int, float)):
         return abs(value - expected) <= 0.01
     if isinstance(expected, dict) and isinstance(value, dict):
