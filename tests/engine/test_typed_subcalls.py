@@ -205,3 +205,16 @@ def test_a_dataclass_crosses_as_its_schema_and_comes_back_as_instances(
             "required": ["name"],
         },
     }
+
+
+def test_rlm_query_at_max_depth_is_a_typed_llm_query(serve, make_rlm) -> None:
+    code = (
+        f"person = rlm_query('Find the person', context='Ada, 36', output_type={PERSON!r})\n"
+        "FINAL(str(person['age']))"
+    )
+    server = serve(scripted(root=[repl(code)], sub='{"name": "Ada", "age": 36}'))
+    result = make_rlm(server, sandbox="process", max_depth=0).completion("q", "c")
+    assert result.answer == "36"
+    [sub] = _sub_requests(server)
+    assert sub.body["response_format"]["json_schema"]["schema"] == PERSON
+    assert "Ada, 36" in str(sub.messages[-1]["content"])  # the context went with the prompt
