@@ -24,6 +24,7 @@ from rlmrt.errors import (
 from rlmrt.llm import ModelClient, RetryPolicy
 from rlmrt.llm.base import Message
 from rlmrt.llm.media import media_parts, user_message
+from rlmrt.llm.structured import json_schema_format
 from rlmrt.testing import ChatRequest, Reply, ScriptedOpenAIServer
 
 MakeClient = Callable[..., ModelClient]
@@ -380,6 +381,21 @@ class ModelClientContract:
             await client.complete(MESSAGES)
         assert server.requests[0].body["max_tokens"] == 123
         assert "max_tokens" not in server.requests[1].body
+
+    async def test_response_format_is_sent_as_it_is_only_when_given(
+        self, make_client: MakeClient, server: ScriptedOpenAIServer
+    ) -> None:
+        schema = {"type": "object", "properties": {"n": {"type": "integer"}}, "required": ["n"]}
+        asked = json_schema_format(schema, "list[Row] of v2")
+        assert asked == {
+            "type": "json_schema",
+            "json_schema": {"name": "list_Row_of_v2", "schema": schema},
+        }
+        async with make_client(server.url) as client:
+            await client.complete(MESSAGES, response_format=asked)
+            await client.complete(MESSAGES)
+        assert server.requests[0].body["response_format"] == asked
+        assert "response_format" not in server.requests[1].body
 
     async def test_a_failed_call_says_how_many_requests_it_made(
         self, make_client: MakeClient, server: ScriptedOpenAIServer, replies: ReplyQueue

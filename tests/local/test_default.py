@@ -11,6 +11,8 @@ import pytest
 from rlmrt import RLM
 from rlmrt.config import RLMConfig
 from rlmrt.errors import ConfigError
+from rlmrt.llm.base import Message
+from rlmrt.llm.structured import json_schema_format
 from rlmrt.local import server as local_server
 from rlmrt.local.catalog import LocalModel
 from rlmrt.local.default import local_default_reason, use_local_model
@@ -87,6 +89,27 @@ async def test_the_first_call_starts_the_server_once_off_the_event_loop(serve, m
     assert [r.text for r in replies] == ["echo one", "echo two"]
     assert started == ["qwen2.5-coder-1.5b"]
     assert ticks >= 10  # the loop ran while the server started
+
+
+async def test_a_schema_is_asked_in_the_form_the_llama_cpp_server_takes(serve, monkeypatch) -> None:
+    """llama-cpp-python's server (0.3) refuses OpenAI's "json_schema" type with a 422;
+    it takes the schema beside "json_object" and turns it into a grammar."""
+    server = serve(lambda request: '{"n": 1}')
+    monkeypatch.setattr(
+        local_server, "ensure_server", lambda m: ServerInfo(pid=0, port=server.port, model=m.name)
+    )
+    monkeypatch.setattr(local_server, "check_servable", lambda model: None)
+    _, client = use_local_model(RLMConfig(max_retries=0))
+    schema = {"type": "object", "properties": {"n": {"type": "integer"}}, "required": ["n"]}
+    try:
+        message: list[Message] = [{"role": "user", "content": "n?"}]
+        await client.complete(message, response_format=json_schema_format(schema, "N"))
+        await client.complete(message)
+    finally:
+        await client.aclose()
+    typed, plain = server.requests
+    assert typed.body["response_format"] == {"type": "json_object", "schema": schema}
+    assert "response_format" not in plain.body
 
 
 def _state(pid: int) -> str | None:

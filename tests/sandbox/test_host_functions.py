@@ -103,24 +103,37 @@ class RecordingBridge:
         model: str | None = None,
         images: Sequence[dict[str, str]] | None = None,
         audio: Sequence[dict[str, str]] | None = None,
+        *,
+        output_type: dict[str, Any] | None = None,
     ) -> str:
         media = {"images": images} if images is not None else {}
         media.update({"audio": audio} if audio is not None else {})
+        media.update({"output_type": output_type} if output_type is not None else {})
         self.calls.append(("llm_query", {"prompt": prompt, "model": model, **media}))
         return f"llm:{prompt}"
 
     async def llm_query_batched(
-        self, prompts: Sequence[str], model: str | None = None
+        self,
+        prompts: Sequence[str],
+        model: str | None = None,
+        *,
+        output_type: dict[str, Any] | None = None,
     ) -> list[str | QueryFailed]:
         self.calls.append(("llm_query_batched", {"prompts": prompts, "model": model}))
         return [QueryFailed("ModelError: down") if p == "fail" else f"llm:{p}" for p in prompts]
 
-    async def rlm_query(self, prompt: str, context: Any = None) -> str:
+    async def rlm_query(
+        self, prompt: str, context: Any = None, *, output_type: dict[str, Any] | None = None
+    ) -> str:
         self.calls.append(("rlm_query", {"prompt": prompt, "context": context}))
         return f"rlm:{prompt}"
 
     async def rlm_query_batched(
-        self, prompts: Sequence[str], contexts: Sequence[Any] | None = None
+        self,
+        prompts: Sequence[str],
+        contexts: Sequence[Any] | None = None,
+        *,
+        output_type: dict[str, Any] | None = None,
     ) -> list[str | QueryFailed]:
         self.calls.append(("rlm_query_batched", {"prompts": prompts, "contexts": contexts}))
         return [f"rlm:{p}" for p in prompts]
@@ -250,6 +263,31 @@ async def test_every_kind_hands_the_table_arguments_to_the_bridge(
         "mem-1\n",
         "[{'id': 'mem-1', 'text': 'note'}]\n",
         "True\n",
+    ]
+
+
+async def test_every_kind_sends_an_output_type_as_its_schema_and_bytes_as_bytes(
+    started: tuple[SandboxBackend, RecordingBridge],
+) -> None:
+    backend, bridge = started
+    code = (
+        "llm_query('t', output_type=list[int])\n"
+        "rlm_query('m', context=b'\\x00\\xff raw')\n"
+        "rlm_query('n', context={'k': [b'\\x01']})"
+    )
+    result = await backend.execute(code)
+    assert result.error is None, result.error
+    assert bridge.calls == [
+        (
+            "llm_query",
+            {
+                "prompt": "t",
+                "model": None,
+                "output_type": {"type": "array", "items": {"type": "integer"}},
+            },
+        ),
+        ("rlm_query", {"prompt": "m", "context": b"\x00\xff raw"}),
+        ("rlm_query", {"prompt": "n", "context": {"k": [b"\x01"]}}),
     ]
 
 

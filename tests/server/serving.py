@@ -48,6 +48,8 @@ def model_reply(request: ChatRequest) -> Reply | str:
         return Reply(text=repl("FINAL('slow answer')"), delay_s=2.0)
     if "NEVER ANSWER" in text:
         return repl("x = 1")
+    if "The answer must be a value of type" in text:  # a typed run (response_format)
+        return repl("FINAL({'length': len(context), 'unit': 'chars'})")
     return repl("FINAL(str(len(context)))")
 
 

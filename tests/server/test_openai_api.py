@@ -61,6 +61,67 @@ def test_completion_answers_over_the_context_given_in_the_body(api: APIServer) -
     assert reply.id == f"chatcmpl-{extra['rlm']['run_id']}"
 
 
+LENGTH_SCHEMA = {
+    "type": "object",
+    "properties": {"length": {"type": "integer"}, "unit": {"enum": ["chars", "words"]}},
+    "required": ["length", "unit"],
+}
+
+
+def test_a_json_schema_response_format_makes_the_answer_its_typed_json(api: APIServer) -> None:
+    reply = client(api).chat.completions.create(
+        model="rlm",
+        messages=QUESTION,
+        response_format={
+            "type": "json_schema",
+            "json_schema": {"name": "Length", "schema": LENGTH_SCHEMA},
+        },
+        extra_body={"context": "hello world"},
+    )
+    content = reply.choices[0].message.content
+    assert content is not None and json.loads(content) == {"length": 11, "unit": "chars"}
+    assert reply.choices[0].finish_reason == "stop"
+    chunks = list(
+        client(api).chat.completions.create(
+            model="rlm",
+            messages=QUESTION,
+            response_format={"type": "json_schema", "json_schema": {"schema": LENGTH_SCHEMA}},
+            extra_body={"context": "hello"},
+            stream=True,
+        )
+    )
+    streamed = "".join(c.choices[0].delta.content or "" for c in chunks if c.choices)
+    assert json.loads(streamed) == {"length": 5, "unit": "chars"}
+    anything = client(api).chat.completions.create(
+        model="rlm",
+        messages=QUESTION,
+        response_format={"type": "json_object"},
+        extra_body={"context": "hi"},
+    )
+    assert json.loads(anything.choices[0].message.content or "") == {"length": 2, "unit": "chars"}
+    plain = client(api).chat.completions.create(
+        model="rlm", messages=QUESTION, extra_body={"context": "hello world"}
+    )
+    assert plain.choices[0].message.content == "11"  # no response_format: no type asked
+
+
+def test_a_bad_response_format_is_400_naming_it(api: APIServer) -> None:
+    for bad, param in (
+        ({"type": "json_schema"}, "response_format.json_schema"),
+        ({"type": "json_schema", "json_schema": {"schema": {"x": 1}}}, "response_format"),
+        ({"type": "xml"}, "response_format.type"),
+    ):
+        with pytest.raises(openai.BadRequestError) as caught:
+            client(api).chat.completions.create(
+                model="rlm",
+                messages=QUESTION,
+                response_format=bad,  # type: ignore[arg-type]
+                extra_body={"context": "abc"},
+            )
+        error = caught.value.body
+        assert isinstance(error, dict) and error["param"] == param, error
+
+
 def test_sampling_fields_are_accepted_and_ignored(api: APIServer) -> None:
     reply = client(api).chat.completions.create(
         model="rlm",

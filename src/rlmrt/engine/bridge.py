@@ -14,6 +14,7 @@ from typing import TYPE_CHECKING, Any
 
 from rlmrt.context.search import NOT_CONFIGURED
 from rlmrt.engine import memory_calls
+from rlmrt.engine.output_type import OutputType
 from rlmrt.engine.tool_calls import call_tool
 from rlmrt.errors import ConfigError, RLMError, SandboxError
 from rlmrt.llm.media import media_parts
@@ -48,22 +49,41 @@ class RunBridge:
         model: str | None = None,
         images: Sequence[dict[str, str]] | None = None,
         audio: Sequence[dict[str, str]] | None = None,
-    ) -> str:
-        return await self._run.sub_llm(prompt, model, media_parts(images or (), audio or ()))
+        *,
+        output_type: dict[str, Any] | None = None,
+    ) -> Any:
+        output = _output(output_type)
+        return await self._run.sub_llm(
+            prompt, model, media_parts(images or (), audio or ()), output
+        )
 
     async def llm_query_batched(
-        self, prompts: Sequence[str], model: str | None = None
-    ) -> list[str | QueryFailed]:
-        return await _gather([self.llm_query(p, model) for p in prompts])
+        self,
+        prompts: Sequence[str],
+        model: str | None = None,
+        *,
+        output_type: dict[str, Any] | None = None,
+    ) -> list[Any]:
+        output = _output(output_type)
+        return await _gather([self._run.sub_llm(p, model, (), output) for p in prompts])
 
-    async def rlm_query(self, prompt: str, context: Any = None) -> str:
-        return await self._run.sub_rlm(prompt, context)
+    async def rlm_query(
+        self, prompt: str, context: Any = None, *, output_type: dict[str, Any] | None = None
+    ) -> Any:
+        return await self._run.sub_rlm(prompt, context, _output(output_type))
 
     async def rlm_query_batched(
-        self, prompts: Sequence[str], contexts: Sequence[Any] | None = None
-    ) -> list[str | QueryFailed]:
+        self,
+        prompts: Sequence[str],
+        contexts: Sequence[Any] | None = None,
+        *,
+        output_type: dict[str, Any] | None = None,
+    ) -> list[Any]:
+        output = _output(output_type)
         ctx = list(contexts) if contexts is not None else [None] * len(prompts)
-        return await _gather([self.rlm_query(p, c) for p, c in zip(prompts, ctx, strict=True)])
+        return await _gather(
+            [self._run.sub_rlm(p, c, output) for p, c in zip(prompts, ctx, strict=True)]
+        )
 
     async def context_search(self, query: str, max_tokens: int = 2000) -> list[dict[str, Any]]:
         searcher = self._run.searcher
@@ -90,6 +110,11 @@ class RunBridge:
 
     async def memory_forget(self, item_id: str) -> bool:
         return await memory_calls.forget(self._run, item_id)
+
+
+def _output(schema: dict[str, Any] | None) -> OutputType | None:
+    """A sub-call's output type: the kernel sends every type as its JSON Schema."""
+    return None if schema is None else OutputType.of(schema)
 
 
 async def _gather(calls: list[Any]) -> list[Any]:

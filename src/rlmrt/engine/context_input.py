@@ -36,7 +36,8 @@ ReadOptions = InputSettings
 
 
 def load_context(context: Any, options: ReadOptions | None = None) -> LoadedContext:
-    """Accepts str, bytes, a list of str, a dict, a Path, or a list of Paths; paths are
+    """Accepts str, bytes, a list of str, a dict, an Image or Audio (what a file of
+    theirs reads as: code hands them to `rlm_query`), a Path, or a list of Paths; paths are
     read under `options` (default: the `[input]` settings' defaults)."""
     reader = _PathReader(options or ReadOptions())
     value = _to_value(context, reader)
@@ -47,7 +48,7 @@ def load_context(context: Any, options: ReadOptions | None = None) -> LoadedCont
 
 
 def _to_value(context: Any, reader: _PathReader) -> ContextValue:
-    if context is None or isinstance(context, (str, dict)):
+    if context is None or isinstance(context, (str, dict, Media)):
         return context
     if isinstance(context, (bytes, bytearray)):
         try:
@@ -77,7 +78,7 @@ def _to_value(context: Any, reader: _PathReader) -> ContextValue:
         )
     raise ContextError(
         f"unsupported context type {type(context).__name__}: "
-        "use str, bytes, a list of str, a dict, a Path or a list of Paths"
+        "use str, bytes, a list of str, a dict, an Image or Audio, a Path or a list of Paths"
     )
 
 

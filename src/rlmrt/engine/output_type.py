@@ -62,6 +62,17 @@ class OutputType:
                 failures.append(exc)
         raise OutputInvalid(_messages(failures[0]))
 
+    def data_of(self, answer: str, *, source: str) -> Any:
+        """The typed value of a sub-call's `answer` as JSON data (what sandboxed code is
+        given), or a ValueError naming `source`, the type and each misfit field."""
+        try:
+            value = self.validate(answer)
+        except OutputInvalid as exc:
+            raise ValueError(
+                f"{source} does not fit output_type {self.name}: {'; '.join(exc.errors)}"
+            ) from None
+        return self.adapter.dump_python(value, mode="json")
+
     def instructions(self) -> str:
         """What the first prompt tells the model about the answer's type."""
         example = json.dumps(example_value(self.schema, self.schema), ensure_ascii=False)

@@ -9,6 +9,7 @@ run slots while its sandbox lives (engine/slots.py).
 from __future__ import annotations
 
 import asyncio
+import json
 import time
 from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass
@@ -78,6 +79,7 @@ from rlmrt.events import (
 )
 from rlmrt.llm.base import ChatMessage, Message
 from rlmrt.llm.media import media_refusal, user_message
+from rlmrt.llm.structured import json_schema_format
 from rlmrt.observe.usage import Usage
 from rlmrt.prompt_profiles import profile_for
 from rlmrt.sandbox.base import ExecResult, SandboxBackend
@@ -704,40 +706,65 @@ class Run:
 
     # -- sub-calls (called by the bridge) ----------------------------------------
     async def sub_llm(
-        self, prompt: str, model: str | None, media: Sequence[dict[str, Any]] = ()
-    ) -> str:
+        self,
+        prompt: str,
+        model: str | None,
+        media: Sequence[dict[str, Any]] = (),
+        output: OutputType | None = None,
+    ) -> Any:
         """`media`: content parts (`rlmrt.llm.media`) sent after the prompt; a model
-        that does not take them is refused here, before any call."""
+        that does not take them is refused here, before any call. With `output`, the
+        model is asked for JSON of its schema and the reply's typed value (as JSON
+        data) is the result; a reply that does not fit is a ValueError naming the
+        fields."""
         if media:
             name = model or self.config.llm.sub_model or self.tree.client.model
             refusal = media_refusal(name, media, self.config.llm.media_input)
             if refusal is not None:
                 raise ValueError(refusal)
         return await self._sub_call(
-            "llm", prompt, model, lambda cid: self._llm(prompt, model, cid, media)
+            "llm", prompt, model, lambda cid: self._llm(prompt, model, cid, media, output)
         )
 
     async def _llm(
-        self, prompt: str, model: str | None, call_id: str, media: Sequence[dict[str, Any]] = ()
-    ) -> str:
+        self,
+        prompt: str,
+        model: str | None,
+        call_id: str,
+        media: Sequence[dict[str, Any]] = (),
+        output: OutputType | None = None,
+    ) -> Any:
         messages: list[ChatMessage] = []
         if self.config.llm.sub_system_prompt:
             messages.append({"role": "system", "content": self.config.llm.sub_system_prompt})
         messages.append(user_message(prompt, media))
         reply = await self.tree.model_call(
-            messages, parent_call_id=call_id, depth=self.depth + 1, purpose="sub", model=model
+            messages,
+            parent_call_id=call_id,
+            depth=self.depth + 1,
+            purpose="sub",
+            model=model,
+            response_format=json_schema_format(output.schema, output.name) if output else None,
         )
-        return reply.text
+        if output is None:
+            return reply.text
+        return output.data_of(reply.text, source="llm_query() reply")
 
-    async def sub_rlm(self, prompt: str, context: Any) -> str:
+    async def sub_rlm(self, prompt: str, context: Any, output: OutputType | None = None) -> Any:
+        """With `output`, the child run is asked for a typed answer (with its retries)
+        and its typed value, as JSON data, is the result."""
         if self.depth + 1 > self.config.budget.max_depth:
             text = prompt if context is None else f"{prompt}\n\n{_as_text(context)}"
-            return await self._sub_call("llm", text, None, lambda cid: self._llm(text, None, cid))
+            return await self._sub_call(
+                "llm", text, None, lambda cid: self._llm(text, None, cid, (), output)
+            )
         return await self._sub_call(
-            "rlm", prompt, None, lambda cid: self._child(prompt, context, cid)
+            "rlm", prompt, None, lambda cid: self._child(prompt, context, cid, output)
         )
 
-    async def _child(self, prompt: str, context: Any, call_id: str) -> str:
+    async def _child(
+        self, prompt: str, context: Any, call_id: str, output: OutputType | None = None
+    ) -> Any:
         loaded = load_context(prompt if context is None else context, self.config.input)
         child = Run(
             self.tree,
@@ -746,6 +773,7 @@ class Run:
             depth=self.depth + 1,
             call_id=self.tree.new_call_id(),
             parent_call_id=call_id,
+            output_type=output,  # with the default retries
         )
         async with self._slot.lent():
             outcome = await child.execute()
@@ -754,16 +782,20 @@ class Run:
                 outcome.stop_reason,
                 f"the sub-run stopped ({outcome.stop_reason}) without an answer",
             )
-        return outcome.answer
+        if output is None:
+            return outcome.answer
+        # the child's own checks ran (and its retries); a partial answer may still misfit
+        return output.data_of(outcome.answer, source="rlm_query() answer")
 
     async def _sub_call(
         self,
         kind: SubCallKind,
         prompt: str,
         model: str | None,
-        work: Callable[[str], Awaitable[str]],
-    ) -> str:
-        """Wrap a sub-call in its events; `work(call_id)` does it."""
+        work: Callable[[str], Awaitable[Any]],
+    ) -> Any:
+        """Wrap a sub-call in its events; `work(call_id)` does it (a typed result is
+        recorded as its JSON)."""
         call_id = self.tree.new_call_id()
         self.tree.emit(
             SubCallStarted(
@@ -777,7 +809,7 @@ class Run:
             )
         )
         started = time.perf_counter()
-        result: str | None = None
+        result: Any = None
         error: str | None = None
         try:
             self.tree.budget.check()
@@ -795,7 +827,9 @@ class Run:
                     depth=self.depth,
                     sub_kind=kind,
                     ok=error is None,
-                    response=result,
+                    response=result
+                    if isinstance(result, str) or result is None
+                    else json.dumps(result, ensure_ascii=False),
                     error=error,
                     duration_s=time.perf_counter() - started,
                 )

@@ -15,7 +15,6 @@ from rlmrt.config import RLMConfig
 from rlmrt.context.search import NOT_CONFIGURED, ContextSearch
 from rlmrt.engine.bridge import RunBridge
 from rlmrt.errors import ConfigError, UsageError
-from rlmrt.sandbox.base import QueryFailed
 from rlmrt.sandbox.facade import create_backend
 
 if TYPE_CHECKING:
@@ -45,29 +44,41 @@ class SessionHost:
         model: str | None = None,
         images: Sequence[dict[str, str]] | None = None,
         audio: Sequence[dict[str, str]] | None = None,
-    ) -> str:
+        *,
+        output_type: dict[str, Any] | None = None,
+    ) -> Any:
         if self._run is None:
             raise self._refuse("llm_query")
-        return await self._run.llm_query(prompt, model, images, audio)
+        return await self._run.llm_query(prompt, model, images, audio, output_type=output_type)
 
     async def llm_query_batched(
-        self, prompts: Sequence[str], model: str | None = None
-    ) -> list[str | QueryFailed]:
+        self,
+        prompts: Sequence[str],
+        model: str | None = None,
+        *,
+        output_type: dict[str, Any] | None = None,
+    ) -> list[Any]:
         if self._run is None:
             raise self._refuse("llm_query_batched")
-        return await self._run.llm_query_batched(prompts, model)
+        return await self._run.llm_query_batched(prompts, model, output_type=output_type)
 
-    async def rlm_query(self, prompt: str, context: Any = None) -> str:
+    async def rlm_query(
+        self, prompt: str, context: Any = None, *, output_type: dict[str, Any] | None = None
+    ) -> Any:
         if self._run is None:
             raise self._refuse("rlm_query")
-        return await self._run.rlm_query(prompt, context)
+        return await self._run.rlm_query(prompt, context, output_type=output_type)
 
     async def rlm_query_batched(
-        self, prompts: Sequence[str], contexts: Sequence[Any] | None = None
-    ) -> list[str | QueryFailed]:
+        self,
+        prompts: Sequence[str],
+        contexts: Sequence[Any] | None = None,
+        *,
+        output_type: dict[str, Any] | None = None,
+    ) -> list[Any]:
         if self._run is None:
             raise self._refuse("rlm_query_batched")
-        return await self._run.rlm_query_batched(prompts, contexts)
+        return await self._run.rlm_query_batched(prompts, contexts, output_type=output_type)
 
     async def tool_call(
         self, tool: str, args: Sequence[Any] | None = None, kwargs: dict[str, Any] | None = None

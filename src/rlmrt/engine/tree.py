@@ -115,6 +115,7 @@ class RunTree:
         closing: bool = False,
         temperature: float | None = None,
         seed: int | None = None,
+        response_format: dict[str, Any] | None = None,
     ) -> ModelReply:
         """One model call of the tree, with budget check, semaphore and events.
 
@@ -166,6 +167,7 @@ class RunTree:
                     closing=closing,
                     temperature=temperature,
                     seed=seed,
+                    response_format=response_format,
                 )
         except (ModelError, BudgetExceededError, asyncio.CancelledError) as exc:
             self.emit(
@@ -243,16 +245,19 @@ class RunTree:
         closing: bool,
         temperature: float | None = None,
         seed: int | None = None,
+        response_format: dict[str, Any] | None = None,
     ) -> ModelReply:
         """The call itself, cut off when the tree's wall time (plus the closing slice,
         for the closing call) runs out."""
         model = None if model_name == self.client.model else model_name
-        options: dict[str, int] = {}
+        options: dict[str, Any] = {}
         cap = self._max_tokens(model_name)
         if cap is not None:  # only then: clients of users may not know the argument
             options["max_tokens"] = cap
         if seed is not None:  # the same
             options["seed"] = seed
+        if response_format is not None:  # the same
+            options["response_format"] = response_format
         call = self.client.complete(
             messages, model=model, on_delta=on_delta, temperature=temperature, **options
         )

@@ -76,12 +76,14 @@ class ModelClient(ABC):
         temperature: float | None = None,
         max_tokens: int | None = None,
         seed: int | None = None,
+        response_format: dict[str, Any] | None = None,
     ) -> ModelReply:
         """Return the completion of `messages`; `temperature` and `seed` override the
         client's own for this call (the engine changes both to break a model's loop, and
         passes `seed` only then: a seeded server answers one prompt one way, however
         warm); `max_tokens` caps the reply's length (the engine passes it only when a
-        budget caps it)."""
+        budget caps it); `response_format` asks for JSON of a schema, in OpenAI's form
+        (`rlmrt.llm.structured`; the engine passes it only for a typed sub-call)."""
 
     async def aclose(self) -> None:
         """Release connections. Idempotent."""

@@ -39,6 +39,7 @@ class LiteLLMClient(ConfiguredClient):
         temperature: float | None = None,
         max_tokens: int | None = None,
         seed: int | None = None,
+        response_format: dict[str, Any] | None = None,
     ) -> ModelReply:
         name = model or self.model
         litellm = import_litellm()
@@ -60,6 +61,8 @@ class LiteLLMClient(ConfiguredClient):
             kwargs["seed"] = seed
         if max_tokens is not None:
             kwargs["max_tokens"] = max_tokens
+        if response_format is not None:
+            kwargs["response_format"] = response_format
         limit = self.max_reply_chars
         target = self._target(name)
 

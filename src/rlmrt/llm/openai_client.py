@@ -88,6 +88,7 @@ class OpenAICompatibleClient(ConfiguredClient):
         temperature: float | None = None,
         max_tokens: int | None = None,
         seed: int | None = None,
+        response_format: dict[str, Any] | None = None,
     ) -> ModelReply:
         name = model or self.model
         session = self._http_session()
@@ -106,6 +107,8 @@ class OpenAICompatibleClient(ConfiguredClient):
             payload["seed"] = seed
         if max_tokens is not None:
             payload["max_tokens"] = max_tokens
+        if response_format is not None:
+            payload["response_format"] = response_format
         if on_delta is not None:
             payload["stream"] = True
             payload["stream_options"] = {"include_usage": True}

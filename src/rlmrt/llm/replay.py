@@ -15,6 +15,7 @@ from __future__ import annotations
 
 from collections import defaultdict
 from collections.abc import Sequence
+from typing import Any
 
 from rlmrt.errors import ModelError
 from rlmrt.events import Event, ModelCallFinished, RunStarted, SubCallStarted
@@ -81,6 +82,7 @@ class ReplayClient(ModelClient):
         temperature: float | None = None,
         max_tokens: int | None = None,
         seed: int | None = None,
+        response_format: dict[str, Any] | None = None,
     ) -> ModelReply:
         recorded = self._reply()
         if on_delta is not None:

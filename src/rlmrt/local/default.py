@@ -13,10 +13,12 @@ import asyncio
 import logging
 import threading
 from collections.abc import Mapping, Sequence
+from typing import Any
 
 from rlmrt.config import RLMConfig, config_with
 from rlmrt.llm.base import ChatMessage, DeltaCallback, ModelClient, ModelReply
 from rlmrt.llm.provider_keys import keys_present
+from rlmrt.llm.structured import llama_cpp_format
 from rlmrt.local.catalog import LocalModel, get_model
 
 __all__ = ["LocalModelClient", "local_default_reason", "use_local_model"]
@@ -75,17 +77,21 @@ class LocalModelClient(ModelClient):
         temperature: float | None = None,
         max_tokens: int | None = None,
         seed: int | None = None,
+        response_format: dict[str, Any] | None = None,
     ) -> ModelReply:
         client = self._client
         if client is None:
             client = await asyncio.to_thread(self._connect)
+        options: dict[str, Any] = {} if seed is None else {"seed": seed}
+        if response_format is not None:
+            options["response_format"] = llama_cpp_format(response_format)
         return await client.complete(
             messages,
             model=model,
             on_delta=on_delta,
             temperature=temperature,
             max_tokens=max_tokens,
-            **({} if seed is None else {"seed": seed}),
+            **options,
         )
 
     def _connect(self) -> ModelClient:

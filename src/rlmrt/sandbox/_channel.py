@@ -16,7 +16,7 @@ from typing import Any, Protocol
 
 from rlmrt.errors import KernelTimeout, SandboxError
 from rlmrt.sandbox.base import HostBridge, call_host
-from rlmrt.sandbox.kernel import HOST_FUNCTIONS
+from rlmrt.sandbox.kernel import HOST_FUNCTIONS, unpack_bytes
 
 __all__ = [
     "MAX_FRAME",
@@ -200,7 +200,7 @@ class KernelChannel:
             return
         fn = str(frame.get("fn"))
         try:
-            value = await call_host(self.bridge, fn, frame.get("args"))
+            value = await call_host(self.bridge, fn, unpack_bytes(frame.get("args")))
             if HOST_FUNCTIONS[fn].batched:
                 # failed items travel as data; the kernel turns them into QueryFailed
                 value = [

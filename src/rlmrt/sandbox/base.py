@@ -163,19 +163,34 @@ class HostBridge(Protocol):
         model: str | None = None,
         images: Sequence[dict[str, str]] | None = None,
         audio: Sequence[dict[str, str]] | None = None,
-    ) -> str:
+        *,
+        output_type: dict[str, Any] | None = None,
+    ) -> Any:
         """`images` / `audio`: ``{"format", "data": base64}`` items (the kernel's
-        `MEDIA_FORMATS`), checked by the table before they get here."""
+        `MEDIA_FORMATS`), checked by the table before they get here. `output_type`: the
+        JSON Schema the reply must fit (sent only when code gives one); the reply's
+        typed value, as JSON data, is then the result."""
 
     async def llm_query_batched(
-        self, prompts: Sequence[str], model: str | None = None
-    ) -> list[str | QueryFailed]: ...
+        self,
+        prompts: Sequence[str],
+        model: str | None = None,
+        *,
+        output_type: dict[str, Any] | None = None,
+    ) -> list[Any]:
+        """Replies in order, a failed item a `QueryFailed`."""
 
-    async def rlm_query(self, prompt: str, context: Any = None) -> str: ...
+    async def rlm_query(
+        self, prompt: str, context: Any = None, *, output_type: dict[str, Any] | None = None
+    ) -> Any: ...
 
     async def rlm_query_batched(
-        self, prompts: Sequence[str], contexts: Sequence[Any] | None = None
-    ) -> list[str | QueryFailed]: ...
+        self,
+        prompts: Sequence[str],
+        contexts: Sequence[Any] | None = None,
+        *,
+        output_type: dict[str, Any] | None = None,
+    ) -> list[Any]: ...
 
     async def context_search(self, query: str, max_tokens: int = 2000) -> list[dict[str, Any]]:
         """Hits of the configured context provider as plain dicts (source, start_line,

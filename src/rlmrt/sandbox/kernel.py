@@ -413,10 +413,17 @@ class HostFunction:
 
 
 def _llm_query(
-    prompt: str, model: str | None = None, images: Any = None, audio: Any = None
+    prompt: str,
+    model: str | None = None,
+    images: Any = None,
+    audio: Any = None,
+    *,
+    output_type: Any = None,
 ) -> dict[str, Any]:
     """Ask a language model `prompt`; returns its reply. `images` / `audio`: a list of
-    Image / Audio objects (or their files' bytes) the model sees with the prompt."""
+    Image / Audio objects (or their files' bytes) the model sees with the prompt.
+    `output_type` (a JSON Schema dict, or a type: int, list[str], a dataclass, a
+    TypedDict, a Pydantic model) makes the reply that typed value, checked."""
     _check_str("llm_query", "prompt", prompt)
     _check_optional_str("llm_query", "model", model)
     args: dict[str, Any] = {"prompt": prompt, "model": model}
@@ -424,7 +431,139 @@ def _llm_query(
         args["images"] = _media_arguments("images", images, "image")
     if audio is not None:
         args["audio"] = _media_arguments("audio", audio, "audio")
+    return _typed_arguments("llm_query", args, output_type)
+
+
+def _typed_arguments(func: str, args: dict[str, Any], output_type: Any) -> dict[str, Any]:
+    """`args` with `output_type` as its JSON Schema, when one is given."""
+    if output_type is not None:
+        args["output_type"] = type_schema(func, output_type)
     return args
+
+
+def type_schema(func: str, spec: Any) -> dict[str, Any]:
+    """The JSON Schema of an output type given in sandboxed code: a schema dict as it
+    is, a Pydantic model's own schema, else built here from the type (plain Python:
+    the sandbox may have no Pydantic). The host checks it again, and the reply."""
+    if isinstance(spec, dict):
+        if not all(isinstance(key, str) for key in spec):
+            raise TypeError(f"{func}() output_type: a JSON Schema's keys must be str")
+        return spec
+    to_schema = getattr(spec, "model_json_schema", None)
+    if isinstance(spec, type) and callable(to_schema):
+        schema = to_schema()
+        if isinstance(schema, dict):
+            return schema
+    try:
+        return _schema_of(spec, 0)
+    except TypeError as exc:
+        raise TypeError(
+            f"{func}() output_type must be a JSON Schema dict or a type (str, int, float,"
+            f" bool, list[...], dict[str, ...], Literal[...], Optional, a dataclass, a"
+            f" TypedDict, a Pydantic model), got {spec!r:.80}: {exc}"
+        ) from None
+
+
+_SCHEMA_SCALARS: dict[Any, str] = {
+    str: "string",
+    int: "integer",
+    float: "number",
+    bool: "boolean",
+    type(None): "null",
+    None: "null",
+}
+
+
+def _schema_of(spec: Any, depth: int) -> dict[str, Any]:
+    import dataclasses
+    import types
+    import typing
+
+    if depth > 32:
+        raise TypeError("the type nests too deep")
+    if spec in _SCHEMA_SCALARS:
+        return {"type": _SCHEMA_SCALARS[spec]}
+    if spec in (list, tuple, set, frozenset):
+        return {"type": "array"}
+    if spec is dict:
+        return {"type": "object"}
+    if spec is typing.Any:
+        return {}
+    origin, args = typing.get_origin(spec), typing.get_args(spec)
+    if origin in (list, tuple, set, frozenset):
+        if origin is tuple and len(args) != 2 and args:
+            raise TypeError("only tuple[X, ...] is supported")
+        return (
+            {"type": "array", "items": _schema_of(args[0], depth + 1)}
+            if args
+            else {"type": "array"}
+        )
+    if origin is dict:
+        if args and args[0] is not str:
+            raise TypeError("dict keys must be str")
+        values = _schema_of(args[1], depth + 1) if args else {}
+        return {"type": "object", "additionalProperties": values}
+    if origin is typing.Literal:
+        return {"enum": list(args)}
+    if origin is typing.Union or origin is types.UnionType:
+        return {"anyOf": [_schema_of(arg, depth + 1) for arg in args]}
+    if isinstance(spec, type) and (dataclasses.is_dataclass(spec) or typing.is_typeddict(spec)):
+        hints = typing.get_type_hints(spec)
+        if dataclasses.is_dataclass(spec):
+            names = [f.name for f in dataclasses.fields(spec)]
+            required = [
+                f.name
+                for f in dataclasses.fields(spec)
+                if f.default is dataclasses.MISSING and f.default_factory is dataclasses.MISSING
+            ]
+        else:
+            names = list(hints)
+            required = [n for n in names if n in getattr(spec, "__required_keys__", ())]
+        return {
+            "title": spec.__name__,
+            "type": "object",
+            "properties": {n: _schema_of(hints[n], depth + 1) for n in names},
+            "required": required,
+        }
+    raise TypeError(f"{spec!r:.60} has no JSON Schema here")
+
+
+def _typed_result(spec: Any, value: Any, batched: bool) -> Any:
+    """A typed call's result as code asked for it (`_built`); a batched call's failed
+    items stay QueryFailed."""
+    if batched:
+        return [item if isinstance(item, QueryFailed) else _built(spec, item, 0) for item in value]
+    return _built(spec, value, 0)
+
+
+def _built(spec: Any, value: Any, depth: int) -> Any:
+    """`value` (JSON data the host checked against `spec`'s schema) with a dataclass's
+    instances where `spec` names one (at any depth of lists, dicts and Optional), a
+    Pydantic model's where the sandbox has Pydantic; the rest stays JSON data."""
+    import dataclasses
+    import typing
+
+    if depth > 32 or value is None or isinstance(spec, dict):
+        return value
+    build = getattr(spec, "model_validate", None)
+    if isinstance(spec, type) and callable(build):
+        return build(value)
+    if isinstance(spec, type) and dataclasses.is_dataclass(spec) and isinstance(value, dict):
+        hints = typing.get_type_hints(spec)
+        fields = {f.name for f in dataclasses.fields(spec) if f.init}
+        return spec(
+            **{k: _built(hints.get(k), v, depth + 1) for k, v in value.items() if k in fields}
+        )
+    origin, args = typing.get_origin(spec), typing.get_args(spec)
+    if origin in (list, tuple, set, frozenset) and args and isinstance(value, list):
+        return [_built(args[0], item, depth + 1) for item in value]
+    if origin is dict and len(args) == 2 and isinstance(value, dict):
+        return {key: _built(args[1], item, depth + 1) for key, item in value.items()}
+    if origin is typing.Union or origin is types.UnionType:
+        options = [arg for arg in args if arg is not type(None)]
+        if len(options) == 1:  # Optional[X]; a wider union stays data: which one fits?
+            return _built(options[0], value, depth + 1)
+    return value
 
 
 #: the formats `llm_query` sends, by kind, and how their bytes begin (`_sniffed`)
@@ -484,21 +623,28 @@ def _sniffed(head: bytes) -> str:
     return "unknown"
 
 
-def _llm_query_batched(prompts: Any, model: str | None = None) -> dict[str, Any]:
-    """Ask several prompts concurrently; replies in order (failed items: QueryFailed)."""
+def _llm_query_batched(
+    prompts: Any, model: str | None = None, *, output_type: Any = None
+) -> dict[str, Any]:
+    """Ask several prompts concurrently; replies in order (failed items: QueryFailed).
+    `output_type` makes each reply that typed value, as in `llm_query`."""
     items = _check_prompts("llm_query_batched", prompts)
     _check_optional_str("llm_query_batched", "model", model)
-    return {"prompts": items, "model": model}
+    return _typed_arguments("llm_query_batched", {"prompts": items, "model": model}, output_type)
 
 
-def _rlm_query(prompt: str, context: Any = None) -> dict[str, Any]:
-    """Run a recursive RLM one level deeper on `context`; returns its answer."""
+def _rlm_query(prompt: str, context: Any = None, *, output_type: Any = None) -> dict[str, Any]:
+    """Run a recursive RLM one level deeper on `context`; returns its answer.
+    `output_type` (as in `llm_query`) makes the answer that typed value, checked."""
     _check_str("rlm_query", "prompt", prompt)
-    return {"prompt": prompt, "context": context}
+    return _typed_arguments("rlm_query", {"prompt": prompt, "context": context}, output_type)
 
 
-def _rlm_query_batched(prompts: Any, contexts: Any = None) -> dict[str, Any]:
-    """Run several recursive RLMs concurrently; answers in order (or QueryFailed)."""
+def _rlm_query_batched(
+    prompts: Any, contexts: Any = None, *, output_type: Any = None
+) -> dict[str, Any]:
+    """Run several recursive RLMs concurrently; answers in order (or QueryFailed).
+    `output_type` makes each answer that typed value, as in `rlm_query`."""
     items = _check_prompts("rlm_query_batched", prompts)
     if contexts is not None:
         if not isinstance(contexts, (list, tuple)):
@@ -511,7 +657,9 @@ def _rlm_query_batched(prompts: Any, contexts: Any = None) -> dict[str, Any]:
                 f"rlm_query_batched() got {len(items)} prompts but {len(contexts)} contexts"
             )
         contexts = list(contexts)
-    return {"prompts": items, "contexts": contexts}
+    return _typed_arguments(
+        "rlm_query_batched", {"prompts": items, "contexts": contexts}, output_type
+    )
 
 
 def _context_search(query: str, max_tokens: int = 2000) -> dict[str, Any]:
@@ -1023,10 +1171,12 @@ class Repl:
 
 def _host_helper(function: HostFunction, repl: Repl) -> Callable[..., Any]:
     """The helper code calls for `function`: its arguments checked, then `repl.call`."""
-    name, arguments = function.name, function.arguments
+    name, arguments, batched = function.name, function.arguments, function.batched
 
     def helper(*args: Any, **kwargs: Any) -> Any:
-        return repl.call(name, arguments(*args, **kwargs))
+        value = repl.call(name, arguments(*args, **kwargs))
+        spec = kwargs.get("output_type")  # keyword-only where it exists
+        return value if spec is None else _typed_result(spec, value, batched)
 
     helper.__name__ = helper.__qualname__ = name
     helper.__doc__ = arguments.__doc__
@@ -1276,7 +1426,8 @@ class Kernel(Repl):
     def call(self, name: str, args: dict[str, Any]) -> Any:
         self.calls += 1
         cid = self.calls
-        self.channel.send({"op": "call", "id": cid, "fn": name, "args": args})
+        # bytes and Media (an rlm_query context) travel as data, never as their repr
+        self.channel.send({"op": "call", "id": cid, "fn": name, "args": pack_bytes(args)})
         while True:
             # between polls the timer signals are unblocked: an interrupt lands here
             msg = self.channel.poll(0.05)

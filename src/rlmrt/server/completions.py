@@ -40,8 +40,8 @@ from starlette.types import Receive, Scope, Send
 from rlmrt.config import InputSettings
 from rlmrt.engine.context_input import LoadedContext, load_context
 from rlmrt.engine.rlm import RLM
-from rlmrt.engine.start import RunResult, new_run_id, stream_run
-from rlmrt.errors import BudgetExceededError, ContextError, ModelError, RLMError
+from rlmrt.engine.start import RunResult, TypedOutput, new_run_id, stream_run, typed_output
+from rlmrt.errors import BudgetExceededError, ConfigError, ContextError, ModelError, RLMError
 from rlmrt.events import EventHandler, TokenDelta
 from rlmrt.observe.usage import Usage
 from rlmrt.server.api_errors import APIError, internal_error
@@ -65,6 +65,7 @@ class Completion:
     question: str
     context: LoadedContext
     include_usage: bool
+    output: TypedOutput | None = None  # from the request's response_format
     daily: DailyBudget | None = None  # the budget the run may spend at most
     run_id: str = field(default_factory=lambda: server_run_id())
     created: int = field(default_factory=lambda: int(time.time()))
@@ -100,6 +101,11 @@ def prepare(
             code="model_not_found",
         )
     question = body.question()
+    schema = body.response_format.output_schema() if body.response_format else None
+    try:
+        output = typed_output(schema)
+    except ConfigError as exc:
+        raise APIError(400, f"response_format: {exc}", param="response_format") from exc
     try:
         context = (
             _files_context(files, rlm.config.input)
@@ -115,6 +121,7 @@ def prepare(
         question=question,
         context=context,
         include_usage=body.include_usage,
+        output=output,
         daily=daily,
     )
 
@@ -320,7 +327,7 @@ def _completion_body(completion: Completion, result: RunResult) -> dict[str, Any
         "choices": [
             {
                 "index": 0,
-                "message": {"role": "assistant", "content": result.answer},
+                "message": {"role": "assistant", "content": answer_content(completion, result)},
                 "finish_reason": finish_reason(result),
             }
         ],
@@ -355,7 +362,10 @@ async def stream(run: RecordedRun) -> AsyncIterator[str]:
             yield "data: [DONE]\n\n"
             return
         yield _chunk(
-            completion, {"content": result.answer}, finish=finish_reason(result), rlm=result
+            completion,
+            {"content": answer_content(completion, result)},
+            finish=finish_reason(result),
+            rlm=result,
         )
         if completion.include_usage:
             body = _chunk_body(completion, {}, finish=None)
@@ -380,10 +390,20 @@ async def run_completion(
         on_event=on_event,
         stream_root=stream_root,
         run_id=completion.run_id,
+        output=completion.output,
     )
     if config is not None and completion.daily is not None and result.stop_reason == COST_CAP:
         return replace(result, stop_reason=completion.daily.stop_reason)
     return result
+
+
+def answer_content(completion: Completion, result: RunResult) -> str | None:
+    """The message content: the typed value's JSON when the request asked for a schema
+    and the answer fits it, else the answer's text (a misfit ends the run partial)."""
+    if completion.output is None or result.output is None:
+        return result.answer
+    data = completion.output.type.adapter.dump_python(result.output, mode="json")
+    return json.dumps(data, ensure_ascii=False)
 
 
 def finish_reason(result: RunResult) -> str:

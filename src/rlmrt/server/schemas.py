@@ -7,7 +7,7 @@ is rlmrt's own field (`extra_body={"context": ...}` with the openai client).
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, JsonValue, field_validator
 
@@ -33,6 +33,35 @@ class StreamOptions(BaseModel):
     include_usage: bool = Field(default=False, strict=True)  # 0 or "true" is a 400
 
 
+class JSONSchemaFormat(BaseModel):
+    model_config = ConfigDict(extra="allow")
+
+    name: str | None = None
+    schema_: dict[str, Any] = Field(alias="schema", description="The JSON Schema of the answer.")
+
+
+class ResponseFormat(BaseModel):
+    """OpenAI's `response_format`: "json_schema" makes the run's answer a typed value
+    (the run's `output_type`), "json_object" any JSON object, "text" plain text."""
+
+    model_config = ConfigDict(extra="allow")
+
+    type: Literal["text", "json_object", "json_schema"]
+    json_schema: JSONSchemaFormat | None = None
+
+    def output_schema(self) -> dict[str, Any] | None:
+        """The JSON Schema the answer must fit (None: a plain text answer)."""
+        if self.type == "json_schema":
+            if self.json_schema is None:
+                raise APIError(
+                    400,
+                    'response_format: type "json_schema" needs json_schema: {"schema": {...}}',
+                    param="response_format.json_schema",
+                )
+            return self.json_schema.schema_
+        return {"type": "object"} if self.type == "json_object" else None
+
+
 class ChatCompletionRequest(BaseModel):
     model_config = ConfigDict(extra="allow", json_schema_extra={"examples": [EXAMPLE]})
 
@@ -44,6 +73,12 @@ class ChatCompletionRequest(BaseModel):
     )
     stream: bool = Field(default=False, strict=True)
     stream_options: StreamOptions | None = None
+    response_format: ResponseFormat | None = Field(
+        default=None,
+        description='{"type": "json_schema", "json_schema": {"schema": {...}}} makes the answer'
+        " a value of that schema, checked (and sent back to the model while it does not"
+        " fit); the message content is its JSON.",
+    )
     context: str | list[str] | dict[str, Any] | None = Field(
         default=None,
         description="The context the RLM works over: a string, a list of strings or an object.",
