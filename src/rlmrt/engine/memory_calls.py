@@ -9,6 +9,7 @@ import asyncio
 from collections.abc import Sequence
 from typing import TYPE_CHECKING, Any
 
+from rlmrt.errors import ConfigError
 from rlmrt.events import MemoryChanged, MemoryRecalled
 from rlmrt.memory import MemoryStore
 
@@ -17,6 +18,8 @@ if TYPE_CHECKING:
 
 
 async def remember(run: Run, text: str, tags: Sequence[str], pin: bool) -> str:
+    _check_on(run)
+
     def write() -> str:
         with MemoryStore(run.config.memory.path) as store:
             return store.remember(text, tags=tags, pinned=pin).id
@@ -27,6 +30,8 @@ async def remember(run: Run, text: str, tags: Sequence[str], pin: bool) -> str:
 
 
 async def recall(run: Run, query: str, k: int) -> list[dict[str, Any]]:
+    _check_on(run)
+
     def read() -> list[dict[str, Any]]:
         with MemoryStore(run.config.memory.path) as store:
             return [
@@ -46,6 +51,8 @@ async def recall(run: Run, query: str, k: int) -> list[dict[str, Any]]:
 
 
 async def forget(run: Run, item_id: str) -> bool:
+    _check_on(run)
+
     def delete() -> bool:
         with MemoryStore(run.config.memory.path) as store:
             return store.forget(item_id)
@@ -54,6 +61,11 @@ async def forget(run: Run, item_id: str) -> bool:
     if gone:
         run.tree.emit(MemoryChanged(**_ids(run), action="forget", item_id=item_id, text=None))
     return gone
+
+
+def _check_on(run: Run) -> None:
+    if not run.config.memory.repl:
+        raise ConfigError("memory is off for this run's code (memory_in_repl = false)")
 
 
 def _ids(run: Run) -> dict[str, Any]:

@@ -270,6 +270,7 @@ class Run:
             answer_type=self.output_type.instructions() if self.output_type else None,
             memory_note=await self._recall() if self.depth == 0 else "",
             tools=self.tree.tools.prompt_lines() if self.tree.tools is not None else (),
+            memory=self.config.memory.repl and self._profile.lists_memory,
         )
         while True:
             stop_reason = await self._iterate(sandbox, messages)
