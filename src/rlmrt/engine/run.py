@@ -295,7 +295,7 @@ class Run:
 
     async def _recall(self) -> str:
         """The project's memory for the first prompt, each part recorded as an event."""
-        recalled = await asyncio.to_thread(recall_for_prompt, self.config.memory, self.prompt)
+        recalled = await recall_for_prompt(self.config.memory, self.tree.memory, self.prompt)
         for purpose, items in (("pinned", recalled.pinned), ("lessons", recalled.lessons)):
             if items:
                 self.tree.emit(
