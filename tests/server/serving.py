@@ -48,6 +48,12 @@ def model_reply(request: ChatRequest) -> Reply | str:
         return Reply(text=repl("FINAL('slow answer')"), delay_s=2.0)
     if "NEVER ANSWER" in text:
         return repl("x = 1")
+    if "PLEASE REMEMBER " in text:  # pin the word after it in the tenant's memory
+        note = text.split("PLEASE REMEMBER ", 1)[1].split()[0]
+        return repl(f"FINAL(memory.remember({note!r}, pin=True))")
+    if "PLEASE RECALL" in text:  # what code recalls, and whether a pinned note was shown
+        shown = "(pinned):" in text
+        return repl(f"FINAL(repr([h['text'] for h in memory.recall('note')]) + ' {shown}')")
     return repl("FINAL(str(len(context)))")
 
 

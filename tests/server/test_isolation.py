@@ -5,6 +5,7 @@ with OpenAI's error body, never acme's data; and the ids are unguessable."""
 from __future__ import annotations
 
 import re
+import sqlite3
 import time
 
 import httpx
@@ -97,3 +98,24 @@ def test_ids_are_unguessable(api: InProcessServer) -> None:
         assert found, run_id
     randoms = [re.sub(r"^run-\d{8}-\d{9}-", "", r) for r in runs]
     assert len(set(files)) == len(set(randoms)) == 3
+
+
+def test_a_tenants_memory_is_its_own(api: InProcessServer) -> None:
+    def ask(key: str, question: str) -> str | None:
+        with openai.OpenAI(base_url=api.url, api_key=api.keys[key], max_retries=0) as client:
+            reply = client.chat.completions.create(
+                model="rlm", messages=[{"role": "user", "content": question}]
+            )
+        return reply.choices[0].message.content
+
+    assert (ask("acme", "PLEASE REMEMBER note-acme-7f3a") or "").startswith("mem-")
+    # acme's later run recalls it from code and sees it pinned in its first prompt
+    assert ask("acme", "PLEASE RECALL") == "['note-acme-7f3a'] True"
+    # beta's run finds nothing, by code or in its prompt
+    assert ask("beta", "PLEASE RECALL") == "[] False"
+    with sqlite3.connect(api.database) as db:
+        rows = db.execute(
+            "SELECT t.name, m.text, m.pinned FROM memory_items m JOIN tenants t"
+            " ON t.id = m.tenant_id"
+        ).fetchall()
+    assert rows == [("acme", "note-acme-7f3a", 1)]
