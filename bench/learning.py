@@ -35,6 +35,7 @@ import sys
 import time
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
+from types import SimpleNamespace
 from typing import Any
 
 from quality_tasks import FAMILIES, Family, Task
@@ -285,6 +286,22 @@ async def protocol(args: argparse.Namespace, train: list[Task], test: list[Task]
     return 0
 
 
+def recorded(workdir: Path, tasks: list[Task]) -> list[Outcome]:
+    """The outcomes the batches of `workdir` wrote so far (each record's last attempt
+    that was not lost): the summary of a run under way or cut short."""
+    by_name = {task.name: task for task in tasks}
+    outcomes = []
+    for arm in ("train", "test-off", "test-on"):
+        last: dict[str, Any] = {}
+        for path in sorted(workdir.glob(f"{arm}-results-*.jsonl")):
+            for line in path.read_text().splitlines():
+                result = SimpleNamespace(**json.loads(line))
+                if lost_because(result) is None:
+                    last[result.id] = result
+        outcomes += [outcome_of(r, by_name[r.id], arm, workdir / "runs") for r in last.values()]
+    return outcomes
+
+
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--families", default=DEFAULT_FAMILIES, help="comma-separated")
@@ -298,6 +315,11 @@ def main() -> int:
         default=BENCH / "results" / "learning",
         help="memory store, trajectories and results (emptied first)",
     )
+    parser.add_argument(
+        "--summary",
+        action="store_true",
+        help="no runs: summarize what the batches in --workdir recorded (same set options)",
+    )
     args = parser.parse_args()
     unknown = sorted(set(args.families.split(",")) - set(FAMILIES))
     if unknown:
@@ -309,6 +331,9 @@ def main() -> int:
         parser.error(f"--sizes takes comma-separated integers, got {args.sizes!r}")
     train, test = (make_set(s, families, sizes, args.seed, args.per_family) for s in SETS)
     check_disjoint(train, test)
+    if args.summary:
+        print(summary(recorded(args.workdir, train + test)))
+        return 0
     if args.workdir.exists():
         shutil.rmtree(args.workdir)
     args.workdir.mkdir(parents=True)
