@@ -32,6 +32,9 @@ class PromptProfile:
     # blocks built on it); with one block per reply, a reply that repeats an earlier
     # block is dropped from the conversation (`run._forget_repeat`)
     first_block_only: bool = False
+    # the system prompt lists the REPL's `memory` when the run's code may use it (the
+    # small profile does not: a longer function list has not been measured to help it)
+    lists_memory: bool = True
 
 
 SMALL_RULES = """
@@ -56,6 +59,7 @@ PROFILES = {
         checked_final=True,
         peek_lines=5,
         first_block_only=True,
+        lists_memory=False,
     ),
 }
 # a parameter count of at most 4B in the model's name: "qwen2.5-coder-1.5b", "phi-3b"

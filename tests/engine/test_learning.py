@@ -50,6 +50,8 @@ def test_judged_runs_become_lessons_once(serve, make_rlm, tmp_path: Path) -> Non
     assert "n = sum('OVERDUE' in line for line in context.splitlines())" in good
     assert "-> 1" in good  # the block's output
     assert "what approach worked" in good
+    assert "It starts:\na|OVERDUE\nb|PAID" in good  # the data's shape, for the lesson to name
+    assert "Start with the data's shape" in good
     bad = next(a for a in asks if "judged bad" in a)
     assert "The right answer: 1" in bad and "counted the wrong rows" in bad
     assert "what went wrong and what to do instead" in bad

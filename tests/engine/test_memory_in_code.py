@@ -66,3 +66,29 @@ def test_forget_and_bad_calls(serve, make_rlm, tmp_path: Path) -> None:
     assert "memory.recall() k must be an int from 1 to 100, got 500" in out
     with MemoryStore(memory) as store:
         assert store.items() == []
+
+
+def test_the_prompt_lists_memory_only_where_code_may_use_it(serve, make_rlm, tmp_path) -> None:
+    server = serve(lambda request: "FINAL(42)")
+    memory = tmp_path / "memory.sqlite"
+    listed = []
+    for settings in ({}, {"prompt_profile": "small"}, {"memory_in_repl": False}):
+        first = len(server.requests)
+        rlm = make_rlm(server, memory_path=memory, max_iterations=2, **settings)
+        rlm.completion("q", context="c")
+        listed.append("memory.recall(query, k=5)" in server.requests[first].system_text)
+    assert listed == [True, False, False]
+
+
+def test_memory_off_refuses_code_its_calls(serve, make_rlm, tmp_path: Path) -> None:
+    memory = tmp_path / "memory.sqlite"
+    code = (
+        "for call in (lambda: memory.remember('x'), lambda: memory.recall('x'),"
+        " lambda: memory.forget('mem-1')):\n"
+        "    try:\n        call()\n    except Exception as exc:\n        print(exc)"
+    )
+    server = serve(scripted(root=[repl(code), repl("FINAL('done')")]))
+    make_rlm(server, memory_path=memory, memory_in_repl=False).completion("q", context="c")
+    out = server.requests[1].last_user_text
+    assert out.count("memory is off for this run's code (memory_in_repl = false)") == 3
+    assert not memory.exists()

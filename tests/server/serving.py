@@ -50,6 +50,12 @@ def model_reply(request: ChatRequest) -> Reply | str:
         return repl("x = 1")
     if "The answer must be a value of type" in text:  # a typed run (response_format)
         return repl("FINAL({'length': len(context), 'unit': 'chars'})")
+    if "PLEASE REMEMBER " in text:  # pin the word after it in the tenant's memory
+        note = text.split("PLEASE REMEMBER ", 1)[1].split()[0]
+        return repl(f"FINAL(memory.remember({note!r}, pin=True))")
+    if "PLEASE RECALL" in text:  # what code recalls, and whether a pinned note was shown
+        shown = "(pinned):" in text
+        return repl(f"FINAL(repr([h['text'] for h in memory.recall('note')]) + ' {shown}')")
     return repl("FINAL(str(len(context)))")
 
 

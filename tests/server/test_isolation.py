@@ -8,6 +8,7 @@ of the OpenAPI schema with an id in its path is one this suite tries."""
 from __future__ import annotations
 
 import re
+import sqlite3
 import time
 
 import httpx
@@ -133,3 +134,24 @@ def test_every_route_with_an_id_is_tried(api: InProcessServer) -> None:
         for method in operations
     )
     assert with_ids == sorted(TRIED)
+
+
+def test_a_tenants_memory_is_its_own(api: InProcessServer) -> None:
+    def ask(key: str, question: str) -> str | None:
+        with openai.OpenAI(base_url=api.url, api_key=api.keys[key], max_retries=0) as client:
+            reply = client.chat.completions.create(
+                model="rlm", messages=[{"role": "user", "content": question}]
+            )
+        return reply.choices[0].message.content
+
+    assert (ask("acme", "PLEASE REMEMBER note-acme-7f3a") or "").startswith("mem-")
+    # acme's later run recalls it from code and sees it pinned in its first prompt
+    assert ask("acme", "PLEASE RECALL") == "['note-acme-7f3a'] True"
+    # beta's run finds nothing, by code or in its prompt
+    assert ask("beta", "PLEASE RECALL") == "[] False"
+    with sqlite3.connect(api.database) as db:
+        rows = db.execute(
+            "SELECT t.name, m.text, m.pinned FROM memory_items m JOIN tenants t"
+            " ON t.id = m.tenant_id"
+        ).fetchall()
+    assert rows == [("acme", "note-acme-7f3a", 1)]

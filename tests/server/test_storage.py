@@ -17,7 +17,7 @@ from rlmrt.server.keys import key_hash, parse_duration
 from rlmrt.server.models import utc_now
 from rlmrt.server.storage import Spent, Store
 
-HEAD = "0005"  # the newest migration
+HEAD = "0006"  # the newest migration
 
 
 def url(path: Path) -> str:

@@ -471,6 +471,12 @@ class MemorySettings(_Section):
     learned_max_notes: int = Field(
         default=3, ge=0, le=20, description="Learned notes added to a first prompt, at most."
     )
+    repl: bool = Field(
+        default=True,
+        description="Run code may use memory.remember/recall/forget (listed in the root "
+        "model's instructions, except by the small-model profile); off: those calls fail.",
+        json_schema_extra=keyword("memory_in_repl"),
+    )
 
     @field_validator("path")
     @classmethod

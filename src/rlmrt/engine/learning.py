@@ -8,6 +8,7 @@ from __future__ import annotations
 import asyncio
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 from rlmrt.config import RLMConfig
 from rlmrt.engine.answers import non_answer
@@ -21,6 +22,8 @@ MAX_CODE_CHARS = 1_500
 MAX_OUTPUT_CHARS = 300
 MAX_BLOCKS = 6
 MAX_LESSON_CHARS = 600
+SHAPE_LINES = 3  # lines of the context's preview shown as its data shape
+SHAPE_LINE_CHARS = 160
 DISTILL_CONCURRENCY = 4
 
 DISTILL_PROMPT = """\
@@ -35,8 +38,10 @@ Code it ran, in order (with the start of each output):
 Its answer: {answer}
 {expected}{note}
 Write ONE lesson of at most three sentences for future runs on similar questions and \
-data: {ask} Name the code approach concretely (how to split, filter, compare, count). \
-Do not mention this run's particular values or answer. Reply with the lesson only."""
+data. Start with the data's shape as it looks (its format and how a record is written, \
+e.g. "Lines like `date [LEVEL] text`:"), then {ask} Give the code shape concretely (how \
+to split, filter, compare, count), as a short Python expression where one fits. Do not \
+mention this run's particular values or answer. Reply with the lesson only."""
 
 ASK_GOOD = "what approach worked, so it can be reused."
 ASK_BAD = "what went wrong and what to do instead."
@@ -89,6 +94,17 @@ async def distill_lessons(
     return Distilled(lessons, skipped)
 
 
+def context_shape(meta: dict[str, Any]) -> str:
+    """The context as the distilling call sees it: its type, size and first lines (the
+    data's shape, which a lesson names so that it fits runs on data like it)."""
+    shape = f"The context: {meta.get('type', '?')}, {meta.get('total_length', '?')} characters."
+    preview = meta.get("preview")
+    if isinstance(preview, str) and preview.strip():
+        lines = [line[:SHAPE_LINE_CHARS] for line in preview.splitlines()[:SHAPE_LINES]]
+        shape += " It starts:\n" + "\n".join(lines)
+    return shape + "\n"
+
+
 def distill_prompt(entry: Feedback, runs_dir: Path) -> str:
     """The distilling call's prompt for one judged run (its code from its trajectory
     when the file is there)."""
@@ -98,9 +114,7 @@ def distill_prompt(entry: Feedback, runs_dir: Path) -> str:
     if path.is_file():
         for event in iter_events(path):
             if isinstance(event, RunStarted) and event.call_id == entry.run_id:
-                meta = event.context_metadata
-                size = meta.get("total_length", "?")
-                shape = f"The context: {meta.get('type', '?')}, {size} characters.\n"
+                shape = context_shape(event.context_metadata)
             if isinstance(event, CodeExecuted) and len(blocks) < MAX_BLOCKS:
                 output = (event.error or event.stdout or "(no output)")[:MAX_OUTPUT_CHARS]
                 blocks.append(f"```python\n{event.code[:MAX_CODE_CHARS]}\n```\n-> {output}")

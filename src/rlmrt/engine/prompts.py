@@ -172,6 +172,13 @@ about `max_tokens` tokens in all. Each hit is a dict with keys source, start_lin
 end_line, title, text, score.
 """
 
+MEMORY_LINES = """\
+- memory: the project's memory, kept between runs. memory.remember(text, tags=None, \
+pin=False) -> id keeps a finding worth reusing (a data format, a method that worked); \
+memory.recall(query, k=5) -> list[dict] searches it (keys id, text, kind, tags, pinned); \
+memory.forget(id) removes an item.
+"""
+
 TOOLS_LINES = """\
 - tools: functions that run on the host, called from code as tools.NAME(...) with the \
 arguments shown (in loops if need be). tools.batch([("NAME", {{"arg": value}}), ...]) \
@@ -188,12 +195,16 @@ def system_prompt(
     context_search: bool = False,
     extra_rules: str = "",
     tools: Sequence[str] = (),
+    memory: bool = False,
 ) -> str:
     """The root model's instructions; `context_search` lists that REPL function (only
     when a context provider is configured); `tools` are the offered tools' lines
-    (`ToolBox.prompt_lines`; none: the prompt does not mention tools); `extra_rules`
-    come from the prompt profile."""
+    (`ToolBox.prompt_lines`; none: the prompt does not mention tools); `memory` lists
+    the REPL's `memory` (when the run's code may use it); `extra_rules` come from the
+    prompt profile."""
     functions = CONTEXT_SEARCH_LINE if context_search else ""
+    if memory:
+        functions += MEMORY_LINES
     if tools:
         functions += TOOLS_LINES.format(lines="\n".join(f"  - {line}" for line in tools))
     return (
@@ -237,6 +248,7 @@ def first_messages(
     answer_type: str | None = None,
     memory_note: str = "",
     tools: Sequence[str] = (),
+    memory: bool = False,
 ) -> list[Message]:
     where = "" if depth == 0 else f" (this is a recursive sub-run at depth {depth})"
     note = f"{session_note}\n\n" if session_note else ""
@@ -260,6 +272,7 @@ def first_messages(
                 context_search=context_search,
                 extra_rules=extra_rules,
                 tools=tools,
+                memory=memory,
             ),
         },
         {"role": "user", "content": user},

@@ -7,7 +7,8 @@ from dataclasses import dataclass
 
 from rlmrt.config import MemorySettings
 from rlmrt.context.base import estimate_tokens
-from rlmrt.memory import MemoryItem, MemoryStore
+from rlmrt.memory import MemoryItem
+from rlmrt.memory.backend import MemoryBackend
 
 PINNED_HEADING = "Remembered for this project (pinned):"
 LESSONS_HEADING = (
@@ -32,15 +33,16 @@ class Recalled:
         return "\n\n".join(parts)
 
 
-def recall_for_prompt(settings: MemorySettings, question: str) -> Recalled:
-    """The pinned items (oldest first) within `pinned_max_tokens`, and with `learning`
-    on, up to `learned_max_notes` lessons ranked by the question. An absent store is
-    read as empty and not created."""
+async def recall_for_prompt(
+    settings: MemorySettings, memory: MemoryBackend, question: str
+) -> Recalled:
+    """The pinned items of `memory` (oldest first) within `pinned_max_tokens`, and with
+    `learning` on, up to `learned_max_notes` lessons ranked by the question. An absent
+    store is read as empty and not created."""
     lessons: list[MemoryItem] = []
-    with MemoryStore(settings.path) as store:
-        pinned = _within(store.items(pinned=True), settings.pinned_max_tokens)
-        if settings.learning and settings.learned_max_notes and question.strip():
-            lessons = store.recall(question, k=settings.learned_max_notes, kind="lesson")
+    pinned = _within(await memory.pinned(), settings.pinned_max_tokens)
+    if settings.learning and settings.learned_max_notes and question.strip():
+        lessons = await memory.recall(question, k=settings.learned_max_notes, kind="lesson")
     return Recalled(pinned, lessons)
 
 

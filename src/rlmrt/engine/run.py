@@ -282,6 +282,7 @@ class Run:
             answer_type=self.output_type.instructions() if self.output_type else None,
             memory_note=await self._recall() if self.depth == 0 else "",
             tools=self.tree.tools.prompt_lines() if self.tree.tools is not None else (),
+            memory=self.config.memory.repl and self._profile.lists_memory,
         )
         while True:
             stop_reason = await self._iterate(sandbox, messages)
@@ -306,7 +307,7 @@ class Run:
 
     async def _recall(self) -> str:
         """The project's memory for the first prompt, each part recorded as an event."""
-        recalled = await asyncio.to_thread(recall_for_prompt, self.config.memory, self.prompt)
+        recalled = await recall_for_prompt(self.config.memory, self.tree.memory, self.prompt)
         for purpose, items in (("pinned", recalled.pinned), ("lessons", recalled.lessons)):
             if items:
                 self.tree.emit(

@@ -33,6 +33,7 @@ from rlmrt.engine.tree import RunTree
 from rlmrt.errors import ConfigError, ModelError
 from rlmrt.events import Event, EventBus, EventHandler
 from rlmrt.llm.base import ModelClient
+from rlmrt.memory.backend import MemoryBackend
 from rlmrt.observe.costs import check_project_budgets
 from rlmrt.observe.redact import known_secrets
 from rlmrt.observe.trajectory import SUFFIX, TrajectoryWriter
@@ -81,6 +82,7 @@ class Engine:
     sandboxes: SandboxPool
     searcher: ContextSearch | None = None
     handlers: list[EventHandler] = field(default_factory=list)
+    memory: MemoryBackend | None = None  # None: the project's store (`[memory] path`)
 
     async def run(
         self,
@@ -139,6 +141,7 @@ class Engine:
             searcher=self.searcher,
             spent_before=spent,
             tools=toolbox,
+            memory=self.memory,
         )
         root = Run(
             tree,

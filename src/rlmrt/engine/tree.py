@@ -34,6 +34,7 @@ from rlmrt.events import (
 from rlmrt.llm.base import ChatMessage, DeltaCallback, ModelClient, ModelReply
 from rlmrt.llm.call_site import MODEL_CALL
 from rlmrt.llm.pricing import cost_usd
+from rlmrt.memory.backend import FileMemory, MemoryBackend
 from rlmrt.observe.costs import ProjectSpend
 from rlmrt.observe.usage import UsageLedger
 from rlmrt.sandbox.pool import SandboxPool
@@ -53,8 +54,11 @@ class RunTree:
         searcher: ContextSearch | None = None,
         spent_before: ProjectSpend | None = None,
         tools: ToolBox | None = None,
+        memory: MemoryBackend | None = None,
     ) -> None:
         self.config = config
+        # what `memory.*` and the first prompt's recall reach (default: the project's)
+        self.memory: MemoryBackend = memory or FileMemory(config.memory.path)
         self.tools = tools  # what `tools.NAME(...)` reaches; None: no tools offered
         self.sandboxes = sandboxes or SandboxPool(0)
         self.searcher = searcher  # what context_search() asks; None: no provider

@@ -116,9 +116,9 @@ class MemoryStore:
     ) -> MemoryItem:
         item = MemoryItem(
             id=f"mem-{secrets.token_hex(6)}",
-            text=_checked_text(text),
-            kind=_checked_kind(kind),
-            tags=_checked_tags(tags),
+            text=checked_text(text),
+            kind=checked_kind(kind),
+            tags=checked_tags(tags),
             pinned=bool(pinned),
             created=_now(),
             source_runs=[str(run) for run in source_runs],
@@ -141,8 +141,7 @@ class MemoryStore:
 
     def recall(self, query: str, *, k: int = 5, kind: MemoryKind | None = None) -> list[MemoryItem]:
         """The `k` items that best match `query` (full-text, BM25), best first."""
-        if not isinstance(k, int) or isinstance(k, bool) or not 1 <= k <= 100:
-            raise ConfigError(f"k must be an int from 1 to 100, got {k!r}")
+        checked_k(k)
         match = fts_query(query)
         db = self._read()
         if match is None or db is None:
@@ -154,7 +153,7 @@ class MemoryStore:
         args: list[Any] = [match]
         if kind is not None:
             sql += " AND i.kind = ?"
-            args.append(_checked_kind(kind))
+            args.append(checked_kind(kind))
         sql += " ORDER BY items_fts.rank LIMIT ?"
         args.append(k)
         with self._lock:
@@ -177,7 +176,7 @@ class MemoryStore:
         sql, args = "SELECT * FROM items WHERE 1=1", list[Any]()
         if kind is not None:
             sql += " AND kind = ?"
-            args.append(_checked_kind(kind))
+            args.append(checked_kind(kind))
         if pinned is not None:
             sql += " AND pinned = ?"
             args.append(int(pinned))
@@ -297,7 +296,14 @@ def _item(row: sqlite3.Row) -> MemoryItem:
     )
 
 
-def _checked_text(text: object) -> str:
+def checked_k(k: object) -> int:
+    """How many items a recall returns: an int from 1 to 100."""
+    if not isinstance(k, int) or isinstance(k, bool) or not 1 <= k <= 100:
+        raise ConfigError(f"k must be an int from 1 to 100, got {k!r}")
+    return k
+
+
+def checked_text(text: object) -> str:
     if not isinstance(text, str) or not text.strip():
         raise ConfigError("a memory's text must be a non-empty string")
     if len(text) > MAX_TEXT_CHARS:
@@ -307,13 +313,13 @@ def _checked_text(text: object) -> str:
     return text.strip()
 
 
-def _checked_kind(kind: object) -> MemoryKind:
+def checked_kind(kind: object) -> MemoryKind:
     if kind not in KINDS:
         raise ConfigError(f"a memory's kind is one of {', '.join(KINDS)}, got {kind!r}")
     return kind
 
 
-def _checked_tags(tags: Iterable[str]) -> list[str]:
+def checked_tags(tags: Iterable[str]) -> list[str]:
     if isinstance(tags, str):
         tags = [tags]
     checked = []

@@ -43,6 +43,7 @@ from rlmrt.engine.rlm import RLM
 from rlmrt.engine.start import RunResult, TypedOutput, new_run_id, stream_run, typed_output
 from rlmrt.errors import BudgetExceededError, ConfigError, ContextError, ModelError, RLMError
 from rlmrt.events import EventHandler, TokenDelta
+from rlmrt.memory.backend import MemoryBackend, NoMemory
 from rlmrt.observe.usage import Usage
 from rlmrt.server.api_errors import APIError, internal_error
 from rlmrt.server.audit import Entry
@@ -67,6 +68,8 @@ class Completion:
     include_usage: bool
     output: TypedOutput | None = None  # from the request's response_format
     daily: DailyBudget | None = None  # the budget the run may spend at most
+    # the caller's tenant's memory (`server.memory`); never the machine's own store
+    memory: MemoryBackend = field(default_factory=NoMemory)
     run_id: str = field(default_factory=lambda: server_run_id())
     created: int = field(default_factory=lambda: int(time.time()))
 
@@ -380,7 +383,7 @@ async def run_completion(
 ) -> RunResult:
     """The run, on an engine whose cost cap is the daily budget's remainder when that is
     tighter than the profile's own (a run it ends says which budget)."""
-    engine = completion.rlm.engine
+    engine = replace(completion.rlm.engine, memory=completion.memory)
     config = capped(engine.config, completion.daily)
     if config is not None:
         engine = replace(engine, config=config)

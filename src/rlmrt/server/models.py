@@ -170,3 +170,19 @@ class ServerInstance(Base):
     pid: Mapped[int] = mapped_column(Integer)
     started_at: Mapped[datetime] = mapped_column(UTCDateTime(), default=utc_now)
     heartbeat_at: Mapped[datetime] = mapped_column(UTCDateTime(), default=utc_now, index=True)
+
+
+class MemoryRecord(Base):
+    """An item of one tenant's memory (`rlmrt.server.memory`): what its runs' code
+    remembered; no other tenant's run ever reads it."""
+
+    __tablename__ = "memory_items"
+
+    id: Mapped[str] = mapped_column(String(40), primary_key=True)
+    tenant_id: Mapped[str] = mapped_column(ForeignKey("tenants.id"), index=True)
+    text: Mapped[str] = mapped_column(Text)
+    kind: Mapped[str] = mapped_column(String(16))
+    tags: Mapped[str] = mapped_column(Text, default="")  # space-separated
+    pinned: Mapped[bool] = mapped_column(Boolean, default=False)
+    source_runs: Mapped[str] = mapped_column(Text, default="[]")  # JSON
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime(), default=utc_now)

@@ -18,6 +18,7 @@ from rlmrt.server.api_errors import APIError
 from rlmrt.server.auth import Caller, Reader, Writer
 from rlmrt.server.budgets import BudgetSpent, DailyBudget, check_budgets, daily_budgets
 from rlmrt.server.files import context_files
+from rlmrt.server.memory import TenantMemory
 from rlmrt.server.ratelimits import Admission, RateLimited, scopes
 from rlmrt.server.responses import (
     COMPLETION_RESPONSES,
@@ -66,6 +67,7 @@ async def admitted_run(
     except BaseException:
         await admission.release(0)
         raise
+    completion.memory = TenantMemory(state.store.sessions, caller.tenant_id)
     return completions.RecordedRun(
         state.store, completion, caller, admission, client, instance_id=state.instance_id
     )

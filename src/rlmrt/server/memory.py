@@ -1,0 +1,117 @@
+"""Each tenant's memory, in the server's database (SQLite or PostgreSQL): the backend a
+server run's `memory.*` calls and first-prompt recall reach, keyed by the caller's
+tenant, so one tenant's runs never see another's items.
+
+Search is portable SQL: the items holding any word of the query (case-insensitive),
+ranked by how many of its words they hold, then newest first."""
+
+from __future__ import annotations
+
+import json
+import re
+import secrets
+from collections.abc import Sequence
+
+from sqlalchemy import delete, func, or_, select
+from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
+
+from rlmrt.context.local_index import fts_query
+from rlmrt.memory.store import (
+    MemoryItem,
+    MemoryKind,
+    checked_k,
+    checked_kind,
+    checked_tags,
+    checked_text,
+)
+from rlmrt.server.models import MemoryRecord, utc_now
+
+MAX_TERMS = 32
+CANDIDATES = 500  # the newest matching items ranked for one recall
+
+_WORD = re.compile(r"\w+")
+
+
+class TenantMemory:
+    """The memory of tenant `tenant_id` in the database of `sessions`."""
+
+    def __init__(self, sessions: async_sessionmaker[AsyncSession], tenant_id: str) -> None:
+        self._sessions = sessions
+        self.tenant_id = tenant_id
+
+    async def remember(self, text: str, *, tags: Sequence[str], pinned: bool) -> MemoryItem:
+        record = MemoryRecord(
+            id=f"mem-{secrets.token_hex(6)}",
+            tenant_id=self.tenant_id,
+            text=checked_text(text),
+            kind="fact",
+            tags=" ".join(checked_tags(tags)),
+            pinned=bool(pinned),
+            source_runs="[]",
+            created_at=utc_now(),
+        )
+        async with self._sessions.begin() as session:
+            session.add(record)
+        return _item(record)
+
+    async def recall(
+        self, query: str, *, k: int = 5, kind: MemoryKind | None = None
+    ) -> list[MemoryItem]:
+        checked_k(k)
+        if fts_query(query) is None:  # an empty query is an error, no words: nothing
+            return []
+        terms = list(dict.fromkeys(_WORD.findall(query.lower())))[:MAX_TERMS]
+        text, tags = func.lower(MemoryRecord.text), func.lower(MemoryRecord.tags)
+        found = (
+            select(MemoryRecord)
+            .where(MemoryRecord.tenant_id == self.tenant_id)
+            .where(
+                or_(
+                    *(text.contains(t, autoescape=True) for t in terms),
+                    *(tags.contains(t, autoescape=True) for t in terms),
+                )
+            )
+            .order_by(MemoryRecord.created_at.desc())
+            .limit(CANDIDATES)
+        )
+        if kind is not None:
+            found = found.where(MemoryRecord.kind == checked_kind(kind))
+        async with self._sessions() as session:
+            records = list(await session.scalars(found))
+
+        def hits(record: MemoryRecord) -> int:
+            words = f"{record.text} {record.tags}".lower()
+            return sum(term in words for term in terms)
+
+        records.sort(key=hits, reverse=True)  # stable: newest first among equals
+        return [_item(record) for record in records[:k]]
+
+    async def forget(self, item_id: str) -> bool:
+        async with self._sessions.begin() as session:
+            gone = await session.execute(
+                delete(MemoryRecord).where(
+                    MemoryRecord.tenant_id == self.tenant_id, MemoryRecord.id == item_id
+                )
+            )
+        return bool(getattr(gone, "rowcount", 0))
+
+    async def pinned(self) -> list[MemoryItem]:
+        async with self._sessions() as session:
+            records = await session.scalars(
+                select(MemoryRecord)
+                .where(MemoryRecord.tenant_id == self.tenant_id, MemoryRecord.pinned)
+                .order_by(MemoryRecord.created_at)
+            )
+            return [_item(record) for record in records]
+
+
+def _item(record: MemoryRecord) -> MemoryItem:
+    return MemoryItem(
+        id=record.id,
+        text=record.text,
+        kind=checked_kind(record.kind),
+        tags=record.tags.split(),
+        pinned=record.pinned,
+        created=record.created_at.isoformat(timespec="microseconds"),
+        source_runs=json.loads(record.source_runs),
+    )
