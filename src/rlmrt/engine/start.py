@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import asyncio
 import secrets
+from collections import deque
 from collections.abc import (
     AsyncGenerator,
     AsyncIterator,
@@ -222,21 +223,28 @@ async def stream_run(
 ) -> AsyncGenerator[Event | RunResult, None]:
     """Run `start(on_event)` as a task; yield its events as they arrive, then its result.
 
-    Leaving the loop early (break, an error) cancels the run."""
-    queue: asyncio.Queue[Event] = asyncio.Queue()
-    task = asyncio.ensure_future(start(queue.put_nowait))
+    Leaving the loop early (break, an error) cancels the run. The events wait in a
+    deque and one `asyncio.Event` wakes the loop (each event and the task's end set
+    it): no task per event, which a run of many events (a streamed reply's tokens)
+    would pay for each."""
+    pending: deque[Event] = deque()
+    arrived = asyncio.Event()
+
+    def on_event(event: Event) -> None:
+        pending.append(event)
+        arrived.set()
+
+    task = asyncio.ensure_future(start(on_event))
+    task.add_done_callback(lambda _: arrived.set())
     try:
         while True:
-            getter = asyncio.ensure_future(queue.get())
-            done, _ = await asyncio.wait({getter, task}, return_when=asyncio.FIRST_COMPLETED)
-            if getter in done:
-                yield getter.result()
-                continue
-            getter.cancel()
-            while not queue.empty():
-                yield queue.get_nowait()
-            yield task.result()
-            return
+            await arrived.wait()
+            arrived.clear()
+            while pending:
+                yield pending.popleft()
+            if task.done():  # no await since `pending` emptied: nothing after it
+                yield task.result()
+                return
     finally:
         if not task.done():
             task.cancel()
