@@ -94,6 +94,7 @@ class Engine:
         run_id: str | None = None,
         output: TypedOutput | None = None,
         tools: Sequence[Tool] = (),
+        ready: Awaitable[None] | None = None,
     ) -> RunResult:
         """Run `prompt` over `context` to its answer.
 
@@ -102,7 +103,10 @@ class Engine:
         instead of raising: a stream ends with its result); `turn` runs it
         in a session's sandbox; `run_id` is given by replays, which keep the recorded
         ids (code may have seen them in a session's `history`); `tools` are offered to
-        the run's code as `tools.NAME(...)`, with those granted in the settings."""
+        the run's code as `tools.NAME(...)`, with those granted in the settings;
+        `ready` is awaited before the first model request (and raises there when it
+        fails: no model is called), so the run's set-up overlaps it: the server
+        commits the run's start meanwhile."""
         check_prompt(prompt)
         run_id = run_id or new_run_id()
         spent = check_project_budgets(self.config)
@@ -140,6 +144,7 @@ class Engine:
             searcher=self.searcher,
             spent_before=spent,
             tools=toolbox,
+            ready=ready,
         )
         root = Run(
             tree,
