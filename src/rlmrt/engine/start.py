@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import asyncio
 import secrets
+from collections import deque
 from collections.abc import (
     AsyncGenerator,
     AsyncIterator,
@@ -95,6 +96,7 @@ class Engine:
         run_id: str | None = None,
         output: TypedOutput | None = None,
         tools: Sequence[Tool] = (),
+        ready: Awaitable[None] | None = None,
     ) -> RunResult:
         """Run `prompt` over `context` to its answer.
 
@@ -103,7 +105,10 @@ class Engine:
         instead of raising: a stream ends with its result); `turn` runs it
         in a session's sandbox; `run_id` is given by replays, which keep the recorded
         ids (code may have seen them in a session's `history`); `tools` are offered to
-        the run's code as `tools.NAME(...)`, with those granted in the settings."""
+        the run's code as `tools.NAME(...)`, with those granted in the settings;
+        `ready` is awaited before the first model request (and raises there when it
+        fails: no model is called), so the run's set-up overlaps it: the server
+        commits the run's start meanwhile."""
         check_prompt(prompt)
         run_id = run_id or new_run_id()
         spent = check_project_budgets(self.config)
@@ -142,6 +147,7 @@ class Engine:
             spent_before=spent,
             tools=toolbox,
             memory=self.memory,
+            ready=ready,
         )
         root = Run(
             tree,
@@ -225,21 +231,28 @@ async def stream_run(
 ) -> AsyncGenerator[Event | RunResult, None]:
     """Run `start(on_event)` as a task; yield its events as they arrive, then its result.
 
-    Leaving the loop early (break, an error) cancels the run."""
-    queue: asyncio.Queue[Event] = asyncio.Queue()
-    task = asyncio.ensure_future(start(queue.put_nowait))
+    Leaving the loop early (break, an error) cancels the run. The events wait in a
+    deque and one `asyncio.Event` wakes the loop (each event and the task's end set
+    it): no task per event, which a run of many events (a streamed reply's tokens)
+    would pay for each."""
+    pending: deque[Event] = deque()
+    arrived = asyncio.Event()
+
+    def on_event(event: Event) -> None:
+        pending.append(event)
+        arrived.set()
+
+    task = asyncio.ensure_future(start(on_event))
+    task.add_done_callback(lambda _: arrived.set())
     try:
         while True:
-            getter = asyncio.ensure_future(queue.get())
-            done, _ = await asyncio.wait({getter, task}, return_when=asyncio.FIRST_COMPLETED)
-            if getter in done:
-                yield getter.result()
-                continue
-            getter.cancel()
-            while not queue.empty():
-                yield queue.get_nowait()
-            yield task.result()
-            return
+            await arrived.wait()
+            arrived.clear()
+            while pending:
+                yield pending.popleft()
+            if task.done():  # no await since `pending` emptied: nothing after it
+                yield task.result()
+                return
     finally:
         if not task.done():
             task.cancel()

@@ -4,7 +4,10 @@ context search.
 Every model call of the tree goes through `RunTree.model_call`, which checks the
 budget, holds the tree's concurrency semaphore, and emits the events that the ledger
 (and every other consumer) reads. Its `run_slots` bound the child runs that run at
-once (`max_concurrent_runs`, engine/slots.py).
+once (`max_concurrent_runs`, engine/slots.py). Its `ready` (from `Engine.run`) is what
+the first model request waits for: the run sets up (sandbox, context, prompt) while
+its caller finishes something the model must not be called before (the server: the
+run's start, committed).
 """
 
 from __future__ import annotations
@@ -12,7 +15,7 @@ from __future__ import annotations
 import asyncio
 import itertools
 import time
-from collections.abc import Sequence
+from collections.abc import Awaitable, Sequence
 from typing import Any
 
 from rlmrt.config import RLMConfig
@@ -55,8 +58,12 @@ class RunTree:
         spent_before: ProjectSpend | None = None,
         tools: ToolBox | None = None,
         memory: MemoryBackend | None = None,
+        ready: Awaitable[None] | None = None,
     ) -> None:
         self.config = config
+        # awaited (shielded: a cancelled run does not cancel it) before every model
+        # request; done, it costs nothing; failed, no model is called: its error is raised
+        self._ready = asyncio.ensure_future(ready) if ready is not None else None
         # what `memory.*` and the first prompt's recall reach (default: the project's)
         self.memory: MemoryBackend = memory or FileMemory(config.memory.path)
         self.tools = tools  # what `tools.NAME(...)` reaches; None: no tools offered
@@ -128,6 +135,8 @@ class RunTree:
         with a known price, the cost) left. The `closing` call (the best answer after
         a limit stopped the run) is not refused for the spent budget: it gets
         `Budget.closing_slice_s()` past the wall time instead."""
+        if self._ready is not None:
+            await asyncio.shield(self._ready)
         if not closing:
             self.budget.check()
         call_id = self.new_call_id()

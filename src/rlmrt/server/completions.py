@@ -11,7 +11,9 @@ never the prompt), each record in the transaction that writes the run's row (one
 commit at the start, one at the end), and gives back its rate-limit slot, charging
 its tokens, at the end.
 
-The start is committed before the answer starts. The end of a completion is written
+The start is committed before the run's first model call: a completion's run sets up
+(sandbox, context, prompt) while it commits (`Engine.run(ready=...)`); a start that
+fails calls no model and fails the request. The end of a completion is written
 right after its answer was sent (`RunResponse`: same request, awaited before it
 finishes, shielded from cancellation, so a server that stops drains it; a server
 that dies first leaves the run "running" on a dead instance, which `instances` marks
@@ -23,11 +25,12 @@ The rate-limit slot and the tokens are always given back before the answer.
 
 from __future__ import annotations
 
+import asyncio
 import json
 import logging
 import secrets
 import time
-from collections.abc import AsyncGenerator, AsyncIterator, Sequence
+from collections.abc import AsyncGenerator, AsyncIterator, Awaitable, Sequence
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 from types import TracebackType
@@ -164,10 +167,14 @@ class RecordedRun:
         self.result: RunResult | None = None
         self._after_answer = False  # the end written by `RunResponse`, not on exit
         self._end: tuple[str, Entry] | None = None  # the end to write, once
+        self._early = False  # entered before the start's commit landed
+        self._start: asyncio.Future[None] | None = None
 
     async def __aenter__(self) -> RecordedRun:
-        try:
-            await self.store.start_run(
+        """Commit the run's start (the row and its `run.create` record); after
+        `start_early()`, only begin it: the run awaits `ready` before calling a model."""
+        self._start = asyncio.ensure_future(
+            self.store.start_run(
                 self.completion.run_id,
                 caller=self.caller,
                 profile=self.completion.profile,
@@ -175,11 +182,31 @@ class RecordedRun:
                 instance_id=self.instance_id,
                 audited=self._entry("run.create", {"profile": self.completion.profile}),
             )
-        except BaseException:
-            with anyio.CancelScope(shield=True):
-                await self.admission.release(0)
-            raise
+        )
+        if not self._early:
+            await self._started()
         return self
+
+    def start_early(self) -> None:
+        """Let the run set up while its start commits (its model waits: `ready`)."""
+        self._early = True
+
+    @property
+    def ready(self) -> asyncio.Future[None]:
+        """The start's commit (entered only): for `Engine.run(ready=...)`."""
+        assert self._start is not None, "the run was not entered"
+        return self._start
+
+    async def _started(self) -> None:
+        """Wait for the start's commit, even while being cancelled; when it failed, give
+        the rate-limit slot back, write no end, and raise its error."""
+        with anyio.CancelScope(shield=True):
+            try:
+                await asyncio.shield(self.ready)
+            except BaseException:
+                self._end = None
+                await self.admission.release(0)
+                raise
 
     def end_after_answer(self) -> None:
         """Write the run's end once its answer was sent (a `RunResponse` does), not as
@@ -204,6 +231,12 @@ class RecordedRun:
         exc: BaseException | None,
         tb: TracebackType | None,
     ) -> None:
+        try:
+            await self._started()
+        except BaseException:
+            if exc is None:  # the run called no model: it fails as its start did
+                raise
+            return  # the run's error (the start's, raised at its first model call)
         result = self.result
         if result is not None:
             status = "failed" if result.error else "partial" if result.partial else "completed"
@@ -308,10 +341,11 @@ async def complete(run: RecordedRun) -> RunResponse:
     """Run to the end; the chat.completion response (which writes the run's end)."""
     completion = run.completion
     run.end_after_answer()
+    run.start_early()
     try:
         async with run as record:
             try:
-                record.result = await run_completion(completion)
+                record.result = await run_completion(completion, ready=run.ready)
             except RLMError as exc:
                 raise run_failed(exc, completion) from exc
     except BaseException:
@@ -344,11 +378,12 @@ async def stream(run: RecordedRun) -> AsyncIterator[str]:
     `RunStreamingResponse` of `run` sends them (it writes the run's end)."""
     completion = run.completion
     run.end_after_answer()
+    run.start_early()
     async with run as record:
         yield _chunk(completion, {"role": "assistant", "content": ""})
         try:
             async for item in stream_run(
-                lambda on: run_completion(completion, on, stream_root=True)
+                lambda on: run_completion(completion, on, stream_root=True, ready=run.ready)
             ):
                 if isinstance(item, RunResult):
                     record.result = item
@@ -379,10 +414,15 @@ async def stream(run: RecordedRun) -> AsyncIterator[str]:
 
 
 async def run_completion(
-    completion: Completion, on_event: EventHandler | None = None, *, stream_root: bool = False
+    completion: Completion,
+    on_event: EventHandler | None = None,
+    *,
+    stream_root: bool = False,
+    ready: Awaitable[None] | None = None,
 ) -> RunResult:
     """The run, on an engine whose cost cap is the daily budget's remainder when that is
-    tighter than the profile's own (a run it ends says which budget)."""
+    tighter than the profile's own (a run it ends says which budget); its first model
+    call waits for `ready` (the start's commit)."""
     engine = replace(completion.rlm.engine, memory=completion.memory)
     config = capped(engine.config, completion.daily)
     if config is not None:
@@ -394,6 +434,7 @@ async def run_completion(
         stream_root=stream_root,
         run_id=completion.run_id,
         output=completion.output,
+        ready=ready,
     )
     if config is not None and completion.daily is not None and result.stop_reason == COST_CAP:
         return replace(result, stop_reason=completion.daily.stop_reason)

@@ -5,6 +5,14 @@
 before anything else reads it. Raw keys never reach this module's tables: `create_key`
 returns the key once and stores its hash (see `keys`). Changes of tenants and keys are
 audited here (actor "cli": they are made by `rlm tenants` and `rlm keys`).
+
+The reads and writes of every request (the key with its tenant, a run's start and end
+with their audit records) are written once, as a function of a sync `Session`
+(`Store._transaction`). On a SQLite file it runs whole in a worker thread on the
+standard `sqlite3` driver: one hop off the event loop per transaction, where aiosqlite
+makes one per statement, fetch, commit and cursor close (about 12 for a run's start;
+measured in bench/README.md). On any other database (PostgreSQL) the async session runs
+the same function (`run_sync`).
 """
 
 from __future__ import annotations
@@ -13,21 +21,22 @@ import asyncio
 import os
 import re
 import secrets
-from collections.abc import Awaitable, Callable, Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, TypeVar
 
-from sqlalchemy import event, func, select, text
-from sqlalchemy.engine import Connection, make_url
+import anyio
+from sqlalchemy import Engine, create_engine, event, func, select, text
+from sqlalchemy.engine import URL, Connection, make_url
 from sqlalchemy.exc import ArgumentError, IntegrityError, NoSuchModuleError, OperationalError
 from sqlalchemy.ext.asyncio import (
     AsyncEngine,
-    AsyncSession,
     async_sessionmaker,
     create_async_engine,
 )
+from sqlalchemy.orm import Session
 
 from rlmrt.errors import ConfigError, UsageError
 from rlmrt.observe.usage import Usage
@@ -53,6 +62,7 @@ APPEND_TRIES = 20  # another process appended at the same place: read the end ag
 AUDIT_APPEND_LOCK = 0x726C6D5F61756474  # PostgreSQL advisory lock ids: audit appends,
 MIGRATE_LOCK = 0x726C6D5F6D696772  # and migrations
 SQLITE_BUSY_MS = 5000  # a writer waits this long for another (a replica, the CLI)
+T = TypeVar("T")
 
 
 @dataclass(frozen=True, slots=True)
@@ -66,10 +76,13 @@ class Spent:
 class Store:
     """Tenants, keys and runs in one database. Open with `await Store.open(url)`."""
 
-    def __init__(self, engine: AsyncEngine) -> None:
+    def __init__(self, engine: AsyncEngine, *, sqlite_file: Engine | None = None) -> None:
+        """`sqlite_file`: a sync engine on the same SQLite file, which runs the
+        transactions of `_transaction` in a worker thread (None: the async session)."""
         self.engine = engine
         self._session = async_sessionmaker(engine, expire_on_commit=False)
         self.sessions = self._session  # for the stores of files and runs beside this one
+        self._sqlite_file = sqlite_file
         self._append_lock = asyncio.Lock()  # one chain: appends of this process in turn
 
     @classmethod
@@ -103,12 +116,23 @@ class Store:
         except OperationalError as exc:
             await engine.dispose()
             raise ConfigError(f"cannot open the server database {shown}: {exc.orig}") from exc
-        if sqlite_file is not None:
-            os.chmod(sqlite_file, 0o600)  # key hashes and usage: the owner's only
-        return cls(engine)
+        if sqlite_file is None:
+            return cls(engine)
+        os.chmod(sqlite_file, 0o600)  # key hashes and usage: the owner's only
+        return cls(engine, sqlite_file=_sync_sqlite_engine(parsed))
 
     async def aclose(self) -> None:
         await self.engine.dispose()
+        if self._sqlite_file is not None:
+            self._sqlite_file.dispose()
+
+    async def _transaction(self, work: Callable[[Session], T]) -> T:
+        """`work` in one transaction, committed when it returns (rolled back when it
+        raises): on a SQLite file in a worker thread, else in the async session."""
+        if self._sqlite_file is not None:
+            return await anyio.to_thread.run_sync(_in_session, self._sqlite_file, work)
+        async with self._session.begin() as session:
+            return await session.run_sync(work)
 
     async def ping(self) -> None:
         """Raises when the database does not answer."""
@@ -228,13 +252,17 @@ class Store:
         compared in constant time."""
         if not looks_like_key(raw):
             return None
-        async with self._session() as session:
-            candidates = await session.execute(
-                select(ApiKey, Tenant)
-                .join(Tenant, ApiKey.tenant_id == Tenant.id)
-                .where(ApiKey.prefix == key_prefix(raw))
-            )
-            matches = [(key, tenant) for key, tenant in candidates if same_hash(key.key_hash, raw)]
+        query = (
+            select(ApiKey, Tenant)
+            .join(Tenant, ApiKey.tenant_id == Tenant.id)
+            .where(ApiKey.prefix == key_prefix(raw))
+        )
+
+        def read(session: Session) -> list[tuple[ApiKey, Tenant]]:
+            candidates = session.execute(query)
+            return [(key, tenant) for key, tenant in candidates if same_hash(key.key_hash, raw)]
+
+        matches = await self._transaction(read)
         return matches[0] if matches else None
 
     async def usable_keys(self, now: datetime | None = None) -> int:
@@ -278,12 +306,11 @@ class Store:
             instance_id=instance_id,
         )
 
-        async def insert(session: AsyncSession) -> None:
+        def insert(session: Session) -> None:
             session.add(row)
 
         if audited is None:
-            async with self._session.begin() as session:
-                await insert(session)
+            await self._transaction(insert)
         else:
             await self._append(audited, along=insert)
 
@@ -299,8 +326,8 @@ class Store:
         """Record how the run ended; with `audited`, in the transaction that appends
         that record to the audit log."""
 
-        async def update(session: AsyncSession) -> None:
-            record = await session.get(RunRecord, run_id)
+        def update(session: Session) -> None:
+            record = session.get(RunRecord, run_id)
             if record is None:
                 return
             record.status = status
@@ -313,8 +340,7 @@ class Store:
                 record.cost_usd = usage.cost_usd
 
         if audited is None:
-            async with self._session.begin() as session:
-                await update(session)
+            await self._transaction(update)
         else:
             await self._append(audited, along=update)
 
@@ -361,43 +387,26 @@ class Store:
         )
 
     async def _append(
-        self, entry: Entry, *, along: Callable[[AsyncSession], Awaitable[None]] | None = None
+        self, entry: Entry, *, along: Callable[[Session], None] | None = None
     ) -> AuditRecord:
         """Append `entry` (see `audit`); `along` writes in the same transaction, so
         both are stored or neither (a retry runs it again: the transaction that lost
         was rolled back whole; `along`'s own integrity errors are raised, not retried)."""
+        postgresql = self.engine.dialect.name == "postgresql"
         async with self._append_lock:
             for _ in range(APPEND_TRIES):
                 appending = along is None
+
+                def append(session: Session) -> AuditRecord:
+                    nonlocal appending
+                    if along is not None:
+                        along(session)
+                        session.flush()
+                        appending = True
+                    return _append_record(session, entry, postgresql=postgresql)
+
                 try:
-                    async with self._session.begin() as session:
-                        if along is not None:
-                            await along(session)
-                            await session.flush()
-                            appending = True
-                        if self.engine.dialect.name == "postgresql":
-                            await session.execute(
-                                text("SELECT pg_advisory_xact_lock(:lock)"),
-                                {"lock": AUDIT_APPEND_LOCK},
-                            )
-                        last = await session.scalar(
-                            select(AuditRecord).order_by(AuditRecord.seq.desc()).limit(1)
-                        )
-                        record = sealed(
-                            AuditRecord(
-                                seq=1 if last is None else last.seq + 1,
-                                at=utc_now().isoformat(),
-                                action=entry.action,
-                                actor=entry.actor,
-                                tenant_id=entry.tenant_id,
-                                target=entry.target,
-                                client=entry.client,
-                                detail=detail_text(entry.detail),
-                                prev_hash=GENESIS if last is None else last.hash,
-                            )
-                        )
-                        session.add(record)
-                    return record
+                    return await self._transaction(append)
                 except (IntegrityError, OperationalError) as exc:
                     if not appending and isinstance(exc, IntegrityError):
                         raise
@@ -419,6 +428,43 @@ class Store:
     async def verify_audit(self) -> tuple[int, ChainBreak | None]:
         """How many records there are and the first that breaks the chain (None: intact)."""
         return first_break(await self.audit_records())
+
+
+def _append_record(session: Session, entry: Entry, *, postgresql: bool) -> AuditRecord:
+    """`entry` added to `session` as the record after the chain's end (read here; on
+    PostgreSQL after taking the appends' advisory lock, held to the commit)."""
+    if postgresql:
+        session.execute(text("SELECT pg_advisory_xact_lock(:lock)"), {"lock": AUDIT_APPEND_LOCK})
+    last = session.scalar(select(AuditRecord).order_by(AuditRecord.seq.desc()).limit(1))
+    record = sealed(
+        AuditRecord(
+            seq=1 if last is None else last.seq + 1,
+            at=utc_now().isoformat(),
+            action=entry.action,
+            actor=entry.actor,
+            tenant_id=entry.tenant_id,
+            target=entry.target,
+            client=entry.client,
+            detail=detail_text(entry.detail),
+            prev_hash=GENESIS if last is None else last.hash,
+        )
+    )
+    session.add(record)
+    return record
+
+
+def _in_session(engine: Engine, work: Callable[[Session], T]) -> T:
+    """`work` in one transaction of a new session of `engine` (see `Store._transaction`)."""
+    with Session(engine, expire_on_commit=False) as session, session.begin():
+        return work(session)
+
+
+def _sync_sqlite_engine(url: URL) -> Engine:
+    """A sync engine (the standard `sqlite3` driver) on the SQLite file of `url`, with
+    the same pragmas as the async one."""
+    engine = create_engine(url.set(drivername="sqlite"))
+    event.listen(engine, "connect", _sqlite_pragmas)
+    return engine
 
 
 def _check_limits(limits: Mapping[str, float | None]) -> None:
