@@ -249,9 +249,14 @@ def environ_of(pid: int) -> str | None:
 
 
 def descendants(pid: int) -> list[int]:
+    """The processes below `pid` now (one that exits while it is read is left out)."""
     found = []
     for child in Path(f"/proc/{pid}/task").glob("*/children"):
-        for text in child.read_text().split():
+        try:
+            children = child.read_text().split()
+        except (FileNotFoundError, ProcessLookupError):  # that thread or process ended
+            continue
+        for text in children:
             found += [int(text), *descendants(int(text))]
     return found
 
