@@ -11,12 +11,13 @@ from __future__ import annotations
 
 import math
 import re
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
+from functools import cached_property
 
 from rlmrt.engine.parsing import literal_value
 from rlmrt.sandbox.base import ExecResult
 
-__all__ = ["Evidence", "empty_result", "lines_holding", "peek_lines"]
+__all__ = ["ContextLines", "Evidence", "empty_result", "lines_holding", "peek_lines"]
 
 POINTED_RUNS = 3  # a block run this many times with the same one-line output answers
 _WORD = re.compile(r"[a-z0-9]+")
@@ -28,7 +29,7 @@ _STOP_WORDS = frozenset((
     "document", "context", "line", "lines", "please", "word", "words",
 ))  # fmt: skip
 _PEEK_LINE_CHARS = 240
-_LINE_NUMBER = re.compile(r"^line \d+: ", re.MULTILINE)
+_LINE_NUMBER = re.compile(r"^(?:context\[\d+\] )?line \d+: ", re.MULTILINE)
 # what a filter that matched nothing prints
 _EMPTY_RESULTS = frozenset(("0", "0.0", "[]", "{}", "()", "set()", "None", "''", '""'))
 
@@ -131,44 +132,81 @@ def empty_result(result: ExecResult) -> str | None:
     return output
 
 
-def peek_lines(question: str, text: str, limit: int) -> list[str]:
-    """Up to `limit` lines of `text` that hold the most of the question's rarer words
-    (each word weighted by how rare it is among the lines), as "line N: ..." in text
-    order. A small model that sees a few relevant lines writes code for their real
-    format, and can read a looked-up value, instead of guessing."""
+class ContextLines:
+    """The lines of a text context, or of a list of texts (a PDF's pages, a document's
+    sections), under the labels the runtime shows them with: "line N" in a text,
+    "context[i] line N" in item i of a list, so a shown line also tells the model where
+    it is and what `context` is."""
+
+    def __init__(self, parts: Sequence[str], *, listed: bool) -> None:
+        self._parts = parts
+        self._listed = listed
+
+    @classmethod
+    def of(cls, value: object) -> ContextLines | None:
+        """The lines of `value`, when it is a text or a non-empty list of texts."""
+        if isinstance(value, str):
+            return cls([value], listed=False)
+        if isinstance(value, list) and value and all(isinstance(item, str) for item in value):
+            return cls(value, listed=True)
+        return None
+
+    @cached_property
+    def text(self) -> str:
+        """The whole context as one text (the items joined by newlines)."""
+        return self._parts[0] if not self._listed else "\n".join(self._parts)
+
+    def numbered(self) -> Iterator[tuple[str, str]]:
+        """(label, line) for every line, in order."""
+        for index, part in enumerate(self._parts):
+            prefix = f"context[{index}] " if self._listed else ""
+            for number, line in enumerate(part.splitlines(), start=1):
+                yield f"{prefix}line {number}", line
+
+
+def peek_lines(question: str, lines: ContextLines, limit: int) -> list[str]:
+    """Up to `limit` lines of the context that hold the most of the question's rarer
+    words (each word weighted by how rare it is among the lines), as "line N: ..." in
+    context order. A small model that sees a few relevant lines writes code for their
+    real format, and can read a looked-up value, instead of guessing."""
     words = {w for w in _WORD.findall(question.lower()) if len(w) > 2 and w not in _STOP_WORDS}
-    lines = text.splitlines()
-    if not words or not lines or limit <= 0:
+    if not words or limit <= 0:
         return []
-    present: list[tuple[int, frozenset[str]]] = []
+    present: list[tuple[int, str, str, frozenset[str]]] = []
     frequency = dict.fromkeys(words, 0)
-    for number, line in enumerate(lines, start=1):
+    total = 0
+    for label, line in lines.numbered():
+        total += 1
         lowered = line.lower()
         found = frozenset(w for w in words if w in lowered)
         if found:
-            present.append((number, found))
+            present.append((total, label, line, found))
             for word in found:
                 frequency[word] += 1
-    weight = {w: math.log(len(lines) / n) for w, n in frequency.items() if n}
-    scored = [(sum(weight[w] for w in found), number) for number, found in present]
-    best = sorted((s for s in scored if s[0] > 0), key=lambda s: (-s[0], s[1]))[:limit]
-    shown = []
-    for _, number in sorted(best, key=lambda s: s[1]):
-        shown.append(f"line {number}: {_around_words(lines[number - 1], weight)}")
-    return shown
+    weight = {w: math.log(total / n) for w, n in frequency.items() if n}
+    scored = [(sum(weight[w] for w in found), order) for order, _, _, found in present]
+    best = {
+        order
+        for _, order in sorted((s for s in scored if s[0] > 0), key=lambda s: (-s[0], s[1]))[:limit]
+    }
+    return [
+        f"{label}: {_around_words(line, weight)}"
+        for order, label, line, _ in present
+        if order in best
+    ]
 
 
-def lines_holding(value: str, text: str, limit: int) -> list[str]:
-    """Up to `limit` lines of `text` holding `value` as a whole token, as "line N: ..."."""
+def lines_holding(value: str, lines: ContextLines, limit: int) -> list[str]:
+    """Up to `limit` lines of the context holding `value` as a whole token, as "line N: ..."."""
     value = value.strip()
     if not value:
         return []
     whole = re.compile(rf"(?<![\w-]){re.escape(value)}(?![\w-])")
     shown = []
-    for number, line in enumerate(text.splitlines(), start=1):
+    for label, line in lines.numbered():
         match = whole.search(line)
         if match is not None:
-            shown.append(f"line {number}: {_around(line, match.start())}")
+            shown.append(f"{label}: {_around(line, match.start())}")
             if len(shown) == limit:
                 break
     return shown

@@ -19,7 +19,13 @@ from rlmrt.context.search import ContextSearch
 from rlmrt.engine.answers import non_answer
 from rlmrt.engine.bridge import RunBridge
 from rlmrt.engine.context_input import LoadedContext, load_context
-from rlmrt.engine.evidence import Evidence, empty_result, lines_holding, peek_lines
+from rlmrt.engine.evidence import (
+    ContextLines,
+    Evidence,
+    empty_result,
+    lines_holding,
+    peek_lines,
+)
 from rlmrt.engine.near_miss import longer_value, near_misses, whole_value_variant
 from rlmrt.engine.output_type import OutputInvalid, OutputType
 from rlmrt.engine.parsing import (
@@ -129,6 +135,8 @@ class Run:
         self._output_rejections = 0
         self.prompt = prompt
         self.context = context
+        # the context's lines, when it is a text or a list of texts (the small profile's checks)
+        self._lines = ContextLines.of(context.value)
         self.depth = depth
         self.call_id = call_id
         self.parent_call_id = parent_call_id
@@ -264,10 +272,9 @@ class Run:
 
     async def _work(self, sandbox: SandboxBackend) -> tuple[str | None, bool, str]:
         peek: list[str] = []
-        if self._profile.peek_lines and isinstance(self.context.value, str):
-            peek = await asyncio.to_thread(
-                peek_lines, self.prompt, self.context.value, self._profile.peek_lines
-            )
+        lines = self._lines
+        if self._profile.peek_lines and lines is not None:
+            peek = await asyncio.to_thread(peek_lines, self.prompt, lines, self._profile.peek_lines)
             self._evidence.hint("\n".join(peek))
             self._peek = peek
         messages = first_messages(
@@ -453,12 +460,12 @@ class Run:
         shows real lines, and the empty value is not taken as seen until another block
         confirms it."""
         empty = empty_result(result)
-        value = self.context.value
-        if empty is None or not isinstance(value, str):
+        lines = self._lines
+        if empty is None or lines is None:
             return []
         if self._about is None:
             limit = max(self._profile.peek_lines, 3) + 3
-            found = await asyncio.to_thread(peek_lines, self.prompt, value, limit)
+            found = await asyncio.to_thread(peek_lines, self.prompt, lines, limit)
             fresh = [line for line in found if line not in self._peek]
             self._about = (fresh or found)[:3]
         if not self._about:
@@ -474,10 +481,10 @@ class Run:
         other check sees that it counted the wrong lines. The runtime runs the same code
         with whole-value tests and shows what it prints, and the block's own output is
         no answer until other code prints it. Once per tested value a run."""
-        value = self.context.value
-        if result.error is not None or not result.stdout.strip() or not isinstance(value, str):
+        lines = self._lines
+        if result.error is not None or not result.stdout.strip() or lines is None:
             return []
-        found = await asyncio.to_thread(near_misses, code, value)
+        found = await asyncio.to_thread(near_misses, code, lines.text)
         fresh = [miss for miss in found if miss.literal not in self._near_missed]
         if not fresh:
             return []
@@ -514,15 +521,15 @@ class Run:
         whole = self._evidence.whole_of(answer)
         if whole is not None:
             return PARTIAL_FINAL_NOTE.format(answer=_brief(answer), whole=_brief(whole))
-        value = self.context.value
-        longer = longer_value(answer, value) if isinstance(value, str) and answer else None
+        lines = self._lines
+        longer = longer_value(answer, lines.text) if lines is not None and answer else None
         if longer is not None:  # the code cut a value ("meadow" of "meadow-9328")
             self._evidence.show(longer)
             return PARTIAL_FINAL_NOTE.format(answer=_brief(answer), whole=_brief(longer))
         self._evidence.show(answer)
-        lines = lines_holding(answer, value, 3) if isinstance(value, str) else []
-        if lines:
-            return UNSEEN_FINAL_LINES_NOTE.format(answer=_brief(answer), lines="\n".join(lines))
+        holding = lines_holding(answer, lines, 3) if lines is not None else []
+        if holding:
+            return UNSEEN_FINAL_LINES_NOTE.format(answer=_brief(answer), lines="\n".join(holding))
         return UNSEEN_FINAL_NOTE.format(answer=_brief(answer))
 
     def _repeat_note(self, code: str, result: ExecResult) -> list[str]:
