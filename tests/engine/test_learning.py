@@ -85,3 +85,43 @@ def test_a_failed_or_useless_reply_leaves_the_run_for_next_time(
     assert reasons[1] == "the model's reply was a refusal"
     assert sorted(f.run_id for f in store.feedback(distilled=False)) == sorted(runs)
     store.close()
+
+
+def test_a_lesson_quoting_the_runs_answer_is_rewritten_once(
+    serve, make_rlm, tmp_path: Path
+) -> None:
+    """A lesson that carries one run's value misleads runs on other data: the model is
+    asked once to rewrite it; a rewrite that still quotes it is no lesson."""
+    replies = iter(
+        [
+            "Count lines holding OVERDUE: the answer was 138.",
+            LESSON,
+            "There were 4411 PAID rows.",
+            "Still 4411 rows.",
+        ]
+    )
+    answers = iter([repl("FINAL('138')"), repl("FINAL('4411')")])
+    asks: list[ChatRequest] = []
+
+    def model(request: ChatRequest) -> Reply | str:
+        if request.is_rlm_root:
+            return next(answers)
+        asks.append(request)
+        return next(replies)
+
+    server = serve(model)
+    rlm = make_rlm(server, memory_path=tmp_path / "memory.sqlite")
+    first = rlm.completion("How many invoices are OVERDUE?", context="a|OVERDUE")
+    give_feedback(rlm.config, first.run_id, "good")
+    made = rlm.learn()
+    assert [item.text for item in made.lessons] == [LESSON]
+    assert "quotes this run's own answer (138)" in asks[1].last_user_text
+    assert len(asks[1].messages) == 3  # the prompt, the quoting lesson, the ask to rewrite
+    second = rlm.completion("How many invoices are PAID?", context="a|PAID")
+    give_feedback(rlm.config, second.run_id, "good")
+    store = MemoryStore(tmp_path / "memory.sqlite")
+    again = rlm.learn()
+    assert again.lessons == []
+    assert again.skipped == {second.run_id: "the lesson quoted the run's own answer '4411'"}
+    assert [f.run_id for f in store.feedback(distilled=False)] == [second.run_id]
+    store.close()

@@ -6,6 +6,7 @@ lessons most like their question (see `recall.py`)."""
 from __future__ import annotations
 
 import asyncio
+import re
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -14,7 +15,7 @@ from rlmrt.config import RLMConfig
 from rlmrt.engine.answers import non_answer
 from rlmrt.errors import ModelError
 from rlmrt.events import CodeExecuted, RunStarted
-from rlmrt.llm.base import ModelClient
+from rlmrt.llm.base import Message, ModelClient
 from rlmrt.memory import Feedback, MemoryItem, MemoryStore
 from rlmrt.observe.trajectory import SUFFIX, iter_events
 
@@ -25,6 +26,7 @@ MAX_LESSON_CHARS = 600
 SHAPE_LINES = 3  # lines of the context's preview shown as its data shape
 SHAPE_LINE_CHARS = 160
 DISTILL_CONCURRENCY = 4
+MAX_QUOTED_CHARS = 80  # longer answers are sentences, not values a lesson copies
 
 DISTILL_PROMPT = """\
 A language model answered a question about a large text by writing Python code in a \
@@ -42,6 +44,11 @@ data. Start with the data's shape as it looks (its format and how a record is wr
 e.g. "Lines like `date [LEVEL] text`:"), then {ask} Give the code shape concretely (how \
 to split, filter, compare, count), as a short Python expression where one fits. Do not \
 mention this run's particular values or answer. Reply with the lesson only."""
+
+REWRITE_PROMPT = """\
+Your lesson quotes this run's own answer ({value}). Rewrite it so it fits runs on other \
+data: keep the data's shape and the code shape, and leave out this run's values and \
+answer. Reply with the lesson only."""
 
 ASK_GOOD = "what approach worked, so it can be reused."
 ASK_BAD = "what went wrong and what to do instead."
@@ -64,19 +71,27 @@ async def distill_lessons(
     gate = asyncio.Semaphore(DISTILL_CONCURRENCY)
 
     async def one(entry: Feedback) -> tuple[Feedback, str | None, str | None]:
+        messages: list[Message] = [
+            {"role": "user", "content": distill_prompt(entry, config.trajectory.dir)}
+        ]
         async with gate:
             try:
-                reply = await client.complete(
-                    [{"role": "user", "content": distill_prompt(entry, config.trajectory.dir)}],
-                    temperature=0.0,
-                    max_tokens=200,
-                )
+                lesson = await _ask(client, messages)
+                quoted = quoted_value(lesson, entry)
+                if quoted is not None:  # once more, told what it quoted
+                    messages.append({"role": "assistant", "content": lesson})
+                    messages.append(
+                        {"role": "user", "content": REWRITE_PROMPT.format(value=quoted)}
+                    )
+                    lesson = await _ask(client, messages)
             except ModelError as exc:
                 return entry, None, f"the model call failed: {exc}"
-        lesson = reply.text.strip().strip('"').strip()
         why = non_answer(lesson, entry.prompt or "") if lesson else "empty"
         if why is not None and why != "code":  # a lesson may well name code
             return entry, None, f"the model's reply was {why}"
+        quoted = quoted_value(lesson, entry)
+        if quoted is not None:
+            return entry, None, f"the lesson quoted the run's own answer {quoted!r}"
         return entry, lesson[:MAX_LESSON_CHARS], None
 
     lessons: list[MemoryItem] = []
@@ -92,6 +107,24 @@ async def distill_lessons(
         distilled.append(entry.run_id)
     store.mark_distilled(distilled)
     return Distilled(lessons, skipped)
+
+
+async def _ask(client: ModelClient, messages: list[Message]) -> str:
+    reply = await client.complete(messages, temperature=0.0, max_tokens=200)
+    return reply.text.strip().strip('"').strip()
+
+
+def quoted_value(lesson: str, entry: Feedback) -> str | None:
+    """The run's answer or expected answer when `lesson` quotes it as a whole token: a
+    lesson that carries one run's value ("the answer is 138") misleads runs on other
+    data. Single digits and long texts are not checked (`split()[1]` is no quote)."""
+    for value in (entry.answer, entry.expected):
+        value = (value or "").strip()
+        if len(value) < 2 or len(value) > MAX_QUOTED_CHARS:
+            continue
+        if re.search(rf"(?<![\w.-]){re.escape(value)}(?![\w-]|\.\d)", lesson):
+            return value
+    return None
 
 
 def context_shape(meta: dict[str, Any]) -> str:
