@@ -367,6 +367,7 @@ def test_the_runtimes_line_numbers_back_no_answer(serve, make_rlm) -> None:
         ("FINAL(I'm sorry, but I don't have enough information)", "a refusal"),
         ("FINAL(How many invoices have status OVERDUE)", "the question"),
         ("FINAL(ValueError: could not convert string to float)", "an error message"),
+        ("FINAL(Pattern not found)", "a message that nothing was found"),
     ],
 )
 @pytest.mark.parametrize("profile", ["small", "default"])
@@ -408,3 +409,18 @@ def test_an_empty_result_is_not_pointed_at_by_repeating_its_block(serve, make_rl
     )
     assert result.answer != "0"
     assert result.partial
+
+
+def test_a_failed_search_is_not_pointed_at_by_repeating_its_block(serve, make_rlm) -> None:
+    """A block whose search failed prints "Pattern not found"; run three times, that is
+    still no answer (a run over a PDF once returned it as one)."""
+    block = repl(
+        "import re\nm = re.search('Permit is (\\S+)', context)\n"
+        "print(m.group(1) if m else 'Pattern not found')"
+    )
+    server = serve(lambda r: block)
+    result = small(make_rlm, server, max_iterations=4).completion(
+        "What is the permit number?", context="the permit is PX-1"
+    )
+    assert result.answer is None
+    assert (result.partial, result.stop_reason) == (True, "max_iterations")

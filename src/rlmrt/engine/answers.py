@@ -2,9 +2,9 @@
 
 Small models end runs with text that only looks like an answer: a line of code
 (``repl\\nllm_query("What is ...")``), the question restated, a refusal ("I'm sorry, but
-I don't have enough information"), or an error message. Returned as the answer, such
-text misleads the user, so the loop refuses it (and a best-effort reply of that kind
-leaves the run partial with no answer).
+I don't have enough information"), an error message, or what a failed search printed
+("Pattern not found"). Returned as the answer, such text misleads the user, so the loop
+refuses it (and a best-effort reply of that kind leaves the run partial with no answer).
 """
 
 from __future__ import annotations
@@ -26,6 +26,11 @@ _REFUSAL = re.compile(
     re.IGNORECASE,
 )
 _ERROR = re.compile(r"^\s*(?:Traceback \(most recent call last\)|[A-Z]\w*(?:Error|Exception): )")
+_NOTHING_FOUND = re.compile(
+    r"^\W*(?:\w+\s+){0,3}(?:not found|no (?:match(?:es)?|results?)(?: found)?|nothing found"
+    r"|none found)(?:\s+\w+){0,3}\W*$",
+    re.IGNORECASE,
+)  # what a search that failed prints: "Pattern not found", "No matches found."
 _WORD = re.compile(r"\w+")
 
 
@@ -37,6 +42,8 @@ def non_answer(answer: str, question: str) -> str | None:
         return "an error message"
     if _REFUSAL.search(text):
         return "a refusal"
+    if _NOTHING_FOUND.search(text):
+        return "a message that nothing was found"
     if _CODE.search(text):
         return "code"
     words, asked = _WORD.findall(text.lower()), _WORD.findall(question.lower())

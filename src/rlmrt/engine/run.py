@@ -428,7 +428,7 @@ class Run:
                 pointed = (
                     self._evidence.pointed_answer(code, result, len(blocks)) if checked else None
                 )
-                if pointed is not None:
+                if pointed is not None and non_answer(pointed, self.prompt) is None:
                     return _Done(pointed, "text")
             if repeats and self._profile.first_block_only:
                 _forget_repeat(messages, repeats[0], blocks[0], result.stdout)
