@@ -15,8 +15,8 @@ async def test_a_tenant_recalls_and_forgets_only_its_own(database_url: str) -> N
     try:
         acme_id = (await store.create_tenant("acme")).id
         beta_id = (await store.create_tenant("beta")).id
-        acme = TenantMemory(store.sessions, acme_id)
-        beta = TenantMemory(store.sessions, beta_id)
+        acme = TenantMemory(store, acme_id)
+        beta = TenantMemory(store, beta_id)
         first = await acme.remember("invoices are pipe-separated", tags=["ledger"], pinned=True)
         await acme.remember("the ledger total is in the last column", tags=[], pinned=False)
         theirs = await beta.remember("beta's ledger is CSV", tags=["ledger"], pinned=True)

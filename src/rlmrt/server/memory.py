@@ -3,7 +3,9 @@ server run's `memory.*` calls and first-prompt recall reach, keyed by the caller
 tenant, so one tenant's runs never see another's items.
 
 Search is portable SQL: the items holding any word of the query (case-insensitive),
-ranked by how many of its words they hold, then newest first."""
+ranked by how many of its words they hold, then newest first. Each call is one
+`Store.transaction` (on a SQLite file: one hop to a worker thread, not one per
+statement and fetch; a run's first prompt reads the pinned items and the lessons)."""
 
 from __future__ import annotations
 
@@ -13,7 +15,7 @@ import secrets
 from collections.abc import Sequence
 
 from sqlalchemy import delete, func, or_, select
-from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
+from sqlalchemy.orm import Session
 
 from rlmrt.context.local_index import fts_query
 from rlmrt.memory.store import (
@@ -25,6 +27,7 @@ from rlmrt.memory.store import (
     checked_text,
 )
 from rlmrt.server.models import MemoryRecord, utc_now
+from rlmrt.server.storage import Store
 
 MAX_TERMS = 32
 CANDIDATES = 500  # the newest matching items ranked for one recall
@@ -33,10 +36,10 @@ _WORD = re.compile(r"\w+")
 
 
 class TenantMemory:
-    """The memory of tenant `tenant_id` in the database of `sessions`."""
+    """The memory of tenant `tenant_id` in the database of `store`."""
 
-    def __init__(self, sessions: async_sessionmaker[AsyncSession], tenant_id: str) -> None:
-        self._sessions = sessions
+    def __init__(self, store: Store, tenant_id: str) -> None:
+        self._store = store
         self.tenant_id = tenant_id
 
     async def remember(self, text: str, *, tags: Sequence[str], pinned: bool) -> MemoryItem:
@@ -50,8 +53,7 @@ class TenantMemory:
             source_runs="[]",
             created_at=utc_now(),
         )
-        async with self._sessions.begin() as session:
-            session.add(record)
+        await self._store.transaction(lambda session: session.add(record))
         return _item(record)
 
     async def recall(
@@ -76,8 +78,7 @@ class TenantMemory:
         )
         if kind is not None:
             found = found.where(MemoryRecord.kind == checked_kind(kind))
-        async with self._sessions() as session:
-            records = list(await session.scalars(found))
+        records = await self._store.transaction(lambda session: list(session.scalars(found)))
 
         def hits(record: MemoryRecord) -> int:
             words = f"{record.text} {record.tags}".lower()
@@ -87,22 +88,23 @@ class TenantMemory:
         return [_item(record) for record in records[:k]]
 
     async def forget(self, item_id: str) -> bool:
-        async with self._sessions.begin() as session:
-            gone = await session.execute(
-                delete(MemoryRecord).where(
-                    MemoryRecord.tenant_id == self.tenant_id, MemoryRecord.id == item_id
-                )
-            )
-        return bool(getattr(gone, "rowcount", 0))
+        gone = delete(MemoryRecord).where(
+            MemoryRecord.tenant_id == self.tenant_id, MemoryRecord.id == item_id
+        )
+
+        def delete_item(session: Session) -> bool:
+            return bool(getattr(session.execute(gone), "rowcount", 0))
+
+        return await self._store.transaction(delete_item)
 
     async def pinned(self) -> list[MemoryItem]:
-        async with self._sessions() as session:
-            records = await session.scalars(
-                select(MemoryRecord)
-                .where(MemoryRecord.tenant_id == self.tenant_id, MemoryRecord.pinned)
-                .order_by(MemoryRecord.created_at)
-            )
-            return [_item(record) for record in records]
+        found = (
+            select(MemoryRecord)
+            .where(MemoryRecord.tenant_id == self.tenant_id, MemoryRecord.pinned)
+            .order_by(MemoryRecord.created_at)
+        )
+        records = await self._store.transaction(lambda session: list(session.scalars(found)))
+        return [_item(record) for record in records]
 
 
 def _item(record: MemoryRecord) -> MemoryItem:

@@ -7,8 +7,9 @@ returns the key once and stores its hash (see `keys`). Changes of tenants and ke
 audited here (actor "cli": they are made by `rlm tenants` and `rlm keys`).
 
 The reads and writes of every request (the key with its tenant, a run's start and end
-with their audit records) are written once, as a function of a sync `Session`
-(`Store._transaction`). On a SQLite file it runs whole in a worker thread on the
+with their audit records, the tenant's memory a run recalls: `server.memory`) are
+written once, as a function of a sync `Session`
+(`Store.transaction`). On a SQLite file it runs whole in a worker thread on the
 standard `sqlite3` driver: one hop off the event loop per transaction, where aiosqlite
 makes one per statement, fetch, commit and cursor close (about 12 for a run's start;
 measured in bench/README.md). On any other database (PostgreSQL) the async session runs
@@ -78,7 +79,7 @@ class Store:
 
     def __init__(self, engine: AsyncEngine, *, sqlite_file: Engine | None = None) -> None:
         """`sqlite_file`: a sync engine on the same SQLite file, which runs the
-        transactions of `_transaction` in a worker thread (None: the async session)."""
+        transactions of `transaction` in a worker thread (None: the async session)."""
         self.engine = engine
         self._session = async_sessionmaker(engine, expire_on_commit=False)
         self.sessions = self._session  # for the stores of files and runs beside this one
@@ -126,7 +127,7 @@ class Store:
         if self._sqlite_file is not None:
             self._sqlite_file.dispose()
 
-    async def _transaction(self, work: Callable[[Session], T]) -> T:
+    async def transaction(self, work: Callable[[Session], T]) -> T:
         """`work` in one transaction, committed when it returns (rolled back when it
         raises): on a SQLite file in a worker thread, else in the async session."""
         if self._sqlite_file is not None:
@@ -262,7 +263,7 @@ class Store:
             candidates = session.execute(query)
             return [(key, tenant) for key, tenant in candidates if same_hash(key.key_hash, raw)]
 
-        matches = await self._transaction(read)
+        matches = await self.transaction(read)
         return matches[0] if matches else None
 
     async def usable_keys(self, now: datetime | None = None) -> int:
@@ -310,7 +311,7 @@ class Store:
             session.add(row)
 
         if audited is None:
-            await self._transaction(insert)
+            await self.transaction(insert)
         else:
             await self._append(audited, along=insert)
 
@@ -340,7 +341,7 @@ class Store:
                 record.cost_usd = usage.cost_usd
 
         if audited is None:
-            await self._transaction(update)
+            await self.transaction(update)
         else:
             await self._append(audited, along=update)
 
@@ -406,7 +407,7 @@ class Store:
                     return _append_record(session, entry, postgresql=postgresql)
 
                 try:
-                    return await self._transaction(append)
+                    return await self.transaction(append)
                 except (IntegrityError, OperationalError) as exc:
                     if not appending and isinstance(exc, IntegrityError):
                         raise
@@ -454,7 +455,7 @@ def _append_record(session: Session, entry: Entry, *, postgresql: bool) -> Audit
 
 
 def _in_session(engine: Engine, work: Callable[[Session], T]) -> T:
-    """`work` in one transaction of a new session of `engine` (see `Store._transaction`)."""
+    """`work` in one transaction of a new session of `engine` (see `Store.transaction`)."""
     with Session(engine, expire_on_commit=False) as session, session.begin():
         return work(session)
 
