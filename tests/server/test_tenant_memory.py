@@ -7,6 +7,7 @@ import pytest
 
 from rlmrt.errors import ConfigError
 from rlmrt.server.memory import TenantMemory
+from rlmrt.server.models import MemoryRecord, utc_now
 from rlmrt.server.storage import Store
 
 
@@ -36,6 +37,25 @@ async def test_a_tenant_recalls_and_forgets_only_its_own(database_url: str) -> N
         assert await acme.recall("%% -- !") == []  # no words: nothing, and no LIKE pattern
         with pytest.raises(ConfigError, match="empty"):
             await acme.recall("   ")
+
+        # a first prompt's read, in one transaction: the tenant's pinned items and lessons
+        lesson = MemoryRecord(
+            id="mem-lesson",
+            tenant_id=acme_id,
+            text="ledger totals: sum the last column",
+            kind="lesson",
+            tags="",
+            pinned=False,
+            source_runs="[]",
+            created_at=utc_now(),
+        )
+        await store.transaction(lambda session: session.add(lesson))
+        pinned, lessons = await acme.for_prompt("what is the ledger total?", lessons=3)
+        assert [i.id for i in pinned] == [first.id]
+        assert [i.id for i in lessons] == ["mem-lesson"]
+        assert (await acme.for_prompt("ledger", lessons=0))[1] == []
+        pinned, lessons = await beta.for_prompt("what is the ledger total?", lessons=3)
+        assert ([i.id for i in pinned], lessons) == ([theirs.id], [])
 
         assert not await acme.forget(theirs.id)  # beta's item is not acme's to forget
         assert [i.id for i in await beta.pinned()] == [theirs.id]

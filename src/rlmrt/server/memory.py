@@ -13,8 +13,9 @@ import json
 import re
 import secrets
 from collections.abc import Sequence
+from dataclasses import dataclass
 
-from sqlalchemy import delete, func, or_, select
+from sqlalchemy import Select, delete, func, or_, select
 from sqlalchemy.orm import Session
 
 from rlmrt.context.local_index import fts_query
@@ -60,8 +61,49 @@ class TenantMemory:
         self, query: str, *, k: int = 5, kind: MemoryKind | None = None
     ) -> list[MemoryItem]:
         checked_k(k)
-        if fts_query(query) is None:  # an empty query is an error, no words: nothing
+        search = self._search(query, kind)
+        if search is None:
             return []
+        return await self._store.transaction(lambda session: search.found(session, k))
+
+    async def forget(self, item_id: str) -> bool:
+        gone = delete(MemoryRecord).where(
+            MemoryRecord.tenant_id == self.tenant_id, MemoryRecord.id == item_id
+        )
+
+        def delete_item(session: Session) -> bool:
+            return bool(getattr(session.execute(gone), "rowcount", 0))
+
+        return await self._store.transaction(delete_item)
+
+    async def pinned(self) -> list[MemoryItem]:
+        return await self._store.transaction(self._pinned)
+
+    async def for_prompt(
+        self, question: str, *, lessons: int
+    ) -> tuple[list[MemoryItem], list[MemoryItem]]:
+        """The pinned items and the lessons `question` finds, in one transaction."""
+        search = self._search(question, "lesson") if lessons else None
+
+        def read(session: Session) -> tuple[list[MemoryItem], list[MemoryItem]]:
+            found = search.found(session, lessons) if search is not None else []
+            return self._pinned(session), found
+
+        return await self._store.transaction(read)
+
+    def _pinned(self, session: Session) -> list[MemoryItem]:
+        found = session.scalars(
+            select(MemoryRecord)
+            .where(MemoryRecord.tenant_id == self.tenant_id, MemoryRecord.pinned)
+            .order_by(MemoryRecord.created_at)
+        )
+        return [_item(record) for record in found]
+
+    def _search(self, query: str, kind: MemoryKind | None) -> _Search | None:
+        """The search for `query`'s words (None: it has none; an empty query is an
+        error)."""
+        if fts_query(query) is None:
+            return None
         terms = list(dict.fromkeys(_WORD.findall(query.lower())))[:MAX_TERMS]
         text, tags = func.lower(MemoryRecord.text), func.lower(MemoryRecord.tags)
         found = (
@@ -78,33 +120,25 @@ class TenantMemory:
         )
         if kind is not None:
             found = found.where(MemoryRecord.kind == checked_kind(kind))
-        records = await self._store.transaction(lambda session: list(session.scalars(found)))
+        return _Search(found, terms)
+
+
+@dataclass(frozen=True, slots=True)
+class _Search:
+    """The newest items holding any of `terms`, ranked by how many they hold."""
+
+    query: Select[MemoryRecord]
+    terms: list[str]
+
+    def found(self, session: Session, k: int) -> list[MemoryItem]:
+        records = list(session.scalars(self.query))
 
         def hits(record: MemoryRecord) -> int:
             words = f"{record.text} {record.tags}".lower()
-            return sum(term in words for term in terms)
+            return sum(term in words for term in self.terms)
 
         records.sort(key=hits, reverse=True)  # stable: newest first among equals
         return [_item(record) for record in records[:k]]
-
-    async def forget(self, item_id: str) -> bool:
-        gone = delete(MemoryRecord).where(
-            MemoryRecord.tenant_id == self.tenant_id, MemoryRecord.id == item_id
-        )
-
-        def delete_item(session: Session) -> bool:
-            return bool(getattr(session.execute(gone), "rowcount", 0))
-
-        return await self._store.transaction(delete_item)
-
-    async def pinned(self) -> list[MemoryItem]:
-        found = (
-            select(MemoryRecord)
-            .where(MemoryRecord.tenant_id == self.tenant_id, MemoryRecord.pinned)
-            .order_by(MemoryRecord.created_at)
-        )
-        records = await self._store.transaction(lambda session: list(session.scalars(found)))
-        return [_item(record) for record in records]
 
 
 def _item(record: MemoryRecord) -> MemoryItem:
