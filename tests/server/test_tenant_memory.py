@@ -35,6 +35,10 @@ async def test_a_tenant_recalls_and_forgets_only_its_own(database_url: str) -> N
         assert [i.text for i in await beta.recall("ledger invoices pipe")] == [theirs.text]
         assert await acme.recall("ledger", kind="lesson") == []
         assert await acme.recall("%% -- !") == []  # no words: nothing, and no LIKE pattern
+        snake = await beta.remember("the column is net_total", tags=[], pinned=False)
+        await beta.remember("the column is netXtotal", tags=[], pinned=False)
+        # "_" in a word is a letter, not LIKE's wildcard
+        assert [i.id for i in await beta.recall("net_total")] == [snake.id]
         with pytest.raises(ConfigError, match="empty"):
             await acme.recall("   ")
 

@@ -14,8 +14,9 @@ import re
 import secrets
 from collections.abc import Sequence
 from dataclasses import dataclass
+from functools import lru_cache
 
-from sqlalchemy import Select, delete, func, or_, select
+from sqlalchemy import BindParameter, Select, bindparam, delete, func, or_, select
 from sqlalchemy.orm import Session
 
 from rlmrt.context.local_index import fts_query
@@ -92,11 +93,7 @@ class TenantMemory:
         return await self._store.transaction(read)
 
     def _pinned(self, session: Session) -> list[MemoryItem]:
-        found = session.scalars(
-            select(MemoryRecord)
-            .where(MemoryRecord.tenant_id == self.tenant_id, MemoryRecord.pinned)
-            .order_by(MemoryRecord.created_at)
-        )
+        found = session.scalars(_PINNED, {"tenant": self.tenant_id})
         return [_item(record) for record in found]
 
     def _search(self, query: str, kind: MemoryKind | None) -> _Search | None:
@@ -105,22 +102,40 @@ class TenantMemory:
         if fts_query(query) is None:
             return None
         terms = list(dict.fromkeys(_WORD.findall(query.lower())))[:MAX_TERMS]
-        text, tags = func.lower(MemoryRecord.text), func.lower(MemoryRecord.tags)
-        found = (
-            select(MemoryRecord)
-            .where(MemoryRecord.tenant_id == self.tenant_id)
-            .where(
-                or_(
-                    *(text.contains(t, autoescape=True) for t in terms),
-                    *(tags.contains(t, autoescape=True) for t in terms),
-                )
-            )
-            .order_by(MemoryRecord.created_at.desc())
-            .limit(CANDIDATES)
-        )
+        params: dict[str, str] = {"tenant": self.tenant_id}
+        for index, term in enumerate(terms):  # a word's only LIKE wildcard is "_"
+            params[f"term{index}"] = "%" + term.replace("/", "//").replace("_", "/_") + "%"
         if kind is not None:
-            found = found.where(MemoryRecord.kind == checked_kind(kind))
-        return _Search(found, terms)
+            params["kind"] = checked_kind(kind)
+        return _Search(_search_query(len(terms), kind is not None), params, terms)
+
+
+_PINNED = (
+    select(MemoryRecord)
+    .where(MemoryRecord.tenant_id == bindparam("tenant"), MemoryRecord.pinned)
+    .order_by(MemoryRecord.created_at)
+)
+
+
+@lru_cache(maxsize=2 * MAX_TERMS)
+def _search_query(terms: int, of_kind: bool) -> Select[MemoryRecord]:
+    """The search of `terms` words (`term0`...; "kind" when `of_kind`), made once per
+    shape: a statement made per call cost more than the read."""
+    text, tags = func.lower(MemoryRecord.text), func.lower(MemoryRecord.tags)
+    words: list[BindParameter[str]] = [bindparam(f"term{index}") for index in range(terms)]
+    found = (
+        select(MemoryRecord)
+        .where(MemoryRecord.tenant_id == bindparam("tenant"))
+        .where(
+            or_(
+                *(text.like(word, escape="/") for word in words),
+                *(tags.like(word, escape="/") for word in words),
+            )
+        )
+        .order_by(MemoryRecord.created_at.desc())
+        .limit(CANDIDATES)
+    )
+    return found.where(MemoryRecord.kind == bindparam("kind")) if of_kind else found
 
 
 @dataclass(frozen=True, slots=True)
@@ -128,10 +143,11 @@ class _Search:
     """The newest items holding any of `terms`, ranked by how many they hold."""
 
     query: Select[MemoryRecord]
+    params: dict[str, str]
     terms: list[str]
 
     def found(self, session: Session, k: int) -> list[MemoryItem]:
-        records = list(session.scalars(self.query))
+        records = list(session.scalars(self.query, self.params))
 
         def hits(record: MemoryRecord) -> int:
             words = f"{record.text} {record.tags}".lower()

@@ -29,7 +29,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any, TypeVar
 
 import anyio
-from sqlalchemy import Engine, create_engine, event, func, select, text
+from sqlalchemy import Engine, bindparam, create_engine, event, func, select, text
 from sqlalchemy.engine import URL, Connection, make_url
 from sqlalchemy.exc import ArgumentError, IntegrityError, NoSuchModuleError, OperationalError
 from sqlalchemy.ext.asyncio import (
@@ -253,14 +253,9 @@ class Store:
         compared in constant time."""
         if not looks_like_key(raw):
             return None
-        query = (
-            select(ApiKey, Tenant)
-            .join(Tenant, ApiKey.tenant_id == Tenant.id)
-            .where(ApiKey.prefix == key_prefix(raw))
-        )
 
         def read(session: Session) -> list[tuple[ApiKey, Tenant]]:
-            candidates = session.execute(query)
+            candidates = session.execute(_KEYS_BY_PREFIX, {"prefix": key_prefix(raw)})
             return [(key, tenant) for key, tenant in candidates if same_hash(key.key_hash, raw)]
 
         matches = await self.transaction(read)
@@ -431,12 +426,22 @@ class Store:
         return first_break(await self.audit_records())
 
 
+# The statements of every request, made once (a statement made per call costs more
+# than its read)
+_KEYS_BY_PREFIX = (
+    select(ApiKey, Tenant)
+    .join(Tenant, ApiKey.tenant_id == Tenant.id)
+    .where(ApiKey.prefix == bindparam("prefix"))
+)
+_CHAIN_END = select(AuditRecord).order_by(AuditRecord.seq.desc()).limit(1)
+
+
 def _append_record(session: Session, entry: Entry, *, postgresql: bool) -> AuditRecord:
     """`entry` added to `session` as the record after the chain's end (read here; on
     PostgreSQL after taking the appends' advisory lock, held to the commit)."""
     if postgresql:
         session.execute(text("SELECT pg_advisory_xact_lock(:lock)"), {"lock": AUDIT_APPEND_LOCK})
-    last = session.scalar(select(AuditRecord).order_by(AuditRecord.seq.desc()).limit(1))
+    last = session.scalar(_CHAIN_END)
     record = sealed(
         AuditRecord(
             seq=1 if last is None else last.seq + 1,
