@@ -29,7 +29,17 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any, TypeVar
 
 import anyio
-from sqlalchemy import Engine, bindparam, create_engine, event, func, select, text
+from sqlalchemy import (
+    Engine,
+    bindparam,
+    create_engine,
+    event,
+    func,
+    insert,
+    select,
+    text,
+    update,
+)
 from sqlalchemy.engine import URL, Connection, make_url
 from sqlalchemy.exc import ArgumentError, IntegrityError, NoSuchModuleError, OperationalError
 from sqlalchemy.ext.asyncio import (
@@ -51,7 +61,7 @@ from rlmrt.server.audit import (
     sealed,
 )
 from rlmrt.server.keys import key_hash, key_prefix, looks_like_key, new_key, same_hash
-from rlmrt.server.models import ApiKey, AuditRecord, RunRecord, Tenant, utc_now
+from rlmrt.server.models import ApiKey, AuditRecord, Base, RunRecord, Tenant, utc_now
 
 if TYPE_CHECKING:
     from rlmrt.server.auth import Caller
@@ -286,24 +296,20 @@ class Store:
     ) -> None:
         """Record the run as running; with `audited`, that record is appended to the
         audit log in the same transaction (one commit, not two)."""
-        row = RunRecord(
-            id=run_id,
-            tenant_id=caller.tenant_id,
-            key_id=caller.key_id,
-            subject=caller.subject,
-            profile=profile,
-            status="running",
-            input_tokens=0,
-            output_tokens=0,
-            model_calls=0,
-            cost_usd=0.0,
-            created_at=utc_now(),
-            kind=kind,
-            instance_id=instance_id,
-        )
+        row = {
+            "id": run_id,
+            "tenant_id": caller.tenant_id,
+            "key_id": caller.key_id,
+            "subject": caller.subject,
+            "profile": profile,
+            "status": "running",
+            "created_at": utc_now(),
+            "kind": kind,
+            "instance_id": instance_id,
+        }  # the other columns: their defaults (no tokens, no cost, no answer)
 
         def insert(session: Session) -> None:
-            session.add(row)
+            session.execute(_INSERT_RUN, row)
 
         if audited is None:
             await self.transaction(insert)
@@ -322,18 +328,22 @@ class Store:
         """Record how the run ended; with `audited`, in the transaction that appends
         that record to the audit log."""
 
+        ended: dict[str, Any] = {
+            "run": run_id,
+            "status": status,
+            "stop_reason": stop_reason,
+            "finished_at": utc_now(),
+        }
+        if usage is not None:
+            ended.update(
+                input_tokens=usage.input_tokens,
+                output_tokens=usage.output_tokens,
+                model_calls=usage.model_calls,
+                cost_usd=usage.cost_usd,
+            )
+
         def update(session: Session) -> None:
-            record = session.get(RunRecord, run_id)
-            if record is None:
-                return
-            record.status = status
-            record.stop_reason = stop_reason
-            record.finished_at = utc_now()
-            if usage is not None:
-                record.input_tokens = usage.input_tokens
-                record.output_tokens = usage.output_tokens
-                record.model_calls = usage.model_calls
-                record.cost_usd = usage.cost_usd
+            session.execute(_END_RUN, ended)  # no such run: no row changed
 
         if audited is None:
             await self.transaction(update)
@@ -427,13 +437,21 @@ class Store:
 
 
 # The statements of every request, made once (a statement made per call costs more
-# than its read)
+# than its read or write)
 _KEYS_BY_PREFIX = (
     select(ApiKey, Tenant)
     .join(Tenant, ApiKey.tenant_id == Tenant.id)
     .where(ApiKey.prefix == bindparam("prefix"))
 )
-_CHAIN_END = select(AuditRecord).order_by(AuditRecord.seq.desc()).limit(1)
+_CHAIN_END = select(AuditRecord.seq, AuditRecord.hash).order_by(AuditRecord.seq.desc()).limit(1)
+# Rows written as Core statements, not through the ORM's unit of work (its flush cost
+# more than the writes)
+_AUDIT_TABLE = Base.metadata.tables[AuditRecord.__tablename__]
+_RUNS_TABLE = Base.metadata.tables[RunRecord.__tablename__]
+_INSERT_AUDIT = insert(_AUDIT_TABLE)
+_AUDIT_COLUMNS = tuple(column.key for column in _AUDIT_TABLE.columns)
+_INSERT_RUN = insert(_RUNS_TABLE)
+_END_RUN = update(_RUNS_TABLE).where(_RUNS_TABLE.c.id == bindparam("run"))
 
 
 def _append_record(session: Session, entry: Entry, *, postgresql: bool) -> AuditRecord:
@@ -441,7 +459,7 @@ def _append_record(session: Session, entry: Entry, *, postgresql: bool) -> Audit
     PostgreSQL after taking the appends' advisory lock, held to the commit)."""
     if postgresql:
         session.execute(text("SELECT pg_advisory_xact_lock(:lock)"), {"lock": AUDIT_APPEND_LOCK})
-    last = session.scalar(_CHAIN_END)
+    last = session.execute(_CHAIN_END).first()
     record = sealed(
         AuditRecord(
             seq=1 if last is None else last.seq + 1,
@@ -455,7 +473,7 @@ def _append_record(session: Session, entry: Entry, *, postgresql: bool) -> Audit
             prev_hash=GENESIS if last is None else last.hash,
         )
     )
-    session.add(record)
+    session.execute(_INSERT_AUDIT, {name: getattr(record, name) for name in _AUDIT_COLUMNS})
     return record
 
 
