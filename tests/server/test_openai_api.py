@@ -452,6 +452,47 @@ def test_health_ready_and_metrics(api: APIServer) -> None:
     assert "rlm_runs_total" in metrics.text or "rlm_runs_created" in metrics.text
 
 
+def scraped_requests(api: APIServer) -> dict[tuple[str, str, str], float]:
+    """`/metrics`' request counts by (method, route, status), and each (method, route)'s
+    duration count as (method, route, "seconds")."""
+    from prometheus_client.parser import text_string_to_metric_families
+
+    counts: dict[tuple[str, str, str], float] = {}
+    for family in text_string_to_metric_families(httpx.get(f"{api.root}/metrics").text):
+        for sample in family.samples:
+            labels = sample.labels
+            if sample.name == "rlm_http_requests_total":
+                counts[(labels["method"], labels["route"], labels["status"])] = sample.value
+            elif sample.name == "rlm_http_request_duration_seconds_count":
+                counts[(labels["method"], labels["route"], "seconds")] = sample.value
+    return counts
+
+
+def test_http_requests_are_counted_by_route_and_status(api: APIServer) -> None:
+    before = scraped_requests(api)
+    client(api).chat.completions.create(model="rlm", messages=QUESTION)
+    for _chunk in client(api).chat.completions.create(model="rlm", messages=QUESTION, stream=True):
+        pass
+    refused = httpx.post(
+        f"{api.url}/chat/completions", headers={"Authorization": "Bearer rlm-nope"}, json={}
+    )
+    assert refused.status_code == 401
+    auth = {"Authorization": f"Bearer {api.keys['acme']}"}
+    assert httpx.get(f"{api.url}/runs/run-0000deadbeef", headers=auth).status_code == 404
+    assert httpx.get(f"{api.url}/nothing-0000deadbeef", headers=auth).status_code == 404
+    after = scraped_requests(api)
+
+    def added(key: tuple[str, str, str]) -> float:
+        return after.get(key, 0) - before.get(key, 0)
+
+    assert added(("POST", "/v1/chat/completions", "200")) == 2  # streamed or not
+    assert added(("POST", "/v1/chat/completions", "401")) == 1
+    assert added(("POST", "/v1/chat/completions", "seconds")) == 3
+    assert added(("GET", "/v1/runs/{run_id}", "404")) == 1  # the route's template
+    assert added(("GET", "unmatched", "404")) == 1
+    assert not [route for _, route, _ in after if "deadbeef" in route]  # never a path
+
+
 def test_runs_are_recorded_per_tenant_and_keys_only_hashed(api: APIServer) -> None:
     client(api, "beta").chat.completions.create(
         model="rlm", messages=QUESTION, extra_body={"context": "b"}

@@ -39,11 +39,9 @@ async def recall_for_prompt(
     """The pinned items of `memory` (oldest first) within `pinned_max_tokens`, and with
     `learning` on, up to `learned_max_notes` lessons ranked by the question. An absent
     store is read as empty and not created."""
-    lessons: list[MemoryItem] = []
-    pinned = _within(await memory.pinned(), settings.pinned_max_tokens)
-    if settings.learning and settings.learned_max_notes and question.strip():
-        lessons = await memory.recall(question, k=settings.learned_max_notes, kind="lesson")
-    return Recalled(pinned, lessons)
+    wanted = settings.learned_max_notes if settings.learning and question.strip() else 0
+    pinned, lessons = await memory.for_prompt(question, lessons=wanted)
+    return Recalled(_within(pinned, settings.pinned_max_tokens), lessons)
 
 
 def _within(items: list[MemoryItem], max_tokens: int) -> list[MemoryItem]:

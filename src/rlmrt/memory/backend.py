@@ -31,6 +31,13 @@ class MemoryBackend(Protocol):
         """The pinned items, oldest first."""
         ...
 
+    async def for_prompt(
+        self, question: str, *, lessons: int
+    ) -> tuple[list[MemoryItem], list[MemoryItem]]:
+        """What a run's first prompt reads, in one read: the pinned items (oldest
+        first) and up to `lessons` lessons ranked by `question` (0: none)."""
+        ...
+
 
 class FileMemory:
     """The SQLite store at `path`, opened per call off the event loop (SQLite is quick,
@@ -69,6 +76,17 @@ class FileMemory:
 
         return await asyncio.to_thread(read)
 
+    async def for_prompt(
+        self, question: str, *, lessons: int
+    ) -> tuple[list[MemoryItem], list[MemoryItem]]:
+        def read() -> tuple[list[MemoryItem], list[MemoryItem]]:
+            with MemoryStore(self.path) as store:
+                pinned = store.items(pinned=True)
+                found = store.recall(question, k=lessons, kind="lesson") if lessons else []
+                return pinned, found
+
+        return await asyncio.to_thread(read)
+
 
 class NoMemory:
     """A run with no memory (a server run whose tenant is not known): nothing is
@@ -87,3 +105,8 @@ class NoMemory:
 
     async def pinned(self) -> list[MemoryItem]:
         return []
+
+    async def for_prompt(
+        self, question: str, *, lessons: int
+    ) -> tuple[list[MemoryItem], list[MemoryItem]]:
+        return [], []

@@ -96,6 +96,10 @@ def create_app(config: RLMConfig, *, profiles: Sequence[str] = ()) -> FastAPI:
     )
     install_error_handlers(app)
     app.add_middleware(BodyLimit, limit=settings.max_request_bytes, exempt=is_upload)
+    if metrics_enabled(config.observe):  # outside BodyLimit: its 413s are counted too
+        from rlmrt.server.http_metrics import RequestMetrics, http_metrics
+
+        app.add_middleware(RequestMetrics, metrics=http_metrics())
     install_openapi(app, list(made))
     app.include_router(api)
     app.include_router(files)

@@ -3,7 +3,9 @@ server run's `memory.*` calls and first-prompt recall reach, keyed by the caller
 tenant, so one tenant's runs never see another's items.
 
 Search is portable SQL: the items holding any word of the query (case-insensitive),
-ranked by how many of its words they hold, then newest first."""
+ranked by how many of its words they hold, then newest first. Each call is one
+`Store.transaction` (on a SQLite file: one hop to a worker thread, not one per
+statement and fetch; a run's first prompt reads the pinned items and the lessons)."""
 
 from __future__ import annotations
 
@@ -11,9 +13,11 @@ import json
 import re
 import secrets
 from collections.abc import Sequence
+from dataclasses import dataclass
+from functools import lru_cache
 
-from sqlalchemy import delete, func, or_, select
-from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
+from sqlalchemy import BindParameter, Select, bindparam, delete, func, or_, select
+from sqlalchemy.orm import Session
 
 from rlmrt.context.local_index import fts_query
 from rlmrt.memory.store import (
@@ -25,6 +29,7 @@ from rlmrt.memory.store import (
     checked_text,
 )
 from rlmrt.server.models import MemoryRecord, utc_now
+from rlmrt.server.storage import Store
 
 MAX_TERMS = 32
 CANDIDATES = 500  # the newest matching items ranked for one recall
@@ -33,10 +38,10 @@ _WORD = re.compile(r"\w+")
 
 
 class TenantMemory:
-    """The memory of tenant `tenant_id` in the database of `sessions`."""
+    """The memory of tenant `tenant_id` in the database of `store`."""
 
-    def __init__(self, sessions: async_sessionmaker[AsyncSession], tenant_id: str) -> None:
-        self._sessions = sessions
+    def __init__(self, store: Store, tenant_id: str) -> None:
+        self._store = store
         self.tenant_id = tenant_id
 
     async def remember(self, text: str, *, tags: Sequence[str], pinned: bool) -> MemoryItem:
@@ -50,59 +55,106 @@ class TenantMemory:
             source_runs="[]",
             created_at=utc_now(),
         )
-        async with self._sessions.begin() as session:
-            session.add(record)
+        await self._store.transaction(lambda session: session.add(record))
         return _item(record)
 
     async def recall(
         self, query: str, *, k: int = 5, kind: MemoryKind | None = None
     ) -> list[MemoryItem]:
         checked_k(k)
-        if fts_query(query) is None:  # an empty query is an error, no words: nothing
+        search = self._search(query, kind)
+        if search is None:
             return []
-        terms = list(dict.fromkeys(_WORD.findall(query.lower())))[:MAX_TERMS]
-        text, tags = func.lower(MemoryRecord.text), func.lower(MemoryRecord.tags)
-        found = (
-            select(MemoryRecord)
-            .where(MemoryRecord.tenant_id == self.tenant_id)
-            .where(
-                or_(
-                    *(text.contains(t, autoescape=True) for t in terms),
-                    *(tags.contains(t, autoescape=True) for t in terms),
-                )
-            )
-            .order_by(MemoryRecord.created_at.desc())
-            .limit(CANDIDATES)
+        return await self._store.transaction(lambda session: search.found(session, k))
+
+    async def forget(self, item_id: str) -> bool:
+        gone = delete(MemoryRecord).where(
+            MemoryRecord.tenant_id == self.tenant_id, MemoryRecord.id == item_id
         )
+
+        def delete_item(session: Session) -> bool:
+            return bool(getattr(session.execute(gone), "rowcount", 0))
+
+        return await self._store.transaction(delete_item)
+
+    async def pinned(self) -> list[MemoryItem]:
+        return await self._store.transaction(self._pinned)
+
+    async def for_prompt(
+        self, question: str, *, lessons: int
+    ) -> tuple[list[MemoryItem], list[MemoryItem]]:
+        """The pinned items and the lessons `question` finds, in one transaction."""
+        search = self._search(question, "lesson") if lessons else None
+
+        def read(session: Session) -> tuple[list[MemoryItem], list[MemoryItem]]:
+            found = search.found(session, lessons) if search is not None else []
+            return self._pinned(session), found
+
+        return await self._store.transaction(read)
+
+    def _pinned(self, session: Session) -> list[MemoryItem]:
+        found = session.scalars(_PINNED, {"tenant": self.tenant_id})
+        return [_item(record) for record in found]
+
+    def _search(self, query: str, kind: MemoryKind | None) -> _Search | None:
+        """The search for `query`'s words (None: it has none; an empty query is an
+        error)."""
+        if fts_query(query) is None:
+            return None
+        terms = list(dict.fromkeys(_WORD.findall(query.lower())))[:MAX_TERMS]
+        params: dict[str, str] = {"tenant": self.tenant_id}
+        for index, term in enumerate(terms):  # a word's only LIKE wildcard is "_"
+            params[f"term{index}"] = "%" + term.replace("/", "//").replace("_", "/_") + "%"
         if kind is not None:
-            found = found.where(MemoryRecord.kind == checked_kind(kind))
-        async with self._sessions() as session:
-            records = list(await session.scalars(found))
+            params["kind"] = checked_kind(kind)
+        return _Search(_search_query(len(terms), kind is not None), params, terms)
+
+
+_PINNED = (
+    select(MemoryRecord)
+    .where(MemoryRecord.tenant_id == bindparam("tenant"), MemoryRecord.pinned)
+    .order_by(MemoryRecord.created_at)
+)
+
+
+@lru_cache(maxsize=2 * MAX_TERMS)
+def _search_query(terms: int, of_kind: bool) -> Select[MemoryRecord]:
+    """The search of `terms` words (`term0`...; "kind" when `of_kind`), made once per
+    shape: a statement made per call cost more than the read."""
+    text, tags = func.lower(MemoryRecord.text), func.lower(MemoryRecord.tags)
+    words: list[BindParameter[str]] = [bindparam(f"term{index}") for index in range(terms)]
+    found = (
+        select(MemoryRecord)
+        .where(MemoryRecord.tenant_id == bindparam("tenant"))
+        .where(
+            or_(
+                *(text.like(word, escape="/") for word in words),
+                *(tags.like(word, escape="/") for word in words),
+            )
+        )
+        .order_by(MemoryRecord.created_at.desc())
+        .limit(CANDIDATES)
+    )
+    return found.where(MemoryRecord.kind == bindparam("kind")) if of_kind else found
+
+
+@dataclass(frozen=True, slots=True)
+class _Search:
+    """The newest items holding any of `terms`, ranked by how many they hold."""
+
+    query: Select[MemoryRecord]
+    params: dict[str, str]
+    terms: list[str]
+
+    def found(self, session: Session, k: int) -> list[MemoryItem]:
+        records = list(session.scalars(self.query, self.params))
 
         def hits(record: MemoryRecord) -> int:
             words = f"{record.text} {record.tags}".lower()
-            return sum(term in words for term in terms)
+            return sum(term in words for term in self.terms)
 
         records.sort(key=hits, reverse=True)  # stable: newest first among equals
         return [_item(record) for record in records[:k]]
-
-    async def forget(self, item_id: str) -> bool:
-        async with self._sessions.begin() as session:
-            gone = await session.execute(
-                delete(MemoryRecord).where(
-                    MemoryRecord.tenant_id == self.tenant_id, MemoryRecord.id == item_id
-                )
-            )
-        return bool(getattr(gone, "rowcount", 0))
-
-    async def pinned(self) -> list[MemoryItem]:
-        async with self._sessions() as session:
-            records = await session.scalars(
-                select(MemoryRecord)
-                .where(MemoryRecord.tenant_id == self.tenant_id, MemoryRecord.pinned)
-                .order_by(MemoryRecord.created_at)
-            )
-            return [_item(record) for record in records]
 
 
 def _item(record: MemoryRecord) -> MemoryItem:

@@ -67,7 +67,7 @@ async def admitted_run(
     except BaseException:
         await admission.release(0)
         raise
-    completion.memory = TenantMemory(state.store.sessions, caller.tenant_id)
+    completion.memory = TenantMemory(state.store, caller.tenant_id)
     return completions.RecordedRun(
         state.store, completion, caller, admission, client, instance_id=state.instance_id
     )

@@ -7,8 +7,9 @@ returns the key once and stores its hash (see `keys`). Changes of tenants and ke
 audited here (actor "cli": they are made by `rlm tenants` and `rlm keys`).
 
 The reads and writes of every request (the key with its tenant, a run's start and end
-with their audit records) are written once, as a function of a sync `Session`
-(`Store._transaction`). On a SQLite file it runs whole in a worker thread on the
+with their audit records, the tenant's memory a run recalls: `server.memory`) are
+written once, as a function of a sync `Session`
+(`Store.transaction`). On a SQLite file it runs whole in a worker thread on the
 standard `sqlite3` driver: one hop off the event loop per transaction, where aiosqlite
 makes one per statement, fetch, commit and cursor close (about 12 for a run's start;
 measured in bench/README.md). On any other database (PostgreSQL) the async session runs
@@ -28,7 +29,17 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any, TypeVar
 
 import anyio
-from sqlalchemy import Engine, create_engine, event, func, select, text
+from sqlalchemy import (
+    Engine,
+    bindparam,
+    create_engine,
+    event,
+    func,
+    insert,
+    select,
+    text,
+    update,
+)
 from sqlalchemy.engine import URL, Connection, make_url
 from sqlalchemy.exc import ArgumentError, IntegrityError, NoSuchModuleError, OperationalError
 from sqlalchemy.ext.asyncio import (
@@ -50,7 +61,7 @@ from rlmrt.server.audit import (
     sealed,
 )
 from rlmrt.server.keys import key_hash, key_prefix, looks_like_key, new_key, same_hash
-from rlmrt.server.models import ApiKey, AuditRecord, RunRecord, Tenant, utc_now
+from rlmrt.server.models import ApiKey, AuditRecord, Base, RunRecord, Tenant, utc_now
 
 if TYPE_CHECKING:
     from rlmrt.server.auth import Caller
@@ -78,7 +89,7 @@ class Store:
 
     def __init__(self, engine: AsyncEngine, *, sqlite_file: Engine | None = None) -> None:
         """`sqlite_file`: a sync engine on the same SQLite file, which runs the
-        transactions of `_transaction` in a worker thread (None: the async session)."""
+        transactions of `transaction` in a worker thread (None: the async session)."""
         self.engine = engine
         self._session = async_sessionmaker(engine, expire_on_commit=False)
         self.sessions = self._session  # for the stores of files and runs beside this one
@@ -126,7 +137,7 @@ class Store:
         if self._sqlite_file is not None:
             self._sqlite_file.dispose()
 
-    async def _transaction(self, work: Callable[[Session], T]) -> T:
+    async def transaction(self, work: Callable[[Session], T]) -> T:
         """`work` in one transaction, committed when it returns (rolled back when it
         raises): on a SQLite file in a worker thread, else in the async session."""
         if self._sqlite_file is not None:
@@ -252,17 +263,12 @@ class Store:
         compared in constant time."""
         if not looks_like_key(raw):
             return None
-        query = (
-            select(ApiKey, Tenant)
-            .join(Tenant, ApiKey.tenant_id == Tenant.id)
-            .where(ApiKey.prefix == key_prefix(raw))
-        )
 
         def read(session: Session) -> list[tuple[ApiKey, Tenant]]:
-            candidates = session.execute(query)
+            candidates = session.execute(_KEYS_BY_PREFIX, {"prefix": key_prefix(raw)})
             return [(key, tenant) for key, tenant in candidates if same_hash(key.key_hash, raw)]
 
-        matches = await self._transaction(read)
+        matches = await self.transaction(read)
         return matches[0] if matches else None
 
     async def usable_keys(self, now: datetime | None = None) -> int:
@@ -290,27 +296,23 @@ class Store:
     ) -> None:
         """Record the run as running; with `audited`, that record is appended to the
         audit log in the same transaction (one commit, not two)."""
-        row = RunRecord(
-            id=run_id,
-            tenant_id=caller.tenant_id,
-            key_id=caller.key_id,
-            subject=caller.subject,
-            profile=profile,
-            status="running",
-            input_tokens=0,
-            output_tokens=0,
-            model_calls=0,
-            cost_usd=0.0,
-            created_at=utc_now(),
-            kind=kind,
-            instance_id=instance_id,
-        )
+        row = {
+            "id": run_id,
+            "tenant_id": caller.tenant_id,
+            "key_id": caller.key_id,
+            "subject": caller.subject,
+            "profile": profile,
+            "status": "running",
+            "created_at": utc_now(),
+            "kind": kind,
+            "instance_id": instance_id,
+        }  # the other columns: their defaults (no tokens, no cost, no answer)
 
         def insert(session: Session) -> None:
-            session.add(row)
+            session.execute(_INSERT_RUN, row)
 
         if audited is None:
-            await self._transaction(insert)
+            await self.transaction(insert)
         else:
             await self._append(audited, along=insert)
 
@@ -326,21 +328,25 @@ class Store:
         """Record how the run ended; with `audited`, in the transaction that appends
         that record to the audit log."""
 
+        ended: dict[str, Any] = {
+            "run": run_id,
+            "status": status,
+            "stop_reason": stop_reason,
+            "finished_at": utc_now(),
+        }
+        if usage is not None:
+            ended.update(
+                input_tokens=usage.input_tokens,
+                output_tokens=usage.output_tokens,
+                model_calls=usage.model_calls,
+                cost_usd=usage.cost_usd,
+            )
+
         def update(session: Session) -> None:
-            record = session.get(RunRecord, run_id)
-            if record is None:
-                return
-            record.status = status
-            record.stop_reason = stop_reason
-            record.finished_at = utc_now()
-            if usage is not None:
-                record.input_tokens = usage.input_tokens
-                record.output_tokens = usage.output_tokens
-                record.model_calls = usage.model_calls
-                record.cost_usd = usage.cost_usd
+            session.execute(_END_RUN, ended)  # no such run: no row changed
 
         if audited is None:
-            await self._transaction(update)
+            await self.transaction(update)
         else:
             await self._append(audited, along=update)
 
@@ -406,7 +412,7 @@ class Store:
                     return _append_record(session, entry, postgresql=postgresql)
 
                 try:
-                    return await self._transaction(append)
+                    return await self.transaction(append)
                 except (IntegrityError, OperationalError) as exc:
                     if not appending and isinstance(exc, IntegrityError):
                         raise
@@ -430,12 +436,30 @@ class Store:
         return first_break(await self.audit_records())
 
 
+# The statements of every request, made once (a statement made per call costs more
+# than its read or write)
+_KEYS_BY_PREFIX = (
+    select(ApiKey, Tenant)
+    .join(Tenant, ApiKey.tenant_id == Tenant.id)
+    .where(ApiKey.prefix == bindparam("prefix"))
+)
+_CHAIN_END = select(AuditRecord.seq, AuditRecord.hash).order_by(AuditRecord.seq.desc()).limit(1)
+# Rows written as Core statements, not through the ORM's unit of work (its flush cost
+# more than the writes)
+_AUDIT_TABLE = Base.metadata.tables[AuditRecord.__tablename__]
+_RUNS_TABLE = Base.metadata.tables[RunRecord.__tablename__]
+_INSERT_AUDIT = insert(_AUDIT_TABLE)
+_AUDIT_COLUMNS = tuple(column.key for column in _AUDIT_TABLE.columns)
+_INSERT_RUN = insert(_RUNS_TABLE)
+_END_RUN = update(_RUNS_TABLE).where(_RUNS_TABLE.c.id == bindparam("run"))
+
+
 def _append_record(session: Session, entry: Entry, *, postgresql: bool) -> AuditRecord:
     """`entry` added to `session` as the record after the chain's end (read here; on
     PostgreSQL after taking the appends' advisory lock, held to the commit)."""
     if postgresql:
         session.execute(text("SELECT pg_advisory_xact_lock(:lock)"), {"lock": AUDIT_APPEND_LOCK})
-    last = session.scalar(select(AuditRecord).order_by(AuditRecord.seq.desc()).limit(1))
+    last = session.execute(_CHAIN_END).first()
     record = sealed(
         AuditRecord(
             seq=1 if last is None else last.seq + 1,
@@ -449,12 +473,12 @@ def _append_record(session: Session, entry: Entry, *, postgresql: bool) -> Audit
             prev_hash=GENESIS if last is None else last.hash,
         )
     )
-    session.add(record)
+    session.execute(_INSERT_AUDIT, {name: getattr(record, name) for name in _AUDIT_COLUMNS})
     return record
 
 
 def _in_session(engine: Engine, work: Callable[[Session], T]) -> T:
-    """`work` in one transaction of a new session of `engine` (see `Store._transaction`)."""
+    """`work` in one transaction of a new session of `engine` (see `Store.transaction`)."""
     with Session(engine, expire_on_commit=False) as session, session.begin():
         return work(session)
 
