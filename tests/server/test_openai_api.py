@@ -480,6 +480,8 @@ def test_http_requests_are_counted_by_route_and_status(api: APIServer) -> None:
     auth = {"Authorization": f"Bearer {api.keys['acme']}"}
     assert httpx.get(f"{api.url}/runs/run-0000deadbeef", headers=auth).status_code == 404
     assert httpx.get(f"{api.url}/nothing-0000deadbeef", headers=auth).status_code == 404
+    made_up = httpx.request("DEADBEEF", f"{api.url}/chat/completions", headers=auth)
+    assert made_up.status_code == 405
     after = scraped_requests(api)
 
     def added(key: tuple[str, str, str]) -> float:
@@ -490,7 +492,8 @@ def test_http_requests_are_counted_by_route_and_status(api: APIServer) -> None:
     assert added(("POST", "/v1/chat/completions", "seconds")) == 3
     assert added(("GET", "/v1/runs/{run_id}", "404")) == 1  # the route's template
     assert added(("GET", "unmatched", "404")) == 1
-    assert not [route for _, route, _ in after if "deadbeef" in route]  # never a path
+    assert added(("other", "/v1/chat/completions", "405")) == 1  # made-up methods: one label
+    assert not [key for key in after if "deadbeef" in "".join(key).lower()]  # never a path
 
 
 def test_runs_are_recorded_per_tenant_and_keys_only_hashed(api: APIServer) -> None:

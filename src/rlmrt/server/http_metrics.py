@@ -5,8 +5,9 @@
 `rlm_http_request_duration_seconds` is how long they took, by method and route, up to
 their last byte (a streamed completion: its `[DONE]`). The route label is the matched
 route's template (`/v1/runs/{run_id}`), never the path: ids stay out of the labels
-and their number stays bounded; a request no route matched is "unmatched". A request
-whose handler raised before answering counts as status 500.
+and their number stays bounded; a request no route matched is "unmatched", a method
+outside HTTP's usual seven "other". A request whose handler raised before answering
+counts as status 500.
 """
 
 from __future__ import annotations
@@ -22,6 +23,9 @@ DURATION_BUCKETS = (
     0.005, 0.01, 0.025, 0.05, 0.075, 0.1, 0.25, 0.5, 0.75, 1, 2.5, 5, 7.5, 10, 30, 60, 300,
 )  # fmt: skip
 UNMATCHED = "unmatched"
+# any token is a valid method: a client sending made-up ones must not grow the labels
+METHODS = frozenset(("GET", "HEAD", "POST", "PUT", "PATCH", "DELETE", "OPTIONS"))
+OTHER_METHOD = "other"
 
 
 class HTTPMetrics:
@@ -74,6 +78,6 @@ class RequestMetrics:
         finally:
             route = scope.get("route")
             template = getattr(route, "path", None) or UNMATCHED
-            method = scope["method"]
+            method = scope["method"] if scope["method"] in METHODS else OTHER_METHOD
             self.metrics.requests.labels(method, template, str(status)).inc()
             self.metrics.seconds.labels(method, template).observe(time.perf_counter() - started)
