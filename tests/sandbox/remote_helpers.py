@@ -15,6 +15,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from kube_helpers import KubeCluster
 
 TOKEN = "remote-suite-token-5d1e"
 SERVE = (sys.executable, "-m", "rlmrt.cli.main", "sandbox", "serve")
@@ -82,11 +83,23 @@ def start_host(
 
 def kind_options(request: pytest.FixtureRequest, kind: str) -> dict[str, Any]:
     """What `Sandbox(kind, ...)` / `create_backend` needs beyond the limits: for
-    "remote", the address and token of the session's sandbox host."""
+    "remote", the address and token of the session's sandbox host; for "kubernetes", the
+    kubeconfig of this machine's cluster (started now, or the test skips)."""
+    if kind == "kubernetes":
+        cluster: KubeCluster = request.getfixturevalue("kube_cluster")
+        return cluster.options()
     if kind != "remote":
         return {}
     host: HostProcess = request.getfixturevalue("remote_host")
     return host.options
+
+
+def kind_params(kinds: list[str]) -> list[Any]:
+    """`kinds` as pytest params; "kubernetes" carries its marker."""
+    return [
+        pytest.param(kind, marks=pytest.mark.kubernetes) if kind == "kubernetes" else kind
+        for kind in kinds
+    ]
 
 
 def wait_for(predicate: Any, timeout: float = 10.0) -> None:
