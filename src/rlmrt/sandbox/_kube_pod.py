@@ -13,14 +13,15 @@ The docker sandbox's hardening written as a pod spec (`pod_manifest`):
   image or sent over the channel: not done);
 - quotas as resources: the memory limit (``memory_mb`` + headroom, requested as much, so
   a pod the node cannot hold is unschedulable instead of OOM-killed later), one core at
-  most. Processes: Kubernetes 1.20 has no per-pod field, the kubelet's ``podPidsLimit``
-  caps every pod of the node (scripts/kube-cluster sets it).
+  most. Processes: Kubernetes 1.20 has no per-pod field (the kubelet's ``podPidsLimit``
+  is one value for the node), so the backend writes the pod's pids cgroup itself.
 
 The kernel starts behind a one-byte gate (`GATE`): the container's stdin is attached
 after the container started, and the kernel's first message (``ready``) must not be
 written before anyone listens. The gate also drops the ``KUBERNETES_*`` variables the
-kubelet puts in every container (the API server's address is nothing code needs). ``stdinOnce`` closes the kernel's stdin when the attach
-stream ends, so a kernel whose host went away reads EOF and exits (as with docker).
+kubelet puts in every container (the API server's address is nothing code needs).
+``stdinOnce`` closes the kernel's stdin when the attach stream ends, so a kernel whose
+host went away reads EOF and exits (as with docker).
 
 Labels name the owner (host name, pid) and the creation time; `is_orphan` says which
 pods a sweep deletes.

@@ -139,6 +139,7 @@ class KubernetesSandbox(ContainerKernelBackend):
 
     kind = "kubernetes"
     slow_start = True
+    restart_in_background = True  # a pod takes seconds to start
 
     @classmethod
     def quota_report(cls) -> list[QuotaStatus]:
@@ -152,7 +153,9 @@ class KubernetesSandbox(ContainerKernelBackend):
             ),
             QuotaStatus("memory_mb", True, "RLIMIT_AS + the pod's memory limit"),
             QuotaStatus(
-                "processes", False, "no per-pod field in Kubernetes 1.20: the node's podPidsLimit"
+                "processes",
+                True,
+                "the pod's pids cgroup, set from this machine (1.20 has no per-pod field)",
             ),
             QuotaStatus("file_bytes", True, "RLIMIT_FSIZE, emptyDir size limits"),
             QuotaStatus("output_bytes", True, "cut in the kernel; frames capped on the host"),
@@ -201,6 +204,7 @@ class KubernetesSandbox(ContainerKernelBackend):
         #: our local image is only in the node's engine: never pull it
         self.pull_policy = "Never" if self.image == DEFAULT_IMAGE else "IfNotPresent"
         self.pod_name: str | None = None
+        self._pod_uid: str | None = None
         self._api: KubeApi | None = None
         self._connection: ClientConnection | None = None
         self._demux_task: asyncio.Task[None] | None = None
@@ -255,6 +259,8 @@ class KubernetesSandbox(ContainerKernelBackend):
                 await self._delete_pod()
             raise
         await self._wait_running()
+        if self.limits.processes:
+            await self._cap_processes(self.limits.processes)
         connection = await self._attach()
         self._connection = connection
         stdout = asyncio.StreamReader(limit=1 << 20)
@@ -279,6 +285,7 @@ class KubernetesSandbox(ContainerKernelBackend):
                 break
             state = _pod_state(pod)
             if state == "running":
+                self._pod_uid = _uid(pod)
                 return
             if state is not None:
                 problem = state
@@ -288,6 +295,25 @@ class KubernetesSandbox(ContainerKernelBackend):
             problem = f"it was not running after {START_TIMEOUT_S:.0f} s"
         await self._delete_pod()
         raise SandboxError(f"the sandbox pod {name} in namespace {self.namespace}: {problem}")
+
+    async def _cap_processes(self, processes: int) -> None:
+        """Hold `processes` with the pod's pids cgroup, before the kernel starts.
+        Kubernetes 1.20 has no per-pod field (the kubelet's podPidsLimit is one value for
+        every pod of a node), so the limit is written where the node keeps the pod's
+        cgroup: on this machine, as the code's folder is (a hostPath). A pod whose cgroup
+        is not here cannot hold the limit: an error, not a sandbox without it."""
+        folder = _pod_pids_cgroup(str(self._pod_uid))
+        try:
+            if folder is None:
+                raise OSError("no pids cgroup of the pod on this machine")
+            # the pod's tasks: the pause container's process, the kernel and its threads
+            (folder / "pids.max").write_text(str(processes + 2))
+        except OSError as exc:
+            await self._delete_pod()
+            raise SandboxError(
+                f"the kubernetes sandbox cannot hold processes={processes}: {exc} (Kubernetes"
+                " 1.20 limits processes per node, not per pod; the node must be this machine)"
+            ) from exc
 
     async def _attach(self) -> ClientConnection:
         from websockets.asyncio.client import connect
@@ -455,6 +481,26 @@ def _pod_state(pod: Any) -> str | None:
         if waiting is not None and waiting.reason in _FATAL_WAITING:
             return f"its container cannot start: {waiting.reason}: {waiting.message}"
     return None
+
+
+_PIDS_ROOTS = (Path("/sys/fs/cgroup/pids/kubepods"), Path("/sys/fs/cgroup/kubepods"))
+
+
+def _pod_pids_cgroup(uid: str) -> Path | None:
+    """The pod's pids cgroup folder on this machine (cgroupfs driver: kubepods/[QoS/]pod<uid>;
+    cgroup v1 or v2), None when it is not here."""
+    for root in _PIDS_ROOTS:
+        for folder in (
+            root / f"pod{uid}",
+            *(root / q / f"pod{uid}" for q in ("burstable", "besteffort")),
+        ):
+            if (folder / "pids.max").exists():
+                return folder
+    return None
+
+
+def _uid(thing: Any) -> str:
+    return str(thing.metadata.uid)
 
 
 def _name(thing: Any) -> str:
