@@ -25,11 +25,12 @@ from remote_helpers import DEPTH_TWO_ANSWER, depth_two_model, free_port
 from rlmrt import RLM
 from rlmrt.errors import SandboxError
 from rlmrt.events import CodeExecuted, Event, RunStarted
-from rlmrt.sandbox import Sandbox
+from rlmrt.sandbox import Limits, Sandbox
 from rlmrt.sandbox import _kube_pod as pods
 from rlmrt.sandbox.docker import DEFAULT_IMAGE
 from rlmrt.sandbox.facade import diagnose
 from rlmrt.sandbox.kube import KubeApi, KubernetesSandbox, kube_api, sweep_orphans
+from rlmrt.sandbox.pool import SandboxPool
 from rlmrt.testing import ScriptedOpenAIServer
 
 pytestmark = [pytest.mark.kubernetes, pytest.mark.timeout(300)]
@@ -277,3 +278,22 @@ def test_a_depth_two_run_with_batched_calls_runs_in_pods(
     names, host = first.stdout.split("\n")[0].rsplit(" ", 1)
     assert host == "sandbox"  # the pod's hostname
     assert not any("KEY" in name for name in ast.literal_eval(names))
+
+
+async def test_the_pool_keeps_ready_pods_and_deletes_them_on_close(
+    api: KubeApi, kubeconfig: str
+) -> None:
+    options = {"kubeconfig": kubeconfig}
+    pool = SandboxPool(2)
+    try:
+        assert await pool.warm("kubernetes", Limits(), options) == 2
+        ready = {p.metadata.name for p in own_pods(api)}
+        assert len(ready) == 2
+        taken = await pool.acquire("kubernetes", Limits(), None, options)
+        assert taken.from_pool and isinstance(taken, KubernetesSandbox)
+        assert taken.pod_name in ready
+        assert (await taken.execute("print(2 + 2)")).stdout == "4\n"
+        await taken.aclose()
+    finally:
+        await pool.aclose()
+    assert own_pods(api) == []
