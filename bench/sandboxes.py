@@ -14,9 +14,13 @@ For each kind in `SANDBOXES`:
 A kind whose backend cannot start here (a missing extra) is listed with the reason.
 The "remote" kind talks to a sandbox host (`rlm sandbox serve`, process kind) this
 script starts on 127.0.0.1 and stops by PID at the end: its execute is a round trip
-over a loopback WebSocket plus the host's own round trip to its kernel.
+over a loopback WebSocket plus the host's own round trip to its kernel. The
+"kubernetes" kind uses the cluster of `--kubeconfig` (default: $KUBECONFIG, else this
+machine's, started with `bash scripts/kube-cluster start`): a cold start makes a pod,
+an execute goes through the API server's attach stream.
 
     .venv/bin/python bench/sandboxes.py [--starts 20] [--executes 200] [--acquires 20] [--kinds ...]
+        [--kubeconfig PATH]
 """
 
 from __future__ import annotations
@@ -93,9 +97,9 @@ async def _pooled_acquires(kind: str, runs: int) -> list[float]:
     pool, limits, times = SandboxPool(1), Limits(), []
     try:
         for _ in range(runs):
-            await pool.warm(kind, limits)
+            await pool.warm(kind, limits, OPTIONS.get(kind))
             started = time.perf_counter()
-            sandbox = await pool.acquire(kind, limits, None)
+            sandbox = await pool.acquire(kind, limits, None, OPTIONS.get(kind))
             times.append(time.perf_counter() - started)
             await sandbox.aclose()
     finally:
@@ -130,7 +134,13 @@ def main() -> None:
     parser.add_argument("--executes", type=int, default=200, help="trivial executes per kind")
     parser.add_argument("--acquires", type=int, default=20, help="pooled acquires per kind")
     parser.add_argument("--kinds", default=",".join(SANDBOXES.names()), help="kinds to measure")
+    parser.add_argument(
+        "--kubeconfig",
+        default=os.environ.get("KUBECONFIG") or "/tmp/rlmrt-kube/admin.kubeconfig",
+        help="the cluster of the kubernetes kind",
+    )
     args = parser.parse_args()
+    OPTIONS["kubernetes"] = {"kubeconfig": args.kubeconfig}
     print(
         f"| kind | first start ms (with imports) | cold start ms (median of {args.starts})"
         f" | execute `x = 1` ms (median of {args.executes}) | pooled acquire ms |"

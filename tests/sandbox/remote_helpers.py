@@ -15,6 +15,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from kube_helpers import KubeCluster
 
 TOKEN = "remote-suite-token-5d1e"
 SERVE = (sys.executable, "-m", "rlmrt.cli.main", "sandbox", "serve")
@@ -82,11 +83,23 @@ def start_host(
 
 def kind_options(request: pytest.FixtureRequest, kind: str) -> dict[str, Any]:
     """What `Sandbox(kind, ...)` / `create_backend` needs beyond the limits: for
-    "remote", the address and token of the session's sandbox host."""
+    "remote", the address and token of the session's sandbox host; for "kubernetes", the
+    kubeconfig of this machine's cluster (started now, or the test skips)."""
+    if kind == "kubernetes":
+        cluster: KubeCluster = request.getfixturevalue("kube_cluster")
+        return cluster.options()
     if kind != "remote":
         return {}
     host: HostProcess = request.getfixturevalue("remote_host")
     return host.options
+
+
+def kind_params(kinds: list[str]) -> list[Any]:
+    """`kinds` as pytest params; "kubernetes" carries its marker."""
+    return [
+        pytest.param(kind, marks=pytest.mark.kubernetes) if kind == "kubernetes" else kind
+        for kind in kinds
+    ]
 
 
 def wait_for(predicate: Any, timeout: float = 10.0) -> None:
@@ -148,3 +161,40 @@ async def _copy(source: asyncio.StreamReader, sink: asyncio.StreamWriter) -> Non
             await sink.drain()
     finally:
         sink.transport.abort()
+
+
+def repl(code: str) -> str:
+    return f"```repl\n{code}\n```"
+
+
+#: what a run of `depth_two_model` answers: "top" with context "ctx" (`rlm_query_batched`
+#: over two parts, each asking a depth-2 `rlm_query` whose code calls `llm_query_batched`)
+DEPTH_TWO_ANSWER = "3:leaf(leaf for aaa) + 4:leaf(leaf for bbbb)"
+
+
+def depth_two_model(probe: str) -> Any:
+    """A scripted model's handler for a whole run at depth 2 with batched sub-calls;
+    `probe` is code the root runs first (its output is the first `CodeExecuted`)."""
+    from rlmrt.testing import ChatRequest
+
+    def handler(request: ChatRequest) -> str:
+        if not request.is_rlm_root:
+            return f"leaf({request.last_user_text})"
+        asked = request.messages[1]["content"].split("Question: ", 1)[1].split("\n", 1)[0]
+        turns = sum(1 for m in request.messages if m["role"] == "assistant")
+        if asked == "top":
+            if turns == 0:
+                return repl(
+                    probe + "parts = rlm_query_batched(['part A', 'part B'], ['aaa', 'bbbb'])\n"
+                    "print(parts)"
+                )
+            return repl("FINAL(' + '.join(parts))")
+        if asked.startswith("part"):
+            return repl(
+                "deeper = rlm_query('inner ' + context, context=context)\n"
+                "FINAL(f'{len(context)}:{deeper}')"
+            )
+        assert asked.startswith("inner"), asked
+        return repl("FINAL(llm_query_batched(['leaf for ' + context])[0])")
+
+    return handler

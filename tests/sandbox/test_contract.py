@@ -30,7 +30,7 @@ from typing import Any
 
 import contract_probes as probes
 import pytest
-from remote_helpers import kind_options
+from remote_helpers import kind_options, kind_params
 
 from rlmrt.errors import MissingDependencyError, SandboxClosedError, SandboxError, UsageError
 from rlmrt.sandbox import SANDBOXES, ExecResult, Sandbox
@@ -45,7 +45,7 @@ MakeSandbox = Callable[..., Sandbox]
 OPTIONS: dict[str, dict[str, Any]] = {}
 
 
-@pytest.fixture(params=KINDS)
+@pytest.fixture(params=kind_params(KINDS))
 def kind(request: pytest.FixtureRequest) -> str:
     name: str = request.param
     OPTIONS[name] = kind_options(request, name)

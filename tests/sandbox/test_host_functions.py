@@ -13,7 +13,7 @@ from types import SimpleNamespace
 from typing import Any
 
 import pytest
-from remote_helpers import kind_options
+from remote_helpers import kind_options, kind_params
 
 from rlmrt.engine.bridge import RunBridge
 from rlmrt.errors import MissingDependencyError
@@ -167,7 +167,7 @@ class RecordingBridge:
         return True
 
 
-@pytest.fixture(params=SANDBOXES.names())
+@pytest.fixture(params=kind_params(SANDBOXES.names()))
 async def started(request: pytest.FixtureRequest) -> AsyncIterator[tuple[SandboxBackend, Any]]:
     """A started backend of each kind, with a `RecordingBridge`."""
     bridge = RecordingBridge()

@@ -16,6 +16,7 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
+from kube_helpers import KubeCluster
 
 from rlmrt.sandbox.docker import DEFAULT_IMAGE, docker_client
 
@@ -66,7 +67,11 @@ class Cluster:
 
 
 @pytest.fixture(scope="module")
-def cluster(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Cluster]:
+def cluster(
+    tmp_path_factory: pytest.TempPathFactory, kube_cluster: KubeCluster
+) -> Iterator[Cluster]:
+    if not kube_cluster.suspend():  # the ports are fixed: one cluster per machine
+        pytest.skip("a cluster this session did not start already runs on this machine")
     made = Cluster(tmp_path_factory.mktemp("kube") / "state")
     started = made.script("start")
     assert started.returncode == 0, started.stdout + started.stderr

@@ -8,7 +8,7 @@ import wave
 from collections.abc import AsyncIterator
 
 import pytest
-from remote_helpers import kind_options
+from remote_helpers import kind_options, kind_params
 
 from rlmrt.errors import MissingDependencyError
 from rlmrt.sandbox import SANDBOXES, Limits, SandboxBackend, create_backend
@@ -27,7 +27,7 @@ def wav_bytes(seconds: float, rate: int = 8000) -> bytes:
     return out.getvalue()
 
 
-@pytest.fixture(params=SANDBOXES.names())
+@pytest.fixture(params=kind_params(SANDBOXES.names()))
 async def backend(request: pytest.FixtureRequest) -> AsyncIterator[SandboxBackend]:
     try:
         started = create_backend(

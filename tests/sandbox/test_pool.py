@@ -20,7 +20,7 @@ async def test_acquired_sandboxes_are_started_fresh_and_answer_their_bridge() ->
     pool = SandboxPool(2)
     try:
         assert await pool.warm("process", LIMITS) == 2
-        ready = list(pool._ready[("process", LIMITS)])
+        ready = list(pool._ready[("process", LIMITS, ())])
         bridge = FakeBridge()
         first = await pool.acquire("process", LIMITS, bridge)
         assert isinstance(first, ProcessSandbox) and first is ready[0]
@@ -76,7 +76,7 @@ async def test_fast_kinds_and_size_zero_are_not_pooled() -> None:
 async def test_a_closed_pool_refuses_and_stops_its_refills() -> None:
     pool = SandboxPool(2)
     sandbox = await pool.acquire("process", LIMITS, None)  # starts two refills
-    starting = list(pool._starting[("process", LIMITS)])
+    starting = list(pool._starting[("process", LIMITS, ())])
     assert starting
     await pool.aclose()
     assert all(task.done() for task in starting)
@@ -129,7 +129,7 @@ async def test_a_failing_start_is_logged_and_the_run_sees_its_own_error(caplog) 
         ProcessSandbox.start = failing_start  # type: ignore[method-assign]
         try:
             sandbox = await pool.acquire("process", bad, None)
-            await asyncio.gather(*pool._starting[("process", bad)])
+            await asyncio.gather(*pool._starting[("process", bad, ())])
         finally:
             ProcessSandbox.start = original  # type: ignore[method-assign]
         assert pool.ready("process", bad) == 0

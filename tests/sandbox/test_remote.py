@@ -23,7 +23,16 @@ from typing import Any
 
 import pytest
 from pydantic import ValidationError
-from remote_helpers import TOKEN, CuttableProxy, HostProcess, free_port, start_host, wait_for
+from remote_helpers import (
+    DEPTH_TWO_ANSWER,
+    TOKEN,
+    CuttableProxy,
+    HostProcess,
+    depth_two_model,
+    free_port,
+    start_host,
+    wait_for,
+)
 
 from rlmrt import RLM
 from rlmrt.config import RLMConfig
@@ -31,7 +40,7 @@ from rlmrt.errors import ConfigError, SandboxError
 from rlmrt.events import CodeExecuted, Event, RunStarted
 from rlmrt.sandbox import Limits, Sandbox, create_backend
 from rlmrt.sandbox.remote import RemoteSandbox
-from rlmrt.testing import ChatRequest, ScriptedOpenAIServer
+from rlmrt.testing import ScriptedOpenAIServer
 
 LIMITS = Limits(exec_timeout_s=10, memory_mb=512, output_bytes=100_000)
 RLM_CLI = (sys.executable, "-m", "rlmrt.cli.main")
@@ -261,36 +270,12 @@ def descendants(pid: int) -> list[int]:
     return found
 
 
-def repl(code: str) -> str:
-    return f"```repl\n{code}\n```"
-
-
 def test_a_depth_two_run_with_batched_calls_keeps_the_key_on_the_client(
     remote_host: HostProcess, monkeypatch: pytest.MonkeyPatch, tmp_path: Path
 ) -> None:
     monkeypatch.setenv("RLM_SANDBOX_TOKEN", remote_host.token)
 
-    def handler(request: ChatRequest) -> str:
-        if not request.is_rlm_root:
-            return f"leaf({request.last_user_text})"
-        asked = request.messages[1]["content"].split("Question: ", 1)[1].split("\n", 1)[0]
-        turns = sum(1 for m in request.messages if m["role"] == "assistant")
-        if asked == "top":
-            if turns == 0:
-                return repl(
-                    "import os\nprint(sorted(os.environ))\n"
-                    "parts = rlm_query_batched(['part A', 'part B'], ['aaa', 'bbbb'])\n"
-                    "print(parts)"
-                )
-            return repl("FINAL(' + '.join(parts))")
-        if asked.startswith("part"):
-            return repl(
-                "deeper = rlm_query('inner ' + context, context=context)\n"
-                "FINAL(f'{len(context)}:{deeper}')"
-            )
-        assert asked.startswith("inner"), asked
-        return repl("FINAL(llm_query_batched(['leaf for ' + context])[0])")
-
+    handler = depth_two_model("import os\nprint(sorted(os.environ))\n")
     events: list[Event] = []
     with ScriptedOpenAIServer(handler) as server:
         rlm = RLM(
@@ -313,7 +298,7 @@ def test_a_depth_two_run_with_batched_calls_keeps_the_key_on_the_client(
         finally:
             rlm.close()
 
-    assert result.answer == "3:leaf(leaf for aaa) + 4:leaf(leaf for bbbb)"
+    assert result.answer == DEPTH_TWO_ANSWER
     runs = [e for e in events if isinstance(e, RunStarted)]
     assert sorted(e.depth for e in runs) == [0, 1, 1, 2, 2]
     assert {e.sandbox for e in runs} == {"remote"}

@@ -28,12 +28,13 @@ def test_limits_reject_nonsense(kwargs: dict[str, float], message: str) -> None:
 
 
 def test_registry_suggests_a_close_name() -> None:
-    assert SANDBOXES.names() == ["docker", "local", "process", "remote", "wasm"]
+    assert SANDBOXES.names() == ["docker", "kubernetes", "local", "process", "remote", "wasm"]
     with pytest.raises(ConfigError, match=r"unknown sandbox 'locl'.*Did you mean 'local'"):
         create_backend("locl")
     with pytest.raises(
         ConfigError,
-        match=r"unknown sandbox 'qqq'; choose one of: docker, local, process, remote, wasm\.$",
+        match=r"unknown sandbox 'qqq'; choose one of: docker, kubernetes, local, process,"
+        r" remote, wasm\.$",
     ):
         create_backend("qqq")
 

@@ -287,8 +287,9 @@ class SandboxSettings(_Section):
     kind: str = Field(
         default="process",
         description="Sandbox backend: process (the default: a killable process, isolated by"
-        " bubblewrap where installed), docker, wasm, remote (on a sandbox host: see url), or"
-        " local (in-process, for trusted code: its time and memory limits are best-effort).",
+        " bubblewrap where installed), docker, wasm, remote (on a sandbox host: see url),"
+        " kubernetes (a pod per sandbox: see kube_config), or local (in-process, for trusted"
+        " code: its time and memory limits are best-effort).",
         json_schema_extra=keyword("sandbox"),
     )
     pool: int = Field(
@@ -296,7 +297,7 @@ class SandboxSettings(_Section):
         ge=0,
         le=64,
         description="Started sandboxes kept ready for slow-starting kinds (docker, wasm,"
-        " process); 0: off.",
+        " process, kubernetes: ready pods); 0: off.",
         json_schema_extra=keyword("sandbox_pool"),
     )
     url: str | None = Field(
@@ -320,6 +321,29 @@ class SandboxSettings(_Section):
         json_schema_extra=keyword("sandbox_ca_file"),
     )
 
+    kube_config: Path | None = Field(
+        default=None,
+        description="The kubernetes kind's kubeconfig file (default: the first of"
+        " $KUBECONFIG, else ~/.kube/config).",
+    )
+    kube_context: str | None = Field(
+        default=None,
+        max_length=253,
+        description="The kubeconfig context the kubernetes kind uses (default: its current"
+        " context).",
+    )
+    kube_namespace: str = Field(
+        default="default",
+        pattern=r"^[a-z0-9]([-a-z0-9]{0,61}[a-z0-9])?$",
+        description="The namespace the kubernetes kind makes its sandbox pods in.",
+    )
+    kube_image: str | None = Field(
+        default=None,
+        max_length=512,
+        description="The image of the kubernetes kind's pods (default: the docker sandbox's"
+        " image, rlmrt-sandbox:bookworm, never pulled: it must be on the node).",
+    )
+
     @field_validator("kind")
     @classmethod
     def _known_sandbox(cls, value: str) -> str:
@@ -332,7 +356,15 @@ class SandboxSettings(_Section):
 
     def backend_options(self) -> dict[str, Any]:
         """What the configured kind takes beyond the limits (`create_backend`'s options):
-        for "remote", the host's url, the token read from `token_env` now, and `ca_file`."""
+        for "remote", the host's url, the token read from `token_env` now, and `ca_file`;
+        for "kubernetes", its cluster, namespace and image."""
+        if self.kind == "kubernetes":
+            return {
+                "kubeconfig": self.kube_config,
+                "context": self.kube_context,
+                "namespace": self.kube_namespace,
+                "image": self.kube_image,
+            }
         if self.kind != "remote":
             return {}
         if self.url is None:

@@ -167,10 +167,13 @@ class RLM:
     async def awarm(self) -> int:
         """Start the pooled sandboxes now rather than at the first run; how many are ready.
 
-        Only slow-starting sandbox kinds (docker, wasm, process) are pooled, up to the
-        `sandbox_pool` setting.
+        Only slow-starting sandbox kinds (docker, wasm, process, kubernetes) are pooled,
+        up to the `sandbox_pool` setting.
         """
-        return await self._sandboxes.warm(self.config.sandbox.kind, self.config.limits)
+        sandbox = self.config.sandbox
+        return await self._sandboxes.warm(
+            sandbox.kind, self.config.limits, sandbox.backend_options()
+        )
 
     async def aclose(self) -> None:
         """Close the sandboxes, the context search and the model client."""

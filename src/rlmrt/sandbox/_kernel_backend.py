@@ -48,6 +48,10 @@ class KernelBackend(SandboxBackend):
 
     #: where the private folder appears to the kernel (None: at its host path)
     inside_root: str | None = "/rlmrt"
+    #: a kernel killed for a limit is replaced in the background, and the next request
+    #: waits for it: for kinds whose start takes seconds (a Pyodide, a pod), so that the
+    #: error is not delayed by it
+    restart_in_background: bool = False
 
     def __init__(self, *, limits: Limits | None = None, bridge: HostBridge | None = None) -> None:
         self._channel: KernelChannel | None = None
@@ -65,6 +69,8 @@ class KernelBackend(SandboxBackend):
         self._idle_watch: asyncio.Task[None] | None = None
         self._idle_killed = False
         self._call_relay: CallRelay | None = None
+        self._respawn: asyncio.Task[None] | None = None
+        self._defer_spawn = False
 
     @property
     def bridge(self) -> HostBridge | None:
@@ -148,6 +154,11 @@ class KernelBackend(SandboxBackend):
         if self._closed:
             return
         self._closed = True
+        if self._respawn is not None:
+            self._respawn.cancel()
+            with contextlib.suppress(BaseException):
+                await self._respawn
+            self._respawn = None
         await self._stop()
         self._release()
         if self._dir is not None:
@@ -187,6 +198,9 @@ class KernelBackend(SandboxBackend):
         return self._channel
 
     async def _spawn(self) -> None:
+        if self._defer_spawn:
+            self._respawn = asyncio.create_task(self._start_again())
+            return
         started = time.perf_counter()
         self._channel = await self._launch(self._folder())
         self._channel.relay = self._call_relay
@@ -201,6 +215,12 @@ class KernelBackend(SandboxBackend):
         self.start_latency_s = time.perf_counter() - started
         for name, path in self._contexts.items():
             await self._request({"op": "load_context", "name": name, "path": path})
+
+    async def _start_again(self) -> None:
+        async with self._get_lock():
+            if not self._closed:
+                with contextlib.suppress(SandboxError):  # the next request reports it
+                    await self._ensure_started()
 
     async def _stop(self) -> None:
         watch = self._stop_idle_watch()
@@ -371,7 +391,11 @@ class KernelBackend(SandboxBackend):
             message = f"SandboxError: {exc}"
         await self._stop()
         self._after_kill()
-        await self._spawn()
+        self._defer_spawn = self.restart_in_background
+        try:
+            await self._spawn()
+        finally:
+            self._defer_spawn = False
         message += "; the sandbox was restarted and its variables were lost"
         if self._contexts:
             names = ", ".join(f"`{name}`" for name in self._contexts)

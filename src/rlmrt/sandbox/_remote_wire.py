@@ -103,10 +103,12 @@ async def feed_reader(connection: Connection, reader: asyncio.StreamReader) -> N
 
 class WebSocketWriter:
     """A `FrameWriter` sending what was written since the last `drain` as one message
-    (the channel writes one whole frame, then drains)."""
+    (the channel writes one whole frame, then drains), after `prefix` (a Kubernetes
+    stream's channel byte)."""
 
-    def __init__(self, connection: Connection) -> None:
+    def __init__(self, connection: Connection, *, prefix: bytes = b"") -> None:
         self.connection = connection
+        self.prefix = prefix
         self._pending: list[bytes] = []
         self._closing: asyncio.Task[None] | None = None
 
@@ -119,7 +121,7 @@ class WebSocketWriter:
         data, self._pending = b"".join(self._pending), []
         if data:
             try:
-                await self.connection.send(data)
+                await self.connection.send(self.prefix + data)
             except ConnectionClosed as exc:
                 raise ConnectionResetError(f"the connection closed ({exc})") from exc
 

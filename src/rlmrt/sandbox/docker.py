@@ -39,7 +39,12 @@ from typing import TYPE_CHECKING, Any
 from rlmrt.errors import ConfigError, SandboxError
 from rlmrt.sandbox import _proc
 from rlmrt.sandbox._channel import KernelChannel
-from rlmrt.sandbox._kernel_backend import KernelBackend
+from rlmrt.sandbox._container import (
+    CGROUP_HEADROOM_MB,
+    ContainerKernelBackend,
+    container_ids,
+    tmpfs_mb,
+)
 from rlmrt.sandbox.base import Diagnosis, HostBridge, Limits, QuotaStatus
 from rlmrt.sandbox.kernel import exception_line
 
@@ -50,12 +55,9 @@ if TYPE_CHECKING:
 __all__ = ["DEFAULT_IMAGE", "DockerSandbox", "docker_client"]
 
 DEFAULT_IMAGE = "rlmrt-sandbox:bookworm"
-SANDBOX_UID = 65534  # the container's user when the host runs as root
 LABEL = "io.rlmrt.sandbox"
 HOST_PID_LABEL = "io.rlmrt.host-pid"
 _MB = 1 << 20
-_AS_HEADROOM = 64 * _MB  # the interpreter's own mappings, on top of memory_mb
-_CGROUP_HEADROOM = 96 * _MB  # the container's memory cgroup sits above one RLIMIT_AS
 _DEFAULT_PIDS = 256  # a pids cgroup even when `processes` is not set: no fork bombs
 _TMPFS = "rw,nosuid,nodev,noexec,size={mb}m,mode={mode},uid={uid},gid={gid}"
 _DEMUX_HEADER = struct.Struct(">BxxxI")
@@ -111,7 +113,7 @@ def _unix_socket_answers(path: str) -> bool:
     return True
 
 
-class DockerSandbox(KernelBackend):
+class DockerSandbox(ContainerKernelBackend):
     """Runs code in a kernel inside a hardened container (see the module docstring)."""
 
     kind = "docker"
@@ -173,21 +175,10 @@ class DockerSandbox(KernelBackend):
 
     # -- the container ------------------------------------------------------------------
 
-    def _kernel_config(self) -> dict[str, Any]:
-        limits = self.limits
-        config = super()._kernel_config()
-        if limits.memory_mb:
-            config["rlimits"]["RLIMIT_AS"] = limits.memory_mb * _MB + _AS_HEADROOM
-        if limits.file_bytes:
-            config["rlimits"]["RLIMIT_FSIZE"] = limits.file_bytes
-        if limits.cpu_s:
-            config["rlimits"]["RLIMIT_CPU"] = int(limits.cpu_s * 20 + 300)
-        return config
-
     def _create_args(self, folder: Path) -> dict[str, Any]:
         limits = self.limits
-        tmp_mb = max(16, min(256, (limits.file_bytes or 64 * _MB) // _MB * 2))
-        uid, gid = _container_ids()
+        tmp_mb = tmpfs_mb(limits)
+        uid, gid = container_ids()
         args: dict[str, Any] = {
             "command": [
                 "python3",
@@ -215,17 +206,10 @@ class DockerSandbox(KernelBackend):
             "labels": {LABEL: "1", HOST_PID_LABEL: str(os.getpid())},
         }
         if limits.memory_mb:
-            memory = limits.memory_mb * _MB + _CGROUP_HEADROOM
+            memory = (limits.memory_mb + CGROUP_HEADROOM_MB) * _MB
             args["mem_limit"] = memory
             args["memswap_limit"] = memory  # no swap on top
         return args
-
-    def _new_folder(self) -> Path:
-        folder = super()._new_folder()
-        uid, gid = _container_ids()
-        if uid != os.getuid():
-            os.chown(folder, uid, gid)  # 0700: only the container's user reads the contexts
-        return folder
 
     def _create(self, folder: Path) -> tuple[Container, Any]:
         """Create the container and attach to it (blocking: run in a thread)."""
@@ -325,15 +309,6 @@ class DockerSandbox(KernelBackend):
 
     def _oom_killed(self) -> bool:
         return self._oom
-
-
-def _container_ids() -> tuple[int, int]:
-    """The uid and gid code runs as in the container: nobody when the host is root (the
-    private folder is given to it), else the host's own user, the one that can read the
-    private folder (0700) without making it readable to every local user."""
-    if os.getuid() == 0:
-        return SANDBOX_UID, SANDBOX_UID
-    return os.getuid(), os.getgid()
 
 
 async def _demux(

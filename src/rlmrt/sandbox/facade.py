@@ -30,6 +30,7 @@ SANDBOXES: LazyRegistry[SandboxBackend] = LazyRegistry(
         "wasm": "rlmrt.sandbox.wasm:WasmSandbox",
         "docker": "rlmrt.sandbox.docker:DockerSandbox",
         "remote": "rlmrt.sandbox.remote:RemoteSandbox",
+        "kubernetes": "rlmrt.sandbox.kube:KubernetesSandbox",
     },
 )
 

@@ -2,7 +2,7 @@
 
 A container or a Pyodide takes from a fifth of a second to seconds to start; an RLM
 run with sub-runs needs one sandbox per run. The pool keeps up to `size` started,
-unused backends per (kind, limits) and refills in the background after each
+unused backends per (kind, limits, options) and refills in the background after each
 acquire. A backend is handed out once and never comes back: no state can pass from
 one run to the next. Only backends whose class sets ``slow_start = True`` are
 pooled; the others are simply created and started.
@@ -26,7 +26,8 @@ from rlmrt.sandbox.facade import SANDBOXES, create_backend
 __all__ = ["SandboxPool"]
 
 log = logging.getLogger("rlmrt")
-_Key = tuple[str, Limits]
+_Options = tuple[tuple[str, Any], ...]
+_Key = tuple[str, Limits, _Options]
 
 
 class SandboxPool:
@@ -52,17 +53,18 @@ class SandboxPool:
         options: Mapping[str, Any] | None = None,
     ) -> SandboxBackend:
         """A started backend of `kind` with `limits`, answering to `bridge`; `options`
-        are `create_backend`'s (a kind that takes some, "remote", is never pooled)."""
+        are `create_backend`'s (the kubernetes kind's cluster: pooled per options)."""
         if self._closed:
             raise RuntimeError("the sandbox pool is closed")
-        if options or not self.pooled(kind) or not self._own_loop():
+        frozen = _freeze(options)
+        if frozen is None or not self.pooled(kind) or not self._own_loop():
             backend = create_backend(kind, limits=limits, bridge=bridge, options=options)
             await _start(backend)
             return backend
-        key = (kind, limits)
+        key = (kind, limits, frozen)
         taken = self._take(key)
         if taken is None:
-            backend = create_backend(kind, limits=limits, bridge=bridge)
+            backend = create_backend(kind, limits=limits, bridge=bridge, options=options)
             await _start(backend)
         else:
             backend = taken
@@ -71,19 +73,23 @@ class SandboxPool:
         self._refill(key)
         return backend
 
-    async def warm(self, kind: str, limits: Limits) -> int:
-        """Fill the pool for (kind, limits) and wait until it is full; how many are ready."""
-        if self._closed or not self.pooled(kind) or not self._own_loop():
+    async def warm(
+        self, kind: str, limits: Limits, options: Mapping[str, Any] | None = None
+    ) -> int:
+        """Fill the pool for (kind, limits, options) and wait until it is full; how many
+        are ready."""
+        frozen = _freeze(options)
+        if self._closed or frozen is None or not self.pooled(kind) or not self._own_loop():
             return 0
-        key = (kind, limits)
+        key = (kind, limits, frozen)
         self._refill(key)
         pending = list(self._starting[key])
         if pending:
             await asyncio.gather(*pending, return_exceptions=True)
         return len(self._ready[key])
 
-    def ready(self, kind: str, limits: Limits) -> int:
-        return len(self._ready[(kind, limits)])
+    def ready(self, kind: str, limits: Limits, options: Mapping[str, Any] | None = None) -> int:
+        return len(self._ready[(kind, limits, _freeze(options) or ())])
 
     async def aclose(self) -> None:
         """Close every ready sandbox and stop the refills. Idempotent."""
@@ -119,8 +125,8 @@ class SandboxPool:
             task.add_done_callback(self._starting[key].discard)
 
     async def _start_one(self, key: _Key) -> None:
-        kind, limits = key
-        backend = create_backend(kind, limits=limits, bridge=None)
+        kind, limits, options = key
+        backend = create_backend(kind, limits=limits, bridge=None, options=dict(options))
         try:
             await _start(backend)
         except Exception as exc:  # noqa: BLE001 - logged; a run starts its own
@@ -131,6 +137,17 @@ class SandboxPool:
             await backend.aclose()
         else:
             self._ready[key].append(backend)
+
+
+def _freeze(options: Mapping[str, Any] | None) -> _Options | None:
+    """`options` as a pool key; None when a value cannot be one (such a sandbox is made
+    for its run, not pooled)."""
+    frozen = tuple(sorted((options or {}).items()))
+    try:
+        hash(frozen)
+    except TypeError:
+        return None
+    return frozen
 
 
 async def _start(backend: SandboxBackend) -> None:

@@ -36,7 +36,6 @@ How it runs (``kind = "wasm"``):
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import hashlib
 import itertools
 import json
@@ -118,6 +117,7 @@ class WasmSandbox(ProcessSandbox):
     how its one process is killed, watched and cgrouped; not in how it starts."""
 
     kind = "wasm"
+    restart_in_background = True  # a Pyodide start takes seconds
     slow_start = True
 
     @classmethod
@@ -161,17 +161,7 @@ class WasmSandbox(ProcessSandbox):
         super().__init__(limits=limits, bridge=bridge)
         self.isolated = True
         self.inside_root = "/rlmrt"  # the runner mounts the private folder there, read-only
-        self._respawn: asyncio.Task[None] | None = None
-        self._defer_spawn = False
         self._death = ""
-
-    async def aclose(self) -> None:
-        if self._respawn is not None:
-            self._respawn.cancel()
-            with contextlib.suppress(BaseException):
-                await self._respawn
-            self._respawn = None
-        await super().aclose()
 
     def _new_folder(self) -> Path:
         return KernelBackend._new_folder(self)  # kernel.py itself: Pyodide compiles it
@@ -235,26 +225,8 @@ class WasmSandbox(ProcessSandbox):
     async def _restart(
         self, reason: str | None, exc: SandboxError | None, started: float
     ) -> ExecResult:
-        # as every kernel backend does, except that the fresh Deno starts in the
-        # background: a Pyodide start takes seconds, and the error need not wait for it
-        self._death, self._defer_spawn = str(exc or ""), True
-        try:
-            result = await super()._restart(reason, exc, started)
-        finally:
-            self._defer_spawn = False
-        return result
-
-    async def _spawn(self) -> None:
-        if self._defer_spawn:
-            self._respawn = asyncio.create_task(self._start_again())
-            return
-        await super()._spawn()
-
-    async def _start_again(self) -> None:
-        async with self._get_lock():
-            if not self._closed:
-                with contextlib.suppress(SandboxError):  # the next request reports it
-                    await self._ensure_started()
+        self._death = str(exc or "")  # V8's last words say whether memory ended it
+        return await super()._restart(reason, exc, started)
 
 
 def _cache_dir(name: str) -> Path:
