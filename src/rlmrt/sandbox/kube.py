@@ -116,8 +116,7 @@ def kube_api(kubeconfig: str | Path | None = None, context: str | None = None) -
     if not path.is_file():
         raise SandboxError(
             f"the kubernetes sandbox has no kubeconfig: {path} does not exist (set"
-            " sandbox.kube_config or $KUBECONFIG; on this machine `bash scripts/kube-cluster"
-            " env` names the local cluster's)"
+            " sandbox.kube_config or $KUBECONFIG to your cluster's kubeconfig file)"
         )
     configuration = client.Configuration()
     try:
