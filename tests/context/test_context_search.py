@@ -24,11 +24,12 @@ from rlmrt.sandbox.facade import SANDBOXES, create_backend
 from rlmrt.testing import scripted
 
 # every registered sandbox kind; the container and WebAssembly ones are slow to start.
-# "remote" needs a sandbox host: tests/sandbox runs its host functions against one
+# "remote" needs a sandbox host and "kubernetes" this machine's cluster: tests/sandbox
+# runs their host functions against those (test_host_functions)
 KINDS = [
     pytest.param(kind, marks=[] if kind in ("local", "process") else [pytest.mark.slow])
     for kind in SANDBOXES.names()
-    if kind != "remote"
+    if kind not in ("remote", "kubernetes")
 ]
 
 

@@ -252,8 +252,11 @@ async def test_bad_input_gives_structured_errors(
 
 
 @pytest.mark.slow
-# "remote" needs a sandbox host and its settings: tests/sandbox runs it against one
-@pytest.mark.parametrize("kind", [kind for kind in SANDBOXES.names() if kind != "remote"])
+# "remote" needs a sandbox host and its settings, "kubernetes" this machine's cluster:
+# tests/sandbox runs them against those
+@pytest.mark.parametrize(
+    "kind", [kind for kind in SANDBOXES.names() if kind not in ("remote", "kubernetes")]
+)
 async def test_sessions_on_every_sandbox_kind(connect, kind: str) -> None:
     async with connect() as client:
         result = await client.call_tool(
