@@ -13,6 +13,7 @@ import json
 import time
 from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass
+from functools import cached_property
 from typing import Any, Literal
 
 from rlmrt.context.search import ContextSearch
@@ -135,8 +136,6 @@ class Run:
         self._output_rejections = 0
         self.prompt = prompt
         self.context = context
-        # the context's lines, when it is a text or a list of texts (the small profile's checks)
-        self._lines = ContextLines.of(context.value)
         self.depth = depth
         self.call_id = call_id
         self.parent_call_id = parent_call_id
@@ -266,6 +265,12 @@ class Run:
                 await sandbox.aclose()
         finally:
             self._slot.release()
+
+    @cached_property
+    def _lines(self) -> ContextLines | None:
+        """The context's lines when it is a text or a list of texts: read only by the
+        small profile's checks, so made on first use (a list's items are all checked)."""
+        return ContextLines.of(self.context.value)
 
     def _emit_wait(self, seconds: float) -> None:
         self.tree.emit(RunWaited(**self._ids(), waited_s=seconds, limit=self.tree.run_slots.limit))
