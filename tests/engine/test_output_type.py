@@ -86,6 +86,7 @@ def test_the_first_prompt_gives_the_type_its_schema_and_an_example(serve, make_r
     assert '"enum": ["PAID", "OVERDUE"]' in first
     assert 'FINAL([{"id": "...", "amount": 0.0, "status": "PAID"}])' in first
     assert first.index("Question: q") < first.index("The answer must be")
+    assert "rlm_query take output_type= too" in first  # typed runs hear of typed sub-calls
 
 
 def test_without_an_output_type_the_prompt_says_nothing_of_types(serve, make_rlm) -> None:
@@ -93,6 +94,7 @@ def test_without_an_output_type_the_prompt_says_nothing_of_types(serve, make_rlm
     result = make_rlm(server).completion("q", context="c")
     assert result.output is None
     assert "The answer must be" not in server.requests[0].last_user_text
+    assert "output_type" not in json.dumps(server.requests[0].body["messages"])
 
 
 def test_a_misfit_goes_back_naming_each_field_then_the_fix_is_the_output(serve, make_rlm) -> None:

@@ -80,8 +80,17 @@ class OutputType:
             f"The answer must be a value of type `{self.name}`, with this JSON Schema:\n"
             f"{json.dumps(self.schema, ensure_ascii=False)}\n"
             "Build it in code as Python dicts, lists, strings and numbers and give it with "
-            f"FINAL(value) or FINAL_VAR('name'), for example: FINAL({example})"
+            f"FINAL(value) or FINAL_VAR('name'), for example: FINAL({example})\n"
+            f"{SUB_CALL_TYPES_NOTE}"
         )
+
+
+#: told only to typed runs: sub-calls can be typed too (their replies come back checked)
+SUB_CALL_TYPES_NOTE = (
+    "llm_query, llm_query_batched and rlm_query take output_type= too (a JSON Schema "
+    "dict, or a type such as int or list[str]): the reply then comes back as that value, "
+    "already checked, e.g. llm_query(f'List the ids in:\\n{chunk}', output_type=list[str])"
+)
 
 
 def _candidates(answer: str) -> list[Any]:
