@@ -36,6 +36,16 @@ def test_the_block_that_printed_the_answer_and_the_blocks_it_needs() -> None:
     )
 
 
+def test_an_earlier_import_comes_as_its_statement_and_a_repeated_block_once() -> None:
+    search = "m = re.search(r'code (\\d+)', context)\nprint(m.group(1))"
+    blocks = [
+        block("import re\nprint(context[:100])", "The code 4411 ..."),
+        block(search, "4411"),
+        block(search, "4411"),
+    ]
+    assert answering_code(blocks, "4411") == f"import re\n{search}"
+
+
 def test_a_computed_final_is_the_answer_when_nothing_printed_it() -> None:
     blocks = [block("n = len(context.splitlines())"), block("FINAL(n)")]
     assert answering_code(blocks, "7") == "n = len(context.splitlines())\nFINAL(n)"

@@ -38,15 +38,20 @@ def answering_code(blocks: Sequence[CodeExecuted], answer: str | None) -> str | 
     if found is None:
         return None
     chosen = [found.code.strip()]
-    needed = _names_used(found.code) - _names_set(found.code)
+    imports: dict[str, str] = {}  # a module an earlier block imported: its statement only
+    needed = _free_names(found.code)
     for block in reversed(ok[: ok.index(found)]):
+        for name, statement in _imports(block.code).items():
+            if name in needed:
+                imports.setdefault(name, statement)
+        needed -= imports.keys()
         if not needed or len(chosen) > MAX_SUPPORT_BLOCKS:
             break
         provides = _names_set(block.code) & needed
-        if provides:
+        if provides and block.code.strip() not in chosen:
             chosen.insert(0, block.code.strip())
-            needed = (needed - provides) | (_names_used(block.code) - _names_set(block.code))
-    code = "\n".join(chosen)
+            needed = (needed - provides) | _free_names(block.code)
+    code = "\n".join([*dict.fromkeys(imports.values()), *chosen])
     return code if len(code) <= MAX_EXAMPLE_CHARS else None
 
 
@@ -74,6 +79,7 @@ def _parse(code: str) -> ast.Module | None:
 
 
 def _names_set(code: str) -> set[str]:
+    """The names `code` binds (assignments, loops, functions, classes), not imports."""
     tree = _parse(code)
     if tree is None:
         return set()
@@ -82,12 +88,30 @@ def _names_set(code: str) -> set[str]:
         for node in ast.walk(tree)
         if isinstance(node, ast.Name) and isinstance(node.ctx, (ast.Store, ast.Del))
     }
-    for node in ast.walk(tree):
-        if isinstance(node, (ast.FunctionDef, ast.AsyncFunctionDef, ast.ClassDef)):
-            names.add(node.name)
-        elif isinstance(node, (ast.Import, ast.ImportFrom)):
-            names.update((alias.asname or alias.name).split(".")[0] for alias in node.names)
+    names.update(
+        node.name
+        for node in ast.walk(tree)
+        if isinstance(node, (ast.FunctionDef, ast.AsyncFunctionDef, ast.ClassDef))
+    )
     return names
+
+
+def _imports(code: str) -> dict[str, str]:
+    """The names `code` imports, each with its import statement."""
+    tree = _parse(code)
+    if tree is None:
+        return {}
+    found: dict[str, str] = {}
+    for node in ast.walk(tree):
+        if isinstance(node, (ast.Import, ast.ImportFrom)):
+            for alias in node.names:
+                found[(alias.asname or alias.name).split(".")[0]] = ast.unparse(node)
+    return found
+
+
+def _free_names(code: str) -> set[str]:
+    """The names `code` reads but neither binds nor imports itself."""
+    return _names_used(code) - _names_set(code) - _imports(code).keys()
 
 
 def _names_used(code: str) -> set[str]:
