@@ -110,6 +110,29 @@ def test_each_further_repeat_changes_the_prompt(serve, make_rlm) -> None:
     assert earlier["content"].startswith("(I ran a code block here; it printed ")
 
 
+def test_a_reply_copying_the_summary_of_a_repeat_is_dropped_and_named(serve, make_rlm) -> None:
+    """Seen on the 1.5B model: after a repeat, it copied the runtime's summary of that
+    block ("(I ran a code block here; it printed ''...") as its reply, with no code, for
+    fifteen iterations. The copy is dropped, a note that counts the copies goes on the
+    last output, and the next call samples warmer with a seed of its own."""
+    failing = repl("print(undefined_name)")
+    echo = "I ran a code block here; it printed ''. Running it again gives the same."
+    replies = iter([failing, failing, echo, echo, repl("print(1 + 1)"), "```repl\n2"])
+    server = serve(lambda r: next(replies))
+    result = small(make_rlm, server, seed=0).completion("q", context="c")
+    assert (result.answer, result.partial) == ("2", False)
+    assert [r.body.get("seed") for r in server.requests] == [0, 0, 2, 3, 4, 0]
+    after_first, after_second = server.requests[3], server.requests[4]
+    for request in (after_first, after_second):  # no copy kept in the conversation
+        assert [m["role"] for m in request.messages] == ["system", "user", "assistant", "user"]
+    assert "repeated the runtime's summary of a block you ran before (1 time(s) now)" in (
+        after_first.last_user_text
+    )
+    assert "(2 time(s) now)" in after_second.last_user_text
+    assert after_second.last_user_text.count("repeated the runtime's summary") == 1
+    assert "Your reply had no ```repl code block" not in after_second.last_user_text
+
+
 def test_a_repeated_working_block_gets_a_progress_note(serve, make_rlm) -> None:
     again = repl("print(len(context))")
     replies = [again, again, repl("FINAL('done')")]

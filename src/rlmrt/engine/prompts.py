@@ -74,6 +74,12 @@ REPEATED_CODE_SUMMARY = (
     "will write different code.)"
 )
 
+ECHOED_SUMMARY_NOTE = (
+    "Note: your reply had no code; it only repeated the runtime's summary of a block you "
+    "ran before ({times} time(s) now). Write a ```repl block with different code, or give "
+    "FINAL(answer)."
+)
+
 PARTIAL_FINAL_NOTE = (
     "Your code called FINAL({answer}), but {answer} appears only as part of {whole}, "
     "so the run goes on. Check that your code takes the whole value, then reply "

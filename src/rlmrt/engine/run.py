@@ -44,6 +44,7 @@ from rlmrt.engine.prompts import (
     COMPACT_PROMPT,
     DEFERRED_FINAL_NOTE,
     DOUBTED_FINAL_NOTE,
+    ECHOED_SUMMARY_NOTE,
     EMPTY_OUTPUT_NOTE,
     EMPTY_RESULT_NOTE,
     NEAR_MISS_NOTE,
@@ -155,6 +156,7 @@ class Run:
         # after a repeated block, the next call samples warmer: at temperature 0 a model
         # that repeated itself once repeats itself forever
         self._unstick: float | None = None
+        self._echoes = 0  # replies that only copied the runtime's summary of a repeat
         self._unstick_seed: int | None = None  # set with _unstick: a new sample each repeat
 
     @property
@@ -396,6 +398,11 @@ class Run:
                 done = await self._final_from_text(sandbox, marker)
                 if done is not None:
                     return done
+                if self._profile.first_block_only and _echoes_summary(text):
+                    self._echoes += 1
+                    self._sample_warmer()
+                    _forget_echo(messages, ECHOED_SUMMARY_NOTE.format(times=self._echoes))
+                    continue
                 messages.append({"role": "user", "content": self._no_final_feedback(text)})
                 continue
             outputs: list[str] = []
@@ -537,6 +544,16 @@ class Run:
             return UNSEEN_FINAL_LINES_NOTE.format(answer=_brief(answer), lines="\n".join(holding))
         return UNSEEN_FINAL_NOTE.format(answer=_brief(answer))
 
+    def _sample_warmer(self) -> None:
+        """The next root call samples warmer, with a seed of its own: the model loops."""
+        configured = self.config.llm.temperature or 0.0
+        self._unstick = max(configured, UNSTICK_TEMPERATURE)
+        # a seeded model samples a prompt the same way at any temperature (the ledger
+        # showcase sent one wrong block 19 times at 0.7 with seed 0): a new seed each
+        # repeat. Unseeded models vary already, and some providers refuse the argument.
+        seed = self.config.llm.seed
+        self._unstick_seed = None if seed is None else seed + self.iterations
+
     def _repeat_note(self, code: str, result: ExecResult) -> list[str]:
         """A note when the model runs a block it ran before: it is looping."""
         key = code.strip()
@@ -550,13 +567,7 @@ class Run:
         # conversation (first_block_only), the same note would give the same prompt, and
         # a seeded server the same reply, until max_iterations
         again = f", and {repeats - 1} time{'s' if repeats > 2 else ''} since" if repeats > 1 else ""
-        configured = self.config.llm.temperature or 0.0
-        self._unstick = max(configured, UNSTICK_TEMPERATURE)
-        # a seeded model samples a prompt the same way at any temperature (the ledger
-        # showcase sent one wrong block 19 times at 0.7 with seed 0): a new seed each
-        # repeat. Unseeded models vary already, and some providers refuse the argument.
-        seed = self.config.llm.seed
-        self._unstick_seed = None if seed is None else seed + self.iterations
+        self._sample_warmer()
         if result.error is not None and result.error == error:
             return [REPEATED_FAILURE_NOTE.format(iteration=iteration, again=again)]
         return [REPEATED_CODE_NOTE.format(iteration=iteration, again=again)]
@@ -900,6 +911,23 @@ def _forget_repeat(messages: list[Message], note: str, code: str, output: str) -
 
 
 _REPEAT_MARK = "Note: you ran exactly this code before"
+_SUMMARY_START = REPEATED_CODE_SUMMARY.split("{", 1)[0].strip("( ")  # "I ran a code block here"
+
+
+def _echoes_summary(text: str) -> bool:
+    """Whether a reply is the runtime's own summary of a repeated block, copied: a small
+    model reads that summary as one of its replies and writes it again, with no code."""
+    return text.strip().lstrip("(").startswith(_SUMMARY_START)
+
+
+def _forget_echo(messages: list[Message], note: str) -> None:
+    """Drop a reply that only copied the runtime's summary (each copy kept makes the next
+    likelier); `note` goes on the last output, in place of the note of an earlier copy."""
+    messages.pop()
+    last = messages[-1]
+    mark = ECHOED_SUMMARY_NOTE.split("{", 1)[0]
+    kept = [part for part in last["content"].split("\n\n") if not part.startswith(mark)]
+    last["content"] = "\n\n".join([*kept, note])
 
 
 def _brief(value: str, limit: int = 200) -> str:
