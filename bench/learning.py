@@ -21,6 +21,7 @@ wait for the server, so set it well above a run's own time when others share it.
 
     .venv/bin/python bench/learning.py [--families count,needle,...] [--sizes 20000,50000]
         [--per-family 2] [--seed 1] [--max-wall-s 150] [--workdir bench/results/learning]
+        [--train-from EARLIER_WORKDIR]
 """
 
 from __future__ import annotations
@@ -268,7 +269,10 @@ def summary(outcomes: list[Outcome]) -> str:
 async def protocol(args: argparse.Namespace, train: list[Task], test: list[Task]) -> int:
     workdir: Path = args.workdir
     report: dict[str, Any] = {"args": {k: str(v) for k, v in vars(args).items()}}
-    outcomes, _ = await run_arm(train, "train", workdir, args.max_wall_s, learning=False)
+    if args.train_from is None:
+        outcomes, _ = await run_arm(train, "train", workdir, args.max_wall_s, learning=False)
+    else:
+        outcomes = reuse_training(args.train_from, workdir, train)
     report["learned"] = await learn(workdir)
     for lesson in report["learned"]["lessons"]:
         print(f"lesson ({lesson['verdict'][0]}): {lesson['text']}", flush=True)
@@ -284,6 +288,28 @@ async def protocol(args: argparse.Namespace, train: list[Task], test: list[Task]
     (workdir / "learning.json").write_text(json.dumps(report, indent=1))
     print(summary(outcomes))
     return 0
+
+
+def reuse_training(source: Path, workdir: Path, train: list[Task]) -> list[Outcome]:
+    """The training arm of an earlier run of the same set options (`source`): its
+    results, trajectories and verdicts, none distilled and no lesson kept, so `learn`
+    distils them afresh with the code under test. Only the training arm is reused; both
+    test arms run again, side by side."""
+    from rlmrt.memory import MemoryStore
+
+    for path in [*source.glob("train-results-*.jsonl"), source / "train.jsonl"]:
+        shutil.copy2(path, workdir / path.name)
+    shutil.copytree(source / "runs", workdir / "runs")
+    with (
+        MemoryStore(source / "memory.sqlite") as old,
+        MemoryStore(workdir / "memory.sqlite") as new,
+    ):
+        for entry in old.feedback():
+            new.give_feedback(entry)
+    outcomes = recorded(workdir, train)
+    if len(outcomes) != len(train):
+        raise SystemExit(f"{source} holds {len(outcomes)} training results, not {len(train)}")
+    return outcomes
 
 
 def recorded(workdir: Path, tasks: list[Task]) -> list[Outcome]:
@@ -314,6 +340,13 @@ def main() -> int:
         type=Path,
         default=BENCH / "results" / "learning",
         help="memory store, trajectories and results (emptied first)",
+    )
+    parser.add_argument(
+        "--train-from",
+        type=Path,
+        default=None,
+        help="reuse the training arm (results, trajectories, verdicts) of an earlier "
+        "--workdir with the same set options; lessons are distilled again",
     )
     parser.add_argument(
         "--summary",

@@ -1,5 +1,6 @@
 """Learning from feedback: judged runs become lessons through a model call that sees
-the run's question, code, answer and verdict; the lessons then reach later prompts."""
+the run's question, code, answer and verdict (a good run's answering code is kept as a
+worked example); the lessons then reach later prompts."""
 
 from __future__ import annotations
 
@@ -11,17 +12,23 @@ from rlmrt.memory import MemoryStore, give_feedback
 from rlmrt.testing import ChatRequest, Reply, scripted
 
 LESSON = "Split each ledger line on '|' and compare the sixth field exactly to the status."
+SENTENCE = "To count records by their status, test each line for the status word."
 
 
 def test_judged_runs_become_lessons_once(serve, make_rlm, tmp_path: Path) -> None:
+    """A good run whose code found its answer becomes a worked example (the model's
+    sentence, the question, the data's first line, that code as it ran); a bad run
+    gets a lesson the model writes from its code, answer and the right answer."""
+    counting = "n = sum('OVERDUE' in line for line in context.splitlines())\nprint(n)"
     server = serve(
         scripted(
             root=[
-                repl("n = sum('OVERDUE' in line for line in context.splitlines())\nprint(n)"),
+                repl("print(context[:20])"),
+                repl(counting),
                 repl("FINAL(str(n))"),
                 repl("FINAL('2')"),
             ],
-            sub=[LESSON, "Count PAID rows by the status field, not by a substring."],
+            sub=[SENTENCE, LESSON],
         )
     )
     rlm = make_rlm(server, memory_path=tmp_path / "memory.sqlite")
@@ -34,27 +41,26 @@ def test_judged_runs_become_lessons_once(serve, make_rlm, tmp_path: Path) -> Non
     made = rlm.learn()
 
     assert made.skipped == {}
+    example = (
+        f"{SENTENCE}\n"
+        'Worked example: asked "How many invoices are OVERDUE?" of data with lines like '
+        "`a|OVERDUE`, this code found the right answer:\n"
+        f"```repl\n{counting}\nFINAL(str(n))\n```"
+    )
     assert sorted((i.text, tuple(i.tags), tuple(i.source_runs)) for i in made.lessons) == sorted(
-        [
-            (LESSON, ("good",), (first.run_id,)),
-            (
-                "Count PAID rows by the status field, not by a substring.",
-                ("bad",),
-                (second.run_id,),
-            ),
-        ]
+        [(example, ("good",), (first.run_id,)), (LESSON, ("bad",), (second.run_id,))]
     )
     asks = [r.last_user_text for r in server.requests if not r.is_rlm_root]
-    good = next(a for a in asks if "judged good" in a)
+    good = next(a for a in asks if "This code found the right answer" in a)
     assert "Question: How many invoices are OVERDUE?" in good
-    assert "n = sum('OVERDUE' in line for line in context.splitlines())" in good
-    assert "-> 1" in good  # the block's output
-    assert "what approach worked" in good
-    assert "It starts:\na|OVERDUE\nb|PAID" in good  # the data's shape, for the lesson to name
-    assert "Start with the data's shape" in good
+    assert f"```python\n{counting}\nFINAL(str(n))\n```" in good
+    assert "print(context[:20])" not in good  # the exploring block is no part of it
+    assert "It starts:\na|OVERDUE\nb|PAID" in good
     bad = next(a for a in asks if "judged bad" in a)
+    assert "FINAL('2')" in bad and "-> " in bad  # the bad run's blocks and their outputs
     assert "The right answer: 1" in bad and "counted the wrong rows" in bad
     assert "what went wrong and what to do instead" in bad
+    assert "Start with the data's shape" in bad
     assert store.feedback(distilled=False) == []
     again = rlm.learn()
     assert again.lessons == [] and again.skipped == {}

@@ -83,6 +83,10 @@ def test_the_first_prompt_gives_the_type_its_schema_and_an_example(serve, make_r
     _, _, server = _run(serve, make_rlm, [repl("FINAL([])")], list[Invoice])
     first = server.requests[0].last_user_text
     assert "The answer must be a value of type `list[Invoice]`" in first
+    assert (
+        "```python\nclass Invoice(TypedDict):\n    id: str\n    amount: float\n"
+        '    status: Literal["PAID", "OVERDUE"]\n\nanswer: list[Invoice]\n```'
+    ) in first
     assert '"enum": ["PAID", "OVERDUE"]' in first
     assert 'FINAL([{"id": "...", "amount": 0.0, "status": "PAID"}])' in first
     assert first.index("Question: q") < first.index("The answer must be")

@@ -275,6 +275,27 @@ def test_an_empty_result_over_a_context_about_the_question_gets_real_lines(serve
     assert "FINAL(0) is not accepted yet" in server.requests[3].last_user_text
 
 
+def test_a_search_that_prints_it_found_nothing_gets_real_lines_too(serve, make_rlm) -> None:
+    """A filter with the wrong case prints "Pattern not found" rather than 0: that is an
+    empty result as well, shown real lines (the model then fixes its filter)."""
+    replies = [
+        repl(
+            "import re\nm = re.findall(r'\\| Overdue$', context, re.M)\n"
+            "print(len(m) if m else 'Pattern not found')"
+        ),
+        repl("print(sum(1 for line in context.splitlines() if line.endswith('| OVERDUE')))"),
+        "```repl\n10",
+    ]
+    server = serve(lambda r: replies[turn(r)])
+    result = small(make_rlm, server).completion(
+        "How many invoices have status OVERDUE?", context=LEDGER
+    )
+    assert (result.answer, result.partial) == ("10", False)
+    note = server.requests[1].last_user_text
+    assert "Your code printed Pattern not found: it found nothing." in note
+    assert "| OVERDUE" in note.split("for example:")[1]
+
+
 def test_an_empty_result_confirmed_by_another_block_is_an_answer(serve, make_rlm) -> None:
     """A true 0 stays answerable: a second, different block that finds nothing too
     confirms it."""

@@ -34,6 +34,11 @@ _NOTHING_FOUND = re.compile(
 _WORD = re.compile(r"\w+")
 
 
+def says_nothing_found(text: str) -> bool:
+    """Whether `text` is a search's message that it found nothing ("Pattern not found")."""
+    return _NOTHING_FOUND.search(text) is not None
+
+
 def non_answer(answer: str, question: str) -> str | None:
     """Why `answer` is not an answer to `question` ("code", "the question", "a refusal",
     "an error message"), or None when it may be one."""
@@ -42,7 +47,7 @@ def non_answer(answer: str, question: str) -> str | None:
         return "an error message"
     if _REFUSAL.search(text):
         return "a refusal"
-    if _NOTHING_FOUND.search(text):
+    if says_nothing_found(text):
         return "a message that nothing was found"
     if _CODE.search(text):
         return "code"

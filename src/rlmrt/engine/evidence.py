@@ -14,6 +14,7 @@ import re
 from collections.abc import Iterator, Sequence
 from functools import cached_property
 
+from rlmrt.engine.answers import says_nothing_found
 from rlmrt.engine.parsing import literal_value
 from rlmrt.sandbox.base import ExecResult
 
@@ -125,11 +126,14 @@ class Evidence:
 
 
 def empty_result(result: ExecResult) -> str | None:
-    """The output of a block that found nothing ("0", "[]"), or None."""
+    """The output of a block that found nothing ("0", "[]", or a one-line message such as
+    "Pattern not found"), or None."""
     output = result.stdout.strip()
-    if result.error is not None or output not in _EMPTY_RESULTS:
+    if result.error is not None:
         return None
-    return output
+    if output in _EMPTY_RESULTS or ("\n" not in output and says_nothing_found(output)):
+        return output
+    return None
 
 
 class ContextLines:

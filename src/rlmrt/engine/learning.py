@@ -1,18 +1,23 @@
-"""Learning from feedback: each run judged good or bad becomes one short lesson, written
-by a model call from what the run was asked, the code it ran and how it ended, and kept
-as procedural memory (kind "lesson") with the run as its source. Runs then see the
-lessons most like their question (see `recall.py`)."""
+"""Learning from feedback: each run judged good or bad becomes one short lesson, kept as
+procedural memory (kind "lesson") with the run as its source. Runs then see the lessons
+most like their question (see `recall.py`).
+
+A good run whose trajectory shows the code that found its answer (`worked_example.py`)
+becomes a worked example: a model call writes one sentence on what the code fits, and
+the lesson carries the question, the data's first line and that code as it ran. Any
+other judged run gets a lesson written by a model call from what the run was asked,
+the code it ran and how it ended."""
 
 from __future__ import annotations
 
 import asyncio
-import re
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 from rlmrt.config import RLMConfig
 from rlmrt.engine.answers import non_answer
+from rlmrt.engine.worked_example import answering_code, quotes
 from rlmrt.errors import ModelError
 from rlmrt.events import CodeExecuted, RunStarted
 from rlmrt.llm.base import Message, ModelClient
@@ -26,7 +31,7 @@ MAX_LESSON_CHARS = 600
 SHAPE_LINES = 3  # lines of the context's preview shown as its data shape
 SHAPE_LINE_CHARS = 160
 DISTILL_CONCURRENCY = 4
-MAX_QUOTED_CHARS = 80  # longer answers are sentences, not values a lesson copies
+MAX_SENTENCE_CHARS = 300  # a worked example's own sentence
 
 DISTILL_PROMPT = """\
 A language model answered a question about a large text by writing Python code in a \
@@ -53,6 +58,29 @@ answer. Reply with the lesson only."""
 ASK_GOOD = "what approach worked, so it can be reused."
 ASK_BAD = "what went wrong and what to do instead."
 
+EXAMPLE_PROMPT = """\
+A language model answered a question about a large text by writing Python code in a \
+REPL where the text is the variable `context`. This code found the right answer.
+
+Question: {question}
+{context_shape}
+```python
+{code}
+```
+
+In ONE sentence of at most 30 words, say which kind of question and data this code \
+fits and the idea it uses, e.g. "To count records by a field in `a | b | STATUS` \
+lines, split each line on '|' and compare that field exactly." Do not mention this \
+run's particular values or answer. Reply with the sentence only."""
+
+EXAMPLE_LESSON = """\
+{sentence}
+Worked example: asked "{question}" of data with lines like `{first_line}`, this code \
+found the right answer:
+```repl
+{code}
+```"""
+
 
 @dataclass(frozen=True, slots=True)
 class Distilled:
@@ -71,9 +99,16 @@ async def distill_lessons(
     gate = asyncio.Semaphore(DISTILL_CONCURRENCY)
 
     async def one(entry: Feedback) -> tuple[Feedback, str | None, str | None]:
-        messages: list[Message] = [
-            {"role": "user", "content": distill_prompt(entry, config.trajectory.dir)}
-        ]
+        run = read_judged_run(entry, config.trajectory.dir)
+        example = answering_code(run.blocks, entry.answer) if entry.verdict == "good" else None
+        prompt = (
+            distill_prompt(entry, run)
+            if example is None
+            else EXAMPLE_PROMPT.format(
+                question=entry.prompt or "(not recorded)", context_shape=run.shape, code=example
+            )
+        )
+        messages: list[Message] = [{"role": "user", "content": prompt}]
         async with gate:
             try:
                 lesson = await _ask(client, messages)
@@ -92,7 +127,9 @@ async def distill_lessons(
         quoted = quoted_value(lesson, entry)
         if quoted is not None:
             return entry, None, f"the lesson quoted the run's own answer {quoted!r}"
-        return entry, lesson[:MAX_LESSON_CHARS], None
+        if example is None:
+            return entry, lesson[:MAX_LESSON_CHARS], None
+        return entry, worked_lesson(lesson, entry, run, example), None
 
     lessons: list[MemoryItem] = []
     skipped: dict[str, str] = {}
@@ -119,11 +156,8 @@ def quoted_value(lesson: str, entry: Feedback) -> str | None:
     lesson that carries one run's value ("the answer is 138") misleads runs on other
     data. Single digits and long texts are not checked (`split()[1]` is no quote)."""
     for value in (entry.answer, entry.expected):
-        value = (value or "").strip()
-        if len(value) < 2 or len(value) > MAX_QUOTED_CHARS:
-            continue
-        if re.search(rf"(?<![\w.-]){re.escape(value)}(?![\w-]|\.\d)", lesson):
-            return value
+        if quotes(lesson, value):
+            return (value or "").strip()
     return None
 
 
@@ -138,23 +172,60 @@ def context_shape(meta: dict[str, Any]) -> str:
     return shape + "\n"
 
 
-def distill_prompt(entry: Feedback, runs_dir: Path) -> str:
+@dataclass(frozen=True, slots=True)
+class JudgedRun:
+    """What a judged run's trajectory says: its context's shape (as `context_shape`
+    gives it), the context's first line, and the root run's code blocks in order."""
+
+    shape: str = ""
+    first_line: str = ""
+    blocks: tuple[CodeExecuted, ...] = ()
+
+
+def read_judged_run(entry: Feedback, runs_dir: Path) -> JudgedRun:
+    """The judged run as its trajectory file shows it (empty when the file is gone)."""
+    path = runs_dir / f"{entry.run_id}{SUFFIX}"
+    if not path.is_file():
+        return JudgedRun()
+    shape, first_line, blocks = "", "", []
+    for event in iter_events(path):
+        if isinstance(event, RunStarted) and event.call_id == entry.run_id:
+            shape = context_shape(event.context_metadata)
+            preview = event.context_metadata.get("preview")
+            if isinstance(preview, str):
+                lines = [line for line in preview.splitlines() if line.strip()]
+                first_line = lines[0][:SHAPE_LINE_CHARS] if lines else ""
+        if isinstance(event, CodeExecuted) and event.depth == 0:
+            blocks.append(event)
+    return JudgedRun(shape, first_line, tuple(blocks))
+
+
+def worked_lesson(sentence: str, entry: Feedback, run: JudgedRun, code: str) -> str:
+    """A good run's lesson: the model's sentence, then the question, the data's first
+    line and the code that answered it."""
+    sentence = " ".join(sentence.split())
+    if len(sentence) > MAX_SENTENCE_CHARS:
+        sentence = sentence[:MAX_SENTENCE_CHARS].rsplit(" ", 1)[0] + " ..."
+    return EXAMPLE_LESSON.format(
+        sentence=sentence,
+        question=" ".join((entry.prompt or "").split()),
+        first_line=run.first_line.replace("`", "'") or "(not recorded)",
+        code=code,
+    )
+
+
+def distill_prompt(entry: Feedback, run: JudgedRun) -> str:
     """The distilling call's prompt for one judged run (its code from its trajectory
     when the file is there)."""
-    blocks: list[str] = []
-    shape = ""
-    path = runs_dir / f"{entry.run_id}{SUFFIX}"
-    if path.is_file():
-        for event in iter_events(path):
-            if isinstance(event, RunStarted) and event.call_id == entry.run_id:
-                shape = context_shape(event.context_metadata)
-            if isinstance(event, CodeExecuted) and len(blocks) < MAX_BLOCKS:
-                output = (event.error or event.stdout or "(no output)")[:MAX_OUTPUT_CHARS]
-                blocks.append(f"```python\n{event.code[:MAX_CODE_CHARS]}\n```\n-> {output}")
+    blocks = [
+        f"```python\n{event.code[:MAX_CODE_CHARS]}\n```\n-> "
+        + (event.error or event.stdout or "(no output)")[:MAX_OUTPUT_CHARS]
+        for event in run.blocks[:MAX_BLOCKS]
+    ]
     return DISTILL_PROMPT.format(
         verdict=entry.verdict,
         question=entry.prompt or "(not recorded)",
-        context_shape=shape,
+        context_shape=run.shape,
         code="\n\n".join(blocks) or "(no code recorded)",
         answer=entry.answer if entry.answer is not None else "(none)",
         expected=f"The right answer: {entry.expected}\n" if entry.expected else "",

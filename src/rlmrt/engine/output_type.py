@@ -16,6 +16,7 @@ from typing import Any, cast
 
 from pydantic import PydanticUserError, TypeAdapter, ValidationError
 
+from rlmrt.engine.type_signature import python_signature
 from rlmrt.errors import ConfigError
 
 MAX_ERRORS_SHOWN = 8
@@ -77,8 +78,9 @@ class OutputType:
         """What the first prompt tells the model about the answer's type."""
         example = json.dumps(example_value(self.schema, self.schema), ensure_ascii=False)
         return (
-            f"The answer must be a value of type `{self.name}`, with this JSON Schema:\n"
-            f"{json.dumps(self.schema, ensure_ascii=False)}\n"
+            f"The answer must be a value of type `{self.name}`; in Python:\n"
+            f"```python\n{python_signature(self.schema)}\n```\n"
+            f"Its JSON Schema: {json.dumps(self.schema, ensure_ascii=False)}\n"
             "Build it in code as Python dicts, lists, strings and numbers and give it with "
             f"FINAL(value) or FINAL_VAR('name'), for example: FINAL({example})\n"
             f"{SUB_CALL_TYPES_NOTE}"
