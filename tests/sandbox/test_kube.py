@@ -1,15 +1,18 @@
 """The kubernetes sandbox kind (issue 18) on this machine's one-node cluster.
 
 What the contract suite does not show: the pod is hardened as the docker sandbox's
-container and holds the quotas as resource limits, no pod outlives its sandbox, orphan
-pods are swept, and each way of not getting a pod (no kubeconfig, no API server, a pod
-the node cannot hold, an image the node does not have) is a `SandboxError` naming it.
-A whole run at depth 2 with batched sub-calls runs its sandboxes as pods.
+container and holds the quotas as resource limits, nothing of the node's file system is
+in it (the kernel and the contexts come over the channel, processes are bounded without
+this machine's cgroups), no pod outlives its sandbox, orphan pods are swept, and each
+way of not getting a pod (no kubeconfig, no API server, a pod the node cannot hold, an
+image the node does not have) is a `SandboxError` naming it. A whole run at depth 2
+with batched sub-calls runs its sandboxes as pods.
 """
 
 from __future__ import annotations
 
 import ast
+import hashlib
 import json
 import os
 import subprocess
@@ -18,6 +21,7 @@ import time
 from pathlib import Path
 from typing import Any
 
+import contract_probes as probes
 import pytest
 from kube_helpers import KubeCluster
 from remote_helpers import DEPTH_TWO_ANSWER, depth_two_model, free_port
@@ -25,7 +29,7 @@ from remote_helpers import DEPTH_TWO_ANSWER, depth_two_model, free_port
 from rlmrt import RLM
 from rlmrt.errors import SandboxError
 from rlmrt.events import CodeExecuted, Event, RunStarted
-from rlmrt.sandbox import Limits, Sandbox
+from rlmrt.sandbox import Limits, Sandbox, kube
 from rlmrt.sandbox import _kube_pod as pods
 from rlmrt.sandbox.docker import DEFAULT_IMAGE
 from rlmrt.sandbox.facade import diagnose
@@ -124,6 +128,80 @@ def test_a_killed_kernel_comes_back_in_a_new_pod_with_its_context(
         assert backend_of(sb).pod_name not in (None, first)
         assert [p.metadata.name for p in own_pods(api)] == [backend_of(sb).pod_name]
     assert own_pods(api) == []
+
+
+def test_the_pod_has_no_volume_of_the_node_only_memory_emptydirs(
+    api: KubeApi, kubeconfig: str
+) -> None:
+    with Sandbox("kubernetes", kubeconfig=kubeconfig) as sb:
+        pod = api.core.read_namespaced_pod(backend_of(sb).pod_name, NAMESPACE)
+        assert sb.execute("print(2 + 2)").stdout == "4\n"  # the kernel came over stdin
+    volumes = pod.spec.volumes
+    assert [v.name for v in volumes] == ["tmp", "home"]
+    for volume in volumes:
+        assert volume.empty_dir is not None and volume.empty_dir.medium == "Memory"
+        assert volume.host_path is None
+    mounts = pod.spec.containers[0].volume_mounts
+    assert sorted(m.mount_path for m in mounts) == ["/home/sandbox", "/tmp"]
+
+
+def test_contexts_travel_over_the_channel_and_come_back_after_a_restart(
+    kubeconfig: str,
+) -> None:
+    large = bytes(range(256)) * (40 << 12)  # 40 MiB: over the kubelet's 32 MiB message cap
+    contexts: dict[str, Any] = {
+        "context": "text \udcff with an undecodable byte, as a file's surrogateescape",
+        "context_1": large,
+        "context_2": {"rows": [1, 2.5, None, True], "blob": b"\x00\xff", "nested": ("a",)},
+    }
+    check = (
+        "import hashlib\n"
+        "print(repr(context))\n"
+        "print(len(context_1), hashlib.sha256(context_1).hexdigest())\n"
+        "print(repr(context_2))\n"
+    )
+    expected = (
+        f"{contexts['context']!r}\n"
+        f"{len(large)} {hashlib.sha256(large).hexdigest()}\n"
+        "{'rows': [1, 2.5, None, True], 'blob': b'\\x00\\xff', 'nested': ['a']}\n"
+    )
+    with Sandbox("kubernetes", kubeconfig=kubeconfig, exec_timeout_s=2) as sb:
+        for name, value in contexts.items():
+            sb.load_context(value, name=name)
+        assert backend_of(sb).contexts_in_messages
+        result = sb.execute(check)
+        assert result.stdout == expected, result.error
+        first = backend_of(sb).pod_name
+        ignore_alarm = "import signal\nsignal.signal(signal.SIGALRM, signal.SIG_IGN)\n"
+        assert "the sandbox was restarted" in str(sb.execute(ignore_alarm + "while 1: pass").error)
+        result = sb.execute(check)  # a new pod: every context was sent to it again
+        assert result.stdout == expected, result.error
+        assert backend_of(sb).pod_name not in (None, first)
+
+
+def test_processes_are_bounded_without_this_machine_s_cgroup(
+    kubeconfig: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """As on a node that is not this machine: the pod's pids cgroup is not written (it
+    stays "max"), and RLIMIT_NPROC in the kernel holds the limit alone."""
+    find_cgroup = kube._pod_pids_cgroup
+    found: list[Path] = []
+
+    def not_here(uid: str) -> None:
+        folder = find_cgroup(uid)
+        if folder is not None:
+            found.append(folder)
+
+    monkeypatch.setattr(kube, "_pod_pids_cgroup", not_here)
+    processes = 16
+    with Sandbox("kubernetes", kubeconfig=kubeconfig, processes=processes, exec_timeout_s=5) as sb:
+        result = sb.execute(probes.FORK)
+        if found:  # the node is this machine: its cgroup was left unbounded
+            assert (found[0] / "pids.max").read_text().strip() == "max"
+        assert "refused: BlockingIOError" in result.stdout, result.stdout
+        forked = int(result.stdout.rsplit("forked ", 1)[1])
+        assert 0 < forked <= processes, result.stdout
+        assert sb.execute("print(1)").stdout == "1\n"
 
 
 def test_a_pod_the_node_cannot_hold_is_an_error_and_is_deleted(

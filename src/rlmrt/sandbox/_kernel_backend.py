@@ -8,7 +8,9 @@ folder (never as a JSON string per step), the wall-time and CPU limits with
 kill-and-replace, and the message naming the limit that was hit.
 
 The sandbox's private folder holds the kernel and the contexts; the backend makes it
-visible to the kernel read-only at `inside_root`.
+visible to the kernel read-only at `inside_root`. A kernel on another machine (a pod on
+any node) cannot see it: its backend sets `contexts_in_messages` and gets the kernel's
+source from `kernel_source`.
 """
 
 from __future__ import annotations
@@ -16,6 +18,7 @@ from __future__ import annotations
 import abc
 import asyncio
 import contextlib
+import functools
 import json
 import os
 import shutil
@@ -37,10 +40,22 @@ from rlmrt.sandbox.kernel import (
     variable_name_problem,
 )
 
-__all__ = ["GRACE_S", "START_TIMEOUT_S", "KernelBackend", "check_variable_name"]
+__all__ = [
+    "GRACE_S",
+    "START_TIMEOUT_S",
+    "KernelBackend",
+    "check_variable_name",
+    "kernel_source",
+]
 
 GRACE_S = 1.0  # after a limit, how long the kernel gets to answer before it is killed
 START_TIMEOUT_S = 15.0
+
+
+@functools.cache
+def kernel_source() -> bytes:
+    """The kernel's source (`rlmrt.sandbox.kernel`), read once per process."""
+    return Path(__file__).with_name("kernel.py").read_bytes()
 
 
 class KernelBackend(SandboxBackend):
@@ -52,6 +67,9 @@ class KernelBackend(SandboxBackend):
     #: waits for it: for kinds whose start takes seconds (a Pyodide, a pod), so that the
     #: error is not delayed by it
     restart_in_background: bool = False
+    #: contexts travel in the ``load_context`` message instead of as a file in the
+    #: private folder: for kernels on another machine, which cannot read this one's files
+    contexts_in_messages: bool = False
 
     def __init__(self, *, limits: Limits | None = None, bridge: HostBridge | None = None) -> None:
         self._channel: KernelChannel | None = None
@@ -61,9 +79,10 @@ class KernelBackend(SandboxBackend):
         self._dir: Path | None = None
         self._lock: asyncio.Lock | None = None
         self._lock_loop: asyncio.AbstractEventLoop | None = None
-        # every context loaded so far, by variable name -> its path in the sandbox: a
-        # restarted kernel gets them all back (a session loads `context`, `context_1`, ...)
-        self._contexts: dict[str, str] = {}
+        # every context loaded so far, by variable name -> the load_context message that
+        # loaded it (its path in the sandbox, or its value): a restarted kernel gets them
+        # all back (a session loads `context`, `context_1`, ...)
+        self._contexts: dict[str, dict[str, Any]] = {}
         self._killed_for: str | None = None
         # watches the CPU of threads the last execute left running (see `_end_strays`)
         self._idle_watch: asyncio.Task[None] | None = None
@@ -130,7 +149,7 @@ class KernelBackend(SandboxBackend):
     def _new_folder(self) -> Path:
         # 0700 (mkdtemp's mode): the contexts in it are no other local user's to read
         folder = Path(tempfile.mkdtemp(prefix=folder_prefix(self.kind)))
-        (folder / "kernel.py").write_bytes(Path(__file__).with_name("kernel.py").read_bytes())
+        (folder / "kernel.py").write_bytes(kernel_source())
         return folder
 
     def _kernel_config(self) -> dict[str, Any]:
@@ -213,8 +232,8 @@ class KernelBackend(SandboxBackend):
             await self._stop()
             raise
         self.start_latency_s = time.perf_counter() - started
-        for name, path in self._contexts.items():
-            await self._request({"op": "load_context", "name": name, "path": path})
+        for message in self._contexts.values():
+            await self._request(message)
 
     async def _start_again(self) -> None:
         async with self._get_lock():
@@ -244,6 +263,10 @@ class KernelBackend(SandboxBackend):
     async def load_context(self, context: Any, *, name: str = "context") -> None:
         self._check_open()
         check_variable_name(name)
+        if self.contexts_in_messages:
+            async with self._get_lock():
+                await self._load_context(_context_message(context, name, self.kind))
+            return
         if isinstance(context, str):
             data, suffix = context.encode("utf-8", "surrogateescape"), ".txt"
         elif isinstance(context, (bytes, bytearray)):
@@ -260,8 +283,11 @@ class KernelBackend(SandboxBackend):
             if folder.st_uid != os.getuid():  # root made it for the kernel's uid
                 os.chown(target, folder.st_uid, folder.st_gid)
             path = self._path_inside(filename)
-            self._contexts[name] = path
-            await self._request({"op": "load_context", "name": name, "path": path})
+            await self._load_context({"op": "load_context", "name": name, "path": path})
+
+    async def _load_context(self, message: dict[str, Any]) -> None:
+        self._contexts[str(message["name"])] = message  # sent again to a restarted kernel
+        await self._request(message)
 
     async def set_variable(self, name: str, value: Any) -> None:
         self._check_open()
@@ -408,6 +434,20 @@ def check_variable_name(name: Any) -> None:
     problem = variable_name_problem(name)
     if problem is not None:
         raise UsageError(problem)
+
+
+def _context_message(context: Any, name: str, kind: str) -> dict[str, Any]:
+    """The ``load_context`` message carrying `context` itself: a str as is, bytes and
+    JSON data holding bytes packed (`pack_bytes`), as ``set`` sends a value. The kernel
+    ends with the value it would have read from the file. JSON data is copied (through
+    its text): what a restarted kernel gets again is the context as it was loaded."""
+    message: dict[str, Any] = {"op": "load_context", "name": name}
+    if isinstance(context, str):
+        return {**message, "value": context}
+    if isinstance(context, (bytes, bytearray)):
+        return {**message, "value": pack_bytes(context), "bytes": True}
+    text, packed = _to_json(context, "a context", kind)
+    return {**message, "value": json.loads(text), "bytes": packed}
 
 
 def _to_json(value: Any, what: str, kind: str) -> tuple[str, bool]:

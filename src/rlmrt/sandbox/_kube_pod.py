@@ -2,24 +2,31 @@
 
 The docker sandbox's hardening written as a pod spec (`pod_manifest`):
 
-- uid/gid 65534 (the host's own when it is not root, as docker's), ``runAsNonRoot``,
-  ``readOnlyRootFilesystem``, every capability dropped,
-  ``allowPrivilegeEscalation: false`` (the kernel's ``no_new_privs``), not privileged;
-  no service-account token, no service links in the environment, no host network,
-  PID or IPC namespace;
-- ``/tmp`` and the home as memory ``emptyDir`` volumes with size limits, the kernel and
-  the contexts (the sandbox's private folder) read-only at ``/rlmrt``: a ``hostPath``
-  volume, so the node must be this machine (a remote cluster would need them in the
-  image or sent over the channel: not done);
+- uid/gid 65534, ``runAsNonRoot``, ``readOnlyRootFilesystem``, every capability
+  dropped, ``allowPrivilegeEscalation: false`` (the kernel's ``no_new_privs``), not
+  privileged; no service-account token, no service links in the environment, no host
+  network, PID or IPC namespace;
+- ``/tmp`` and the home as memory ``emptyDir`` volumes with size limits, and no other
+  volume: nothing of the node's file system, so the node can be any machine of the
+  cluster;
 - quotas as resources: the memory limit (``memory_mb`` + headroom, requested as much, so
   a pod the node cannot hold is unschedulable instead of OOM-killed later), one core at
   most. Processes: Kubernetes 1.20 has no per-pod field (the kubelet's ``podPidsLimit``
-  is one value for the node), so the backend writes the pod's pids cgroup itself.
+  is one value for the node), so the kernel sets RLIMIT_NPROC (its config's
+  ``rlimits``), which holds because the pod is not root.
 
-The kernel starts behind a one-byte gate (`GATE`): the container's stdin is attached
-after the container started, and the kernel's first message (``ready``) must not be
-written before anyone listens. The gate also drops the ``KUBERNETES_*`` variables the
-kubelet puts in every container (the API server's address is nothing code needs).
+Everything the kernel needs comes over its stdin, in order (`stdin_preamble`):
+
+1. one byte that opens the gate (`GATE`): the container's stdin is attached after the
+   container started, and the kernel's first message (``ready``) must not be written
+   before anyone listens. The gate also drops the ``KUBERNETES_*`` variables the kubelet
+   puts in every container (the API server's address is nothing code needs) by
+   exec'ing the loader with only the environment the container spec sets;
+2. the kernel's source, after its length (4 bytes, big-endian), which the loader
+   (`LOADER`) reads exactly, compiles and runs as ``__main__`` with the config as its
+   argument;
+3. then the kernel protocol, contexts included (``load_context`` with the value).
+
 ``stdinOnce`` closes the kernel's stdin when the attach stream ends, so a kernel whose
 host went away reads EOF and exits (as with docker).
 
@@ -33,18 +40,20 @@ import json
 import os
 import re
 import socket
+import struct
 import time
 from collections.abc import Mapping
 from typing import Any
 
 from rlmrt.sandbox import _proc
-from rlmrt.sandbox._container import CGROUP_HEADROOM_MB
+from rlmrt.sandbox._container import CGROUP_HEADROOM_MB, SANDBOX_UID
 
 __all__ = [
     "CREATED_LABEL",
     "GATE",
     "HOST_LABEL",
     "LABEL",
+    "LOADER",
     "MAX_AGE_S",
     "PID_LABEL",
     "SELECTOR",
@@ -52,6 +61,7 @@ __all__ = [
     "host_label",
     "is_orphan",
     "pod_manifest",
+    "stdin_preamble",
 ]
 
 LABEL = "io.rlmrt.sandbox"
@@ -66,12 +76,30 @@ ENDED_AGE_S = 300.0
 POLICY_NAME = "rlmrt-sandbox-deny-network"
 _CPU_LIMIT = "1"
 _CPU_REQUEST = "50m"
-#: waits for one byte on stdin (unbuffered), then becomes the kernel, with only the
+#: waits for one byte on stdin (unbuffered), then becomes the loader, with only the
 #: environment the container spec sets (not the kubelet's KUBERNETES_* service variables)
 GATE = (
     "import os, sys; os.read(0, 1); env = {k: os.environ[k] for k in ('HOME', 'LANG', 'PATH')"
     " if k in os.environ}; os.execve(sys.executable, [sys.executable, *sys.argv[1:]], env)"
 )
+#: reads the kernel's source from stdin (its length, 4 bytes big-endian, then the source;
+#: never a byte more: the protocol follows) and runs it as ``__main__``; sys.argv is then
+#: ``["-c", CONFIG]``, what the kernel's main reads
+LOADER = """\
+import os
+def _read_exactly(size):
+    data = bytearray()
+    while len(data) < size:
+        chunk = os.read(0, size - len(data))
+        if not chunk:
+            raise SystemExit("kernel loader: stdin ended before the kernel's source did")
+        data += chunk
+    return bytes(data)
+_code = compile(_read_exactly(int.from_bytes(_read_exactly(4), "big")), "kernel.py", "exec")
+del _read_exactly
+exec(_code)
+"""
+_LENGTH = struct.Struct(">I")
 
 
 def host_label() -> str:
@@ -80,24 +108,28 @@ def host_label() -> str:
     return name or "unknown"
 
 
+def stdin_preamble(kernel_source: bytes) -> bytes:
+    """What the host writes to the pod's stdin before the kernel protocol: the gate's
+    byte, then the kernel's source after its length (see the module docstring)."""
+    return b"g" + _LENGTH.pack(len(kernel_source)) + kernel_source
+
+
 def pod_manifest(
     *,
     image: str,
     pull_policy: str,
-    folder: str,
     kernel_config: Mapping[str, Any],
     memory_mb: int | None,
     tmp_mb: int,
-    uid: int,
-    gid: int,
 ) -> dict[str, Any]:
     """The hardened pod that runs one kernel (see the module docstring)."""
+    uid = gid = SANDBOX_UID
     limits: dict[str, str] = {"cpu": _CPU_LIMIT}
     requests: dict[str, str] = {"cpu": _CPU_REQUEST}
     if memory_mb:
         limits["memory"] = requests["memory"] = f"{memory_mb + CGROUP_HEADROOM_MB}Mi"
     command = ["python3", "-I", "-S", "-c", GATE]
-    kernel = ["-I", "-S", "/rlmrt/kernel.py", json.dumps(dict(kernel_config))]
+    loader = ["-I", "-S", "-c", LOADER, json.dumps(dict(kernel_config))]
     labels = {
         LABEL: "1",
         HOST_LABEL: host_label(),
@@ -129,7 +161,7 @@ def pod_manifest(
                     "image": image,
                     "imagePullPolicy": pull_policy,
                     "command": command,
-                    "args": kernel,
+                    "args": loader,
                     "stdin": True,
                     "stdinOnce": True,
                     "tty": False,
@@ -148,14 +180,12 @@ def pod_manifest(
                     "volumeMounts": [
                         {"name": "tmp", "mountPath": "/tmp"},
                         {"name": "home", "mountPath": "/home/sandbox"},
-                        {"name": "code", "mountPath": "/rlmrt", "readOnly": True},
                     ],
                 }
             ],
             "volumes": [
                 {"name": "tmp", "emptyDir": memory_volume},
                 {"name": "home", "emptyDir": memory_volume},
-                {"name": "code", "hostPath": {"path": folder, "type": "Directory"}},
             ],
         },
     }

@@ -104,11 +104,15 @@ async def feed_reader(connection: Connection, reader: asyncio.StreamReader) -> N
 class WebSocketWriter:
     """A `FrameWriter` sending what was written since the last `drain` as one message
     (the channel writes one whole frame, then drains), after `prefix` (a Kubernetes
-    stream's channel byte)."""
+    stream's channel byte); in pieces of at most `max_message` bytes each when set (a
+    byte stream whose reader does not need a message per frame, as a pod's stdin)."""
 
-    def __init__(self, connection: Connection, *, prefix: bytes = b"") -> None:
+    def __init__(
+        self, connection: Connection, *, prefix: bytes = b"", max_message: int | None = None
+    ) -> None:
         self.connection = connection
         self.prefix = prefix
+        self.piece = max_message - len(prefix) if max_message else None
         self._pending: list[bytes] = []
         self._closing: asyncio.Task[None] | None = None
 
@@ -119,11 +123,14 @@ class WebSocketWriter:
         from websockets.exceptions import ConnectionClosed
 
         data, self._pending = b"".join(self._pending), []
-        if data:
-            try:
-                await self.connection.send(self.prefix + data)
-            except ConnectionClosed as exc:
-                raise ConnectionResetError(f"the connection closed ({exc})") from exc
+        if not data:
+            return
+        piece = self.piece or len(data)
+        try:
+            for start in range(0, len(data), piece):
+                await self.connection.send(self.prefix + data[start : start + piece])
+        except ConnectionClosed as exc:
+            raise ConnectionResetError(f"the connection closed ({exc})") from exc
 
     def close(self) -> None:
         if self._closing is None:

@@ -1,7 +1,8 @@
 """The sandbox kernel: a persistent Python REPL speaking framed JSON over two fds.
 
 Plain stdlib Python, no rlmrt imports: every out-of-process backend runs this file as
-``python -I -S kernel.py CONFIG_JSON`` with its protocol on stdin/stdout. It is also
+``python -I -S kernel.py CONFIG_JSON`` (or, in a pod, receives it on stdin first: see
+`rlmrt.sandbox._kube_pod`) with its protocol on stdin/stdout. It is also
 importable on the host, and it is where the REPL is written, once: `Repl` (compiling a
 cell with last-expression display, error formatting, the helpers) is what the kernel
 runs and what the in-process sandbox reuses with RestrictedPython's policy as its
@@ -14,8 +15,10 @@ frames and the timer carried by its Deno runner instead of fds and itimers.
 Frames are a 4-byte big-endian length then a UTF-8 JSON object.
 
 host -> kernel: ``execute`` {id, code}; ``set`` {id, name, value}; ``get`` {id, name};
-``list`` {id}; ``load_context`` {id, name, path}; ``result`` {id, ok, value | error}
-(the answer to a kernel ``call``); ``shutdown``.
+``list`` {id}; ``load_context`` {id, name, path} (a file: .txt, .bin, .json, .bjson)
+or {id, name, value, bytes} (the value itself, as ``set`` sends it: for a kernel that
+cannot read the host's files); ``result`` {id, ok, value | error} (the answer to a
+kernel ``call``); ``shutdown``.
 
 kernel -> host: ``ready`` {pid} once; ``call`` {id, fn, args} while code runs (the
 kernel then reads frames until the ``result`` of that id); ``done`` {id, stdout,
@@ -162,6 +165,12 @@ def unpack_bytes(value: Any) -> Any:
     if isinstance(value, list):
         return [unpack_bytes(item) for item in value]
     return value
+
+
+def _sent_value(msg: dict[str, Any]) -> Any:
+    """The value a ``set`` or ``load_context`` message carries (``bytes``: packed)."""
+    sent = msg.get("value")
+    return unpack_bytes(sent) if msg.get("bytes") else sent
 
 
 #: how an image or a recording travels in JSON: {MEDIA_TAG: {kind, format, data: base64, ...}}
@@ -809,7 +818,7 @@ class _Channel:
 
     def __init__(self, rfd: int, wfd: int) -> None:
         self.rfd, self.wfd = rfd, wfd
-        self.buf = b""
+        self.buf = bytearray()  # appended to in place: a frame of many MB stays linear
 
     def send(self, msg: dict[str, Any]) -> None:
         data = _encode(msg).encode("utf-8", "surrogatepass")
@@ -830,8 +839,9 @@ class _Channel:
             raise SystemExit(f"kernel: frame of {size} bytes is over the cap")
         if len(self.buf) < 4 + size:
             return None
-        data, self.buf = self.buf[4 : 4 + size], self.buf[4 + size :]
-        msg = _decode(data.decode("utf-8"))
+        text = self.buf[4 : 4 + size].decode("utf-8", "surrogatepass")  # as the host encodes
+        del self.buf[: 4 + size]
+        msg = _decode(text)
         if not isinstance(msg, dict):
             raise SystemExit("kernel: a frame is not a JSON object")
         return msg
@@ -1302,10 +1312,7 @@ class Kernel(Repl):
 
     def handle(self, op: Any, msg: dict[str, Any]) -> Any:
         if op == "set":
-            sent = msg.get("value")
-            self.globals[_check_name(msg["name"])] = (
-                unpack_bytes(sent) if msg.get("bytes") else sent
-            )
+            self.globals[_check_name(msg["name"])] = _sent_value(msg)
             return None
         if op == "get":
             names = self.user_variables()
@@ -1330,6 +1337,9 @@ class Kernel(Repl):
             return found
         if op == "list":
             return {name: self.type_name(v) for name, v in self.user_variables().items()}
+        if op == "load_context" and "path" not in msg:  # sent in the message itself
+            self.globals[_check_name(msg.get("name", "context"))] = _sent_value(msg)
+            return None
         if op == "load_context":
             path = str(msg["path"])
             with open(path, "rb") as f:

@@ -11,6 +11,13 @@ token, the quotas as resource limits, a NetworkPolicy that denies all traffic to
 sandbox pods (created once per namespace; enforced only by network plugins that
 enforce policies: this machine's cluster gives pods no route at all instead).
 
+Nothing depends on the node being this machine: the pod runs the image (`kube_image`,
+which the nodes must be able to get), the kernel's source and the contexts travel over
+the channel, and processes are bounded by RLIMIT_NPROC in the kernel. Where the pod's
+pids cgroup happens to be on this machine (the node is this machine), its ``pids.max``
+is written too, an exact bound per pod (RLIMIT_NPROC counts every process of uid 65534
+on the node).
+
 The kernel channel is the pod's **attach** stream over the API server's WebSocket
 (``v4.channel.k8s.io``: one channel byte, then data; stdin is channel 0, stdout 1,
 stderr 2), carried by `websockets` on this process's event loop; the kernel protocol's
@@ -44,7 +51,8 @@ from urllib.parse import urlencode
 from rlmrt.errors import MissingDependencyError, SandboxError
 from rlmrt.sandbox import _kube_pod
 from rlmrt.sandbox._channel import KernelChannel
-from rlmrt.sandbox._container import ContainerKernelBackend, container_ids, tmpfs_mb
+from rlmrt.sandbox._container import ContainerKernelBackend, tmpfs_mb
+from rlmrt.sandbox._kernel_backend import kernel_source
 from rlmrt.sandbox._remote_wire import MAX_MESSAGE, WebSocketWriter
 from rlmrt.sandbox.base import Diagnosis, HostBridge, Limits, QuotaStatus
 from rlmrt.sandbox.docker import DEFAULT_IMAGE
@@ -61,6 +69,13 @@ log = logging.getLogger("rlmrt")
 DEFAULT_NAMESPACE = "default"
 #: how long a pod may take from creation to a running kernel container
 START_TIMEOUT_S = 60.0
+#: the largest WebSocket message sent to the API server: the kubelet's WebSocket reader
+#: refuses messages over 32 MiB (golang.org/x/net/websocket's default), so a large
+#: context goes in pieces (the kernel reads a byte stream; the pieces need not be frames)
+_MAX_STDIN_MESSAGE = 1 << 20
+#: the kernel's own tasks of uid 65534 under RLIMIT_NPROC: its main thread, the thread
+#: watching for its host, and the pod's pause process (the pod's uid too)
+_KERNEL_TASKS = 3
 _POLL_S = 0.05
 _API_TIMEOUT_S = 10.0
 _STDIN, _STDOUT, _STDERR, _ERROR = 0, 1, 2, 3
@@ -139,6 +154,7 @@ class KubernetesSandbox(ContainerKernelBackend):
     kind = "kubernetes"
     slow_start = True
     restart_in_background = True  # a pod takes seconds to start
+    contexts_in_messages = True  # the node may be another machine
 
     @classmethod
     def quota_report(cls) -> list[QuotaStatus]:
@@ -154,7 +170,8 @@ class KubernetesSandbox(ContainerKernelBackend):
             QuotaStatus(
                 "processes",
                 True,
-                "the pod's pids cgroup, set from this machine (1.20 has no per-pod field)",
+                "RLIMIT_NPROC in the kernel (per uid per node); the pod's pids cgroup too"
+                " when the node is this machine (1.20 has no per-pod field)",
             ),
             QuotaStatus("file_bytes", True, "RLIMIT_FSIZE, emptyDir size limits"),
             QuotaStatus("output_bytes", True, "cut in the kernel; frames capped on the host"),
@@ -217,24 +234,27 @@ class KubernetesSandbox(ContainerKernelBackend):
             self._api = kube_api(self.kubeconfig, self.context)
         return self._api
 
-    def _manifest(self, folder: Path) -> dict[str, Any]:
-        uid, gid = container_ids()
+    def _kernel_config(self) -> dict[str, Any]:
+        config = super()._kernel_config()
+        if self.limits.processes:
+            # per uid per node, not per pod: the bound that holds on any node
+            config["rlimits"]["RLIMIT_NPROC"] = self.limits.processes + _KERNEL_TASKS
+        return config
+
+    def _manifest(self) -> dict[str, Any]:
         return _kube_pod.pod_manifest(
             image=self.image,
             pull_policy=self.pull_policy,
-            folder=str(folder),
             kernel_config=self._kernel_config(),
             memory_mb=self.limits.memory_mb,
             tmp_mb=tmpfs_mb(self.limits),
-            uid=uid,
-            gid=gid,
         )
 
-    def _create_pod(self, folder: Path) -> str:
+    def _create_pod(self) -> str:
         """Create the pod (blocking: run in a thread); its name."""
         api = self._get_api()
         _prepare_namespace(api, self.namespace)
-        manifest: Any = self._manifest(folder)  # the client takes the dict as is
+        manifest: Any = self._manifest()  # the client takes the dict as is
         try:
             pod = api.core.create_namespaced_pod(
                 self.namespace, manifest, _request_timeout=_API_TIMEOUT_S
@@ -248,7 +268,7 @@ class KubernetesSandbox(ContainerKernelBackend):
     async def _launch(self, folder: Path) -> KernelChannel:
         self._stderr.clear()
         self._oom = False
-        creating = asyncio.ensure_future(asyncio.to_thread(self._create_pod, folder))
+        creating = asyncio.ensure_future(asyncio.to_thread(self._create_pod))
         try:
             self.pod_name = await asyncio.shield(creating)
         except asyncio.CancelledError:
@@ -259,13 +279,15 @@ class KubernetesSandbox(ContainerKernelBackend):
             raise
         await self._wait_running()
         if self.limits.processes:
-            await self._cap_processes(self.limits.processes)
+            self._cap_pod_pids(self.limits.processes)
         connection = await self._attach()
         self._connection = connection
         stdout = asyncio.StreamReader(limit=1 << 20)
         self._demux_task = asyncio.create_task(self._demux(connection, stdout))
-        await connection.send(bytes([_STDIN]) + b"g")  # opens the gate: the kernel starts
-        writer = WebSocketWriter(connection, prefix=bytes([_STDIN]))
+        writer = WebSocketWriter(connection, prefix=bytes([_STDIN]), max_message=_MAX_STDIN_MESSAGE)
+        # opens the gate, then the loader reads the kernel's source: the kernel starts
+        writer.write(_kube_pod.stdin_preamble(kernel_source()))
+        await writer.drain()
         return KernelChannel(stdout, writer, self.bridge, exit_status=self._exit_status)
 
     async def _wait_running(self) -> None:
@@ -295,24 +317,21 @@ class KubernetesSandbox(ContainerKernelBackend):
         await self._delete_pod()
         raise SandboxError(f"the sandbox pod {name} in namespace {self.namespace}: {problem}")
 
-    async def _cap_processes(self, processes: int) -> None:
-        """Hold `processes` with the pod's pids cgroup, before the kernel starts.
-        Kubernetes 1.20 has no per-pod field (the kubelet's podPidsLimit is one value for
-        every pod of a node), so the limit is written where the node keeps the pod's
-        cgroup: on this machine, as the code's folder is (a hostPath). A pod whose cgroup
-        is not here cannot hold the limit: an error, not a sandbox without it."""
+    def _cap_pod_pids(self, processes: int) -> None:
+        """Also hold `processes` with the pod's pids cgroup when it is on this machine
+        (the node is this one), before the kernel starts: an exact bound for this pod,
+        where RLIMIT_NPROC (set in the kernel, the bound on any node) counts every
+        process of the uid on the node. Kubernetes 1.20 has no per-pod field (the
+        kubelet's podPidsLimit is one value for every pod of a node). Elsewhere, or
+        when the write fails, RLIMIT_NPROC alone holds the limit."""
         folder = _pod_pids_cgroup(str(self._pod_uid))
+        if folder is None:
+            return
         try:
-            if folder is None:
-                raise OSError("no pids cgroup of the pod on this machine")
             # the pod's tasks: the pause container's process, the kernel and its threads
-            (folder / "pids.max").write_text(str(processes + 2))
+            (folder / "pids.max").write_text(str(processes + _KERNEL_TASKS))
         except OSError as exc:
-            await self._delete_pod()
-            raise SandboxError(
-                f"the kubernetes sandbox cannot hold processes={processes}: {exc} (Kubernetes"
-                " 1.20 limits processes per node, not per pod; the node must be this machine)"
-            ) from exc
+            log.debug("could not write %s/pids.max: %s", folder, exc)
 
     async def _attach(self) -> ClientConnection:
         from websockets.asyncio.client import connect
