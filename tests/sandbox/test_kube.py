@@ -63,6 +63,27 @@ def backend_of(sandbox: Sandbox) -> KubernetesSandbox:
     return backend
 
 
+def backend_pod_uid(api: KubeApi, name: str) -> int:
+    """The uid the pod `name` runs as."""
+    context = api.core.read_namespaced_pod(name, NAMESPACE).spec.security_context
+    assert context.run_as_user == context.run_as_group
+    return int(context.run_as_user)
+
+
+def test_each_pod_runs_as_a_uid_of_its_own(api: KubeApi, kubeconfig: str) -> None:
+    """RLIMIT_NPROC counts every process of a uid on the node: pods sharing one would
+    count each other's processes (and a busy node's could keep a kernel from starting)."""
+    with (
+        Sandbox("kubernetes", kubeconfig=kubeconfig) as first,
+        Sandbox("kubernetes", kubeconfig=kubeconfig) as second,
+    ):
+        uids = {backend_pod_uid(api, backend_of(sb).pod_name) for sb in (first, second)}
+        assert len(uids) == 2
+        for sb in (first, second):
+            seen = sb.execute("import os; print(os.getuid())").stdout.strip()
+            assert seen == str(backend_pod_uid(api, backend_of(sb).pod_name))
+
+
 def test_the_pod_is_hardened_holds_the_quotas_and_is_gone_after_close(
     api: KubeApi, kubeconfig: str
 ) -> None:
@@ -86,8 +107,11 @@ def test_the_pod_is_hardened_holds_the_quotas_and_is_gone_after_close(
         name = backend_of(sb).pod_name
         result = sb.execute(probe)
         assert result.ok, result.error
-        assert result.stdout.splitlines() == [
-            "65534 65534 0000000000000000 1",
+        lines = result.stdout.splitlines()
+        uid = backend_pod_uid(api, name)
+        assert uid >= pods.POD_UID_BASE  # a uid no account and no other pod uses
+        assert lines == [
+            f"{uid} {uid} 0000000000000000 1",
             "False",  # no service-account token mounted
             "[]",  # no service links
             "Read-only file system",

@@ -2,7 +2,8 @@
 
 The docker sandbox's hardening written as a pod spec (`pod_manifest`):
 
-- uid/gid 65534, ``runAsNonRoot``, ``readOnlyRootFilesystem``, every capability
+- a uid/gid of its own (`pod_uid`: drawn at random from a range no account uses),
+  ``runAsNonRoot``, ``readOnlyRootFilesystem``, every capability
   dropped, ``allowPrivilegeEscalation: false`` (the kernel's ``no_new_privs``), not
   privileged; no service-account token, no service links in the environment, no host
   network, PID or IPC namespace;
@@ -13,7 +14,10 @@ The docker sandbox's hardening written as a pod spec (`pod_manifest`):
   a pod the node cannot hold is unschedulable instead of OOM-killed later), one core at
   most. Processes: Kubernetes 1.20 has no per-pod field (the kubelet's ``podPidsLimit``
   is one value for the node), so the kernel sets RLIMIT_NPROC (its config's
-  ``rlimits``), which holds because the pod is not root.
+  ``rlimits``), which holds because the pod is not root. RLIMIT_NPROC counts every
+  process of the uid on the node: with a uid shared by other pods or sandboxes (65534),
+  their processes would count against this kernel, which then could not even start its
+  own thread on a busy node. A uid of the pod's own makes the limit per pod.
 
 Everything the kernel needs comes over its stdin, in order (`stdin_preamble`):
 
@@ -39,6 +43,7 @@ from __future__ import annotations
 import json
 import os
 import re
+import secrets
 import socket
 import struct
 import time
@@ -46,7 +51,7 @@ from collections.abc import Mapping
 from typing import Any
 
 from rlmrt.sandbox import _proc
-from rlmrt.sandbox._container import CGROUP_HEADROOM_MB, SANDBOX_UID
+from rlmrt.sandbox._container import CGROUP_HEADROOM_MB
 
 __all__ = [
     "CREATED_LABEL",
@@ -61,6 +66,7 @@ __all__ = [
     "host_label",
     "is_orphan",
     "pod_manifest",
+    "pod_uid",
     "stdin_preamble",
 ]
 
@@ -108,6 +114,16 @@ def host_label() -> str:
     return name or "unknown"
 
 
+#: the pods' uids and gids: above every account's and every user namespace's usual range
+POD_UID_BASE = 1_000_000_000
+POD_UID_SPAN = 1_000_000_000
+
+
+def pod_uid() -> int:
+    """A uid (and gid) for one pod, shared with no other process on its node."""
+    return POD_UID_BASE + secrets.randbelow(POD_UID_SPAN)
+
+
 def stdin_preamble(kernel_source: bytes) -> bytes:
     """What the host writes to the pod's stdin before the kernel protocol: the gate's
     byte, then the kernel's source after its length (see the module docstring)."""
@@ -121,9 +137,11 @@ def pod_manifest(
     kernel_config: Mapping[str, Any],
     memory_mb: int | None,
     tmp_mb: int,
+    uid: int,
 ) -> dict[str, Any]:
-    """The hardened pod that runs one kernel (see the module docstring)."""
-    uid = gid = SANDBOX_UID
+    """The hardened pod that runs one kernel as `uid` (its gid too; see the module
+    docstring)."""
+    gid = uid
     limits: dict[str, str] = {"cpu": _CPU_LIMIT}
     requests: dict[str, str] = {"cpu": _CPU_REQUEST}
     if memory_mb:

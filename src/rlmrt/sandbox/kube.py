@@ -5,18 +5,18 @@ Sandbox("kubernetes", namespace="default", kubeconfig="/tmp/rlmrt-kube/admin.kub
 ```
 
 One pod per kernel, made through the official `kubernetes` client (extra
-``rlmrt[kubernetes]``), hardened as the docker sandbox's container (`_kube_pod`): uid
-65534, read-only root, no capabilities, no privilege escalation, no service-account
-token, the quotas as resource limits, a NetworkPolicy that denies all traffic to the
-sandbox pods (created once per namespace; enforced only by network plugins that
-enforce policies: this machine's cluster gives pods no route at all instead).
+``rlmrt[kubernetes]``), hardened as the docker sandbox's container (`_kube_pod`): a
+non-root uid of the pod's own, read-only root, no capabilities, no privilege
+escalation, no service-account token, the quotas as resource limits, a NetworkPolicy
+that denies all traffic to the sandbox pods (created once per namespace; enforced only
+by network plugins that enforce policies: this machine's cluster gives pods no route at
+all instead).
 
 Nothing depends on the node being this machine: the pod runs the image (`kube_image`,
 which the nodes must be able to get), the kernel's source and the contexts travel over
 the channel, and processes are bounded by RLIMIT_NPROC in the kernel. Where the pod's
 pids cgroup happens to be on this machine (the node is this machine), its ``pids.max``
-is written too, an exact bound per pod (RLIMIT_NPROC counts every process of uid 65534
-on the node).
+is written too (RLIMIT_NPROC is per uid and node; each pod has a uid of its own).
 
 The kernel channel is the pod's **attach** stream over the API server's WebSocket
 (``v4.channel.k8s.io``: one channel byte, then data; stdin is channel 0, stdout 1,
@@ -73,7 +73,7 @@ START_TIMEOUT_S = 60.0
 #: refuses messages over 32 MiB (golang.org/x/net/websocket's default), so a large
 #: context goes in pieces (the kernel reads a byte stream; the pieces need not be frames)
 _MAX_STDIN_MESSAGE = 1 << 20
-#: the kernel's own tasks of uid 65534 under RLIMIT_NPROC: its main thread, the thread
+#: the kernel's own tasks of the pod's uid under RLIMIT_NPROC: its main thread, the thread
 #: watching for its host, and the pod's pause process (the pod's uid too)
 _KERNEL_TASKS = 3
 _POLL_S = 0.05
@@ -170,7 +170,7 @@ class KubernetesSandbox(ContainerKernelBackend):
             QuotaStatus(
                 "processes",
                 True,
-                "RLIMIT_NPROC in the kernel (per uid per node); the pod's pids cgroup too"
+                "RLIMIT_NPROC in the kernel (the pod's own uid); the pod's pids cgroup too"
                 " when the node is this machine (1.20 has no per-pod field)",
             ),
             QuotaStatus("file_bytes", True, "RLIMIT_FSIZE, emptyDir size limits"),
@@ -198,7 +198,8 @@ class KubernetesSandbox(ContainerKernelBackend):
             return Diagnosis(status="warn", detail=detail)
         detail = (
             f"API server {api.server} ({api.source}), nodes ready: {', '.join(ready)};"
-            " uid 65534, read-only root, no capabilities, no service-account token"
+            " each pod a uid of its own, read-only root, no capabilities, no service-account"
+            " token"
         )
         return Diagnosis(status="ok", detail=detail, quotas=(*cls.quota_report(),))
 
@@ -237,7 +238,7 @@ class KubernetesSandbox(ContainerKernelBackend):
     def _kernel_config(self) -> dict[str, Any]:
         config = super()._kernel_config()
         if self.limits.processes:
-            # per uid per node, not per pod: the bound that holds on any node
+            # per uid per node; the pod has a uid of its own: a per-pod bound on any node
             config["rlimits"]["RLIMIT_NPROC"] = self.limits.processes + _KERNEL_TASKS
         return config
 
@@ -248,6 +249,7 @@ class KubernetesSandbox(ContainerKernelBackend):
             kernel_config=self._kernel_config(),
             memory_mb=self.limits.memory_mb,
             tmp_mb=tmpfs_mb(self.limits),
+            uid=_kube_pod.pod_uid(),
         )
 
     def _create_pod(self) -> str:
