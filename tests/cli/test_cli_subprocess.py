@@ -110,13 +110,21 @@ def test_ctrl_c_and_sigterm_exit_cleanly_and_close_the_trajectory(
         stdout=subprocess.PIPE,
         stderr=subprocess.PIPE,
         text=True,
+        # as from a terminal: a shell without job control starts background commands with
+        # SIGINT ignored, and a child inherits that (Ctrl-C could then never reach it)
+        preexec_fn=_default_sigint,
     )
     deadline = time.monotonic() + 30
     while not server.requests and time.monotonic() < deadline:  # the model call is under way
         time.sleep(0.05)
     assert any(temp.iterdir()), "the process sandbox should have made its folder by now"
     proc.send_signal(signum)
-    out, err = proc.communicate(timeout=30)
+    try:
+        out, err = proc.communicate(timeout=30)
+    except subprocess.TimeoutExpired:
+        proc.kill()
+        proc.communicate()  # reaped, its pipes closed
+        raise
     assert proc.returncode == code, err
     assert "Traceback" not in err
     assert err.strip().splitlines()[-1] == message
@@ -124,3 +132,7 @@ def test_ctrl_c_and_sigterm_exit_cleanly_and_close_the_trajectory(
     (path,) = (tmp_path / "home" / "runs").glob("*.jsonl")
     assert [e.kind for e in read_events(path)][-1] == "run_finished"
     assert list(temp.iterdir()) == []
+
+
+def _default_sigint() -> None:
+    signal.signal(signal.SIGINT, signal.SIG_DFL)
