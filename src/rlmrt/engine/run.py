@@ -900,10 +900,7 @@ def _forget_repeat(messages: list[Message], note: str, code: str, output: str) -
     each repeat kept in the conversation makes the next one likelier, even when sampled
     warmer with a new seed. So when the block it repeats is the reply just before, that
     reply's code goes too: the conversation keeps only what it printed."""
-    messages.pop()
-    last = messages[-1]
-    kept = [part for part in last["content"].split("\n\n") if not part.startswith(_REPEAT_MARK)]
-    last["content"] = "\n\n".join([*kept, note])
+    _drop_reply(messages, note, _REPEAT_MARK)
     if len(messages) >= 2 and messages[-2]["role"] == "assistant":
         earlier = messages[-2]
         if code.strip() and code.strip() in earlier["content"]:
@@ -923,9 +920,14 @@ def _echoes_summary(text: str) -> bool:
 def _forget_echo(messages: list[Message], note: str) -> None:
     """Drop a reply that only copied the runtime's summary (each copy kept makes the next
     likelier); `note` goes on the last output, in place of the note of an earlier copy."""
+    _drop_reply(messages, note, ECHOED_SUMMARY_NOTE.split("{", 1)[0])
+
+
+def _drop_reply(messages: list[Message], note: str, mark: str) -> None:
+    """Drop the last reply and put `note` on the output before it, in place of an earlier
+    note starting with `mark`."""
     messages.pop()
     last = messages[-1]
-    mark = ECHOED_SUMMARY_NOTE.split("{", 1)[0]
     kept = [part for part in last["content"].split("\n\n") if not part.startswith(mark)]
     last["content"] = "\n\n".join([*kept, note])
 
