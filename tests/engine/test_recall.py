@@ -13,12 +13,12 @@ from rlmrt.observe.describe import describe
 from rlmrt.testing import scripted
 
 
-def _run(serve, make_rlm, memory: Path, **settings):
+def _run(serve, make_rlm, memory: Path, *, context: str = "c", **settings):
     server = serve(scripted(root=[repl("FINAL('ok')")]))
     rlm = make_rlm(server, memory_path=memory, **settings)
     events: list[Event] = []
     rlm.subscribe(events.append)
-    rlm.completion("How many ledger invoices are overdue?", context="c")
+    rlm.completion("How many ledger invoices are overdue?", context=context)
     return server.requests[0].last_user_text, [e for e in events if isinstance(e, MemoryRecalled)]
 
 
@@ -68,3 +68,24 @@ def test_without_a_store_the_prompt_is_unchanged_and_no_file_is_made(
     prompt, events = _run(serve, make_rlm, tmp_path / "none" / "memory.sqlite")
     assert "Remembered" not in prompt and "Lessons" not in prompt and events == []
     assert not (tmp_path / "none").exists()
+
+
+def test_lessons_are_ranked_by_the_question_and_the_datas_first_line(
+    serve, make_rlm, tmp_path: Path
+) -> None:
+    """Two lessons the question matches as well: the one learned on data shaped like this
+    run's context (its first line's words) comes first; the other data, the other one."""
+    store = MemoryStore(tmp_path / "memory.sqlite")
+    asked = 'Worked example: asked "How many ledger invoices are overdue?" of data with lines like'
+    piped = store.remember(f"{asked} `INV-1 | Globex | 200 USD | OVERDUE`", kind="lesson")
+    keyed = store.remember(f"{asked} `invoice=7 customer=Hooli state=late`", kind="lesson")
+    store.close()
+    memory = tmp_path / "memory.sqlite"
+    for context, first in (
+        ("\nINV-9 | Tyrell | 50 USD | PAID\nINV-10 | Acme | 7 USD | OVERDUE", piped),
+        ("invoice=1 customer=Acme state=paid\ninvoice=2 customer=Tyrell state=late", keyed),
+    ):
+        _, events = _run(serve, make_rlm, memory, context=context, learned_max_notes=1)
+        assert [(e.purpose, [i["id"] for i in e.items]) for e in events] == [
+            ("lessons", [first.id])
+        ], context

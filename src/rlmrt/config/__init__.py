@@ -498,7 +498,8 @@ class MemorySettings(_Section):
     )
     learning: bool = Field(
         default=True,
-        description="Add the learned notes most like the question to a run's first prompt.",
+        description="Add the learned notes most like the question and the context's first "
+        "line to a run's first prompt.",
     )
     learned_max_notes: int = Field(
         default=3, ge=0, le=20, description="Learned notes added to a first prompt, at most."

@@ -299,6 +299,18 @@ def _preview(item: Any) -> str:
     return text[:PREVIEW_CHARS]
 
 
+def first_line(meta: Mapping[str, Any], max_chars: int = 160) -> str:
+    """The first non-blank line of a context's preview (at most `max_chars`): a sample
+    of the data's shape ("" when the preview is not text)."""
+    preview = meta.get("preview")
+    if not isinstance(preview, str):
+        return ""
+    for line in preview.splitlines():
+        if line.strip():
+            return line[:max_chars]
+    return ""
+
+
 def describe_for_prompt(meta: Mapping[str, Any]) -> str:
     lines = [f"Type: {meta['type']}", f"Total length: {meta['total_length']:,} characters"]
     if meta["type"] in ("image", "audio"):

@@ -17,6 +17,7 @@ from typing import Any
 
 from rlmrt.config import RLMConfig
 from rlmrt.engine.answers import non_answer
+from rlmrt.engine.context_input import first_line
 from rlmrt.engine.worked_example import answering_code, quotes
 from rlmrt.errors import ModelError
 from rlmrt.events import CodeExecuted, RunStarted
@@ -187,17 +188,14 @@ def read_judged_run(entry: Feedback, runs_dir: Path) -> JudgedRun:
     path = runs_dir / f"{entry.run_id}{SUFFIX}"
     if not path.is_file():
         return JudgedRun()
-    shape, first_line, blocks = "", "", []
+    shape, sample, blocks = "", "", []
     for event in iter_events(path):
         if isinstance(event, RunStarted) and event.call_id == entry.run_id:
             shape = context_shape(event.context_metadata)
-            preview = event.context_metadata.get("preview")
-            if isinstance(preview, str):
-                lines = [line for line in preview.splitlines() if line.strip()]
-                first_line = lines[0][:SHAPE_LINE_CHARS] if lines else ""
+            sample = first_line(event.context_metadata, SHAPE_LINE_CHARS)
         if isinstance(event, CodeExecuted) and event.depth == 0:
             blocks.append(event)
-    return JudgedRun(shape, first_line, tuple(blocks))
+    return JudgedRun(shape, sample, tuple(blocks))
 
 
 def worked_lesson(sentence: str, entry: Feedback, run: JudgedRun, code: str) -> str:

@@ -34,13 +34,16 @@ class Recalled:
 
 
 async def recall_for_prompt(
-    settings: MemorySettings, memory: MemoryBackend, question: str
+    settings: MemorySettings, memory: MemoryBackend, question: str, *, data_line: str = ""
 ) -> Recalled:
     """The pinned items of `memory` (oldest first) within `pinned_max_tokens`, and with
-    `learning` on, up to `learned_max_notes` lessons ranked by the question. An absent
-    store is read as empty and not created."""
+    `learning` on, up to `learned_max_notes` lessons ranked by the question and the
+    context's shape (`data_line`, its first line: a lesson names the data it was
+    learned on, so one from data like this ranks higher). An absent store is read as
+    empty and not created."""
     wanted = settings.learned_max_notes if settings.learning and question.strip() else 0
-    pinned, lessons = await memory.for_prompt(question, lessons=wanted)
+    query = f"{question}\n{data_line}" if data_line.strip() else question
+    pinned, lessons = await memory.for_prompt(query, lessons=wanted)
     return Recalled(_within(pinned, settings.pinned_max_tokens), lessons)
 
 

@@ -19,7 +19,7 @@ from typing import Any, Literal
 from rlmrt.context.search import ContextSearch
 from rlmrt.engine.answers import non_answer
 from rlmrt.engine.bridge import RunBridge
-from rlmrt.engine.context_input import LoadedContext, load_context
+from rlmrt.engine.context_input import LoadedContext, first_line, load_context
 from rlmrt.engine.evidence import (
     ContextLines,
     Evidence,
@@ -321,7 +321,12 @@ class Run:
 
     async def _recall(self) -> str:
         """The project's memory for the first prompt, each part recorded as an event."""
-        recalled = await recall_for_prompt(self.config.memory, self.tree.memory, self.prompt)
+        recalled = await recall_for_prompt(
+            self.config.memory,
+            self.tree.memory,
+            self.prompt,
+            data_line=first_line(self.context.metadata),
+        )
         for purpose, items in (("pinned", recalled.pinned), ("lessons", recalled.lessons)):
             if items:
                 self.tree.emit(
