@@ -5,8 +5,10 @@ from __future__ import annotations
 
 from pathlib import Path
 
+import pytest
 from scripting import repl
 
+from rlmrt.errors import ConfigError
 from rlmrt.events import Event, MemoryRecalled
 from rlmrt.memory import MemoryStore
 from rlmrt.observe.describe import describe
@@ -89,3 +91,13 @@ def test_lessons_are_ranked_by_the_question_and_the_datas_first_line(
         assert [(e.purpose, [i["id"] for i in e.items]) for e in events] == [
             ("lessons", [first.id])
         ], context
+
+
+def test_a_damaged_store_fails_the_run_with_its_name(serve, make_rlm, tmp_path: Path) -> None:
+    """A store that cannot be read fails the run, naming it, before any model call."""
+    (tmp_path / "memory.sqlite").write_bytes(b"not a database " * 100)
+    server = serve(scripted(root=[repl("FINAL('ok')")]))
+    rlm = make_rlm(server, memory_path=tmp_path / "memory.sqlite")
+    with pytest.raises(ConfigError, match=r"memory store .*memory\.sqlite is damaged"):
+        rlm.completion("How many ledger invoices are overdue?", context="c")
+    assert server.requests == []  # no model was called
