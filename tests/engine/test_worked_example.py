@@ -46,21 +46,36 @@ def test_an_earlier_import_comes_as_its_statement_and_a_repeated_block_once() ->
     assert answering_code(blocks, "4411") == f"import re\n{search}"
 
 
-def test_a_computed_final_is_the_answer_when_nothing_printed_it() -> None:
+def test_a_computed_final_that_ended_the_run_is_the_answer_when_nothing_printed_it() -> None:
     blocks = [block("n = len(context.splitlines())"), block("FINAL(n)")]
-    assert answering_code(blocks, "7") == "n = len(context.splitlines())\nFINAL(n)"
-    assert answering_code([block("x = 'a'\nFINAL_VAR('x')")], "a") == "x = 'a'\nFINAL_VAR('x')"
+    assert answering_code(blocks, "7", ended_by_code=True) == (
+        "n = len(context.splitlines())\nFINAL(n)"
+    )
+    final_var = [block("x = 'a'\nFINAL_VAR('x')")]
+    assert answering_code(final_var, "a", ended_by_code=True) == "x = 'a'\nFINAL_VAR('x')"
+    # the run's answer came from elsewhere (a reply's text, the best effort): its value is
+    # not known to be this FINAL's
+    assert answering_code(blocks, "7") is None
+
+
+def test_a_final_the_run_went_on_past_is_no_example() -> None:
+    """Its value was turned down (a model's `(\\d+)` cut "9079-HL" to "9079"), so the run
+    went on; the answer came later, from other blocks."""
+    cut = block("FINAL(re.search(r'is (\\d+)', context).group(1))")
+    later = block("print('looking again')", "looking again")
+    assert answering_code([cut, later], "9079-HL", ended_by_code=True) is None
+    assert answering_code([cut, block("FINAL(code)")], "9079-HL", ended_by_code=True) == (
+        "FINAL(code)"
+    )
 
 
 def test_literal_answers_failed_blocks_and_long_code_are_no_example() -> None:
     assert answering_code([block("FINAL('x')")], "x") is None  # a typed-out answer
     assert answering_code([block("print('138')", "138"), block("FINAL('138')")], "138") is None
     assert answering_code([block("FINAL(len(context))", error="NameError: context")], "5") is None
-    assert answering_code([block("n = 1 ; FINAL(n)"), block("print(2)", "2")], "99") == (
-        "n = 1 ; FINAL(n)"
-    )
+    assert answering_code([block("n = 1 ; FINAL(n)"), block("print(2)", "2")], "99") is None
     long = "n = 1\n" + "# step\n" * MAX_EXAMPLE_CHARS + "FINAL(n)"
-    assert answering_code([block(long)], "1") is None
+    assert answering_code([block(long)], "1", ended_by_code=True) is None
     assert answering_code([block("this is not python (", "42")], "42") == ("this is not python (")
 
 

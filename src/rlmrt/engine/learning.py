@@ -20,7 +20,7 @@ from rlmrt.engine.answers import non_answer
 from rlmrt.engine.context_input import first_line
 from rlmrt.engine.worked_example import answering_code, quotes
 from rlmrt.errors import ModelError
-from rlmrt.events import CodeExecuted, RunStarted
+from rlmrt.events import Answer, CodeExecuted, RunStarted
 from rlmrt.llm.base import Message, ModelClient
 from rlmrt.memory import Feedback, MemoryItem, MemoryStore
 from rlmrt.observe.trajectory import SUFFIX, iter_events
@@ -101,7 +101,11 @@ async def distill_lessons(
 
     async def one(entry: Feedback) -> tuple[Feedback, str | None, str | None]:
         run = read_judged_run(entry, config.trajectory.dir)
-        example = answering_code(run.blocks, entry.answer) if entry.verdict == "good" else None
+        example = (
+            answering_code(run.blocks, entry.answer, ended_by_code=run.ended_by_code)
+            if entry.verdict == "good"
+            else None
+        )
         prompt = (
             distill_prompt(entry, run)
             if example is None
@@ -181,6 +185,7 @@ class JudgedRun:
     shape: str = ""
     first_line: str = ""
     blocks: tuple[CodeExecuted, ...] = ()
+    ended_by_code: bool = False  # the answer came from the last block's FINAL
 
 
 def read_judged_run(entry: Feedback, runs_dir: Path) -> JudgedRun:
@@ -188,14 +193,16 @@ def read_judged_run(entry: Feedback, runs_dir: Path) -> JudgedRun:
     path = runs_dir / f"{entry.run_id}{SUFFIX}"
     if not path.is_file():
         return JudgedRun()
-    shape, sample, blocks = "", "", []
+    shape, sample, blocks, by_code = "", "", [], False
     for event in iter_events(path):
         if isinstance(event, RunStarted) and event.call_id == entry.run_id:
             shape = context_shape(event.context_metadata)
             sample = first_line(event.context_metadata, SHAPE_LINE_CHARS)
         if isinstance(event, CodeExecuted) and event.depth == 0:
             blocks.append(event)
-    return JudgedRun(shape, sample, tuple(blocks))
+        if isinstance(event, Answer) and event.call_id == entry.run_id:
+            by_code = event.source == "code"
+    return JudgedRun(shape, sample, tuple(blocks), by_code)
 
 
 def worked_lesson(sentence: str, entry: Feedback, run: JudgedRun, code: str) -> str:

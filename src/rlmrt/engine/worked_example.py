@@ -1,10 +1,13 @@
 """The code that answered a run right, taken from its trajectory as it ran: a small
 model copies working code far better than it follows advice written about it.
 
-`answering_code` picks the root run's last block that ran without error and either
-printed the answer or gave a computed value with FINAL / FINAL_VAR, never a block that
-writes the answer out as a literal (``FINAL(138)``, ``print("138")`` teach nothing).
-The earlier blocks that define names it uses come along, so the example runs as shown."""
+`answering_code` picks the root run's last block that ran without error and printed
+the answer, or else the run's last block when its FINAL / FINAL_VAR of a computed value
+ended the run; never a block that writes the answer out as a literal (``FINAL(138)``,
+``print("138")`` teach nothing), nor a FINAL the run went on past (its value was not
+the answer: one small model's ``re.search(r"is (\\d+)")`` gave "9079" where the
+answer was "9079-HL"). The earlier blocks that define names it uses come along, so
+the example runs as shown."""
 
 from __future__ import annotations
 
@@ -28,13 +31,16 @@ def quotes(text: str, value: str | None) -> bool:
     return re.search(rf"(?<![\w.-]){re.escape(value)}(?![\w-]|\.\d)", text) is not None
 
 
-def answering_code(blocks: Sequence[CodeExecuted], answer: str | None) -> str | None:
+def answering_code(
+    blocks: Sequence[CodeExecuted], answer: str | None, *, ended_by_code: bool = False
+) -> str | None:
     """The code that produced `answer` in `blocks` (one run's own blocks, in order), or
-    None when no block did so without quoting it, or the code is too long to show."""
+    None when no block did so without quoting it, or the code is too long to show.
+    `ended_by_code`: the run's answer came from its last block's FINAL."""
     ok = [b for b in blocks if b.error is None and not quotes(b.code, answer)]
     found = next((b for b in reversed(ok) if quotes(b.stdout, answer)), None)
-    if found is None:
-        found = next((b for b in reversed(ok) if _gives_final(b.code)), None)
+    if found is None and ended_by_code and ok and ok[-1] is blocks[-1]:
+        found = ok[-1] if _gives_final(ok[-1].code) else None
     if found is None:
         return None
     chosen = [found.code.strip()]
