@@ -143,3 +143,14 @@ def test_the_key_is_a_secret() -> None:
     config = RLMConfig(memory=MemorySettings(embedding_api_key=KEY))
     assert KEY not in repr(config)
     assert config.public_dict()["memory"]["embedding_api_key"] == "***"
+
+
+async def test_token_vectors_are_averaged(tmp_path: Path) -> None:
+    """llama.cpp's server on a chat model sends one vector per token: their mean counts."""
+
+    def per_token(text: str) -> list[list[float]]:
+        return [[1.0, 0.0] if word == "a" else [0.0, 1.0] for word in text.split()]
+
+    with ScriptedOpenAIServer(lambda req: "unused", embedder=per_token) as server:  # type: ignore[arg-type]
+        vectors = await embed(["a b b b", "a"], _settings(server, tmp_path / "m.sqlite"))
+    assert vectors == [[0.25, 0.75], [1.0, 0.0]]

@@ -113,8 +113,15 @@ def _field(item: object, name: str) -> object:
 
 
 def _vector(raw: object) -> list[float]:
+    """An embedding as floats; one vector per token (llama.cpp's server on a chat model
+    that pools nothing) becomes their mean."""
     if not isinstance(raw, list) or not raw:
         raise ValueError("an embedding is a non-empty list of numbers")
+    if all(isinstance(row, list) for row in raw):
+        rows = [[float(x) for x in row] for row in raw]
+        if not rows[0] or any(len(row) != len(rows[0]) for row in rows):
+            raise ValueError("token embeddings of one text have one length")
+        return [math.fsum(column) / len(rows) for column in zip(*rows, strict=True)]
     return [float(x) for x in raw]
 
 
