@@ -154,3 +154,24 @@ async def test_token_vectors_are_averaged(tmp_path: Path) -> None:
     with ScriptedOpenAIServer(lambda req: "unused", embedder=per_token) as server:  # type: ignore[arg-type]
         vectors = await embed(["a b b b", "a"], _settings(server, tmp_path / "m.sqlite"))
     assert vectors == [[0.25, 0.75], [1.0, 0.0]]
+
+
+async def test_other_providers_go_through_litellm(tmp_path: Path) -> None:
+    def broken(text: str) -> list[float]:
+        raise RuntimeError("model not loaded")
+
+    with ScriptedOpenAIServer(lambda req: "unused") as server:
+        settings = MemorySettings(
+            path=tmp_path / "m.sqlite",
+            embedding_model="hosted_vllm/scripted-embed",
+            embedding_api_base=server.url,
+            embedding_api_key=KEY,
+        )
+        [vector] = await embed(["invoice"], settings)
+        assert [body["model"] for body in server.embedding_requests] == ["scripted-embed"]
+        server.embedder = broken
+        with pytest.raises(ModelError, match=r"hosted_vllm/scripted-embed.*HTTP 500") as failed:
+            await embed(["invoice"], settings)
+    assert vector == pytest.approx(word_embedder()("invoice"))
+    assert failed.value.status == 500
+    assert KEY not in str(failed.value)
