@@ -13,6 +13,7 @@ from rlmrt.events import Event, MemoryRecalled
 from rlmrt.memory import MemoryStore
 from rlmrt.observe.describe import describe
 from rlmrt.testing import scripted
+from rlmrt.testing.server import word_embedder
 
 
 def _run(serve, make_rlm, memory: Path, *, context: str = "c", **settings):
@@ -101,3 +102,37 @@ def test_a_damaged_store_fails_the_run_with_its_name(serve, make_rlm, tmp_path: 
     with pytest.raises(ConfigError, match=r"memory store .*memory\.sqlite is damaged"):
         rlm.completion("How many ledger invoices are overdue?", context="c")
     assert server.requests == []  # no model was called
+
+
+def test_a_runs_memory_calls_use_the_configured_embeddings(serve, make_rlm, tmp_path: Path) -> None:
+    key = "sk-embed-secret-0123456789"
+    code = (
+        "memory.remember('the invoice is due on Friday')\n"
+        "memory.remember('the cat sleeps')\n"
+        "print([item['text'] for item in memory.recall('bill', k=2)])\n"
+        f"print('{key}')"
+    )
+    server = serve(
+        scripted(root=[repl(code), "FINAL(done)"]),
+        embedder=word_embedder(synonyms={"bill": "invoice"}),
+    )
+    memory = tmp_path / "memory.sqlite"
+    rlm = make_rlm(
+        server,
+        memory_path=memory,
+        embedding_model="openai/embed",
+        embedding_api_base=server.url,
+        embedding_api_key=key,
+    )
+    result = rlm.completion("q", context="c")
+    # no store yet at the first prompt: no lessons to rank, no call; then two texts
+    # remembered and one query
+    assert [body["input"] for body in server.embedding_requests] == [
+        ["the invoice is due on Friday"],
+        ["the cat sleeps"],
+        ["bill"],
+    ]
+    assert result.trajectory_path is not None
+    text = result.trajectory_path.read_text()
+    assert "['the invoice is due on Friday']" in text
+    assert key not in text  # the embedding key is redacted like the model's

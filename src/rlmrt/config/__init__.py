@@ -510,6 +510,21 @@ class MemorySettings(_Section):
         "model's instructions, except by the small-model profile); off: those calls fail.",
         json_schema_extra=keyword("memory_in_repl"),
     )
+    embedding_model: str | None = Field(
+        default=None,
+        description="Rank recall and a first prompt's lessons by embeddings from this model "
+        "(provider/name, e.g. openai/nomic-embed-text), full-text search as the fallback; "
+        "unset: full-text search only.",
+    )
+    embedding_api_base: str | None = Field(
+        default=None,
+        description="URL of the OpenAI-compatible server the embedding model is served by.",
+    )
+    embedding_api_key: SecretStr | None = Field(
+        default=None,
+        description="API key of the embedding server. Prefer RLM_MEMORY__EMBEDDING_API_KEY: "
+        "flags end up in shell history.",
+    )
 
     @field_validator("path")
     @classmethod
@@ -931,6 +946,8 @@ class RLMConfig(BaseModel):
         data = self.model_dump(mode="json")
         if self.llm.api_key is not None:
             data["llm"]["api_key"] = "***"
+        if self.memory.embedding_api_key is not None:
+            data["memory"]["embedding_api_key"] = "***"
         for url in ("database_url", "rate_limit_storage"):
             data["server"][url] = masked_url(data["server"][url])
         return data

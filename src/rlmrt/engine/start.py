@@ -119,7 +119,7 @@ class Engine:
         if self.config.trajectory.save:
             writer = TrajectoryWriter(
                 self.config.trajectory.dir / f"{run_id}{SUFFIX}",
-                secrets=known_secrets([self.config.api_key_value()]),
+                secrets=known_secrets([self.config.api_key_value(), _embedding_key(self.config)]),
             )
             bus.subscribe(writer)
         for handler in self.handlers:
@@ -273,3 +273,8 @@ def iterate_on(loop: LoopThread, agen: AsyncGenerator[T, None]) -> Iterator[T]:
 
 async def _anext(agen: AsyncIterator[T]) -> T:
     return await agen.__anext__()
+
+
+def _embedding_key(config: RLMConfig) -> str | None:
+    key = config.memory.embedding_api_key
+    return key.get_secret_value() if key is not None else None

@@ -65,7 +65,9 @@ class RunTree:
         # request; done, it costs nothing; failed, no model is called: its error is raised
         self._ready = asyncio.ensure_future(ready) if ready is not None else None
         # what `memory.*` and the first prompt's recall reach (default: the project's)
-        self.memory: MemoryBackend = memory or FileMemory(config.memory.path)
+        self.memory: MemoryBackend = memory or FileMemory(
+            config.memory.path, settings=config.memory
+        )
         self.tools = tools  # what `tools.NAME(...)` reaches; None: no tools offered
         self.sandboxes = sandboxes or SandboxPool(0)
         self.searcher = searcher  # what context_search() asks; None: no provider

@@ -10,7 +10,8 @@ import json
 import secrets
 import sqlite3
 import threading
-from collections.abc import Iterable, Iterator
+from array import array
+from collections.abc import Iterable, Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import asdict, dataclass, field
 from datetime import datetime, timezone
@@ -48,6 +49,15 @@ CREATE TRIGGER IF NOT EXISTS items_ad AFTER DELETE ON items BEGIN
     INSERT INTO items_fts(items_fts, rowid, text, tags)
     VALUES ('delete', old.rowid, old.text, old.tags);
 END;
+CREATE TABLE IF NOT EXISTS item_vectors (
+    item_id TEXT PRIMARY KEY REFERENCES items(id),
+    model TEXT NOT NULL,
+    dims INTEGER NOT NULL,
+    vector BLOB NOT NULL
+);
+CREATE TRIGGER IF NOT EXISTS items_vectors_ad AFTER DELETE ON items BEGIN
+    DELETE FROM item_vectors WHERE item_id = old.id;
+END;
 CREATE TABLE IF NOT EXISTS feedback (
     run_id TEXT PRIMARY KEY,
     verdict TEXT NOT NULL,
@@ -75,6 +85,15 @@ class MemoryItem:
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)
+
+
+@dataclass(frozen=True, slots=True)
+class Embedding:
+    """An item's vector and the model that computed it (vectors of other models are
+    not compared with it). Stored as 32-bit floats in this machine's byte order."""
+
+    model: str
+    vector: Sequence[float]
 
 
 @dataclass(frozen=True, slots=True)
@@ -113,7 +132,9 @@ class MemoryStore:
         kind: MemoryKind = "fact",
         pinned: bool = False,
         source_runs: Iterable[str] = (),
+        embedding: Embedding | None = None,
     ) -> MemoryItem:
+        """Store an item, with its `embedding` when one was computed for its text."""
         item = MemoryItem(
             id=f"mem-{secrets.token_hex(6)}",
             text=checked_text(text),
@@ -137,6 +158,16 @@ class MemoryStore:
                     json.dumps(item.source_runs),
                 ),
             )
+            if embedding is not None:
+                db.execute(
+                    "INSERT INTO item_vectors (item_id, model, dims, vector) VALUES (?, ?, ?, ?)",
+                    (
+                        item.id,
+                        embedding.model,
+                        len(embedding.vector),
+                        array("f", embedding.vector).tobytes(),
+                    ),
+                )
         return item
 
     def recall(self, query: str, *, k: int = 5, kind: MemoryKind | None = None) -> list[MemoryItem]:
@@ -150,14 +181,28 @@ class MemoryStore:
             "SELECT i.* FROM items_fts JOIN items i ON i.rowid = items_fts.rowid"
             " WHERE items_fts MATCH ?"
         )
-        args: list[Any] = [match]
-        if kind is not None:
-            sql += " AND i.kind = ?"
-            args.append(checked_kind(kind))
-        sql += " ORDER BY items_fts.rank LIMIT ?"
-        args.append(k)
+        sql, args = _of_kind(sql, [match], kind)
         with self._lock:
-            return [_item(row) for row in db.execute(sql, args)]
+            return [
+                _item(row)
+                for row in db.execute(sql + " ORDER BY items_fts.rank LIMIT ?", [*args, k])
+            ]
+
+    def embedded(
+        self, model: str, *, kind: MemoryKind | None = None
+    ) -> list[tuple[MemoryItem, list[float]]]:
+        """The items (of a kind) with a vector from `model`, and their vectors."""
+        db = self._read()
+        if db is None:
+            return []
+        sql = (
+            "SELECT i.*, v.vector FROM item_vectors v JOIN items i ON i.id = v.item_id"
+            " WHERE v.model = ?"
+        )
+        sql, args = _of_kind(sql, [model], kind)
+        with self._lock:
+            rows = db.execute(sql + " ORDER BY i.created, i.rowid", args).fetchall()
+        return [(_item(row), array("f", row["vector"]).tolist()) for row in rows]
 
     def forget(self, item_id: str) -> bool:
         """Remove an item; False when no item has that id."""
@@ -282,6 +327,13 @@ class MemoryStore:
                 raise
             self._db = db
             return db
+
+
+def _of_kind(sql: str, args: list[Any], kind: MemoryKind | None) -> tuple[str, list[Any]]:
+    """`sql` over items `i`, narrowed to one kind when `kind` is given."""
+    if kind is None:
+        return sql, args
+    return sql + " AND i.kind = ?", [*args, checked_kind(kind)]
 
 
 def _item(row: sqlite3.Row) -> MemoryItem:

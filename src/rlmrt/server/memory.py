@@ -5,7 +5,8 @@ tenant, so one tenant's runs never see another's items.
 Search is portable SQL: the items holding any word of the query (case-insensitive),
 ranked by how many of its words they hold, then newest first. Each call is one
 `Store.transaction` (on a SQLite file: one hop to a worker thread, not one per
-statement and fetch; a run's first prompt reads the pinned items and the lessons)."""
+statement and fetch; a run's first prompt reads the pinned items and the lessons).
+Text only: `[memory] embedding_model` ranks the project store (`FileMemory`), not this."""
 
 from __future__ import annotations
 

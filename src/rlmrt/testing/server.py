@@ -11,7 +11,9 @@ async tests and benchmarks alike. Replies come from a handler you write::
         client = SomeClient(api_base=server.url)   # http://127.0.0.1:<port>/v1
 
 Routes: ``POST /v1/chat/completions`` (JSON, or SSE with ``"stream": true``; a usage
-chunk when ``stream_options.include_usage`` is set) and ``GET /v1/models``. A reply
+chunk when ``stream_options.include_usage`` is set), ``POST /v1/embeddings`` (vectors
+from ``embedder``, by default `word_embedder()`: hashed words, so texts sharing words
+are alike) and ``GET /v1/models``. A reply
 with a status other than 200 is sent as an OpenAI-style error; ``Reply.fault``
 simulates broken servers. A handler that raises gives HTTP 500 with the exception
 text in the body. The handler runs on the server's thread: keep it quick and do not
@@ -34,7 +36,8 @@ import signal
 import socket
 import threading
 import time
-from collections.abc import Mapping, Sequence
+import zlib
+from collections.abc import Callable, Mapping, Sequence
 from types import TracebackType
 from typing import Any
 
@@ -55,6 +58,7 @@ __all__ = [
     "ScriptedOpenAIServer",
     "ScriptedReplies",
     "scripted",
+    "word_embedder",
 ]
 
 _REASONS = {
@@ -86,6 +90,24 @@ _WORDS = re.compile(r"\s*\S+\s*|\s+")
 _MAX_HEADER_BYTES = 1 << 20
 
 
+def word_embedder(
+    *, dims: int = 64, synonyms: Mapping[str, str] | None = None
+) -> Callable[[str], list[float]]:
+    """An embedder for tests: a text's vector counts its lowercased words, each hashed
+    to one of `dims` components, normalized to length 1. A word in `synonyms` counts as
+    the word it maps to ("bill" -> "invoice": a text with either is alike)."""
+    same = {word.lower(): other.lower() for word, other in (synonyms or {}).items()}
+
+    def vector(text: str) -> list[float]:
+        counts = [0.0] * dims
+        for word in re.findall(r"\w+", text.lower()):
+            counts[zlib.crc32(same.get(word, word).encode()) % dims] += 1.0
+        norm = sum(c * c for c in counts) ** 0.5
+        return [c / norm for c in counts] if norm else counts
+
+    return vector
+
+
 class _Closed(Exception):
     """The connection must be closed (client went away or a fault says so)."""
 
@@ -106,14 +128,17 @@ class ScriptedOpenAIServer:
         host: str = "127.0.0.1",
         port: int = 0,
         models: Sequence[str] = ("scripted-model",),
+        embedder: Callable[[str], list[float]] | None = None,
     ) -> None:
         self.handler = handler
+        self.embedder = embedder or word_embedder()
         self.latency_s = latency_s
         self.host = host
         self.models = list(models)
         self._port = port
         self._lock = threading.Lock()
         self._requests: list[ChatRequest] = []
+        self._embedding_requests: list[dict[str, Any]] = []
         self._in_flight = 0
         self._max_in_flight = 0
         self._ids = itertools.count(1)
@@ -204,6 +229,12 @@ class ScriptedOpenAIServer:
             return list(self._requests)
 
     @property
+    def embedding_requests(self) -> list[dict[str, Any]]:
+        """A copy of the bodies of the embedding requests received so far, in order."""
+        with self._lock:
+            return list(self._embedding_requests)
+
+    @property
     def max_in_flight(self) -> int:
         with self._lock:
             return self._max_in_flight
@@ -212,6 +243,7 @@ class ScriptedOpenAIServer:
         """Forget the requests received and the in-flight high-water mark."""
         with self._lock:
             self._requests.clear()
+            self._embedding_requests.clear()
             self._max_in_flight = self._in_flight
 
     # -- serving ---------------------------------------------------------------------
@@ -285,6 +317,9 @@ class ScriptedOpenAIServer:
                 self._send(writer, 405, _error_json(f"use POST for {path}", 405), keep_alive)
                 return keep_alive
             return await self._chat(raw, headers, reader, writer, keep_alive)
+        if path in ("/v1/embeddings", "/embeddings") and method == "POST":
+            self._embeddings(raw, writer, keep_alive)
+            return keep_alive
         if path in ("/v1/models", "/models") and method == "GET":
             data = [
                 {"id": m, "object": "model", "created": 0, "owned_by": "rlmrt"} for m in self.models
@@ -330,6 +365,38 @@ class ScriptedOpenAIServer:
         finally:
             with self._lock:
                 self._in_flight -= 1
+
+    def _embeddings(self, raw: bytes, writer: asyncio.StreamWriter, keep_alive: bool) -> None:
+        try:
+            body = json.loads(raw)
+            texts = body["input"]
+            if isinstance(texts, str):
+                texts = [texts]
+            if not isinstance(texts, list) or not all(isinstance(t, str) for t in texts):
+                raise ValueError("input must be a string or a list of strings")
+        except (ValueError, KeyError, TypeError) as exc:
+            self._send(writer, 400, _error_json(f"invalid request body: {exc}", 400), keep_alive)
+            return
+        with self._lock:
+            self._embedding_requests.append(body)
+        try:
+            vectors = [self.embedder(text) for text in texts]
+        except Exception as exc:  # noqa: BLE001 - shown to the test as an HTTP 500
+            message = f"scripted embedder raised {type(exc).__name__}: {exc}"
+            self._send(writer, 500, _error_json(message, 500), keep_alive)
+            return
+        data = [
+            {"object": "embedding", "index": i, "embedding": vector}
+            for i, vector in enumerate(vectors)
+        ]
+        tokens = sum(len(text) // 4 + 1 for text in texts)
+        payload = {
+            "object": "list",
+            "data": data,
+            "model": str(body.get("model", "")),
+            "usage": {"prompt_tokens": tokens, "total_tokens": tokens},
+        }
+        self._send(writer, 200, _dumps(payload), keep_alive)
 
     def _run_handler(self, request: ChatRequest) -> Reply:
         try:
