@@ -9,6 +9,7 @@ from rlmrt.errors import ConfigError, UsageError
 from rlmrt.events import (
     EVENT_SCHEMA_VERSION,
     EVENT_TYPES,
+    CodeExecuted,
     EventBus,
     ModelCallFinished,
     RunFinished,
@@ -16,7 +17,16 @@ from rlmrt.events import (
     SubCallStarted,
     event_from_dict,
 )
-from rlmrt.observe.trajectory import TrajectoryWriter, find_run, list_runs, read_events
+from rlmrt.observe.trajectory import (
+    KEPT_BYTES,
+    SKIM_LINE_BYTES,
+    TrajectoryWriter,
+    event_json,
+    find_run,
+    iter_events,
+    list_runs,
+    read_events,
+)
 from rlmrt.observe.usage import UsageLedger
 
 
@@ -135,3 +145,56 @@ def test_unwritable_trajectory_folder_is_a_config_error(tmp_path: Path) -> None:
     blocker.write_text("")
     with pytest.raises(ConfigError, match="cannot write trajectories"):
         TrajectoryWriter(blocker / "runs" / "x.jsonl")
+
+
+def test_skimming_a_huge_line_keeps_each_string_short_and_the_rest_whole(tmp_path: Path) -> None:
+    """`rlm logs` reads a line over SKIM_LINE_BYTES with its strings cut to KEPT_BYTES (a
+    note says how much was not read); escapes and multi-byte characters are never split,
+    the lines around it are read whole, and a huge line that is not JSON is dropped."""
+    path = tmp_path / "run.jsonl"
+    stdout = "é" * 5 + 'x\\"y\n' * 200_000 + "€" * (SKIM_LINE_BYTES // 3)
+    huge = CodeExecuted(
+        **_ids("run", None),
+        iteration=1,
+        code="print(1)",
+        stdout=stdout,
+        stderr="",
+        error=None,
+        duration_s=0.5,
+    )
+    first = SubCallStarted(**_ids("s", "run", 1), sub_kind="llm_query", prompt="p", model=None)
+    last = RunFinished(
+        **_ids("run", None),
+        answer="done",
+        partial=False,
+        stop_reason="final",
+        iterations=1,
+        usage={},
+    )
+    lines = [
+        event_json(first),
+        event_json(huge),
+        "{" + "9" * (2 * SKIM_LINE_BYTES),
+        event_json(last),
+    ]
+    path.write_text("\n".join(lines) + "\n", encoding="utf-8")
+    assert len(event_json(huge).encode()) > 2 * SKIM_LINE_BYTES
+
+    whole = list(iter_events(path))
+    assert [type(e) for e in whole] == [SubCallStarted, CodeExecuted, RunFinished]
+    assert whole[1] == huge
+
+    skimmed = list(iter_events(path, skim=True))
+    assert [type(e) for e in skimmed] == [SubCallStarted, CodeExecuted, RunFinished]
+    assert skimmed[0] == first and skimmed[2] == last
+    cut = skimmed[1]
+    assert isinstance(cut, CodeExecuted) and cut.code == "print(1)" and cut.duration_s == 0.5
+    kept, _, note = cut.stdout.partition(" [... ")
+    assert stdout.startswith(kept) and len(kept.encode()) <= KEPT_BYTES
+    not_read = (
+        len(json.dumps(stdout, ensure_ascii=False).encode())
+        - 2
+        - len(json.dumps(kept, ensure_ascii=False).encode())
+        + 2
+    )
+    assert note == f"{not_read:,} bytes not read]"
