@@ -11,7 +11,7 @@ from pathlib import Path
 import pytest
 
 from rlmrt.config import MemorySettings, RLMConfig
-from rlmrt.errors import ModelError
+from rlmrt.errors import ConfigError, ModelError
 from rlmrt.llm.embeddings import embed
 from rlmrt.memory.backend import FileMemory
 from rlmrt.memory.store import Embedding, MemoryStore
@@ -175,3 +175,24 @@ async def test_other_providers_go_through_litellm(tmp_path: Path) -> None:
     assert vector == pytest.approx(word_embedder()("invoice"))
     assert failed.value.status == 500
     assert KEY not in str(failed.value)
+
+
+async def test_bad_replies_and_settings_are_named_errors(tmp_path: Path) -> None:
+    """No model set, or a server whose reply is not one list of numbers per text: a
+    named error (the memory then falls back), never a wrong vector."""
+    with pytest.raises(ConfigError, match=r"\[memory\] embedding_model"):
+        await embed(["x"], MemorySettings(path=tmp_path / "m.sqlite"))
+
+    replies: list[object] = []
+
+    def scripted_reply(text: str) -> list[float]:
+        return replies.pop(0)  # type: ignore[return-value]
+
+    with ScriptedOpenAIServer(lambda req: "unused", embedder=scripted_reply) as server:
+        settings = _settings(server, tmp_path / "m.sqlite")
+        assert await embed([], settings) == []
+        assert server.embedding_requests == []  # nothing to embed: no call
+        for reply in ("not numbers", [], [[1.0, 0.0], [1.0]]):
+            replies.append(reply)
+            with pytest.raises(ModelError, match="not a list of embeddings"):
+                await embed(["x"], settings)
