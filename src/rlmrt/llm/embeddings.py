@@ -15,6 +15,7 @@ from typing import TYPE_CHECKING, Any
 import httpx
 
 from rlmrt.errors import ConfigError, ModelError
+from rlmrt.observe.redact import redacted
 
 if TYPE_CHECKING:
     from rlmrt.config import MemorySettings
@@ -66,7 +67,7 @@ async def _openai_compatible(
             f"the embedding endpoint {url} could not be reached ({type(exc).__name__})"
         ) from exc
     if response.status_code != 200:
-        body = _scrubbed(response.text[:_BODY_CHARS], key)
+        body = redacted(response.text[:_BODY_CHARS], [key] if key else [])
         raise ModelError(
             f"the embedding endpoint {url} answered HTTP {response.status_code}: {body}",
             status=response.status_code,
@@ -123,7 +124,3 @@ def _vector(raw: object) -> list[float]:
             raise ValueError("token embeddings of one text have one length")
         return [math.fsum(column) / len(rows) for column in zip(*rows, strict=True)]
     return [float(x) for x in raw]
-
-
-def _scrubbed(text: str, key: str | None) -> str:
-    return text.replace(key, "***") if key else text
